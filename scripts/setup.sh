@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian 12 machine (run as root): apt packages, npm ci, TypeScript build, guest
+# assets (kernel, initramfs, guest package). Each step checks first, so a second run takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+APT_PACKAGES=(
+  docker-registry apache2-utils openssl ca-certificates curl git jq
+  buildah runc uidmap skopeo umoci containerd docker.io
+  qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio xz-utils lz4 zstd kmod iproute2 debootstrap
+  gcc libc6-dev file procps psmisc util-linux
+)
+
+missing_packages() {
+  local status
+  for p in "${APT_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || printf '%s\n' "$p"
+  done
+}
+
+step_apt() {
+  local missing
+  mapfile -t missing < <(missing_packages)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    say "missing Debian packages: ${missing[*]}"
+    say "fix: run this script as root (sudo npm run setup), or install them with apt-get"
+    exit 6
+  fi
+  say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  # Never let package postinst scripts start system services (containerd, docker, registry) on the host.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+step_npm() {
+  if [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]]; then return 0; fi
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  touch node_modules/.package-lock.json
+}
+
+step_build() {
+  local stamp=dist/.build-stamp
+  if [[ -f $stamp ]] && [[ -z $(find src tsconfig.json tsconfig.build.json package.json -newer "$stamp" -print -quit) ]]; then
+    return 0
+  fi
+  say "building TypeScript"
+  rm -rf dist
+  npx tsc -p tsconfig.build.json
+  touch "$stamp"
+}
+
+step_assets() {
+  # Each asset script is itself idempotent and cached by version.
+  for script in scripts/assets/*.sh; do
+    [[ -e $script ]] || continue
+    bash "$script"
+  done
+}
+
+step_apt
+step_npm
+step_build
+step_assets

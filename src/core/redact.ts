@@ -1,0 +1,73 @@
+/**
+ * Redaction by value: whoever learns a secret (password, token, secret build-arg) registers it here, and every
+ * command line, output line and error message passes through `redact` before it is printed or logged.
+ */
+
+export const MASK = '***';
+
+// Very short values would mask unrelated text everywhere ("a", "1"); below this length they are not matched.
+const MIN_SECRET_LENGTH = 3;
+
+export class Redactor {
+  private readonly secrets = new Set<string>();
+
+  constructor(initial: Iterable<string> = []) {
+    for (const s of initial) this.add(s);
+  }
+
+  add(secret: string | undefined | null): void {
+    if (!secret) return;
+    const trimmed = secret.trim();
+    if (trimmed.length < MIN_SECRET_LENGTH) return;
+    this.secrets.add(trimmed);
+    // A secret also leaks in its common encodings: URL-encoded and base64 (docker config "auth" fields).
+    const encoded = encodeURIComponent(trimmed);
+    if (encoded !== trimmed) this.secrets.add(encoded);
+  }
+
+  /** Register user:password the way it appears in a basic-auth header or a docker config "auth" field. */
+  addBasicAuth(user: string, password: string): void {
+    this.add(password);
+    this.add(Buffer.from(`${user}:${password}`).toString('base64'));
+  }
+
+  get size(): number {
+    return this.secrets.size;
+  }
+
+  values(): string[] {
+    return [...this.secrets];
+  }
+
+  redact(text: string): string {
+    if (this.secrets.size === 0 || !text) return text;
+    // Longest first so that a secret containing another is masked whole.
+    let out = text;
+    for (const s of [...this.secrets].sort((a, b) => b.length - a.length)) {
+      if (out.includes(s)) out = out.split(s).join(MASK);
+    }
+    return out;
+  }
+
+  redactArgs(args: readonly string[]): string[] {
+    return args.map((a) => this.redact(a));
+  }
+}
+
+/** One process-wide redactor: the runner and the logger both use it, so no caller can forget. */
+export const globalRedactor = new Redactor();
+
+/** Names that look secret (used to mark build-args and env values as secrets by name, on top of by value). */
+export function looksSecretName(name: string): boolean {
+  return /(pass(word)?|secret|token|api[_-]?key|credential|private[_-]?key|auth)/i.test(name);
+}
+
+/** Quote an argv for display (shell-like), after redaction. */
+export function formatCommand(file: string, args: readonly string[], redactor: Redactor = globalRedactor): string {
+  return [file, ...args].map((a) => quoteArg(redactor.redact(a))).join(' ');
+}
+
+function quoteArg(a: string): string {
+  if (a === '') return "''";
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
