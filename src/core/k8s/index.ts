@@ -1,0 +1,3 @@
+export * from './manifest.js';
+export * from './podspec.js';
+export * from './findings.js';

@@ -1,0 +1,79 @@
+/** The typed result of parsing argv + environment: everything a build needs to know, before any effect. */
+
+export type StorageDriver = 'vfs' | 'overlay';
+export type ImageFormat = 'oci' | 'docker';
+export type Isolation = 'chroot' | 'oci' | 'rootless';
+export type LogFormat = 'text' | 'json';
+export type Verbosity = 'debug' | 'info' | 'warn' | 'error';
+
+export interface GitOptions {
+  branch?: string;
+  revision?: string;
+  tokenFile?: string;
+  tokenUser: string;
+  recurseSubmodules: boolean;
+}
+
+export interface BuildArg {
+  name: string;
+  value: string;
+  /** value came from the environment (`--build-arg NAME`) */
+  fromEnv: boolean;
+  secret: boolean;
+}
+
+export interface BuildRequest {
+  context: string;
+  contextSubPath?: string;
+  dockerfile: string;
+  destinations: string[];
+  target?: string;
+  buildArgs: BuildArg[];
+  labels: { key: string; value: string }[];
+  cache: boolean;
+  cacheDir?: string;
+  cacheRepo?: string;
+  storageDriver: StorageDriver;
+  platform?: string;
+  noPush: boolean;
+  tarPath?: string;
+  ociLayoutPath?: string;
+  digestFile?: string;
+  imageNameWithDigestFile?: string;
+  imageNameTagWithDigestFile?: string;
+  insecure: boolean;
+  insecurePull: boolean;
+  insecureRegistries: string[];
+  skipTlsVerify: boolean;
+  skipTlsVerifyPull: boolean;
+  registryCertificates: { host?: string; path: string }[];
+  registryMirrors: string[];
+  pushRetry: number;
+  imageDownloadRetry: number;
+  git: GitOptions;
+  reproducible: boolean;
+  timestamp?: number;
+  squash: boolean;
+  compression?: string;
+  compressionLevel?: number;
+  format: ImageFormat;
+  isolation: Isolation;
+  verbosity: Verbosity;
+  logFormat: LogFormat;
+  logTimestamp: boolean;
+  dryRun: boolean;
+  skipPreflight: boolean;
+  /** notes about accepted Kaniko flags that have no effect (printed at info level) */
+  notes: string[];
+  home: string;
+  dockerConfigDir: string;
+  /** where buildah keeps images when no --cache-dir is given */
+  storageRoot?: string;
+}
+
+export type Command =
+  | { kind: 'build'; request: BuildRequest }
+  | { kind: 'check-environment'; request: BuildRequest }
+  | { kind: 'version' }
+  | { kind: 'help'; topic?: string }
+  | { kind: 'lint'; argv: string[] };

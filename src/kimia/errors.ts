@@ -1,0 +1,204 @@
+/**
+ * kimia's error table. Messages that the troubleshooting guide prints are kept verbatim (they are a contract);
+ * each entry says why it happens and the exact fix (YAML or command). Exit codes: 2 usage/config, 3 build,
+ * 4 push, 5 auth, 6 environment (preflight).
+ */
+import { defineErrors } from '../core/errors.js';
+
+export const EXIT = { ok: 0, usage: 2, build: 3, push: 4, auth: 5, environment: 6 } as const;
+
+const SECURITY_CONTEXT_FIX = `add to the container spec:
+securityContext:
+  runAsUser: 1000
+  allowPrivilegeEscalation: true
+  capabilities:
+    drop: [ALL]
+    add: [SETUID, SETGID]`;
+
+export const kimiaErrors = defineErrors({
+  UNKNOWN_FLAG: {
+    exit: EXIT.usage,
+    message: 'unknown flag {flag}',
+    cause: 'kimia does not know this flag, and it never ignores one silently.',
+    fix: '{hint}',
+  },
+  KANIKO_FLAG_UNSUPPORTED: {
+    exit: EXIT.usage,
+    message: 'Kaniko flag {flag} is not supported by kimia',
+    cause: '{reason}',
+    fix: '{hint}',
+  },
+  BAD_FLAG_VALUE: {
+    exit: EXIT.usage,
+    message: 'invalid value for {flag}: {reason}',
+    cause: 'the value does not have the expected form.',
+    fix: '{hint}',
+  },
+  MISSING_VALUE: {
+    exit: EXIT.usage,
+    message: 'flag {flag} needs a value',
+    cause: 'the flag was given last or followed by another flag.',
+    fix: 'write {flag}=VALUE or {flag} VALUE',
+  },
+  NO_DESTINATION: {
+    exit: EXIT.usage,
+    message: 'no destination given',
+    cause: 'a build pushes to at least one --destination unless --no-push or --tar-path is set.',
+    fix: 'add --destination=REGISTRY/REPO:TAG (repeatable), or --no-push',
+  },
+  BAD_CONTEXT: {
+    exit: EXIT.usage,
+    message: 'build context {context}: {reason}',
+    cause: 'the context must be a local folder, a Git URL, or a tar.gz file or URL.',
+    fix: '{hint}',
+  },
+  DOCKERFILE_NOT_FOUND: {
+    exit: EXIT.usage,
+    message: 'Dockerfile not found: {path}',
+    cause: '--dockerfile is relative to the context (after --context-sub-path).',
+    fix: 'check --context, --context-sub-path and --dockerfile; for example --dockerfile=Dockerfile',
+  },
+  USERNS_DISABLED: {
+    exit: EXIT.environment,
+    message: 'failed to create user namespace: operation not permitted',
+    cause: 'User namespaces are not enabled on the cluster nodes ({detail}).',
+    fix: `on the node: sudo sysctl -w user.max_user_namespaces=15000
+permanently: echo "user.max_user_namespaces=15000" | sudo tee -a /etc/sysctl.conf && sudo sysctl -p`,
+  },
+  USERNS_DENIED: {
+    exit: EXIT.environment,
+    message: 'failed to create user namespace: operation not permitted',
+    cause: 'the kernel allows user namespaces but this pod may not create one ({detail}).',
+    fix: SECURITY_CONTEXT_FIX,
+  },
+  CAPS_MISSING: {
+    exit: EXIT.environment,
+    message: 'permission denied while trying to connect',
+    cause: 'Incorrect security context configuration: {detail}.',
+    fix: SECURITY_CONTEXT_FIX,
+  },
+  NO_NEW_PRIVS: {
+    exit: EXIT.environment,
+    message: 'permission denied while trying to connect',
+    cause: 'NoNewPrivs is set (allowPrivilegeEscalation: false), so newuidmap/newgidmap cannot map the subordinate IDs.',
+    fix: SECURITY_CONTEXT_FIX,
+  },
+  IDMAP_TOOLS_MISSING: {
+    exit: EXIT.environment,
+    message: 'newuidmap/newgidmap not usable: {detail}',
+    cause: 'rootless builds map subordinate IDs with the setuid helpers from the uidmap package.',
+    fix: 'install them in the image: apt-get install -y uidmap (they must be setuid root or carry cap_setuid/cap_setgid)',
+  },
+  SUBID_MISSING: {
+    exit: EXIT.environment,
+    message: 'no subordinate ID range for {user} in {file}',
+    cause: 'a rootless build maps container UIDs to a subordinate range of the build user.',
+    fix: 'add a range, e.g. echo "{user}:100000:65536" >> /etc/subuid && echo "{user}:100000:65536" >> /etc/subgid (or: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user})',
+  },
+  STORAGE_DRIVER_UNUSABLE: {
+    exit: EXIT.environment,
+    message: 'storage driver {driver} is not usable here: {detail}',
+    cause: 'the kernel refused an overlay mount inside a user namespace.',
+    fix: 'use --storage-driver=vfs (or STORAGE_DRIVER=vfs), which works everywhere but is slower',
+  },
+  CACHE_NOT_WRITABLE: {
+    exit: EXIT.environment,
+    message: 'error: failed to write to cache directory: permission denied',
+    cause: 'Cache directory {dir} is not writable by UID {uid}.',
+    fix: `spec:
+  securityContext:
+    fsGroup: 1000  # sets the volume's ownership
+or an init container: chown -R 1000:1000 {dir} && chmod -R 755 {dir}`,
+  },
+  NO_SPACE: {
+    exit: EXIT.environment,
+    message: 'error building: no space left on device',
+    cause: 'Insufficient ephemeral storage: {free} free under {dir} (need at least {need}).',
+    fix: `resources:
+  limits:
+    ephemeral-storage: "20Gi"  # Increase as needed`,
+  },
+  KANIKO_DOCKER_CONFIG: {
+    exit: EXIT.environment,
+    message: 'docker config found at /kaniko/.docker (the Kaniko path), but kimia reads {expected}',
+    cause: 'the registry secret is mounted where Kaniko looks, not where kimia looks.',
+    fix: `volumeMounts:
+- name: docker-config
+  mountPath: /home/kimia/.docker  # Kimia path (or set DOCKER_CONFIG)`,
+  },
+  DOCKER_CONFIG_INVALID: {
+    exit: EXIT.usage,
+    message: 'cannot read docker config {path}: {reason}',
+    cause: 'config.json must be the JSON of a docker-registry secret (.dockerconfigjson).',
+    fix: 'kubectl create secret docker-registry registry-credentials --docker-server=REGISTRY --docker-username=USER --docker-password=PASSWORD',
+  },
+  GIT_AUTH: {
+    exit: EXIT.auth,
+    message: 'fatal: could not read Username',
+    cause: 'Git authentication not configured for {url}.',
+    fix: `args:
+  - --git-token-file=/secrets/git-token
+  - --git-token-user=oauth2
+volumeMounts:
+- name: git-token
+  mountPath: /secrets
+  readOnly: true`,
+  },
+  GIT_FAILED: {
+    exit: EXIT.build,
+    message: 'git {what} failed for {url}: {detail}',
+    cause: 'the Git context could not be fetched.',
+    fix: 'check the URL, --git-branch / --git-revision and network access to the Git server',
+  },
+  CONTEXT_FETCH_FAILED: {
+    exit: EXIT.build,
+    message: 'cannot fetch build context {url}: {detail}',
+    cause: 'the tarball context could not be downloaded or unpacked.',
+    fix: 'check the URL and that it serves a .tar.gz',
+  },
+  BUILD_FAILED: {
+    exit: EXIT.build,
+    message: 'build failed: {detail}',
+    cause: 'buildah exited with code {code}.',
+    fix: 'read the step output above; rerun with --verbosity=debug for the full buildah command',
+  },
+  PULL_UNAUTHORIZED: {
+    exit: EXIT.auth,
+    message: 'unauthorized: authentication required',
+    cause: 'the registry refused the credentials while pulling a base image ({detail}).',
+    fix: `kubectl create secret docker-registry registry-credentials --docker-server=REGISTRY --docker-username=USER --docker-password=PASSWORD
+volumeMounts:
+- name: docker-config
+  mountPath: /home/kimia/.docker  # Must be this path`,
+  },
+  PUSH_UNAUTHORIZED: {
+    exit: EXIT.auth,
+    message: 'unauthorized: authentication required',
+    cause: 'the registry refused the credentials for {destination} ({detail}).',
+    fix: `kubectl create secret docker-registry registry-credentials --docker-server=REGISTRY --docker-username=USER --docker-password=PASSWORD
+volumeMounts:
+- name: docker-config
+  mountPath: /home/kimia/.docker  # Must be this path`,
+  },
+  PUSH_FAILED: {
+    exit: EXIT.push,
+    message: 'push of {destination} failed after {attempts} attempt(s): {detail}',
+    cause: 'the registry could not be reached or answered with an error.',
+    fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries',
+  },
+  OUTPUT_FAILED: {
+    exit: EXIT.push,
+    message: 'cannot write {what} {path}: {detail}',
+    cause: 'the output file or folder is not writable.',
+    fix: 'point the flag at a writable path',
+  },
+  BUILDAH_MISSING: {
+    exit: EXIT.environment,
+    message: 'buildah not found in PATH',
+    cause: 'kimia drives Buildah as its engine.',
+    fix: 'apt-get install -y buildah uidmap',
+  },
+});
+
+export const { fail } = kimiaErrors;
+export type KimiaErrorCode = keyof typeof kimiaErrors.table;

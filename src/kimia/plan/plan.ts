@@ -1,0 +1,198 @@
+/**
+ * BuildRequest + resolved facts → BuildPlan: the exact buildah argv lists, the private config files kimia writes,
+ * and the environment buildah runs with. Pure. The real run and `--dry-run` both print/execute this same plan.
+ */
+import type { BuildRequest } from '../cli/request.js';
+
+export interface PlanFacts {
+  /** resolved local folder of the build context (after fetching and --context-sub-path) */
+  contextDir: string;
+  /** private 0700 folder for containers.conf, registries.conf, auth.json, digests */
+  privateDir: string;
+  /** auth.json written by the auth step (undefined when there are no credentials) */
+  authFile?: string;
+  /** folder passed as --cert-dir (undefined when no certificates were given) */
+  certDir?: string;
+  /** Dockerfile text, scanned for Docker-only instructions */
+  dockerfileText?: string;
+  buildahPath?: string;
+}
+
+export interface PlannedFile {
+  path: string;
+  content: string;
+  mode: number;
+}
+
+export interface PushStep {
+  destination: string;
+  argv: string[];
+  digestFile: string;
+}
+
+export interface BuildPlan {
+  buildah: string;
+  env: Record<string, string>;
+  files: PlannedFile[];
+  storage: { root: string; runroot: string; driver: string };
+  bud: string[];
+  pushes: PushStep[];
+  exports: { kind: 'tar' | 'oci'; path: string; argv: string[] }[];
+  /** the local name of the built image */
+  localImage: string;
+  dockerfilePath: string;
+  warnings: string[];
+  /** values that must never be printed */
+  secrets: string[];
+}
+
+export const DEFAULT_LOCAL_IMAGE = 'localhost/kimia-build:latest';
+
+export function containersConf(): string {
+  // Rootless buildah 1.28 needs the host network namespace (no slirp4netns) and runc (crun refuses hybrid cgroups).
+  return ['[containers]', 'netns = "host"', '', '[engine]', 'runtime = "runc"', ''].join('\n');
+}
+
+export function registriesConf(request: Pick<BuildRequest, 'insecureRegistries' | 'registryMirrors'>): string {
+  const lines = ['unqualified-search-registries = ["docker.io"]', ''];
+  if (request.registryMirrors.length) {
+    lines.push('[[registry]]', 'prefix = "docker.io"', 'location = "docker.io"');
+    for (const m of request.registryMirrors) {
+      lines.push('', '[[registry.mirror]]', `location = ${tomlString(m.replace(/^https?:\/\//, ''))}`);
+      if (request.insecureRegistries.includes(m)) lines.push('insecure = true');
+    }
+    lines.push('');
+  }
+  for (const host of request.insecureRegistries) {
+    if (request.registryMirrors.includes(host)) continue;
+    lines.push('[[registry]]', `location = ${tomlString(host)}`, 'insecure = true', '');
+  }
+  return lines.join('\n');
+}
+
+function tomlString(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** Docker-only instructions a Dockerfile uses (they are dropped by the OCI format). */
+export function dockerOnlyInstructions(dockerfileText: string): string[] {
+  const found = new Set<string>();
+  for (const raw of dockerfileText.split('\n')) {
+    const m = /^\s*(HEALTHCHECK|SHELL|STOPSIGNAL)\b/i.exec(raw);
+    if (m) found.add(m[1]!.toUpperCase());
+  }
+  return [...found];
+}
+
+export function storageFor(request: BuildRequest): { root: string; runroot: string; driver: string } {
+  const root = request.cacheDir
+    ? `${request.cacheDir.replace(/\/+$/, '')}/storage`
+    : request.storageRoot ?? `${request.home}/.local/share/containers/storage`;
+  const runroot = request.cacheDir
+    ? `${request.cacheDir.replace(/\/+$/, '')}/run`
+    : `${request.home}/.local/share/containers/run`;
+  return { root, runroot, driver: request.storageDriver };
+}
+
+function hostOf(ref: string): string {
+  const first = ref.split('/')[0]!;
+  return ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io';
+}
+
+export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
+  const storage = storageFor(request);
+  const global = ['--root', storage.root, '--runroot', storage.runroot, '--storage-driver', storage.driver];
+  const dockerfilePath = request.dockerfile.startsWith('/') ? request.dockerfile : `${facts.contextDir}/${request.dockerfile}`;
+  const localImage = request.destinations[0] ?? DEFAULT_LOCAL_IMAGE;
+  const secrets = request.buildArgs.filter((a) => a.secret).map((a) => a.value).filter((v) => v.length > 0);
+
+  const auth = facts.authFile ? ['--authfile', facts.authFile] : [];
+  const certs = facts.certDir ? ['--cert-dir', facts.certDir] : [];
+
+  const bud = [...global, 'bud', '--isolation', request.isolation, '--format', request.format, '-f', dockerfilePath];
+  for (const d of request.destinations.length ? request.destinations : [DEFAULT_LOCAL_IMAGE]) bud.push('-t', d);
+  if (request.target) bud.push('--target', request.target);
+  for (const a of request.buildArgs) bud.push('--build-arg', `${a.name}=${a.value}`);
+  for (const l of request.labels) bud.push('--label', `${l.key}=${l.value}`);
+  bud.push(request.cache ? '--layers' : '--layers=false');
+  if (request.cacheRepo) bud.push('--cache-from', request.cacheRepo, '--cache-to', request.cacheRepo);
+  if (request.platform) bud.push('--platform', request.platform);
+  if (request.timestamp !== undefined) bud.push('--timestamp', String(request.timestamp));
+  if (request.reproducible) bud.push('--identity-label=false');
+  if (request.squash) bud.push('--squash');
+  const pullInsecure = request.insecurePull || request.skipTlsVerifyPull || (Boolean(request.cacheRepo) && (request.insecure || request.skipTlsVerify));
+  if (pullInsecure) bud.push('--tls-verify=false');
+  bud.push('--retry', String(request.imageDownloadRetry));
+  bud.push(...auth, ...certs);
+  bud.push('--iidfile', `${facts.privateDir}/image-id`);
+  bud.push(facts.contextDir);
+
+  const pushes: PushStep[] = [];
+  if (!request.noPush) {
+    request.destinations.forEach((destination, i) => {
+      const digestFile = `${facts.privateDir}/digest-${i}`;
+      const argv = [...global, 'push', ...auth, ...certs];
+      const insecureHost = request.insecureRegistries.includes(hostOf(destination));
+      if (request.insecure || request.skipTlsVerify || insecureHost) argv.push('--tls-verify=false');
+      // kimia owns retries (with backoff and no retry on 401), so buildah's own retry is off.
+      argv.push('--retry', '0');
+      if (request.compression) argv.push('--compression-format', request.compression);
+      if (request.compressionLevel !== undefined) argv.push('--compression-level', String(request.compressionLevel));
+      argv.push('--digestfile', digestFile, localImage, `docker://${destination}`);
+      pushes.push({ destination, argv, digestFile });
+    });
+  }
+
+  const exports: BuildPlan['exports'] = [];
+  const refName = request.destinations[0] ?? DEFAULT_LOCAL_IMAGE;
+  if (request.tarPath) exports.push({ kind: 'tar', path: request.tarPath, argv: [...global, 'push', localImage, `docker-archive:${request.tarPath}:${refName}`] });
+  if (request.ociLayoutPath) exports.push({ kind: 'oci', path: request.ociLayoutPath, argv: [...global, 'push', localImage, `oci:${request.ociLayoutPath}`] });
+
+  const warnings: string[] = [];
+  if (request.format === 'oci' && facts.dockerfileText) {
+    const dropped = dockerOnlyInstructions(facts.dockerfileText);
+    if (dropped.length) warnings.push(healthcheckWarning(dropped));
+  }
+
+  const containersConfPath = `${facts.privateDir}/containers.conf`;
+  const registriesConfPath = `${facts.privateDir}/registries.conf`;
+  return {
+    buildah: facts.buildahPath ?? 'buildah',
+    env: {
+      CONTAINERS_CONF: containersConfPath,
+      CONTAINERS_REGISTRIES_CONF: registriesConfPath,
+      BUILDAH_ISOLATION: request.isolation,
+      HOME: request.home,
+    },
+    files: [
+      { path: containersConfPath, content: containersConf(), mode: 0o600 },
+      { path: registriesConfPath, content: registriesConf(request), mode: 0o600 },
+    ],
+    storage,
+    bud,
+    pushes,
+    exports,
+    localImage,
+    dockerfilePath,
+    warnings,
+    secrets,
+  };
+}
+
+export function healthcheckWarning(dropped: string[]): string {
+  const also = dropped.filter((d) => d !== 'HEALTHCHECK');
+  const first = dropped.includes('HEALTHCHECK') ? 'HEALTHCHECK' : dropped[0]!;
+  return `Warning: ${first} instruction ignored` +
+    (also.length && first === 'HEALTHCHECK' ? ` (also ${also.join(', ')})` : '') +
+    ' — the OCI image format (default) has no place for it. Fix: set BUILDAH_FORMAT=docker' +
+    ' (env: - name: BUILDAH_FORMAT  value: "docker")';
+}
+
+/** The plan as the shell commands it stands for (redaction is applied by the caller's formatter). */
+export function planCommands(plan: BuildPlan): string[][] {
+  return [
+    [plan.buildah, ...plan.bud],
+    ...plan.pushes.map((p) => [plan.buildah, ...p.argv]),
+    ...plan.exports.map((e) => [plan.buildah, ...e.argv]),
+  ];
+}

@@ -1,0 +1,166 @@
+/**
+ * Probe the facts preflight judges, in one cheap pass: a few /proc and /etc reads, a statfs, a write test, and a
+ * single `unshare` child that creates a real user namespace (and, for overlay, mounts an overlay inside it).
+ */
+import { access, constants, mkdir, mkdtemp, readFile, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { delimiter, dirname, join } from 'node:path';
+import { run } from '../../core/exec/index.js';
+import { parseSize } from '../../core/config.js';
+import type { BuildRequest } from '../cli/request.js';
+import { storageFor } from '../plan/plan.js';
+import { KANIKO_DOCKER_CONFIG } from '../auth/index.js';
+import type { PreflightFacts, ProbeResult } from './verdicts.js';
+
+export const DEFAULT_MIN_FREE = 512 * 1024 * 1024;
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export async function which(name: string, env: Record<string, string | undefined>): Promise<string | undefined> {
+  for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin').split(delimiter)) {
+    const p = join(dir || '.', name);
+    try {
+      await access(p, constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+async function setuidTool(name: string, env: Record<string, string | undefined>) {
+  const path = await which(name, env);
+  if (!path) return undefined;
+  const st = await stat(path);
+  return { path, privileged: (st.mode & 0o4000) !== 0 && st.uid === 0 };
+}
+
+export function statusField(status: string, field: string): string | undefined {
+  return new RegExp(`^${field}:\\s*(\\S+)`, 'm').exec(status)?.[1];
+}
+
+export function hasSubIdRange(file: string | undefined, user: string, uid: number): boolean {
+  if (!file) return false;
+  return file.split('\n').some((line) => {
+    const [name, , count] = line.trim().split(':');
+    return (name === user || name === String(uid)) && Number(count) > 0;
+  });
+}
+
+async function writable(dir: string): Promise<{ writable: boolean; error?: string }> {
+  try {
+    await mkdir(dir, { recursive: true });
+    const probe = join(dir, `.kimia-write-test-${process.pid}`);
+    await writeFile(probe, '');
+    await unlink(probe);
+    return { writable: true };
+  } catch (err) {
+    return { writable: false, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+  }
+}
+
+async function existingAncestor(path: string): Promise<string> {
+  let p = path;
+  for (;;) {
+    try {
+      await stat(p);
+      return p;
+    } catch {
+      const up = dirname(p);
+      if (up === p) return p;
+      p = up;
+    }
+  }
+}
+
+/** One child: a real user namespace (root mapped), with an overlay mount inside it when overlay is asked for. */
+async function probeNamespace(overlayBase: string | undefined): Promise<{ userns: ProbeResult; overlay?: ProbeResult }> {
+  let scratch: string | undefined;
+  const args = ['--user', '--map-root-user'];
+  let script = 'true';
+  if (overlayBase) {
+    try {
+      scratch = await mkdtemp(join(overlayBase, '.kimia-overlay-probe-'));
+      await Promise.all(['l', 'u', 'w', 'm'].map((d) => mkdir(join(scratch!, d))));
+      args.push('--mount');
+      script = `echo userns-ok; mount -t overlay overlay -o lowerdir=${scratch}/l,upperdir=${scratch}/u,workdir=${scratch}/w ${scratch}/m`;
+    } catch (err) {
+      scratch = undefined;
+      return { userns: { ok: true }, overlay: { ok: false, error: (err as Error).message } };
+    }
+  }
+  try {
+    const r = await run('unshare', [...args, 'sh', '-c', script], { reject: false, timeoutMs: 10_000 });
+    const err = (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}`;
+    if (!overlayBase) return { userns: r.exitCode === 0 ? { ok: true } : { ok: false, error: err } };
+    const nsOk = r.stdout.includes('userns-ok');
+    return {
+      userns: nsOk ? { ok: true } : { ok: false, error: err },
+      overlay: r.exitCode === 0 ? { ok: true } : { ok: false, error: nsOk ? err : 'user namespace creation failed' },
+    };
+  } finally {
+    if (scratch) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+export async function probe(request: BuildRequest, env: Record<string, string | undefined>): Promise<PreflightFacts> {
+  const started = performance.now();
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const storage = storageFor(request);
+  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW] = await Promise.all([
+    readText('/proc/self/status'),
+    readText('/proc/sys/user/max_user_namespaces'),
+    readText('/etc/passwd'),
+    readText('/etc/subuid'),
+    readText('/etc/subgid'),
+    setuidTool('newuidmap', env),
+    setuidTool('newgidmap', env),
+    which('buildah', env),
+    access(join(request.dockerConfigDir, 'config.json')).then(() => true, () => false),
+    access(join(KANIKO_DOCKER_CONFIG, 'config.json')).then(() => true, () => false),
+    writable(storage.root),
+    request.cacheDir ? writable(request.cacheDir) : Promise.resolve(undefined),
+  ]);
+  const ns = await probeNamespace(request.storageDriver === 'overlay' && storageW.writable ? dirname(storage.root) : undefined);
+  const freeDir = await existingAncestor(storage.root);
+  const fsStat = await statfs(freeDir).catch(() => undefined);
+  const userName = passwd?.split('\n').map((l) => l.split(':')).find((p) => p[2] === String(uid))?.[0] ?? String(uid);
+  const facts: PreflightFacts = {
+    uid,
+    gid,
+    userName,
+    userns: ns.userns,
+    storageDriver: request.storageDriver,
+    capEff: BigInt('0x' + (statusField(status ?? '', 'CapEff') ?? '0')),
+    capBnd: BigInt('0x' + (statusField(status ?? '', 'CapBnd') ?? '0')),
+    noNewPrivs: statusField(status ?? '', 'NoNewPrivs') === '1',
+    subuid: hasSubIdRange(subuid, userName, uid),
+    subgid: hasSubIdRange(subgid, userName, uid),
+    storageRoot: { path: storage.root, ...storageW },
+    minFreeBytes: env.KIMIA_MIN_FREE_SPACE ? parseSize(env.KIMIA_MIN_FREE_SPACE) : DEFAULT_MIN_FREE,
+    dockerConfig: {
+      dir: request.dockerConfigDir,
+      exists: dockerCfg,
+      kanikoExists: kanikoCfg,
+      envCredentials: Boolean(env.DOCKER_USERNAME && env.DOCKER_PASSWORD),
+      explicit: Boolean(env.DOCKER_CONFIG),
+    },
+    pushes: !request.noPush,
+  };
+  if (maxNs !== undefined) facts.maxUserNamespaces = Number(maxNs.trim());
+  if (ns.overlay) facts.overlay = ns.overlay;
+  if (newuidmap) facts.newuidmap = newuidmap;
+  if (newgidmap) facts.newgidmap = newgidmap;
+  if (buildahPath) facts.buildahPath = buildahPath;
+  if (request.cacheDir && cacheW) facts.cacheDir = { path: request.cacheDir, ...cacheW };
+  if (fsStat) facts.free = { dir: freeDir, bytes: Number(fsStat.bavail) * Number(fsStat.bsize) };
+  facts.durationMs = Math.round(performance.now() - started);
+  return facts;
+}

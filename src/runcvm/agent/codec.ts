@@ -1,0 +1,111 @@
+/**
+ * The host ↔ guest channel: one bidirectional virtio-serial port named `runcvm.io` carries framed messages, so that
+ * stdout, stderr and the exit status travel in one ordered queue (the exit frame always comes after the last output
+ * byte: nothing is lost at the end) and stdin, signals and window sizes travel back.
+ *
+ * Frame: 8-byte header `type u8 | channel u8 | session u16 BE | length u32 BE` then `length` payload bytes.
+ * Session 0 is the container's main process; an exec agent can open more sessions with new frame types.
+ * The C side (src/runcvm/guest/init.c) implements the same layout; keep both in step.
+ */
+
+export const PORT_NAME = 'runcvm.io';
+export const HEADER_BYTES = 8;
+export const MAX_PAYLOAD = 64 * 1024;
+
+export const FrameType = {
+  /** bytes of a stream: channel 0 stdin (host→guest), 1 stdout, 2 stderr (guest→host) */
+  DATA: 1,
+  /** end of a stream (channel as in DATA) */
+  EOF: 2,
+  /** guest→host: workload ended; payload i32 BE exit code (128+N for a signal), u8 signal number (0 if none) */
+  EXIT: 3,
+  /** host→guest: deliver a signal; payload u8 signal number */
+  SIGNAL: 4,
+  /** host→guest: terminal size; payload u16 BE rows, u16 BE cols */
+  WINSIZE: 5,
+  /** host→guest: the EXIT frame was received (the guest may power off) */
+  ACK: 6,
+  /** guest→host: init is up and the workload is about to start */
+  READY: 7,
+  /** guest→host: a log line from the guest init (UTF-8 text) */
+  LOG: 8,
+} as const;
+export type FrameTypeName = keyof typeof FrameType;
+
+export const Channel = { stdin: 0, stdout: 1, stderr: 2 } as const;
+
+export interface Frame {
+  type: number;
+  channel: number;
+  session: number;
+  payload: Buffer;
+}
+
+export function encodeFrame(type: number, channel: number, payload: Buffer = Buffer.alloc(0), session = 0): Buffer {
+  if (payload.length > 0xffffffff) throw new RangeError('frame payload too large');
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.writeUInt8(type, 0);
+  header.writeUInt8(channel, 1);
+  header.writeUInt16BE(session, 2);
+  header.writeUInt32BE(payload.length, 4);
+  return Buffer.concat([header, payload]);
+}
+
+/** Split data into DATA frames of at most MAX_PAYLOAD bytes. */
+export function encodeData(channel: number, data: Buffer, session = 0): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let off = 0; off < data.length; off += MAX_PAYLOAD) {
+    frames.push(encodeFrame(FrameType.DATA, channel, data.subarray(off, off + MAX_PAYLOAD), session));
+  }
+  return frames;
+}
+
+export function encodeSignal(signo: number, session = 0): Buffer {
+  return encodeFrame(FrameType.SIGNAL, 0, Buffer.from([signo & 0xff]), session);
+}
+
+export function encodeWinsize(rows: number, cols: number, session = 0): Buffer {
+  const p = Buffer.alloc(4);
+  p.writeUInt16BE(rows & 0xffff, 0);
+  p.writeUInt16BE(cols & 0xffff, 2);
+  return encodeFrame(FrameType.WINSIZE, 0, p, session);
+}
+
+export function encodeExit(code: number, signal = 0, session = 0): Buffer {
+  const p = Buffer.alloc(5);
+  p.writeInt32BE(code, 0);
+  p.writeUInt8(signal, 4);
+  return encodeFrame(FrameType.EXIT, 0, p, session);
+}
+
+export function decodeExit(payload: Buffer): { code: number; signal: number } {
+  if (payload.length < 4) throw new RangeError(`EXIT frame too short (${payload.length} bytes)`);
+  return { code: payload.readInt32BE(0), signal: payload.length > 4 ? payload.readUInt8(4) : 0 };
+}
+
+/** Incremental decoder: feed chunks as they arrive, get whole frames back. */
+export class FrameDecoder {
+  private buffered: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Frame[] {
+    this.buffered = this.buffered.length ? Buffer.concat([this.buffered, chunk]) : chunk;
+    const frames: Frame[] = [];
+    while (this.buffered.length >= HEADER_BYTES) {
+      const length = this.buffered.readUInt32BE(4);
+      if (this.buffered.length < HEADER_BYTES + length) break;
+      frames.push({
+        type: this.buffered.readUInt8(0),
+        channel: this.buffered.readUInt8(1),
+        session: this.buffered.readUInt16BE(2),
+        payload: Buffer.from(this.buffered.subarray(HEADER_BYTES, HEADER_BYTES + length)),
+      });
+      this.buffered = this.buffered.subarray(HEADER_BYTES + length);
+    }
+    return frames;
+  }
+
+  /** bytes of an unfinished frame (non-zero at end of stream means the peer died mid-frame) */
+  get pending(): number {
+    return this.buffered.length;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Hypervisor backends behind one interface, registered here. A VmPlan is the backend-neutral description of one
+ * microVM (from the LaunchSpec plus the launcher's accel decision); each backend turns it into its invocation.
+ */
+import type { LaunchSpec } from '../launch/schema.js';
+import { CONTAINER_PATHS } from '../launch/schema.js';
+import { qemuInvocation } from './qemu/index.js';
+
+export interface HostFacts {
+  /** executables present in the guest package, by name */
+  binaries: ReadonlySet<string>;
+}
+
+export interface VmPlan {
+  accel: 'kvm' | 'tcg';
+  vcpus: number;
+  memoryMiB: number;
+  kernel: string;
+  initrd: string;
+  /** full kernel command line */
+  cmdline: string;
+  disks: { id: string; path: string; readOnly: boolean }[];
+  console: { socket: string };
+  io: { socket: string; portName: string };
+  firmwareDir: string;
+}
+
+export interface Invocation {
+  file: string;
+  args: string[];
+}
+
+export interface Hypervisor {
+  name: 'qemu' | 'firecracker';
+  /** the package binary this backend needs */
+  binary: string;
+  supports(facts: HostFacts): boolean;
+  toInvocation(plan: VmPlan): Invocation;
+}
+
+const GUEST_BIN = `${CONTAINER_PATHS.guest}/bin`;
+
+export const qemu: Hypervisor = {
+  name: 'qemu',
+  binary: `${GUEST_BIN}/qemu-system-x86_64`,
+  supports: (f) => f.binaries.has('qemu-system-x86_64'),
+  toInvocation: (plan) => qemuInvocation(plan, `${GUEST_BIN}/qemu-system-x86_64`),
+};
+
+export const firecracker: Hypervisor = {
+  name: 'firecracker',
+  binary: `${GUEST_BIN}/firecracker`,
+  supports: (f) => f.binaries.has('firecracker'),
+  toInvocation: () => {
+    throw new Error('the Firecracker backend is not implemented in this build');
+  },
+};
+
+export const HYPERVISORS: Record<Hypervisor['name'], Hypervisor> = { qemu, firecracker };
+
+export interface KernelCmdlineInput {
+  rootDevice: string;
+  upperDevice?: string;
+  debug: boolean;
+  kernelDebug: boolean;
+  tscKhz?: number;
+  breakAt?: string;
+  append: string;
+}
+
+/** Kernel command line: the initramfs contract (root=, runcvm.upper=, runcvm.debug=, runcvm.break=). */
+export function kernelCmdline(i: KernelCmdlineInput): string {
+  const parts = ['console=ttyS0', `root=${i.rootDevice}`, 'panic=-1', 'reboot=t'];
+  if (i.upperDevice) parts.push(`runcvm.upper=${i.upperDevice}`);
+  if (!i.kernelDebug) parts.push('quiet', 'loglevel=0');
+  if (i.tscKhz) parts.push(`tsc_early_khz=${i.tscKhz}`);
+  if (i.debug) parts.push('runcvm.debug=1');
+  if (i.breakAt) parts.push(`runcvm.break=${i.breakAt}`);
+  if (i.append) parts.push(i.append);
+  return parts.join(' ');
+}
+
+/** virtio-blk devices are named vda, vdb, … in the order the guest probes them (the order of the disk list). */
+export function guestDiskName(index: number): string {
+  return `/dev/vd${String.fromCharCode('a'.charCodeAt(0) + index)}`;
+}
+
+export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?: number }): VmPlan {
+  const disks = spec.disks.map((d) => ({ id: d.id, path: d.path, readOnly: d.readOnly }));
+  const rootIndex = spec.disks.findIndex((d) => d.role === 'root');
+  const upperIndex = spec.disks.findIndex((d) => d.role === 'upper');
+  const cmd: KernelCmdlineInput = {
+    rootDevice: guestDiskName(Math.max(0, rootIndex)),
+    debug: spec.log.level === 'debug',
+    kernelDebug: spec.kernel.debug,
+    append: spec.kernel.append,
+  };
+  if (upperIndex >= 0) cmd.upperDevice = guestDiskName(upperIndex);
+  if (facts.tscKhz) cmd.tscKhz = facts.tscKhz;
+  if (spec.break === 'initramfs') cmd.breakAt = 'initramfs';
+  return {
+    accel,
+    vcpus: spec.vm.vcpus,
+    memoryMiB: spec.vm.memoryMiB,
+    kernel: spec.kernel.path,
+    initrd: spec.kernel.initrd,
+    cmdline: kernelCmdline(cmd),
+    disks,
+    console: { socket: spec.channel.console },
+    io: { socket: spec.channel.io, portName: 'runcvm.io' },
+    firmwareDir: `${CONTAINER_PATHS.guest}/share/qemu`,
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * config.json (as the engine wrote it) + settings + host facts → LaunchSpec. Pure: the host side reads the files and
+ * passes them in, so the same function serves `create` and `runcvm plan`.
+ */
+import type { OciSpec } from './oci.js';
+import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
+import type { Settings } from './settings.js';
+
+export const DEFAULT_MEMORY_MIB = 512;
+export const MIN_MEMORY_MIB = 64;
+export const MAX_VCPUS = 64;
+const MiB = 1024 * 1024;
+
+/** Mounts the guest init always provides itself; the spec's entries for them are not repeated. */
+export const GUEST_BUILTIN_MOUNTS = new Set(['/proc', '/sys', '/sys/fs/cgroup', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/run']);
+
+/** Files an engine bind-mounts into containers that the VM gets as copies in its writable layer. */
+export const COPIED_FILES = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
+
+export function isRuncvmSetting(envEntry: string): boolean {
+  return envEntry.startsWith('RUNCVM_');
+}
+
+/** vCPUs from the cgroup CPU quota (docker --cpus), else the cpuset size, else 1. */
+export function vcpusFromResources(cpu: NonNullable<NonNullable<OciSpec['linux']>['resources']>['cpu']): number {
+  if (cpu?.quota && cpu.quota > 0) {
+    const period = cpu.period && cpu.period > 0 ? cpu.period : 100_000;
+    return Math.min(MAX_VCPUS, Math.max(1, Math.ceil(cpu.quota / period)));
+  }
+  if (cpu?.cpus) {
+    const n = countCpuset(cpu.cpus);
+    if (n > 0) return Math.min(MAX_VCPUS, n);
+  }
+  return 1;
+}
+
+export function countCpuset(text: string): number {
+  let n = 0;
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (!p) continue;
+    const m = /^(\d+)(?:-(\d+))?$/.exec(p);
+    if (!m) return 0;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) return 0;
+    n += b - a + 1;
+  }
+  return n;
+}
+
+/** Guest memory from the container memory limit (docker -m), else the default. */
+export function memoryFromResources(memory: { limit?: number } | undefined): number {
+  const limit = memory?.limit;
+  if (limit && limit > 0) return Math.max(MIN_MEMORY_MIB, Math.floor(limit / MiB));
+  return DEFAULT_MEMORY_MIB;
+}
+
+export function guestMountsFromSpec(spec: OciSpec): GuestMount[] {
+  const out: GuestMount[] = [];
+  for (const m of spec.mounts ?? []) {
+    if (m.type !== 'tmpfs') continue;
+    if (GUEST_BUILTIN_MOUNTS.has(m.destination)) continue;
+    out.push({ destination: m.destination, type: 'tmpfs', options: m.options ?? [] });
+  }
+  return out;
+}
+
+/** The engine's /etc/hosts, /etc/resolv.conf, /etc/hostname bind mounts: copied into the VM's writable layer. */
+export function copiedFilesFromSpec(spec: OciSpec): { source: string; destination: string }[] {
+  return (spec.mounts ?? [])
+    .filter((m) => COPIED_FILES.has(m.destination) && m.source && (m.type === 'bind' || (m.options ?? []).includes('bind') || (m.options ?? []).includes('rbind')))
+    .map((m) => ({ source: m.source!, destination: m.destination }));
+}
+
+export interface LaunchContext {
+  containerId: string;
+  settings: Settings;
+  /** true when the runtime provides the debug log file at CONTAINER_PATHS.debugLog */
+  debugLog: boolean;
+}
+
+export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
+  const proc = spec.process;
+  if (!proc) throw new Error('config.json has no process');
+  const { settings } = ctx;
+  const user = proc.user ?? { uid: 0, gid: 0 };
+  const launch: LaunchSpec = {
+    version: LAUNCH_SPEC_VERSION,
+    containerId: ctx.containerId,
+    process: {
+      args: proc.args ?? [],
+      env: (proc.env ?? []).filter((e) => !isRuncvmSetting(e)),
+      cwd: proc.cwd || '/',
+      user: {
+        uid: user.uid ?? 0,
+        gid: user.gid ?? 0,
+        additionalGids: user.additionalGids ?? [],
+        ...(user.umask !== undefined ? { umask: user.umask } : {}),
+      },
+      terminal: Boolean(proc.terminal),
+      rlimits: (proc.rlimits ?? []).map((r) => ({ type: r.type, soft: r.soft, hard: r.hard })),
+      noNewPrivileges: Boolean(proc.noNewPrivileges),
+    },
+    hostname: spec.hostname ?? '',
+    vm: {
+      hypervisor: settings.hypervisor,
+      accel: settings.accel,
+      vcpus: vcpusFromResources(spec.linux?.resources?.cpu),
+      memoryMiB: memoryFromResources(spec.linux?.resources?.memory),
+    },
+    kernel: {
+      path: `${CONTAINER_PATHS.kernelDir}/vmlinux`,
+      initrd: `${CONTAINER_PATHS.kernelDir}/initramfs.img`,
+      append: settings.kernelAppend,
+      debug: settings.kernelDebug,
+    },
+    disks: [
+      { id: 'base', path: CONTAINER_PATHS.baseDisk, readOnly: true, role: 'root' },
+      { id: 'upper', path: CONTAINER_PATHS.upperDisk, readOnly: false, role: 'upper' },
+    ],
+    mounts: guestMountsFromSpec(spec),
+    network: { mode: 'none' },
+    log: { level: settings.logLevel, ...(ctx.debugLog ? { file: CONTAINER_PATHS.debugLog } : {}) },
+    channel: { io: CONTAINER_PATHS.ioSocket, console: CONTAINER_PATHS.consoleSocket },
+  };
+  if (settings.break) launch.break = settings.break;
+  return launch;
+}

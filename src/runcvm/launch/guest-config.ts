@@ -1,0 +1,56 @@
+/**
+ * What the guest init reads, rendered from the LaunchSpec: `/.runcvm/entrypoint` (the command, one argument per line)
+ * and `/.runcvm/config` (`key=value` lines). Values are %-escaped (`%` → %25, newline → %0A, CR → %0D) so the C init
+ * parses them without a JSON library, and `debugfs -R "cat /.runcvm/config" disk` stays readable.
+ */
+import type { LaunchSpec } from './schema.js';
+
+export function escapeValue(value: string): string {
+  return value.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/\r/g, '%0D');
+}
+
+export function unescapeValue(value: string): string {
+  return value.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/** Empty args → empty file: the guest then logs `[VM-START] No entrypoint found, sleeping`. */
+export function renderEntrypoint(args: readonly string[]): string {
+  return args.map((a) => escapeValue(a) + '\n').join('');
+}
+
+export function parseEntrypoint(text: string): string[] {
+  return text.split('\n').filter((l, i, all) => !(l === '' && i === all.length - 1)).map(unescapeValue);
+}
+
+/** RLIMIT names as the guest init knows them (Linux numbering, x86-64). */
+export const RLIMIT_NUMBERS: Record<string, number> = {
+  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5, RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10, RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+};
+
+export function renderGuestConfig(spec: LaunchSpec): string {
+  const p = spec.process;
+  const lines: string[] = [
+    `version=${spec.version}`,
+    `id=${escapeValue(spec.containerId)}`,
+    `hostname=${escapeValue(spec.hostname)}`,
+    `uid=${p.user.uid}`,
+    `gid=${p.user.gid}`,
+    `groups=${p.user.additionalGids.join(',')}`,
+    `umask=${p.user.umask ?? 0o022}`,
+    `cwd=${escapeValue(p.cwd)}`,
+    `terminal=${p.terminal ? 1 : 0}`,
+    `nonewprivs=${p.noNewPrivileges ? 1 : 0}`,
+    `loglevel=${spec.log.level}`,
+  ];
+  if (spec.break) lines.push(`break=${escapeValue(spec.break)}`);
+  for (const r of p.rlimits) {
+    const n = RLIMIT_NUMBERS[r.type];
+    if (n !== undefined) lines.push(`rlimit=${n} ${r.soft} ${r.hard}`);
+  }
+  const sp = (v: string) => escapeValue(v).replace(/ /g, '%20');
+  for (const m of spec.mounts) lines.push(`tmpfs=${sp(m.destination)} ${sp(m.options.join(',') || '-')}`);
+  for (const e of p.env) lines.push(`env=${escapeValue(e)}`);
+  return lines.join('\n') + '\n';
+}

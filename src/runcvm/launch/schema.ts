@@ -1,0 +1,101 @@
+/**
+ * The LaunchSpec: the one typed hand-off from `runcvm-runtime create` (host) to the launcher (container PID 1) and,
+ * rendered by guest-config.ts, to the guest init. Versioned and schema-checked at both ends; lives in the
+ * per-container state dir (0700) as launch.json (0600), bind-mounted read-only at /.runcvm/state.
+ */
+import { z } from 'zod';
+
+export const LAUNCH_SPEC_VERSION = 1;
+
+/** Paths inside the container (the launcher's view); fixed so host and launcher agree without env vars. */
+export const CONTAINER_PATHS = {
+  guest: '/.runcvm/guest',
+  state: '/.runcvm/state',
+  launchSpec: '/.runcvm/state/launch.json',
+  kernelDir: '/.runcvm/kernel',
+  baseDisk: '/.runcvm/disks/base.ext4',
+  upperDisk: '/.runcvm/state/upper.ext4',
+  ioSocket: '/.runcvm/state/io.sock',
+  consoleSocket: '/.runcvm/state/console.sock',
+  debugLog: '/.runcvm/debug.log',
+  launcher: '/.runcvm/guest/lib/runcvm/launcher.mjs',
+  loader: '/.runcvm/guest/lib/ld',
+  node: '/.runcvm/guest/bin/node',
+} as const;
+
+/** Paths inside the VM (the guest's view). */
+export const GUEST_PATHS = {
+  entrypoint: '/.runcvm/entrypoint',
+  config: '/.runcvm/config',
+  init: '/.runcvm/guest/bin/runcvm-init',
+  bin: '/.runcvm/guest/bin',
+} as const;
+
+const rlimit = z.object({ type: z.string(), soft: z.number().int().nonnegative(), hard: z.number().int().nonnegative() });
+
+export const processSchema = z.object({
+  args: z.array(z.string()),
+  env: z.array(z.string()),
+  cwd: z.string(),
+  user: z.object({
+    uid: z.number().int().nonnegative(),
+    gid: z.number().int().nonnegative(),
+    additionalGids: z.array(z.number().int().nonnegative()),
+    umask: z.number().int().nonnegative().optional(),
+  }),
+  terminal: z.boolean(),
+  rlimits: z.array(rlimit),
+  noNewPrivileges: z.boolean(),
+});
+
+export const guestMountSchema = z.object({
+  destination: z.string(),
+  /** tmpfs today; virtiofs / nfs volumes slot in here later */
+  type: z.enum(['tmpfs']),
+  options: z.array(z.string()),
+});
+
+export const diskSchema = z.object({
+  id: z.string(),
+  /** path inside the container */
+  path: z.string(),
+  readOnly: z.boolean(),
+  role: z.enum(['root', 'upper', 'data']),
+});
+
+export const launchSpecSchema = z.object({
+  version: z.literal(LAUNCH_SPEC_VERSION),
+  containerId: z.string(),
+  process: processSchema,
+  hostname: z.string(),
+  vm: z.object({
+    hypervisor: z.enum(['qemu', 'firecracker']),
+    /** what the user asked for; the launcher decides auto → kvm|tcg from what it can open */
+    accel: z.enum(['auto', 'kvm', 'tcg']),
+    vcpus: z.number().int().positive(),
+    memoryMiB: z.number().int().positive(),
+  }),
+  kernel: z.object({
+    path: z.string(),
+    initrd: z.string(),
+    /** extra kernel command line from RUNCVM_KERNEL_APPEND */
+    append: z.string(),
+    debug: z.boolean(),
+  }),
+  disks: z.array(diskSchema),
+  mounts: z.array(guestMountSchema),
+  /** filled by the networking work; 'none' leaves the guest with loopback only */
+  network: z.object({ mode: z.enum(['none']) }),
+  log: z.object({ level: z.enum(['off', 'error', 'info', 'debug']), file: z.string().optional() }),
+  break: z.string().optional(),
+  channel: z.object({ io: z.string(), console: z.string() }),
+});
+
+export type LaunchSpec = z.infer<typeof launchSpecSchema>;
+export type LaunchProcess = z.infer<typeof processSchema>;
+export type GuestMount = z.infer<typeof guestMountSchema>;
+export type LogLevelName = LaunchSpec['log']['level'];
+
+export function parseLaunchSpec(json: string): LaunchSpec {
+  return launchSpecSchema.parse(JSON.parse(json));
+}
