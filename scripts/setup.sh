@@ -14,10 +14,11 @@ APT_PACKAGES=(
 )
 
 missing_packages() {
-  local status
+  # One dpkg-query for all packages (a loop costs ~20 ms a package); unknown packages print nothing.
+  local installed
+  installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${APT_PACKAGES[@]}" 2>/dev/null | awk '$4 == "installed" {print $1}')
   for p in "${APT_PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [[ "$status" == "install ok installed" ]] || printf '%s\n' "$p"
+    grep -qx "$p" <<<"$installed" || printf '%s\n' "$p"
   done
 }
 

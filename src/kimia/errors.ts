@@ -103,7 +103,7 @@ permanently: echo "user.max_user_namespaces=15000" | sudo tee -a /etc/sysctl.con
   },
   CACHE_NOT_WRITABLE: {
     exit: EXIT.environment,
-    message: 'error: failed to write to cache directory: permission denied',
+    message: 'failed to write to cache directory: permission denied',
     cause: 'Cache directory {dir} is not writable by UID {uid}.',
     fix: `spec:
   securityContext:

@@ -123,6 +123,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
   }
 
+
   const { classifyContext } = await import('./context/classify.js');
   let contextDir: string;
   const source = classifyContext(request.context);
@@ -175,7 +176,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
 
   const pushed: { destination: string; digest: string }[] = [];
   if (plan.pushes.length) {
-    const layers = await layerSizes(plan);
+    const layers = plan.multiPlatform ? [] : await layerSizes(plan);
     if (layers.length) log.info(`layers to push: ${describeLayers(layers)}`, { event: 'layers', layers });
     const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
     for (const step of plan.pushes) pushed.push(await pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs }));

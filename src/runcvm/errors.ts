@@ -74,6 +74,24 @@ export const runcvmErrors = defineErrors({
     cause: 'the launcher reads the hand-off written by `runcvm-runtime create`; it is missing or from another version.',
     fix: 'run the container through bin/runcvm-runtime (not runc directly) with a matching runcvm installation.',
   },
+  NETWORK_FACTS: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'cannot read the container network: {command}: {problem}',
+    cause: 'the launcher reads the interfaces and routes the engine or CNI set up, with `ip -json`, before handing them to the VM.',
+    fix: 'check that the guest package has a working ip (`/.runcvm/guest/bin/ip -V` inside the container) and that the container has CAP_NET_ADMIN.',
+  },
+  NETWORK_SETUP: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'cannot hand the container network to the VM: {step}: {problem} ({command}); {undo}',
+    cause: 'creating br-eth0/tap-eth0 or moving eth0 into the bridge failed inside the container network namespace.',
+    fix: 'the container needs CAP_NET_ADMIN and /dev/net/tun (both added by runcvm-runtime create); check `ip link` in the pod for a leftover br-eth0 or tap-eth0, and rerun with RUNCVM_LOG_LEVEL=DEBUG.',
+  },
+  NETWORK_IN_USE: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'cannot hand the container network to the VM: {problem}',
+    cause: 'another runcvm container already bridged this network namespace, or a launcher was killed before it restored eth0.',
+    fix: '{fix}',
+  },
 });
 
 export type RuncvmErrorCode = keyof typeof runcvmErrors.table;

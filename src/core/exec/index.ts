@@ -203,3 +203,163 @@ export async function spawnService(
   if (typeof out === 'number') fs.closeSync(out);
   return child;
 }
+
+/**
+ * A light runner for hot paths (preflight probes): node:child_process directly, without loading execa (~150 ms of
+ * start-up). Same redaction, never throws; for short commands with small outputs only.
+ */
+export async function runQuick(
+  file: string,
+  args: readonly string[],
+  options: { timeoutMs?: number; env?: Record<string, string | undefined>; cwd?: string } = {},
+): Promise<RunResult> {
+  const { execFile } = await import('node:child_process');
+  const command = formatCommand(file, args);
+  const started = performance.now();
+  return new Promise((resolve) => {
+    execFile(
+      file,
+      [...args],
+      { timeout: options.timeoutMs ?? 10_000, env: options.env ? { ...process.env, ...options.env } : process.env, cwd: options.cwd, encoding: 'utf8', maxBuffer: 1 << 20 },
+      (error, stdout, stderr) => {
+        const err = error as (NodeJS.ErrnoException & { code?: number | string; signal?: string; killed?: boolean }) | null;
+        let exitCode = 0;
+        if (err) exitCode = typeof err.code === 'number' ? err.code : err.signal ? 128 + signalNumber(err.signal) : 127;
+        const result: RunResult = {
+          command,
+          exitCode,
+          stdout: globalRedactor.redact(stdout),
+          stderr: globalRedactor.redact(stderr || (err && typeof err.code === 'string' ? err.message : '')),
+          durationMs: Math.round(performance.now() - started),
+          timedOut: Boolean(err?.killed),
+        };
+        if (err?.signal) result.signal = err.signal;
+        resolve(result);
+      },
+    );
+  });
+}
+
+/** Start loading the process runner's dependencies early (overlaps their ~150 ms load with other start-up work). */
+export function warmUp(): void {
+  void import('execa').catch(() => undefined);
+}
+
+/**
+ * Run a child that shares our stdio (and optionally extra inherited descriptors 3..3+passFds-1, as runc's
+ * --preserve-fds needs), wait for it, and return how it ended. For wrappers that hand a whole invocation on.
+ */
+export async function runInherit(
+  file: string,
+  args: readonly string[],
+  options: { env?: Record<string, string | undefined>; passFds?: number; cwd?: string } = {},
+): Promise<{ exitCode: number; signal?: string }> {
+  const { spawn } = await import('node:child_process');
+  const extra = Array.from({ length: options.passFds ?? 0 }, (_v, i) => 3 + i);
+  return new Promise((resolve) => {
+    const child = spawn(file, [...args], { stdio: ['inherit', 'inherit', 'inherit', ...extra], env: options.env ?? process.env, cwd: options.cwd });
+    child.on('error', (err) => {
+      process.stderr.write(`${file}: ${err.message}\n`);
+      resolve({ exitCode: 127 });
+    });
+    child.on('exit', (code, signal) => {
+      resolve(signal ? { exitCode: 128 + signalNumber(signal), signal } : { exitCode: code ?? 1 });
+    });
+  });
+}
+
+/** A supervised child with piped stdout/stderr (e.g. a hypervisor whose output the caller relays and logs). */
+export async function spawnPiped(file: string, args: readonly string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}) {
+  const { spawn } = await import('node:child_process');
+  return spawn(file, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+}
+
+/** Run with binary stdin/stdout (CGI programs, archive tools). Never throws; stderr is redacted text. */
+export async function runBinary(
+  file: string,
+  args: readonly string[],
+  options: { input?: Buffer; env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    const child = execFile(
+      file,
+      [...args],
+      { env: options.env, cwd: options.cwd, timeout: options.timeoutMs ?? 60_000, encoding: 'buffer', maxBuffer: 256 << 20 },
+      (error, stdout, stderr) => {
+        const err = error as (NodeJS.ErrnoException & { code?: number | string }) | null;
+        const exitCode = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
+        resolve({ exitCode, stdout, stderr: globalRedactor.redact(stderr.toString('utf8')) });
+      },
+    );
+    child.stdin?.end(options.input ?? Buffer.alloc(0));
+  });
+}
+
+/**
+ * The same contract as `run` (argv only, redaction of the command line, outputs and line callbacks, AbortSignal
+ * cancel with TERM then KILL, RunResult / ProcessError), built on node:child_process without loading execa: for
+ * start-up-sensitive paths such as kimia's build, where execa's ~150 ms import would be pure overhead.
+ */
+export async function runLight(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const { spawn } = await import('node:child_process');
+  const redactor = makeRedactor(options);
+  const command = formatCommand(file, args, redactor);
+  const started = performance.now();
+  const env = options.extendEnv === false ? options.env : { ...process.env, ...options.env };
+  return new Promise<RunResult>((resolve, reject) => {
+    const child = spawn(file, [...args], {
+      cwd: options.cwd,
+      env: env as NodeJS.ProcessEnv,
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      uid: options.uid,
+      gid: options.gid,
+    });
+    let stdout = '';
+    let stderr = '';
+    let spawnError: Error | undefined;
+    let timedOut = false;
+    const outSplit = options.onStdoutLine ? lineSplitter((l) => options.onStdoutLine!(redactor.redact(l))) : undefined;
+    const errSplit = options.onStderrLine ? lineSplitter((l) => options.onStderrLine!(redactor.redact(l))) : undefined;
+    child.stdout!.setEncoding('utf8');
+    child.stderr!.setEncoding('utf8');
+    child.stdout!.on('data', (c: string) => {
+      stdout += c;
+      outSplit?.push(c);
+    });
+    child.stderr!.on('data', (c: string) => {
+      stderr += c;
+      errSplit?.push(c);
+    });
+    if (options.input !== undefined) child.stdin!.end(options.input);
+    let killTimer: ReturnType<typeof setTimeout> | undefined;
+    const terminate = () => {
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), options.killGraceMs ?? 5000);
+    };
+    const timer = options.timeoutMs ? setTimeout(() => { timedOut = true; terminate(); }, options.timeoutMs) : undefined;
+    const onAbort = () => terminate();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (err) => {
+      spawnError = err;
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      outSplit?.flush();
+      errSplit?.flush();
+      const result: RunResult = {
+        command,
+        exitCode: code ?? (signal ? 128 + signalNumber(signal) : spawnError ? 127 : -1),
+        stdout: redactor.redact(stdout),
+        stderr: redactor.redact(spawnError && !stderr ? spawnError.message : stderr),
+        durationMs: Math.round(performance.now() - started),
+        timedOut,
+      };
+      if (signal) result.signal = signal;
+      if (result.exitCode !== 0 && options.reject !== false) reject(new ProcessError(result));
+      else resolve(result);
+    });
+  });
+}

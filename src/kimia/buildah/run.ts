@@ -1,7 +1,7 @@
 /** Run a BuildPlan: bud with live progress, pushes with retry/backoff, exports. Failures map to exit codes. */
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { run, type RunResult } from '../../core/exec/index.js';
+import { runLight as run, type RunResult } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import type { Logger } from '../../core/log/index.js';
 import { formatSize } from '../../core/config.js';

@@ -27,7 +27,7 @@ export const FLAGS: FlagSpec[] = [
   { name: 'cache-dir', type: 'string', value: 'DIR', help: 'persistent layer cache folder (holds the image storage)' },
   { name: 'cache-repo', type: 'string', value: 'REPO', help: 'remote cache repository (layers pushed and pulled)' },
   { name: 'storage-driver', type: 'string', value: 'vfs|overlay', help: 'image storage driver (default vfs, or STORAGE_DRIVER); overlay is faster' },
-  { name: 'custom-platform', aliases: ['platform'], type: 'string', value: 'OS/ARCH', help: 'target platform' },
+  { name: 'custom-platform', aliases: ['platform'], type: 'list', value: 'OS/ARCH[,OS/ARCH]', help: 'target platform; several (comma list or repeated) build a multi-platform manifest list' },
   { name: 'no-push', type: 'bool', help: 'build only; the image stays in local storage' },
   { name: 'tar-path', type: 'string', value: 'FILE', help: 'also save the image as a docker-archive tarball' },
   { name: 'oci-layout-path', type: 'string', value: 'DIR', help: 'also save the image as an OCI layout folder' },

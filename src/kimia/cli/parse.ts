@@ -154,11 +154,16 @@ function parseKanikoGit(text: string): { branch?: string; recurseSubmodules?: bo
   return out;
 }
 
-function parsePlatform(value: string): string {
-  if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(value)) {
-    throw fail('BAD_FLAG_VALUE', { flag: '--custom-platform', reason: `"${value}" is not OS/ARCH[/VARIANT]`, hint: '--custom-platform=linux/arm64' });
+/** `linux/amd64` or a comma list `linux/amd64,linux/arm64` (a multi-platform manifest list). */
+export function parsePlatforms(value: string): string[] {
+  const list = value.split(',').map((p) => p.trim()).filter(Boolean);
+  if (!list.length) throw fail('BAD_FLAG_VALUE', { flag: '--custom-platform', reason: 'empty', hint: '--custom-platform=linux/arm64' });
+  for (const p of list) {
+    if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(p)) {
+      throw fail('BAD_FLAG_VALUE', { flag: '--custom-platform', reason: `"${p}" is not OS/ARCH[/VARIANT]`, hint: '--custom-platform=linux/arm64 or --custom-platform=linux/amd64,linux/arm64' });
+    }
   }
-  return value;
+  return [...new Set(list)];
 }
 
 function envEnum<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -240,6 +245,7 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
     skipTlsVerify: bool(raw, 'skip-tls-verify'),
     skipTlsVerifyPull: bool(raw, 'skip-tls-verify-pull'),
     registryCertificates: certificates,
+    platforms: all(raw, 'custom-platform').flatMap(parsePlatforms),
     registryMirrors: all(raw, 'registry-mirror'),
     pushRetry: int(raw, 'push-retry', 0),
     imageDownloadRetry: int(raw, 'image-download-retry', 0),
@@ -275,8 +281,9 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
   ];
   const target = request as unknown as Record<string, unknown>;
   for (const [k, v] of optional) if (v !== undefined) target[k] = v;
-  const platform = last(raw, 'custom-platform');
-  if (platform !== undefined) request.platform = parsePlatform(platform);
+  if (request.platforms.length > 1 && request.tarPath) {
+    throw fail('BAD_FLAG_VALUE', { flag: '--tar-path', reason: 'a docker-archive tarball holds one platform, not a multi-platform list', hint: 'use --oci-layout-path=DIR for a multi-platform build, or one --custom-platform' });
+  }
   if (timestamp !== undefined) request.timestamp = timestamp;
   if (last(raw, 'compression-level') !== undefined) request.compressionLevel = int(raw, 'compression-level', 0);
   const branch = last(raw, 'git-branch') ?? kanikoGit.branch;

@@ -34,7 +34,8 @@ export interface BuildRequest {
   cacheDir?: string;
   cacheRepo?: string;
   storageDriver: StorageDriver;
-  platform?: string;
+  /** target platforms (OS/ARCH[/VARIANT]); more than one builds a manifest list */
+  platforms: string[];
   noPush: boolean;
   tarPath?: string;
   ociLayoutPath?: string;

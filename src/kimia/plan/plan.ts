@@ -38,8 +38,9 @@ export interface BuildPlan {
   bud: string[];
   pushes: PushStep[];
   exports: { kind: 'tar' | 'oci'; path: string; argv: string[] }[];
-  /** the local name of the built image */
+  /** the local name of the built image (a manifest list when several platforms are built) */
   localImage: string;
+  multiPlatform: boolean;
   dockerfilePath: string;
   warnings: string[];
   /** values that must never be printed */
@@ -109,14 +110,16 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   const auth = facts.authFile ? ['--authfile', facts.authFile] : [];
   const certs = facts.certDir ? ['--cert-dir', facts.certDir] : [];
 
+  const multi = request.platforms.length > 1;
   const bud = [...global, 'bud', '--isolation', request.isolation, '--format', request.format, '-f', dockerfilePath];
-  for (const d of request.destinations.length ? request.destinations : [DEFAULT_LOCAL_IMAGE]) bud.push('-t', d);
+  if (multi) bud.push('--manifest', localImage);
+  else for (const d of request.destinations.length ? request.destinations : [DEFAULT_LOCAL_IMAGE]) bud.push('-t', d);
   if (request.target) bud.push('--target', request.target);
   for (const a of request.buildArgs) bud.push('--build-arg', `${a.name}=${a.value}`);
   for (const l of request.labels) bud.push('--label', `${l.key}=${l.value}`);
   bud.push(request.cache ? '--layers' : '--layers=false');
   if (request.cacheRepo) bud.push('--cache-from', request.cacheRepo, '--cache-to', request.cacheRepo);
-  if (request.platform) bud.push('--platform', request.platform);
+  if (request.platforms.length) bud.push('--platform', request.platforms.join(','));
   if (request.timestamp !== undefined) bud.push('--timestamp', String(request.timestamp));
   if (request.reproducible) bud.push('--identity-label=false');
   if (request.squash) bud.push('--squash');
@@ -131,13 +134,15 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   if (!request.noPush) {
     request.destinations.forEach((destination, i) => {
       const digestFile = `${facts.privateDir}/digest-${i}`;
-      const argv = [...global, 'push', ...auth, ...certs];
+      const argv = multi ? [...global, 'manifest', 'push', '--all', ...auth, ...certs] : [...global, 'push', ...auth, ...certs];
       const insecureHost = request.insecureRegistries.includes(hostOf(destination));
       if (request.insecure || request.skipTlsVerify || insecureHost) argv.push('--tls-verify=false');
-      // kimia owns retries (with backoff and no retry on 401), so buildah's own retry is off.
-      argv.push('--retry', '0');
-      if (request.compression) argv.push('--compression-format', request.compression);
-      if (request.compressionLevel !== undefined) argv.push('--compression-level', String(request.compressionLevel));
+      if (!multi) {
+        // kimia owns retries (with backoff and no retry on 401), so buildah's own retry is off.
+        argv.push('--retry', '0');
+        if (request.compression) argv.push('--compression-format', request.compression);
+        if (request.compressionLevel !== undefined) argv.push('--compression-level', String(request.compressionLevel));
+      }
       argv.push('--digestfile', digestFile, localImage, `docker://${destination}`);
       pushes.push({ destination, argv, digestFile });
     });
@@ -146,7 +151,10 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   const exports: BuildPlan['exports'] = [];
   const refName = request.destinations[0] ?? DEFAULT_LOCAL_IMAGE;
   if (request.tarPath) exports.push({ kind: 'tar', path: request.tarPath, argv: [...global, 'push', localImage, `docker-archive:${request.tarPath}:${refName}`] });
-  if (request.ociLayoutPath) exports.push({ kind: 'oci', path: request.ociLayoutPath, argv: [...global, 'push', localImage, `oci:${request.ociLayoutPath}`] });
+  if (request.ociLayoutPath) {
+    const verb = multi ? ['manifest', 'push', '--all'] : ['push'];
+    exports.push({ kind: 'oci', path: request.ociLayoutPath, argv: [...global, ...verb, localImage, `oci:${request.ociLayoutPath}`] });
+  }
 
   const warnings: string[] = [];
   if (request.format === 'oci' && facts.dockerfileText) {
@@ -173,6 +181,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
     pushes,
     exports,
     localImage,
+    multiPlatform: multi,
     dockerfilePath,
     warnings,
     secrets,

@@ -4,7 +4,7 @@
  */
 import { access, constants, mkdir, mkdtemp, readFile, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
-import { run } from '../../core/exec/index.js';
+import { runQuick } from '../../core/exec/index.js';
 import { parseSize } from '../../core/config.js';
 import type { BuildRequest } from '../cli/request.js';
 import { storageFor } from '../plan/plan.js';
@@ -96,7 +96,7 @@ async function probeNamespace(overlayBase: string | undefined): Promise<{ userns
     }
   }
   try {
-    const r = await run('unshare', [...args, 'sh', '-c', script], { reject: false, timeoutMs: 10_000 });
+    const r = await runQuick('unshare', [...args, 'sh', '-c', script], { timeoutMs: 10_000 });
     const err = (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}`;
     if (!overlayBase) return { userns: r.exitCode === 0 ? { ok: true } : { ok: false, error: err } };
     const nsOk = r.stdout.includes('userns-ok');

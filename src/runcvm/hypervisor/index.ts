@@ -5,6 +5,8 @@
 import type { LaunchSpec } from '../launch/schema.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import { qemuInvocation } from './qemu/index.js';
+import { explainFirecrackerExit, firecrackerInvocation } from './firecracker/invocation.js';
+import type { ToolError } from '../../core/errors.js';
 
 export interface HostFacts {
   /** executables present in the guest package, by name */
@@ -23,11 +25,23 @@ export interface VmPlan {
   console: { socket: string };
   io: { socket: string; portName: string };
   firmwareDir: string;
+  /** virtio-net NICs on the taps the launcher's network step created (network/plan.ts); none → loopback only */
+  nics?: { id: string; tap: string; mac: string }[];
 }
 
 export interface Invocation {
   file: string;
   args: string[];
+  /** files the launcher writes (0600) just before the start (Firecracker's --config-file) */
+  files?: { path: string; content: string }[];
+  /** stale paths the launcher removes first (sockets a hypervisor refuses to bind over) */
+  removeFirst?: string[];
+  /** a static binary: run it directly instead of through the guest package's loader */
+  direct?: boolean;
+  /** where the guest's framed channel arrives, when not plan.io.socket (Firecracker: vsock <uds_path>_1024) */
+  ioSocket?: string;
+  /** the serial console is the hypervisor's stdout: no console socket to wait for */
+  consoleOnStdout?: boolean;
 }
 
 export interface Hypervisor {
@@ -36,6 +50,8 @@ export interface Hypervisor {
   binary: string;
   supports(facts: HostFacts): boolean;
   toInvocation(plan: VmPlan): Invocation;
+  /** a backend-specific explanation of an exit without the workload's exit report (e.g. Firecracker's KVM errors) */
+  explainExit?(e: { code: number | null; signal: string | null; output: string }): ToolError | undefined;
 }
 
 const GUEST_BIN = `${CONTAINER_PATHS.guest}/bin`;
@@ -51,9 +67,8 @@ export const firecracker: Hypervisor = {
   name: 'firecracker',
   binary: `${GUEST_BIN}/firecracker`,
   supports: (f) => f.binaries.has('firecracker'),
-  toInvocation: () => {
-    throw new Error('the Firecracker backend is not implemented in this build');
-  },
+  toInvocation: (plan) => firecrackerInvocation(plan, `${GUEST_BIN}/firecracker`, 'runcvm'),
+  explainExit: explainFirecrackerExit,
 };
 
 export const HYPERVISORS: Record<Hypervisor['name'], Hypervisor> = { qemu, firecracker };

@@ -73,6 +73,15 @@ export function copiedFilesFromSpec(spec: OciSpec): { source: string; destinatio
     .map((m) => ({ source: m.source!, destination: m.destination }));
 }
 
+/**
+ * 'auto' when the container has a network namespace of its own (new, or joined with a path as CNI and `--with-ns`
+ * do): the launcher hands its eth* to the VM. Without one the container runs in the host's namespace, whose
+ * interfaces runcvm must never rebuild: 'none' (the VM gets loopback only).
+ */
+export function networkModeFromSpec(spec: OciSpec): 'auto' | 'none' {
+  return (spec.linux?.namespaces ?? []).some((n) => n.type === 'network') ? 'auto' : 'none';
+}
+
 export interface LaunchContext {
   containerId: string;
   settings: Settings;
@@ -120,7 +129,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
       { id: 'upper', path: CONTAINER_PATHS.upperDisk, readOnly: false, role: 'upper' },
     ],
     mounts: guestMountsFromSpec(spec),
-    network: { mode: 'none' },
+    network: { mode: networkModeFromSpec(spec) },
     log: { level: settings.logLevel, ...(ctx.debugLog ? { file: CONTAINER_PATHS.debugLog } : {}) },
     channel: { io: CONTAINER_PATHS.ioSocket, console: CONTAINER_PATHS.consoleSocket },
   };

@@ -84,8 +84,11 @@ export const launchSpecSchema = z.object({
   }),
   disks: z.array(diskSchema),
   mounts: z.array(guestMountSchema),
-  /** filled by the networking work; 'none' leaves the guest with loopback only */
-  network: z.object({ mode: z.enum(['none']) }),
+  /**
+   * networking (src/runcvm/network): 'auto' hands every eth* of the container's own network namespace to the VM
+   * (none found → loopback only, as `--network none`); 'none' never touches the namespace (e.g. the host's).
+   */
+  network: z.object({ mode: z.enum(['auto', 'none']) }),
   log: z.object({ level: z.enum(['off', 'error', 'info', 'debug']), file: z.string().optional() }),
   break: z.string().optional(),
   channel: z.object({ io: z.string(), console: z.string() }),

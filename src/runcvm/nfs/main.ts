@@ -1,5 +1,124 @@
-/** Placeholder: replaced by the module that owns `runcvm nfs`. */
-export async function nfsServeMain(_argv: string[]): Promise<number> {
-  process.stderr.write('runcvm nfs: not available in this build yet\n');
-  return 2;
+/**
+ * `runcvm nfs-serve --export DIR [--export DIR2 …] --listen ADDR:PORT [--state DIR] [--verbose]`
+ *
+ * Serves the folders over NFSv3 with MOUNT v3 on the same TCP port (clients mount with
+ * `-o vers=3,proto=tcp,port=PORT,mountport=PORT,mountproto=tcp,nolock,addr=ADDR`, no portmapper).
+ * Prints `runcvm nfs-serve: listening on ADDR:PORT` on stdout once ready; SIGTERM or SIGINT stop it (exit 0).
+ */
+import { defineErrors, isToolError } from '../../core/errors.js';
+import { NfsServer, parseListen } from './server.js';
+
+export const nfsErrors = defineErrors({
+  NFS_USAGE: {
+    exit: 2,
+    message: 'runcvm nfs-serve: {problem}',
+    cause: 'the command line is incomplete or has an option nfs-serve does not know.',
+    fix: 'runcvm nfs-serve --export /srv/vol --listen 169.254.1.254:2049 [--state /run/runcvm/nfs] [--verbose]',
+  },
+  NFS_EXPORT: {
+    exit: 1,
+    message: 'cannot export {path}: {problem}',
+    cause: 'an exported folder must exist, be a directory, be given as an absolute path, and be listed once.',
+    fix: 'create the folder (mkdir -p {path}) or correct the --export argument.',
+  },
+  NFS_LISTEN: {
+    exit: 1,
+    message: 'cannot listen on {listen}: {problem}',
+    cause: 'the address is not assigned to an interface of this network namespace, or the port is taken.',
+    fix: 'check `ip addr` for the address (the identity IP 169.254.1.254 lives on br-eth0) and `ss -ltnp` for the port; or pick another port.',
+  },
+});
+
+export interface NfsServeArgs {
+  exports: string[];
+  listen: { host: string; port: number };
+  listenText: string;
+  stateDir: string | undefined;
+  verbose: boolean;
+}
+
+/** Pure argument parsing; throws NFS_USAGE. */
+export function parseNfsServeArgs(argv: readonly string[]): NfsServeArgs {
+  const exports: string[] = [];
+  let listenText: string | undefined;
+  let stateDir: string | undefined;
+  let verbose = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.indexOf('=');
+    const [flag, inline] = arg.startsWith('--') && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === '') throw nfsErrors.fail('NFS_USAGE', { problem: `${flag} needs a value` });
+      return v;
+    };
+    switch (flag) {
+      case '--export':
+        exports.push(value());
+        break;
+      case '--listen':
+        listenText = value();
+        break;
+      case '--state':
+        stateDir = value();
+        break;
+      case '--verbose':
+      case '-v':
+        verbose = true;
+        break;
+      default:
+        throw nfsErrors.fail('NFS_USAGE', { problem: `unknown argument "${arg}"` });
+    }
+  }
+  if (exports.length === 0) throw nfsErrors.fail('NFS_USAGE', { problem: 'no --export given' });
+  if (!listenText) throw nfsErrors.fail('NFS_USAGE', { problem: 'no --listen ADDR:PORT given' });
+  let listen: { host: string; port: number };
+  try {
+    listen = parseListen(listenText);
+  } catch (err) {
+    throw nfsErrors.fail('NFS_USAGE', { problem: (err as Error).message });
+  }
+  return { exports, listen, listenText, stateDir, verbose };
+}
+
+export async function nfsServeMain(argv: string[]): Promise<number> {
+  const say = (line: string) => process.stderr.write(`runcvm nfs-serve: ${line}\n`);
+  let args: NfsServeArgs;
+  let server: NfsServer;
+  try {
+    args = parseNfsServeArgs(argv);
+    const options = { exports: args.exports, stateDir: args.stateDir ?? '/run/runcvm/nfs', log: args.verbose ? say : undefined };
+    try {
+      server = await NfsServer.create(options);
+    } catch (err) {
+      const path = args.exports.find((p) => (err as Error).message.includes(p)) ?? args.exports.join(', ');
+      throw nfsErrors.fail('NFS_EXPORT', { path, problem: (err as Error).message }, err);
+    }
+    try {
+      const bound = await server.listen(args.listen.host, args.listen.port);
+      const host = bound.address.includes(':') ? `[${bound.address}]` : bound.address;
+      process.stdout.write(`runcvm nfs-serve: listening on ${host}:${bound.port}\n`);
+    } catch (err) {
+      await server.close();
+      throw nfsErrors.fail('NFS_LISTEN', { listen: args.listenText, problem: (err as Error).message }, err);
+    }
+  } catch (err) {
+    if (isToolError(err)) {
+      process.stderr.write(`${err.render()}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+  return new Promise<number>((resolveExit) => {
+    const stop = (signal: string) => {
+      if (args.verbose) say(`${signal}: stopping`);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      void server.close().then(() => resolveExit(0));
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
 }

@@ -25,6 +25,11 @@ export interface DockerdOptions {
   insecureRegistries?: string[];
   /** extra daemon.json keys (merged last) */
   extraConfig?: Record<string, unknown>;
+  /**
+   * run dockerd inside this network namespace (a name under /var/run/netns that the test created): its bridges,
+   * iptables rules and published ports then live there, never in the host's namespace
+   */
+  netns?: string;
 }
 
 export interface StartedDockerd extends AsyncDisposable {
@@ -105,7 +110,9 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<StartedDo
     };
     await writeFile(configPath, `${JSON.stringify(daemon, null, 2)}\n`);
 
-    const proc = await startProcess('dockerd', DOCKERD, ['--config-file', configPath], { logPath, cwd: dir });
+    const dockerdArgv = [DOCKERD, '--config-file', configPath];
+    const [file, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...dockerdArgv] : dockerdArgv;
+    const proc = await startProcess('dockerd', file!, args, { logPath, cwd: dir });
     const dockerRaw = (args: string[], o: RunOptions = {}) =>
       run(cli, ['-H', host, ...args], { ...o, env: { DOCKER_CONFIG: cliConfig, ...o.env } });
 

@@ -114,6 +114,8 @@ export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
     withBaseDiskMount(r.baseDisk),
     ...(r.debugLog ? [withDebugLogMount(r.debugLog)] : []),
     withKvmDevices(r.devices),
+    // networking: the launcher bridges eth0 to the VM's tap (network/apply.ts)
+    withCaps(['CAP_NET_ADMIN']),
     withMemoryOverhead(r.memoryOverheadMiB ?? MEMORY_OVERHEAD_MIB),
   )(spec);
 }

@@ -3,6 +3,7 @@
  * `-M microvm,pit=on`, `-cpu max`, `tsc_early_khz` on the kernel command line (see docs: ENVIRONMENT).
  */
 import type { Invocation, VmPlan } from '../index.js';
+import { netArgs } from './net.js';
 
 export function machineArgs(plan: Pick<VmPlan, 'accel' | 'vcpus' | 'memoryMiB' | 'firmwareDir'>): string[] {
   const accel = plan.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max'];
@@ -42,7 +43,7 @@ export function ioArgs(io: VmPlan['io']): string[] {
 }
 
 export function qemuArgs(plan: VmPlan): string[] {
-  return [...machineArgs(plan), ...kernelArgs(plan), ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io)];
+  return [...machineArgs(plan), ...kernelArgs(plan), ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io), ...netArgs(plan.nics ?? [])];
 }
 
 export function qemuInvocation(plan: VmPlan, binary: string): Invocation {

@@ -203,6 +203,6 @@ describe('kimia lint command', () => {
   it('documents its exit codes in --help', async () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/exit status:\n  0 .*\n  1 .*\n  2 /);
+    expect(r.out).toMatch(/exit status:\n {2}0 .*\n {2}1 .*\n {2}2 /);
   });
 });

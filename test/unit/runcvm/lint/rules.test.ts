@@ -116,7 +116,7 @@ describe('runcvm lint command', () => {
     const r = await run([f('mistakes.yaml')]);
     expect(r.code).toBe(1);
     expect(r.out).toContain(`${f('mistakes.yaml')}:${lineWith(fixture('runcvm/mistakes.yaml'), 'name: RUNCVM_LOG_LEVEL')}: error runcvm/log-level: container app: RUNCVM_LOG_LEVEL="VERBOSE"`);
-    expect(r.out).toMatch(/\n  fix: /);
+    expect(r.out).toMatch(/\n {2}fix: /);
   });
 
   it('exit 0 with only warnings, 2 on a missing file or invalid YAML; --json', async () => {
@@ -129,6 +129,6 @@ describe('runcvm lint command', () => {
   });
 
   it('documents exit codes in --help', async () => {
-    expect((await run(['--help'])).out).toMatch(/exit status:\n  0 .*\n  1 .*\n  2 /);
+    expect((await run(['--help'])).out).toMatch(/exit status:\n {2}0 .*\n {2}1 .*\n {2}2 /);
   });
 });

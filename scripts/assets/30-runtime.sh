@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# runcvm runtime pieces built from this repository (owner: runcvm runtime core):
+#   - the launcher bundle   → $GUEST/lib/runcvm/launcher.mjs   (esbuild, runs on the package's node)
+#   - the guest init        → $GUEST/bin/runcvm-init            (gcc -static -Os, runs as PID 1 in the VM)
+#   - the runtime bundle    → dist/runcvm/runtime/runtime.mjs   (esbuild, one file: faster `create` start-up)
+# Idempotent and cheap (~1 s); rerun after scripts/assets/20-guest.sh rebuilt the guest folder.
+#   RUNCVM_ASSETS=DIR (default var/assets)   RUNCVM_GUEST_DIR=DIR (default $RUNCVM_ASSETS/guest)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+ASSETS=${RUNCVM_ASSETS:-$ROOT/var/assets}
+GUEST=${RUNCVM_GUEST_DIR:-$ASSETS/guest}
+say() { printf '[assets:runtime] %s\n' "$*" >&2; }
+die() { printf '[assets:runtime] error: %s\n' "$1" >&2; [[ -n ${2:-} ]] && printf '[assets:runtime] fix: %s\n' "$2" >&2; exit 1; }
+
+command -v gcc >/dev/null || die "gcc not found" "apt-get install -y gcc libc6-dev"
+ESBUILD=$ROOT/node_modules/.bin/esbuild
+[[ -x $ESBUILD ]] || die "esbuild not found" "npm ci"
+[[ -d $GUEST ]] || die "guest package $GUEST not found" "bash scripts/assets/20-guest.sh"
+
+mkdir -p "$GUEST/lib/runcvm" "$GUEST/bin" "$ROOT/dist/runcvm/runtime"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-init" src/runcvm/guest/init.c src/runcvm/guest/net.c
+strip "$tmp/runcvm-init" 2>/dev/null || true
+install -m 0755 "$tmp/runcvm-init" "$GUEST/bin/runcvm-init"
+
+common=(--bundle --platform=node --target=node20 --format=esm --external:execa --log-level=warning
+  "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
+"$ESBUILD" src/runcvm/launcher/entry.ts "${common[@]}" --outfile="$tmp/launcher.mjs"
+install -m 0644 "$tmp/launcher.mjs" "$GUEST/lib/runcvm/launcher.mjs"
+"$ESBUILD" src/runcvm/runtime/entry.ts "${common[@]}" --outfile="$tmp/runtime.mjs"
+install -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
+say "runcvm-init, launcher.mjs → $GUEST; runtime.mjs → dist/runcvm/runtime"

@@ -1,0 +1,303 @@
+/*
+ * runcvm guest networking (owner: networking; contract in docs/dev/notes/network.md and src/runcvm/network/plan.ts).
+ *
+ * The launcher hands the pod's interfaces to the VM and describes them on the kernel command line:
+ *   runcvm.net.if=NAME,MAC,MTU[,ADDR/PREFIX...]        one per interface
+ *   runcvm.net.route=DST,VIA|-,DEV[,onlink][,metric=N]  in the order to add them (IPv6 when DST or VIA holds ':')
+ *   runcvm.net.dns=NS,...  runcvm.net.search=D,...  runcvm.net.dnsopt=O,...  runcvm.net.wait=MS
+ * runcvm_net_setup() waits (10 s by default) for every NIC to appear, names it after its MAC (virtio probe order is
+ * not guaranteed), sets MTU and addresses, brings it up, adds the routes with busybox `ip`, and writes
+ * /etc/resolv.conf when the image has none with a nameserver. No runcvm.net.if → loopback only (--network none).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net.h"
+
+#define BUSYBOX "/.runcvm/guest/bin/busybox"
+#define MAX_IFS 8
+#define MAX_ROUTES 64
+#define MAX_ADDRS 8
+
+struct net_if {
+  char name[16], mac[18], cur[16];
+  int mtu, naddrs;
+  char *addrs[MAX_ADDRS];
+};
+
+static struct net_if ifs[MAX_IFS];
+static int nifs;
+static char *routes[MAX_ROUTES];
+static int nroutes;
+static char *dns, *search, *dnsopt;
+static long wait_ms = 10000;
+static net_log_fn logf_;
+
+static void nlog(int is_debug, const char *fmt, ...) {
+  if (!logf_) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  logf_(is_debug, buf);
+}
+#define INFO(...) nlog(0, "[RunCVM-FC-Init] [INFO]   " __VA_ARGS__)
+#define ERROR(...) nlog(0, "[RunCVM-FC-Init] [ERROR]  " __VA_ARGS__)
+#define DEBUG(...) nlog(1, "[RunCVM-FC-Init] [DEBUG]  " __VA_ARGS__)
+
+/* run busybox ip ARGS...; returns the exit status (stderr goes to the console) */
+static int ip(const char *first, ...) {
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = "ip";
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a && n < 31; a = va_arg(ap, const char *)) argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  char line[400] = "ip";
+  for (int i = 1; i < n; i++) {
+    strncat(line, " ", sizeof line - strlen(line) - 1);
+    strncat(line, argv[i], sizeof line - strlen(line) - 1);
+  }
+  pid_t p = fork();
+  if (p < 0) return -1;
+  if (p == 0) {
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd >= 0) dup2(fd, 0);
+    execv(BUSYBOX, (char *const *)argv);
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(p, &status, 0) < 0 && errno == EINTR) {}
+  int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  if (rc) ERROR("%s failed (exit %d)", line, rc);
+  else DEBUG("%s", line);
+  return rc;
+}
+
+static void write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t w = write(fd, text, strlen(text));
+  (void)w;
+  close(fd);
+}
+
+/* split s at c in place; returns the pieces (up to max) */
+static int split(char *s, char c, char **out, int max) {
+  int n = 0;
+  while (s && n < max) {
+    out[n++] = s;
+    char *p = strchr(s, c);
+    if (!p) break;
+    *p = 0;
+    s = p + 1;
+  }
+  return n;
+}
+
+static void parse_cmdline(char *cmdline) {
+  char *save = NULL;
+  for (char *w = strtok_r(cmdline, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+    if (!strncmp(w, "runcvm.net.if=", 14) && nifs < MAX_IFS) {
+      char *f[3 + MAX_ADDRS];
+      int n = split(w + 14, ',', f, 3 + MAX_ADDRS);
+      if (n < 3) continue;
+      struct net_if *i = &ifs[nifs++];
+      snprintf(i->name, sizeof i->name, "%.15s", f[0]);
+      snprintf(i->mac, sizeof i->mac, "%.17s", f[1]);
+      i->mtu = atoi(f[2]);
+      for (int k = 3; k < n; k++) i->addrs[i->naddrs++] = f[k];
+    } else if (!strncmp(w, "runcvm.net.route=", 17) && nroutes < MAX_ROUTES) routes[nroutes++] = w + 17;
+    else if (!strncmp(w, "runcvm.net.dns=", 15)) dns = w + 15;
+    else if (!strncmp(w, "runcvm.net.search=", 18)) search = w + 18;
+    else if (!strncmp(w, "runcvm.net.dnsopt=", 18)) dnsopt = w + 18;
+    else if (!strncmp(w, "runcvm.net.wait=", 16)) wait_ms = atol(w + 16);
+  }
+}
+
+/* find the interface carrying mac; fills cur. Returns 1 when found. */
+static int find_by_mac(struct net_if *want) {
+  DIR *d = opendir("/sys/class/net");
+  if (!d) return 0;
+  struct dirent *e;
+  int found = 0;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], mac[32] = "";
+    snprintf(path, sizeof path, "/sys/class/net/%s/address", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, mac, sizeof mac - 1);
+    close(fd);
+    if (n <= 0) continue;
+    mac[n] = 0;
+    if (mac[n - 1] == '\n') mac[n - 1] = 0;
+    if (!strcasecmp(mac, want->mac)) {
+      snprintf(want->cur, sizeof want->cur, "%.15s", e->d_name);
+      found = 1;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+static long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+static void write_resolv_conf(void) {
+  if (!dns) return;
+  int fd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = 0;
+      if (strstr(buf, "nameserver")) {
+        DEBUG("/etc/resolv.conf already names a nameserver; kept");
+        return;
+      }
+    }
+  }
+  mkdir("/etc", 0755);
+  char text[2048] = "";
+  char tmp[1024];
+  char *f[16];
+  snprintf(tmp, sizeof tmp, "%s", dns);
+  int n = split(tmp, ',', f, 16);
+  for (int i = 0; i < n; i++) {
+    strncat(text, "nameserver ", sizeof text - strlen(text) - 1);
+    strncat(text, f[i], sizeof text - strlen(text) - 1);
+    strncat(text, "\n", sizeof text - strlen(text) - 1);
+  }
+  const char *keys[2] = {"search ", "options "};
+  char *vals[2] = {search, dnsopt};
+  for (int k = 0; k < 2; k++) {
+    if (!vals[k]) continue;
+    strncat(text, keys[k], sizeof text - strlen(text) - 1);
+    for (char *p = vals[k]; *p; p++) {
+      char ch[2] = {*p == ',' ? ' ' : *p, 0};
+      strncat(text, ch, sizeof text - strlen(text) - 1);
+    }
+    strncat(text, "\n", sizeof text - strlen(text) - 1);
+  }
+  int w = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (w < 0) {
+    ERROR("cannot write /etc/resolv.conf: %s", strerror(errno));
+    return;
+  }
+  ssize_t r = write(w, text, strlen(text));
+  (void)r;
+  close(w);
+  DEBUG("wrote /etc/resolv.conf");
+}
+
+int runcvm_net_setup(net_log_fn log) {
+  logf_ = log;
+  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  static char cmdline[4096];
+  ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  cmdline[n] = 0;
+  parse_cmdline(cmdline);
+  if (nifs == 0) {
+    DEBUG("no network interfaces for this VM (loopback only)");
+    return 0;
+  }
+
+  /* 1. wait for every NIC (virtio-net probes asynchronously) */
+  INFO("Waiting for eth* interface...");
+  long start = now_ms();
+  int missing;
+  for (;;) {
+    missing = 0;
+    for (int i = 0; i < nifs; i++)
+      if (!find_by_mac(&ifs[i])) missing++;
+    if (!missing || now_ms() - start >= wait_ms) break;
+    usleep(100000);
+  }
+  if (missing) {
+    for (int i = 0; i < nifs; i++)
+      if (!ifs[i].cur[0]) ERROR("No ethernet interface with MAC %s (%s) appeared within %ld ms (is virtio_net loaded?)", ifs[i].mac, ifs[i].name, wait_ms);
+  }
+  INFO("Found %d of %d interface(s) after %ld ms", nifs - missing, nifs, now_ms() - start);
+
+  /* 2. names: through temporary names first, so eth0/eth1 can swap */
+  for (int i = 0; i < nifs; i++) {
+    if (!ifs[i].cur[0] || !strcmp(ifs[i].cur, ifs[i].name)) continue;
+    char tmp[16];
+    snprintf(tmp, sizeof tmp, "rcvm%d", i);
+    if (ip("link", "set", "dev", ifs[i].cur, "name", tmp, NULL) == 0) snprintf(ifs[i].cur, sizeof ifs[i].cur, "%.15s", tmp);
+  }
+  for (int i = 0; i < nifs; i++) {
+    if (!ifs[i].cur[0] || !strcmp(ifs[i].cur, ifs[i].name)) continue;
+    if (ip("link", "set", "dev", ifs[i].cur, "name", ifs[i].name, NULL) == 0) snprintf(ifs[i].cur, sizeof ifs[i].cur, "%.15s", ifs[i].name);
+  }
+
+  /* 3. MTU, addresses (IPv6 without duplicate address detection: the address moved here from the pod), up */
+  int failures = missing;
+  for (int i = 0; i < nifs; i++) {
+    struct net_if *f = &ifs[i];
+    if (!f->cur[0]) continue;
+    char path[128], mtu[16];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/accept_dad", f->cur);
+    write_file(path, "0");
+    snprintf(mtu, sizeof mtu, "%d", f->mtu > 0 ? f->mtu : 1500);
+    failures += ip("link", "set", "dev", f->cur, "mtu", mtu, NULL) != 0;
+    for (int k = 0; k < f->naddrs; k++) {
+      if (strchr(f->addrs[k], ':')) failures += ip("-6", "addr", "add", f->addrs[k], "dev", f->cur, NULL) != 0;
+      else failures += ip("addr", "add", f->addrs[k], "dev", f->cur, NULL) != 0;
+    }
+    failures += ip("link", "set", "dev", f->cur, "up", NULL) != 0;
+    INFO("%s: mac %s mtu %s, %d address(es)", f->cur, f->mac, mtu, f->naddrs);
+  }
+
+  /* 4. routes, in the given order */
+  for (int r = 0; r < nroutes; r++) {
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", routes[r]);
+    char *f[8];
+    int nf = split(copy, ',', f, 8);
+    if (nf < 3) continue;
+    const char *argv[16];
+    int a = 0;
+    int v6 = strchr(f[0], ':') || strchr(f[1], ':');
+    if (v6) argv[a++] = "-6";
+    argv[a++] = "route";
+    argv[a++] = "add";
+    argv[a++] = f[0];
+    if (strcmp(f[1], "-")) { argv[a++] = "via"; argv[a++] = f[1]; }
+    argv[a++] = "dev";
+    argv[a++] = f[2];
+    for (int k = 3; k < nf && a < 13; k++) {
+      if (!strcmp(f[k], "onlink")) argv[a++] = "onlink";
+      else if (!strncmp(f[k], "metric=", 7)) { argv[a++] = "metric"; argv[a++] = f[k] + 7; }
+    }
+    while (a < 15) argv[a++] = NULL;
+    failures += ip(argv[0], argv[1], argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12], NULL) != 0;
+  }
+
+  write_resolv_conf();
+  if (failures) ERROR("network set-up finished with %d problem(s)", failures);
+  else INFO("Network configured: %d interface(s), %d route(s)", nifs, nroutes);
+  return failures ? -1 : 0;
+}

@@ -1,0 +1,249 @@
+/**
+ * The launcher: PID 1 of the container that runc starts (as root, from the read-only package at /.runcvm/guest,
+ * through the bundled loader). LaunchSpec → accel decision → VmPlan → QEMU; relays the guest's framed stdout,
+ * stderr and exit status to the container's own stdio, forwards stdin, signals and the terminal size, and exits
+ * with the workload's exit code (128+N for a signal). A hypervisor that dies without an exit report ends the
+ * container non-zero with a one-line reason.
+ *
+ * Bundled by esbuild into /.runcvm/guest/lib/runcvm/launcher.mjs (scripts/assets/30-runtime.sh).
+ */
+import { appendFileSync, constants as fsc, openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Logger, type Level, type Sink } from '../../core/log/index.js';
+import { spawnPiped } from '../../core/exec/index.js';
+import { atomicWrite } from '../../core/fsx/index.js';
+import { isToolError, type ToolError } from '../../core/errors.js';
+import { runcvmErrors } from '../errors.js';
+import { CONTAINER_PATHS, parseLaunchSpec, type LaunchSpec } from '../launch/schema.js';
+import { decideAccel, cpuFlagsFromCpuinfo, cpuKhzFromCpuinfo, type AccelFacts } from '../hypervisor/accel.js';
+import { HYPERVISORS, planVm, type Hypervisor, type VmPlan } from '../hypervisor/index.js';
+import { setUpNetwork, withNetwork } from '../network/setup.js';
+import { Channel, decodeExit, encodeData, encodeFrame, encodeSignal, encodeWinsize, FrameDecoder, FrameType } from '../agent/codec.js';
+
+const { fail } = runcvmErrors;
+
+const FORWARDED_SIGNALS: Record<string, number> = { SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12 };
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export function gatherAccelFacts(): AccelFacts {
+  const kvmExists = existsSync('/dev/kvm');
+  let kvmOpenable = false;
+  if (kvmExists) {
+    try {
+      closeSync(openSync('/dev/kvm', fsc.O_RDWR));
+      kvmOpenable = true;
+    } catch {
+      kvmOpenable = false;
+    }
+  }
+  return { kvmExists, kvmOpenable, cpuFlags: cpuFlagsFromCpuinfo(readText('/proc/cpuinfo')), kvmPvm: existsSync('/sys/module/kvm_pvm') };
+}
+
+function makeLogger(spec: LaunchSpec | undefined): Logger {
+  const sinks: Sink[] = [];
+  const level = spec?.log.level ?? 'error';
+  const file = spec?.log.file;
+  const fileLevel: Level = level === 'off' ? 'off' : level === 'debug' ? 'debug' : 'info';
+  const stderrRank: Record<string, number> = { debug: 10, info: 20, warn: 30, error: 40, off: 100 };
+  const lineRank = (line: string): number => {
+    const m = /\b(DEBUG|INFO|WARN|ERROR)\b/.exec(line);
+    return m ? (stderrRank[m[1]!.toLowerCase()] ?? 40) : 40;
+  };
+  if (file && fileLevel !== 'off') {
+    sinks.push((line) => {
+      try {
+        appendFileSync(file, line + '\n');
+      } catch {
+        /* never fail on logging */
+      }
+    });
+  }
+  sinks.push((line) => {
+    if (level !== 'off' && lineRank(line) >= (stderrRank[level] ?? 40)) process.stderr.write(`runcvm: ${line}\n`);
+  });
+  return new Logger({ level: fileLevel === 'off' ? (level === 'off' ? 'off' : 'error') : fileLevel, namespace: `launcher ${spec?.containerId ?? ''}`.trim(), timestamps: true, sinks });
+}
+
+async function listen(path: string): Promise<Server> {
+  await rm(path, { force: true });
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(path, () => resolve(server));
+  });
+}
+
+function firstConnection(server: Server): Promise<Socket> {
+  return new Promise((resolve) => server.once('connection', resolve));
+}
+
+export async function launch(): Promise<number> {
+  let spec: LaunchSpec | undefined;
+  let log = makeLogger(undefined);
+  try {
+    try {
+      spec = parseLaunchSpec(readFileSync(CONTAINER_PATHS.launchSpec, 'utf8'));
+    } catch (err) {
+      throw fail('LAUNCH_SPEC', { path: CONTAINER_PATHS.launchSpec, problem: (err as Error).message.split('\n')[0] ?? '' });
+    }
+    log = makeLogger(spec);
+    return await runVm(spec, log);
+  } catch (err) {
+    const te: ToolError | undefined = isToolError(err) ? err : undefined;
+    const text = te ? te.render() : `error: ${(err as Error)?.stack ?? String(err)}`;
+    log.debug('launcher failed', { error: text });
+    process.stderr.write(text.split('\n').map((l) => `runcvm: ${l}`).join('\n') + '\n');
+    return te?.exitCode ?? 125;
+  }
+}
+
+async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
+  const started = Date.now();
+  const hv = HYPERVISORS[spec.vm.hypervisor];
+  if (!existsSync(hv.binary)) throw fail('HYPERVISOR_NOT_INSTALLED', { name: hv.name, path: hv.binary });
+  if (!existsSync(spec.kernel.path)) throw fail('NO_KERNEL', { path: spec.kernel.path, reason: 'the kernel is not visible inside the container.' });
+
+  const facts = gatherAccelFacts();
+  const decision = decideAccel(spec.vm.accel, facts);
+  if (!decision.ok) throw fail('KVM_REQUIRED', { reason: decision.reason });
+  log.info(`accelerator: ${decision.accel} (${decision.reason})`);
+
+  const cpuinfo = readText('/proc/cpuinfo');
+  const tscKhz = cpuKhzFromCpuinfo(cpuinfo);
+  const vmPlan = planVm(spec, decision.accel, tscKhz ? { tscKhz } : {});
+  // networking (src/runcvm/network): the container's eth* go to the VM before QEMU starts; undone on every path
+  const network = await setUpNetwork(spec.network.mode, log);
+  try {
+    return await bootVm(spec, log, hv, withNetwork(vmPlan, network), started);
+  } finally {
+    await network.undo();
+  }
+}
+
+async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPlan, started: number): Promise<number> {
+  const inv = hv.toInvocation(plan);
+  for (const path of inv.removeFirst ?? []) await rm(path, { force: true });
+  for (const f of inv.files ?? []) await atomicWrite(f.path, f.content);
+  const file = inv.direct ? inv.file : CONTAINER_PATHS.loader;
+  const args = inv.direct ? inv.args : ['--library-path', `${CONTAINER_PATHS.guest}/lib`, inv.file, ...inv.args];
+  log.debug('hypervisor command', { argv: [file, ...args].join(' ') });
+
+  const ioServer = await listen(inv.ioSocket ?? plan.io.socket);
+  const conServer = await listen(plan.console.socket);
+  const ioConn = firstConnection(ioServer);
+  const conConn = firstConnection(conServer);
+
+  const qemu = await spawnPiped(file, args, { env: { PATH: '/.runcvm/guest/bin:/usr/bin:/bin', QEMU_MODULE_DIR: `${CONTAINER_PATHS.guest}/lib/x86_64-linux-gnu/qemu` } });
+  let qemuStderr = '';
+  qemu.stdout?.on('data', (d: Buffer) => {
+    process.stdout.write(d);
+  });
+  qemu.stderr?.on('data', (d: Buffer) => {
+    qemuStderr = (qemuStderr + d.toString('utf8')).slice(-4000);
+    log.debug('qemu stderr', { text: d.toString('utf8').trimEnd() });
+  });
+  const qemuExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    qemu.on('exit', (code, signal) => resolve({ code, signal }));
+    qemu.on('error', (err) => {
+      qemuStderr += `\n${err.message}`;
+      resolve({ code: 127, signal: null });
+    });
+  });
+
+  let exit: { code: number; signal: number } | undefined;
+  let io: Socket | undefined;
+  const pending: Buffer[] = [];
+  const send = (buf: Buffer) => {
+    if (io && !io.destroyed) io.write(buf);
+    else pending.push(buf);
+  };
+
+  // Signals: forwarded to the workload (PID 1 of its own PID namespace in the guest, so runc's rules apply).
+  for (const [name, num] of Object.entries(FORWARDED_SIGNALS)) {
+    process.on(name as NodeJS.Signals, () => {
+      log.info(`forwarding ${name} to the guest`);
+      send(encodeSignal(num));
+    });
+  }
+
+  // Terminal: raw mode on the container's tty, window size to the guest's pty.
+  const tty = spec.process.terminal && process.stdin.isTTY;
+  if (tty) {
+    process.stdin.setRawMode?.(true);
+    const sendSize = () => {
+      if (process.stdout.rows && process.stdout.columns) send(encodeWinsize(process.stdout.rows, process.stdout.columns));
+    };
+    sendSize();
+    process.stdout.on('resize', sendSize);
+  }
+
+  const ioDone = ioConn.then(
+    (sock) =>
+      new Promise<void>((resolve) => {
+        io = sock;
+        for (const b of pending.splice(0)) sock.write(b);
+        const dec = new FrameDecoder();
+        sock.on('data', (chunk: Buffer) => {
+          for (const f of dec.push(chunk)) {
+            if (f.type === FrameType.DATA) {
+              if (f.channel === Channel.stdout) process.stdout.write(f.payload);
+              else if (f.channel === Channel.stderr) process.stderr.write(f.payload);
+            } else if (f.type === FrameType.EXIT) {
+              exit = decodeExit(f.payload);
+              log.info('workload exited', { code: exit.code, signal: exit.signal, ms: Date.now() - started });
+              sock.write(encodeFrame(FrameType.ACK, 0));
+            } else if (f.type === FrameType.READY) {
+              log.info('guest init ready', { ms: Date.now() - started });
+            } else if (f.type === FrameType.LOG) {
+              log.info(`guest: ${f.payload.toString('utf8')}`);
+            }
+          }
+        });
+        sock.on('close', () => resolve());
+        sock.on('error', () => resolve());
+        // stdin → guest (a /dev/null stdin ends at once: the workload sees EOF, as under runc)
+        process.stdin.on('data', (d: Buffer) => {
+          for (const fr of encodeData(Channel.stdin, d)) sock.write(fr);
+        });
+        process.stdin.on('end', () => sock.write(encodeFrame(FrameType.EOF, Channel.stdin)));
+        process.stdin.on('error', () => sock.write(encodeFrame(FrameType.EOF, Channel.stdin)));
+      }),
+  );
+  const conDone = conConn.then(
+    (sock) =>
+      new Promise<void>((resolve) => {
+        sock.on('data', (d: Buffer) => process.stdout.write(d));
+        sock.on('close', () => resolve());
+        sock.on('error', () => resolve());
+      }),
+  );
+
+  const ended = await qemuExit;
+  // QEMU closed its sockets when it exited: wait (briefly) for the last bytes to be relayed.
+  await Promise.race([Promise.all([ioDone, inv.consoleOnStdout ? undefined : conDone]), new Promise((r) => setTimeout(r, 2000))]);
+  ioServer.close();
+  conServer.close();
+  if (tty) process.stdin.setRawMode?.(false);
+  process.stdin.pause();
+  log.info('hypervisor exited', { code: ended.code, signal: ended.signal, ms: Date.now() - started });
+  if (exit) return exit.code;
+  const how = ended.signal ? `signal ${ended.signal}` : `exit code ${ended.code}`;
+  const explained = hv.explainExit?.({ code: ended.code, signal: ended.signal, output: qemuStderr });
+  if (explained) throw explained;
+  const reason = lastMeaningfulLine(qemuStderr) || 'no exit status was reported by the guest';
+  throw fail('HYPERVISOR_CRASHED', { name: hv.name, how, reason, id: spec.containerId });
+}
+
+export function lastMeaningfulLine(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines[lines.length - 1] ?? '';
+}
+

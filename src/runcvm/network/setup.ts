@@ -1,0 +1,70 @@
+/**
+ * The launcher's network step, in one call: read the container namespace (`ip -json`, resolv.conf), plan, apply,
+ * and return what the hypervisor needs (NICs, kernel command line) plus the undo. The launcher runs it before the
+ * hypervisor starts and runs `undo()` on every path after (normal exit, QEMU crash, start-up failure).
+ */
+import { runcvmErrors } from '../errors.js';
+import { applyNetwork, CONTAINER_IP, NOTHING_TO_UNDO, readNetworkFacts, type IpCommand, type NetLog, type NetworkUndo } from './apply.js';
+import { describePlan, guestNetCmdline, NetworkPlanError, planNetwork, type NetworkPlan, type NetworkRequest, type NicPlan } from './plan.js';
+
+const { fail } = runcvmErrors;
+
+export interface NetworkSetup {
+  plan: NetworkPlan;
+  /** virtio-net NICs for the hypervisor (empty: loopback only) */
+  nics: NicPlan[];
+  /** kernel command line words for the guest init (empty when there is no NIC) */
+  cmdline: string;
+  undo(): Promise<void>;
+}
+
+export interface SetUpOptions {
+  ip?: IpCommand;
+  resolvConfPath?: string;
+  tapOwner?: NetworkRequest['tapOwner'];
+}
+
+export async function setUpNetwork(mode: NetworkRequest['mode'], log: NetLog, options: SetUpOptions = {}): Promise<NetworkSetup> {
+  const cmd = options.ip ?? CONTAINER_IP;
+  const request: NetworkRequest = { mode };
+  if (options.tapOwner) request.tapOwner = options.tapOwner;
+  if (mode === 'none') {
+    const plan = planNetwork({ addrs: [], routes: [] }, request);
+    log.info('network: none (the container shares a namespace runcvm does not change); the VM gets loopback only');
+    return { plan, nics: [], cmdline: '', undo: async () => undefined };
+  }
+  const started = Date.now();
+  const facts = await readNetworkFacts(cmd, options.resolvConfPath);
+  let plan: NetworkPlan;
+  try {
+    plan = planNetwork(facts, request);
+  } catch (err) {
+    if (err instanceof NetworkPlanError) throw fail('NETWORK_IN_USE', { problem: err.message, fix: err.fix });
+    throw err;
+  }
+  for (const line of describePlan(plan)) {
+    if (line.startsWith('warning:')) log.warn(line);
+    else log.info(line);
+  }
+  let undo: NetworkUndo = NOTHING_TO_UNDO;
+  if (plan.mode === 'bridged') {
+    undo = await applyNetwork(plan, cmd, log);
+    log.info('network handed to the VM', { ms: Date.now() - started, steps: plan.steps.length });
+  }
+  return {
+    plan,
+    nics: plan.nics,
+    cmdline: guestNetCmdline(plan.guest),
+    undo: async () => {
+      const failures = await undo.undo();
+      if (failures.length) log.warn('network undo left problems', { failures: failures.join('; ') });
+      else if (undo.commands.length) log.info('network restored for the container', { steps: undo.commands.length });
+    },
+  };
+}
+
+/** The VmPlan with the network's NICs and the guest's network parameters on the kernel command line. */
+export function withNetwork<P extends { cmdline: string; nics?: NicPlan[] }>(plan: P, network: Pick<NetworkSetup, 'nics' | 'cmdline'>): P {
+  if (network.nics.length === 0) return plan;
+  return { ...plan, nics: network.nics, cmdline: `${plan.cmdline} ${network.cmdline}` };
+}

@@ -1,0 +1,39 @@
+/**
+ * Per-container state on the host: `$RUNCVM_STATE_DIR/<id>/` (default /run/runcvm/<id>, mode 0700) holding
+ * launch.json (0600), upper.ext4 (0600) and the launcher's sockets. Bind-mounted at /.runcvm/state. Removed by the
+ * dispatcher on `delete` (sh, no Node) and by create itself when runc create fails.
+ */
+import { join } from 'node:path';
+
+export const DEFAULT_STATE_ROOT = '/run/runcvm';
+export const DEFAULT_CACHE_DIR = '/var/lib/runcvm/disks';
+export const DEFAULT_LOG_DIR = '/tmp';
+
+export interface HostDirs {
+  stateRoot: string;
+  cacheDir: string;
+  logDir: string;
+}
+
+export function hostDirs(env: Record<string, string | undefined>): HostDirs {
+  return {
+    stateRoot: env.RUNCVM_STATE_DIR || DEFAULT_STATE_ROOT,
+    cacheDir: env.RUNCVM_CACHE_DIR || DEFAULT_CACHE_DIR,
+    logDir: env.RUNCVM_LOG_DIR || DEFAULT_LOG_DIR,
+  };
+}
+
+export function containerPaths(dirs: HostDirs, id: string) {
+  const state = join(dirs.stateRoot, id);
+  return {
+    state,
+    launchSpec: join(state, 'launch.json'),
+    upperDisk: join(state, 'upper.ext4'),
+    staging: join(state, 'staging'),
+    keepLog: join(state, 'keep-log'),
+    debugLog: join(dirs.logDir, `runcvm-${id}.debug`),
+  };
+}
+
+/** Lifecycle as runc reports it; runcvm adds nothing that runc does not already track. */
+export type ContainerState = 'creating' | 'created' | 'running' | 'stopped';

@@ -1,0 +1,244 @@
+/**
+ * Root filesystem effects on the host, at `create`: measure the image, build (or reuse) the cached read-only base
+ * disk, and build the per-container writable disk from a staging folder. Host binaries only (mke2fs, mount).
+ */
+import { createHash } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { chmod, chown, copyFile, lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile, access } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { run } from '../../core/exec/index.js';
+import { formatSize } from '../../core/config.js';
+import type { Logger } from '../../core/log/index.js';
+import { runcvmErrors } from '../errors.js';
+import {
+  baseDiskSize,
+  layerCacheKeyMaterial,
+  overlayLayersAt,
+  parseMountinfo,
+  splitVolatileLowers,
+  upperDiskSize,
+  BASE_RECIPE,
+  type DiskSize,
+  type TreeUsage,
+} from './plan.js';
+
+const { fail } = runcvmErrors;
+
+export async function measureTree(root: string): Promise<TreeUsage> {
+  let bytes = 0;
+  let inodes = 0;
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      inodes++;
+      if (e.isDirectory()) {
+        bytes += 4096;
+        await walk(p);
+      } else if (e.isFile()) {
+        const st = await lstat(p).catch(() => undefined);
+        if (st) bytes += Math.ceil(st.size / 4096) * 4096 + (st.size > 48 * 1024 ? Math.ceil(st.size / (4096 * 340)) * 4096 : 0);
+      } else if (e.isSymbolicLink()) {
+        bytes += 4096;
+      }
+    }
+  };
+  inodes++;
+  await walk(root);
+  return { bytes, inodes };
+}
+
+/** Fallback identity when the rootfs is not an overlay of immutable layers: every path's metadata. */
+export async function treeFingerprint(root: string): Promise<string> {
+  const h = createHash('sha256');
+  h.update(`${BASE_RECIPE}\ntree\n`);
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const entries = (await readdir(dir, { withFileTypes: true }).catch(() => [])).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      const st = await lstat(p).catch(() => undefined);
+      if (!st) continue;
+      h.update(`${rel}/${e.name}|${st.mode}|${st.uid}|${st.gid}|${st.size}|${Math.trunc(st.mtimeMs)}|${st.ino}\n`);
+      if (e.isDirectory()) await walk(p, `${rel}/${e.name}`);
+    }
+  };
+  await walk(root, '');
+  return h.digest('hex');
+}
+
+export interface BaseSource {
+  /** cache key (hex) */
+  key: string;
+  /** folder (or ro overlay we mount) to build the base disk from */
+  buildFrom: () => Promise<{ dir: string; release: () => Promise<void> }>;
+  /** folders whose content goes into the writable layer (docker's -init layer, a non-empty upper) */
+  extraLayers: string[];
+  how: string;
+}
+
+async function dirHasEntries(dir: string): Promise<boolean> {
+  const entries = await readdir(dir).catch(() => []);
+  return entries.length > 0;
+}
+
+/** Decide what the base disk is made of, and its cache key. */
+export async function planBaseSource(rootfs: string, tmpBase: string): Promise<BaseSource> {
+  const real = await realpath(rootfs);
+  const mounts = parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
+  const layers = overlayLayersAt(mounts, real);
+  if (layers) {
+    const resolved = await Promise.all(layers.lowers.map((l) => realpath(l).catch(() => l)));
+    const { shared, volatile } = splitVolatileLowers(layers.lowers, resolved);
+    const extra = [...volatile];
+    if (layers.upper && (await dirHasEntries(layers.upper))) extra.unshift(layers.upper);
+    if (shared.length > 0) {
+      const ids = await Promise.all(
+        shared.map(async (p) => {
+          const st = await stat(p);
+          return { path: p, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs };
+        }),
+      );
+      const key = createHash('sha256').update(layerCacheKeyMaterial(ids)).digest('hex');
+      return {
+        key,
+        extraLayers: extra.reverse(), // lowest first, so later copies win
+        how: `overlay layers (${shared.length} shared, ${volatile.length} per-container)`,
+        buildFrom: async () => {
+          if (shared.length === 1) return { dir: shared[0]!, release: async () => {} };
+          const mnt = join(tmpBase, `lower-${process.pid}-${Date.now()}`);
+          await mkdir(mnt, { recursive: true });
+          await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${shared.join(':')}`, mnt]);
+          return {
+            dir: mnt,
+            release: async () => {
+              await run('umount', [mnt], { reject: false });
+              await rm(mnt, { recursive: true, force: true });
+            },
+          };
+        },
+      };
+    }
+  }
+  const key = await treeFingerprint(real);
+  return { key, extraLayers: [], how: 'file tree fingerprint', buildFrom: async () => ({ dir: real, release: async () => {} }) };
+}
+
+function mke2fsArgs(source: string, out: string, size: DiskSize, opts: { journal: boolean; label: string }): string[] {
+  return [
+    '-t', 'ext4', '-q', '-F',
+    '-L', opts.label,
+    '-N', String(size.inodes),
+    '-O', opts.journal ? '^metadata_csum_seed' : '^has_journal',
+    '-E', 'root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1',
+    '-d', source,
+    out,
+    `${Math.ceil(size.bytes / 1024)}k`,
+  ];
+}
+
+function isNoSpace(text: string): boolean {
+  return /Could not allocate block|No space left|No free space|Could not allocate inode|inode table/i.test(text);
+}
+
+export async function mkext4(source: string, out: string, size: DiskSize, opts: { journal: boolean; label: string; which: string; id: string; usage: TreeUsage }): Promise<void> {
+  const r = await run('mke2fs', mke2fsArgs(source, out, size, opts), { reject: false });
+  if (r.exitCode !== 0) {
+    await rm(out, { force: true });
+    const text = `${r.stderr}\n${r.stdout}`.trim();
+    if (isNoSpace(text)) {
+      throw fail('ROOTFS_TOO_LARGE', { size: formatSize(size.bytes), problem: lastLine(text), content: formatSize(opts.usage.bytes), files: opts.usage.inodes, dir: dirname(out) });
+    }
+    throw fail('DISK_BUILD_FAILED', { which: opts.which, id: opts.id, problem: lastLine(text) || `mke2fs exit ${r.exitCode}`, dir: dirname(out) });
+  }
+}
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim());
+  return lines[lines.length - 1] ?? '';
+}
+
+export interface BaseDisk {
+  path: string;
+  usage: TreeUsage;
+  cached: boolean;
+  key: string;
+  extraLayers: string[];
+}
+
+/** The cached base disk for this rootfs, building it once (temp file + rename: concurrent builders are safe). */
+export async function ensureBaseDisk(rootfs: string, cacheDir: string, id: string, log: Logger): Promise<BaseDisk> {
+  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  const src = await planBaseSource(rootfs, cacheDir);
+  const path = join(cacheDir, `${src.key.slice(0, 32)}.ext4`);
+  const usagePath = `${path}.json`;
+  log.debug('base disk source', { how: src.how, key: src.key.slice(0, 32), extraLayers: src.extraLayers });
+  try {
+    await access(path, fsc.R_OK);
+    const usage = JSON.parse(await readFile(usagePath, 'utf8')) as TreeUsage;
+    log.info('base disk cache hit', { path });
+    return { path, usage, cached: true, key: src.key, extraLayers: src.extraLayers };
+  } catch {
+    /* build it */
+  }
+  const started = Date.now();
+  const { dir, release } = await src.buildFrom();
+  try {
+    const usage = await measureTree(dir);
+    const size = baseDiskSize(usage);
+    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    await mkext4(dir, tmp, size, { journal: false, label: 'runcvm-base', which: 'base', id, usage });
+    await chmod(tmp, 0o644);
+    await writeFile(usagePath, JSON.stringify(usage));
+    await rename(tmp, path);
+    log.info('base disk built', { path, content: formatSize(usage.bytes), files: usage.inodes, disk: formatSize(size.bytes), ms: Date.now() - started });
+    return { path, usage, cached: false, key: src.key, extraLayers: src.extraLayers };
+  } finally {
+    await release();
+  }
+}
+
+/** Copy a file into the staging tree, creating parents with the image's own modes and owners. */
+export async function stageFile(stagingRoot: string, rootfs: string, destination: string, content: Buffer | string, mode: number, owner = { uid: 0, gid: 0 }): Promise<void> {
+  await stageParents(stagingRoot, rootfs, dirname(destination));
+  const target = join(stagingRoot, destination);
+  await rm(target, { force: true, recursive: true });
+  await writeFile(target, content, { mode });
+  await chmod(target, mode);
+  await chown(target, owner.uid, owner.gid);
+}
+
+export async function stageParents(stagingRoot: string, rootfs: string, dir: string): Promise<void> {
+  const parts = dir.split('/').filter(Boolean);
+  let rel = '';
+  for (const part of parts) {
+    rel += `/${part}`;
+    const target = join(stagingRoot, rel);
+    const exists = await lstat(target).then(() => true, () => false);
+    if (exists) continue;
+    const orig = await stat(join(rootfs, rel)).catch(() => undefined);
+    await mkdir(target, { mode: 0o755 });
+    if (orig?.isDirectory()) {
+      await chmod(target, orig.mode & 0o7777);
+      await chown(target, orig.uid, orig.gid);
+    }
+  }
+}
+
+/** Copy a whole layer folder (docker's -init layer, a non-empty upper) into the staging tree, preserving owners. */
+export async function stageTree(stagingRoot: string, layer: string): Promise<void> {
+  await run('cp', ['-a', '--no-preserve=links', `${layer}/.`, `${stagingRoot}/`]);
+}
+
+export async function buildUpperDisk(stagingTop: string, out: string, usage: TreeUsage, rootfsSizeBytes: number, id: string): Promise<DiskSize> {
+  const size = upperDiskSize(usage, rootfsSizeBytes);
+  await mkext4(stagingTop, out, size, { journal: true, label: 'runcvm-upper', which: 'writable', id, usage });
+  await chmod(out, 0o600);
+  return size;
+}
+
+export { copyFile, readlink, symlink };

@@ -1,0 +1,254 @@
+/**
+ * The Firecracker driver against the fake Firecracker (test/fixtures/fake-firecracker), over a real Unix socket.
+ * The fake checks every request against schemas/firecracker-api.json with its own validator and enforces
+ * Firecracker's ordering rules; it cannot boot a guest. What this proves and what it does not: docs/firecracker.md.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../../src/core/exec/index.js';
+import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
+import { isToolError, type ToolError } from '../../src/core/errors.js';
+import { projectPath } from '../../src/core/paths.js';
+import { startFirecracker, type RunningFirecracker, type StartOptions } from '../../src/runcvm/hypervisor/firecracker/vmm.js';
+import { agentListenPath } from '../../src/runcvm/hypervisor/firecracker/vsock.js';
+import { exitError } from '../../src/runcvm/hypervisor/firecracker/errors.js';
+import { planFirecracker } from '../../src/runcvm/hypervisor/firecracker/plan.js';
+import { requestViolations, violations, type HttpMethod } from '../../src/runcvm/hypervisor/firecracker/schema.js';
+import type { FirecrackerVmInput } from '../../src/runcvm/hypervisor/firecracker/types.js';
+import { kernelCmdline } from '../../src/runcvm/hypervisor/index.js';
+
+const FAKE = projectPath('test', 'fixtures', 'fake-firecracker', 'fake-firecracker.mjs');
+const GUIDE_ERROR = 'Error: RunWithoutApiError(BuildMicroVMFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))';
+
+interface LogEntry {
+  method: string;
+  path: string;
+  body?: unknown;
+  status: number;
+  fault?: string;
+}
+
+const closers = new CloserStack();
+let dir: string;
+let n = 0;
+
+beforeAll(async () => {
+  dir = await tempDir('runcvm-fc', closers);
+  for (const f of ['vmlinux', 'initramfs.img', 'base.ext4', 'upper.ext4']) writeFileSync(join(dir, f), '');
+});
+afterAll(async () => {
+  await closers.close();
+});
+
+/** A fresh work dir and input per test (Firecracker's sockets must not exist beforehand). */
+async function setup(env: Record<string, string> = {}): Promise<{ opts: StartOptions; log: string; work: string }> {
+  const work = await tempDir(`vm${n++}`, undefined, dir);
+  const log = join(work, 'requests.jsonl');
+  const input: FirecrackerVmInput = {
+    vcpus: 2,
+    memoryMiB: 256,
+    kernel: join(dir, 'vmlinux'),
+    initrd: join(dir, 'initramfs.img'),
+    cmdline: kernelCmdline({ rootDevice: '/dev/vda', upperDevice: '/dev/vdb', debug: false, kernelDebug: false, append: '' }),
+    disks: [
+      { id: 'base', path: join(dir, 'base.ext4'), readOnly: true, root: true },
+      { id: 'upper', path: join(dir, 'upper.ext4'), readOnly: false, root: false },
+    ],
+    nics: [{ id: 'net0', tap: 'tap-eth0', mac: '02:42:ac:11:00:02' }],
+    vsock: { cid: 3, udsPath: join(work, 'io.vsock') },
+  };
+  const opts: StartOptions = {
+    binary: FAKE,
+    id: `ctr-${n}`,
+    input,
+    workDir: work,
+    env: { ...process.env, FAKE_FC_LOG: log, FAKE_FC_REQUIRE_ROOT: '1', ...env },
+  };
+  return { opts, log, work };
+}
+
+function readLog(path: string): LogEntry[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry);
+}
+
+async function start(o: StartOptions): Promise<RunningFirecracker> {
+  const vm = await startFirecracker(o);
+  closers.push(`kill fake firecracker ${vm.pid}`, () => vm.stop({ graceMs: 0 }));
+  return vm;
+}
+
+async function startFails(o: StartOptions): Promise<ToolError> {
+  try {
+    const vm = await start(o);
+    await vm.stop({ graceMs: 0 });
+  } catch (err) {
+    if (isToolError(err)) return err;
+    throw err;
+  }
+  throw new Error('start was expected to fail');
+}
+
+/** A raw request that bypasses our client's own schema check, to see what the fake (like Firecracker) answers. */
+function raw(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: { fault_message?: string } | undefined }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ socketPath, method, path, headers: payload ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as { fault_message?: string }) : undefined }));
+    });
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+describe('Firecracker driver against the schema-checking fake', () => {
+  it('boots through the API: every request accepted, in order, each one schema-valid', async () => {
+    const { opts, log } = await setup();
+    const vm = await start(opts);
+    const entries = readLog(log);
+    expect(entries.map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual([
+      'GET / 200',
+      'PUT /machine-config 204',
+      'PUT /boot-source 204',
+      'PUT /drives/base 204',
+      'PUT /drives/upper 204',
+      'PUT /network-interfaces/net0 204',
+      'PUT /vsock 204',
+      'PUT /actions 204',
+    ]);
+    for (const e of entries) expect(requestViolations(e.method as HttpMethod, e.path, e.body)).toEqual([]);
+    expect(entries.find((e) => e.path === '/network-interfaces/net0')?.body).toEqual({ iface_id: 'net0', host_dev_name: 'tap-eth0', guest_mac: '02:42:ac:11:00:02' });
+    expect(entries.find((e) => e.path === '/machine-config')?.body).toEqual({ vcpu_count: 2, mem_size_mib: 256, smt: false });
+    expect(entries.at(-1)?.body).toEqual({ action_type: 'InstanceStart' });
+    expect(await vm.client.get('/', 'InstanceInfo')).toMatchObject({ state: 'Running', id: opts.id });
+
+    const stopped = await vm.stop({ graceMs: 30_000 });
+    expect(stopped).toMatchObject({ graceful: true, exitCode: 0 });
+    expect(readLog(log).at(-1)).toMatchObject({ method: 'PUT', path: '/actions', body: { action_type: 'SendCtrlAltDel' }, status: 204 });
+  });
+
+  it('boots from --config-file (API kept for the graceful stop); the file is schema-valid and 0600', async () => {
+    const { opts, log, work } = await setup();
+    const vm = await start({ ...opts, mode: 'config-file' });
+    const file = join(work, 'firecracker.json');
+    const doc: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    expect(violations('VmmConfigFile', doc)).toEqual([]);
+    expect(doc).toEqual(planFirecracker(opts.input).configFile);
+    expect((await import('node:fs')).statSync(file).mode & 0o777).toBe(0o600);
+    expect(readLog(log)[0]).toMatchObject({ method: 'CONFIG' });
+    const stopped = await vm.stop({ graceMs: 30_000 });
+    expect(stopped.graceful).toBe(true);
+  });
+
+  it('the guest agent channel: a guest connection to vsock port 1024 reaches <uds_path>_1024 on the host', async () => {
+    const { opts } = await setup({ FAKE_FC_GUEST_CONNECT: '1' });
+    const listenPath = agentListenPath(opts.input.vsock.udsPath);
+    const server: Server = createServer();
+    await new Promise<void>((r) => server.listen(listenPath, r));
+    closers.push('close agent listener', () => new Promise((r) => server.close(() => r(undefined))));
+    const hello = new Promise<string>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => resolve(d.toString('utf8')))));
+    const vm = await start(opts);
+    expect(await hello).toBe('READY\n');
+    await vm.stop({ graceMs: 30_000 });
+  });
+
+  it('a guest that ignores Ctrl-Alt-Del is killed after the bounded wait', async () => {
+    const { opts, log } = await setup({ FAKE_FC_IGNORE_CAD: '1' });
+    const vm = await start(opts);
+    const stopped = await vm.stop({ graceMs: 300 });
+    expect(stopped).toMatchObject({ graceful: false, signal: 'SIGKILL' });
+    expect(readLog(log).at(-1)?.body).toEqual({ action_type: 'SendCtrlAltDel' });
+  });
+
+  it('missing KVM (API mode): InstanceStart fails and runcvm reports cause and fix', async () => {
+    const { opts, log } = await setup({ FAKE_FC_NO_KVM: '1' });
+    const err = await startFails(opts);
+    expect(err.code).toBe('KVM_UNAVAILABLE');
+    expect(err.exitCode).toBe(125);
+    expect(err.causeText).toMatch(/^KVM is not available on this node \(no \/dev\/kvm\)/);
+    expect(err.fix).toContain('ls -l /dev/kvm');
+    const last = readLog(log).at(-1);
+    expect(last).toMatchObject({ path: '/actions', status: 400 });
+    expect(last?.fault).toMatch(/Kvm error: .*\(os error 19\)/);
+  });
+
+  it('missing KVM (--config-file): Firecracker exits 1 and the error is mapped the same way', async () => {
+    const { opts } = await setup({ FAKE_FC_NO_KVM: '1' });
+    const err = await startFails({ ...opts, mode: 'config-file' });
+    expect(err.code).toBe('KVM_UNAVAILABLE');
+    expect(err.causeText).toContain('Kvm(Error(19))');
+  });
+
+  it('missing KVM with --no-api: exactly the guide\'s error text and exit 1, mapped to cause and fix', async () => {
+    const { opts, work } = await setup({ FAKE_FC_NO_KVM: '1' });
+    const cfg = join(work, 'vm.json');
+    writeFileSync(cfg, JSON.stringify(planFirecracker(opts.input).configFile));
+    const r = await run(FAKE, ['--no-api', '--config-file', cfg], { reject: false, env: { FAKE_FC_NO_KVM: '1' } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim()).toBe(GUIDE_ERROR);
+    const mapped = exitError({ exitCode: r.exitCode, signal: null, output: r.stderr });
+    expect(mapped.render()).toMatch(/^error: firecracker cannot start the microVM: KVM is not available on this node \(no \/dev\/kvm\)\ncause: KVM is not available on this node \(no \/dev\/kvm\)/);
+  });
+
+  it('KVM permission problems are told apart from missing KVM', async () => {
+    const { opts } = await setup({ FAKE_FC_KVM_ERRNO: '13' });
+    expect((await startFails(opts)).code).toBe('KVM_NO_ACCESS');
+  });
+
+  it('a missing disk file is Firecracker\'s fault_message, kept word for word', async () => {
+    const { opts } = await setup();
+    const err = await startFails({ ...opts, input: { ...opts.input, disks: [{ id: 'base', path: join(dir, 'nope.ext4'), readOnly: true, root: true }] } });
+    expect(err.code).toBe('FIRECRACKER_API');
+    expect(err.message).toBe('firecracker rejected PUT /drives/base: Unable to create the virtio block device: No such file or directory (os error 2)');
+  });
+
+  it('a binary that exits at once is reported with its output', async () => {
+    const { opts, work } = await setup();
+    const bad = join(work, 'broken-firecracker');
+    writeFileSync(bad, '#!/bin/sh\necho "firecracker: cannot do that" >&2\nexit 3\n', { mode: 0o755 });
+    const err = await startFails({ ...opts, binary: bad });
+    expect(err.code).toBe('FIRECRACKER_EXITED');
+    expect(err.message).toBe('firecracker exited (exit code 3) before the microVM started: firecracker: cannot do that');
+  });
+});
+
+describe('the fake enforces Firecracker\'s schema and rules (so passing tests mean something)', () => {
+  let sock: string;
+  beforeAll(async () => {
+    const { opts, work } = await setup();
+    sock = join(work, 'manual.sock');
+    const { spawnPiped } = await import('../../src/core/exec/index.js');
+    const child = await spawnPiped(FAKE, ['--api-sock', sock], { env: opts.env ?? {} });
+    closers.push('kill manual fake', () => child.kill('SIGKILL'));
+    for (let i = 0; i < 500 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+  });
+
+  it('400 with {fault_message} for unknown fields, wrong types, missing fields, mismatched ids', async () => {
+    const unknown = await raw(sock, 'PUT', '/boot-source', { kernel_image_path: join(dir, 'vmlinux'), bootargs: 'x' });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body?.fault_message).toMatch(/unknown field `bootargs`/);
+    expect((await raw(sock, 'PUT', '/machine-config', { vcpu_count: '1', mem_size_mib: 128 })).body?.fault_message).toMatch(/invalid type/);
+    expect((await raw(sock, 'PUT', '/vsock', { uds_path: '/x' })).body?.fault_message).toMatch(/missing field `guest_cid`/);
+    expect((await raw(sock, 'PUT', '/drives/a', { drive_id: 'b', is_root_device: false, is_read_only: true, path_on_host: join(dir, 'base.ext4') })).body?.fault_message).toBe(
+      'The id from the path does not match the id from the body!',
+    );
+  });
+
+  it('ordering: SendCtrlAltDel before boot, InstanceStart without a kernel, pre-boot resources after boot', async () => {
+    expect((await raw(sock, 'PUT', '/actions', { action_type: 'SendCtrlAltDel' })).body?.fault_message).toBe('The requested operation is not supported before starting the microVM.');
+    expect((await raw(sock, 'PUT', '/actions', { action_type: 'InstanceStart' })).body?.fault_message).toBe('Start microvm error: Cannot start microvm without kernel configuration.');
+    expect((await raw(sock, 'PUT', '/boot-source', { kernel_image_path: join(dir, 'vmlinux') })).status).toBe(204);
+    expect((await raw(sock, 'PUT', '/actions', { action_type: 'InstanceStart' })).body?.fault_message).toMatch(/runcvm contract.*root drive/);
+    expect((await raw(sock, 'PUT', '/drives/root', { drive_id: 'root', is_root_device: true, is_read_only: true, path_on_host: join(dir, 'base.ext4') })).status).toBe(204);
+    expect((await raw(sock, 'PUT', '/drives/r2', { drive_id: 'r2', is_root_device: true, is_read_only: true, path_on_host: join(dir, 'base.ext4') })).body?.fault_message).toBe('A root block device already exists!');
+    expect((await raw(sock, 'PUT', '/actions', { action_type: 'InstanceStart' })).status).toBe(204);
+    expect((await raw(sock, 'PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 128 })).body?.fault_message).toBe('The requested operation is not supported after starting the microVM.');
+    expect((await raw(sock, 'PUT', '/actions', { action_type: 'InstanceStart' })).status).toBe(400);
+  });
+});

@@ -1,0 +1,324 @@
+/**
+ * Networking (issue 5, item 1), end to end in network namespaces this test creates (never the host's):
+ *  1. plan + apply + undo in a pod-like namespace, without a VM: br-eth0 holds 169.254.1.254/32 and not the pod IP,
+ *     eth0 and tap-eth0 are its members, eth0 carries the dummy MAC; undo restores eth0 exactly.
+ *  2. a bare QEMU boot of the real guest kernel + initramfs on that tap, with the guest networking code
+ *     (src/runcvm/guest/net.c) and the QEMU net argv (hypervisor/qemu/net.ts): traffic both ways on the pod IP, and
+ *     the peer sees the pod's real MAC.
+ *  3. the whole runtime: `ctr run --runc-binary bin/runcvm-runtime --with-ns network:<pod netns>` (and plain runc as
+ *     the oracle), `--network none` (a namespace with only lo), and cleanup.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile, copyFile, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/core/exec/index.js';
+import { projectPath } from '../../src/core/paths.js';
+import { applyNetwork, readNetworkFacts, type IpCommand } from '../../src/runcvm/network/apply.js';
+import { guestNetCmdline, IDENTITY_CIDR, planNetwork, type IpLink, type NetworkPlan } from '../../src/runcvm/network/plan.js';
+import { netArgs } from '../../src/runcvm/hypervisor/qemu/net.js';
+import { bootGuest, ensureGuestAssets, ext4FromDir, miniRootfs } from './guest-helpers.js';
+import { leftoverNamespaces, neighbourMac, PEER_IP, podNetwork, POD_CIDR, POD_IP, type PodNetwork } from './network-helpers.js';
+import { startProcess, type ServiceProcess } from '../harness/proc.js';
+import { CloserStack } from '../../src/core/fsx/index.js';
+import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
+import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import { pushBusyboxImage } from '../harness/images.js';
+import { assetsReady, leftovers, runtimeFixture, type RuntimeFixture } from './runcvm/setup.js';
+
+const ipIn = (ns: string): IpCommand => ({ file: 'ip', prefix: ['-n', ns] });
+
+function bridged(plan: NetworkPlan) {
+  if (plan.mode !== 'bridged') throw new Error(`expected a bridged plan: ${plan.mode === 'none' ? plan.reason : ''}`);
+  return plan;
+}
+
+/** What `ip -json` says about the contract inside the pod namespace. */
+async function containerSide(net: PodNetwork) {
+  const links = await net.ipJson<IpLink>(net.pod, ['addr', 'show']);
+  const by = (n: string) => links.find((l) => l.ifname === n);
+  const addrs = (n: string) => (by(n)?.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`);
+  return {
+    names: links.map((l) => l.ifname).sort(),
+    bridgeAddrs: addrs('br-eth0'),
+    eth0Addrs: addrs('eth0'),
+    eth0Mac: by('eth0')?.address,
+    eth0Master: by('eth0')?.master,
+    tapMaster: by('tap-eth0')?.master,
+  };
+}
+
+describe('network plan/apply/undo in a pod namespace (no VM)', () => {
+  let net: PodNetwork;
+  beforeAll(async () => {
+    net = await podNetwork({ mtu: 1450, ipv6: true });
+  });
+  afterAll(async () => {
+    await net?.destroy();
+  });
+
+  it('bridges eth0 with the identity IP only, swaps MACs, and undo restores eth0', async () => {
+    const facts = await readNetworkFacts(ipIn(net.pod), '/nonexistent');
+    const before = await containerSide(net);
+    const routesBefore = (await net.ip(net.pod, ['route', 'show'])).stdout;
+    const plan = bridged(planNetwork(facts, { mode: 'auto' }));
+    const undo = await applyNetwork(plan, ipIn(net.pod));
+
+    const after = await containerSide(net);
+    expect(after.bridgeAddrs).toEqual([IDENTITY_CIDR]);
+    expect(after.bridgeAddrs).not.toContain(POD_CIDR);
+    expect(after.eth0Addrs).toEqual([]);
+    expect(after.eth0Master).toBe('br-eth0');
+    expect(after.tapMaster).toBe('br-eth0');
+    expect(after.eth0Mac).toBe(plan.interfaces[0]!.dummyMac);
+    expect(after.eth0Mac).not.toBe(net.podMac);
+    const mtus = await net.ipJson<IpLink>(net.pod, ['link', 'show']);
+    expect(Object.fromEntries(mtus.filter((l) => l.ifname !== 'lo').map((l) => [l.ifname, l.mtu]))).toEqual({ 'br-eth0': 1450, 'tap-eth0': 1450, eth0: 1450 });
+    expect((await net.ip(net.pod, ['route', 'show', `${POD_IP}/32`])).stdout).toContain('dev br-eth0');
+
+    expect(await undo.undo()).toEqual([]);
+    const restored = await containerSide(net);
+    expect(restored.names).toEqual(before.names);
+    expect(restored.eth0Mac).toBe(net.podMac);
+    expect(restored.eth0Addrs).toEqual(before.eth0Addrs);
+    expect((await net.ip(net.pod, ['route', 'show'])).stdout).toBe(routesBefore);
+  });
+
+  it('a failing step undoes the earlier ones and says which step failed', async () => {
+    const plan = bridged(planNetwork(await readNetworkFacts(ipIn(net.pod), '/nonexistent'), { mode: 'auto' }));
+    const broken = { ...plan, steps: plan.steps.map((s) => (s.args.join(' ') === 'link set eth0 master br-eth0' ? { ...s, args: ['link', 'set', 'eth0', 'master', 'no-such-bridge'] } : s)) };
+    await expect(applyNetwork(broken, ipIn(net.pod))).rejects.toThrow(/cannot hand the container network to the VM: eth0 joins br-eth0: .*the namespace was restored/);
+    const after = await containerSide(net);
+    expect(after.names).toEqual(['eth0', 'lo']);
+    expect(after.eth0Mac).toBe(net.podMac);
+    expect(after.eth0Addrs).toContain(POD_CIDR);
+  });
+
+  it('refuses a namespace another VM already holds', async () => {
+    const plan = bridged(planNetwork(await readNetworkFacts(ipIn(net.pod), '/nonexistent'), { mode: 'auto' }));
+    const undo = await applyNetwork(plan, ipIn(net.pod));
+    try {
+      const again = await readNetworkFacts(ipIn(net.pod), '/nonexistent');
+      expect(() => planNetwork(again, { mode: 'auto' })).toThrow(/already handed to a VM/);
+    } finally {
+      expect(await undo.undo()).toEqual([]);
+    }
+  });
+});
+
+describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, QEMU net argv)', () => {
+  let net: PodNetwork;
+  let dir: string;
+  let httpd: ServiceProcess | undefined;
+  beforeAll(async () => {
+    await ensureGuestAssets();
+    net = await podNetwork();
+    dir = await mkdtemp(join(tmpdir(), 'rcvmnet-qemu-'));
+  });
+  afterAll(async () => {
+    await httpd?.stop(2000);
+    await net?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the VM owns the pod IP and real MAC: traffic both ways with the peer', async () => {
+    // the guest: the test driver (runs net.c as runcvm-init does) + busybox
+    const driver = join(dir, 'driver');
+    await run('gcc', ['-static', '-Os', '-I', projectPath('src/runcvm/guest'), '-o', driver, projectPath('test/fixtures/network/guest-driver.c'), projectPath('src/runcvm/guest/net.c')]);
+    const root = join(dir, 'root');
+    await miniRootfs(root, {
+      files: { 'www/index.html': 'hello-from-vm\n' },
+      initScript: [
+        'busybox ip -o -4 addr show dev eth0',
+        'busybox ip route',
+        `busybox ping -c 2 -W 5 ${PEER_IP} >/dev/null && echo PING-OK`,
+        'busybox httpd -p 8080 -h /www && echo LISTENING',
+        `for i in $(busybox seq 1 120); do busybox timeout 3 busybox wget -q -O /tmp/done http://${PEER_IP}:9090/done 2>/dev/null && break; busybox sleep 0.5; done`,
+        'echo "PEER-SAYS $(busybox cat /tmp/done)"',
+        'busybox poweroff -f',
+        '',
+      ].join('\n'),
+    });
+    await copyFile(driver, join(root, 'driver'));
+    await chmod(join(root, 'driver'), 0o755);
+    await mkdir(join(root, '.runcvm/guest/bin'), { recursive: true });
+    await copyFile('/bin/busybox', join(root, '.runcvm/guest/bin/busybox'));
+    const img = await ext4FromDir(root, join(dir, 'root.ext4'));
+
+    // the container side, as the launcher does it
+    const plan = bridged(planNetwork(await readNetworkFacts(ipIn(net.pod), '/nonexistent'), { mode: 'auto' }));
+    const undo = await applyNetwork(plan, ipIn(net.pod));
+    try {
+      const www = join(dir, 'peer-www');
+      await mkdir(www);
+      httpd = await startProcess('peer httpd', 'ip', ['netns', 'exec', net.peer, 'busybox', 'httpd', '-f', '-p', `${PEER_IP}:9090`, '-h', www], { logPath: join(dir, 'httpd.log') });
+
+      let fromVm = '';
+      let served: Promise<void> | undefined;
+      const r = await bootGuest({
+        disks: [img],
+        append: ['runcvm.init=/driver', 'runcvm.modules=none', guestNetCmdline(plan.guest)],
+        qemuArgs: netArgs(plan.nics),
+        prefix: ['ip', 'netns', 'exec', net.pod],
+        timeoutMs: 90_000,
+        onLine: (line) => {
+          if (line.includes('LISTENING'))
+            served = (async () => {
+              const got = await net.inPeer(['busybox', 'timeout', '20', 'busybox', 'wget', '-q', '-O', '-', `http://${POD_IP}:8080/`], { reject: false });
+              fromVm = got.stdout;
+              await writeFile(join(www, 'done'), 'bye-from-peer\n');
+            })();
+        },
+      });
+      await served;
+      const text = r.lines.join('\n');
+      expect(text).toContain('[RunCVM-FC-Init] [INFO]   Waiting for eth* interface...');
+      expect(text).toContain('NETSETUP rc=0');
+      expect(text).toMatch(/eth0\s+inet 10\.88\.0\.2\/24/);
+      expect(text).toContain('169.254.1.254 dev eth0');
+      expect(text).toContain(`default via ${PEER_IP} dev eth0`);
+      expect(text).toContain('PING-OK'); // VM → peer
+      expect(fromVm).toBe('hello-from-vm\n'); // peer → VM on the pod IP
+      expect(text).toContain('PEER-SAYS bye-from-peer');
+      // the peer learnt the pod IP at the pod's REAL MAC (the VM's), not the container side's dummy
+      expect(await neighbourMac(net, net.peer, POD_IP)).toBe(net.podMac);
+      expect(plan.interfaces[0]!.dummyMac).not.toBe(net.podMac);
+    } finally {
+      await httpd?.stop(2000);
+      httpd = undefined;
+      expect(await undo.undo()).toEqual([]);
+    }
+  });
+});
+
+const ready = await assetsReady();
+
+/** The workload: prints its addresses and routes, pings the peer, serves HTTP on the pod IP, fetches from the peer. */
+const WORKLOAD = [
+  'ip -o -4 addr show dev eth0 | sed "s/ brd .*//"',
+  'ip route',
+  'ls /sys/class/net | tr "\\n" " "; echo',
+  `ping -c 2 -W 5 ${PEER_IP} >/dev/null && echo PING-OK`,
+  'mkdir -p /tmp/www && echo hello-from-container > /tmp/www/index.html && httpd -p 8080 -h /tmp/www && echo LISTENING',
+  `for i in $(seq 1 120); do timeout 3 wget -q -O /tmp/done http://${PEER_IP}:9090/done 2>/dev/null && break; sleep 0.5; done`,
+  'echo "PEER-SAYS $(cat /tmp/done)"',
+].join('\n');
+
+describe.skipIf(!ready)('runcvm under containerd: the pod network goes to the VM (runc as the oracle)', () => {
+  const closers = new CloserStack();
+  let fx: RuntimeFixture;
+  let reg: StartedRegistry;
+  let cd: StartedContainerd;
+  let busybox: string;
+  let seq = 0;
+  beforeAll(async () => {
+    fx = await runtimeFixture(closers);
+    reg = await startRegistry();
+    closers.push('registry', () => reg.stop());
+    busybox = await pushBusyboxImage(reg);
+    cd = await startContainerd();
+    closers.push('containerd', () => cd.stop());
+    await cd.ctr(['images', 'pull', '--plain-http', busybox]);
+  });
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  /** Runs WORKLOAD in the pod namespace; while it serves, inspects the namespace and talks to it from the peer. */
+  async function podRun(rt: 'runc' | 'runcvm') {
+    await using net = await podNetwork();
+    const dir = await mkdtemp(join(tmpdir(), 'rcvmnet-ctr-'));
+    const www = join(dir, 'www');
+    await mkdir(www);
+    const httpd = await startProcess('peer httpd', 'ip', ['netns', 'exec', net.peer, 'busybox', 'httpd', '-f', '-p', `${PEER_IP}:9090`, '-h', www], { logPath: join(dir, 'httpd.log') });
+    try {
+      let during: Awaited<ReturnType<typeof containerSide>> | undefined;
+      let fromContainer = '';
+      let peerSeesMac: string | undefined;
+      let neigh = '';
+      let served: Promise<void> | undefined;
+      const flags = [...(rt === 'runcvm' ? ['--runc-binary', fx.wrapper] : []), '--with-ns', `network:${net.nsPath}`];
+      const r = await cd.ctr(['run', '--rm', ...flags, busybox, `net${++seq}-${rt}`, 'sh', '-c', WORKLOAD], {
+        reject: false,
+        timeoutMs: 120_000,
+        onStdoutLine: (line) => {
+          if (!line.includes('LISTENING')) return;
+          served = (async () => {
+            during = await containerSide(net);
+            const got = await net.inPeer(['busybox', 'timeout', '20', 'busybox', 'wget', '-q', '-O', '-', `http://${POD_IP}:8080/`], { reject: false });
+            fromContainer = got.stdout;
+            // while the workload runs (the undo at exit takes eth0 down, which flushes the peer's neighbours)
+            peerSeesMac = await neighbourMac(net, net.peer, POD_IP);
+            neigh = (await net.ip(net.peer, ['neigh', 'show'], { reject: false })).stdout;
+            await writeFile(join(www, 'done'), 'bye-from-peer\n');
+          })();
+        },
+      });
+      await served;
+      const after = await containerSide(net);
+      return { rt, r, during, fromContainer, peerSeesMac, neigh, after, podMac: net.podMac };
+    } finally {
+      await httpd.stop(2000);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('traffic both ways on the pod IP; the peer sees the real MAC; br-eth0 holds only the identity IP; undone at exit', async () => {
+    const vm = await podRun('runcvm');
+    const oracle = await podRun('runc');
+    for (const o of [oracle, vm]) {
+      expect(o.r.exitCode, `${o.rt}: ${o.r.stderr}`).toBe(0);
+      expect(o.r.stdout).toContain('PING-OK'); // container → peer
+      expect(o.fromContainer).toBe('hello-from-container\n'); // peer → container, on the pod IP
+      expect(o.r.stdout).toContain('PEER-SAYS bye-from-peer');
+      expect(o.r.stdout).toMatch(/eth0\s+inet 10\.88\.0\.2\/24/);
+      expect(o.r.stdout).toContain(`default via ${PEER_IP} dev eth0`);
+      expect(o.peerSeesMac, `${o.rt}: peer neighbours: ${o.neigh}; stdout: ${o.r.stdout}`).toBe(o.podMac);
+    }
+    // the workload sees the same interfaces as under runc
+    expect(vm.r.stdout).toContain('eth0 lo');
+    expect(oracle.r.stdout).toContain('eth0 lo');
+    // inside the VM: the identity route; the container side while it ran: the guide's §5 checks
+    expect(vm.r.stdout).toContain('169.254.1.254 dev eth0');
+    expect(vm.during).toMatchObject({ bridgeAddrs: [IDENTITY_CIDR], eth0Addrs: [], eth0Master: 'br-eth0', tapMaster: 'br-eth0' });
+    expect(vm.during!.bridgeAddrs).not.toContain(POD_CIDR);
+    expect(vm.during!.eth0Mac).not.toBe(vm.podMac);
+    // and once the container ended, the namespace is as CNI left it (a restarted container finds it intact)
+    expect(vm.after).toEqual({ names: ['eth0', 'lo'], bridgeAddrs: [], eth0Addrs: [POD_CIDR], eth0Mac: vm.podMac, eth0Master: undefined, tapMaster: undefined });
+  });
+
+  it('--network none (a namespace with only lo): the VM has only lo, as runc', async () => {
+    for (const rt of ['runc', 'runcvm'] as const) {
+      const flags = rt === 'runcvm' ? ['--runc-binary', fx.wrapper] : [];
+      const r = await cd.ctr(['run', '--rm', ...flags, busybox, `none${++seq}-${rt}`, 'sh', '-c', 'ls /sys/class/net; ip -o addr | sed "s/ valid.*//"'], { reject: false, timeoutMs: 90_000 });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout.split('\n')[0]).toBe('lo');
+      expect(r.stdout).toContain('inet 127.0.0.1/8');
+      expect(r.stdout).not.toContain('eth0');
+    }
+  });
+
+  it('leaves no QEMU, state, namespaces or taps behind', async () => {
+    const left = await leftovers(fx);
+    // only this file's VMs (other suites may be running theirs): their cgroup path holds our containerd namespace
+    const ours = [];
+    for (const line of left.qemu) {
+      const pid = line.trim().split(/\s+/)[0] ?? '';
+      const cg = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+      if (cg.includes(`/${cd.namespace}/`)) ours.push(line);
+    }
+    expect(ours).toEqual([]);
+    expect(left.state).toEqual([]);
+    expect(await leftoverNamespaces()).toEqual([]);
+    const links = (await run('ip', ['-o', 'link', 'show'])).stdout;
+    expect(links).not.toMatch(/tap-eth|br-eth/);
+  });
+});
+
+describe('cleanup', () => {
+  it('leaves no test namespaces behind', async () => {
+    expect(await leftoverNamespaces()).toEqual([]);
+    expect(existsSync('/var/run/netns')).toBe(true);
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * Shared set-up for the runcvm e2e tests: build the runtime pieces (30-runtime.sh), make private state/cache/log
+ * folders and a wrapper that points bin/runcvm-runtime at them, and check at the end that nothing was left behind
+ * (no QEMU process, no state dir, no config.json copy, no debug log).
+ */
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, type RunResult } from '../../../src/core/exec/index.js';
+import { CloserStack, tempDir } from '../../../src/core/fsx/index.js';
+import { projectPath } from '../../../src/core/paths.js';
+import { buildahStore, busyboxRootfs, registryFlags } from '../../harness/images.js';
+import type { StartedRegistry } from '../../harness/services/registry.js';
+
+export const RUNTIME_BIN = projectPath('bin', 'runcvm-runtime');
+
+export interface RuntimeFixture {
+  dir: string;
+  wrapper: string;
+  stateDir: string;
+  cacheDir: string;
+  logDir: string;
+  /** a second wrapper with extra env (e.g. RUNCVM_ASSETS pointing elsewhere) */
+  wrapperWith(name: string, env: Record<string, string>): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function assetsReady(): Promise<boolean> {
+  const a = process.env.RUNCVM_ASSETS || projectPath('var', 'assets');
+  for (const f of ['kernel/vmlinux', 'kernel/initramfs.img', 'guest/bin/qemu-system-x86_64', 'guest/bin/node', 'guest/lib/ld']) {
+    if (!(await stat(join(a, f)).then(() => true, () => false))) return false;
+  }
+  return true;
+}
+
+let built = false;
+export async function buildRuntime(): Promise<void> {
+  if (built) return;
+  await run('bash', [projectPath('scripts', 'assets', '30-runtime.sh')], { timeoutMs: 120_000 });
+  built = true;
+}
+
+export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixture> {
+  await buildRuntime();
+  const dir = await tempDir('runcvm-e2e', closers);
+  const stateDir = join(dir, 'state');
+  const cacheDir = join(dir, 'cache');
+  const logDir = join(dir, 'log');
+  await mkdir(stateDir);
+  await mkdir(cacheDir);
+  await mkdir(logDir);
+  const wrapperWith = async (name: string, env: Record<string, string>) => {
+    const all = { RUNCVM_STATE_DIR: stateDir, RUNCVM_CACHE_DIR: cacheDir, RUNCVM_LOG_DIR: logDir, ...env };
+    const exports = Object.entries(all).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'`).join('\n');
+    const path = join(dir, name);
+    await writeFile(path, `#!/bin/sh\n${exports}\nexec '${RUNTIME_BIN}' "$@"\n`);
+    await chmod(path, 0o755);
+    return path;
+  };
+  const wrapper = await wrapperWith('runcvm-runtime', {});
+  return { dir, wrapper, stateDir, cacheDir, logDir, wrapperWith, close: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Everything runcvm might leave behind. Empty lists mean clean. */
+export async function leftovers(fx: RuntimeFixture): Promise<{ qemu: string[]; state: string[]; logs: string[]; configCopies: string[] }> {
+  const ps = await run('ps', ['-eo', 'pid,args'], { reject: false });
+  const qemu = ps.stdout.split('\n').filter((l) => l.includes('qemu-system') && l.includes('/.runcvm/'));
+  const state = await readdir(fx.stateDir).catch(() => []);
+  const logs = await readdir(fx.logDir).catch(() => []);
+  const tmp = await readdir('/tmp').catch(() => []);
+  const configCopies = tmp.filter((n) => /config\.json|runcvm.*\.json/.test(n));
+  return { qemu, state, logs, configCopies };
+}
+
+/** busybox-based image variants (entrypoint/cmd, user, big file) pushed to the registry. */
+export async function pushVariant(
+  registry: StartedRegistry,
+  name: string,
+  opts: { entrypoint?: string[]; cmd?: string[]; user?: string; bigFileMiB?: number; workdir?: string },
+): Promise<string> {
+  const store = await buildahStore();
+  const closers = new CloserStack();
+  try {
+    const rootfs = await busyboxRootfs(join(store.dir, 'rootfs'));
+    if (opts.bigFileMiB) {
+      await run('dd', ['if=/dev/urandom', `of=${join(rootfs, 'big.bin')}`, 'bs=1M', `count=${opts.bigFileMiB}`, 'status=none'], { timeoutMs: 120_000 });
+    }
+    const ctr = (await store.buildah(['from', '--isolation', 'chroot', '--name', `v-${name}`, 'scratch'])).stdout.trim();
+    await store.buildah(['copy', ctr, `${rootfs}/.`, '/']);
+    const cfg = ['config', '--env', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
+    if (opts.entrypoint) cfg.push('--entrypoint', JSON.stringify(opts.entrypoint));
+    cfg.push('--cmd', opts.cmd ? JSON.stringify(opts.cmd) : 'sh');
+    if (opts.user) cfg.push('--user', opts.user);
+    if (opts.workdir) cfg.push('--workingdir', opts.workdir);
+    await store.buildah([...cfg, ctr]);
+    await store.buildah(['commit', '--timestamp', '0', ctr, `localhost/v-${name}:latest`]);
+    const ref = `${registry.host}/${name}:latest`;
+    const { args, secrets } = registryFlags(registry);
+    await store.buildah(['push', ...args, `localhost/v-${name}:latest`, `docker://${ref}`], { secrets, timeoutMs: 300_000 });
+    return ref;
+  } finally {
+    await store.close();
+    await closers.close();
+  }
+}
+
+export function summary(r: RunResult): { exit: number; stdout: string; stderr: string } {
+  return { exit: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+}
+
+export async function readDebugLogs(fx: RuntimeFixture): Promise<string> {
+  const names = await readdir(fx.logDir).catch(() => []);
+  const texts = await Promise.all(names.map((n) => readFile(join(fx.logDir, n), 'utf8').catch(() => '')));
+  return texts.join('\n');
+}

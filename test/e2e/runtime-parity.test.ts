@@ -1,0 +1,182 @@
+/**
+ * Parity with runc: every case runs under runc and under runcvm (a QEMU microVM per container) through containerd
+ * (`ctr run --runc-binary bin/runcvm-runtime`), and stdout, stderr and the exit code must be identical.
+ * Cases: args (spaces, empty, quotes), image entrypoint + cmd, env (incl. RUNCVM_* stripped), --cwd, the image
+ * user (uid, gid, supplementary groups), separate stdout/stderr with nothing lost at start or end, exit codes
+ * 0 1 7 255, PID-1 signal semantics, stdin (-i), a tty (-t), SIGTERM (graceful: the workload traps it and the VM
+ * powers off) and SIGKILL. Ends with the leftovers check (no QEMU, no state, no config copies).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloserStack } from '../../src/core/fsx/index.js';
+import { run, type RunResult } from '../../src/core/exec/index.js';
+import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
+import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import { pushBusyboxImage } from '../harness/images.js';
+import { assetsReady, leftovers, pushVariant, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+
+const ready = await assetsReady();
+const closers = new CloserStack();
+let reg: StartedRegistry;
+let cd: StartedContainerd;
+let fx: RuntimeFixture;
+let busybox: string;
+let entryImage: string;
+let userImage: string;
+let seq = 0;
+
+type Runtime = 'runc' | 'runcvm';
+const RUNTIMES: Runtime[] = ['runc', 'runcvm'];
+
+function runtimeFlags(rt: Runtime): string[] {
+  return rt === 'runcvm' ? ['--runc-binary', fx.wrapper] : [];
+}
+
+async function ctrRun(rt: Runtime, image: string, cmd: string[], opts: { flags?: string[]; input?: string } = {}): Promise<RunResult> {
+  const id = `p${++seq}-${rt}`;
+  return cd.ctr(['run', '--rm', ...runtimeFlags(rt), ...(opts.flags ?? []), image, id, ...cmd], {
+    reject: false,
+    timeoutMs: 90_000,
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+  });
+}
+
+async function both(image: string, cmd: string[], opts: { flags?: string[]; input?: string } = {}) {
+  const out: Record<Runtime, ReturnType<typeof summary>> = {} as never;
+  for (const rt of RUNTIMES) out[rt] = summary(await ctrRun(rt, image, cmd, opts));
+  return out;
+}
+
+function expectSame(r: Record<Runtime, unknown>): void {
+  expect(JSON.stringify(r.runcvm, null, 1), `runc gave ${JSON.stringify(r.runc)}`).toBe(JSON.stringify(r.runc, null, 1));
+}
+
+describe.skipIf(!ready)('runcvm parity with runc (containerd, ctr --runc-binary)', () => {
+  beforeAll(async () => {
+    fx = await runtimeFixture(closers);
+    reg = await startRegistry();
+    closers.push('registry', () => reg.stop());
+    busybox = await pushBusyboxImage(reg);
+    entryImage = await pushVariant(reg, 'entry', { entrypoint: ['/bin/sh', '-c', 'echo entry: "$@"', 'ep'], cmd: ['default', 'cmd'] });
+    userImage = await pushVariant(reg, 'user', { user: 'app', workdir: '/home' });
+    cd = await startContainerd();
+    closers.push('containerd', () => cd.stop());
+    for (const ref of [busybox, entryImage, userImage]) await cd.ctr(['images', 'pull', '--plain-http', ref]);
+  });
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  it('args, env, cwd, stderr and exit 7', async () => {
+    const script = 'printf "[%s]\\n" "$0" "$@"; echo "A=$A B=$B"; env | sort; pwd; echo to-stderr >&2; exit 7';
+    const r = await both(busybox, ['sh', '-c', script, 'zero', 'a b', '', 'c"d\'e', '$HOME'], {
+      flags: ['--env', 'A=1', '--env', 'B=x y  z', '--cwd', '/tmp'],
+    });
+    expect(r.runc.exit).toBe(7);
+    expectSame(r);
+  });
+
+  it('RUNCVM_* settings are for runcvm only: the workload never sees them', async () => {
+    const r = await ctrRun('runcvm', busybox, ['sh', '-c', 'env | grep -c RUNCVM_ || true'], { flags: ['--env', 'RUNCVM_LOG_LEVEL=ERROR', '--env', 'RUNCVM_ROOTFS_SIZE=300M'] });
+    expect(summary(r)).toEqual({ exit: 0, stdout: '0\n', stderr: '' });
+  });
+
+  it('image entrypoint and cmd, with and without args', async () => {
+    const a = await both(entryImage, []);
+    expect(a.runc.stdout).toBe('entry: default cmd\n');
+    expectSame(a);
+    const b = await both(entryImage, ['sh', '-c', 'echo given args']);
+    expectSame(b);
+  });
+
+  it("a missing executable fails at create with runc's message", async () => {
+    const r = await both(busybox, ['no-such-binary', 'x']);
+    expect(r.runc.exit).not.toBe(0);
+    expectSame(r);
+    const abs = await both(busybox, ['/no/such/path']);
+    expectSame(abs);
+  });
+
+  it('image user: uid, gid, supplementary groups, HOME and workdir', async () => {
+    const r = await both(userImage, ['sh', '-c', 'id; echo HOME=$HOME; pwd; touch /home/x 2>&1 || true']);
+    expect(r.runc.stdout).toContain('uid=1000');
+    expectSame(r);
+  });
+
+  it('stdout and stderr stay separate and nothing is lost at start or end', async () => {
+    const script = 'echo first; echo first-err >&2; seq 1 20000; seq 1 3000 >&2; printf "no-newline-at-end"; printf "err-tail" >&2';
+    const r = await both(busybox, ['sh', '-c', script]);
+    expect(r.runc.stdout.length).toBeGreaterThan(100_000);
+    expectSame(r);
+  });
+
+  it.each([0, 1, 255])('exit code %i', async (code) => {
+    const r = await both(busybox, ['sh', '-c', `echo code ${code}; exit ${code}`]);
+    expect(r.runc.exit).toBe(code);
+    expectSame(r);
+  });
+
+  it('PID 1 signal semantics: a signal without a handler sent from inside is ignored, as under runc', async () => {
+    const r = await both(busybox, ['sh', '-c', 'kill -TERM $$; kill -KILL $$; echo still-here; sleep 30 & kill -KILL $!; wait $!; echo child=$?']);
+    expect(r.runc.stdout).toBe('still-here\nchild=137\n');
+    expectSame(r);
+  });
+
+  it('stdin with ctr run (stdin attached)', async () => {
+    const input = 'hello\nworld\n' + 'x'.repeat(70_000) + '\nend\n';
+    const r = await both(busybox, ['sh', '-c', 'wc -c; echo done'], { input });
+    expect(r.runc.stdout).toMatch(/^\s*70\d+\ndone\n$/);
+    expectSame(r);
+  });
+
+  it('a tty with ctr run -t', async () => {
+    const out: Record<Runtime, { exit: number; stdout: string }> = {} as never;
+    for (const rt of RUNTIMES) {
+      const id = `tty${++seq}-${rt}`;
+      const ctr = ['ctr', '--address', cd.socket, '-n', cd.namespace, 'run', '--rm', '-t', ...runtimeFlags(rt), busybox, id, 'sh', '-c', '[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo out; exit 3'];
+      const cmdline = ctr.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+      const r = await run('script', ['-qec', cmdline, '/dev/null'], { reject: false, timeoutMs: 90_000, input: '' });
+      // ^@ is the tty's echo of script's NUL on EOF: its count depends on timing, not on the runtime
+      out[rt] = { exit: r.exitCode, stdout: r.stdout.replace(/\^@/g, '') };
+    }
+    expect(out.runc.stdout).toContain('is-a-tty');
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  async function stopWith(rt: Runtime, signal: 'SIGTERM' | 'SIGKILL', script: string): Promise<{ exit: number; stdout: string }> {
+    const id = `sig${++seq}-${rt}`;
+    let sawReady!: () => void;
+    const readyP = new Promise<void>((r) => (sawReady = r));
+    const running = cd.ctr(['run', '--rm', ...runtimeFlags(rt), busybox, id, 'sh', '-c', script], {
+      reject: false,
+      timeoutMs: 90_000,
+      onStdoutLine: (l) => {
+        if (l.includes('ready')) sawReady();
+      },
+    });
+    await Promise.race([readyP, running]);
+    await cd.ctr(['task', 'kill', '-s', signal, id], { reject: false });
+    const r = await running;
+    return { exit: r.exitCode, stdout: r.stdout };
+  }
+
+  it('SIGTERM is delivered to the workload, which exits gracefully; the VM powers off', async () => {
+    const script = 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.2; done';
+    const runc = await stopWith('runc', 'SIGTERM', script);
+    const vm = await stopWith('runcvm', 'SIGTERM', script);
+    expect(runc).toEqual({ exit: 3, stdout: 'ready\ngot-term\n' });
+    expect(vm).toEqual(runc);
+  });
+
+  it('SIGKILL stops the container with 137', async () => {
+    const script = 'echo ready; while :; do sleep 0.2; done';
+    const runc = await stopWith('runc', 'SIGKILL', script);
+    const vm = await stopWith('runcvm', 'SIGKILL', script);
+    expect(runc.exit).toBe(137);
+    expect(vm).toEqual(runc);
+  });
+
+  it('leaves nothing behind: no QEMU, no state dir, no debug log, no config.json copy', async () => {
+    const left = await leftovers(fx);
+    expect(left).toEqual({ qemu: [], state: [], logs: [], configCopies: [] });
+  });
+});

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { parseCommand } from '../../../src/kimia/cli/parse.js';
+import { dockerOnlyInstructions, planBuild, planCommands, registriesConf } from '../../../src/kimia/plan/plan.js';
+import { formatCommand, Redactor } from '../../../src/core/redact.js';
+
+function plan(argv: string[], text = 'FROM busybox\n') {
+  const c = parseCommand(argv, { HOME: '/home/kimia' });
+  if (c.kind !== 'build') throw new Error('not build');
+  return planBuild(c.request, { contextDir: '/ctx', privateDir: '/p', authFile: '/p/auth.json', dockerfileText: text });
+}
+
+describe('planBuild', () => {
+  it('turns a request into buildah bud and push argv lists', () => {
+    const p = plan(['-d', 'reg:5000/a/b:1', '-d', 'reg:5000/a/c', '--target', 'final', '--cache', '--storage-driver=overlay', '--digest-file=/out/d']);
+    expect(p.bud.slice(0, 7)).toEqual(['--root', '/home/kimia/.local/share/containers/storage', '--runroot', '/home/kimia/.local/share/containers/run', '--storage-driver', 'overlay', 'bud']);
+    expect(p.bud).toEqual(expect.arrayContaining(['-t', 'reg:5000/a/b:1', '--target', 'final', '--layers', '--isolation', 'chroot', '--format', 'oci', '--authfile', '/p/auth.json']));
+    expect(p.bud.at(-1)).toBe('/ctx');
+    expect(p.pushes.map((s) => s.argv.slice(-2))).toEqual([
+      ['reg:5000/a/b:1', 'docker://reg:5000/a/b:1'],
+      ['reg:5000/a/b:1', 'docker://reg:5000/a/c'],
+    ]);
+    expect(p.pushes[0]!.argv).toEqual(expect.arrayContaining(['--digestfile', '/p/digest-0', '--retry', '0']));
+  });
+
+  it('puts the storage under --cache-dir so that the cache persists', () => {
+    const p = plan(['-d', 'r/a', '--cache', '--cache-dir=/cache/']);
+    expect(p.storage).toEqual({ root: '/cache/storage', runroot: '/cache/run', driver: 'vfs' });
+  });
+
+  it('--cache-repo adds --cache-from/--cache-to; --reproducible sets the timestamp', () => {
+    const p = plan(['-d', 'r/a', '--cache-repo', 'reg/cache', '--reproducible']);
+    expect(p.bud).toEqual(expect.arrayContaining(['--layers', '--cache-from', 'reg/cache', '--cache-to', 'reg/cache', '--timestamp', '0', '--identity-label=false']));
+  });
+
+  it('TLS flags: --skip-tls-verify affects the push, --insecure-pull the pull, --insecure-registry goes to registries.conf', () => {
+    const p = plan(['-d', 'r.io/a', '--skip-tls-verify']);
+    expect(p.pushes[0]!.argv).toContain('--tls-verify=false');
+    expect(p.bud).not.toContain('--tls-verify=false');
+    const q = plan(['-d', 'r.io/a', '--insecure-pull']);
+    expect(q.bud).toContain('--tls-verify=false');
+    expect(q.pushes[0]!.argv).not.toContain('--tls-verify=false');
+    const r = plan(['-d', 'r.io:5000/a', '--insecure-registry', 'r.io:5000']);
+    expect(r.files.find((f) => f.path.endsWith('registries.conf'))!.content).toContain('location = "r.io:5000"\ninsecure = true');
+    expect(r.pushes[0]!.argv).toContain('--tls-verify=false');
+  });
+
+  it('exports: docker-archive and OCI layout; --no-push has no push', () => {
+    const p = plan(['--no-push', '-d', 'r/a:1', '--tar-path=/o/i.tar', '--oci-layout-path=/o/l']);
+    expect(p.pushes).toEqual([]);
+    expect(p.exports.map((e) => e.argv.at(-1))).toEqual(['docker-archive:/o/i.tar:r/a:1', 'oci:/o/l']);
+  });
+
+  it('writes containers.conf for rootless buildah 1.28', () => {
+    const p = plan(['-d', 'r/a']);
+    const conf = p.files.find((f) => f.path === '/p/containers.conf')!;
+    expect(conf.content).toContain('netns = "host"');
+    expect(conf.content).toContain('runtime = "runc"');
+    expect(conf.mode).toBe(0o600);
+    expect(p.env.CONTAINERS_CONF).toBe('/p/containers.conf');
+  });
+
+  it('warns about HEALTHCHECK only with the OCI format', () => {
+    expect(plan(['-d', 'r/a'], 'FROM x\nHEALTHCHECK CMD true\n').warnings).toEqual([expect.stringMatching(/^Warning: HEALTHCHECK instruction ignored.*BUILDAH_FORMAT=docker/)]);
+    expect(plan(['-d', 'r/a', '--format=docker'], 'FROM x\nHEALTHCHECK CMD true\n').warnings).toEqual([]);
+    expect(dockerOnlyInstructions('FROM x\n  shell ["a"]\nSTOPSIGNAL 9\n')).toEqual(['SHELL', 'STOPSIGNAL']);
+  });
+
+  it('marks secret build-arg values so the dry-run prints them masked', () => {
+    const p = plan(['-d', 'r/a', '--build-arg', 'API_KEY=sup3rs3cret', '--build-arg', 'V=1']);
+    expect(p.secrets).toEqual(['sup3rs3cret']);
+    const printed = planCommands(p).map((c) => formatCommand(c[0]!, c.slice(1), new Redactor(p.secrets))).join('\n');
+    expect(printed).not.toContain('sup3rs3cret');
+    expect(printed).toContain("'API_KEY=***'");
+    expect(printed).toContain('V=1');
+  });
+
+  it('registry mirrors for docker.io', () => {
+    expect(registriesConf({ registryMirrors: ['mirror.local:5000'], insecureRegistries: [] })).toContain('[[registry.mirror]]\nlocation = "mirror.local:5000"');
+  });
+});

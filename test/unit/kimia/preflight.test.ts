@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { judge, firstFailure, renderReport, type PreflightFacts } from '../../../src/kimia/preflight/verdicts.js';
+import { hasSubIdRange, statusField } from '../../../src/kimia/preflight/probe.js';
+
+const good: PreflightFacts = {
+  uid: 1000, gid: 1000, userName: 'kimia', maxUserNamespaces: 15000, userns: { ok: true }, storageDriver: 'vfs',
+  capEff: 0n, capBnd: 0xc0n, noNewPrivs: false,
+  newuidmap: { path: '/usr/bin/newuidmap', privileged: true }, newgidmap: { path: '/usr/bin/newgidmap', privileged: true },
+  subuid: true, subgid: true, storageRoot: { path: '/home/kimia/s', writable: true },
+  free: { dir: '/home/kimia', bytes: 50 * 2 ** 30 }, minFreeBytes: 2 ** 29,
+  dockerConfig: { dir: '/home/kimia/.docker', exists: true, kanikoExists: false, envCredentials: false, explicit: false },
+  pushes: true, buildahPath: '/usr/bin/buildah',
+};
+
+const failure = (f: Partial<PreflightFacts>) => firstFailure(judge({ ...good, ...f }));
+
+describe('preflight verdicts', () => {
+  it('a good rootless pod passes every check', () => {
+    expect(judge(good).filter((v) => v.status !== 'ok')).toEqual([]);
+  });
+
+  it('disabled user namespaces: the guide text, exit 6, the sysctl fix', () => {
+    const e = failure({ maxUserNamespaces: 0 })!;
+    expect(e.message).toBe('failed to create user namespace: operation not permitted');
+    expect(e.exitCode).toBe(6);
+    expect(e.fix).toContain('sysctl -w user.max_user_namespaces=15000');
+  });
+
+  it('namespace creation refused: the securityContext YAML', () => {
+    const e = failure({ userns: { ok: false, error: 'unshare: Operation not permitted' } })!;
+    expect(e.message).toBe('failed to create user namespace: operation not permitted');
+    expect(e.fix).toContain('add: [SETUID, SETGID]');
+    expect(e.fix).toContain('allowPrivilegeEscalation: true');
+  });
+
+  it('dropped SETUID/SETGID and NoNewPrivs', () => {
+    expect(failure({ capBnd: 0x40n })!.causeText).toContain('SETUID');
+    expect(failure({ noNewPrivs: true })!.code).toBe('NO_NEW_PRIVS');
+  });
+
+  it('missing newuidmap and subordinate ranges', () => {
+    expect(failure({ newuidmap: undefined })!.code).toBe('IDMAP_TOOLS_MISSING');
+    expect(failure({ subgid: false })!.message).toBe('no subordinate ID range for kimia in /etc/subgid');
+  });
+
+  it('unwritable cache dir: the guide text and the fsGroup fix', () => {
+    const e = failure({ cacheDir: { path: '/cache', writable: false, error: 'EACCES' } })!;
+    expect(e.render()).toContain('error: failed to write to cache directory: permission denied');
+    expect(e.fix).toContain('fsGroup: 1000');
+  });
+
+  it('low disk space: the guide text and the ephemeral-storage fix', () => {
+    const e = failure({ free: { dir: '/home', bytes: 1000 } })!;
+    expect(e.message).toBe('error building: no space left on device');
+    expect(e.fix).toContain('ephemeral-storage');
+  });
+
+  it('config mounted at /kaniko/.docker is named as the mistake', () => {
+    const e = failure({ dockerConfig: { ...good.dockerConfig, exists: false, kanikoExists: true } })!;
+    expect(e.message).toContain('/kaniko/.docker (the Kaniko path)');
+    expect(e.fix).toContain('mountPath: /home/kimia/.docker');
+  });
+
+  it('overlay that cannot mount suggests vfs', () => {
+    expect(failure({ storageDriver: 'overlay', overlay: { ok: false, error: 'mount: permission denied' } })!.fix).toContain('--storage-driver=vfs');
+  });
+
+  it('root is not rootless: a warning, not a failure', () => {
+    const v = judge({ ...good, uid: 0, capBnd: 0n, subuid: false });
+    expect(firstFailure(v)).toBeUndefined();
+    expect(v.find((x) => x.check === 'rootless')?.status).toBe('warn');
+  });
+
+  it('the report lists every check and the fix of each failure', () => {
+    const text = renderReport(judge({ ...good, noNewPrivs: true }), 12);
+    expect(text).toContain('[FAIL] no_new_privs');
+    expect(text).toContain('fix: add to the container spec:');
+    expect(text).toContain('preflight took 12 ms');
+  });
+});
+
+describe('probe parsing', () => {
+  it('reads /proc/self/status fields and /etc/subuid ranges', () => {
+    expect(statusField('Name:\tx\nNoNewPrivs:\t1\nCapBnd:\t00000000000000c0\n', 'CapBnd')).toBe('00000000000000c0');
+    expect(hasSubIdRange('root:1:2\nkimia:100000:65536\n', 'kimia', 1000)).toBe(true);
+    expect(hasSubIdRange('1000:100000:65536\n', 'kimia', 1000)).toBe(true);
+    expect(hasSubIdRange('other:1:2\n', 'kimia', 1000)).toBe(false);
+  });
+});
