@@ -117,7 +117,16 @@ async function main(): Promise<void> {
       try {
         const dCold: number[] = [];
         const dCached: number[] = [];
-        const env = { DOCKER_BUILDKIT: '1', DOCKER_HOST: d.host };
+        // BuildKit through the CLI needs the buildx plugin, which Debian bookworm does not ship; fall back to the
+        // daemon's classic builder and say so.
+        let env = { DOCKER_BUILDKIT: '1', DOCKER_HOST: d.host };
+        let builder = 'BuildKit';
+        const probe = await run('docker', ['build', '-q', '-t', 'bench:warm', ctx], { env, reject: false });
+        if (probe.exitCode !== 0 && /buildx/.test(probe.stderr)) {
+          env = { DOCKER_BUILDKIT: '0', DOCKER_HOST: d.host };
+          builder = 'classic builder (buildx plugin missing, BuildKit unreachable from the CLI)';
+        }
+        result.dockerBuilder = builder;
         const docker = (args: string[]) => timed('docker', args, env);
         await docker(['build', '-q', '-t', 'bench:warm', ctx]);
         for (let i = 0; i < RUNS; i++) {
@@ -143,7 +152,7 @@ async function main(): Promise<void> {
     console.log(`  cached: kimia ${fmt(median(cached.kimia))}  buildah ${fmt(median(cached.buildah))}  ratio ${(result.ratioCached as number).toFixed(3)}`);
     if (result.dockerBuildkitMs) {
       const dm = result.dockerBuildkitMs as { cold: number; cached: number };
-      console.log(`  docker build (BuildKit): cold ${fmt(dm.cold)}  cached ${fmt(dm.cached)}`);
+      console.log(`  docker build (${String(result.dockerBuilder)}): cold ${fmt(dm.cold)}  cached ${fmt(dm.cached)}`);
     } else console.log(`  ${String(result.docker)}`);
     await mkdir(projectPath('bench', 'results'), { recursive: true });
     await writeFile(join(projectPath('bench', 'results'), 'kimia-build.json'), JSON.stringify(result, null, 2) + '\n');

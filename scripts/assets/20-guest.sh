@@ -17,6 +17,8 @@
 #   share/qemu/                    QEMU firmware for -M microvm (bios-microvm.bin, qboot.rom, pvh.bin, linuxboot*)
 #   etc/mke2fs.conf                for MKE2FS_CONFIG=/.runcvm/guest/etc/mke2fs.conf
 #   manifest.json
+# var/assets/guest is a symlink to the current build (.guest-<hash>): mount it with its real path (mount --bind
+# resolves the symlink once), so a later rebuild never touches the files under a running container.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -48,8 +50,10 @@ resolve_list() {
     fi
   done <"$LIST"
 }
-mapfile -t BINARIES < <(resolve_list)
-[[ ${#BINARIES[@]} -gt 0 ]] || die "no binaries in $LIST" "add at least one absolute path"
+# (command substitution, not process substitution: a die inside resolve_list must stop this script)
+resolved=$(resolve_list) || exit 1
+mapfile -t BINARIES <<<"$resolved"
+[[ -n $resolved ]] || die "no binaries in $LIST" "add at least one absolute path"
 
 LOADER=$(readlink -f /lib64/ld-linux-x86-64.so.2)
 QEMU_MODDIR=/usr/lib/x86_64-linux-gnu/qemu
@@ -75,7 +79,7 @@ done
 
 say "building the guest package (${#BINARIES[@]} binaries)"
 mkdir -p "$ASSETS"
-STAGE=$(mktemp -d "$ASSETS/.guest.XXXXXX")
+STAGE=$(mktemp -d "$ASSETS/.guest-stage.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE"/{bin,lib,share/qemu,etc} "$STAGE/lib/x86_64-linux-gnu/qemu"
 
@@ -161,13 +165,21 @@ JSON
 echo "$KEY" >"$STAGE/.stamp"
 chmod 0755 "$STAGE"
 
-# Swap in atomically; containers still holding the old folder keep their (now unlinked) copy until they exit.
-if [[ -e $OUT ]]; then
-  mv "$OUT" "$ASSETS/.guest.old.$$"
-  mv "$STAGE" "$OUT"
-  rm -rf "$ASSETS/.guest.old.$$"
-else
-  mv "$STAGE" "$OUT"
+# Publish: every build is its own folder .guest-<key>.<time>, and `guest` is a symlink swapped atomically (rename). A
+# container bind-mounts the folder the symlink named at its start, so a rebuild never changes or deletes files under
+# a running container: the previous build is kept, older ones are removed.
+FINAL=$ASSETS/.guest-${KEY:0:12}.$(date +%s%N)
+mv "$STAGE" "$FINAL"
+previous=$(readlink "$OUT" 2>/dev/null || true)
+if [[ -d $OUT && ! -L $OUT ]]; then # a folder from an older layout of this script
+  mv "$OUT" "$ASSETS/.guest-legacy.$$"
+  previous=.guest-legacy.$$
 fi
+ln -sfn "$(basename "$FINAL")" "$ASSETS/.guest.link.$$"
+mv -T "$ASSETS/.guest.link.$$" "$OUT"
+for old in "$ASSETS"/.guest-*; do
+  name=$(basename "$old")
+  [[ $name == "$(basename "$FINAL")" || $name == "${previous##*/}" ]] || rm -rf "$old"
+done
 trap - EXIT
-say "ready: $OUT ($(du -sh "$OUT" | cut -f1), ${#dynamic[@]} dynamic + ${#static[@]} static binaries, ${#LIBS[@]} libraries)"
+say "ready: $OUT -> $(basename "$FINAL") ($(du -sh "$FINAL/" | cut -f1), ${#dynamic[@]} dynamic + ${#static[@]} static binaries, ${#LIBS[@]} libraries)"

@@ -171,15 +171,32 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   }
 
   const { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers } = await import('./buildah/run.js');
+  // SIGTERM (pod deletion) or SIGINT stops buildah too, and the private files are still removed
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.warn(`received ${sig}: stopping buildah`);
+    abort.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  closers.push('signal handlers', () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  });
+  const { signal } = abort;
   await writePlanFiles(plan);
-  const bud = await runBud(plan, contextDir, log);
+  const bud = await runBud(plan, contextDir, log, signal);
+  if (signal.aborted) return 130;
 
   const pushed: { destination: string; digest: string }[] = [];
   if (plan.pushes.length) {
     const layers = plan.multiPlatform ? [] : await layerSizes(plan);
     if (layers.length) log.info(`layers to push: ${describeLayers(layers)}`, { event: 'layers', layers });
     const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
-    for (const step of plan.pushes) pushed.push(await pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs }));
+    for (const step of plan.pushes) {
+      if (signal.aborted) return 130;
+      pushed.push(await pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs, signal }));
+    }
   }
   await runExports(plan, log);
   const { outputFiles, writeOutputs } = await import('./outputs/index.js');

@@ -92,6 +92,18 @@ export const runcvmErrors = defineErrors({
     cause: 'another runcvm container already bridged this network namespace, or a launcher was killed before it restored eth0.',
     fix: '{fix}',
   },
+  VOLUME_SETUP: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'cannot prepare the volume {destination} for the VM: {step}: {problem}',
+    cause: 'the launcher shares each volume with the VM through virtiofsd (from the guest package) and creates RUNCVM_DISKS images with mke2fs before the VM starts ({command}).',
+    fix: 'check that the volume source exists on the host and is a folder or file, that a RUNCVM_DISKS image path is writable in the container, and rerun with RUNCVM_LOG_LEVEL=DEBUG to read /tmp/runcvm-<id>.debug.',
+  },
+  VOLUMES_UNSUPPORTED: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'volumes are not supported with RUNCVM_HYPERVISOR={hypervisor}: {volumes}',
+    cause: 'runcvm shares host folders with the VM over virtiofs, which only the QEMU backend provides.',
+    fix: 'set RUNCVM_HYPERVISOR=qemu for containers with volumes, or remove the volumes.',
+  },
 });
 
 export type RuncvmErrorCode = keyof typeof runcvmErrors.table;

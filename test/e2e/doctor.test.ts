@@ -202,6 +202,47 @@ describe('runcvm doctor without /dev/kvm (guide 10)', () => {
   });
 });
 
+describe('runcvm doctor --inside against a real network namespace (guides 1, 3, 5, 6)', () => {
+  async function insideDoctor(name: string, setup: string[], files: { entrypoint: boolean }): Promise<Report> {
+    const root = join(dir, `inside-${name}`);
+    await mkdir(join(root, '.runcvm', 'guest', 'bin'), { recursive: true });
+    await mkdir(join(root, '.runcvm', 'vols'), { recursive: true });
+    if (files.entrypoint) await writeFile(join(root, '.runcvm', 'entrypoint'), 'sleep 1\n');
+    const script = [
+      'set -e',
+      'ip link add br-eth0 type bridge',
+      'ip link add eth0 type veth peer name eth0-peer',
+      'ip link set eth0 master br-eth0',
+      'ip tuntap add tap-eth0 mode tap',
+      ...setup,
+      `PATH=/.runcvm/guest/bin:$PATH POD_IP=10.42.0.7 exec "${process.execPath}" "${RUNCVM}" doctor --inside --root ${root} --json`,
+    ].join('\n');
+    const r = await run('unshare', ['-n', 'sh', '-c', script], { reject: false, timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    const report = JSON.parse(r.stdout) as Report;
+    expect(report.mode).toBe('inside');
+    expect(r.exitCode).toBe(report.summary.fail > 0 ? 1 : 0);
+    return report;
+  }
+
+  it('a correctly wired container passes: br-eth0 = 169.254.1.254/32, eth0 + tap-eth0 members, entrypoint present', async () => {
+    const report = await insideDoctor('good', ['ip addr add 169.254.1.254/32 dev br-eth0', 'ip link set tap-eth0 master br-eth0'], { entrypoint: true });
+    expect(report.checks.filter((c) => c.status !== 'pass')).toEqual([]);
+    expect(byId(report, 'bridge-members').cause).toBe('members: eth0, tap-eth0');
+  });
+
+  it('the pod IP on br-eth0, tap-eth0 outside the bridge and no entrypoint fail with the guide text', async () => {
+    const report = await insideDoctor('bad', ['ip addr add 10.42.0.7/24 dev br-eth0'], { entrypoint: false });
+    const ip = byId(report, 'bridge-ip');
+    expect(ip.status).toBe('fail');
+    expect(ip.cause).toContain('br-eth0 lacks 169.254.1.254/32');
+    expect(ip.cause).toContain("10.42.0.7/24 (the Pod's real IP, which belongs to the guest)");
+    expect(ip.fix).toContain('ip addr add 169.254.1.254/32 dev br-eth0');
+    expect(byId(report, 'bridge-members').cause).toContain('tap-eth0 is not a member of br-eth0');
+    expect(byId(report, 'entrypoint').cause).toContain('[VM-START] No entrypoint found, sleeping');
+  });
+});
+
 describe('runcvm doctor output', () => {
   it('JSON: mode, checks [{id,title,status,cause,fix}], summary counts; exit code follows failures', async () => {
     const r = await runcvm(['doctor', '--json', '--node']);

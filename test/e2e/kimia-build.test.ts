@@ -148,6 +148,19 @@ describe('outputs', () => {
   });
 });
 
+describe('multi-platform', () => {
+  it('pushes a manifest list for two platforms; the digest file holds the list digest the registry serves', async () => {
+    await ws.write('ctx-mp/Dockerfile', 'FROM scratch\nCOPY Dockerfile /Dockerfile\n');
+    const r = await kimia(['-c', ws.path('ctx-mp'), '-d', `${reg.host}/multi-arch:1`, '--custom-platform', 'linux/amd64,linux/arm64', '--storage-driver=overlay', ...insecure(),
+      '--digest-file', ws.path('mp.digest')], { home: ws.path('home-mp'), env: { DOCKER_CONFIG: dockerConfig } });
+    expect(r.exitCode, r.all).toBe(0);
+    const remote = await reg.manifest('multi-arch', '1');
+    expect((await readFile(ws.path('mp.digest'), 'utf8')).trim()).toBe(remote.digest);
+    const list = JSON.parse(remote.body) as { manifests: { platform: { architecture: string } }[] };
+    expect(list.manifests.map((m) => m.platform.architecture).sort()).toEqual(['amd64', 'arm64']);
+  });
+});
+
 describe('cache', () => {
   it('--cache with a persistent --cache-dir: an unchanged rebuild in a new process hits every step', async () => {
     await ws.write('ctx-cache/Dockerfile', `FROM ${base}\nRUN echo one > /1\nCOPY app.txt /app.txt\nRUN echo two > /2\nENV A=b\n`);

@@ -137,6 +137,15 @@ describe('command line', () => {
     expect(info.Created).toBe('2023-11-14T22:13:20Z');
   });
 
+  it('several --custom-platform values build a multi-platform manifest list', async () => {
+    const layout = ws.path('multi-layout');
+    const r = await kimia(['-c', ws.path('ctx'), '--no-push', '--custom-platform=linux/amd64,linux/arm64', '--oci-layout-path', layout, '--storage-driver=overlay'], { home: ws.home });
+    expect(r.exitCode, r.all).toBe(0);
+    const { Redactor } = await import('../../src/core/redact.js');
+    const index = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${layout}`], { redactor: new Redactor() })).stdout) as { manifests: { platform?: { architecture: string } }[] };
+    expect(index.manifests.map((m) => m.platform?.architecture).sort()).toEqual(['amd64', 'arm64']);
+  });
+
   it('--dry-run prints the buildah commands of the plan without running them', async () => {
     const r = await kimia(['-c', ws.path('ctx'), '-d', '127.0.0.1:1/x:1', '--image-download-retry=4', '--compression=zstd', '--registry-mirror', 'mirror.local', '--dry-run'], { home: ws.home });
     expect(r.exitCode, r.all).toBe(0);

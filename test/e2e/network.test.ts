@@ -11,6 +11,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile, copyFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec/index.js';
@@ -19,11 +20,12 @@ import { applyNetwork, readNetworkFacts, type IpCommand } from '../../src/runcvm
 import { guestNetCmdline, IDENTITY_CIDR, planNetwork, type IpLink, type NetworkPlan } from '../../src/runcvm/network/plan.js';
 import { netArgs } from '../../src/runcvm/hypervisor/qemu/net.js';
 import { bootGuest, ensureGuestAssets, ext4FromDir, miniRootfs } from './guest-helpers.js';
-import { leftoverNamespaces, neighbourMac, PEER_IP, podNetwork, POD_CIDR, POD_IP, type PodNetwork } from './network-helpers.js';
+import { leftoverNamespaces, neighbourMac, NS_PREFIX, PEER_IP, podNetwork, POD_CIDR, POD_IP, type PodNetwork } from './network-helpers.js';
 import { startProcess, type ServiceProcess } from '../harness/proc.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
 import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
 import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
 import { pushBusyboxImage } from '../harness/images.js';
 import { assetsReady, leftovers, runtimeFixture, type RuntimeFixture } from './runcvm/setup.js';
 
@@ -313,6 +315,72 @@ describe.skipIf(!ready)('runcvm under containerd: the pod network goes to the VM
     expect(await leftoverNamespaces()).toEqual([]);
     const links = (await run('ip', ['-o', 'link', 'show'])).stdout;
     expect(links).not.toMatch(/tap-eth|br-eth/);
+  });
+});
+
+const dockerReady = ready && (await dockerdAvailable());
+
+describe.skipIf(!dockerReady)('Docker mode: a user-defined bridge network and a published port (dockerd in a namespace the test owns)', () => {
+  const closers = new CloserStack();
+  let fx: RuntimeFixture;
+  let d: StartedDockerd;
+  let hostNs: string;
+  beforeAll(async () => {
+    fx = await runtimeFixture(closers);
+    // dockerd's "host" is a namespace of ours: its bridge, iptables rules and docker-proxy live there, not on the host
+    hostNs = `${NS_PREFIX}${randomBytes(3).toString('hex')}-docker`;
+    await run('ip', ['netns', 'add', hostNs]);
+    closers.push('docker host namespace', async () => {
+      await run('ip', ['netns', 'del', hostNs], { reject: false });
+    });
+    await run('ip', ['-n', hostNs, 'link', 'set', 'lo', 'up']);
+    const reg = await startRegistry();
+    const ref = await pushBusyboxImage(reg);
+    const tar = join(fx.dir, 'busybox.tar');
+    await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${ref}`, `docker-archive:${tar}:rcvmnet/busybox:latest`]);
+    await reg.stop();
+    d = await startDockerd({ netns: hostNs, runtimes: { runcvm: { path: fx.wrapper } }, extraConfig: { iptables: true, 'ip-forward': true, 'userland-proxy': true } });
+    closers.push('dockerd', () => d.stop());
+    await d.docker(['load', '-i', tar]);
+    await d.docker(['network', 'create', '--subnet', '172.30.0.0/24', 'rcvmnet']);
+  });
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  const inHost = (argv: string[]) => run('ip', ['netns', 'exec', hostNs, ...argv], { reject: false });
+
+  it.each([
+    ['runc', 18080],
+    ['runcvm', 18081],
+  ] as const)('%s: the container answers on its IP and on the published port, reaches the gateway, and shows its real MAC', async (rt, port) => {
+    const name = `rcvmnet-${rt}`;
+    const script = 'ip -o -4 addr show dev eth0 | sed "s/ brd .*//"; ip route; ping -c1 -W5 172.30.0.1 >/dev/null && echo PING-OK; mkdir -p /w; echo hello-$HOSTNAME > /w/index.html; exec httpd -f -p 8080 -h /w';
+    await d.docker(['run', '-d', '--runtime', rt, '--network', 'rcvmnet', '-p', `${port}:8080`, '--name', name, 'rcvmnet/busybox', 'sh', '-c', script]);
+    try {
+      const inspect = JSON.parse((await d.docker(['inspect', name])).stdout) as { Config: { Hostname: string }; NetworkSettings: { Networks: Record<string, { IPAddress: string; MacAddress: string }> } }[];
+      const { IPAddress: ip, MacAddress: mac } = inspect[0]!.NetworkSettings.Networks['rcvmnet']!;
+      const hostname = inspect[0]!.Config.Hostname;
+      // published port (docker-proxy in dockerd's namespace → container IP:8080), waited for while the VM boots
+      let published = '';
+      for (let i = 0; i < 240 && !published; i++) {
+        const r = await inHost(['busybox', 'timeout', '3', 'busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`]);
+        if (r.exitCode === 0) published = r.stdout;
+        else await new Promise((res) => setTimeout(res, 500));
+      }
+      expect(published).toBe(`hello-${hostname}\n`);
+      const direct = await inHost(['busybox', 'timeout', '10', 'busybox', 'wget', '-q', '-O', '-', `http://${ip}:8080/`]);
+      expect(direct.stdout).toBe(`hello-${hostname}\n`);
+      const neigh = JSON.parse((await inHost(['ip', '-json', 'neigh', 'show', ip])).stdout || '[]') as { dst: string; lladdr?: string }[];
+      expect(neigh.find((n) => n.dst === ip)?.lladdr).toBe(mac);
+      const logs = await d.docker(['logs', name]);
+      expect(logs.stdout).toMatch(new RegExp(`eth0\\s+inet ${ip.replace(/\./g, '\\.')}/24`));
+      expect(logs.stdout).toContain('default via 172.30.0.1 dev eth0');
+      expect(logs.stdout).toContain('PING-OK');
+      if (rt === 'runcvm') expect(logs.stdout).toContain('169.254.1.254 dev eth0');
+    } finally {
+      await d.docker(['rm', '-f', name], { reject: false });
+    }
   });
 });
 

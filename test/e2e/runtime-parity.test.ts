@@ -121,10 +121,11 @@ describe.skipIf(!ready)('runcvm parity with runc (containerd, ctr --runc-binary)
     expectSame(r);
   });
 
-  it('stdin with ctr run (stdin attached)', async () => {
-    const input = 'hello\nworld\n' + 'x'.repeat(70_000) + '\nend\n';
-    const r = await both(busybox, ['sh', '-c', 'wc -c; echo done'], { input });
-    expect(r.runc.stdout).toMatch(/^\s*70\d+\ndone\n$/);
+  it('stdin (ctr attaches it): lines and a 70 kB line arrive intact', async () => {
+    // ctr never closes the container's stdin on EOF (under runc either), so the workload reads a known amount
+    const input = 'hello\nworld\n' + 'x'.repeat(70_000) + '\n';
+    const r = await both(busybox, ['sh', '-c', 'read a; read b; echo "$b $a"; read c; echo ${#c}'], { input });
+    expect(r.runc.stdout).toBe('world hello\n70000\n');
     expectSame(r);
   });
 

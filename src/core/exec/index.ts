@@ -351,7 +351,7 @@ export async function runLight(file: string, args: readonly string[], options: R
       errSplit?.flush();
       const result: RunResult = {
         command,
-        exitCode: code ?? (signal ? 128 + signalNumber(signal) : spawnError ? 127 : -1),
+        exitCode: spawnError ? 127 : code ?? (signal ? 128 + signalNumber(signal) : -1),
         stdout: redactor.redact(stdout),
         stderr: redactor.redact(spawnError && !stderr ? spawnError.message : stderr),
         durationMs: Math.round(performance.now() - started),

@@ -65,7 +65,8 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Logger, signal?:
   });
   counter.close();
   if (result.exitCode !== 0) throw budFailure(result);
-  const imageId = await readFile(plan.bud[plan.bud.indexOf('--iidfile') + 1]!, 'utf8').then((s) => s.trim(), () => undefined);
+  const iid = plan.bud.indexOf('--iidfile');
+  const imageId = iid >= 0 ? await readFile(plan.bud[iid + 1]!, 'utf8').then((s) => s.trim(), () => undefined) : undefined;
   const out: BudResult = { steps, cacheHits: counter.hits, cacheMisses: counter.misses, durationMs: result.durationMs };
   if (imageId) out.imageId = imageId;
   log.info(`built ${plan.localImage}${imageId ? ` (${imageId.slice(0, 19)})` : ''} in ${result.durationMs} ms; cache: ${counter.hits} hit(s), ${counter.misses} miss(es)`, {

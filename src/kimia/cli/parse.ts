@@ -298,6 +298,12 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
   }
   if (request.destinations.length === 0 && !request.noPush) request.noPush = true;
   for (const d of request.destinations) validateImageRef(d);
+  // combinations where a flag cannot act: say so instead of silently doing nothing
+  if (request.cacheDir && !request.cache) notes.push('--cache-dir without --cache: the image storage lives there, but layers are not reused (add --cache)');
+  if (request.noPush && request.pushRetry > 0) notes.push('--push-retry has no effect with --no-push');
+  if (request.noPush && (request.digestFile || request.imageNameWithDigestFile || request.imageNameTagWithDigestFile)) {
+    notes.push('digest files are written only for pushed images: nothing is pushed with --no-push');
+  }
   return request;
 }
 

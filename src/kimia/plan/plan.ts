@@ -127,7 +127,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   if (pullInsecure) bud.push('--tls-verify=false');
   bud.push('--retry', String(request.imageDownloadRetry));
   bud.push(...auth, ...certs);
-  bud.push('--iidfile', `${facts.privateDir}/image-id`);
+  if (!multi) bud.push('--iidfile', `${facts.privateDir}/image-id`);
   bud.push(facts.contextDir);
 
   const pushes: PushStep[] = [];

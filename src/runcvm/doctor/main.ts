@@ -8,7 +8,7 @@ import { assetsDir } from '../../core/paths.js';
 import { DEFAULTS, probeContainer, probeNode } from './probe.js';
 import { containerChecks, exitCodeFor, nodeChecks, renderText } from './verdicts.js';
 
-export const HELP = `usage: runcvm doctor [--inside | --node] [--json] [--containerd-config PATH] [--k3s-template PATH]
+export const HELP = `usage: runcvm doctor [--inside [--root DIR] | --node] [--json] [--containerd-config PATH] [--k3s-template PATH]
                      [--docker-config PATH] [--cache-dir DIR]
 
 Checks this node (default) or, with --inside, this runcvm container, for every failure in the RunCVM Kubernetes
@@ -27,6 +27,7 @@ options:
   --k3s-template PATH       default ${DEFAULTS.k3sTemplate}
   --docker-config PATH      default ${DEFAULTS.dockerConfig}
   --cache-dir DIR           where VM root filesystems are made (default $RUNCVM_CACHE_DIR or ${DEFAULTS.cacheDir})
+  --root DIR                with --inside: look for .runcvm/ under DIR instead of / (for tests and chroots)
   -h, --help                this text
 Guest assets are looked up in $RUNCVM_ASSETS (default var/assets of this installation).
 
@@ -36,7 +37,7 @@ exit status:
   2  usage error
 `;
 
-const VALUE_OPTIONS = ['--containerd-config', '--k3s-template', '--docker-config', '--cache-dir'] as const;
+const VALUE_OPTIONS = ['--containerd-config', '--k3s-template', '--docker-config', '--cache-dir', '--root'] as const;
 
 export async function doctorMain(argv: string[]): Promise<number> {
   const opts: Record<string, string> = {};
@@ -61,7 +62,7 @@ export async function doctorMain(argv: string[]): Promise<number> {
   const env = process.env;
   if (!mode) mode = (await access(join('/', '.runcvm')).then(() => true, () => false)) ? 'inside' : 'node';
   const checks = mode === 'inside'
-    ? containerChecks(await probeContainer(env))
+    ? containerChecks(await probeContainer(env, opts.root ?? '/'))
     : nodeChecks(await probeNode({
       containerdConfig: opts['containerd-config'],
       k3sTemplate: opts['k3s-template'],

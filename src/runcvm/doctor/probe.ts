@@ -152,7 +152,9 @@ export async function probeNode(o: NodeProbeOptions): Promise<NodeFacts> {
   };
 }
 
-export async function probeContainer(env: Record<string, string | undefined>): Promise<ContainerFacts> {
+/** `root` prefixes the /.runcvm paths (default '/'): tests point it at a prepared folder. */
+export async function probeContainer(env: Record<string, string | undefined>, root = '/'): Promise<ContainerFacts> {
+  const runcvm = (...parts: string[]) => join(root, '.runcvm', ...parts);
   const mountsText = (await readText('/proc/mounts')) ?? '';
   const mounts = mountsText.split('\n').filter(Boolean).map((l) => {
     const [src = '', target = '', type = ''] = l.split(' ');
@@ -170,15 +172,15 @@ export async function probeContainer(env: Record<string, string | undefined>): P
   const addr = (await json(['addr', 'show', 'dev', 'br-eth0'])) as { addr_info?: IpAddr[] }[] | undefined;
   const members = (await json(['link', 'show', 'master', 'br-eth0'])) as { ifname?: string }[] | undefined;
   return {
-    entrypoint: await fileFact('/.runcvm/entrypoint'),
+    entrypoint: await fileFact(runcvm('entrypoint')),
     procMounted: mounts.some(([, target, type]) => target === '/proc' && type === 'proc'),
     procSelfExe: await readlink('/proc/self/exe').then(() => true, () => false),
     path: env.PATH ?? '',
-    guestBin: await fileFact('/.runcvm/guest/bin'),
+    guestBin: await fileFact(runcvm('guest', 'bin')),
     bridgeAddrs: Array.isArray(addr) && addr[0] ? (addr[0].addr_info ?? []) : undefined,
     bridgeMembers: Array.isArray(members) ? members.flatMap((m) => (m.ifname ? [m.ifname] : [])) : [],
     podIp: env.POD_IP,
-    volumeIds: await readdir('/.runcvm/vols').catch(() => [] as string[]),
+    volumeIds: await readdir(runcvm('vols')).catch(() => [] as string[]),
     mounts,
   };
 }

@@ -265,7 +265,13 @@ int runcvm_net_setup(net_log_fn log) {
     failures += ip("link", "set", "dev", f->cur, "mtu", mtu, NULL) != 0;
     for (int k = 0; k < f->naddrs; k++) {
       if (strchr(f->addrs[k], ':')) failures += ip("-6", "addr", "add", f->addrs[k], "dev", f->cur, NULL) != 0;
-      else failures += ip("addr", "add", f->addrs[k], "dev", f->cur, NULL) != 0;
+      else {
+        /* a broadcast address as CNI and docker set it (iproute2 `brd +`), except for /31 and /32 */
+        const char *slash = strchr(f->addrs[k], '/');
+        int prefix = slash ? atoi(slash + 1) : 32;
+        if (prefix <= 30) failures += ip("addr", "add", f->addrs[k], "broadcast", "+", "dev", f->cur, NULL) != 0;
+        else failures += ip("addr", "add", f->addrs[k], "dev", f->cur, NULL) != 0;
+      }
     }
     failures += ip("link", "set", "dev", f->cur, "up", NULL) != 0;
     INFO("%s: mac %s mtu %s, %d address(es)", f->cur, f->mac, mtu, f->naddrs);

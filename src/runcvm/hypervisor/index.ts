@@ -21,12 +21,15 @@ export interface VmPlan {
   initrd: string;
   /** full kernel command line */
   cmdline: string;
-  disks: { id: string; path: string; readOnly: boolean }[];
+  /** cache: data disks (RUNCVM_DISKS) honour guest flushes ('writeback'); the rest default to 'unsafe' */
+  disks: { id: string; path: string; readOnly: boolean; cache?: 'unsafe' | 'writeback' }[];
   console: { socket: string };
   io: { socket: string; portName: string };
   firmwareDir: string;
   /** virtio-net NICs on the taps the launcher's network step created (network/plan.ts); none → loopback only */
   nics?: { id: string; tap: string; mac: string }[];
+  /** virtiofs shares started by the launcher (volumes/apply.ts): tag + vhost-user socket */
+  shares?: { tag: string; socket: string }[];
 }
 
 export interface Invocation {

@@ -4,6 +4,7 @@
  * parses them without a JSON library, and `debugfs -R "cat /.runcvm/config" disk` stays readable.
  */
 import type { LaunchSpec } from './schema.js';
+import { volumeConfigLines } from '../volumes/plan.js';
 
 export function escapeValue(value: string): string {
   return value.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/\r/g, '%0D');
@@ -51,6 +52,8 @@ export function renderGuestConfig(spec: LaunchSpec): string {
   }
   const sp = (v: string) => escapeValue(v).replace(/ /g, '%20');
   for (const m of spec.mounts) lines.push(`tmpfs=${sp(m.destination)} ${sp(m.options.join(',') || '-')}`);
+  // volumes (src/runcvm/volumes, mounted by guest/vol.c after the tmpfs mounts); data disks follow root + upper
+  lines.push(...volumeConfigLines(spec.volumes ?? [], spec.disks.filter((d) => d.role !== 'data').length));
   for (const e of p.env) lines.push(`env=${escapeValue(e)}`);
   return lines.join('\n') + '\n';
 }

@@ -4,6 +4,7 @@
  * per-container state dir (0700) as launch.json (0600), bind-mounted read-only at /.runcvm/state.
  */
 import { z } from 'zod';
+import { volumeSchema } from '../volumes/schema.js';
 
 export const LAUNCH_SPEC_VERSION = 1;
 
@@ -84,6 +85,8 @@ export const launchSpecSchema = z.object({
   }),
   disks: z.array(diskSchema),
   mounts: z.array(guestMountSchema),
+  /** volumes (virtiofs shares) and RUNCVM_DISKS data disks, in mount order (src/runcvm/volumes) */
+  volumes: z.array(volumeSchema).optional(),
   /**
    * networking (src/runcvm/network): 'auto' hands every eth* of the container's own network namespace to the VM
    * (none found → loopback only, as `--network none`); 'none' never touches the namespace (e.g. the host's).

@@ -15,6 +15,7 @@ export const SETTING_NAMES = [
   'RUNCVM_BREAK',
   'RUNCVM_ACCEL',
   'RUNCVM_DISABLE',
+  'RUNCVM_DISKS',
 ] as const;
 
 export interface Settings {

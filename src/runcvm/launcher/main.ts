@@ -11,7 +11,7 @@ import { appendFileSync, constants as fsc, openSync, closeSync, readFileSync, ex
 import { rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Logger, type Level, type Sink } from '../../core/log/index.js';
-import { spawnPiped } from '../../core/exec/index.js';
+import { run, spawnPiped } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
@@ -19,6 +19,7 @@ import { CONTAINER_PATHS, parseLaunchSpec, type LaunchSpec } from '../launch/sch
 import { decideAccel, cpuFlagsFromCpuinfo, cpuKhzFromCpuinfo, type AccelFacts } from '../hypervisor/accel.js';
 import { HYPERVISORS, planVm, type Hypervisor, type VmPlan } from '../hypervisor/index.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
+import { setUpVolumes, withVolumes } from '../volumes/apply.js';
 import { Channel, decodeExit, encodeData, encodeFrame, encodeSignal, encodeWinsize, FrameDecoder, FrameType } from '../agent/codec.js';
 
 const { fail } = runcvmErrors;
@@ -122,7 +123,13 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
   // networking (src/runcvm/network): the container's eth* go to the VM before QEMU starts; undone on every path
   const network = await setUpNetwork(spec.network.mode, log);
   try {
-    return await bootVm(spec, log, hv, withNetwork(vmPlan, network), started);
+    // volumes (src/runcvm/volumes): virtiofsd per shared folder + RUNCVM_DISKS images; undone on every path
+    const volumes = await setUpVolumes(spec.volumes ?? [], log);
+    try {
+      return await bootVm(spec, log, hv, withVolumes(withNetwork(vmPlan, network), volumes, spec.volumes ?? []), started);
+    } finally {
+      await volumes.undo();
+    }
   } finally {
     await network.undo();
   }
@@ -177,7 +184,9 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   // Terminal: raw mode on the container's tty, window size to the guest's pty.
   const tty = spec.process.terminal && process.stdin.isTTY;
   if (tty) {
-    process.stdin.setRawMode?.(true);
+    // cfmakeraw on the container's tty (Node's raw mode keeps ONLCR, which would double every \r): the guest's
+    // own pty does all line discipline, exactly once, as under runc.
+    await run(`${CONTAINER_PATHS.guest}/bin/busybox`, ['stty', 'raw', '-echo'], { inherit: true, reject: false });
     const sendSize = () => {
       if (process.stdout.rows && process.stdout.columns) send(encodeWinsize(process.stdout.rows, process.stdout.columns));
     };
@@ -231,7 +240,6 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   await Promise.race([Promise.all([ioDone, inv.consoleOnStdout ? undefined : conDone]), new Promise((r) => setTimeout(r, 2000))]);
   ioServer.close();
   conServer.close();
-  if (tty) process.stdin.setRawMode?.(false);
   process.stdin.pause();
   log.info('hypervisor exited', { code: ended.code, signal: ended.signal, ms: Date.now() - started });
   if (exit) return exit.code;

@@ -344,6 +344,7 @@ export class NfsServer {
       e.table.forget(key.dev, key.ino);
       throw new NfsError(NfsStat.STALE);
     }
+    this.log(`handle ${key.dev}:${key.ino} was not in the map: found ${found} by searching ${e.path}`);
     const o = await this.objAt(e, found);
     if (o.st.dev !== key.dev || o.st.ino !== key.ino) throw new NfsError(NfsStat.STALE);
     return o;

@@ -23,6 +23,8 @@ import { containerPaths, hostDirs } from '../state/index.js';
 import { lookPathInRoot } from './lookpath.js';
 import { chooseHypervisor } from '../hypervisor/firecracker/host.js';
 import { buildUpperDisk, ensureBaseDisk, stageFile, stageParents, stageTree } from '../storage/apply.js';
+import { planContainerVolumes } from '../volumes/host.js';
+import { relocateVolumeMounts, withVolumesInLaunch } from '../volumes/plan.js';
 
 const { fail } = runcvmErrors;
 
@@ -195,6 +197,8 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   // RUNCVM_HYPERVISOR unset: Firecracker when the package has it and KVM works, else QEMU (hypervisor/firecracker/host.ts)
   settings.hypervisor = await chooseHypervisor(settingEnv.RUNCVM_HYPERVISOR, join(assets.guestDir, 'bin'));
   await checkAssets(assets, settings);
+  // volumes + RUNCVM_DISKS (src/runcvm/volumes): validated before any disk work; PVC redirects logged
+  const volumePlan = await planContainerVolumes(spec, { disks: settingEnv.RUNCVM_DISKS, kubeletDir: process.env.RUNCVM_KUBELET_DIR, hypervisor: settings.hypervisor }, log);
 
   await mkdir(dirs.stateRoot, { recursive: true, mode: 0o711 });
   await rm(paths.state, { recursive: true, force: true });
@@ -206,6 +210,7 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
 
   let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog) });
   if (settings.kernel) launch = { ...launch, kernel: { ...launch.kernel, path: '/.runcvm/kernel-custom/vmlinux' } };
+  launch = withVolumesInLaunch(launch, volumePlan);
 
   const staging = paths.staging;
   const top = join(staging, 'upper');
@@ -247,6 +252,7 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     ...(debugLog ? { debugLog } : {}),
     devices,
   });
+  rewritten = relocateVolumeMounts(rewritten, volumePlan, spec);
   if (settings.kernel) {
     rewritten = { ...rewritten, mounts: [...(rewritten.mounts ?? []), { destination: '/.runcvm/kernel-custom/vmlinux', type: 'bind', source: settings.kernel, options: ['rbind', 'ro'] }] };
   }

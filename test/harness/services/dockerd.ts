@@ -111,7 +111,8 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<StartedDo
     await writeFile(configPath, `${JSON.stringify(daemon, null, 2)}\n`);
 
     const dockerdArgv = [DOCKERD, '--config-file', configPath];
-    const [file, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...dockerdArgv] : dockerdArgv;
+    // nsenter --net only (`ip netns exec` also remounts /sys, which hides the cgroup mounts dockerd needs)
+    const [file, ...args] = opts.netns ? ['nsenter', `--net=/var/run/netns/${opts.netns}`, '--', ...dockerdArgv] : dockerdArgv;
     const proc = await startProcess('dockerd', file!, args, { logPath, cwd: dir });
     const dockerRaw = (args: string[], o: RunOptions = {}) =>
       run(cli, ['-H', host, ...args], { ...o, env: { DOCKER_CONFIG: cliConfig, ...o.env } });

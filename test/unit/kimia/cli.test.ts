@@ -130,6 +130,21 @@ describe('environment', () => {
   });
 });
 
+describe('Kaniko mappings', () => {
+  it('--git branch=…,recurse-submodules=false maps onto the Git options; --git-branch wins', () => {
+    const r = req(['-d', 'r/a', '--git', 'branch=dev,single-branch=true,recurse-submodules=false']);
+    expect(r.git).toMatchObject({ branch: 'dev', recurseSubmodules: false, tokenUser: 'oauth2' });
+    expect(req(['-d', 'r/a', '--git=branch=dev', '--git-branch=main']).git.branch).toBe('main');
+  });
+
+  it('--skip-tls-verify-registry adds an insecure registry; --single-snapshot squashes; --log-format color is text', () => {
+    const r = req(['-d', 'r/a', '--skip-tls-verify-registry', 'r:5000', '--single-snapshot', '--log-format=color']);
+    expect(r.insecureRegistries).toEqual(['r:5000']);
+    expect(r.squash).toBe(true);
+    expect(r.logFormat).toBe('text');
+  });
+});
+
 describe('sub-commands', () => {
   it('dispatches version, help, check-environment, lint and build', () => {
     expect(parseCommand(['version'], env).kind).toBe('version');

@@ -78,3 +78,15 @@ describe('planBuild', () => {
     expect(registriesConf({ registryMirrors: ['mirror.local:5000'], insecureRegistries: [] })).toContain('[[registry.mirror]]\nlocation = "mirror.local:5000"');
   });
 });
+
+describe('multi-platform plan', () => {
+  it('builds a manifest list and pushes it with manifest push --all', () => {
+    const p = plan(['-d', 'reg:5000/a:1', '--custom-platform=linux/amd64,linux/arm64', '--oci-layout-path=/o/l', '--digest-file=/d']);
+    expect(p.multiPlatform).toBe(true);
+    expect(p.bud).toEqual(expect.arrayContaining(['--manifest', 'reg:5000/a:1', '--platform', 'linux/amd64,linux/arm64']));
+    expect(p.bud).not.toContain('--iidfile');
+    expect(p.bud).not.toContain('-t');
+    expect(p.pushes[0]!.argv).toEqual(expect.arrayContaining(['manifest', 'push', '--all', '--digestfile', '/p/digest-0']));
+    expect(p.exports[0]!.argv.slice(-5)).toEqual(['manifest', 'push', '--all', 'reg:5000/a:1', 'oci:/o/l']);
+  });
+});

@@ -34,7 +34,7 @@ export function firecrackerInvocation(plan: VmPlan, binary: string, id: string, 
   const apiSocket = posix.join(stateDir, 'firecracker.sock');
   return {
     file: binary,
-    args: firecrackerArgs({ kind: 'config-file', configFile: configPath, apiSocket }, id),
+    args: firecrackerArgs({ kind: 'config-file', configFile: configPath, apiSocket }, id, { path: posix.join(stateDir, 'firecracker.log'), level: 'Warning' }),
     files: [{ path: configPath, content: JSON.stringify(configFile, null, 2) + '\n' }],
     removeFirst: [apiSocket, input.vsock.udsPath],
     direct: true,

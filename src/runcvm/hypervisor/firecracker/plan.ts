@@ -94,9 +94,14 @@ export type LaunchMode =
   | { kind: 'api'; apiSocket: string }
   | { kind: 'config-file'; configFile: string; apiSocket?: string };
 
-/** firecracker's argv (without the binary). With --config-file and no API socket, --no-api is passed. */
-export function firecrackerArgs(mode: LaunchMode, id: string): string[] {
+/**
+ * firecracker's argv (without the binary). With --config-file and no API socket, --no-api is passed. `log`: without
+ * a log target Firecracker writes its own log lines to stdout, which is the container's stdout; --log-path (created
+ * by Firecracker) keeps them out of it from the first line on.
+ */
+export function firecrackerArgs(mode: LaunchMode, id: string, log?: { path: string; level: NonNullable<LoggerBody['level']> }): string[] {
   const args = ['--id', instanceId(id)];
+  if (log) args.push('--log-path', log.path, '--level', log.level);
   if (mode.kind === 'api') return [...args, '--api-sock', mode.apiSocket];
   if (mode.apiSocket) return [...args, '--api-sock', mode.apiSocket, '--config-file', mode.configFile];
   return [...args, '--no-api', '--config-file', mode.configFile];

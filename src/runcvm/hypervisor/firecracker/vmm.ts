@@ -61,7 +61,7 @@ export async function startFirecracker(o: StartOptions): Promise<RunningFirecrac
   const mode: LaunchMode = o.mode === 'config-file' ? { kind: 'config-file', configFile: configPath, apiSocket } : { kind: 'api', apiSocket };
   if (mode.kind === 'config-file') await atomicWrite(configPath, JSON.stringify(plan.configFile, null, 2) + '\n');
 
-  const child = await spawnPiped(o.binary, firecrackerArgs(mode, o.id), o.env ? { env: o.env } : {});
+  const child = await spawnPiped(o.binary, firecrackerArgs(mode, o.id, { path: join(o.workDir, 'firecracker.log'), level: 'Warning' }), o.env ? { env: o.env } : {});
   const tail: string[] = [];
   const onLine = (stream: 'stdout' | 'stderr') => {
     let partial = '';

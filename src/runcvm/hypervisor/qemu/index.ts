@@ -4,6 +4,7 @@
  */
 import type { Invocation, VmPlan } from '../index.js';
 import { netArgs } from './net.js';
+import { volumeArgs } from './volumes.js';
 
 export function machineArgs(plan: Pick<VmPlan, 'accel' | 'vcpus' | 'memoryMiB' | 'firmwareDir'>): string[] {
   const accel = plan.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max'];
@@ -23,7 +24,7 @@ export function kernelArgs(plan: Pick<VmPlan, 'kernel' | 'initrd' | 'cmdline'>):
 
 export function blockArgs(disks: VmPlan['disks']): string[] {
   return disks.flatMap((d) => [
-    '-drive', `id=${d.id},file=${d.path},format=raw,if=none,${d.readOnly ? 'readonly=on' : 'cache=unsafe'},discard=unmap`,
+    '-drive', `id=${d.id},file=${d.path},format=raw,if=none,${d.readOnly ? 'readonly=on' : `cache=${d.cache ?? 'unsafe'}`},discard=unmap`,
     '-device', `virtio-blk-device,drive=${d.id}`,
   ]);
 }
@@ -43,7 +44,7 @@ export function ioArgs(io: VmPlan['io']): string[] {
 }
 
 export function qemuArgs(plan: VmPlan): string[] {
-  return [...machineArgs(plan), ...kernelArgs(plan), ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io), ...netArgs(plan.nics ?? [])];
+  return [...machineArgs(plan), ...kernelArgs(plan), ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io), ...netArgs(plan.nics ?? []), ...volumeArgs(plan.shares, plan.memoryMiB)];
 }
 
 export function qemuInvocation(plan: VmPlan, binary: string): Invocation {

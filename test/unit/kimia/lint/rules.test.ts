@@ -200,6 +200,21 @@ describe('kimia lint command', () => {
     expect(json.summary.warnings).toBe(1);
   });
 
+  it('finds the Dockerfile of a local --context relative to the current directory', async () => {
+    const cwd = process.cwd();
+    process.chdir(join(FIXTURES, 'kimia'));
+    try {
+      const r = await run(['--json', 'healthcheck.yaml']);
+      const json = JSON.parse(r.out) as { findings: Finding[] };
+      expect(json.findings.map((x) => x.rule)).toEqual(['kimia/dockerfile-format']);
+      expect(json.findings[0]!.message).toContain('dockerfile-ctx/Dockerfile.health:3');
+    } finally {
+      process.chdir(cwd);
+    }
+    // from elsewhere the Dockerfile is not reachable and the rule stays silent (never fetched, never guessed)
+    expect(JSON.parse((await run(['--json', f('healthcheck.yaml')])).out).findings).toEqual([]);
+  });
+
   it('documents its exit codes in --help', async () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);

@@ -9,7 +9,8 @@ import {
 } from '../../../../../src/runcvm/hypervisor/firecracker/plan.js';
 import { requestViolations, violations, type HttpMethod } from '../../../../../src/runcvm/hypervisor/firecracker/schema.js';
 import type { ApiCall, FirecrackerVmInput } from '../../../../../src/runcvm/hypervisor/firecracker/types.js';
-import { kernelCmdline, planVm, type VmPlan } from '../../../../../src/runcvm/hypervisor/index.js';
+import { HYPERVISORS, kernelCmdline, planVm, type VmPlan } from '../../../../../src/runcvm/hypervisor/index.js';
+import { explainFirecrackerExit } from '../../../../../src/runcvm/hypervisor/firecracker/invocation.js';
 import { qemuArgs } from '../../../../../src/runcvm/hypervisor/qemu/index.js';
 import { buildLaunchSpec } from '../../../../../src/runcvm/launch/build.js';
 import { parseSettings } from '../../../../../src/runcvm/launch/settings.js';
@@ -176,7 +177,44 @@ describe('the whole plan', () => {
     expect(firecrackerArgs({ kind: 'api', apiSocket: '/s' }, 'abc')).toEqual(['--id', 'abc', '--api-sock', '/s']);
     expect(firecrackerArgs({ kind: 'config-file', configFile: '/c.json', apiSocket: '/s' }, 'abc')).toEqual(['--id', 'abc', '--api-sock', '/s', '--config-file', '/c.json']);
     expect(firecrackerArgs({ kind: 'config-file', configFile: '/c.json' }, 'abc')).toEqual(['--id', 'abc', '--no-api', '--config-file', '/c.json']);
+    expect(firecrackerArgs({ kind: 'api', apiSocket: '/s' }, 'abc', { path: '/l', level: 'Warning' })).toEqual(['--id', 'abc', '--log-path', '/l', '--level', 'Warning', '--api-sock', '/s']);
     expect(instanceId('k8s_pod.ctr')).toBe('k8s-pod-ctr');
     expect(instanceId('x'.repeat(80))).toHaveLength(64);
+  });
+});
+
+describe('the registry entry (what the launcher runs)', () => {
+  const oci = { process: { args: ['true'], env: [], cwd: '/' }, root: { path: 'rootfs' } } as unknown as OciSpec;
+  const spec = buildLaunchSpec(oci, { containerId: 'c1', settings: parseSettings({ RUNCVM_HYPERVISOR: 'firecracker' }), debugLog: false });
+  const plan = planVm(spec, 'kvm', {});
+
+  it('firecracker --config-file with the API kept, a schema-valid config file, the agent on vsock', () => {
+    const inv = HYPERVISORS.firecracker.toInvocation(plan);
+    expect(inv.file).toBe('/.runcvm/guest/bin/firecracker');
+    expect(inv.direct).toBe(true);
+    expect(inv.args).toEqual([
+      '--id', 'runcvm', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
+      '--api-sock', '/.runcvm/state/firecracker.sock', '--config-file', '/.runcvm/state/firecracker.json',
+    ]);
+    expect(inv.files?.map((f) => f.path)).toEqual(['/.runcvm/state/firecracker.json']);
+    const doc: unknown = JSON.parse(inv.files![0]!.content);
+    expect(violations('VmmConfigFile', doc)).toEqual([]);
+    expect(doc).toEqual(planFirecracker(fromVmPlan(plan)).configFile);
+    expect(inv.ioSocket).toBe('/.runcvm/state/io.vsock_1024');
+    expect(inv.removeFirst).toEqual(['/.runcvm/state/firecracker.sock', '/.runcvm/state/io.vsock']);
+    expect(inv.consoleOnStdout).toBe(true);
+  });
+
+  it('QEMU keeps its own invocation (no Firecracker fields)', () => {
+    const inv = HYPERVISORS.qemu.toInvocation(plan);
+    expect(inv.direct).toBeUndefined();
+    expect(inv.ioSocket).toBeUndefined();
+    expect(HYPERVISORS.qemu.explainExit).toBeUndefined();
+  });
+
+  it('explains a Firecracker exit only when it is a KVM problem', () => {
+    expect(explainFirecrackerExit({ code: 1, signal: null, output: 'Error: RunWithApi(BuildFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))' })?.code).toBe('KVM_UNAVAILABLE');
+    expect(explainFirecrackerExit({ code: 0, signal: null, output: '' })).toBeUndefined();
+    expect(HYPERVISORS.firecracker.explainExit).toBe(explainFirecrackerExit);
   });
 });

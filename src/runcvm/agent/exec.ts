@@ -1,0 +1,135 @@
+/**
+ * The exec protocol: how `runcvm-runtime exec` reaches a command inside the VM.
+ *
+ *   exec client (container, one per exec) ──unix socket /.runcvm/state/exec.sock──▶ launcher (ExecMux)
+ *   launcher ──ONE virtio-serial port `org.runcvm.agent` (QEMU chardev /.runcvm/state/agent.sock)──▶ runcvm-agent (guest, C)
+ *
+ * Frames are those of codec.ts (8-byte header `type u8 | channel u8 | session u16 BE | length u32 BE`, payload
+ * ≤ 64 KiB), so one decoder serves both ports. On the agent port `session` is the exec's stream id (1..65535, given
+ * by the launcher); between client and launcher it is always 0 (the launcher rewrites it). Types on this port:
+ *   OPEN    h→g  start a command; payload = encodeOpenRequest()
+ *   DATA    both ch 0 stdin (h→g), 1 stdout, 2 stderr (g→h)       (codec FrameType.DATA)
+ *   EOF     both end of a stream, channel as in DATA                (codec FrameType.EOF)
+ *   SIGNAL  h→g  u8 signal number                                   (codec FrameType.SIGNAL)
+ *   WINSIZE h→g  u16 rows, u16 cols                                 (codec FrameType.WINSIZE)
+ *   EXIT    g→h  i32 code (128+N on signal N), u8 signal; sent only after stdout and stderr reached EOF (nothing
+ *                is lost at the end); the session is over            (codec FrameType.EXIT)
+ *   CLOSE   h→g  the client went away: the agent SIGKILLs the command and forgets the session
+ *   READY   g→h  session 0: the agent listens (the launcher queues frames until then)   (codec FrameType.READY)
+ * The C side is src/runcvm/guest/agent.c; keep both in step.
+ */
+import { encodeFrame, FrameType, MAX_PAYLOAD } from './codec.js';
+
+export const AGENT_PORT_NAME = 'org.runcvm.agent';
+
+/** Paths inside the launcher container (the state dir is bind-mounted there, read-write). */
+export const EXEC_PATHS = {
+  /** the launcher listens here for exec clients */
+  clientSocket: '/.runcvm/state/exec.sock',
+  /** QEMU's chardev for the agent port connects here (the launcher listens before starting QEMU) */
+  portSocket: '/.runcvm/state/agent.sock',
+  /** request files `exec-<id>.json` (0600) written by the runtime, read and removed by the client */
+  stateDir: '/.runcvm/state',
+  /** the client bundle in the guest package */
+  client: '/.runcvm/guest/lib/runcvm/exec-client.mjs',
+  /** the package's loader, library folder and node (the client runs through them, as the launcher does) */
+  loader: '/.runcvm/guest/lib/ld',
+  lib: '/.runcvm/guest/lib',
+  node: '/.runcvm/guest/bin/node',
+  /** for `stty raw -echo` on the exec's tty */
+  busybox: '/.runcvm/guest/bin/busybox',
+} as const;
+
+/** request file name in the state dir */
+export function requestFileName(requestId: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(requestId)) throw new ExecProtocolError(`invalid exec request id "${requestId}"`);
+  return `exec-${requestId}.json`;
+}
+
+/** The agent binary in the package (host side) and in the VM (copied to the writable disk by create). */
+export const AGENT_BINARY = 'runcvm-agent';
+
+export const ExecFrameType = {
+  OPEN: 16,
+  CLOSE: 17,
+} as const;
+
+/** What the command in the guest runs as: the exec's original process (before the rewrite). */
+export interface ExecRequest {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  terminal: boolean;
+  /** initial terminal size (terminal only) */
+  rows?: number;
+  cols?: number;
+}
+
+export class ExecProtocolError extends Error {}
+
+/**
+ * OPEN payload: NUL-terminated `key=value` entries (trivial to parse in C; arguments and env entries are C strings
+ * anyway, so they cannot hold NUL): uid, gid, groups (comma list), cwd, tty (0|1), rows, cols, then `arg=` and
+ * `env=` repeated in order.
+ */
+export function encodeOpenRequest(r: ExecRequest): Buffer {
+  if (r.args.length === 0) throw new ExecProtocolError('exec needs a command (process.args is empty)');
+  const entries: string[] = [
+    `uid=${r.user.uid}`,
+    `gid=${r.user.gid}`,
+    `groups=${r.user.additionalGids.join(',')}`,
+    `cwd=${r.cwd || '/'}`,
+    `tty=${r.terminal ? 1 : 0}`,
+  ];
+  if (r.terminal && r.rows && r.cols) entries.push(`rows=${r.rows}`, `cols=${r.cols}`);
+  for (const a of r.args) entries.push(`arg=${a}`);
+  for (const e of r.env) entries.push(`env=${e}`);
+  for (const e of entries) {
+    if (e.includes('\0')) throw new ExecProtocolError(`exec request entry holds a NUL byte: ${JSON.stringify(e.slice(0, 60))}`);
+  }
+  const payload = Buffer.from(entries.map((e) => `${e}\0`).join(''), 'utf8');
+  if (payload.length > MAX_PAYLOAD) {
+    throw new ExecProtocolError(`exec request is ${payload.length} bytes; the limit is ${MAX_PAYLOAD} (too many or too long arguments/env entries)`);
+  }
+  return payload;
+}
+
+/** The inverse of encodeOpenRequest (used by tests and by the fake agent). */
+export function decodeOpenRequest(payload: Buffer): ExecRequest {
+  const text = payload.toString('utf8');
+  const parts = text.split('\0');
+  if (parts[parts.length - 1] === '') parts.pop();
+  const r: ExecRequest = { args: [], env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false };
+  for (const p of parts) {
+    const eq = p.indexOf('=');
+    if (eq < 0) throw new ExecProtocolError(`bad exec request entry ${JSON.stringify(p)}`);
+    const k = p.slice(0, eq);
+    const v = p.slice(eq + 1);
+    if (k === 'arg') r.args.push(v);
+    else if (k === 'env') r.env.push(v);
+    else if (k === 'uid') r.user.uid = Number(v);
+    else if (k === 'gid') r.user.gid = Number(v);
+    else if (k === 'groups') r.user.additionalGids = v ? v.split(',').map(Number) : [];
+    else if (k === 'cwd') r.cwd = v;
+    else if (k === 'tty') r.terminal = v === '1';
+    else if (k === 'rows') r.rows = Number(v);
+    else if (k === 'cols') r.cols = Number(v);
+  }
+  return r;
+}
+
+export function encodeOpen(r: ExecRequest, session = 0): Buffer {
+  return encodeFrame(ExecFrameType.OPEN, 0, encodeOpenRequest(r), session);
+}
+
+export function encodeClose(session: number): Buffer {
+  return encodeFrame(ExecFrameType.CLOSE, 0, Buffer.alloc(0), session);
+}
+
+/** The exit code a shell would report: the code, or 128+N for death by signal N. */
+export function exitCodeOf(e: { code: number; signal: number }): number {
+  return e.signal ? 128 + e.signal : e.code;
+}
+
+export { FrameType };

@@ -1,0 +1,109 @@
+/**
+ * `runcvm-runtime exec` (the sh dispatcher sends `exec` here only when the container has a runcvm state dir):
+ * parse runc's exec flags → check the container is running → the original process (--process file, or runc's
+ * flag rules over the original process kept in launch.json) → rewrite (rewrite.ts): request file for the guest
+ * (0600, state dir) + client process file → `runc exec` with the rewritten process. Anything runc would reject
+ * itself (bad flags, unknown container) goes to runc unchanged so the engine sees runc's own message.
+ */
+import { randomBytes } from 'node:crypto';
+import { access, appendFile, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runInherit, runQuick } from '../../core/exec/index.js';
+import { atomicWrite } from '../../core/fsx/index.js';
+import { isToolError, type ToolError } from '../../core/errors.js';
+import { splitRuncArgs } from '../runtime/args.js';
+import { containerPaths, hostDirs } from '../state/index.js';
+import type { OciProcess } from '../launch/oci.js';
+import type { LaunchProcess } from '../launch/schema.js';
+import { requestFileName } from '../agent/exec.js';
+import { ExecArgsError, parseExecArgs, type ExecArgs } from './args.js';
+import { processFromFlags, rewriteExecProcess, runcExecArgv } from './rewrite.js';
+import { execErrors } from './errors.js';
+
+const { fail } = execErrors;
+
+function runcBinary(): string {
+  return process.env.RUNCVM_RUNC || 'runc';
+}
+
+/** What to tell the user for each state runc can report (pure; unit tested). */
+export function stateVerdict(id: string, status: string | undefined): ToolError | undefined {
+  if (status === undefined || status === 'running') return undefined;
+  const fix: Record<string, string> = {
+    stopped: `start it again (e.g. \`ctr task start ${id}\` after \`ctr task delete ${id}\`, or \`docker start ${id}\`), then exec.`,
+    paused: `resume it first (\`ctr task resume ${id}\` / \`docker unpause ${id}\`).`,
+    created: `start it first (\`ctr task start ${id}\` / \`runc start ${id}\`): its VM boots at start.`,
+    creating: 'wait until it has started, then exec.',
+  };
+  return fail('EXEC_WRONG_STATE', { id, state: status, fix: fix[status] ?? 'check it with `runc state`.' });
+}
+
+async function containerStatus(globals: readonly string[], id: string): Promise<string | undefined> {
+  const r = await runQuick(runcBinary(), [...globals, 'state', id], { timeoutMs: 10_000 });
+  if (r.exitCode !== 0) return undefined; // unknown container: runc exec will say so itself
+  try {
+    return (JSON.parse(r.stdout) as { status?: string }).status;
+  } catch {
+    return undefined;
+  }
+}
+
+async function originalProcess(a: ExecArgs, launchSpecPath: string): Promise<OciProcess> {
+  if (a.process) {
+    try {
+      const p = JSON.parse(await readFile(a.process, 'utf8')) as OciProcess;
+      if (!p || typeof p !== 'object' || !Array.isArray(p.args)) throw new Error('no "args" array');
+      return p;
+    } catch (err) {
+      throw fail('EXEC_BAD_PROCESS', { id: a.id, path: a.process, problem: (err as Error).message });
+    }
+  }
+  let base: LaunchProcess;
+  try {
+    base = (JSON.parse(await readFile(launchSpecPath, 'utf8')) as { process: LaunchProcess }).process;
+  } catch (err) {
+    throw fail('EXEC_NO_LAUNCH_SPEC', { id: a.id, problem: (err as Error).message });
+  }
+  return processFromFlags(base, a);
+}
+
+export async function execMain(argv: string[]): Promise<number> {
+  const inv = splitRuncArgs(argv);
+  let args: ExecArgs;
+  try {
+    args = parseExecArgs(inv.verbArgs);
+  } catch (err) {
+    if (err instanceof ExecArgsError) return (await runInherit(runcBinary(), argv)).exitCode;
+    throw err;
+  }
+  const paths = containerPaths(hostDirs(process.env), args.id);
+  const isVm = await access(paths.launchSpec).then(() => true, () => false);
+  if (!isVm) return (await runInherit(runcBinary(), argv, { passFds: args.preserveFds })).exitCode;
+
+  const requestId = randomBytes(8).toString('hex');
+  const requestFile = join(paths.state, requestFileName(requestId));
+  const processFile = join(paths.state, `exec-${requestId}.process.json`);
+  try {
+    const status = await containerStatus(inv.globals, args.id);
+    const wrong = args.ignorePaused && status === 'paused' ? undefined : stateVerdict(args.id, status);
+    if (wrong) throw wrong;
+    const original = await originalProcess(args, paths.launchSpec);
+    const { request, process: client } = rewriteExecProcess(original, requestId);
+    await atomicWrite(requestFile, JSON.stringify(request), 0o600);
+    await atomicWrite(processFile, JSON.stringify(client), 0o600);
+    const r = await runInherit(runcBinary(), runcExecArgv(inv.globals, args, processFile), { passFds: args.preserveFds });
+    if (r.exitCode !== 0) await rm(requestFile, { force: true });
+    return r.exitCode;
+  } catch (err) {
+    await rm(requestFile, { force: true });
+    if (!isToolError(err)) throw err;
+    const text = err.render();
+    process.stderr.write(`runcvm: ${text}\n`);
+    // containerd reads runc's --log (JSON lines) to explain a failed exec
+    const logFile = inv.globalValues.log;
+    if (logFile) await appendFile(logFile, JSON.stringify({ level: 'error', msg: `runcvm: ${err.message}`, time: new Date().toISOString() }) + '\n').catch(() => {});
+    return err.exitCode;
+  } finally {
+    await rm(processFile, { force: true });
+  }
+}

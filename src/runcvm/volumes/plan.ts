@@ -1,0 +1,330 @@
+/**
+ * Volumes and data disks (issue 5, item 2). Pure: facts in, plan out.
+ *
+ * At `create` every OCI spec mount is classified:
+ *   - system: proc/sysfs/devpts/mqueue/cgroup, anything under /proc, /sys, /dev, the guest's built-in mounts —
+ *     provided by the guest init itself;
+ *   - copied: the engine's /etc/hosts, /etc/hostname, /etc/resolv.conf — copied into the writable disk (core);
+ *   - tmpfs: a guest tmpfs with the same options (core: launch.mounts / `tmpfs=` config lines);
+ *   - volume: a bind mount of a host folder or file (docker -v, named volumes, Kubernetes emptyDir/configMap/…):
+ *     shared live with the VM over virtiofs;
+ *   - pvc: a bind mount of a Kubernetes network volume (nfs, csi, iscsi, rbd, cephfs, glusterfs, …): shared the same
+ *     way, and logged as a PVC redirect.
+ * Every volume/pvc is moved, in the launcher container, from its destination to `/.runcvm/vols/<id>` (the launcher
+ * container is not the workload's view: the VM is); the launcher serves that folder to the VM with virtiofsd and the
+ * guest init mounts it at the original destination with the original read-only/nosuid/nodev/noexec flags.
+ * A bind of a single file is moved to `/.runcvm/vols/<id>/<name>`: the folder is shared and the guest bind-mounts the
+ * file onto its destination.
+ *
+ * `RUNCVM_DISKS=src,dst,fs,size;…` adds file-backed disks: `src` (a path in the container, usually on a volume) is
+ * created sparse and formatted on first use by the launcher, reused afterwards, attached as virtio-blk and mounted at
+ * `dst` in the guest.
+ */
+import { posix } from 'node:path';
+import type { OciMount, OciSpec } from '../launch/oci.js';
+import { SettingError } from '../launch/settings.js';
+
+/** The launcher container's folder that holds every relocated volume. */
+export const VOLUMES_DIR = '/.runcvm/vols';
+/** Default kubelet root; RUNCVM_KUBELET_DIR overrides it (tests use a temp folder). */
+export const DEFAULT_KUBELET_DIR = '/var/lib/kubelet';
+/** Kubernetes volume plugins whose data lives on the network (a "true PVC"). */
+export const NETWORK_VOLUME_PLUGINS = [
+  'nfs', 'csi', 'iscsi', 'rbd', 'cephfs', 'glusterfs', 'fc', 'flocker', 'quobyte', 'portworx-volume', 'storageos',
+  'azure-file', 'azure-disk', 'aws-ebs', 'gce-pd', 'cinder', 'vsphere-volume', 'scaleio', 'photon-pd', 'local-volume',
+] as const;
+
+/** Mount types the guest kernel/init provides itself. */
+const SYSTEM_TYPES = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup', 'cgroup2', 'devtmpfs', 'securityfs', 'debugfs', 'tracefs', 'bpf', 'hugetlbfs']);
+/** Destinations the guest init always mounts itself (mirrors launch/build.ts GUEST_BUILTIN_MOUNTS). */
+const BUILTIN_DESTINATIONS = new Set(['/proc', '/sys', '/sys/fs/cgroup', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/run']);
+/** Engine-managed files the VM gets as copies (mirrors launch/build.ts COPIED_FILES). */
+const COPIED_DESTINATIONS = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
+
+export type MountClass = 'system' | 'copied' | 'tmpfs' | 'volume' | 'pvc' | 'unsupported';
+
+export function normalizeDestination(dest: string): string {
+  const n = posix.normalize(dest.startsWith('/') ? dest : `/${dest}`);
+  return n.length > 1 ? n.replace(/\/+$/, '') : n;
+}
+
+export function isBindMount(m: OciMount): boolean {
+  const opts = m.options ?? [];
+  return m.type === 'bind' || opts.includes('bind') || opts.includes('rbind');
+}
+
+/** `/var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~<plugin>/<name>[/…]` with a network plugin → its name. */
+export function pvcInfo(source: string, kubeletDir: string): { plugin: string; name: string } | undefined {
+  const root = normalizeDestination(kubeletDir);
+  const rel = normalizeDestination(source);
+  if (!rel.startsWith(`${root}/pods/`)) return undefined;
+  const parts = rel.slice(root.length + 1).split('/');
+  // pods, <uid>, volumes, kubernetes.io~<plugin>, <name>, …
+  if (parts.length < 5 || parts[2] !== 'volumes') return undefined;
+  const m = /^kubernetes\.io~(.+)$/.exec(parts[3]!);
+  if (!m) return undefined;
+  const plugin = m[1]!;
+  if (!(NETWORK_VOLUME_PLUGINS as readonly string[]).includes(plugin)) return undefined;
+  return { plugin, name: parts[4]! };
+}
+
+export function classifyMount(m: OciMount, kubeletDir: string = DEFAULT_KUBELET_DIR): MountClass {
+  const dest = normalizeDestination(m.destination);
+  const type = m.type ?? '';
+  if (SYSTEM_TYPES.has(type)) return 'system';
+  if (BUILTIN_DESTINATIONS.has(dest)) return 'system';
+  if (dest === '/proc' || dest.startsWith('/proc/') || dest.startsWith('/sys/') || dest.startsWith('/dev/')) return 'system';
+  if (type === 'tmpfs' && !isBindMount(m)) return 'tmpfs';
+  if (isBindMount(m)) {
+    if (COPIED_DESTINATIONS.has(dest)) return 'copied';
+    if (!m.source) return 'unsupported';
+    return pvcInfo(m.source, kubeletDir) ? 'pvc' : 'volume';
+  }
+  return 'unsupported';
+}
+
+/** What the host says about a bind source (stat at create). Missing → treated as a folder: runc reports it. */
+export type SourceKind = 'dir' | 'file' | 'missing';
+
+/** Flags the guest applies to the mount (the OCI options it understands). */
+export interface VolumeFlags {
+  readOnly: boolean;
+  nosuid: boolean;
+  nodev: boolean;
+  noexec: boolean;
+}
+
+export function volumeFlags(options: readonly string[] | undefined): VolumeFlags {
+  const f: VolumeFlags = { readOnly: false, nosuid: false, nodev: false, noexec: false };
+  for (const o of options ?? []) {
+    if (o === 'ro' || o === 'rro') f.readOnly = true;
+    else if (o === 'rw' || o === 'rrw') f.readOnly = false;
+    else if (o === 'nosuid') f.nosuid = true;
+    else if (o === 'suid') f.nosuid = false;
+    else if (o === 'nodev') f.nodev = true;
+    else if (o === 'dev') f.nodev = false;
+    else if (o === 'noexec') f.noexec = true;
+    else if (o === 'exec') f.noexec = false;
+  }
+  return f;
+}
+
+export function flagsText(f: VolumeFlags): string {
+  return [f.readOnly ? 'ro' : 'rw', ...(f.nosuid ? ['nosuid'] : []), ...(f.nodev ? ['nodev'] : []), ...(f.noexec ? ['noexec'] : [])].join(',');
+}
+
+/** One shared folder (virtiofs) or one data disk, as the LaunchSpec carries it. */
+export interface SharedVolume {
+  kind: 'virtiofs';
+  id: string;
+  /** virtiofs tag (≤ 36 bytes) */
+  tag: string;
+  /** where the workload sees it in the VM */
+  destination: string;
+  /** the folder the launcher serves (in the launcher container) */
+  containerPath: string;
+  /** set for a single-file bind: the file's name inside containerPath */
+  file?: string;
+  flags: VolumeFlags;
+  /** the host path it came from (for logs; never used inside the container) */
+  hostSource: string;
+  pvc?: { plugin: string; name: string };
+}
+
+export type DiskFs = 'ext4' | 'ext3' | 'ext2';
+export const SUPPORTED_DISK_FS: readonly DiskFs[] = ['ext4', 'ext3', 'ext2'];
+
+export interface DataDisk {
+  kind: 'disk';
+  id: string;
+  /** the image file as the user wrote it (path in the container) */
+  source: string;
+  /** the image file in the launcher container (a volume's source moved under /.runcvm/vols) */
+  containerPath: string;
+  destination: string;
+  fs: DiskFs;
+  sizeBytes: number;
+}
+
+export type Volume = SharedVolume | DataDisk;
+
+export interface VolumePlan {
+  volumes: Volume[];
+  /** new destination in the launcher container for each relocated spec mount, by original index */
+  relocations: { index: number; from: string; to: string }[];
+  /** one log line per PVC redirect */
+  redirects: { destination: string; to: string; plugin: string; name: string }[];
+}
+
+/** RUNCVM_DISKS errors are setting errors (BAD_SETTING: the entry, the problem, the fix). */
+export { SettingError as VolumeSettingError };
+
+export interface DiskRequest {
+  source: string;
+  destination: string;
+  fs: DiskFs;
+  sizeBytes: number;
+}
+
+const DISKS_FIX = 'write RUNCVM_DISKS=SRC,DST,FS,SIZE[;SRC,DST,FS,SIZE…] with absolute paths, FS ext4 (ext3, ext2), SIZE such as 512M or 1G, e.g. RUNCVM_DISKS=/disks/data.img,/data,ext4,1G';
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+export const MIN_DISK_BYTES = 8 * 1024 * 1024;
+
+function parseDiskSize(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!;
+  return Number.isFinite(n) ? Math.floor(n) : undefined;
+}
+
+/** Parse RUNCVM_DISKS. Every error names the bad entry and how to write it. */
+export function parseDisksSetting(text: string | undefined): DiskRequest[] {
+  if (!text || !text.trim()) return [];
+  const out: DiskRequest[] = [];
+  const entries = text.split(';').map((e) => e.trim()).filter(Boolean);
+  const bad = (entry: string, problem: string) => new SettingError('RUNCVM_DISKS', text, `entry "${entry}": ${problem}`, DISKS_FIX);
+  for (const entry of entries) {
+    const parts = entry.split(',').map((p) => p.trim());
+    if (parts.length !== 4) throw bad(entry, `has ${parts.length} field${parts.length === 1 ? '' : 's'}, expected 4 (SRC,DST,FS,SIZE)`);
+    const [src, dst, fs, size] = parts as [string, string, string, string];
+    if (!src.startsWith('/')) throw bad(entry, `SRC "${src}" is not an absolute path`);
+    if (src.endsWith('/')) throw bad(entry, `SRC "${src}" names a folder, not an image file`);
+    if (!dst.startsWith('/')) throw bad(entry, `DST "${dst}" is not an absolute path`);
+    if (normalizeDestination(dst) === '/') throw bad(entry, 'DST cannot be / (the root filesystem)');
+    const fsName = fs.toLowerCase();
+    if (!(SUPPORTED_DISK_FS as readonly string[]).includes(fsName)) {
+      const why = ['xfs', 'btrfs'].includes(fsName) ? `the guest kernel and package have no ${fsName} support` : `unknown filesystem "${fs}"`;
+      throw bad(entry, `${why}; supported: ${SUPPORTED_DISK_FS.join(', ')}`);
+    }
+    const bytes = parseDiskSize(size);
+    if (bytes === undefined) throw bad(entry, `SIZE "${size}" is not a size`);
+    if (bytes < MIN_DISK_BYTES) throw bad(entry, `SIZE "${size}" is below the 8M minimum`);
+    out.push({ source: posix.normalize(src), destination: normalizeDestination(dst), fs: fsName as DiskFs, sizeBytes: bytes });
+  }
+  const dests = new Set<string>();
+  for (const d of out) {
+    if (dests.has(d.destination)) throw new SettingError('RUNCVM_DISKS', text, `two disks are mounted at ${d.destination}`, DISKS_FIX);
+    dests.add(d.destination);
+  }
+  return out;
+}
+
+function sanitize(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 48);
+}
+
+function isUnder(path: string, dir: string): boolean {
+  return dir === '/' ? true : path === dir || path.startsWith(`${dir}/`);
+}
+
+export interface VolumeFacts {
+  /** what each bind source is on the host, by source path */
+  sources: Readonly<Record<string, SourceKind>>;
+  kubeletDir: string;
+  /** RUNCVM_DISKS text */
+  disks?: string;
+}
+
+export function planVolumes(spec: OciSpec, facts: VolumeFacts): VolumePlan {
+  const volumes: Volume[] = [];
+  const relocations: VolumePlan['relocations'] = [];
+  const redirects: VolumePlan['redirects'] = [];
+  const shared: SharedVolume[] = [];
+  (spec.mounts ?? []).forEach((m, index) => {
+    const cls = classifyMount(m, facts.kubeletDir);
+    if (cls !== 'volume' && cls !== 'pvc') return;
+    const n = shared.length;
+    const pvc = cls === 'pvc' ? pvcInfo(m.source!, facts.kubeletDir) : undefined;
+    const id = pvc ? `v${n}-${sanitize(pvc.name)}` : `v${n}`;
+    const containerPath = `${VOLUMES_DIR}/${id}`;
+    const destination = normalizeDestination(m.destination);
+    const isFile = facts.sources[m.source!] === 'file';
+    const file = isFile ? sanitize(posix.basename(destination)) || 'file' : undefined;
+    const v: SharedVolume = {
+      kind: 'virtiofs',
+      id,
+      tag: `runcvm${n}`,
+      destination,
+      containerPath,
+      flags: volumeFlags(m.options),
+      hostSource: m.source!,
+      ...(file ? { file } : {}),
+      ...(pvc ? { pvc } : {}),
+    };
+    shared.push(v);
+    volumes.push(v);
+    relocations.push({ index, from: m.destination, to: file ? `${containerPath}/${file}` : containerPath });
+    if (pvc) redirects.push({ destination, to: containerPath, plugin: pvc.plugin, name: pvc.name });
+  });
+  parseDisksSetting(facts.disks).forEach((d, n) => {
+    // the image file lives where the container sees it: on a volume (deepest destination wins) or in the image
+    const on = [...shared].filter((v) => !v.file && isUnder(d.source, v.destination)).sort((a, b) => b.destination.length - a.destination.length)[0];
+    const containerPath = on ? `${on.containerPath}${d.source.slice(on.destination === '/' ? 0 : on.destination.length)}` : d.source;
+    volumes.push({ kind: 'disk', id: `disk${n}`, source: d.source, containerPath, destination: d.destination, fs: d.fs, sizeBytes: d.sizeBytes });
+  });
+  return { volumes, relocations, redirects };
+}
+
+/** The launcher container's mounts: each volume moved to its /.runcvm/vols/<id> path, options kept. */
+export function relocateVolumeMounts(spec: OciSpec, plan: Pick<VolumePlan, 'relocations'>, original: OciSpec): OciSpec {
+  if (plan.relocations.length === 0) return spec;
+  const originals = original.mounts ?? [];
+  const moved = new Map<string, string>();
+  for (const r of plan.relocations) {
+    const m = originals[r.index];
+    if (m) moved.set(`${m.destination}\u0000${m.source ?? ''}`, r.to);
+  }
+  const mounts = (spec.mounts ?? []).map((m) => {
+    const to = moved.get(`${m.destination}\u0000${m.source ?? ''}`);
+    return to ? { ...m, destination: to } : m;
+  });
+  return { ...spec, mounts };
+}
+
+export function sharedVolumes(volumes: readonly Volume[]): SharedVolume[] {
+  return volumes.filter((v): v is SharedVolume => v.kind === 'virtiofs');
+}
+
+export function dataDisks(volumes: readonly Volume[]): DataDisk[] {
+  return volumes.filter((v): v is DataDisk => v.kind === 'disk');
+}
+
+/** The one-line PVC redirect message of the troubleshooting guide (`FIRECRACKER:` / `QEMU:` = the hypervisor). */
+export function redirectLogLine(hypervisor: string, r: { destination: string; to: string }): string {
+  return `[RunCVM-Runtime] ${hypervisor.toUpperCase()}: PVC Redirect: ${r.destination} -> ${r.to}`;
+}
+
+/** Kernel device names of the data disks: they follow the root and upper disks in the virtio-blk order. */
+export function dataDiskDevice(diskIndex: number): string {
+  return `/dev/vd${String.fromCharCode('a'.charCodeAt(0) + diskIndex)}`;
+}
+
+function esc(value: string): string {
+  return value.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/\r/g, '%0D').replace(/ /g, '%20');
+}
+
+/**
+ * `/.runcvm/config` lines for the guest init (src/runcvm/guest/vol.c), in mount order:
+ *   `volume=FSTYPE SOURCE DEST FLAGS FILE` — FSTYPE virtiofs|ext4|…, SOURCE the virtiofs tag or the disk device,
+ *   FLAGS `ro|rw[,nosuid][,nodev][,noexec]`, FILE the file name for a single-file bind or `-`. %-escaped, spaces too.
+ * `firstDataDiskIndex` = how many disks come before the data disks (root + upper = 2).
+ */
+export function volumeConfigLines(volumes: readonly Volume[], firstDataDiskIndex: number): string[] {
+  const lines: string[] = [];
+  let disk = firstDataDiskIndex;
+  for (const v of volumes) {
+    if (v.kind === 'virtiofs') lines.push(`volume=virtiofs ${esc(v.tag)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
+    else lines.push(`volume=${v.fs} ${dataDiskDevice(disk++)} ${esc(v.destination)} rw -`);
+  }
+  return lines;
+}
+
+/** The LaunchSpec with the volumes and the data disks (after root + upper, in RUNCVM_DISKS order). */
+export function withVolumesInLaunch<L extends { disks: { id: string; path: string; readOnly: boolean; role: 'root' | 'upper' | 'data' }[]; volumes?: Volume[] }>(
+  launch: L,
+  plan: Pick<VolumePlan, 'volumes'>,
+): L {
+  if (plan.volumes.length === 0) return launch;
+  const disks = [...launch.disks.filter((d) => d.role !== 'data'), ...dataDisks(plan.volumes).map((d) => ({ id: d.id, path: d.containerPath, readOnly: false, role: 'data' as const }))];
+  return { ...launch, disks, volumes: [...plan.volumes] };
+}

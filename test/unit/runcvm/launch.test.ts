@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
+import { buildLaunchSpec, copiedFilesFromSpec, countCpuset, guestMountsFromSpec, memoryFromResources, vcpusFromResources } from '../../../src/runcvm/launch/build.js';
+import { parseSettings, mergeSettingEnv, SettingError } from '../../../src/runcvm/launch/settings.js';
+import { launchSpecSchema, parseLaunchSpec } from '../../../src/runcvm/launch/schema.js';
+import { escapeValue, parseEntrypoint, renderEntrypoint, renderGuestConfig, unescapeValue } from '../../../src/runcvm/launch/guest-config.js';
+
+const fixture = (): OciSpec => JSON.parse(readFileSync(new URL('../../fixtures/runcvm/config.docker.json', import.meta.url), 'utf8')) as OciSpec;
+
+describe('settings', () => {
+  it('defaults', () => {
+    expect(parseSettings({})).toEqual({ logLevel: 'error', kernelAppend: '', kernelDebug: false, hypervisor: 'qemu', rootfsSizeBytes: 256 * 1048576, accel: 'auto', disabled: false });
+  });
+  it('parses every setting', () => {
+    const s = parseSettings({ RUNCVM_LOG_LEVEL: 'DEBUG', RUNCVM_KERNEL: '/k', RUNCVM_KERNEL_APPEND: ' a=b ', RUNCVM_KERNEL_DEBUG: '1', RUNCVM_HYPERVISOR: 'firecracker', RUNCVM_ROOTFS_SIZE: '2G', RUNCVM_BREAK: 'initramfs', RUNCVM_ACCEL: 'tcg' });
+    expect(s).toMatchObject({ logLevel: 'debug', kernel: '/k', kernelAppend: 'a=b', kernelDebug: true, hypervisor: 'firecracker', rootfsSizeBytes: 2 * 1024 ** 3, break: 'initramfs', accel: 'tcg' });
+  });
+  it('names the bad setting and its fix', () => {
+    expect(() => parseSettings({ RUNCVM_ROOTFS_SIZE: 'lots' })).toThrow(SettingError);
+    expect(() => parseSettings({ RUNCVM_LOG_LEVEL: 'LOUD' })).toThrow(/RUNCVM_LOG_LEVEL="LOUD"/);
+    expect(() => parseSettings({ RUNCVM_ROOTFS_SIZE: '1M' })).toThrow(/at least 16M/);
+  });
+  it('container env wins over the runtime env; other variables are ignored', () => {
+    expect(mergeSettingEnv({ RUNCVM_ACCEL: 'kvm', HOME: '/' }, { RUNCVM_ACCEL: 'tcg' })).toEqual({ RUNCVM_ACCEL: 'tcg' });
+  });
+});
+
+describe('resources', () => {
+  it('vCPUs from quota/period, cpuset, else 1', () => {
+    expect(vcpusFromResources({ quota: 200000, period: 100000 })).toBe(2);
+    expect(vcpusFromResources({ quota: 150000, period: 100000 })).toBe(2);
+    expect(vcpusFromResources({ cpus: '0-2,5' })).toBe(4);
+    expect(vcpusFromResources(undefined)).toBe(1);
+    expect(countCpuset('x')).toBe(0);
+  });
+  it('memory from the limit, else 512 MiB', () => {
+    expect(memoryFromResources({ limit: 536870912 })).toBe(512);
+    expect(memoryFromResources(undefined)).toBe(512);
+    expect(memoryFromResources({ limit: 1048576 })).toBe(64);
+  });
+});
+
+describe('buildLaunchSpec', () => {
+  const settings = parseSettings({ RUNCVM_LOG_LEVEL: 'INFO' });
+  it('keeps the original process (minus RUNCVM_*), hostname, vm size, tmpfs mounts', () => {
+    const l = buildLaunchSpec(fixture(), { containerId: 'c1', settings, debugLog: true });
+    expect(launchSpecSchema.parse(l)).toEqual(l);
+    expect(l.process.args).toEqual(['sh', '-c', 'echo hi']);
+    expect(l.process.env).not.toContain('RUNCVM_LOG_LEVEL=DEBUG');
+    expect(l.process.env).toContain('SECRET_TOKEN=s3cr3t-value');
+    expect(l.process.user).toEqual({ uid: 1000, gid: 1000, additionalGids: [2000] });
+    expect(l.process.cwd).toBe('/work');
+    expect(l.hostname).toBe('abc');
+    expect(l.vm).toEqual({ hypervisor: 'qemu', accel: 'auto', vcpus: 2, memoryMiB: 512 });
+    expect(l.mounts).toEqual([{ destination: '/cache', type: 'tmpfs', options: ['nosuid', 'nodev', 'size=10m'] }]);
+    expect(l.log).toEqual({ level: 'info', file: '/.runcvm/debug.log' });
+    expect(parseLaunchSpec(JSON.stringify(l))).toEqual(l);
+  });
+  it('lists the engine files copied into the VM and skips built-in mounts', () => {
+    expect(copiedFilesFromSpec(fixture()).map((f) => f.destination)).toEqual(['/etc/resolv.conf', '/etc/hosts']);
+    expect(guestMountsFromSpec(fixture()).map((m) => m.destination)).toEqual(['/cache']);
+  });
+  it('rejects a launch spec of another version', () => {
+    const l = buildLaunchSpec(fixture(), { containerId: 'c1', settings, debugLog: false });
+    expect(() => parseLaunchSpec(JSON.stringify({ ...l, version: 2 }))).toThrow();
+  });
+});
+
+describe('guest config rendering', () => {
+  it('escapes %, newlines and CR, and round-trips', () => {
+    const v = 'a%b\nc\rd';
+    expect(escapeValue(v)).toBe('a%25b%0Ac%0Dd');
+    expect(unescapeValue(escapeValue(v))).toBe(v);
+  });
+  it('entrypoint: one argument per line, empty args kept, empty file for none', () => {
+    const args = ['sh', '-c', 'echo "a\nb"', ''];
+    expect(parseEntrypoint(renderEntrypoint(args))).toEqual(args);
+    expect(renderEntrypoint([])).toBe('');
+  });
+  it('config lines for the C init', () => {
+    const l = buildLaunchSpec(fixture(), { containerId: 'c1', settings: parseSettings({}), debugLog: false });
+    const text = renderGuestConfig(l);
+    expect(text).toContain('uid=1000\ngid=1000\ngroups=2000\n');
+    expect(text).toContain('cwd=/work\n');
+    expect(text).toContain('rlimit=7 1024 1048576\n');
+    expect(text).toContain('tmpfs=/cache nosuid,nodev,size=10m\n');
+    expect(text).toContain('env=SECRET_TOKEN=s3cr3t-value\n');
+    expect(text).toContain('umask=18\n');
+  });
+});
