@@ -107,6 +107,8 @@ async function main(): Promise<void> {
       runs: RUNS,
       coldMs: { kimia: median(cold.kimia), buildah: median(cold.buildah) },
       cachedMs: { kimia: median(cached.kimia), buildah: median(cached.buildah) },
+      minMs: { coldKimia: Math.min(...cold.kimia), coldBuildah: Math.min(...cold.buildah), cachedKimia: Math.min(...cached.kimia), cachedBuildah: Math.min(...cached.buildah) },
+      loadAverage: (await import('node:os')).loadavg(),
       ratioCold: median(cold.kimia) / median(cold.buildah),
       ratioCached: median(cached.kimia) / median(cached.buildah),
       samples: { cold, cached },
@@ -131,8 +133,8 @@ async function main(): Promise<void> {
         await docker(['build', '-q', '-t', 'bench:warm', ctx]);
         for (let i = 0; i < RUNS; i++) {
           await run('docker', ['builder', 'prune', '-af'], { env, reject: false });
-          await run('docker', ['image', 'rm', '-f', 'bench:x', base], { env, reject: false });
-          dCold.push(await docker(['build', '-q', '-t', 'bench:x', ctx]));
+          await run('docker', ['image', 'rm', '-f', 'bench:x', 'bench:warm', base], { env, reject: false });
+          dCold.push(await docker(['build', '-q', '--no-cache', '-t', 'bench:x', ctx]));
         }
         for (let i = 0; i < RUNS; i++) dCached.push(await docker(['build', '-q', '-t', 'bench:x', ctx]));
         result.dockerBuildkitMs = { cold: median(dCold), cached: median(dCached) };
@@ -150,6 +152,7 @@ async function main(): Promise<void> {
     console.log(`kimia vs raw buildah bud (overlay, chroot, median of ${RUNS}):`);
     console.log(`  cold:   kimia ${fmt(median(cold.kimia))}  buildah ${fmt(median(cold.buildah))}  ratio ${(result.ratioCold as number).toFixed(3)}`);
     console.log(`  cached: kimia ${fmt(median(cached.kimia))}  buildah ${fmt(median(cached.buildah))}  ratio ${(result.ratioCached as number).toFixed(3)}`);
+    console.log(`  min:    cold ${fmt(Math.min(...cold.kimia))} / ${fmt(Math.min(...cold.buildah))}, cached ${fmt(Math.min(...cached.kimia))} / ${fmt(Math.min(...cached.buildah))}; load average ${(result.loadAverage as number[]).map((x) => x.toFixed(1)).join(' ')}`);
     if (result.dockerBuildkitMs) {
       const dm = result.dockerBuildkitMs as { cold: number; cached: number };
       console.log(`  docker build (${String(result.dockerBuilder)}): cold ${fmt(dm.cold)}  cached ${fmt(dm.cached)}`);

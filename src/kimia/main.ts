@@ -115,6 +115,11 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   await using closers = new CloserStack();
   const privateDir = await tempDir('kimia', closers);
 
+  // load the later steps' modules while preflight's probes run (nothing runs buildah before preflight has passed)
+  const preload = Promise.all([
+    import('./context/classify.js'), import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'),
+    import('./certs.js'), import('./buildah/run.js'), import('./outputs/index.js'),
+  ]).catch(() => undefined);
   if (!request.skipPreflight && !request.dryRun) {
     const { verdicts, durationMs } = await runPreflight(request, env);
     for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`);
@@ -122,6 +127,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     if (failed?.error) throw failed.error;
     log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
   }
+  await preload;
 
 
   const { classifyContext } = await import('./context/classify.js');
@@ -185,8 +191,12 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   });
   const { signal } = abort;
   await writePlanFiles(plan);
-  const bud = await runBud(plan, contextDir, log, signal);
-  if (signal.aborted) return 130;
+  const stopped = <T>(p: Promise<T>): Promise<T | undefined> => p.catch((err: unknown) => {
+    if (signal.aborted) return undefined;
+    throw err;
+  });
+  const bud = await stopped(runBud(plan, contextDir, log, signal));
+  if (!bud || signal.aborted) return 130;
 
   const pushed: { destination: string; digest: string }[] = [];
   if (plan.pushes.length) {
@@ -195,7 +205,9 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
     for (const step of plan.pushes) {
       if (signal.aborted) return 130;
-      pushed.push(await pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs, signal }));
+      const done = await stopped(pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs, signal }));
+      if (!done) return 130;
+      pushed.push(done);
     }
   }
   await runExports(plan, log);

@@ -7,7 +7,7 @@
  * `Kvm(Error(19))` reaches the container's stderr as a runcvm error with cause and fix, with a non-zero exit.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunResult } from '../../src/core/exec/index.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
@@ -36,7 +36,8 @@ const G = '/.runcvm/guest';
 async function guestWithFakeFirecracker(dir: string): Promise<string> {
   const src = process.env.RUNCVM_ASSETS ? join(process.env.RUNCVM_ASSETS, 'guest') : projectPath('var', 'assets', 'guest');
   const guest = join(dir, 'guest-fc');
-  await run('cp', ['-al', src, guest]);
+  // the package folder may be a symlink to a versioned folder that a rebuild swaps atomically: copy what it points to
+  await run('cp', ['-al', `${await realpath(src)}/.`, guest]);
   await mkdir(join(guest, 'lib', 'fake-firecracker'), { recursive: true });
   await copyFile(projectPath('test', 'fixtures', 'fake-firecracker', 'fake-firecracker.mjs'), join(guest, 'lib', 'fake-firecracker', 'fake-firecracker.mjs'));
   await copyFile(projectPath('schemas', 'firecracker-api.json'), join(guest, 'lib', 'fake-firecracker', 'firecracker-api.json'));
@@ -98,10 +99,11 @@ describe.skipIf(!ready)('RUNCVM_HYPERVISOR=firecracker through containerd (fake 
     expect(r.stdout).toBe('hello from qemu\n');
   });
 
-  it('leaves nothing behind', async () => {
+  it('leaves nothing behind (state dirs, fake Firecracker processes)', async () => {
+    // QEMU processes are not checked here (other suites may be running VMs on the same machine), nor debug logs: a
+    // create that fails keeps /tmp/runcvm-<id>.debug today (runtime core's behaviour, noted in docs/dev/notes/firecracker.md)
     const left = await leftovers(fx);
-    expect(left.state).toEqual([]);
-    expect(left.qemu).toEqual([]);
+    expect(left.state, JSON.stringify(left.state)).toEqual([]);
     const ps = await run('ps', ['-eo', 'pid,args'], { reject: false });
     expect(ps.stdout.split('\n').filter((l) => l.includes('fake-firecracker.mjs'))).toEqual([]);
   });

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,6 +166,26 @@ describe('kernel + initramfs under QEMU TCG', () => {
     expect(r.timedOut).toBe(false);
     expect(r.exitCode).toBe(0);
     expect(r.lines).toEqual(['[runcvm-initramfs] error: init /no/such/init not found on the root filesystem (runcvm.init=/no/such/init)']);
+  });
+
+  it('a root device that is not ext4: one error line, power-off', async () => {
+    const junk = join(tmp, 'junk.img');
+    await writeFile(junk, Buffer.alloc(4 * 1024 * 1024));
+    const r = await bootGuest({ disks: [junk], append: ['runcvm.init=/init.sh'] });
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBe(0);
+    expect(r.lines).toEqual(['[runcvm-initramfs] error: cannot mount root device /dev/vda as ext4 (rw): not a valid ext4 filesystem?']);
+  });
+
+  it('runcvm.break=initramfs gives a console shell before switch_root; exiting it continues the boot', async () => {
+    const img = await rootImage('break');
+    // leading newlines absorb what the UART drops while the kernel initialises it
+    const input = `${'\n'.repeat(64)}echo IN-BREAK-$((40 + 2))\nexit\n`;
+    const r = await bootGuest({ disks: [img], append: ['runcvm.init=/init.sh', 'runcvm.break=initramfs'], input });
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBe(0);
+    expect(r.lines).toContain('IN-BREAK-42');
+    expect(r.lines.at(-1)).toBe('BOOT-MARKER root=ext4');
   });
 
   it('a missing root device with runcvm.debug=1: steps are traced, then the error line and power-off', async () => {

@@ -75,6 +75,8 @@ export interface BootOptions {
   memoryMb?: number;
   timeoutMs?: number;
   onLine?: (line: string) => void;
+  /** bytes for the guest console's input (QEMU's stdin) */
+  input?: string;
 }
 
 export interface BootResult extends RunResult {
@@ -103,6 +105,7 @@ export async function bootGuest(options: BootOptions): Promise<BootResult> {
   const [file, ...args] = argv as [string, ...string[]];
   const runOptions: RunOptions = { reject: false, timeoutMs: options.timeoutMs ?? QEMU_TIMEOUT_MS, killGraceMs: 2000 };
   if (options.onLine) runOptions.onStdoutLine = options.onLine;
+  if (options.input !== undefined) runOptions.input = options.input;
   const r = await run(file, args, runOptions);
   return { ...r, lines: consoleLines(r.stdout) };
 }

@@ -12,7 +12,8 @@ import { run, type RunResult } from '../../src/core/exec/index.js';
 import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
 import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
 import { pushBusyboxImage } from '../harness/images.js';
-import { assetsReady, leftovers, pushVariant, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { assetsReady, leftovers, pushVariant, RUNTIME_BIN, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { projectPath } from '../../src/core/paths.js';
 
 const ready = await assetsReady();
 const closers = new CloserStack();
@@ -173,6 +174,17 @@ describe.skipIf(!ready)('runcvm parity with runc (containerd, ctr --runc-binary)
     const runc = await stopWith('runc', 'SIGKILL', script);
     const vm = await stopWith('runcvm', 'SIGKILL', script);
     expect(runc.exit).toBe(137);
+    expect(vm).toEqual(runc);
+  });
+
+  it('the shim path (ctr run --runtime bin/containerd-shim-runcvm-v2) gives the same result', async () => {
+    const shim = await fx.wrapperWith('containerd-shim-runcvmtest-v2', {});
+    // the wrapper execs the runtime; for the shim path it must exec the shim instead
+    const { readFile, writeFile } = await import('node:fs/promises');
+    await writeFile(shim, (await readFile(shim, 'utf8')).replace(RUNTIME_BIN, projectPath('bin', 'containerd-shim-runcvm-v2')));
+    const cmd = ['sh', '-c', 'echo out; echo err >&2; exit 5'];
+    const runc = summary(await ctrRun('runc', busybox, cmd));
+    const vm = summary(await cd.ctr(['run', '--rm', '--runtime', shim, busybox, `shim${++seq}`, ...cmd], { reject: false, timeoutMs: 90_000 }));
     expect(vm).toEqual(runc);
   });
 

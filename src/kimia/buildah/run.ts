@@ -54,6 +54,7 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Logger, signal?:
         if (ev.line.trim()) log.info(ev.line, { event: 'output' });
     }
   };
+  for (const argv of plan.prepare) await run(plan.buildah, argv, { env: plan.env, reject: false });
   log.debug(`running buildah ${plan.bud.join(' ')}`);
   const result = await run(plan.buildah, plan.bud, {
     cwd,

@@ -35,6 +35,8 @@ export interface BuildPlan {
   env: Record<string, string>;
   files: PlannedFile[];
   storage: { root: string; runroot: string; driver: string };
+  /** run before bud, failures ignored: a multi-platform build starts from a fresh manifest list, never appends */
+  prepare: string[][];
   bud: string[];
   pushes: PushStep[];
   exports: { kind: 'tar' | 'oci'; path: string; argv: string[] }[];
@@ -177,6 +179,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
       { path: registriesConfPath, content: registriesConf(request), mode: 0o600 },
     ],
     storage,
+    prepare: multi ? [[...global, 'manifest', 'rm', localImage], [...global, 'rmi', '-f', localImage]] : [],
     bud,
     pushes,
     exports,
@@ -200,6 +203,7 @@ export function healthcheckWarning(dropped: string[]): string {
 /** The plan as the shell commands it stands for (redaction is applied by the caller's formatter). */
 export function planCommands(plan: BuildPlan): string[][] {
   return [
+    ...plan.prepare.map((p) => [plan.buildah, ...p]),
     [plan.buildah, ...plan.bud],
     ...plan.pushes.map((p) => [plan.buildah, ...p.argv]),
     ...plan.exports.map((e) => [plan.buildah, ...e.argv]),

@@ -41,6 +41,7 @@
 
 #include <linux/vm_sockets.h>
 #include "net.h" /* guest networking (net.c, owner: networking) */
+#include "vol.h" /* guest volumes (vol.c, owner: volumes) */
 
 #define PORT_NAME "runcvm.io"
 enum { T_DATA = 1, T_EOF = 2, T_EXIT = 3, T_SIGNAL = 4, T_WINSIZE = 5, T_ACK = 6, T_READY = 7, T_LOG = 8 };
@@ -500,6 +501,33 @@ static void set_nonblock(int fd) {
   fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* ----- exec agent (owner: exec; src/runcvm/guest/agent.c, docs/dev/notes/exec.md) -----
+ * Started once the workload runs, so it can join the workload's PID and mount namespaces for each exec. It is
+ * forked into init's own (root) PID namespace, so `ps` in the container does not show it. No binary: no exec. */
+static void start_exec_agent(pid_t workload) {
+  static const char bin[] = "/.runcvm/guest/bin/runcvm-agent";
+  if (access(bin, X_OK) != 0) return;
+  int self_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  if (self_ns >= 0) {
+    if (setns(self_ns, CLONE_NEWPID) != 0) DBG("exec agent: setns to own pid ns: %s", strerror(errno));
+    close(self_ns);
+  }
+  pid_t p = fork();
+  if (p == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) { dup2(nul, 0); dup2(nul, 1); dup2(nul, 2); }
+    for (int fd = 3; fd < 1024; fd++) close(fd);
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", (int)workload);
+    execl(bin, "runcvm-agent", "--pid", pid, (char *)NULL);
+    _exit(127);
+  }
+  DBG("exec agent started as pid %d (workload %d)", (int)p, (int)workload);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -521,6 +549,10 @@ int main(int argc, char **argv) {
   io_fd = open_io_port();
   if (io_fd < 0) fatal("virtio-serial port %s not found (is virtio_console loaded?)", PORT_NAME);
   DBG("io port open; %d args, %d env, uid %u gid %u cwd %s", nargs, nenvs, cfg_uid, cfg_gid, cfg_cwd);
+  {
+    char vol_err[900] = "";
+    if (runcvm_vol_setup(net_log, vol_err, sizeof vol_err) != 0) fatal("%s", vol_err);
+  }
   runcvm_net_setup(net_log);
   send_frame(T_READY, 0, NULL, 0);
 
@@ -580,6 +612,7 @@ int main(int argc, char **argv) {
     set_nonblock(in_w);
     DBG("workload started as pid %d", child);
   }
+  start_exec_agent(have_child ? child : 0); /* exec (owner: exec) */
 
   struct outbuf inbuf = {0};
   int in_eof_requested = 0;

@@ -5,6 +5,7 @@
 import type { LaunchSpec } from '../launch/schema.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import { qemuInvocation } from './qemu/index.js';
+import { AGENT_PORT_NAME, EXEC_PATHS } from '../agent/exec.js';
 import { explainFirecrackerExit, firecrackerInvocation } from './firecracker/invocation.js';
 import type { ToolError } from '../../core/errors.js';
 
@@ -25,6 +26,8 @@ export interface VmPlan {
   disks: { id: string; path: string; readOnly: boolean; cache?: 'unsafe' | 'writeback' }[];
   console: { socket: string };
   io: { socket: string; portName: string };
+  /** exec (owner: exec): the agent's own virtio-serial port, multiplexing every exec (agent/exec.ts) */
+  agent?: { socket: string; portName: string };
   firmwareDir: string;
   /** virtio-net NICs on the taps the launcher's network step created (network/plan.ts); none → loopback only */
   nics?: { id: string; tap: string; mac: string }[];
@@ -83,6 +86,8 @@ export interface KernelCmdlineInput {
   kernelDebug: boolean;
   tscKhz?: number;
   breakAt?: string;
+  /** initramfs module groups besides core (`none`, `nfs`, `vsock`); unset = all */
+  modules?: string;
   append: string;
 }
 
@@ -93,6 +98,7 @@ export function kernelCmdline(i: KernelCmdlineInput): string {
   if (!i.kernelDebug) parts.push('quiet', 'loglevel=0');
   if (i.tscKhz) parts.push(`tsc_early_khz=${i.tscKhz}`);
   if (i.debug) parts.push('runcvm.debug=1');
+  if (i.modules) parts.push(`runcvm.modules=${i.modules}`);
   if (i.breakAt) parts.push(`runcvm.break=${i.breakAt}`);
   if (i.append) parts.push(i.append);
   return parts.join(' ');
@@ -116,6 +122,9 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
   if (upperIndex >= 0) cmd.upperDevice = guestDiskName(upperIndex);
   if (facts.tscKhz) cmd.tscKhz = facts.tscKhz;
   if (spec.break === 'initramfs') cmd.breakAt = 'initramfs';
+  // QEMU guests need only the core modules (virtio, overlay, virtiofs); the NFS group alone costs ~1 s of a TCG boot.
+  // Firecracker (NFS volumes, vsock channel) keeps them all.
+  if (spec.vm.hypervisor === 'qemu') cmd.modules = 'none';
   return {
     accel,
     vcpus: spec.vm.vcpus,
@@ -126,6 +135,7 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
     disks,
     console: { socket: spec.channel.console },
     io: { socket: spec.channel.io, portName: 'runcvm.io' },
+    agent: { socket: EXEC_PATHS.portSocket, portName: AGENT_PORT_NAME },
     firmwareDir: `${CONTAINER_PATHS.guest}/share/qemu`,
   };
 }

@@ -7,7 +7,7 @@
  *
  * Bundled by esbuild into /.runcvm/guest/lib/runcvm/launcher.mjs (scripts/assets/30-runtime.sh).
  */
-import { appendFileSync, constants as fsc, openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { appendFileSync, readFileSync, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Logger, type Level, type Sink } from '../../core/log/index.js';
@@ -16,10 +16,13 @@ import { atomicWrite } from '../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
 import { CONTAINER_PATHS, parseLaunchSpec, type LaunchSpec } from '../launch/schema.js';
-import { decideAccel, cpuFlagsFromCpuinfo, cpuKhzFromCpuinfo, type AccelFacts } from '../hypervisor/accel.js';
+import { decideAccel, cpuKhzFromCpuinfo } from '../hypervisor/accel.js';
+import { gatherAccelFacts } from '../hypervisor/facts.js';
 import { HYPERVISORS, planVm, type Hypervisor, type VmPlan } from '../hypervisor/index.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
+import { startExecMux } from '../agent/mux.js';
+import { EXEC_PATHS } from '../agent/exec.js';
 import { Channel, decodeExit, encodeData, encodeFrame, encodeSignal, encodeWinsize, FrameDecoder, FrameType } from '../agent/codec.js';
 
 const { fail } = runcvmErrors;
@@ -34,19 +37,7 @@ function readText(path: string): string {
   }
 }
 
-export function gatherAccelFacts(): AccelFacts {
-  const kvmExists = existsSync('/dev/kvm');
-  let kvmOpenable = false;
-  if (kvmExists) {
-    try {
-      closeSync(openSync('/dev/kvm', fsc.O_RDWR));
-      kvmOpenable = true;
-    } catch {
-      kvmOpenable = false;
-    }
-  }
-  return { kvmExists, kvmOpenable, cpuFlags: cpuFlagsFromCpuinfo(readText('/proc/cpuinfo')), kvmPvm: existsSync('/sys/module/kvm_pvm') };
-}
+export { gatherAccelFacts };
 
 function makeLogger(spec: LaunchSpec | undefined): Logger {
   const sinks: Sink[] = [];
@@ -147,6 +138,8 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   const conServer = await listen(plan.console.socket);
   const ioConn = firstConnection(ioServer);
   const conConn = firstConnection(conServer);
+  // exec (owner: exec, agent/mux.ts): the agent port's chardev socket (QEMU connects at start) + the exec clients'
+  const execMux = hv.name === 'qemu' && plan.agent ? await startExecMux({ portSocket: plan.agent.socket, clientSocket: EXEC_PATHS.clientSocket, log }) : undefined;
 
   const qemu = await spawnPiped(file, args, { env: { PATH: '/.runcvm/guest/bin:/usr/bin:/bin', QEMU_MODULE_DIR: `${CONTAINER_PATHS.guest}/lib/x86_64-linux-gnu/qemu` } });
   let qemuStderr = '';
@@ -240,6 +233,7 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   await Promise.race([Promise.all([ioDone, inv.consoleOnStdout ? undefined : conDone]), new Promise((r) => setTimeout(r, 2000))]);
   ioServer.close();
   conServer.close();
+  await execMux?.close();
   process.stdin.pause();
   log.info('hypervisor exited', { code: ended.code, signal: ended.signal, ms: Date.now() - started });
   if (exit) return exit.code;

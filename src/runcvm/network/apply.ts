@@ -59,7 +59,8 @@ function firstLine(text: string): string {
 /** `ip -json addr`, `ip -json route`, `ip -json -6 route` (optional: a kernel without IPv6) and resolv.conf. */
 export async function readNetworkFacts(cmd: IpCommand, resolvConfPath = '/etc/resolv.conf'): Promise<NetworkFacts> {
   const [addrs, routes, routes6, resolvConf] = await Promise.all([
-    ipJson<IpLink>(cmd, ['addr', 'show']),
+    // -d: also each link's alias, where runcvm keeps the original config (crash recovery)
+    ipJson<IpLink>(cmd, ['-d', 'addr', 'show']),
     ipJson<IpRoute>(cmd, ['route', 'show']),
     ipJson<IpRoute>(cmd, ['-6', 'route', 'show'], true),
     readFile(resolvConfPath, 'utf8').catch(() => undefined),

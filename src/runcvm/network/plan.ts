@@ -35,6 +35,8 @@ export interface IpLink {
   link_type?: string;
   address?: string;
   master?: string;
+  /** `ip -d -json addr` shows it; runcvm keeps each handed interface's original config here (see encodeStash) */
+  ifalias?: string;
   addr_info?: IpAddrInfo[];
   [k: string]: unknown;
 }
@@ -128,6 +130,8 @@ export interface HandedInterface {
   routes: GuestRoute[];
   /** the bridge's own address: IDENTITY_CIDR on br-eth0, none elsewhere */
   bridgeAddress?: string;
+  /** the interface's alias before runcvm wrote its stash there ('' when none) */
+  originalAlias: string;
 }
 
 /** One `ip` invocation (arguments after `ip`) with the commands that reverse it, in the order to run them. */
@@ -280,22 +284,18 @@ function emptyGuest(dns: GuestDns): GuestNetwork {
 
 // ----- the planner -----
 
-export function planNetwork(facts: NetworkFacts, request: NetworkRequest): NetworkPlan {
+export function planNetwork(observed: NetworkFacts, request: NetworkRequest): NetworkPlan {
+  let facts = observed;
   const dns = parseResolvConf(facts.resolvConf);
   const warnings: string[] = [];
   if (request.mode === 'none') {
     return { mode: 'none', reason: 'networking disabled for this container', guest: emptyGuest(dns), nics: [], steps: [], interfaces: [], warnings };
   }
 
-  const byName = new Map(facts.addrs.map((l) => [l.ifname, l]));
-  const taken = byName.get('br-eth0') ?? facts.addrs.find((l) => l.master && /^br-eth\d+$/.test(l.master));
-  if (taken) {
-    throw new NetworkPlanError(
-      `the network namespace is already handed to a VM (${taken.ifname === 'br-eth0' ? 'br-eth0 exists' : `${taken.ifname} is a member of ${taken.master}`})`,
-      'run one runcvm container per network namespace (in a pod, one runcvm container; the others under runc), ' +
-        'or, after a launcher was killed without cleaning up, recreate the pod (or delete br-eth0/tap-eth0 and re-add the pod IP to eth0).',
-    );
-  }
+  // a namespace a previous launcher could not restore (SIGKILL): put it back first, then plan as usual
+  const recovery = recoverStale(facts);
+  facts = recovery.facts;
+  warnings.push(...recovery.warnings);
 
   const eths = facts.addrs.filter((l) => isEthName(l.ifname)).sort((a, b) => ethIndex(a.ifname) - ethIndex(b.ifname));
   const handed: HandedInterface[] = [];
@@ -325,6 +325,7 @@ export function planNetwork(facts: NetworkFacts, request: NetworkRequest): Netwo
       mtu: link.mtu && link.mtu > 0 ? link.mtu : DEFAULT_MTU,
       addresses,
       routes,
+      originalAlias: link.ifalias && !link.ifalias.startsWith(STASH_PREFIX) ? link.ifalias : '',
     };
     if (link.ifname === 'eth0') iface.bridgeAddress = IDENTITY_CIDR;
     if (addresses.length === 0) warnings.push(`${link.ifname} has no IP address; the VM gets the link only`);
@@ -353,7 +354,7 @@ export function planNetwork(facts: NetworkFacts, request: NetworkRequest): Netwo
     identityIp: IDENTITY_CIDR,
     interfaces: handed,
     nics: handed.map((h) => ({ id: `net${ethIndex(h.name)}`, tap: h.tap, mac: h.podMac })),
-    steps: handed.flatMap((h) => stepsFor(h, request)),
+    steps: [...recovery.steps, ...handed.flatMap((h) => stepsFor(h, request))],
     guest: {
       interfaces: handed.map((h) => ({ name: h.name, mac: h.podMac, mtu: h.mtu, addresses: h.addresses })),
       routes: guestRoutes,
@@ -379,6 +380,7 @@ export function stepsFor(h: HandedInterface, request: Pick<NetworkRequest, 'tapO
     { why: `${tap}: the pod MTU`, args: ['link', 'set', tap, 'mtu', String(h.mtu)], undo: [] },
     { why: `${br}, ${tap}: no IPv6 link-local address of their own`, args: ['link', 'set', br, 'addrgenmode', 'none'], undo: [], optional: true },
     { why: `${tap}: no IPv6 link-local address`, args: ['link', 'set', tap, 'addrgenmode', 'none'], undo: [], optional: true },
+    ...stashStep(h),
     { why: `${eth}: hand its addresses to the VM`, args: ['addr', 'flush', 'dev', eth], undo: restore },
     { why: `${eth}: down for the MAC change`, args: ['link', 'set', eth, 'down'], undo: [['link', 'set', eth, 'up']] },
     { why: `${eth}: no IPv6 link-local address (the VM owns the pod's)`, args: ['link', 'set', eth, 'addrgenmode', 'none'], undo: [['link', 'set', eth, 'addrgenmode', 'eui64']], optional: true },
@@ -403,6 +405,118 @@ export function stepsFor(h: HandedInterface, request: Pick<NetworkRequest, 'tapO
     }
   }
   return steps;
+}
+
+// ----- crash safety: the original config travels with the interface -----
+
+/**
+ * Each handed interface carries its original config in its alias (IFALIASZ: 255 bytes), so that when a launcher is
+ * killed (SIGKILL, OOM) before its undo ran, the next container in the same pod (a Kubernetes restart) can restore
+ * the namespace and start normally instead of failing on a half-bridged eth0:
+ *   runcvm1 mac=MAC mtu=N a=CIDR,CIDR r=DST,VIA|-,DEV[,onlink][,metric=N]|…
+ */
+export const STASH_PREFIX = 'runcvm1 ';
+const ALIAS_MAX = 255;
+
+export interface Stash {
+  podMac: string;
+  mtu: number;
+  addresses: PlannedAddress[];
+  routes: GuestRoute[];
+}
+
+export function encodeStash(h: Pick<HandedInterface, 'podMac' | 'mtu' | 'addresses' | 'routes'>): string | undefined {
+  const routes = h.routes.map((r) => [r.dst, r.via ?? '-', r.dev, ...(r.onlink ? ['onlink'] : []), ...(r.metric !== undefined ? [`metric=${r.metric}`] : [])].join(','));
+  const text = `${STASH_PREFIX}mac=${h.podMac} mtu=${h.mtu} a=${h.addresses.map((a) => a.cidr).join(',')} r=${routes.join('|')}`;
+  return text.length <= ALIAS_MAX ? text : undefined;
+}
+
+export function decodeStash(text: string | undefined): Stash | undefined {
+  if (!text?.startsWith(STASH_PREFIX)) return undefined;
+  const fields = new Map(text.slice(STASH_PREFIX.length).split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const podMac = normalizeMac(fields.get('mac') ?? '');
+  if (!MAC.test(podMac)) return undefined;
+  const addresses: PlannedAddress[] = (fields.get('a') ?? '').split(',').filter(Boolean).map((cidr) => ({ family: cidr.includes(':') ? 'inet6' : 'inet', cidr }));
+  const routes = parseGuestNetCmdline((fields.get('r') ?? '').split('|').filter(Boolean).map((r) => `runcvm.net.route=${r}`).join(' ')).routes;
+  return { podMac, mtu: Number(fields.get('mtu')) || DEFAULT_MTU, addresses, routes };
+}
+
+function stashStep(h: HandedInterface): IpStep[] {
+  const stash = encodeStash(h);
+  if (!stash) return [];
+  return [{ why: `${h.name}: keep its original config in its alias (crash recovery)`, args: ['link', 'set', h.name, 'alias', stash], undo: [['link', 'set', h.name, 'alias', h.originalAlias]], optional: true }];
+}
+
+function hasCarrier(link: IpLink | undefined): boolean {
+  return Boolean(link?.flags?.includes('LOWER_UP'));
+}
+
+/**
+ * A namespace still bridged by a launcher that died: each ethN in br-ethN with a runcvm stash and a tap nobody holds
+ * (no carrier) is put back as it was (steps without undo), and planning continues from the restored facts. A tap
+ * with carrier means a live VM owns the namespace: refused. A bridge without a stash cannot be restored: refused.
+ */
+export function recoverStale(facts: NetworkFacts): { facts: NetworkFacts; steps: IpStep[]; warnings: string[] } {
+  const byName = new Map(facts.addrs.map((l) => [l.ifname, l]));
+  const bridgedEths = facts.addrs.filter((l) => isEthName(l.ifname) && l.master && /^br-eth\d+$/.test(l.master));
+  const orphanBridges = facts.addrs.filter((l) => /^br-eth\d+$/.test(l.ifname) && !bridgedEths.some((e) => e.master === l.ifname));
+  if (bridgedEths.length === 0 && orphanBridges.length === 0) return { facts, steps: [], warnings: [] };
+  const fix =
+    'run one runcvm container per network namespace (in a pod, one runcvm container; the others under runc); ' +
+    'if no VM runs, recreate the pod (or in it: ip link del tap-eth0; ip link del br-eth0; and re-add the pod IP and MAC to eth0).';
+  const steps: IpStep[] = [];
+  const warnings: string[] = [];
+  let addrs = [...facts.addrs];
+  let routes = [...facts.routes];
+  let routes6 = [...(facts.routes6 ?? [])];
+  for (const eth of bridgedEths) {
+    const n = ethIndex(eth.ifname);
+    const tap = byName.get(`tap-eth${n}`);
+    if (hasCarrier(tap)) throw new NetworkPlanError(`the network namespace is already handed to a running VM (${eth.ifname} is a member of ${eth.master}, and tap-eth${n} is in use)`, fix);
+    const stash = decodeStash(eth.ifalias);
+    if (!stash) throw new NetworkPlanError(`the network namespace is already bridged (${eth.ifname} is a member of ${eth.master}) and holds no runcvm record to restore it from`, fix);
+    const name = eth.ifname;
+    steps.push(
+      { why: `recover ${name}: remove the stale tap-eth${n}`, args: ['link', 'del', `tap-eth${n}`], undo: [], optional: true },
+      { why: `recover ${name}: remove the stale ${eth.master}`, args: ['link', 'del', eth.master!], undo: [], optional: true },
+      { why: `recover ${name}: down`, args: ['link', 'set', name, 'down'], undo: [] },
+      { why: `recover ${name}: its real MAC`, args: ['link', 'set', name, 'address', stash.podMac], undo: [] },
+      { why: `recover ${name}: IPv6 link-local again`, args: ['link', 'set', name, 'addrgenmode', 'eui64'], undo: [], optional: true },
+      { why: `recover ${name}: up`, args: ['link', 'set', name, 'up'], undo: [] },
+      ...stash.addresses.map((a) => ({ why: `recover ${name}: address ${a.cidr}`, args: addrArgs(a, name), undo: [] })),
+      ...stash.routes.map((r) => ({ why: `recover ${name}: route ${r.dst}`, args: routeArgs(r), undo: [] })),
+    );
+    warnings.push(`${name} was left bridged by a launcher that did not finish (killed?); restored it from its runcvm record first`);
+    // the facts as they will be once restored
+    addrs = addrs
+      .filter((l) => l.ifname !== `tap-eth${n}` && l.ifname !== eth.master)
+      .map((l) => {
+        if (l.ifname !== name) return l;
+        const { master: _master, ifalias: _alias, ...rest } = l;
+        const addr_info: IpAddrInfo[] = stash.addresses.map((a) => {
+          const [local = '', prefix = '32'] = a.cidr.split('/');
+          return { family: a.family, local, prefixlen: Number(prefix), scope: 'global' };
+        });
+        return { ...rest, address: stash.podMac, mtu: stash.mtu, addr_info };
+      });
+    const asIpRoute = (r: GuestRoute): IpRoute => ({ dst: r.dst, dev: r.dev, ...(r.via ? { gateway: r.via } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}), flags: r.onlink ? ['onlink'] : [] });
+    routes = [...routes.filter((r) => r.dev !== name), ...stash.routes.filter((r) => r.family === 'inet').map(asIpRoute)];
+    routes6 = [...routes6.filter((r) => r.dev !== name), ...stash.routes.filter((r) => r.family === 'inet6').map(asIpRoute)];
+  }
+  for (const br of orphanBridges) {
+    const n = ethIndex(br.ifname.slice(3));
+    const tap = byName.get(`tap-eth${n}`);
+    if (hasCarrier(tap)) throw new NetworkPlanError(`the network namespace is already handed to a running VM (${br.ifname} exists and tap-eth${n} is in use)`, fix);
+    steps.push(
+      { why: `remove the stale tap-eth${n}`, args: ['link', 'del', `tap-eth${n}`], undo: [], optional: true },
+      { why: `remove the stale ${br.ifname}`, args: ['link', 'del', br.ifname], undo: [], optional: true },
+    );
+    addrs = addrs.filter((l) => l.ifname !== `tap-eth${n}` && l.ifname !== br.ifname);
+    warnings.push(`${br.ifname} was left behind by a launcher that did not finish; removed it`);
+  }
+  const out: NetworkFacts = { ...facts, addrs, routes };
+  if (facts.routes6) out.routes6 = routes6;
+  return { facts: out, steps, warnings };
 }
 
 // ----- the guest's view, on the kernel command line -----

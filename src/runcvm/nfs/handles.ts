@@ -54,6 +54,8 @@ export function renameInMap(map: Map<string, string>, from: string, to: string):
 export class HandleTable {
   private readonly map = new Map<string, string>();
   private pending: HandleLogLine[] = [];
+  /** handles a search did not find: they stay STALE without searching again (bounded) */
+  private readonly gone = new Set<string>();
 
   constructor(
     /** real path of the export root */
@@ -92,6 +94,7 @@ export class HandleTable {
 
   remember(dev: bigint, ino: bigint, rel: string): void {
     const key = keyOf(dev, ino);
+    this.gone.delete(key);
     if (this.map.get(key) === rel) return;
     this.map.set(key, rel);
     this.pending.push([String(dev), String(ino), rel]);
@@ -121,6 +124,17 @@ export class HandleTable {
    * symbolic links. Found paths are remembered.
    */
   async search(dev: bigint, ino: bigint, limit = 200_000): Promise<string | undefined> {
+    const key = keyOf(dev, ino);
+    if (this.gone.has(key)) return undefined;
+    const found = await this.walk(dev, ino, limit);
+    if (found === undefined) {
+      if (this.gone.size >= 10_000) this.gone.clear();
+      this.gone.add(key);
+    }
+    return found;
+  }
+
+  private async walk(dev: bigint, ino: bigint, limit: number): Promise<string | undefined> {
     const queue: string[] = [''];
     let visited = 0;
     while (queue.length) {

@@ -370,8 +370,7 @@ export class NfsServer {
 
   /** Give a new object to its creator: owner = caller, group = caller's (or the folder's when it is setgid). */
   private async adopt(abs: string, dir: Obj, caller: Caller, s: Sattr | undefined, defaultMode: number | undefined): Promise<void> {
-    const uid = s?.uid ?? caller.uid;
-    const gid = s?.gid ?? ((dir.attr.mode & 0o2000) !== 0 ? dir.attr.gid : caller.gid);
+    const { uid, gid } = ownerForNew(dir.attr, caller, s);
     await lchown(abs, uid, gid);
     const mode = s?.mode ?? defaultMode;
     if (mode !== undefined) await chmod(abs, mode);
@@ -388,6 +387,12 @@ export class NfsServer {
         this.files.delete(key);
         await f.fd.close().catch(() => undefined);
       }
+      f = undefined;
+    }
+    if (f && f.users === 0 && (await f.fd.stat({ bigint: true }).catch(() => undefined))?.nlink === 0n) {
+      // the cached descriptor is of a deleted file whose inode number was reused: never write through it
+      this.files.delete(key);
+      await f.fd.close().catch(() => undefined);
       f = undefined;
     }
     let temporary = false;
@@ -410,6 +415,16 @@ export class NfsServer {
       f.users--;
       f.lastUse = Date.now();
       if (temporary) await f.fd.close().catch(() => undefined);
+    }
+  }
+
+  /** Drop the cached descriptor of an object that was removed or replaced. */
+  private async evict(dev: bigint, ino: bigint): Promise<void> {
+    const key = `${dev}:${ino}`;
+    const f = this.files.get(key);
+    if (f && f.users === 0) {
+      this.files.delete(key);
+      await f.fd.close().catch(() => undefined);
     }
   }
 
@@ -736,7 +751,8 @@ export class NfsServer {
         await this.adopt(abs, dir, caller, sattr, 0o755);
       } else if (proc === NfsProc.SYMLINK) {
         await symlink(target, abs);
-        await lchown(abs, sattr?.uid ?? caller.uid, sattr?.gid ?? ((dir.attr.mode & 0o2000) !== 0 ? dir.attr.gid : caller.gid));
+        const { uid, gid } = ownerForNew(dir.attr, caller, sattr);
+        await lchown(abs, uid, gid);
       } else if (how === CreateMode.EXCLUSIVE && verifier) {
         const vAtime = verifier.readUInt32BE(0);
         const vMtime = verifier.readUInt32BE(4);
@@ -761,6 +777,10 @@ export class NfsServer {
           /* new file */
         }
         if (existed && how === CreateMode.GUARDED) throw new NfsError(NfsStat.EXIST);
+        if (existed && sattr?.size !== undefined) {
+          const cur = fattrFromStat(await this.statAt(abs), dir.exp.fsid);
+          if (caller.uid !== cur.uid && !mayDo(cur, caller, 2)) throw new NfsError(NfsStat.ACCES);
+        }
         const fd = await open(abs, flags, 0o600);
         await fd.close();
         if (!existed) await this.adopt(abs, dir, caller, sattr, 0o644);
@@ -798,7 +818,10 @@ export class NfsServer {
         if (st.isDirectory()) throw new NfsError(NfsStat.ISDIR);
         await unlink(abs);
       }
-      if (st.isDirectory() || st.nlink <= 1n) dir.exp.table.forget(st.dev, st.ino);
+      if (st.isDirectory() || st.nlink <= 1n) {
+        dir.exp.table.forget(st.dev, st.ino);
+        await this.evict(st.dev, st.ino);
+      }
       touched.add(dir.exp);
       w.uint(NfsStat.OK);
       writeWcc(w, before, await this.attrOf(dir));
@@ -843,6 +866,7 @@ export class NfsServer {
       await rename(src.abs, dst.abs);
       if (replaced && (replaced.ino !== srcSt.ino || replaced.dev !== srcSt.dev) && (replaced.isDirectory() || replaced.nlink <= 1n)) {
         fromDir.exp.table.forget(replaced.dev, replaced.ino);
+        await this.evict(replaced.dev, replaced.ino);
       }
       fromDir.exp.table.renamed(src.rel, dst.rel);
       fromDir.exp.table.remember(srcSt.dev, srcSt.ino, dst.rel);
@@ -937,6 +961,18 @@ export class NfsServer {
       w.bool(false).bool(eof);
     }, () => writePostOpAttr(w, dir?.attr));
   }
+}
+
+/**
+ * Owner of a new object: the caller, with the folder's group when it is setgid. A uid/gid the client asks for in
+ * sattr3 is honoured for root, and for others only when it is their own uid / one of their groups. Pure.
+ */
+export function ownerForNew(dir: Pick<Fattr, 'mode' | 'gid'>, caller: Caller, s: Pick<Sattr, 'uid' | 'gid'> | undefined): { uid: number; gid: number } {
+  const inherited = (dir.mode & 0o2000) !== 0 ? dir.gid : caller.gid;
+  const root = caller.uid === 0;
+  const uid = s?.uid !== undefined && (root || s.uid === caller.uid) ? s.uid : caller.uid;
+  const gid = s?.gid !== undefined && (root || s.gid === caller.gid || caller.gids.includes(s.gid)) ? s.gid : inherited;
+  return { uid, gid };
 }
 
 /** Validate `ADDR:PORT` (IPv4 or [IPv6]) for --listen. Pure. */

@@ -84,9 +84,13 @@ function toToolError(err: unknown): ToolError {
   return fail('DISK_BUILD_FAILED', { which: 'VM', id: '?', problem: e?.message ?? String(err), dir: '/' }, err);
 }
 
+/** set once the settings are known: with RUNCVM_LOG_LEVEL=DEBUG a failed create keeps its debug log */
+let keepLogOnFailure = false;
+
 async function cleanupState(id: string): Promise<void> {
   const paths = containerPaths(hostDirs(process.env), id);
   await rm(paths.state, { recursive: true, force: true }).catch(() => {});
+  if (!keepLogOnFailure) await rm(paths.debugLog, { force: true }).catch(() => {});
 }
 
 async function readSpec(bundle: string): Promise<OciSpec> {
@@ -163,6 +167,7 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
 
   const settingEnv = mergeSettingEnv(process.env, envMap(spec.process?.env));
   const settings = parseSettings(settingEnv);
+  keepLogOnFailure = settings.logLevel === 'debug';
   const dirs = hostDirs(process.env);
   const paths = containerPaths(dirs, args.id);
   const closers = new CloserStack();
@@ -234,6 +239,11 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     if (await exists(join(assets.guestDir, 'bin', 'busybox'))) {
       await copyFile(join(assets.guestDir, 'bin', 'busybox'), join(top, GUEST_PATHS.bin, 'busybox'));
       await chmod(join(top, GUEST_PATHS.bin, 'busybox'), 0o755);
+    }
+    // exec agent (owner: exec): started by runcvm-init at boot
+    if (await exists(join(assets.guestDir, 'bin', 'runcvm-agent'))) {
+      await copyFile(join(assets.guestDir, 'bin', 'runcvm-agent'), join(top, GUEST_PATHS.bin, 'runcvm-agent'));
+      await chmod(join(top, GUEST_PATHS.bin, 'runcvm-agent'), 0o755);
     }
     const size = await buildUpperDisk(staging, paths.upperDisk, base.usage, settings.rootfsSizeBytes, args.id);
     log.info('writable disk built', { path: paths.upperDisk, bytes: size.bytes });

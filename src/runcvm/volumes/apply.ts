@@ -7,7 +7,8 @@
 import { constants as fsc } from 'node:fs';
 import { access, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { run, spawnPiped } from '../../core/exec/index.js';
+import { runLight, spawnPiped } from '../../core/exec/index.js';
+import { isToolError } from '../../core/errors.js';
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
 import type { VmPlan } from '../hypervisor/index.js';
@@ -146,7 +147,7 @@ export async function ensureDataDisk(d: DataDisk, tools: VolumeTools, log: Logge
     await fh.truncate(d.sizeBytes);
     await fh.close();
     const t = tool(tools, 'mke2fs', mkfsArgs(d, tmp));
-    const r = await run(t.file, t.args, { reject: false, env: { MKE2FS_CONFIG: `${tools.guestDir}/etc/mke2fs.conf` } });
+    const r = await runLight(t.file, t.args, { reject: false, env: { MKE2FS_CONFIG: `${tools.guestDir}/etc/mke2fs.conf` } });
     if (r.exitCode !== 0) {
       throw fail('VOLUME_SETUP', { destination: d.destination, step: 'mkfs', problem: (r.stderr || r.stdout).trim().split('\n').pop() ?? `exit ${r.exitCode}`, command: r.command });
     }
@@ -154,10 +155,8 @@ export async function ensureDataDisk(d: DataDisk, tools: VolumeTools, log: Logge
   } catch (err) {
     await rm(tmp, { force: true });
     if ((err as { code?: string }).code === 'EEXIST') return ensureDataDisk(d, tools, log);
-    if ((err as { code?: unknown }).code && !(err as { exitCode?: unknown }).exitCode) {
-      throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source}: ${(err as Error).message}`, command: '-' }, err);
-    }
-    throw err;
+    if (isToolError(err)) throw err;
+    throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source}: ${(err as Error).message}`, command: '-' }, err);
   }
   log.info('data disk created', { source: d.source, destination: d.destination, fs: d.fs, bytes: d.sizeBytes });
   return true;

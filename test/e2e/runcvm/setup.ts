@@ -63,7 +63,14 @@ export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixtu
 /** Everything runcvm might leave behind. Empty lists mean clean. */
 export async function leftovers(fx: RuntimeFixture): Promise<{ qemu: string[]; state: string[]; logs: string[]; configCopies: string[] }> {
   const ps = await run('ps', ['-eo', 'pid,args'], { reject: false });
-  const qemu = ps.stdout.split('\n').filter((l) => l.includes('qemu-system') && l.includes('/.runcvm/'));
+  // only VMs of this fixture (other suites may run VMs at the same time): their mounts come from our state dir
+  const candidates = ps.stdout.split('\n').filter((l) => l.includes('qemu-system') && l.includes('/.runcvm/'));
+  const qemu: string[] = [];
+  for (const line of candidates) {
+    const pid = line.trim().split(/\s+/)[0];
+    const mi = await readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '');
+    if (mi.includes(fx.dir)) qemu.push(line);
+  }
   const state = await readdir(fx.stateDir).catch(() => []);
   const logs = await readdir(fx.logDir).catch(() => []);
   const tmp = await readdir('/tmp').catch(() => []);

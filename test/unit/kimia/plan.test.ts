@@ -83,6 +83,7 @@ describe('multi-platform plan', () => {
   it('builds a manifest list and pushes it with manifest push --all', () => {
     const p = plan(['-d', 'reg:5000/a:1', '--custom-platform=linux/amd64,linux/arm64', '--oci-layout-path=/o/l', '--digest-file=/d']);
     expect(p.multiPlatform).toBe(true);
+    expect(p.prepare.map((a) => a.slice(6, 8))).toEqual([['manifest', 'rm'], ['rmi', '-f']]);
     expect(p.bud).toEqual(expect.arrayContaining(['--manifest', 'reg:5000/a:1', '--platform', 'linux/amd64,linux/arm64']));
     expect(p.bud).not.toContain('--iidfile');
     expect(p.bud).not.toContain('-t');

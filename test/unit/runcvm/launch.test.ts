@@ -19,7 +19,7 @@ describe('settings', () => {
   it('names the bad setting and its fix', () => {
     expect(() => parseSettings({ RUNCVM_ROOTFS_SIZE: 'lots' })).toThrow(SettingError);
     expect(() => parseSettings({ RUNCVM_LOG_LEVEL: 'LOUD' })).toThrow(/RUNCVM_LOG_LEVEL="LOUD"/);
-    expect(() => parseSettings({ RUNCVM_ROOTFS_SIZE: '1M' })).toThrow(/at least 16M/);
+    expect(() => parseSettings({ RUNCVM_ROOTFS_SIZE: '1M' })).toThrow(/smaller than 16M/);
   });
   it('container env wins over the runtime env; other variables are ignored', () => {
     expect(mergeSettingEnv({ RUNCVM_ACCEL: 'kvm', HOME: '/' }, { RUNCVM_ACCEL: 'tcg' })).toEqual({ RUNCVM_ACCEL: 'tcg' });

@@ -15,6 +15,7 @@ export const FIRECRACKER_API_SCHEMA = {
       "Request bodies reject unknown fields: Firecracker deserializes them with serde deny_unknown_fields.",
       "The top level of the --config-file document does not deny unknown keys in Firecracker; it is open here too (additionalProperties true), and runcvm's own tests pin the exact keys it writes.",
       "guest_mac carries a pattern that the YAML does not state: Firecracker's MAC address deserializer rejects anything but six colon-separated hex octets.",
+      "mem_size_mib has minimum 1 and vsock guest_cid maximum 2^32-1, which the YAML does not state: Firecracker's machine-config validation rejects a zero memory size, and the CID is a u32.",
       "Optional fields are never null in runcvm's output; serde would accept null for them, the schema does not (stricter, never looser)."
     ]
   },

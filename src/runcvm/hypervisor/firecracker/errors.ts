@@ -31,7 +31,7 @@ export const firecrackerErrors = defineErrors({
     exit: FIRECRACKER_EXIT.setup,
     message: 'RUNCVM_HYPERVISOR=firecracker: firecracker is not installed on this node (looked for {path})',
     cause: 'firecracker is not installed on this node; it is not part of this runcvm installation.',
-    fix: 'install the firecracker binary (a release from github.com/firecracker-microvm/firecracker) at {path} or set RUNCVM_FIRECRACKER to its path; or use RUNCVM_HYPERVISOR=qemu.',
+    fix: 'install a Firecracker release binary (github.com/firecracker-microvm/firecracker, static x86_64 build) at {path}; or use RUNCVM_HYPERVISOR=qemu.',
   },
   FIRECRACKER_NEEDS_KVM: {
     exit: FIRECRACKER_EXIT.setup,

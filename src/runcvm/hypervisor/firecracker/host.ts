@@ -5,26 +5,18 @@
  * Firecracker only when KVM passes every check the QEMU path uses (hypervisor/accel.ts), QEMU otherwise.
  */
 import { constants as fsc } from 'node:fs';
-import { access, open, readFile } from 'node:fs/promises';
-import { cpuFlagsFromCpuinfo, kvmProblem, type AccelFacts } from '../accel.js';
+import { access } from 'node:fs/promises';
+import { kvmProblem, type AccelFacts } from '../accel.js';
+import { gatherAccelFacts } from '../facts.js';
 import { selectHypervisor } from './select.js';
 
 async function executable(path: string): Promise<boolean> {
   return access(path, fsc.X_OK).then(() => true, () => false);
 }
 
+/** The same facts the launcher's accelerator decision reads (hypervisor/facts.ts), here on the host at create. */
 export async function hostAccelFacts(): Promise<AccelFacts> {
-  const kvmExists = await access('/dev/kvm', fsc.F_OK).then(() => true, () => false);
-  let kvmOpenable = false;
-  if (kvmExists) {
-    kvmOpenable = await open('/dev/kvm', fsc.O_RDWR).then(async (fh) => {
-      await fh.close();
-      return true;
-    }, () => false);
-  }
-  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
-  const kvmPvm = await access('/sys/module/kvm_pvm', fsc.F_OK).then(() => true, () => false);
-  return { kvmExists, kvmOpenable, cpuFlags: cpuFlagsFromCpuinfo(cpuinfo), kvmPvm };
+  return gatherAccelFacts();
 }
 
 /** `requested` is the raw RUNCVM_HYPERVISOR value (already validated by settings), undefined when unset. */

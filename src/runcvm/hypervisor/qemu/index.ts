@@ -43,8 +43,21 @@ export function ioArgs(io: VmPlan['io']): string[] {
   ];
 }
 
+/**
+ * exec (owner: exec): the agent port on its own virtio-serial device (one more virtio-mmio transport), after ioArgs
+ * so that runcvm.io keeps the first bus; the agent port names its bus.
+ */
+export function agentArgs(agent: VmPlan['agent']): string[] {
+  if (!agent) return [];
+  return [
+    '-device', 'virtio-serial-device,id=agentser,max_ports=2',
+    '-chardev', `socket,id=agent,path=${agent.socket}`,
+    '-device', `virtserialport,bus=agentser.0,chardev=agent,name=${agent.portName},nr=1`,
+  ];
+}
+
 export function qemuArgs(plan: VmPlan): string[] {
-  return [...machineArgs(plan), ...kernelArgs(plan), ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io), ...netArgs(plan.nics ?? []), ...volumeArgs(plan.shares, plan.memoryMiB)];
+  return [...machineArgs(plan), ...kernelArgs(plan), ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io), ...agentArgs(plan.agent), ...netArgs(plan.nics ?? []), ...volumeArgs(plan.shares, plan.memoryMiB)];
 }
 
 export function qemuInvocation(plan: VmPlan, binary: string): Invocation {

@@ -26,7 +26,7 @@ import {
   writeSattr,
   xdrOpaqueSize,
 } from '../../../../src/runcvm/nfs/proto.js';
-import { parseListen } from '../../../../src/runcvm/nfs/server.js';
+import { ownerForNew, parseListen } from '../../../../src/runcvm/nfs/server.js';
 import { parseNfsServeArgs } from '../../../../src/runcvm/nfs/main.js';
 import { renameInMap, replayHandleLog } from '../../../../src/runcvm/nfs/handles.js';
 
@@ -102,6 +102,21 @@ describe('permissions', () => {
     expect(mayDo(file, root, 2)).toBe(true);
     expect(mayDo(file, root, 1)).toBe(false);
     expect(mayDo(file, { uid: 7, gid: 2000, gids: [] }, 2)).toBe(false);
+  });
+});
+
+describe('owner of new objects', () => {
+  const app = { uid: 1000, gid: 1000, gids: [1000, 2000] };
+  const plain = { mode: 0o755, gid: 50 };
+  const setgid = { mode: 0o2775, gid: 50 };
+  it('is the caller, with the folder group when the folder is setgid', () => {
+    expect(ownerForNew(plain, app, undefined)).toEqual({ uid: 1000, gid: 1000 });
+    expect(ownerForNew(setgid, app, undefined)).toEqual({ uid: 1000, gid: 50 });
+  });
+  it('honours a requested uid/gid for root, and for others only their own uid and groups', () => {
+    expect(ownerForNew(plain, { uid: 0, gid: 0, gids: [] }, { uid: 7, gid: 8 })).toEqual({ uid: 7, gid: 8 });
+    expect(ownerForNew(plain, app, { uid: 0, gid: 2000 })).toEqual({ uid: 1000, gid: 2000 });
+    expect(ownerForNew(plain, app, { uid: 1000, gid: 0 })).toEqual({ uid: 1000, gid: 1000 });
   });
 });
 

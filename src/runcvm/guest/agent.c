@@ -1,0 +1,554 @@
+/*
+ * runcvm-agent: the exec agent in the microVM (static C, no dependency on the image).
+ *
+ * Started by runcvm-init at boot (argv: runcvm-agent --pid <workload pid>), it opens the virtio-serial port
+ * "org.runcvm.agent" and serves `exec` requests multiplexed on it by the launcher (src/runcvm/agent/mux.ts):
+ * frames as in src/runcvm/agent/codec.ts (8-byte header: type u8 | channel u8 | session u16 BE | length u32 BE),
+ * exec types in src/runcvm/agent/exec.ts. For each OPEN it spawns the command in the workload's PID and mount
+ * namespaces (so `ps` and /proc show the container's processes, as under runc) with the request's uid, gid,
+ * supplementary groups, cwd and env, on pipes (stdout and stderr separate) or a pty (terminal). Output goes back as
+ * DATA frames; EXIT (code, or 128+N and N for a signal) is sent only after stdout and stderr reached EOF, so nothing
+ * is lost at the end. Several execs run at once; one poll loop, no threads.
+ *
+ * No network, no daemon reachable from anywhere but the host's launcher: the port is the only way in.
+ * Test mode (host): runcvm-agent --socket PATH connects to a unix stream socket instead of the port and exits when
+ * it closes. Built by scripts/assets/30-runtime.sh (gcc -static -Os).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define PORT_NAME "org.runcvm.agent"
+enum { T_DATA = 1, T_EOF = 2, T_EXIT = 3, T_SIGNAL = 4, T_WINSIZE = 5, T_READY = 7, T_OPEN = 16, T_CLOSE = 17 };
+enum { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
+#define MAX_PAYLOAD 65536
+#define MAX_SESSIONS 256
+#define MAX_ITEMS 4096
+
+extern char **environ;
+
+static int port_fd = -1;
+static int test_mode = 0;
+static pid_t workload = 0;
+
+struct session {
+  int used;
+  uint16_t id;
+  pid_t pid;
+  int in_w, out_r, err_r, tty;
+  char *in;
+  size_t in_len, in_cap;
+  int in_eof;
+  int exited, code, sig;
+  int closed; /* the host went away: no more frames for it */
+};
+static struct session sessions[MAX_SESSIONS];
+
+static void logmsg(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  int fd = test_mode ? 2 : open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return;
+  dprintf(fd, "[runcvm-agent] %s\n", buf);
+  if (!test_mode) close(fd);
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        poll(&pfd, 1, 100);
+        continue;
+      }
+      return -1;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+static void send_frame(int type, int channel, uint16_t session, const void *payload, uint32_t len) {
+  static unsigned char buf[8 + MAX_PAYLOAD];
+  if (len > MAX_PAYLOAD) len = MAX_PAYLOAD;
+  buf[0] = (unsigned char)type;
+  buf[1] = (unsigned char)channel;
+  buf[2] = (unsigned char)(session >> 8);
+  buf[3] = (unsigned char)session;
+  buf[4] = (unsigned char)(len >> 24);
+  buf[5] = (unsigned char)(len >> 16);
+  buf[6] = (unsigned char)(len >> 8);
+  buf[7] = (unsigned char)len;
+  if (len) memcpy(buf + 8, payload, len);
+  if (write_all(port_fd, buf, 8 + len) != 0 && test_mode) exit(0);
+}
+
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+static int open_port(void) {
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    DIR *d = opendir("/sys/class/virtio-ports");
+    if (d) {
+      struct dirent *e;
+      while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[512], name[128] = "";
+        snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, name, sizeof name - 1);
+        close(fd);
+        if (n <= 0) continue;
+        name[n] = 0;
+        if (name[n - 1] == '\n') name[n - 1] = 0;
+        if (strcmp(name, PORT_NAME)) continue;
+        snprintf(path, sizeof path, "/dev/%s", e->d_name);
+        int pfd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (pfd >= 0) {
+          closedir(d);
+          return pfd;
+        }
+      }
+      closedir(d);
+    }
+    usleep(10000);
+  }
+  return -1;
+}
+
+static int connect_socket(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un a;
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static struct session *find(uint16_t id) {
+  for (int i = 0; i < MAX_SESSIONS; i++)
+    if (sessions[i].used && sessions[i].id == id) return &sessions[i];
+  return NULL;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+/* ----- the child: join the workload, become the user, exec ----- */
+
+static char *lookup_home(uid_t uid, char *out, size_t outlen) {
+  snprintf(out, outlen, "/");
+  FILE *f = fopen("/etc/passwd", "re");
+  if (!f) return out;
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    char *fields[7] = {0};
+    int n = 0;
+    char *p = line;
+    while (n < 7) {
+      fields[n++] = p;
+      char *c = strchr(p, ':');
+      if (!c) break;
+      *c = 0;
+      p = c + 1;
+    }
+    if (n >= 6 && (uid_t)strtoul(fields[2], NULL, 10) == uid && fields[5][0]) {
+      fields[5][strcspn(fields[5], "\n")] = 0;
+      snprintf(out, outlen, "%s", fields[5]);
+      break;
+    }
+  }
+  fclose(f);
+  return out;
+}
+
+struct request {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[256];
+  int ngroups;
+  char *cwd;
+  int tty;
+  unsigned rows, cols;
+  char *args[MAX_ITEMS];
+  int nargs;
+  char *envs[MAX_ITEMS + 1];
+  int nenvs;
+};
+
+/* payload: NUL-terminated key=value entries (see encodeOpenRequest in src/runcvm/agent/exec.ts) */
+static int parse_request(char *p, size_t len, struct request *r) {
+  memset(r, 0, sizeof *r);
+  r->cwd = "/";
+  char *end = p + len;
+  while (p < end) {
+    char *z = memchr(p, 0, (size_t)(end - p));
+    if (!z) return -1;
+    char *eq = strchr(p, '=');
+    if (eq) {
+      *eq = 0;
+      char *v = eq + 1;
+      if (!strcmp(p, "arg")) { if (r->nargs < MAX_ITEMS - 1) r->args[r->nargs++] = v; }
+      else if (!strcmp(p, "env")) { if (r->nenvs < MAX_ITEMS - 1) r->envs[r->nenvs++] = v; }
+      else if (!strcmp(p, "uid")) r->uid = (uid_t)strtoul(v, NULL, 10);
+      else if (!strcmp(p, "gid")) r->gid = (gid_t)strtoul(v, NULL, 10);
+      else if (!strcmp(p, "cwd")) r->cwd = v;
+      else if (!strcmp(p, "tty")) r->tty = atoi(v);
+      else if (!strcmp(p, "rows")) r->rows = (unsigned)strtoul(v, NULL, 10);
+      else if (!strcmp(p, "cols")) r->cols = (unsigned)strtoul(v, NULL, 10);
+      else if (!strcmp(p, "groups")) {
+        char *save = NULL;
+        for (char *g = strtok_r(v, ",", &save); g && r->ngroups < 256; g = strtok_r(NULL, ",", &save)) r->groups[r->ngroups++] = (gid_t)strtoul(g, NULL, 10);
+      }
+    }
+    p = z + 1;
+  }
+  r->args[r->nargs] = NULL;
+  r->envs[r->nenvs] = NULL;
+  return r->nargs > 0 ? 0 : -1;
+}
+
+static void child_exec(struct request *r, int mnt_fd, int in_fd, int out_fd, int err_fd, int slave) {
+  if (mnt_fd >= 0 && setns(mnt_fd, CLONE_NEWNS) != 0) {
+    dprintf(err_fd >= 0 ? err_fd : slave, "runcvm-agent: cannot join the container's mount namespace: %s\n", strerror(errno));
+    _exit(126);
+  }
+  setsid();
+  if (slave >= 0) {
+    ioctl(slave, TIOCSCTTY, 0);
+    dup2(slave, 0);
+    dup2(slave, 1);
+    dup2(slave, 2);
+  } else {
+    dup2(in_fd, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+  }
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+
+  if (setgroups((size_t)r->ngroups, r->groups) != 0) { dprintf(2, "runcvm-agent: setgroups: %s\n", strerror(errno)); _exit(126); }
+  if (setgid(r->gid) != 0) { dprintf(2, "runcvm-agent: setgid %u: %s\n", r->gid, strerror(errno)); _exit(126); }
+  if (setuid(r->uid) != 0) { dprintf(2, "runcvm-agent: setuid %u: %s\n", r->uid, strerror(errno)); _exit(126); }
+  if (chdir(r->cwd) != 0) {
+    dprintf(2, "exec failed: unable to start container process: chdir to cwd (\"%s\") set in config.json failed: %s\n", r->cwd, strerror(errno));
+    _exit(126);
+  }
+  /* runc sets HOME from the image's /etc/passwd when the process has none */
+  int has_home = 0;
+  for (int i = 0; i < r->nenvs; i++)
+    if (!strncmp(r->envs[i], "HOME=", 5)) has_home = 1;
+  static char home[4200];
+  if (!has_home) {
+    char dir[4096];
+    snprintf(home, sizeof home, "HOME=%s", lookup_home(r->uid, dir, sizeof dir));
+    r->envs[r->nenvs++] = home;
+    r->envs[r->nenvs] = NULL;
+  }
+  environ = r->envs;
+  execvp(r->args[0], r->args);
+  int e = errno;
+  if (e == ENOENT && !strchr(r->args[0], '/'))
+    dprintf(2, "exec failed: unable to start container process: exec: \"%s\": executable file not found in $PATH\n", r->args[0]);
+  else
+    dprintf(2, "exec failed: unable to start container process: exec %s: %s\n", r->args[0], strerror(e));
+  _exit(e == ENOENT ? 127 : 126);
+}
+
+static void fail_open(uint16_t id, const char *fmt, ...) {
+  char buf[600];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof buf - 1) n = sizeof buf - 1;
+  send_frame(T_DATA, CH_STDERR, id, buf, (uint32_t)n);
+  send_frame(T_EOF, CH_STDOUT, id, NULL, 0);
+  send_frame(T_EOF, CH_STDERR, id, NULL, 0);
+  unsigned char pl[5] = {0, 0, 0, 126, 0};
+  send_frame(T_EXIT, 0, id, pl, 5);
+}
+
+static void open_session(uint16_t id, char *payload, size_t len) {
+  if (find(id)) return;
+  struct session *s = NULL;
+  for (int i = 0; i < MAX_SESSIONS; i++)
+    if (!sessions[i].used) { s = &sessions[i]; break; }
+  if (!s) { fail_open(id, "runcvm-agent: too many execs at once (%d)\n", MAX_SESSIONS); return; }
+  static struct request r;
+  if (parse_request(payload, len, &r) != 0) { fail_open(id, "runcvm-agent: malformed exec request\n"); return; }
+
+  int mnt_fd = -1;
+  if (workload > 0) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)workload);
+    mnt_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (mnt_fd < 0) { fail_open(id, "runcvm-agent: the container's workload (pid %d) is gone: %s\n", (int)workload, strerror(errno)); return; }
+  }
+  int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1};
+  int master = -1, slave = -1;
+  if (r.tty) {
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) || unlockpt(master)) { fail_open(id, "runcvm-agent: cannot allocate a pty: %s\n", strerror(errno)); close_fd(&master); close_fd(&mnt_fd); return; }
+    if (r.rows && r.cols) {
+      struct winsize ws = {(unsigned short)r.rows, (unsigned short)r.cols, 0, 0};
+      ioctl(master, TIOCSWINSZ, &ws);
+    }
+    slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) { fail_open(id, "runcvm-agent: cannot open the pty: %s\n", strerror(errno)); close_fd(&master); close_fd(&mnt_fd); return; }
+  } else if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC) || pipe2(pi, O_CLOEXEC)) {
+    fail_open(id, "runcvm-agent: pipe: %s\n", strerror(errno));
+    close_fd(&po[0]); close_fd(&po[1]); close_fd(&pe[0]); close_fd(&pe[1]); close_fd(&mnt_fd);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) child_exec(&r, mnt_fd, pi[0], po[1], pe[1], slave);
+  close_fd(&mnt_fd);
+  if (pid < 0) {
+    int e = errno;
+    close_fd(&po[0]); close_fd(&po[1]); close_fd(&pe[0]); close_fd(&pe[1]); close_fd(&pi[0]); close_fd(&pi[1]);
+    close_fd(&master); close_fd(&slave);
+    fail_open(id, "runcvm-agent: fork: %s\n", strerror(e));
+    return;
+  }
+  memset(s, 0, sizeof *s);
+  s->used = 1;
+  s->id = id;
+  s->pid = pid;
+  s->tty = r.tty;
+  if (r.tty) {
+    close(slave);
+    s->out_r = master;
+    s->in_w = dup(master);
+    s->err_r = -1;
+    send_frame(T_EOF, CH_STDERR, id, NULL, 0); /* a tty has no separate stderr */
+  } else {
+    close(po[1]);
+    close(pe[1]);
+    close(pi[0]);
+    s->out_r = po[0];
+    s->err_r = pe[0];
+    s->in_w = pi[1];
+  }
+  set_nonblock(s->out_r);
+  if (s->err_r >= 0) set_nonblock(s->err_r);
+  set_nonblock(s->in_w);
+}
+
+static void maybe_finish(struct session *s) {
+  if (!s->used || !s->exited || s->out_r >= 0 || s->err_r >= 0) return;
+  if (!s->closed) {
+    unsigned char pl[5] = {(unsigned char)(s->code >> 24), (unsigned char)(s->code >> 16), (unsigned char)(s->code >> 8), (unsigned char)s->code, (unsigned char)s->sig};
+    send_frame(T_EXIT, 0, s->id, pl, 5);
+  }
+  close_fd(&s->in_w);
+  free(s->in);
+  memset(s, 0, sizeof *s);
+}
+
+static void stream_ended(struct session *s, int channel) {
+  if (channel == CH_STDOUT) {
+    if (s->out_r == s->in_w) s->in_w = -1;
+    close_fd(&s->out_r);
+  } else {
+    close_fd(&s->err_r);
+  }
+  if (!s->closed) send_frame(T_EOF, channel, s->id, NULL, 0);
+  maybe_finish(s);
+}
+
+static void pump_out(struct session *s, int channel) {
+  static char data[MAX_PAYLOAD];
+  int fd = channel == CH_STDOUT ? s->out_r : s->err_r;
+  ssize_t k = read(fd, data, sizeof data);
+  if (k > 0) {
+    if (!s->closed) send_frame(T_DATA, channel, s->id, data, (uint32_t)k);
+  } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
+    stream_ended(s, channel); /* EIO on a pty master: every slave is closed */
+  }
+}
+
+static void reap(void) {
+  int status;
+  pid_t w;
+  while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+      struct session *s = &sessions[i];
+      if (!s->used || s->pid != w) continue;
+      s->exited = 1;
+      if (WIFEXITED(status)) s->code = WEXITSTATUS(status);
+      else if (WIFSIGNALED(status)) { s->sig = WTERMSIG(status); s->code = 128 + s->sig; }
+      if (s->tty) {
+        /* the pty may still hold output: drain it without blocking (a background child may keep it open) */
+        static char data[MAX_PAYLOAD];
+        for (;;) {
+          ssize_t k = s->out_r >= 0 ? read(s->out_r, data, sizeof data) : -1;
+          if (k <= 0) break;
+          if (!s->closed) send_frame(T_DATA, CH_STDOUT, s->id, data, (uint32_t)k);
+        }
+        close_fd(&s->in_w);
+        if (s->out_r >= 0) stream_ended(s, CH_STDOUT);
+      }
+      maybe_finish(s);
+    }
+  }
+}
+
+static void handle_frame(int type, int channel, uint16_t id, unsigned char *pl, uint32_t len) {
+  if (type == T_OPEN) { open_session(id, (char *)pl, len); return; }
+  struct session *s = find(id);
+  if (!s) return;
+  if (type == T_DATA && channel == CH_STDIN && s->in_w >= 0 && !s->in_eof) {
+    if (s->in_len + len > s->in_cap) {
+      s->in_cap = (s->in_len + len) * 2 + 4096;
+      s->in = realloc(s->in, s->in_cap);
+    }
+    memcpy(s->in + s->in_len, pl, len);
+    s->in_len += len;
+  } else if (type == T_EOF && channel == CH_STDIN) {
+    s->in_eof = 1;
+    if (!s->tty && s->in_len == 0) close_fd(&s->in_w);
+  } else if (type == T_SIGNAL && len >= 1) {
+    if (!s->exited) kill(s->pid, pl[0]);
+  } else if (type == T_WINSIZE && len >= 4 && s->tty && s->out_r >= 0) {
+    struct winsize ws = {(unsigned short)((pl[0] << 8) | pl[1]), (unsigned short)((pl[2] << 8) | pl[3]), 0, 0};
+    ioctl(s->out_r, TIOCSWINSZ, &ws);
+  } else if (type == T_CLOSE) {
+    s->closed = 1;
+    if (!s->exited) kill(s->pid, SIGKILL);
+    s->in_len = 0;
+    if (!s->tty) close_fd(&s->in_w);
+    maybe_finish(s);
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *socket_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--pid") && i + 1 < argc) workload = (pid_t)atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--socket") && i + 1 < argc) socket_path = argv[++i];
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (socket_path) {
+    test_mode = 1;
+    port_fd = connect_socket(socket_path);
+    if (port_fd < 0) { logmsg("cannot connect to %s: %s", socket_path, strerror(errno)); return 1; }
+  } else {
+    port_fd = open_port();
+    if (port_fd < 0) { logmsg("virtio-serial port %s not found: exec is unavailable", PORT_NAME); return 1; }
+  }
+  if (workload > 0) {
+    /* children are born in the workload's PID namespace (the agent itself stays in the root one) */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)workload);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWPID) != 0) logmsg("cannot join the workload's PID namespace (%s): execs see the VM's", strerror(errno));
+    if (fd >= 0) close(fd);
+  }
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  send_frame(T_READY, 0, 0, NULL, 0);
+
+  static unsigned char rbuf[8 + MAX_PAYLOAD];
+  size_t rlen = 0;
+  struct pollfd p[2 + 3 * MAX_SESSIONS];
+  int who[2 + 3 * MAX_SESSIONS], what[2 + 3 * MAX_SESSIONS];
+  for (;;) {
+    int n = 0;
+    p[n] = (struct pollfd){port_fd, POLLIN, 0}; who[n] = -1; what[n++] = 0;
+    p[n] = (struct pollfd){sfd, POLLIN, 0}; who[n] = -1; what[n++] = 1;
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+      struct session *s = &sessions[i];
+      if (!s->used) continue;
+      if (s->out_r >= 0) { p[n] = (struct pollfd){s->out_r, POLLIN, 0}; who[n] = i; what[n++] = CH_STDOUT; }
+      if (s->err_r >= 0) { p[n] = (struct pollfd){s->err_r, POLLIN, 0}; who[n] = i; what[n++] = CH_STDERR; }
+      if (s->in_w >= 0 && s->in_len > 0) { p[n] = (struct pollfd){s->in_w, POLLOUT, 0}; who[n] = i; what[n++] = CH_STDIN; }
+    }
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR) continue;
+      logmsg("poll: %s", strerror(errno));
+      return 1;
+    }
+    for (int j = 2; j < n; j++) {
+      if (!p[j].revents) continue;
+      struct session *s = &sessions[who[j]];
+      if (!s->used) continue;
+      if (what[j] == CH_STDIN) {
+        if (s->in_w < 0) continue;
+        ssize_t k = write(s->in_w, s->in, s->in_len);
+        if (k > 0) {
+          memmove(s->in, s->in + k, s->in_len - (size_t)k);
+          s->in_len -= (size_t)k;
+        } else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+          s->in_len = 0; /* the command closed its stdin (EPIPE) */
+          if (!s->tty) close_fd(&s->in_w);
+        }
+        if (s->in_w >= 0 && s->in_len == 0 && s->in_eof && !s->tty) close_fd(&s->in_w);
+      } else if ((what[j] == CH_STDOUT && s->out_r == p[j].fd) || (what[j] == CH_STDERR && s->err_r == p[j].fd)) {
+        pump_out(s, what[j]);
+      }
+    }
+    if (p[1].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {}
+      reap();
+    }
+    if (p[0].revents) {
+      ssize_t k = read(port_fd, rbuf + rlen, sizeof rbuf - rlen);
+      if (k < 0 && errno != EINTR && errno != EAGAIN) { logmsg("read: %s", strerror(errno)); return 1; }
+      if (k == 0) {
+        if (test_mode) return 0;
+        usleep(20000); /* host side not connected (virtio port): avoid a busy loop */
+      }
+      if (k > 0) rlen += (size_t)k;
+      while (rlen >= 8) {
+        uint32_t len = ((uint32_t)rbuf[4] << 24) | ((uint32_t)rbuf[5] << 16) | ((uint32_t)rbuf[6] << 8) | rbuf[7];
+        if (len > MAX_PAYLOAD) { logmsg("bad frame from host (length %u)", len); return 1; }
+        if (rlen < 8 + len) break;
+        handle_frame(rbuf[0], rbuf[1], (uint16_t)((rbuf[2] << 8) | rbuf[3]), rbuf + 8, len);
+        memmove(rbuf, rbuf + 8 + len, rlen - 8 - len);
+        rlen -= 8 + len;
+      }
+    }
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Exec into a runcvm container: `ctr task exec` (containerd, --runc-binary) and `docker exec` (dockerd runtimes)
+ * run the command INSIDE the VM (the guest kernel's release, the workload as PID 1 of the command's PID namespace)
+ * through the guest agent, with -u / -e / -w / -i / -t, stdout and stderr apart, the command's exit code (0, 3, 255,
+ * 128+N for death by signal), and several execs at once. runc is the oracle for output and exit codes wherever the
+ * answer does not depend on being in a VM. Exec into a stopped container names the state. Nothing is left behind.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CloserStack } from '../../src/core/fsx/index.js';
+import { run, type RunResult } from '../../src/core/exec/index.js';
+import { projectPath } from '../../src/core/paths.js';
+import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
+import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
+import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import { pushBusyboxImage } from '../harness/images.js';
+import { waitFor } from '../harness/wait.js';
+import { assetsReady, leftovers, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+
+const ready = await assetsReady();
+const withDocker = ready && (await dockerdAvailable());
+const closers = new CloserStack();
+let reg: StartedRegistry;
+let cd: StartedContainerd;
+let fx: RuntimeFixture;
+let busybox: string;
+let seq = 0;
+
+type Runtime = 'runc' | 'runcvm';
+const CTR_ID: Record<Runtime, string> = { runc: 'ex-runc', runcvm: 'ex-vm' };
+
+function taskExec(rt: Runtime, cmd: string[], opts: { flags?: string[]; input?: string } = {}): Promise<RunResult> {
+  return cd.ctr(['task', 'exec', '--exec-id', `e${++seq}`, ...(opts.flags ?? []), CTR_ID[rt], ...cmd], {
+    reject: false,
+    timeoutMs: 90_000,
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+  });
+}
+
+async function both(cmd: string[], opts: { flags?: string[]; input?: string } = {}) {
+  return { runc: summary(await taskExec('runc', cmd, opts)), runcvm: summary(await taskExec('runcvm', cmd, opts)) };
+}
+
+describe.skipIf(!ready)('exec into a runcvm container (ctr task exec)', () => {
+  beforeAll(async () => {
+    fx = await runtimeFixture(closers);
+    reg = await startRegistry();
+    closers.push('registry', () => reg.stop());
+    busybox = await pushBusyboxImage(reg);
+    cd = await startContainerd();
+    closers.push('containerd', () => cd.stop());
+    await cd.ctr(['images', 'pull', '--plain-http', busybox]);
+    await cd.ctr(['run', '-d', busybox, CTR_ID.runc, 'sleep', '100000']);
+    await cd.ctr(['run', '-d', '--runc-binary', fx.wrapper, busybox, CTR_ID.runcvm, 'sleep', '100000']);
+    // the first exec waits for the guest agent (the VM boots under TCG here)
+    await waitFor('the VM to answer an exec', async () => (await taskExec('runcvm', ['true'])).exitCode === 0, { timeoutMs: 120_000, intervalMs: 500 });
+  });
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  it('runs inside the VM: the guest kernel, and the workload is PID 1 of the command\'s PID namespace', async () => {
+    const guestRelease = (await readFile(join(process.env.RUNCVM_ASSETS || projectPath('var', 'assets'), 'kernel', 'release'), 'utf8')).trim();
+    const hostRelease = (await run('uname', ['-r'])).stdout.trim();
+    expect(guestRelease).not.toBe(hostRelease);
+    const r = await taskExec('runcvm', ['sh', '-c', 'uname -r; tr "\\0" " " < /proc/1/cmdline; echo; ls /.runcvm/guest/lib/runcvm 2>/dev/null | wc -l']);
+    expect(summary(r)).toEqual({ exit: 0, stdout: `${guestRelease}\nsleep 100000 \n0\n`, stderr: '' });
+  });
+
+  it('user, groups and cwd as runc gives them', async () => {
+    const r = await both(['sh', '-c', 'id; pwd; echo "HOME=$HOME"'], { flags: ['--user', '1000:1000', '--cwd', '/tmp'] });
+    expect(r.runc.exit).toBe(0);
+    expect(r.runcvm).toEqual(r.runc);
+    const root = await both(['id']);
+    expect(root.runcvm).toEqual(root.runc);
+  });
+
+  it('stdout and stderr stay apart; exit codes 0, 3, 255 and death by signal match runc', async () => {
+    for (const script of ['echo out; echo err >&2', 'echo out; echo err >&2; exit 3', 'exit 255', 'kill -9 $$', 'kill -15 $$']) {
+      const r = await both(['sh', '-c', script]);
+      expect(r.runcvm, script).toEqual(r.runc);
+    }
+    expect((await taskExec('runcvm', ['sh', '-c', 'exit 3'])).exitCode).toBe(3);
+  });
+
+  it('stdin is piped through (cat, wc -c) and ends with EOF', async () => {
+    const input = 'line one\nline two\n'.repeat(5000);
+    const r = await both(['sh', '-c', 'wc -c; echo done'], { input });
+    expect(r.runcvm).toEqual({ exit: 0, stdout: `${input.length}\ndone\n`, stderr: '' });
+    expect(r.runcvm).toEqual(r.runc);
+    const c = await taskExec('runcvm', ['cat'], { input: 'hello\n' });
+    expect(c.stdout).toBe('hello\n');
+  });
+
+  it('-t gives a pty inside the VM, of the caller terminal size', async () => {
+    // ctr -t needs a terminal of its own: run it under script(1) with a 30x100 pty
+    const ttyExec = async (rt: Runtime) => {
+      const argv = ['ctr', '--address', cd.socket, '-n', cd.namespace, 'task', 'exec', '-t', '--exec-id', `t${++seq}`, CTR_ID[rt], 'sh', '-c', 'sleep 0.5; tty; [ -t 0 ] && echo stdin-is-tty; stty size; exit 4'];
+      const line = `stty rows 30 cols 100; exec ${argv.map((a) => `'${a}'`).join(' ')}`;
+      return run('script', ['-qec', line, '/dev/null'], { reject: false, timeoutMs: 90_000 });
+    };
+    const vm = await ttyExec('runcvm');
+    const runc = await ttyExec('runc');
+    const norm = (s: string) => s.replace(/\/dev\/pts\/\d+/g, '/dev/pts/N');
+    expect(norm(vm.stdout)).toBe('/dev/pts/N\r\nstdin-is-tty\r\n30 100\r\n');
+    expect(norm(vm.stdout)).toBe(norm(runc.stdout));
+    expect(vm.exitCode).toBe(runc.exitCode);
+  });
+
+  it('three execs at once: interleaved output intact, own exit codes', async () => {
+    const script = (tag: string, code: number) => `i=0; while [ $i -lt 300 ]; do echo ${tag}-$i; i=$((i+1)); done; echo ${tag}-err >&2; exit ${code}`;
+    const rs = await Promise.all(['a', 'b', 'c'].map((t, n) => taskExec('runcvm', ['sh', '-c', script(t, n + 1)])));
+    rs.forEach((r, n) => {
+      const tag = 'abc'[n]!;
+      expect(summary(r)).toEqual({ exit: n + 1, stdout: Array.from({ length: 300 }, (_v, i) => `${tag}-${i}\n`).join(''), stderr: `${tag}-err\n` });
+    });
+  });
+
+  it('the runtime exec verb with runc flags (-e, --cwd, -u) applies them over the container process', async () => {
+    const root = `/run/containerd/runc/${cd.namespace}`;
+    const r = await run(fx.wrapper, ['--root', root, 'exec', '-e', 'GREETING=hello world', '--cwd', '/tmp', '-u', '1000:1000', CTR_ID.runcvm, 'sh', '-c', 'echo "$GREETING"; pwd; id -u'], { reject: false, timeoutMs: 90_000 });
+    expect(summary(r)).toEqual({ exit: 0, stdout: 'hello world\n/tmp\n1000\n', stderr: '' });
+  });
+
+  it('exec into a stopped container names the state', async () => {
+    await cd.ctr(['run', '-d', '--runc-binary', fx.wrapper, busybox, 'ex-short', 'true']);
+    const root = `/run/containerd/runc/${cd.namespace}`;
+    await waitFor('the short container to stop', async () => {
+      const s = await run('runc', ['--root', root, 'state', 'ex-short'], { reject: false });
+      return s.exitCode === 0 && (JSON.parse(s.stdout) as { status: string }).status === 'stopped';
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    const r = await run(fx.wrapper, ['--root', root, 'exec', 'ex-short', 'true'], { reject: false });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('cannot exec: container ex-short is stopped');
+    await cd.ctr(['task', 'delete', 'ex-short'], { reject: false });
+    await cd.ctr(['container', 'delete', 'ex-short'], { reject: false });
+  });
+
+  it('leaves nothing behind once the containers are gone', async () => {
+    for (const id of Object.values(CTR_ID)) {
+      await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { reject: false });
+      await waitFor(`task ${id} to stop`, async () => (await cd.ctr(['task', 'delete', id], { reject: false })).exitCode === 0, { timeoutMs: 60_000, intervalMs: 300 });
+      await cd.ctr(['container', 'delete', id], { reject: false });
+    }
+    const left = await leftovers(fx);
+    expect({ ...left, logs: [] }).toEqual({ qemu: [], state: [], logs: [], configCopies: [] });
+  });
+});
+
+describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () => {
+  const dclosers = new CloserStack();
+  let dockerd: StartedDockerd;
+  let dfx: RuntimeFixture;
+  const NAME: Record<Runtime, string> = { runc: 'dx-runc', runcvm: 'dx-vm' };
+  const dexec = async (rt: Runtime, flags: string[], cmd: string[], input?: string) =>
+    summary(await dockerd.docker(['exec', ...flags, NAME[rt], ...cmd], { reject: false, timeoutMs: 90_000, ...(input !== undefined ? { input } : {}) }));
+
+  beforeAll(async () => {
+    dfx = await runtimeFixture(dclosers);
+    const dreg = await startRegistry();
+    dclosers.push('registry', () => dreg.stop());
+    const image = await pushBusyboxImage(dreg);
+    dockerd = await startDockerd({ insecureRegistries: [dreg.host], runtimes: { runcvm: { path: dfx.wrapper } } });
+    dclosers.push('dockerd', () => dockerd.stop());
+    await dockerd.docker(['pull', '-q', image]);
+    for (const rt of ['runc', 'runcvm'] as const) await dockerd.docker(['run', '-d', '--runtime', rt, '--name', NAME[rt], image, 'sleep', '100000']);
+    await waitFor('the VM to answer docker exec', async () => (await dexec('runcvm', [], ['true'])).exit === 0, { timeoutMs: 120_000, intervalMs: 500 });
+  });
+  afterAll(async () => {
+    await dockerd?.docker(['rm', '-f', NAME.runc, NAME.runcvm], { reject: false });
+    await dclosers.close();
+  });
+
+  it('-u -e -w as runc gives them, inside the VM', async () => {
+    const cmd = ['sh', '-c', 'id; pwd; echo "$GREETING"; env | grep -c ^GREETING=; echo err >&2; exit 5'];
+    const flags = ['-u', 'app', '-e', 'GREETING=hello world', '-w', '/tmp'];
+    const runc = await dexec('runc', flags, cmd);
+    const vm = await dexec('runcvm', flags, cmd);
+    expect(runc.exit).toBe(5);
+    expect(vm).toEqual(runc);
+    const guestRelease = (await readFile(join(process.env.RUNCVM_ASSETS || projectPath('var', 'assets'), 'kernel', 'release'), 'utf8')).trim();
+    expect((await dexec('runcvm', [], ['uname', '-r'])).stdout).toBe(`${guestRelease}\n`);
+  });
+
+  it('-i pipes stdin; -t gives a pty', async () => {
+    const input = 'x'.repeat(100_000);
+    const runc = await dexec('runc', ['-i'], ['wc', '-c'], input);
+    const vm = await dexec('runcvm', ['-i'], ['wc', '-c'], input);
+    expect(vm).toEqual({ exit: 0, stdout: '100000\n', stderr: '' });
+    expect(vm).toEqual(runc);
+    const t = await dexec('runcvm', ['-t'], ['sh', '-c', 'tty; echo to-err >&2']);
+    expect(t.exit).toBe(0);
+    expect(t.stdout).toMatch(/^\/dev\/pts\/\d+\r\nto-err\r\n$/);
+  });
+
+  it('exit codes and signals match runc', async () => {
+    for (const script of ['exit 3', 'exit 255', 'kill -9 $$']) {
+      expect(await dexec('runcvm', [], ['sh', '-c', script]), script).toEqual(await dexec('runc', [], ['sh', '-c', script]));
+    }
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * runcvm under dockerd (`daemon.json` runtimes.runcvm.path = the runtime): `docker run --cpus 2 -m 512m` gives a VM
+ * with 2 vCPUs and 512 MiB (seen in the guest's /proc), and user, workdir, env, hostname, /etc/hosts, --tmpfs and
+ * exit codes match runc's output exactly. Leaves nothing behind.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloserStack } from '../../src/core/fsx/index.js';
+import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
+import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import { pushBusyboxImage } from '../harness/images.js';
+import { assetsReady, leftovers, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+
+const ready = (await assetsReady()) && (await dockerdAvailable());
+const closers = new CloserStack();
+let reg: StartedRegistry;
+let dockerd: StartedDockerd;
+let fx: RuntimeFixture;
+let image: string;
+
+async function docker(runtime: 'runc' | 'runcvm', args: string[]) {
+  return summary(await dockerd.docker(['run', '--rm', '--runtime', runtime, ...args], { reject: false, timeoutMs: 120_000 }));
+}
+
+describe.skipIf(!ready)('runcvm under dockerd (daemon.json runtimes)', () => {
+  beforeAll(async () => {
+    fx = await runtimeFixture(closers);
+    reg = await startRegistry();
+    closers.push('registry', () => reg.stop());
+    image = await pushBusyboxImage(reg);
+    dockerd = await startDockerd({ insecureRegistries: [reg.host], runtimes: { runcvm: { path: fx.wrapper } } });
+    closers.push('dockerd', () => dockerd.stop());
+    await dockerd.docker(['pull', '-q', image]);
+  });
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  it('--cpus 2 -m 512m become a VM with 2 vCPUs and 512 MiB', async () => {
+    const r = await docker('runcvm', ['--cpus', '2', '-m', '512m', image, 'sh', '-c', 'grep -c ^processor /proc/cpuinfo; grep MemTotal /proc/meminfo']);
+    expect(r.exit).toBe(0);
+    const [cpus, mem] = r.stdout.trim().split('\n');
+    expect(cpus).toBe('2');
+    const kb = Number(/MemTotal:\s+(\d+) kB/.exec(mem ?? '')?.[1]);
+    expect(kb).toBeGreaterThan(400 * 1024);
+    expect(kb).toBeLessThanOrEqual(512 * 1024);
+  });
+
+  it('user, workdir, env, hostname, /etc/hosts, --tmpfs and exit code match runc', async () => {
+    const args = ['--user', '1000:1000', '-w', '/tmp', '-e', 'GREETING=hello world', '--hostname', 'vmhost', '--tmpfs', '/cache:size=8m',
+      image, 'sh', '-c', 'id; pwd; echo "$GREETING"; hostname; grep -c vmhost /etc/hosts; stat -f -c %T /cache; touch /cache/x && echo tmpfs-writable; echo err >&2; exit 42'];
+    const runc = await docker('runc', args);
+    const vm = await docker('runcvm', args);
+    expect(runc.exit).toBe(42);
+    expect(vm).toEqual(runc);
+  });
+
+  it('leaves nothing behind', async () => {
+    expect(await leftovers(fx)).toEqual({ qemu: [], state: [], logs: [], configCopies: [] });
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Failures name their cause and fix, exit non-zero, and leave nothing behind: missing kernel asset (at create, seen
+ * through ctr), RUNCVM_ACCEL=kvm on a host where KVM is unusable (KVM-PVM here), a hypervisor that dies (a kernel
+ * file QEMU cannot load), a bad setting, firecracker when it is not installed, and an image too large for its disk.
+ */
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloserStack } from '../../src/core/fsx/index.js';
+import { projectPath } from '../../src/core/paths.js';
+import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
+import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import { pushBusyboxImage } from '../harness/images.js';
+import { mkext4 } from '../../src/runcvm/storage/apply.js';
+import { isToolError } from '../../src/core/errors.js';
+import { assetsReady, leftovers, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+
+const ready = await assetsReady();
+const closers = new CloserStack();
+let reg: StartedRegistry;
+let cd: StartedContainerd;
+let fx: RuntimeFixture;
+let image: string;
+let seq = 0;
+
+async function ctrRun(wrapper: string, cmd: string[], env: string[] = []) {
+  return summary(await cd.ctr(['run', '--rm', '--runc-binary', wrapper, ...env.flatMap((e) => ['--env', e]), image, `e${++seq}`, ...cmd], { reject: false, timeoutMs: 180_000 }));
+}
+
+describe.skipIf(!ready)('runcvm errors: cause and fix, non-zero exit, no leftovers', () => {
+  beforeAll(async () => {
+    fx = await runtimeFixture(closers);
+    reg = await startRegistry();
+    closers.push('registry', () => reg.stop());
+    image = await pushBusyboxImage(reg);
+    cd = await startContainerd();
+    closers.push('containerd', () => cd.stop());
+    await cd.ctr(['images', 'pull', '--plain-http', image]);
+  });
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  it('missing kernel asset: create fails, ctr shows the cause and the fix', async () => {
+    const assets = join(fx.dir, 'assets-no-kernel');
+    await mkdir(join(assets, 'kernel'), { recursive: true });
+    await symlink(projectPath('var', 'assets', 'guest'), join(assets, 'guest'));
+    const wrapper = await fx.wrapperWith('no-kernel', { RUNCVM_ASSETS: assets });
+    const r = await ctrRun(wrapper, ['true']);
+    expect(r.exit).not.toBe(0);
+    expect(r.stderr).toContain(`guest kernel not found: ${join(assets, 'kernel', 'vmlinux')}`);
+    expect(r.stderr).toContain('bash scripts/assets/10-kernel.sh');
+  });
+
+  it('RUNCVM_ACCEL=kvm where KVM is unusable: exit 125 with the reason, no silent TCG', async () => {
+    const r = await ctrRun(fx.wrapper, ['echo', 'never'], ['RUNCVM_ACCEL=kvm']);
+    expect(r.exit).toBe(125);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/RUNCVM_ACCEL=kvm but KVM is not usable here: /);
+    expect(r.stderr).toMatch(/fix: .*RUNCVM_ACCEL=tcg/);
+  });
+
+  it('a hypervisor that dies: the container exits non-zero with the reason', async () => {
+    const junk = join(fx.dir, 'junk-vmlinux');
+    await writeFile(junk, 'this is not a kernel\n');
+    const r = await ctrRun(fx.wrapper, ['echo', 'never'], [`RUNCVM_KERNEL=${junk}`]);
+    expect(r.exit).toBe(125);
+    expect(r.stderr).toMatch(/the hypervisor qemu exited \(exit code 1\) before the workload reported its exit status: .*kernel/i);
+  });
+
+  it('a bad setting is refused at create with its fix', async () => {
+    const r = await ctrRun(fx.wrapper, ['true'], ['RUNCVM_ROOTFS_SIZE=lots']);
+    expect(r.exit).not.toBe(0);
+    expect(r.stderr).toContain('RUNCVM_ROOTFS_SIZE="lots" is not valid');
+  });
+
+  it('RUNCVM_HYPERVISOR=firecracker without firecracker: reported as not installed', async () => {
+    const r = await ctrRun(fx.wrapper, ['true'], ['RUNCVM_HYPERVISOR=firecracker']);
+    expect(r.exit).not.toBe(0);
+    expect(r.stderr).toMatch(/firecracker is not installed/);
+  });
+
+  it('an image too large for its disk names the cause and the fix (mke2fs ENOSPC)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'runcvm-enospc-'));
+    try {
+      await writeFile(join(dir, 'big'), Buffer.alloc(8 * 1024 * 1024, 1));
+      const err = await mkext4(dir, join(dir, 'x.ext4'), { bytes: 4 * 1024 * 1024, inodes: 64 }, { journal: false, label: 't', which: 'base', id: 't', usage: { bytes: 8 << 20, inodes: 2 } }).catch((e: unknown) => e);
+      expect(isToolError(err) && err.code).toBe('ROOTFS_TOO_LARGE');
+      expect(isToolError(err) && err.render()).toMatch(/fix: raise RUNCVM_ROOTFS_SIZE/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every failure path cleaned up after itself', async () => {
+    expect(await leftovers(fx)).toEqual({ qemu: [], state: [], logs: [], configCopies: [] });
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * Root filesystem: a debootstrap image (> 200 MB) and an image holding a 300 MB file (larger than the default
+ * RUNCVM_ROOTFS_SIZE of 256M) run intact (same checksums as under runc: nothing truncated); the base disk is built
+ * once per image and reused (the cache holds one disk per image, the second run builds nothing); the writable layer
+ * honours RUNCVM_ROOTFS_SIZE and takes writes larger than the default.
+ */
+import { readdir } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloserStack } from '../../src/core/fsx/index.js';
+import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
+import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import { pushDebootstrapImage } from '../harness/images.js';
+import { assetsReady, leftovers, pushVariant, readDebugLogs, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+
+const ready = await assetsReady();
+const closers = new CloserStack();
+let reg: StartedRegistry;
+let cd: StartedContainerd;
+let fx: RuntimeFixture;
+let debian: string;
+let bigfile: string;
+let seq = 0;
+
+async function ctrRun(rt: 'runc' | 'runcvm', image: string, cmd: string[], env: string[] = []) {
+  const flags = rt === 'runcvm' ? ['--runc-binary', fx.wrapper] : [];
+  const r = await cd.ctr(['run', '--rm', ...flags, ...env.flatMap((e) => ['--env', e]), image, `r${++seq}-${rt}`, ...cmd], { reject: false, timeoutMs: 300_000 });
+  return summary(r);
+}
+
+const disks = async () => (await readdir(fx.cacheDir)).filter((n) => n.endsWith('.ext4')).sort();
+
+describe.skipIf(!ready)('runcvm root filesystem: large images, no truncation, cached base disks', () => {
+  beforeAll(async () => {
+    fx = await runtimeFixture(closers);
+    reg = await startRegistry();
+    closers.push('registry', () => reg.stop());
+    debian = await pushDebootstrapImage(reg);
+    bigfile = await pushVariant(reg, 'bigfile', { bigFileMiB: 300 });
+    cd = await startContainerd();
+    closers.push('containerd', () => cd.stop());
+    for (const ref of [debian, bigfile]) await cd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 300_000 });
+  }, 900_000);
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  it('a debootstrap image over 200 MB runs intact, and its base disk is built once then reused', async () => {
+    const cmd = ['sh', '-c', 'cat /etc/debian_version; du -sxm /usr | cut -f1; find / -xdev -type f | wc -l; dpkg -l | grep -c ^ii; sha256sum /usr/bin/dpkg'];
+    const runc = await ctrRun('runc', debian, cmd);
+    expect(Number(runc.stdout.split('\n')[1])).toBeGreaterThan(100);
+    const first = await ctrRun('runcvm', debian, cmd);
+    expect(first).toEqual(runc);
+    const afterFirst = await disks();
+    expect(afterFirst).toHaveLength(1);
+    const second = await ctrRun('runcvm', debian, cmd, ['RUNCVM_LOG_LEVEL=DEBUG']);
+    expect(second.stdout).toBe(runc.stdout);
+    expect(await disks()).toEqual(afterFirst);
+    expect(await readDebugLogs(fx)).toContain('base disk cache hit');
+  });
+
+  it('a 300 MB file (larger than the default 256M) is not truncated, and 300 MB more can be written', async () => {
+    const cmd = ['sh', '-c', 'ls -l /big.bin | awk "{print \\$5}"; md5sum /big.bin'];
+    const runc = await ctrRun('runc', bigfile, cmd);
+    expect(runc.stdout).toMatch(/^314572800\n/);
+    expect(await ctrRun('runcvm', bigfile, cmd)).toEqual(runc);
+    const write = await ctrRun('runcvm', bigfile, ['sh', '-c', 'dd if=/dev/zero of=/written bs=1M count=300 2>/dev/null && ls -l /written | awk "{print \\$5}"']);
+    expect(write).toEqual({ exit: 0, stdout: '314572800\n', stderr: '' });
+  });
+
+  it('RUNCVM_ROOTFS_SIZE sets the writable size', async () => {
+    const r = await ctrRun('runcvm', bigfile, ['sh', '-c', 'df -m / | tail -1 | awk "{print \\$2}"'], ['RUNCVM_ROOTFS_SIZE=1G']);
+    expect(r.exit).toBe(0);
+    expect(Number(r.stdout.trim())).toBeGreaterThan(900);
+  });
+
+  it('leaves nothing behind but the cache', async () => {
+    const left = await leftovers(fx);
+    expect({ ...left, logs: left.logs.filter((l) => !l.endsWith('.debug') || !l.includes('r')) }).toEqual({ qemu: [], state: [], logs: [], configCopies: [] });
+  });
+});

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
+import { buildLaunchSpec } from '../../../src/runcvm/launch/build.js';
+import { parseSettings } from '../../../src/runcvm/launch/settings.js';
+import { guestDiskName, kernelCmdline, planVm, qemu } from '../../../src/runcvm/hypervisor/index.js';
+import { blockArgs, machineArgs } from '../../../src/runcvm/hypervisor/qemu/index.js';
+
+const fixture = (): OciSpec => JSON.parse(readFileSync(new URL('../../fixtures/runcvm/config.docker.json', import.meta.url), 'utf8')) as OciSpec;
+
+function argAfter(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+}
+
+describe('QEMU microvm argv', () => {
+  const launch = buildLaunchSpec(fixture(), { containerId: 'c1', settings: parseSettings({ RUNCVM_KERNEL_APPEND: 'foo=bar' }), debugLog: false });
+  const plan = planVm(launch, 'tcg', { tscKhz: 2199998 });
+  const inv = qemu.toInvocation(plan);
+
+  it('machine: microvm with the PIT, TCG with -cpu max, vCPUs and memory from the spec', () => {
+    expect(inv.file).toBe('/.runcvm/guest/bin/qemu-system-x86_64');
+    expect(argAfter(inv.args, '-M')[0]).toMatch(/^microvm,pit=on/);
+    expect(argAfter(inv.args, '-accel')[0]).toMatch(/^tcg/);
+    expect(argAfter(inv.args, '-cpu')).toEqual(['max']);
+    expect(argAfter(inv.args, '-smp')).toEqual(['2']);
+    expect(argAfter(inv.args, '-m')).toEqual(['512M']);
+    expect(inv.args).toEqual(expect.arrayContaining(['-nodefaults', '-no-reboot', '-nographic']));
+    expect(argAfter(inv.args, '-L')).toEqual(['/.runcvm/guest/share/qemu']);
+    expect(machineArgs({ ...plan, accel: 'kvm' })).toEqual(expect.arrayContaining(['-accel', 'kvm', '-cpu', 'host']));
+  });
+  it('kernel command line: initramfs contract, quiet, tsc_early_khz, user append last', () => {
+    const cmdline = argAfter(inv.args, '-append')[0]!;
+    expect(cmdline).toMatch(/^console=ttyS0 root=\/dev\/vda /);
+    expect(cmdline).toContain('runcvm.upper=/dev/vdb');
+    expect(cmdline).toContain('quiet');
+    expect(cmdline).toContain('tsc_early_khz=2199998');
+    expect(cmdline.endsWith(' foo=bar')).toBe(true);
+    expect(kernelCmdline({ rootDevice: '/dev/vda', debug: true, kernelDebug: true, append: '', breakAt: 'initramfs' })).toBe(
+      'console=ttyS0 root=/dev/vda panic=-1 reboot=t runcvm.debug=1 runcvm.break=initramfs',
+    );
+  });
+  it('disks: base read-only first (vda), writable second (vdb)', () => {
+    expect(blockArgs(plan.disks)).toEqual([
+      '-drive', 'id=base,file=/.runcvm/disks/base.ext4,format=raw,if=none,readonly=on,discard=unmap', '-device', 'virtio-blk-device,drive=base',
+      '-drive', 'id=upper,file=/.runcvm/state/upper.ext4,format=raw,if=none,cache=unsafe,discard=unmap', '-device', 'virtio-blk-device,drive=upper',
+    ]);
+    expect(guestDiskName(2)).toBe('/dev/vdc');
+  });
+  it('console and io channel are client sockets connected before the guest runs', () => {
+    expect(argAfter(inv.args, '-chardev')).toEqual(expect.arrayContaining(['socket,id=con,path=/.runcvm/state/console.sock', 'socket,id=io,path=/.runcvm/state/io.sock']));
+    expect(argAfter(inv.args, '-device')).toContain('virtserialport,chardev=io,name=runcvm.io,nr=1');
+    expect(argAfter(inv.args, '-serial')).toEqual(['chardev:con']);
+  });
+});
