@@ -3,6 +3,7 @@
 # the guest's init, and the CPU time QEMU used for the whole boot (less sensitive to other load on a shared host),
 # for: vmlinux vs bzImage, lz4 vs gzip initramfs, all module groups vs core only (runcvm.modules=none).
 #   bash bench/guest-boot.sh [RUNS=3]
+# CPU time needs GNU time (/usr/bin/time, Debian package "time"); without it that column reads 0.
 # Variants run round-robin so a burst of load elsewhere hits all of them alike. Prints medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,9 @@ boot() { # kernel initrd extra-append → "wall_ms cpu_ms"
   local start
   : >"$T/out"
   start=$(date +%s%N)
-  /usr/bin/env time -f '%e %U %S' -o "$T/time" timeout 60 qemu-system-x86_64 -M microvm,pit=on -accel tcg -cpu max \
+  local timer=()
+  if [[ -x /usr/bin/time ]]; then timer=(/usr/bin/time -f '%e %U %S' -o "$T/time"); else echo '0 0 0' >"$T/time"; fi
+  "${timer[@]}" timeout 60 qemu-system-x86_64 -M microvm,pit=on -accel tcg -cpu max \
     -m 256 -smp 1 -kernel "$1" -initrd "$2" \
     -append "console=ttyS0 root=/dev/vda panic=-1 quiet loglevel=0 pci=off tsc_early_khz=$khz runcvm.init=/init.sh $3" \
     -drive id=root,file="$T/root.ext4",format=raw,if=none -device virtio-blk-device,drive=root \

@@ -25,22 +25,24 @@ trap 'rm -rf "$tmp"' EXIT
 
 gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-init" src/runcvm/guest/init.c src/runcvm/guest/net.c src/runcvm/guest/vol.c
 strip "$tmp/runcvm-init" 2>/dev/null || true
-install -m 0755 "$tmp/runcvm-init" "$GUEST/bin/runcvm-init"
+install -D -m 0755 "$tmp/runcvm-init" "$GUEST/bin/runcvm-init"
 
 common=(--bundle --platform=node --target=node20 --format=esm --external:execa --log-level=warning
   "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
 "$ESBUILD" src/runcvm/launcher/entry.ts "${common[@]}" --outfile="$tmp/launcher.mjs"
-install -m 0644 "$tmp/launcher.mjs" "$GUEST/lib/runcvm/launcher.mjs"
+install -D -m 0644 "$tmp/launcher.mjs" "$GUEST/lib/runcvm/launcher.mjs"
 "$ESBUILD" src/runcvm/runtime/entry.ts "${common[@]}" --outfile="$tmp/runtime.mjs"
-install -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
+install -D -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
 
 # exec (owner: exec, docs/dev/notes/exec.md): the guest agent (copied into each VM's writable disk by create), the
-# exec client (run by runc in the launcher container) and the runtime's exec verb
+# static exec client (run by runc in the launcher container) and the runtime's exec verb
 gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-agent" src/runcvm/guest/agent.c
 strip "$tmp/runcvm-agent" 2>/dev/null || true
-install -m 0755 "$tmp/runcvm-agent" "$GUEST/bin/runcvm-agent"
-"$ESBUILD" src/runcvm/exec/client-entry.ts "${common[@]}" --outfile="$tmp/exec-client.mjs"
-install -m 0644 "$tmp/exec-client.mjs" "$GUEST/lib/runcvm/exec-client.mjs"
+install -D -m 0755 "$tmp/runcvm-agent" "$GUEST/bin/runcvm-agent"
+gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-exec" src/runcvm/guest/exec-client.c
+strip "$tmp/runcvm-exec" 2>/dev/null || true
+install -D -m 0755 "$tmp/runcvm-exec" "$GUEST/bin/runcvm-exec"
+rm -f "$GUEST/lib/runcvm/exec-client.mjs"
 "$ESBUILD" src/runcvm/exec/entry.ts "${common[@]}" --outfile="$tmp/exec.mjs"
-install -m 0644 "$tmp/exec.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs"
+install -D -m 0644 "$tmp/exec.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs"
 say "runcvm-init, launcher.mjs → $GUEST; runtime.mjs → dist/runcvm/runtime"

@@ -6,9 +6,10 @@ import { fail } from './errors.js';
 
 export async function prepareCertDir(request: BuildRequest, privateDir: string): Promise<string | undefined> {
   const certs = request.registryCertificates;
-  if (!certs.length) return undefined;
-  const single = certs[0]!;
-  if (certs.length === 1 && !single.host && (await stat(single.path).catch(() => undefined))?.isDirectory()) return single.path;
+  const clients = request.registryClientCerts;
+  if (!certs.length && !clients.length) return undefined;
+  const single = certs[0];
+  if (single && certs.length === 1 && !clients.length && !single.host && (await stat(single.path).catch(() => undefined))?.isDirectory()) return single.path;
   const dir = join(privateDir, 'certs');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const c of certs) {
@@ -19,6 +20,16 @@ export async function prepareCertDir(request: BuildRequest, privateDir: string):
     } else {
       const name = c.host ? `${c.host.replace(/[^\w.-]/g, '_')}.crt` : basename(c.path).replace(/\.pem$/, '.crt');
       await copyFile(c.path, join(dir, name.endsWith('.crt') ? name : `${name}.crt`));
+    }
+  }
+  // buildah's --cert-dir takes client certificates as NAME.cert + NAME.key pairs
+  for (const c of clients) {
+    const name = c.host.replace(/[^\w.-]/g, '_');
+    try {
+      await copyFile(c.cert, join(dir, `${name}.cert`));
+      await copyFile(c.key, join(dir, `${name}.key`));
+    } catch (err) {
+      throw fail('BAD_FLAG_VALUE', { flag: '--registry-client-cert', reason: (err as Error).message, hint: '--registry-client-cert=HOST=/certs/client.cert,/certs/client.key' });
     }
   }
   return dir;

@@ -69,7 +69,9 @@ permanently: echo "user.max_user_namespaces=15000" | sudo tee -a /etc/sysctl.con
     exit: EXIT.environment,
     message: 'failed to create user namespace: operation not permitted',
     cause: 'the kernel allows user namespaces but this pod may not create one ({detail}).',
-    fix: SECURITY_CONTEXT_FIX,
+    fix: `${SECURITY_CONTEXT_FIX}
+  seccompProfile:
+    type: Unconfined  # a runtime's default seccomp profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN`,
   },
   CAPS_MISSING: {
     exit: EXIT.environment,
@@ -184,7 +186,8 @@ volumeMounts:
     exit: EXIT.push,
     message: 'push of {destination} failed after {attempts} attempt(s): {detail}',
     cause: 'the registry could not be reached or answered with an error.',
-    fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries',
+    fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries\n' +
+      '"dial tcp: lookup REGISTRY: no such host": check DNS from the pod (nslookup REGISTRY), the namespace\'s NetworkPolicy and that egress rules allow the registry',
   },
   OUTPUT_FAILED: {
     exit: EXIT.push,

@@ -115,11 +115,6 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   await using closers = new CloserStack();
   const privateDir = await tempDir('kimia', closers);
 
-  // load the later steps' modules while preflight's probes run (nothing runs buildah before preflight has passed)
-  const preload = Promise.all([
-    import('./context/classify.js'), import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'),
-    import('./certs.js'), import('./buildah/run.js'), import('./outputs/index.js'),
-  ]).catch(() => undefined);
   if (!request.skipPreflight && !request.dryRun) {
     const { verdicts, durationMs } = await runPreflight(request, env);
     for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`);
@@ -127,7 +122,6 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     if (failed?.error) throw failed.error;
     log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
   }
-  await preload;
 
 
   const { classifyContext } = await import('./context/classify.js');
@@ -159,7 +153,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     ? { authFile: `${privateDir}/auth.json` }
     : await prepareAuth(request, env, privateDir);
   const { prepareCertDir } = await import('./certs.js');
-  const certDir = request.dryRun && request.registryCertificates.length ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
+  const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
 
   const plan = planBuild(request, {
     contextDir,

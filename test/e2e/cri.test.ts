@@ -296,64 +296,112 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
 
   describe('multi-container pods (pod network through the test CNI)', () => {
     const PORT = 8080;
-    const SERVER = [
-      'mkdir -p /tmp/www && echo from-A >/tmp/www/index.html',
-      `httpd -p ${PORT} -h /tmp/www`,
-      `echo "A-self: $(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 ${PORT} 2>&1 | tail -n 1)"`,
-      'echo A-listening',
-      'while :; do sleep 1; done',
-    ].join('\n');
-    const CLIENT = (who: string) => [
+    const SIDECAR_PORT = 8081;
+    const GET = (host: string, port: number) => `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} ${port} 2>&1 | tail -n 1`;
+    const serve = (name: string, port: number) => [
+      "trap 'exit 0' TERM",
+      `mkdir -p /tmp/www && echo from-${name} >/tmp/www/index.html`,
+      `httpd -p ${port} -h /tmp/www`,
+      `echo "${name}-self: $(${GET('127.0.0.1', port)})"`,
+      `echo ${name}-listening`,
+    ];
+    const SERVER = [...serve('A', PORT), 'while :; do sleep 1; done'].join('\n');
+    /** tries A on localhost, "localhost" and the pod IP; optionally serves on SIDECAR_PORT first */
+    const client = (who: string, alsoServe: boolean) => [
+      ...(alsoServe ? serve(who, SIDECAR_PORT) : ["trap 'exit 0' TERM"]),
+      `echo "${who}-kernel: $(uname -r)"`,
       'for t in 127.0.0.1 localhost "$POD_IP"; do',
-      `  out=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 "$t" ${PORT} 2>&1 | tail -n 1)`,
-      `  echo "${who}->$t: $out"`,
+      `  echo "${who}->$t: $(${GET('"$t"', PORT)})"`,
       'done',
       `echo ${who}-done`,
       'while :; do sleep 1; done',
     ].join('\n');
 
-    async function multiPod(handler: Handler, sidecarEnv: Record<string, string>): Promise<Record<string, string[]>> {
-      const pod = await runPod(handler, `multi-${handler}`, false);
-      try {
-        const podIp = (await cri.podSandboxStatus(pod.id)).status?.network?.ip ?? '';
-        expect(podIp.startsWith(`${net.subnetPrefix}.`)).toBe(true);
-        const ids: string[] = [];
-        ids.push(await startApp(pod, { name: 'a', image: busybox, command: ['sh', '-c', SERVER] }));
-        await waitForLog(pod, 'a', 'A-listening', 150_000);
-        const fromNode = await net.peer(['busybox', 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${podIp} ${PORT} 2>&1 | tail -n 1`], { reject: false });
-        const out: Record<string, string[]> = { node: [fromNode.stdout.trim()] };
-        for (const [name, env] of [['b', {}], ['c', sidecarEnv]] as const) {
-          try {
-            ids.push(await startApp(pod, { name, image: busybox, command: ['sh', '-c', CLIENT(name.toUpperCase())], env: { POD_IP: podIp, ...env } }));
-            await waitForLog(pod, name, `${name.toUpperCase()}-done`, 150_000).catch(() => undefined);
-          } catch (err) {
-            out[`${name}-error`] = [(err as Error).message];
-          }
-        }
-        for (const name of ['a', 'b', 'c']) {
-          const lines = await readLog(pod, name);
-          out[name] = lines.map((l) => `${l.stream}: ${l.content}`);
-        }
-        for (const id of ids) {
-          const st = await cri.containerStatus(id);
-          out[`status-${st.status?.metadata?.name ?? id}`] = [`${st.status?.state} exit=${st.status?.exit_code} ${st.status?.reason} ${st.status?.message}`];
-        }
-        for (const id of ids) {
-          await cri.stopContainer(id, 10);
-          await cri.removeContainer(id);
-        }
-        out.podIp = [podIp];
-        return out;
-      } finally {
-        await removePod(pod);
-      }
+    interface MultiPod {
+      pod: Pod;
+      podIp: string;
+      ids: Map<string, string>;
     }
 
-    it('explore', async () => {
-      const runc = await multiPod('runc', {});
-      console.info(JSON.stringify(runc, null, 1));
-      const vm = await multiPod('runcvm', { RUNCVM_DISABLE: '1' });
-      console.info(JSON.stringify(vm, null, 1));
+    async function startMulti(handler: Handler): Promise<MultiPod> {
+      const pod = await runPod(handler, `multi-${handler}`, false);
+      const podIp = (await cri.podSandboxStatus(pod.id)).status?.network?.ip ?? '';
+      expect(podIp.startsWith(`${net.subnetPrefix}.`), `pod IP ${podIp}`).toBe(true);
+      const ids = new Map<string, string>();
+      ids.set('a', await startApp(pod, { name: 'a', image: busybox, command: ['sh', '-c', SERVER] }));
+      await waitForLog(pod, 'a', 'A-listening', 150_000);
+      return { pod, podIp, ids };
+    }
+
+    async function stopMulti(m: MultiPod): Promise<void> {
+      for (const id of m.ids.values()) {
+        await cri.stopContainer(id, 10);
+        await cri.removeContainer(id);
+      }
+      await removePod(m.pod);
+    }
+
+    const stdoutOf = async (pod: Pod, name: string) => criLogText(await readLog(pod, name), 'stdout');
+
+    it('oracle (runc): two containers of one pod reach each other on localhost', async () => {
+      const m = await startMulti('runc');
+      try {
+        m.ids.set('b', await startApp(m.pod, { name: 'b', image: busybox, command: ['sh', '-c', client('B', false)], env: { POD_IP: m.podIp } }));
+        await waitForLog(m.pod, 'b', 'B-done');
+        expect(await stdoutOf(m.pod, 'b')).toEqual([
+          `B-kernel: ${hostRelease}`, 'B->127.0.0.1: from-A', 'B->localhost: from-A', `B->${m.podIp}: from-A`, 'B-done',
+        ]);
+      } finally {
+        await stopMulti(m);
+      }
+    }, 120_000);
+
+    it('runcvm: the VM owns the pod IP, a second VM container cannot start, a RUNCVM_DISABLE=1 sidecar reaches the VM by pod IP only', async () => {
+      const m = await startMulti('runcvm');
+      try {
+        expect(await stdoutOf(m.pod, 'a')).toEqual(['A-self: from-A', 'A-listening']);
+        // the node side reaches the VM at the pod IP: the VM, not the container, carries it
+        const fromNode = await net.peer(['busybox', 'sh', '-c', GET(m.podIp, PORT).replace(/\bnc\b/, 'busybox nc')], { reject: false });
+        expect(fromNode.stdout.trim()).toBe('from-A');
+
+        // a second runcvm (VM) container in the same pod: the pod network is already handed to A's VM
+        const b = await startApp(m.pod, { name: 'b', image: busybox, command: ['sh', '-c', client('B', false)], env: { POD_IP: m.podIp } });
+        m.ids.set('b', b);
+        const bStatus = await waitFor('container b to exit', async () => {
+          const st = (await cri.containerStatus(b)).status;
+          return st?.state === 'CONTAINER_EXITED' ? st : false;
+        }, { timeoutMs: 120_000, intervalMs: 250 });
+        expect(bStatus.exit_code).toBe(125);
+        const bErr = criLogText(await readLog(m.pod, 'b'), 'stderr');
+        expect(bErr[0]).toBe('runcvm: error: cannot hand the container network to the VM: the network namespace is already handed to a ' +
+          'running VM (eth0 is a member of br-eth0, and tap-eth0 is in use)');
+        expect(bErr.join('\n')).toContain('run one runcvm container per network namespace');
+
+        // a sidecar under plain runc (RUNCVM_DISABLE=1): localhost is the pod namespace's, not the VM's
+        const c = await startApp(m.pod, {
+          name: 'c', image: busybox, command: ['sh', '-c', client('C', true)], env: { POD_IP: m.podIp, RUNCVM_DISABLE: '1' },
+        });
+        m.ids.set('c', c);
+        await waitForLog(m.pod, 'c', 'C-done');
+        expect(await stdoutOf(m.pod, 'c')).toEqual([
+          'C-self: from-C',
+          'C-listening',
+          `C-kernel: ${hostRelease}`,
+          "C->127.0.0.1: nc: can't connect to remote host (127.0.0.1): Connection refused",
+          "C->localhost: nc: can't connect to remote host (127.0.0.1): Connection refused",
+          `C->${m.podIp}: from-A`,
+          'C-done',
+        ]);
+        const cTree = await processTree((await cri.containerInfo(c)).pid ?? 0);
+        expect(cTree.filter((p) => p.args.includes('qemu-system'))).toEqual([]);
+        // and the VM reaches the sidecar at the identity address 169.254.1.254, not on its own localhost
+        const vmToSidecar = await cri.execSync(m.ids.get('a') ?? '', ['sh', '-c', GET('169.254.1.254', SIDECAR_PORT)], 60);
+        expect(vmToSidecar.stdout.trim()).toBe('from-C');
+        const vmToLocal = await cri.execSync(m.ids.get('a') ?? '', ['sh', '-c', GET('127.0.0.1', SIDECAR_PORT)], 60);
+        expect(vmToLocal.stdout.trim()).toBe("nc: can't connect to remote host (127.0.0.1): Connection refused");
+      } finally {
+        await stopMulti(m);
+      }
     }, 400_000);
   });
 

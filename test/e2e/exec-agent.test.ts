@@ -2,9 +2,11 @@
  * The exec agent (src/runcvm/guest/agent.c) and the launcher's multiplexer (src/runcvm/agent/mux.ts) on the host,
  * without a VM: the agent is compiled as in the asset step and run in its test mode (`--socket`, connecting to the
  * mux's port socket instead of the virtio port); each "client" is a unix connection to the mux's client socket
- * speaking the exec frames, as exec-client.mjs does. Proves: user/groups/cwd/env, stdout vs stderr, exit codes,
+ * speaking the exec frames, as the exec client does. Proves: user/groups/cwd/env, stdout vs stderr, exit codes,
  * death by signal (128+N), signal forwarding, stdin through `wc -c`, a pty with its size, several execs at once with
  * interleaved output intact, nothing lost at the end of a large output, CLOSE kills, missing command → 127.
+ * Then the real exec client (src/runcvm/guest/exec-client.c, test-mode paths from RUNCVM_EXEC_STATE/SOCKET) end to
+ * end through the same mux and agent: request file consumed, stdio relayed apart, exit code and signals.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
@@ -14,11 +16,14 @@ import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { projectPath } from '../../src/core/paths.js';
 import { startExecMux } from '../../src/runcvm/agent/mux.js';
 import { Channel, decodeExit, encodeData, encodeFrame, encodeSignal, FrameDecoder, FrameType } from '../../src/runcvm/agent/codec.js';
-import { encodeOpen, exitCodeOf, type ExecRequest } from '../../src/runcvm/agent/exec.js';
+import { encodeOpen, encodeOpenRequest, exitCodeOf, requestFileName, type ExecRequest } from '../../src/runcvm/agent/exec.js';
+import { access, writeFile } from 'node:fs/promises';
 import { waitFor } from '../harness/wait.js';
 
 const closers = new CloserStack();
 let clientSocket: string;
+let clientBin: string;
+let stateDir: string;
 
 interface Outcome {
   stdout: string;
@@ -75,6 +80,9 @@ describe('exec agent + launcher mux on the host (no VM)', () => {
     const dir = await tempDir('runcvm-agent', closers);
     const agent = join(dir, 'runcvm-agent');
     await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', agent, projectPath('src', 'runcvm', 'guest', 'agent.c')], { timeoutMs: 120_000 });
+    clientBin = join(dir, 'runcvm-exec');
+    await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', clientBin, projectPath('src', 'runcvm', 'guest', 'exec-client.c')], { timeoutMs: 120_000 });
+    stateDir = dir;
     clientSocket = join(dir, 'exec.sock');
     const mux = await startExecMux({ portSocket: join(dir, 'agent.sock'), clientSocket });
     closers.push('mux', () => mux.close());
@@ -181,5 +189,34 @@ describe('exec agent + launcher mux on the host (no VM)', () => {
         return true;
       }
     }, { timeoutMs: 5000 });
+  });
+
+  describe('the exec client (runcvm-exec)', () => {
+    let n = 0;
+    const client = async (req: Partial<ExecRequest> & { args: string[] }, input?: string) => {
+      const id = `t${++n}`;
+      const full: ExecRequest = { env: ['PATH=/usr/bin:/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false, ...req };
+      const file = join(stateDir, requestFileName(id));
+      await writeFile(file, encodeOpenRequest(full), { mode: 0o600 });
+      const r = await run(clientBin, [id], { reject: false, timeoutMs: 30_000, env: { RUNCVM_EXEC_STATE: stateDir, RUNCVM_EXEC_SOCKET: clientSocket }, ...(input !== undefined ? { input } : {}) });
+      const consumed = await access(file).then(() => false, () => true);
+      return { exit: r.exitCode, stdout: r.stdout, stderr: r.stderr, consumed };
+    };
+
+    it('relays stdin, stdout and stderr apart and exits with the command code; consumes its request', async () => {
+      expect(await client({ args: ['/bin/sh', '-c', 'wc -c; echo err >&2; exit 3'] }, 'abcdef')).toEqual({ exit: 3, stdout: '6\n', stderr: 'err\n', consumed: true });
+      expect((await client({ args: ['/bin/sh', '-c', 'kill -9 $$'] })).exit).toBe(137);
+      expect((await client({ args: ['true'] })).exit).toBe(0);
+    });
+
+    it('a missing request or an unreachable agent: 255 with cause and fix', async () => {
+      const r = await run(clientBin, ['nope'], { reject: false, env: { RUNCVM_EXEC_STATE: stateDir, RUNCVM_EXEC_SOCKET: clientSocket } });
+      expect(r.exitCode).toBe(255);
+      expect(r.stderr).toMatch(/^runcvm: error: cannot read the exec request .*exec-nope\.req: No such file or directory\nruncvm: fix: /);
+      await writeFile(join(stateDir, requestFileName('x1')), encodeOpenRequest({ args: ['true'], env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false }));
+      const u = await run(clientBin, ['x1'], { reject: false, env: { RUNCVM_EXEC_STATE: stateDir, RUNCVM_EXEC_SOCKET: join(stateDir, 'none.sock') } });
+      expect(u.exitCode).toBe(255);
+      expect(u.stderr).toContain("cannot reach the VM's exec agent");
+    });
   });
 });

@@ -69,6 +69,15 @@ describe('TLS', () => {
   });
 });
 
+describe('plain HTTP', () => {
+  it('--insecure-pull and --insecure reach a plain-HTTP registry for pull and push', async () => {
+    const r = await kimia(['-c', ws.path('ctx-plain'), '-d', `${plain.host}/insecure:1`, '--insecure', '--insecure-pull', '--storage-driver=overlay', '--digest-file', ws.path('insecure.digest')],
+      { home: ws.path('home-insecure') });
+    expect(r.exitCode, r.all).toBe(0);
+    expect((await readFile(ws.path('insecure.digest'), 'utf8')).trim()).toBe((await plain.manifest('insecure', '1')).digest);
+  });
+});
+
 describe('registry mirror', () => {
   it('--registry-mirror serves docker.io base images (FROM busybox) from the mirror', async () => {
     await pushBusyboxImage(plain, 'library/busybox');

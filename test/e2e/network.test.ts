@@ -97,13 +97,26 @@ describe('network plan/apply/undo in a pod namespace (no VM)', () => {
     expect(after.eth0Addrs).toContain(POD_CIDR);
   });
 
-  it('refuses a namespace another VM already holds', async () => {
+  it('refuses a namespace a live VM holds (its tap has carrier); one nobody holds is recovered', async () => {
     const plan = bridged(planNetwork(await readNetworkFacts(ipIn(net.pod), '/nonexistent'), { mode: 'auto' }));
     const undo = await applyNetwork(plan, ipIn(net.pod));
+    const dir = await mkdtemp(join(tmpdir(), 'rcvmnet-live-'));
+    // a QEMU holding tap-eth0 open (no guest needed): the tap gets carrier, as under a running VM
+    const holder = await startProcess('tap holder', 'ip', ['netns', 'exec', net.pod, 'qemu-system-x86_64', '-M', 'none', '-nodefaults', '-display', 'none', '-netdev', 'tap,id=n0,ifname=tap-eth0,script=no,downscript=no'], { logPath: join(dir, 'qemu.log') });
     try {
-      const again = await readNetworkFacts(ipIn(net.pod), '/nonexistent');
-      expect(() => planNetwork(again, { mode: 'auto' })).toThrow(/already handed to a VM/);
+      let live = await readNetworkFacts(ipIn(net.pod), '/nonexistent');
+      for (let i = 0; i < 100 && !live.addrs.find((l) => l.ifname === 'tap-eth0')?.flags?.includes('LOWER_UP'); i++) {
+        holder.assertAlive();
+        await new Promise((res) => setTimeout(res, 100));
+        live = await readNetworkFacts(ipIn(net.pod), '/nonexistent');
+      }
+      expect(() => planNetwork(live, { mode: 'auto' })).toThrow(/already handed to a running VM \(eth0 is a member of br-eth0, and tap-eth0 is in use\)/);
+      await holder.stop(2000);
+      const stale = bridged(planNetwork(await readNetworkFacts(ipIn(net.pod), '/nonexistent'), { mode: 'auto' }));
+      expect(stale.steps[0]!.why).toBe('recover eth0: remove the stale tap-eth0');
     } finally {
+      await holder.stop(2000);
+      await rm(dir, { recursive: true, force: true });
       expect(await undo.undo()).toEqual([]);
     }
   });
@@ -115,7 +128,7 @@ describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, 
   let httpd: ServiceProcess | undefined;
   beforeAll(async () => {
     await ensureGuestAssets();
-    net = await podNetwork();
+    net = await podNetwork({ ipv6: true, mtu: 1400 });
     dir = await mkdtemp(join(tmpdir(), 'rcvmnet-qemu-'));
   });
   afterAll(async () => {
@@ -135,6 +148,9 @@ describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, 
         'busybox ip -o -4 addr show dev eth0',
         'busybox ip route',
         `busybox ping -c 2 -W 5 ${PEER_IP} >/dev/null && echo PING-OK`,
+        'busybox ip -o -6 addr show dev eth0 scope global',
+        'echo "MTU $(busybox cat /sys/class/net/eth0/mtu)"',
+        'busybox ping6 -c 2 -W 5 fd00:88::1 >/dev/null && echo PING6-OK',
         'busybox httpd -p 8080 -h /www && echo LISTENING',
         `for i in $(busybox seq 1 120); do busybox timeout 3 busybox wget -q -O /tmp/done http://${PEER_IP}:9090/done 2>/dev/null && break; busybox sleep 0.5; done`,
         'echo "PEER-SAYS $(busybox cat /tmp/done)"',
@@ -181,6 +197,9 @@ describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, 
       expect(text).toContain('169.254.1.254 dev eth0');
       expect(text).toContain(`default via ${PEER_IP} dev eth0`);
       expect(text).toContain('PING-OK'); // VM → peer
+      expect(text).toMatch(/eth0\s+inet6 fd00:88::2\/64/);
+      expect(text).toContain('PING6-OK');
+      expect(text).toContain('MTU 1400');
       expect(fromVm).toBe('hello-from-vm\n'); // peer → VM on the pod IP
       expect(text).toContain('PEER-SAYS bye-from-peer');
       // the peer learnt the pod IP at the pod's REAL MAC (the VM's), not the container side's dummy
@@ -288,6 +307,40 @@ describe.skipIf(!ready)('runcvm under containerd: the pod network goes to the VM
     expect(vm.during!.eth0Mac).not.toBe(vm.podMac);
     // and once the container ended, the namespace is as CNI left it (a restarted container finds it intact)
     expect(vm.after).toEqual({ names: ['eth0', 'lo'], bridgeAddrs: [], eth0Addrs: [POD_CIDR], eth0Mac: vm.podMac, eth0Master: undefined, tapMaster: undefined });
+  });
+
+  it('after a launcher is SIGKILLed (no undo), the next container in the same pod restores eth0 and runs', async () => {
+    await using net = await podNetwork();
+    const id = `kill${++seq}`;
+    await cd.ctr(['run', '-d', '--runc-binary', fx.wrapper, '--with-ns', `network:${net.nsPath}`, busybox, id, 'sh', '-c', 'httpd -f -p 8080 -h /tmp']);
+    try {
+      // wait until the VM owns the pod IP: eth0 bridged (the pod IP left the namespace) and the pod IP answers
+      for (let i = 0; i < 240; i++) {
+        const bridgedNow = (await containerSide(net)).eth0Master === 'br-eth0';
+        if (bridgedNow && (await net.inPeer(['busybox', 'ping', '-c', '1', '-W', '1', POD_IP], { reject: false })).exitCode === 0) break;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      expect((await containerSide(net)).eth0Master).toBe('br-eth0');
+      await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      for (let i = 0; i < 100; i++) {
+        const ls = await cd.ctr(['task', 'ls'], { reject: false });
+        if (/STOPPED/.test(ls.stdout.split('\n').find((l) => l.startsWith(id)) ?? 'STOPPED')) break;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    } finally {
+      await cd.ctr(['task', 'delete', '-f', id], { reject: false });
+      await cd.ctr(['container', 'delete', id], { reject: false });
+    }
+    const left = await containerSide(net);
+    expect(left.eth0Master).toBe('br-eth0'); // nobody restored it
+    expect(left.eth0Addrs).toEqual([]);
+
+    const r = await cd.ctr(['run', '--rm', '--runc-binary', fx.wrapper, '--with-ns', `network:${net.nsPath}`, '--env', 'RUNCVM_LOG_LEVEL=INFO', busybox, `again${++seq}`, 'sh', '-c', `ping -c 1 -W 5 ${PEER_IP} >/dev/null && echo PING-OK`], { reject: false, timeoutMs: 120_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('PING-OK');
+    expect(r.stderr).toContain('eth0 was left bridged by a launcher that did not finish (killed?); restored it from its runcvm record first');
+    expect(r.stderr).toContain('[RunCVM-FC-Init] [INFO]   Waiting for eth* interface...');
+    expect(await containerSide(net)).toEqual({ names: ['eth0', 'lo'], bridgeAddrs: [], eth0Addrs: [POD_CIDR], eth0Mac: net.podMac, eth0Master: undefined, tapMaster: undefined });
   });
 
   it('--network none (a namespace with only lo): the VM has only lo, as runc', async () => {

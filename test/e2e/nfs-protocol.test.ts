@@ -354,3 +354,44 @@ describe('restarts', () => {
     expect(pc.uint()).toBe(255);
   });
 });
+
+describe('several exports', () => {
+  it('EXPORT lists both, each mounts, handles stay within their export (cross-export RENAME is XDEV)', async () => {
+    const a = join(tmp, 'multi-a');
+    const b = join(tmp, 'multi-b');
+    await mkdir(a);
+    await mkdir(b);
+    await writeFile(join(a, 'fa'), 'a');
+    const two = await NfsServer.create({ exports: [a, b] });
+    const { port: p2 } = await two.listen('127.0.0.1', 0);
+    const c = await Client.connect(p2);
+    try {
+      const ex = (await c.call(MOUNT_PROGRAM, MountProc.EXPORT)).body;
+      const listed: string[] = [];
+      while (ex.bool()) {
+        listed.push(ex.string());
+        ex.bool();
+      }
+      expect(listed).toEqual([a, b]);
+      const mnt = async (path: string) => {
+        const r = (await c.call(MOUNT_PROGRAM, MountProc.MNT, new XdrWriter().string(path).toBuffer())).body;
+        expect(r.uint()).toBe(MountStat.OK);
+        return Buffer.from(r.opaque());
+      };
+      const ra = await mnt(a);
+      const rb = await mnt(b);
+      expect(ra).not.toEqual(rb);
+      const mv = await c.call(NFS_PROGRAM, NfsProc.RENAME, dirop(ra, 'fa').opaque(rb).string('fb').toBuffer());
+      expect(mv.body.uint()).toBe(NfsStat.XDEV);
+      expect(await readFile(join(a, 'fa'), 'utf8')).toBe('a');
+    } finally {
+      c.close();
+      await two.close();
+    }
+  });
+
+  it('refuses to start on a missing or relative export, naming it', async () => {
+    await expect(NfsServer.create({ exports: [join(tmp, 'missing')] })).rejects.toThrow(/missing/);
+    await expect(NfsServer.create({ exports: ['relative/dir'] })).rejects.toThrow(/not an absolute path/);
+  });
+});

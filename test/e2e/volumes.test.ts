@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run, type RunResult } from '../../src/core/exec/index.js';
 import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
+import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
 import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
 import { pushBusyboxImage } from '../harness/images.js';
 import { assetsReady, leftovers, readDebugLogs, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
@@ -171,6 +172,67 @@ describe.skipIf(!ready)('runcvm volumes (containerd, ctr --runc-binary)', () => 
   it('leaves nothing behind (no QEMU, no virtiofsd, no state)', async () => {
     expect(await virtiofsdProcesses()).toEqual([]);
     const left = await leftovers(fx);
+    expect(left.qemu).toEqual([]);
+    expect(left.state).toEqual([]);
+  });
+});
+
+const haveDocker = ready && (await dockerdAvailable());
+
+describe.skipIf(!haveDocker)('runcvm volumes (dockerd, docker run --runtime runcvm)', () => {
+  const dcl = new CloserStack();
+  let d: StartedDockerd;
+  let dfx: RuntimeFixture;
+  let image: string;
+  let dtmp: string;
+  beforeAll(async () => {
+    dfx = await runtimeFixture(dcl);
+    dtmp = await tempDir('runcvm-vol-docker', dcl);
+    const r = await startRegistry();
+    dcl.push('registry', () => r.stop());
+    image = await pushBusyboxImage(r);
+    d = await startDockerd({ insecureRegistries: [r.host], runtimes: { runcvm: { path: dfx.wrapper } } });
+    dcl.push('dockerd', () => d.stop());
+    await d.docker(['pull', image]);
+  }, 300_000);
+  afterAll(async () => {
+    await dcl.close();
+  });
+
+  async function dockerRun(rt: Runtime, args: string[], script: string): Promise<RunResult> {
+    return d.docker(['run', '--rm', '--runtime', rt, ...args, image, 'sh', '-c', script], { reject: false, timeoutMs: 120_000 });
+  }
+
+  it('-v host:/data, -v named:/vol, --tmpfs: owners, modes, permissions and sizes as under runc; named volumes persist', async () => {
+    const out: Record<Runtime, unknown> = {} as never;
+    for (const rt of ['runc', 'runcvm'] as const) {
+      const host = join(dtmp, rt);
+      await mkdir(join(host, 'rootonly'), { recursive: true });
+      await chown(host, 1000, 1000);
+      await chmod(host, 0o750);
+      await writeFile(join(host, 'seed.txt'), 'seed\n');
+      await chown(join(host, 'seed.txt'), 1000, 1000);
+      const vol = `named-${rt}`;
+      const args = ['-v', `${host}:/data`, '-v', `${vol}:/vol`, '--tmpfs', '/scratch:size=16m'];
+      const asUser = 'id -u; id -g; stat -c "%u %g %a" /data /data/seed.txt /data/rootonly; echo hi > /data/by-user.txt && stat -c "%u %g %a" /data/by-user.txt; touch /data/rootonly/x 2>&1; touch /vol/x 2>&1; df -k /scratch | tail -1 | awk "{print \\$2}"';
+      const a = await dockerRun(rt, ['--user', '1000:1000', ...args], asUser);
+      const b = await dockerRun(rt, args, 'echo kept > /vol/n.txt && stat -c "%u %g %a" /vol');
+      const c = await dockerRun(rt, ['-v', `${vol}:/vol:ro`], 'cat /vol/n.txt; { echo x > /vol/n.txt; } 2>&1; echo rc=$?');
+      out[rt] = { a: summary(a), b: summary(b), c: summary(c) };
+    }
+    const runc = out.runc as { a: { stdout: string }; c: { stdout: string } };
+    expect(runc.a.stdout).toContain('Permission denied');
+    expect(runc.a.stdout).toContain('16384');
+    expect(runc.c.stdout).toContain('kept\n');
+    expect(runc.c.stdout).toContain('Read-only file system');
+    expect(JSON.stringify(out.runcvm, null, 1)).toBe(JSON.stringify(out.runc, null, 1));
+    const byUser = await stat(join(dtmp, 'runcvm', 'by-user.txt'));
+    expect([byUser.uid, byUser.gid]).toEqual([1000, 1000]);
+  });
+
+  it('leaves nothing behind', async () => {
+    expect(await virtiofsdProcesses()).toEqual([]);
+    const left = await leftovers(dfx);
     expect(left.qemu).toEqual([]);
     expect(left.state).toEqual([]);
   });

@@ -1,7 +1,6 @@
 /** Read the docker config (or env fallback), register every secret with the redactor, write a private auth.json. */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { atomicWrite } from '../../core/fsx/index.js';
 import { globalRedactor } from '../../core/redact.js';
 import type { BuildRequest } from '../cli/request.js';
 import { fail } from '../errors.js';
@@ -41,6 +40,7 @@ export async function prepareAuth(request: BuildRequest, env: Record<string, str
   for (const s of merge.secrets) globalRedactor.add(s);
   if (merge.credentials.length === 0) return { merge, configPath };
   const authFile = join(privateDir, 'auth.json');
-  await atomicWrite(authFile, JSON.stringify(merge.authJson, null, 2) + '\n', 0o600);
+  // created fresh (wx) with mode 0600 inside the private 0700 folder, never visible to anyone else
+  await writeFile(authFile, JSON.stringify(merge.authJson, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
   return { merge, authFile, configPath };
 }

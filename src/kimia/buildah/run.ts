@@ -1,8 +1,7 @@
 /** Run a BuildPlan: bud with live progress, pushes with retry/backoff, exports. Failures map to exit codes. */
-import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { runLight as run, type RunResult } from '../../core/exec/index.js';
-import { atomicWrite } from '../../core/fsx/index.js';
 import type { Logger } from '../../core/log/index.js';
 import { formatSize } from '../../core/config.js';
 import type { BuildPlan, PushStep } from '../plan/plan.js';
@@ -18,7 +17,8 @@ export interface BudResult {
 }
 
 export async function writePlanFiles(plan: BuildPlan): Promise<void> {
-  for (const f of plan.files) await atomicWrite(f.path, f.content, f.mode);
+  // ephemeral files in a fresh private 0700 folder: no rename dance or fsync needed (fsync costs tens of ms on a busy disk)
+  await Promise.all(plan.files.map((f) => writeFile(f.path, f.content, { mode: f.mode, flag: 'wx' })));
   await mkdir(plan.storage.root, { recursive: true });
   await mkdir(plan.storage.runroot, { recursive: true, mode: 0o700 });
   await chmod(plan.storage.runroot, 0o700).catch(() => undefined);

@@ -41,6 +41,7 @@ export const FLAGS: FlagSpec[] = [
   { name: 'skip-tls-verify-pull', type: 'bool', help: 'do not verify registry certificates when pulling' },
   { name: 'skip-tls-verify-registry', type: 'list', value: 'HOST', help: 'same as --insecure-registry (Kaniko name)' },
   { name: 'registry-certificate', type: 'list', value: 'DIR|HOST=FILE', help: 'CA certificate(s) for registries (folder with *.crt, or HOST=FILE)' },
+  { name: 'registry-client-cert', type: 'list', value: 'HOST=CERT,KEY', help: 'client certificate and key for a registry (mutual TLS)' },
   { name: 'registry-mirror', type: 'list', value: 'HOST', help: 'mirror for docker.io (repeatable)' },
   { name: 'push-retry', type: 'int', value: 'N', help: 'retry a failed push N times with backoff (never on 401)' },
   { name: 'image-download-retry', type: 'int', value: 'N', help: 'retry base image pulls N times' },
@@ -79,7 +80,8 @@ export const KANIKO_NOOPS: Record<string, { type: FlagType; note: string }> = {
   'skip-push-permission-check': { type: 'bool', note: 'kimia checks credentials when it pushes' },
   force: { type: 'bool', note: 'kimia does not need to detect a container' },
   'no-push-cache': { type: 'bool', note: 'cache layers are pushed only with --cache-repo' },
-  'cache-run-layers-with-buildkit': { type: 'bool', note: 'not applicable' },
+  materialize: { type: 'bool', note: 'Buildah always materialises the root filesystem of each stage' },
+  'preserve-context': { type: 'bool', note: 'kimia never modifies the build context' },
 };
 
 /** Kaniko flags refused, each with what to use instead. */
@@ -91,6 +93,7 @@ export const KANIKO_REFUSED: Record<string, { reason: string; hint: string }> = 
   'image-fs-extract-retry': { reason: 'Buildah does not extract the base image filesystem the way Kaniko does', hint: 'use --image-download-retry=N' },
   'push-ignore-immutable-tag-errors': { reason: 'kimia reports every push error', hint: 'push to a new tag' },
   'digest-file-with-tag': { reason: 'not a Kaniko flag', hint: 'use --image-name-tag-with-digest-file=FILE' },
+  'skip-default-registry-fallback': { reason: 'with --registry-mirror, Buildah always falls back to docker.io when every mirror fails', hint: 'make the mirror reliable, or write base images with the mirror host in FROM' },
   'tarPath': { reason: 'old Kaniko spelling', hint: 'use --tar-path=FILE' },
   'oci-layout': { reason: 'misspelt', hint: 'use --oci-layout-path=DIR' },
 };

@@ -246,6 +246,11 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
     skipTlsVerifyPull: bool(raw, 'skip-tls-verify-pull'),
     registryCertificates: certificates,
     platforms: all(raw, 'custom-platform').flatMap(parsePlatforms),
+    registryClientCerts: all(raw, 'registry-client-cert').map((v) => {
+      const m = /^([^=]+)=([^,]+),(.+)$/.exec(v);
+      if (!m) throw fail('BAD_FLAG_VALUE', { flag: '--registry-client-cert', reason: `"${v}" is not HOST=CERT,KEY`, hint: '--registry-client-cert=my.registry:5000=/certs/client.cert,/certs/client.key' });
+      return { host: m[1]!, cert: m[2]!, key: m[3]! };
+    }),
     registryMirrors: all(raw, 'registry-mirror'),
     pushRetry: int(raw, 'push-retry', 0),
     imageDownloadRetry: int(raw, 'image-download-retry', 0),

@@ -48,6 +48,7 @@ export interface BuildRequest {
   skipTlsVerify: boolean;
   skipTlsVerifyPull: boolean;
   registryCertificates: { host?: string; path: string }[];
+  registryClientCerts: { host: string; cert: string; key: string }[];
   registryMirrors: string[];
   pushRetry: number;
   imageDownloadRetry: number;

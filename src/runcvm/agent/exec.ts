@@ -28,22 +28,16 @@ export const EXEC_PATHS = {
   clientSocket: '/.runcvm/state/exec.sock',
   /** QEMU's chardev for the agent port connects here (the launcher listens before starting QEMU) */
   portSocket: '/.runcvm/state/agent.sock',
-  /** request files `exec-<id>.json` (0600) written by the runtime, read and removed by the client */
+  /** request files `exec-<id>.req` (0600, the OPEN payload) written by the runtime, read and removed by the client */
   stateDir: '/.runcvm/state',
-  /** the client bundle in the guest package */
-  client: '/.runcvm/guest/lib/runcvm/exec-client.mjs',
-  /** the package's loader, library folder and node (the client runs through them, as the launcher does) */
-  loader: '/.runcvm/guest/lib/ld',
-  lib: '/.runcvm/guest/lib',
-  node: '/.runcvm/guest/bin/node',
-  /** for `stty raw -echo` on the exec's tty */
-  busybox: '/.runcvm/guest/bin/busybox',
+  /** the exec client (static C, src/runcvm/guest/exec-client.c) in the guest package */
+  client: '/.runcvm/guest/bin/runcvm-exec',
 } as const;
 
 /** request file name in the state dir */
 export function requestFileName(requestId: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(requestId)) throw new ExecProtocolError(`invalid exec request id "${requestId}"`);
-  return `exec-${requestId}.json`;
+  return `exec-${requestId}.req`;
 }
 
 /** The agent binary in the package (host side) and in the VM (copied to the writable disk by create). */

@@ -15,7 +15,7 @@ import { splitRuncArgs } from '../runtime/args.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import type { OciProcess } from '../launch/oci.js';
 import type { LaunchProcess } from '../launch/schema.js';
-import { requestFileName } from '../agent/exec.js';
+import { encodeOpenRequest, requestFileName } from '../agent/exec.js';
 import { ExecArgsError, parseExecArgs, type ExecArgs } from './args.js';
 import { processFromFlags, rewriteExecProcess, runcExecArgv } from './rewrite.js';
 import { execErrors } from './errors.js';
@@ -84,13 +84,18 @@ export async function execMain(argv: string[]): Promise<number> {
   const requestFile = join(paths.state, requestFileName(requestId));
   const processFile = join(paths.state, `exec-${requestId}.process.json`);
   try {
-    const status = await containerStatus(inv.globals, args.id);
+    // the state check (a runc call) runs while the request is prepared: exec latency is what users feel
+    const statusP = containerStatus(inv.globals, args.id);
+    const prepared = (async () => {
+      const original = await originalProcess(args, paths.launchSpec);
+      const { request, process: client } = rewriteExecProcess(original, requestId);
+      await atomicWrite(requestFile, encodeOpenRequest(request), 0o600);
+      await atomicWrite(processFile, JSON.stringify(client), 0o600);
+    })();
+    const [status] = await Promise.all([statusP, prepared.catch(() => undefined)]);
     const wrong = args.ignorePaused && status === 'paused' ? undefined : stateVerdict(args.id, status);
     if (wrong) throw wrong;
-    const original = await originalProcess(args, paths.launchSpec);
-    const { request, process: client } = rewriteExecProcess(original, requestId);
-    await atomicWrite(requestFile, JSON.stringify(request), 0o600);
-    await atomicWrite(processFile, JSON.stringify(client), 0o600);
+    await prepared;
     const r = await runInherit(runcBinary(), runcExecArgv(inv.globals, args, processFile), { passFds: args.preserveFds });
     if (r.exitCode !== 0) await rm(requestFile, { force: true });
     return r.exitCode;

@@ -10,12 +10,12 @@ import { EXEC_PATHS, type ExecRequest } from '../agent/exec.js';
 export { requestFileName } from '../agent/exec.js';
 import { ExecArgsError, parseUserFlag, type ExecArgs } from './args.js';
 
-/** argv of the exec client inside the container; the request id is the last argument. */
+/** argv of the exec client inside the container (static: no loader needed); the request id is the last argument. */
 export function clientArgs(requestId: string): string[] {
-  return [EXEC_PATHS.loader, '--library-path', EXEC_PATHS.lib, EXEC_PATHS.node, EXEC_PATHS.client, requestId];
+  return [EXEC_PATHS.client, requestId];
 }
 
-export const CLIENT_ENV = ['PATH=/.runcvm/guest/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/', 'NODE_OPTIONS='];
+export const CLIENT_ENV = ['PATH=/.runcvm/guest/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/'];
 
 /** Later entries win (`-e A=2` overrides the image's `A=1`); order of first appearance is kept. */
 export function mergeEnv(...lists: readonly (readonly string[])[]): string[] {

@@ -532,6 +532,8 @@ int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   setsid();
+  /* the guest tools first, for init's own use (break shells); the workload gets exactly its spec env */
+  setenv("PATH", "/.runcvm/guest/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
   parse_config();
   if (!strcmp(cfg_break, "preinit")) {
     console("[runcvm-init] break=preinit: starting a shell (exit to continue)");

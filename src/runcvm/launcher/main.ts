@@ -11,7 +11,7 @@ import { appendFileSync, readFileSync, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Logger, type Level, type Sink } from '../../core/log/index.js';
-import { run, spawnPiped } from '../../core/exec/index.js';
+import { runInherit, spawnPiped } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
@@ -179,7 +179,7 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   if (tty) {
     // cfmakeraw on the container's tty (Node's raw mode keeps ONLCR, which would double every \r): the guest's
     // own pty does all line discipline, exactly once, as under runc.
-    await run(`${CONTAINER_PATHS.guest}/bin/busybox`, ['stty', 'raw', '-echo'], { inherit: true, reject: false });
+    await runInherit(`${CONTAINER_PATHS.guest}/bin/busybox`, ['stty', 'raw', '-echo']); // no execa in the bundle
     const sendSize = () => {
       if (process.stdout.rows && process.stdout.columns) send(encodeWinsize(process.stdout.rows, process.stdout.columns));
     };
@@ -211,7 +211,9 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
         });
         sock.on('close', () => resolve());
         sock.on('error', () => resolve());
-        // stdin → guest (a /dev/null stdin ends at once: the workload sees EOF, as under runc)
+        // stdin → guest (a /dev/null stdin ends at once: the workload sees EOF, as under runc); with RUNCVM_BREAK
+        // stdin feeds the guest console instead, where the break shell runs
+        if (spec.break) return;
         process.stdin.on('data', (d: Buffer) => {
           for (const fr of encodeData(Channel.stdin, d)) sock.write(fr);
         });
@@ -223,6 +225,7 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
     (sock) =>
       new Promise<void>((resolve) => {
         sock.on('data', (d: Buffer) => process.stdout.write(d));
+        if (spec.break) process.stdin.on('data', (d: Buffer) => sock.write(d));
         sock.on('close', () => resolve());
         sock.on('error', () => resolve());
       }),

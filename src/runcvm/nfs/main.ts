@@ -4,7 +4,11 @@
  * Serves the folders over NFSv3 with MOUNT v3 on the same TCP port (clients mount with
  * `-o vers=3,proto=tcp,port=PORT,mountport=PORT,mountproto=tcp,nolock,addr=ADDR`, no portmapper).
  * Prints `runcvm nfs-serve: listening on ADDR:PORT` on stdout once ready; SIGTERM or SIGINT stop it (exit 0).
+ * The file-handle map lives in --state DIR (default /run/runcvm/nfs as root, see defaultStateDir).
  */
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineErrors, isToolError } from '../../core/errors.js';
 import { NfsServer, parseListen } from './server.js';
 
@@ -20,6 +24,12 @@ export const nfsErrors = defineErrors({
     message: 'cannot export {path}: {problem}',
     cause: 'an exported folder must exist, be a directory, be given as an absolute path, and be listed once.',
     fix: 'create the folder (mkdir -p {path}) or correct the --export argument.',
+  },
+  NFS_STATE: {
+    exit: 1,
+    message: 'cannot use the state folder {dir}: {problem}',
+    cause: 'the server keeps its file-handle map there (so handles survive a restart) and must be able to create and write it.',
+    fix: 'pass a writable folder with --state DIR (e.g. --state /.runcvm/nfs-state), or run as root for the default /run/runcvm/nfs.',
   },
   NFS_LISTEN: {
     exit: 1,
@@ -81,13 +91,25 @@ export function parseNfsServeArgs(argv: readonly string[]): NfsServeArgs {
   return { exports, listen, listenText, stateDir, verbose };
 }
 
+/** Default state folder: /run/runcvm/nfs for root, else $XDG_RUNTIME_DIR (or the temp dir)/runcvm-nfs-<uid>. Pure. */
+export function defaultStateDir(uid: number, env: Record<string, string | undefined>, temp: string): string {
+  if (uid === 0) return '/run/runcvm/nfs';
+  return join(env.XDG_RUNTIME_DIR || temp, `runcvm-nfs-${uid}`);
+}
+
 export async function nfsServeMain(argv: string[]): Promise<number> {
   const say = (line: string) => process.stderr.write(`runcvm nfs-serve: ${line}\n`);
   let args: NfsServeArgs;
   let server: NfsServer;
   try {
     args = parseNfsServeArgs(argv);
-    const options = { exports: args.exports, stateDir: args.stateDir ?? '/run/runcvm/nfs', log: args.verbose ? say : undefined };
+    const stateDir = args.stateDir ?? defaultStateDir(process.getuid?.() ?? 0, process.env, tmpdir());
+    try {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw nfsErrors.fail('NFS_STATE', { dir: stateDir, problem: (err as Error).message }, err);
+    }
+    const options = { exports: args.exports, stateDir, log: args.verbose ? say : undefined };
     try {
       server = await NfsServer.create(options);
     } catch (err) {

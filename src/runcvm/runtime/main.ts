@@ -24,7 +24,7 @@ import { lookPathInRoot } from './lookpath.js';
 import { chooseHypervisor } from '../hypervisor/firecracker/host.js';
 import { buildUpperDisk, ensureBaseDisk, stageFile, stageParents, stageTree } from '../storage/apply.js';
 import { planContainerVolumes } from '../volumes/host.js';
-import { relocateVolumeMounts, withVolumesInLaunch } from '../volumes/plan.js';
+import { rewriteForVolumes, withVolumesInLaunch } from '../volumes/plan.js';
 
 const { fail } = runcvmErrors;
 
@@ -262,7 +262,7 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     ...(debugLog ? { debugLog } : {}),
     devices,
   });
-  rewritten = relocateVolumeMounts(rewritten, volumePlan, spec);
+  rewritten = rewriteForVolumes(rewritten, volumePlan, spec);
   if (settings.kernel) {
     rewritten = { ...rewritten, mounts: [...(rewritten.mounts ?? []), { destination: '/.runcvm/kernel-custom/vmlinux', type: 'bind', source: settings.kernel, options: ['rbind', 'ro'] }] };
   }

@@ -154,3 +154,12 @@ describe('sub-commands', () => {
     expect(parseCommand(['build', '-d', 'r/a'], env).kind).toBe('build');
   });
 });
+
+describe('registry certificates', () => {
+  it('--registry-certificate takes a folder or HOST=FILE; --registry-client-cert takes HOST=CERT,KEY', () => {
+    const r = req(['-d', 'r/a', '--registry-certificate', '/certs', '--registry-certificate=r:5000=/ca.crt', '--registry-client-cert', 'r:5000=/c.cert,/c.key']);
+    expect(r.registryCertificates).toEqual([{ path: '/certs' }, { host: 'r:5000', path: '/ca.crt' }]);
+    expect(r.registryClientCerts).toEqual([{ host: 'r:5000', cert: '/c.cert', key: '/c.key' }]);
+    expect(err(['-d', 'r/a', '--registry-client-cert', 'r:5000=/c.cert']).code).toBe('BAD_FLAG_VALUE');
+  });
+});

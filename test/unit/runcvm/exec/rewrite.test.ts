@@ -28,10 +28,10 @@ describe('rewriteExecProcess', () => {
       rows: 40,
       cols: 120,
     });
-    expect(process.args).toEqual(['/.runcvm/guest/lib/ld', '--library-path', '/.runcvm/guest/lib', '/.runcvm/guest/bin/node', '/.runcvm/guest/lib/runcvm/exec-client.mjs', 'abc123']);
+    expect(process.args).toEqual(['/.runcvm/guest/bin/runcvm-exec', 'abc123']);
     expect(process.user).toEqual({ uid: 0, gid: 0 });
     expect(process.cwd).toBe('/');
-    expect(process.env).toEqual(['PATH=/.runcvm/guest/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/', 'NODE_OPTIONS=']);
+    expect(process.env).toEqual(['PATH=/.runcvm/guest/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/']);
     // the engine's policy stays: terminal (runc allocates the exec's pty), console size, caps, apparmor, nnp
     expect(process).toMatchObject({ terminal: true, consoleSize: { height: 40, width: 120 }, capabilities: dockerExec.capabilities, apparmorProfile: 'docker-default', noNewPrivileges: true });
     expect(JSON.stringify(process)).not.toContain('sh -c');
@@ -52,7 +52,7 @@ describe('rewriteExecProcess', () => {
   it('refuses an empty command and odd request ids', () => {
     expect(() => rewriteExecProcess({ args: [], cwd: '/', user: { uid: 0, gid: 0 } }, 'r')).toThrow(/process.args is empty/);
     expect(() => requestFileName('../x')).toThrow(/invalid exec request id/);
-    expect(requestFileName('ab_1-2')).toBe('exec-ab_1-2.json');
+    expect(requestFileName('ab_1-2')).toBe('exec-ab_1-2.req');
     expect(clientArgs('z').at(-1)).toBe('z');
   });
 });

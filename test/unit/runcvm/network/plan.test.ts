@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import {
   IDENTITY_CIDR,
   NetworkPlanError,
+  decodeStash,
   describePlan,
+  encodeStash,
   dummyMacFor,
   guestNetCmdline,
   isLocallyAdministered,
@@ -90,6 +92,7 @@ describe('planNetwork: pod namespace (eth0 10.88.0.2/24 + IPv6, eth1)', () => {
       'link set tap-eth0 mtu 1450',
       'link set br-eth0 addrgenmode none',
       'link set tap-eth0 addrgenmode none',
+      `link set eth0 alias runcvm1 mac=${podMac} mtu=1450 a=10.88.0.2/24,fd00:88::2/64 r=10.200.0.0/16,10.88.0.1,eth0|default,10.88.0.1,eth0|default,fd00:88::1,eth0`,
       'addr flush dev eth0',
       'link set eth0 down',
       'link set eth0 addrgenmode none',
@@ -165,7 +168,7 @@ describe('planNetwork: --network none and refusals', () => {
   it('refuses a namespace another VM already bridged, with the fix', () => {
     const addrs = load<IpLink[]>('pod-addr.json').map((l) => (l.ifname === 'eth0' ? { ...l, master: 'br-eth0' } : l));
     expect(() => planNetwork({ addrs, routes: [] }, { mode: 'auto' })).toThrow(NetworkPlanError);
-    expect(() => planNetwork({ addrs, routes: [] }, { mode: 'auto' })).toThrow(/already handed to a VM \(eth0 is a member of br-eth0\)/);
+    expect(() => planNetwork({ addrs, routes: [] }, { mode: 'auto' })).toThrow(/already bridged \(eth0 is a member of br-eth0\) and holds no runcvm record/);
   });
 
   it('skips non-Ethernet eth* links with a warning', () => {
@@ -223,5 +226,65 @@ describe('parseResolvConf', () => {
       options: ['ndots:2', 'edns0'],
     });
     expect(parseResolvConf(undefined)).toEqual({ nameservers: [], search: [], options: [] });
+  });
+});
+
+describe('crash recovery: a namespace left bridged by a killed launcher (fixtures captured after apply without undo)', () => {
+  const before = load<IpLink[]>('stale-before-addr.json');
+  const podMac = before.find((l) => l.ifname === 'eth0')!.address!;
+  const stale: NetworkFacts = { addrs: load('stale-addr.json'), routes: load('stale-route.json'), routes6: load('stale-route6.json') };
+
+  it('the stash in the alias round-trips and fits IFALIASZ', () => {
+    const eth0 = stale.addrs.find((l) => l.ifname === 'eth0')!;
+    expect(eth0.master).toBe('br-eth0');
+    const stash = decodeStash(eth0.ifalias)!;
+    expect(stash).toEqual({
+      podMac,
+      mtu: 1450,
+      addresses: [
+        { family: 'inet', cidr: '10.88.0.2/24' },
+        { family: 'inet6', cidr: 'fd00:88::2/64' },
+      ],
+      routes: [
+        { dst: '10.200.0.0/16', family: 'inet', via: '10.88.0.1', dev: 'eth0' },
+        { dst: 'default', family: 'inet', via: '10.88.0.1', dev: 'eth0' },
+      ],
+    });
+    expect(encodeStash(stash)).toBe(eth0.ifalias);
+    const huge = { ...stash, routes: Array.from({ length: 20 }, (_v, i) => ({ dst: `10.${i}.0.0/16`, family: 'inet' as const, via: '10.88.0.1', dev: 'eth0' })) };
+    expect(encodeStash(huge)).toBeUndefined();
+    expect(decodeStash('something else')).toBeUndefined();
+  });
+
+  it('restores eth0 first (real MAC, addresses, routes), then plans the same as for a fresh pod', () => {
+    const plan = bridged(planNetwork(stale, { mode: 'auto' }));
+    expect(plan.warnings).toEqual(['eth0 was left bridged by a launcher that did not finish (killed?); restored it from its runcvm record first']);
+    const recovery = plan.steps.filter((s) => s.why.startsWith('recover')).map((s) => s.args.join(' '));
+    expect(recovery).toEqual([
+      'link del tap-eth0',
+      'link del br-eth0',
+      'link set eth0 down',
+      `link set eth0 address ${podMac}`,
+      'link set eth0 addrgenmode eui64',
+      'link set eth0 up',
+      'addr add 10.88.0.2/24 dev eth0',
+      '-6 addr add fd00:88::2/64 dev eth0 nodad',
+      'route add 10.200.0.0/16 via 10.88.0.1 dev eth0',
+      'route add default via 10.88.0.1 dev eth0',
+    ]);
+    const fresh = bridged(planNetwork({ addrs: before, routes: [] }, { mode: 'auto' }));
+    expect(plan.nics).toEqual([{ id: 'net0', tap: 'tap-eth0', mac: podMac }]);
+    expect(plan.guest.interfaces).toEqual(fresh.guest.interfaces);
+    expect(plan.interfaces[0]!.dummyMac).toBe(fresh.interfaces[0]!.dummyMac);
+    expect(plan.guest.routes).toEqual([
+      { dst: '169.254.1.254', family: 'inet', dev: 'eth0' },
+      { dst: '10.200.0.0/16', family: 'inet', via: '10.88.0.1', dev: 'eth0' },
+      { dst: 'default', family: 'inet', via: '10.88.0.1', dev: 'eth0' },
+    ]);
+  });
+
+  it('refuses when the tap has carrier: a live VM holds the namespace', () => {
+    const live = { ...stale, addrs: stale.addrs.map((l) => (l.ifname === 'tap-eth0' ? { ...l, flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'] } : l)) };
+    expect(() => planNetwork(live, { mode: 'auto' })).toThrow(/already handed to a running VM \(eth0 is a member of br-eth0, and tap-eth0 is in use\)/);
   });
 });

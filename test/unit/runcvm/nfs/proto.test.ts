@@ -27,7 +27,7 @@ import {
   xdrOpaqueSize,
 } from '../../../../src/runcvm/nfs/proto.js';
 import { ownerForNew, parseListen } from '../../../../src/runcvm/nfs/server.js';
-import { parseNfsServeArgs } from '../../../../src/runcvm/nfs/main.js';
+import { defaultStateDir, parseNfsServeArgs } from '../../../../src/runcvm/nfs/main.js';
 import { renameInMap, replayHandleLog } from '../../../../src/runcvm/nfs/handles.js';
 
 const stat = {
@@ -207,6 +207,12 @@ describe('command line', () => {
       verbose: true,
     });
     expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
+  });
+
+  it('default state folder: /run/runcvm/nfs for root, a per-user folder otherwise', () => {
+    expect(defaultStateDir(0, {}, '/tmp')).toBe('/run/runcvm/nfs');
+    expect(defaultStateDir(1000, { XDG_RUNTIME_DIR: '/run/user/1000' }, '/tmp')).toBe('/run/user/1000/runcvm-nfs-1000');
+    expect(defaultStateDir(1000, {}, '/tmp')).toBe('/tmp/runcvm-nfs-1000');
   });
 
   it('usage errors name the problem and the fix', () => {

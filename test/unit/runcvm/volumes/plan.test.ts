@@ -8,9 +8,12 @@ import {
   pvcInfo,
   redirectLogLine,
   relocateVolumeMounts,
+  rewriteForVolumes,
+  withUnshareFsAllowed,
   volumeConfigLines,
   volumeFlags,
   withVolumesInLaunch,
+  type Volume,
 } from '../../../../src/runcvm/volumes/plan.js';
 
 const K = '/var/lib/kubelet';
@@ -189,7 +192,7 @@ describe('guest config and LaunchSpec', () => {
   });
 
   it('adds the data disks to the LaunchSpec disk list after root and upper', () => {
-    const launch = {
+    const launch: { disks: { id: string; path: string; readOnly: boolean; role: 'root' | 'upper' | 'data' }[]; volumes?: Volume[] } = {
       disks: [
         { id: 'base', path: '/b', readOnly: true, role: 'root' as const },
         { id: 'upper', path: '/u', readOnly: false, role: 'upper' as const },
@@ -199,5 +202,26 @@ describe('guest config and LaunchSpec', () => {
     expect(out.disks.map((d) => `${d.id}:${d.path}:${d.role}`)).toEqual(['base:/b:root', 'upper:/u:upper', 'disk0:/.runcvm/vols/v0/d.img:data']);
     expect(out.volumes).toHaveLength(3);
     expect(withVolumesInLaunch(launch, { volumes: [] })).toBe(launch);
+  });
+});
+
+describe('launcher container rewrite', () => {
+  const spec: OciSpec = {
+    ociVersion: '1.0.2',
+    mounts: [{ destination: '/data', type: 'bind', source: '/h/d', options: ['rbind'] }],
+    linux: { seccomp: { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] } },
+  };
+  it("allows unshare(CLONE_FS) only (virtiofsd) when docker's seccomp profile is present", () => {
+    const plan = planVolumes(spec, { sources: { '/h/d': 'dir' }, kubeletDir: K });
+    const out = rewriteForVolumes(spec, plan, spec);
+    expect(out.mounts![0]!.destination).toBe('/.runcvm/vols/v0');
+    expect((out.linux!.seccomp as { syscalls: unknown[] }).syscalls).toEqual([
+      { names: ['read'], action: 'SCMP_ACT_ALLOW' },
+      { names: ['unshare'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0x200, op: 'SCMP_CMP_EQ' }] },
+    ]);
+    // no seccomp profile (ctr): nothing to add; no shared volume: the profile is untouched
+    expect(withUnshareFsAllowed({ ociVersion: '1.0.2' })).toEqual({ ociVersion: '1.0.2' });
+    const none = { ...spec, mounts: [] };
+    expect(rewriteForVolumes(none, planVolumes(none, { sources: {}, kubeletDir: K }), none)).toBe(none);
   });
 });

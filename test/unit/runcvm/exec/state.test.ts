@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { stateVerdict } from '../../../../src/runcvm/exec/main.js';
+
+describe('stateVerdict: exec only into a running container, else a message naming the state', () => {
+  it('running (or unknown to runc: runc exec reports that itself) passes', () => {
+    expect(stateVerdict('abc', 'running')).toBeUndefined();
+    expect(stateVerdict('abc', undefined)).toBeUndefined();
+  });
+  it('stopped, paused, created: the exact message, exit 1, and a fix', () => {
+    const s = stateVerdict('abc', 'stopped')!;
+    expect(s.message).toBe('cannot exec: container abc is stopped');
+    expect(s.exitCode).toBe(1);
+    expect(s.render()).toBe(
+      'error: cannot exec: container abc is stopped\n' +
+        'cause: a command can only be run in a running container (its VM is up); a stopped container has none.\n' +
+        'fix: start it again (e.g. `ctr task start abc` after `ctr task delete abc`, or `docker start abc`), then exec.',
+    );
+    expect(stateVerdict('abc', 'paused')!.message).toBe('cannot exec: container abc is paused');
+    expect(stateVerdict('abc', 'paused')!.fix).toContain('ctr task resume abc');
+    expect(stateVerdict('abc', 'created')!.fix).toContain('its VM boots at start');
+  });
+});
