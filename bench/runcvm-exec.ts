@@ -1,9 +1,10 @@
 /**
- * runcvm exec latency benchmark (not a test): `npx vite-node bench/runcvm-exec.ts [REPS]`
+ * runcvm exec latency benchmark (not a test): `npx vite-node bench/runcvm-exec.ts` (BENCH_REPS, default 5)
  *
  * 1. `ctr task exec <ctr> true` into a running container: runc vs runcvm (the command runs inside the VM through
  *    the guest agent). Both containers run under the same containerd; variants interleaved.
- * 2. the runtime verb alone, without containerd: `runc exec ID true` vs `runcvm-runtime exec ID true`.
+ * 2. the runtime verb alone, without containerd: `runc exec ID true` vs `runcvm-runtime exec ID true`, with one bare
+ *    Node start-up (`node -e 0`) as a reference: the exec verb is Node, the client and agent are static C.
  * 3. the guest round trip alone: OPEN → EXIT of `true` over the launcher's exec socket (one Node process inside
  *    the launcher container does several round trips; reported per round trip).
  * Results: bench/results/runcvm-exec.json.
@@ -17,10 +18,9 @@ import { startRegistry } from '../test/harness/services/registry.js';
 import { pushBusyboxImage } from '../test/harness/images.js';
 import { runtimeFixture } from '../test/e2e/runcvm/setup.js';
 import { waitFor } from '../test/harness/wait.js';
-import { measureCase, type CaseResult } from './lib/measure.js';
+import { measureCase, REPS, type CaseResult } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 
-const REPS = Number(process.argv[2] ?? 7);
 const closers = new CloserStack();
 const cases: CaseResult[] = [];
 
@@ -59,7 +59,7 @@ try {
   await waitFor('the VM to answer an exec', async () => (await cd.ctr(['task', 'exec', '--exec-id', `w${++n}`, 'bx-vm', 'true'], { reject: false })).exitCode === 0, { timeoutMs: 180_000, intervalMs: 500 });
 
   cases.push(
-    await measureCase({ bench: 'runcvm-exec', case: 'ctr task exec true', warmups: 2, repetitions: REPS, notes: 'containerd 1.6 + runc 1.1.5; runcvm guest under QEMU TCG (no usable KVM here)' }, [
+    await measureCase({ bench: 'runcvm-exec', case: 'ctr task exec true', repetitions: REPS, notes: 'containerd 1.6 + runc 1.1.5; runcvm guest under QEMU TCG (no usable KVM here)' }, [
       { name: 'runc', run: exec('bx-runc') },
       { name: 'runcvm', run: exec('bx-vm') },
     ]),
@@ -67,9 +67,11 @@ try {
 
   const root = `/run/containerd/runc/${cd.namespace}`;
   cases.push(
-    await measureCase({ bench: 'runcvm-exec', case: 'runtime verb: exec ID true (no containerd)', warmups: 1, repetitions: REPS }, [
+    await measureCase({ bench: 'runcvm-exec', case: 'runtime verb: exec ID true (no containerd)', repetitions: REPS }, [
       { name: 'runc exec', run: async () => void (await run('runc', ['--root', root, 'exec', 'bx-runc', 'true'], { timeoutMs: 60_000 })) },
       { name: 'runcvm-runtime exec', run: async () => void (await run(fx.wrapper, ['--root', root, 'exec', 'bx-vm', 'true'], { timeoutMs: 60_000 })) },
+      // the floor the exec verb pays before any work: one Node start-up (reference, not an exec)
+      { name: 'node -e 0 (reference)', run: async () => void (await run(process.execPath, ['-e', '0'], { timeoutMs: 60_000 })) },
     ]),
   );
 

@@ -1,7 +1,7 @@
 /**
  * Network cost of the microVM: the same workload on the same path, under plain runc and under runcvm.
  *
- *   npx vite-node bench/runcvm-network.ts          (as root; BENCH_RUNS=5 repetitions, 1 warm-up)
+ *   npx vite-node bench/runcvm-network.ts          (as root; BENCH_REPS=5 repetitions, BENCH_WARMUPS=1)
  *
  * Topology (only in namespaces created here): for each runtime a pod namespace whose eth0 is a veth to a peer
  * namespace (pod 10.88.0.2/24, peer 10.88.0.1), the container joined to the pod namespace with
@@ -11,7 +11,8 @@
  *   - ping RTT: 20 ICMP echoes peer → pod IP (each sample is one RTT as ping reports it);
  *   - TCP upload: 8 MiB (BENCH_MIB) peer → container (busybox `dd | nc`; the container's `nc -l -e wc -c` answers with the byte
  *     count, so the time covers delivery, not just the sender's socket buffer);
- *   - TCP download: 8 MiB container → peer (`dd | nc -l` in the container; the peer counts to EOF).
+ *   - TCP download: 8 MiB container → peer (`dd | nc -l` in the container; the peer counts to EOF);
+ *   - HTTP download: the same 8 MiB from busybox httpd (sendfile, large writes) → peer `wget`.
  * The runcvm figures here are under QEMU TCG (software emulation): expect a large factor; with KVM + vhost-net the
  * same path costs far less. Results: bench/results/runcvm-network.json and SVGs.
  */
@@ -20,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from '../src/core/exec/index.js';
 import { CloserStack } from '../src/core/fsx/index.js';
-import { measureCase, median, printCase, type CaseResult } from './lib/measure.js';
+import { measureCase, median, printCase, REPS, type CaseResult } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 import { startContainerd } from '../test/harness/services/containerd.js';
 import { startRegistry } from '../test/harness/services/registry.js';
@@ -28,7 +29,7 @@ import { pushBusyboxImage } from '../test/harness/images.js';
 import { runtimeFixture } from '../test/e2e/runcvm/setup.js';
 import { podNetwork, POD_IP, type PodNetwork } from '../test/e2e/network-helpers.js';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const RUNS = REPS;
 const MIB = Number(process.env.BENCH_MIB ?? 8);
 const BENCH = 'runcvm-network';
 
@@ -37,6 +38,7 @@ const SERVER = [
   'trap "exit 0" TERM INT',
   `while true; do nc -l -p 9000 -e wc -c; done &`,
   `while true; do dd if=/dev/zero bs=64k count=${MIB * 16} 2>/dev/null | nc -l -p 9001; done &`,
+  `mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/blob bs=64k count=${MIB * 16} 2>/dev/null && httpd -p 9002 -h /tmp/www`,
   'echo SERVING',
   'sleep 1000000 & wait',
 ].join('\n');
@@ -131,17 +133,24 @@ async function main(): Promise<void> {
       if (got.stdout.trim() !== String(bytes)) throw new Error(`${what}: expected ${bytes} bytes, got "${got.stdout.trim()}" ${got.stderr}`);
     };
     const upload = await measureCase(
-      { bench: BENCH, case: `TCP upload ${MIB} MiB peer to container`, warmups: 1, repetitions: RUNS, notes: 'busybox dd | nc to nc -l -e wc -c; time to the byte count' },
+      { bench: BENCH, case: `TCP upload ${MIB} MiB peer to container`, repetitions: RUNS, notes: 'busybox dd | nc to nc -l -e wc -c; time to the byte count' },
       running.map((r) => ({ name: r.rt, run: async () => check(`${r.rt} upload`, await peer(r, `dd if=/dev/zero bs=64k count=${MIB * 16} 2>/dev/null | busybox nc ${POD_IP} 9000`)) })),
     );
     cases.push(upload);
     const download = await measureCase(
-      { bench: BENCH, case: `TCP download ${MIB} MiB container to peer`, warmups: 1, repetitions: RUNS, notes: 'busybox dd | nc -l in the container; the peer counts to EOF' },
+      { bench: BENCH, case: `TCP download ${MIB} MiB container to peer`, repetitions: RUNS, notes: 'busybox dd | nc -l in the container; the peer counts to EOF' },
       running.map((r) => ({ name: r.rt, run: async () => check(`${r.rt} download`, await peer(r, `busybox nc ${POD_IP} 9001 <>${r.fifo} | wc -c`)) })),
     );
     cases.push(download);
+    // the same direction with large writes (httpd sends the file with sendfile): separates the NIC path from the
+    // cost of busybox nc's small writes, which dominates inside an emulated (TCG) guest
+    const http = await measureCase(
+      { bench: BENCH, case: `HTTP download ${MIB} MiB container to peer`, repetitions: RUNS, notes: 'busybox httpd (sendfile) in the container; busybox wget in the peer' },
+      running.map((r) => ({ name: r.rt, run: async () => check(`${r.rt} http download`, await peer(r, `busybox wget -q -O - http://${POD_IP}:9002/blob | wc -c`)) })),
+    );
+    cases.push(http);
 
-    for (const c of [upload, download]) {
+    for (const c of [upload, download, http]) {
       const mbps = c.variants.map((v) => `${v.name} ${((bytes * 8) / (v.medianMs / 1000) / 1e6).toFixed(0)} Mbit/s`).join(', ');
       c.notes = `${c.notes ?? ''}; median throughput: ${mbps}`;
       process.stdout.write(`  ${c.case}: ${mbps}\n`);

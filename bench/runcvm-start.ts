@@ -1,13 +1,20 @@
 /**
- * runcvm start-up benchmark (not a test): `npx vite-node bench/runcvm-start.ts [REPS]`
+ * runcvm start-up benchmark (not a test): `npx vite-node bench/runcvm-start.ts`  (BENCH_REPS, BENCH_WARMUPS)
  *
  * 1. `ctr run` → first output line and → exit, for runc, runcvm, and the bare hypervisor booting the same kernel and
- *    initramfs to a trivial init (the floor on this machine; target runcvm / bare ≤ 1.15).
- * 2. a 10 MB and a 200 MB image once their base disks are cached (target: within 10 % of each other).
- * 3. the added cost of a pass-through verb (`list`) through bin/runcvm-runtime over runc itself (target < 5 ms).
+ *    initramfs to a trivial init (the floor on this machine; target runcvm / bare ≤ 1.15). The bare QEMU uses the
+ *    runtime's machine flags (src/runcvm/hypervisor/qemu: microvm,pit=on,pic=off,rtc=on, tcg tb-size=64, -cpu max,
+ *    512 MiB, 1 vCPU) and its kernel command line, with runcvm.modules=none and a static init that prints and powers off.
+ * 2. start time against image size once the base disk is cached: 10 MB, 100 MB (busybox + a random file), 200 MB
+ *    (debootstrap) and 1 GB (debootstrap + an 800 MB layer; skipped with a printed reason when disk space is short).
+ * 3. 10 containers started at once (`ctr run --rm` ×10 in parallel): wall time until all have exited.
+ * 4. host memory per idle microVM: RSS summed over the container's process tree (launcher + QEMU) ~5 s after the
+ *    guest answered an exec, for -m 256M vs 512M (ctr --memory-limit), with an idle runc container for scale.
+ * 5. the added cost of a pass-through verb (`list`) through bin/runcvm-runtime over runc itself (target < 5 ms).
  * Variants are interleaved so load elsewhere on the machine hits them alike. Results: bench/results/runcvm-start.json.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile, statfs } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../src/core/fsx/index.js';
@@ -15,16 +22,22 @@ import { projectPath } from '../src/core/paths.js';
 import { cpuKhzFromCpuinfo } from '../src/runcvm/hypervisor/accel.js';
 import { kernelCmdline } from '../src/runcvm/hypervisor/index.js';
 import { startContainerd } from '../test/harness/services/containerd.js';
-import { startRegistry } from '../test/harness/services/registry.js';
-import { pushBusyboxImage, pushDebootstrapImage } from '../test/harness/images.js';
+import { startRegistry, type StartedRegistry } from '../test/harness/services/registry.js';
+import { buildahStore, pushBusyboxImage, pushDebootstrapImage, registryFlags } from '../test/harness/images.js';
 import { pushVariant, runtimeFixture } from '../test/e2e/runcvm/setup.js';
-import { measureCase, median, type CaseResult } from './lib/measure.js';
+import { waitFor } from '../test/harness/wait.js';
+import { derivedCase, measureCase, repsAtMost, treeRssKiB, WARMUPS, REPS, type CaseResult } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
-import { readFileSync } from 'node:fs';
 
-const REPS = Number(process.argv[2] ?? 3);
+const BENCH = 'runcvm-start';
 const closers = new CloserStack();
 const cases: CaseResult[] = [];
+const notes: string[] = ['QEMU under TCG (software emulation): /dev/kvm here is KVM-PVM and cannot run the guest; on a KVM host boot is several times faster'];
+// every VM boot takes ~15-30 s under TCG on this loaded 2-core machine: VM cases are capped (recorded in notes)
+const START_REPS = repsAtMost(3);
+const SWEEP_REPS = repsAtMost(2);
+const BURST_REPS = repsAtMost(1);
+const IDLE_REPS = repsAtMost(2);
 
 const TRIVIAL_INIT = `#include <fcntl.h>
 #include <unistd.h>
@@ -33,17 +46,38 @@ int main(void) { int fd = open("/dev/console", O_WRONLY); write(fd, "ready\\n", 
 `;
 
 /** Run a command, resolving with [ms to the first stdout line containing `marker`, ms to exit]. */
-async function timed(file: string, args: string[], marker = 'ready'): Promise<[number, number]> {
+async function timed(file: string, args: string[], marker = 'ready', sample?: (pid: number) => void): Promise<[number, number]> {
   const t0 = performance.now();
   let first = NaN;
-  await run(file, args, {
+  const r = await run(file, args, {
     reject: false,
-    timeoutMs: 180_000,
+    timeoutMs: 300_000,
+    ...(sample ? { onSpawn: sample } : {}),
     onStdoutLine: (l) => {
       if (Number.isNaN(first) && l.includes(marker)) first = performance.now() - t0;
     },
   });
+  if (r.exitCode !== 0 || Number.isNaN(first)) throw new Error(`${r.command}: exit ${r.exitCode}, marker ${Number.isNaN(first) ? 'missing' : 'seen'}: ${(r.stderr + r.stdout).slice(-1500)}`);
   return [first, performance.now() - t0];
+}
+
+/** debootstrap + one layer holding an incompressible file of `mib` MiB, pushed uncompressed (saves a gzip pass). */
+async function pushBigImage(reg: StartedRegistry, debian: string, mib: number, dir: string): Promise<string> {
+  const store = await buildahStore();
+  try {
+    const file = join(dir, 'big.bin');
+    await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mib}`, 'status=none'], { timeoutMs: 600_000 });
+    const { args } = registryFlags(reg);
+    const ctr = (await store.buildah(['from', '--isolation', 'chroot', ...args, '--name', 'bench-big', `docker://${debian}`], { timeoutMs: 600_000 })).stdout.trim();
+    await store.buildah(['copy', ctr, file, '/big.bin'], { timeoutMs: 600_000 });
+    await store.buildah(['commit', '--timestamp', '0', ctr, 'localhost/bench-big:latest'], { timeoutMs: 600_000 });
+    const ref = `${reg.host}/bench-big:latest`;
+    await store.buildah(['push', ...args, '--disable-compression', 'localhost/bench-big:latest', `docker://${ref}`], { timeoutMs: 900_000 });
+    return ref;
+  } finally {
+    await store.close();
+    await run('rm', ['-f', join(dir, 'big.bin')], { reject: false });
+  }
 }
 
 try {
@@ -54,9 +88,29 @@ try {
   const cd = await startContainerd();
   closers.push('containerd', () => cd.stop());
   const busybox = await pushBusyboxImage(reg);
-  const small = await pushVariant(reg, 'ten-mb', { bigFileMiB: 7 });
+  const ten = await pushVariant(reg, 'ten-mb', { bigFileMiB: 7 });
+  const hundred = await pushVariant(reg, 'hundred-mb', { bigFileMiB: 97 });
   const debian = await pushDebootstrapImage(reg);
-  for (const ref of [busybox, small, debian]) await cd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 600_000 });
+  const fs = await statfs(dir);
+  const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30;
+  let gig: string | undefined;
+  if (freeGiB < 12) {
+    const why = `1 GB image skipped: ${freeGiB.toFixed(1)} GiB free under ${dir} (needs ~12 GiB: layer file, buildah store, registry, containerd content + snapshot, runcvm base disk)`;
+    process.stdout.write(`${why}\n`);
+    notes.push(why);
+  } else {
+    gig = await pushBigImage(reg, debian, 800, dir);
+  }
+  for (const ref of [busybox, ten, hundred, debian, ...(gig ? [gig] : [])]) await cd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 900_000 });
+  closers.push('stray containers', async () => {
+    const ls = await cd.ctr(['task', 'ls', '-q'], { reject: false });
+    for (const id of ls.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
+      await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { reject: false });
+      await cd.ctr(['task', 'delete', '-f', id], { reject: false, timeoutMs: 60_000 });
+    }
+    const cs = await cd.ctr(['containers', 'ls', '-q'], { reject: false });
+    for (const id of cs.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) await cd.ctr(['containers', 'rm', id], { reject: false });
+  });
 
   // bare hypervisor: same kernel, initramfs, machine flags and memory as runcvm; a static init that prints and powers off
   const kernel = projectPath('var', 'assets', 'kernel');
@@ -72,51 +126,78 @@ try {
     '-drive', `id=root,file=${join(dir, 'trivial.ext4')},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=root', '-serial', 'stdio'];
 
   let n = 0;
-  const firsts: Record<string, number[]> = { runc: [], runcvm: [], 'bare qemu': [] };
-  const ctrVariant = (name: 'runc' | 'runcvm', image: string, cmd = ['sh', '-c', 'echo ready']) => ({
+  const ctrRun = (image: string, vm: boolean, cmd: string[], extra: string[] = []) =>
+    ['--address', cd.socket, '-n', cd.namespace, 'run', '--rm', ...(vm ? ['--runc-binary', fx.wrapper] : []), ...extra, image, `b${++n}`, ...cmd];
+  const echo = ['sh', '-c', 'echo ready'];
+
+  // 1. first output / exit
+  const firsts: Record<string, number[]> = { 'bare qemu': [], runcvm: [], runc: [] };
+  const startVariant = (name: 'runc' | 'runcvm') => ({
     name,
-    run: async () => {
-      const flags = name === 'runcvm' ? ['--runc-binary', fx.wrapper] : [];
-      const [first] = await timed('ctr', ['--address', cd.socket, '-n', cd.namespace, 'run', '--rm', ...flags, image, `b${++n}`, ...cmd]);
-      firsts[name]!.push(first);
-    },
+    run: async () => void firsts[name]!.push((await timed('ctr', ctrRun(busybox, name === 'runcvm', echo)))[0]),
   });
-  const start = await measureCase({ bench: 'runcvm-start', case: 'ctr run → exit (busybox, echo)', repetitions: REPS, warmups: 1 }, [
-    { name: 'bare qemu', run: async () => void firsts['bare qemu']!.push((await timed('qemu-system-x86_64', bareArgs))[0]) },
-    ctrVariant('runcvm', busybox),
-    ctrVariant('runc', busybox),
-  ]);
-  cases.push(start);
-  const firstLine = Object.fromEntries(Object.entries(firsts).map(([k, v]) => [k, Math.round(median(v.slice(1)))]));
-  const bare = firstLine['bare qemu']!;
-  const firstCase: CaseResult = {
-    bench: 'runcvm-start',
-    case: 'ctr run → first output',
-    baseline: 'bare qemu',
-    variants: Object.entries(firsts).map(([name, v]) => ({ name, timesMs: v.slice(1).map(Math.round), medianMs: firstLine[name]!, minMs: Math.round(Math.min(...v.slice(1))), maxMs: Math.round(Math.max(...v.slice(1))) })),
-    ratios: Object.fromEntries(Object.entries(firstLine).map(([k, v]) => [k, Math.round((v / bare) * 1000) / 1000])),
+  cases.push(await measureCase({ bench: BENCH, case: 'ctr run → exit (busybox, echo)', repetitions: START_REPS, notes: 'wall time from spawning ctr (or QEMU) to its exit; peak RSS only for bare QEMU (the runcvm VM runs under the containerd shim: see the idle-memory case)' }, [
+    { name: 'bare qemu', run: async (sample) => void firsts['bare qemu']!.push((await timed('qemu-system-x86_64', bareArgs, 'ready', sample))[0]) },
+    startVariant('runcvm'),
+    startVariant('runc'),
+  ]));
+  cases.push(derivedCase({ bench: BENCH, case: 'ctr run → first output', warmups: WARMUPS, repetitions: START_REPS, notes: 'wall time from spawning ctr (or QEMU) to the first stdout line "ready"' },
+    Object.entries(firsts).map(([name, v]) => ({ name, values: v.slice(WARMUPS) }))));
+
+  // 2. image size sweep, base disks cached (one untimed run of each first)
+  const sizes: [string, string][] = [['10 MB', ten], ['100 MB', hundred], ['200 MB (debootstrap)', debian], ...(gig ? [['1 GB (debootstrap + 800 MB)', gig] as [string, string]] : [])];
+  for (const [, ref] of sizes) await timed('ctr', ctrRun(ref, true, echo));
+  cases.push(await measureCase({ bench: BENCH, case: 'runcvm start vs image size (cached base disk)', repetitions: SWEEP_REPS, warmups: 0, notes: `ctr run --rm IMAGE sh -c "echo ready" with the runcvm base disk already built (an untimed first run of each image builds it: that run is the warm-up); ${SWEEP_REPS} repetitions (capped: every run boots a VM under TCG)` },
+    sizes.map(([label, ref]) => ({ name: `runcvm ${label}`, run: async () => void (await timed('ctr', ctrRun(ref, true, echo))) }))));
+
+  // 3. ten at once
+  const burst = (vm: boolean) => async () => {
+    await Promise.all(Array.from({ length: 10 }, () => timed('ctr', ctrRun(busybox, vm, echo))));
   };
-  cases.push(firstCase);
-  process.stdout.write(`runcvm-start / ctr run → first output: ${JSON.stringify(firstLine)} ratios ${JSON.stringify(firstCase.ratios)}\n`);
+  cases.push(await measureCase({ bench: BENCH, case: '10 containers started at once', repetitions: BURST_REPS, warmups: 0, notes: `10 × ctr run --rm busybox sh -c "echo ready" in parallel, wall time until all exited; ${BURST_REPS} repetitions (capped); 2 host cores, TCG` }, [
+    { name: 'runc ×10', run: burst(false) },
+    { name: 'runcvm ×10', run: burst(true) },
+  ]));
 
-  cases.push(
-    await measureCase({ bench: 'runcvm-start', case: 'cached base disk: 10 MB vs 200 MB image', repetitions: REPS, warmups: 1 }, [
-      ctrVariant('runcvm', small),
-      { ...ctrVariant('runcvm', debian), name: 'runcvm 200 MB' },
-    ]),
-  );
+  // 4. host memory per idle microVM
+  const idle: Record<string, number[]> = { 'runc (sleep)': [], 'runcvm -m 256M': [], 'runcvm -m 512M': [] };
+  const idleOnce = async (name: string, vm: boolean, limit?: number) => {
+    const id = `idle${++n}`;
+    await cd.ctr(['run', '-d', ...(vm ? ['--runc-binary', fx.wrapper] : []), ...(limit ? ['--memory-limit', String(limit)] : []), busybox, id, 'sleep', '100000'], { timeoutMs: 120_000 });
+    try {
+      let e = 0;
+      await waitFor(`${id} to answer an exec`, async () => (await cd.ctr(['task', 'exec', '--exec-id', `w${++e}`, id, 'true'], { reject: false, timeoutMs: 60_000 })).exitCode === 0, { timeoutMs: 240_000, intervalMs: 500 });
+      await new Promise((r) => setTimeout(r, 5000));
+      const ls = await cd.ctr(['task', 'ls']);
+      const pid = Number(ls.stdout.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1]);
+      idle[name]!.push(treeRssKiB(pid) / 1024);
+    } finally {
+      await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { reject: false });
+      await waitFor(`${id} to stop`, async () => !(await cd.ctr(['task', 'ls'], { reject: false })).stdout.includes(`${id} `) || (await cd.ctr(['task', 'delete', '-f', id], { reject: false, timeoutMs: 60_000 })).exitCode === 0, { timeoutMs: 60_000, intervalMs: 500 }).catch(() => undefined);
+      await cd.ctr(['containers', 'rm', id], { reject: false });
+    }
+  };
+  for (let i = 0; i < IDLE_REPS; i++) {
+    await idleOnce('runc (sleep)', false);
+    await idleOnce('runcvm -m 256M', true, 256 * 2 ** 20);
+    await idleOnce('runcvm -m 512M', true, 512 * 2 ** 20);
+  }
+  cases.push(derivedCase({ bench: BENCH, case: 'host memory per idle container', unit: 'MiB', warmups: 0, repetitions: IDLE_REPS, notes: 'RSS summed over the container\'s process tree (runc: the sleep; runcvm: launcher + QEMU) 5 s after the guest answered an exec; the containerd shim (same for both) is not counted; ratios are against the runc container' },
+    Object.entries(idle).map(([name, values]) => ({ name, values }))));
 
+  // 5. pass-through verb
   const root = join(dir, 'runc-root');
   await mkdir(root);
-  cases.push(
-    await measureCase({ bench: 'runcvm-start', case: 'pass-through verb (list)', repetitions: Math.max(30, REPS * 10), warmups: 3 }, [
-      { name: 'runc', run: async () => void (await run('runc', ['--root', root, 'list'])) },
-      { name: 'runcvm-runtime', run: async () => void (await run(projectPath('bin', 'runcvm-runtime'), ['--root', root, 'list'])) },
-    ]),
-  );
+  cases.push(await measureCase({ bench: BENCH, case: 'pass-through verb (list)', repetitions: Math.max(30, REPS * 6), warmups: 3, notes: 'bin/runcvm-runtime is a POSIX sh dispatcher that execs runc for pass-through verbs' }, [
+    { name: 'runc', run: async () => void (await run('runc', ['--root', root, 'list'])) },
+    { name: 'runcvm-runtime', run: async () => void (await run(projectPath('bin', 'runcvm-runtime'), ['--root', root, 'list'])) },
+  ]));
   const pt = cases.at(-1)!;
   process.stdout.write(`pass-through overhead: ${(pt.variants[1]!.medianMs - pt.variants[0]!.medianMs).toFixed(1)} ms\n`);
-  process.stdout.write(`results: ${writeResults('runcvm-start', cases, 'tcg')}\n`);
+  process.stdout.write(`results: ${writeResults(BENCH, cases, 'tcg', notes)}\n`);
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
 } finally {
   await closers.close();
 }

@@ -1,7 +1,7 @@
 /**
  * Volume throughput: sequential write and read of 64 MiB through a volume inside a runcvm microVM vs the host path.
  *
- *   npx vite-node bench/runcvm-volumes.ts          (as root; needs var/assets and containerd; BENCH_RUNS=3)
+ *   npx vite-node bench/runcvm-volumes.ts          (as root; needs var/assets and containerd; BENCH_REPS, capped at 3)
  *
  * Variants (same busybox `dd bs=1M count=64`, write with conv=fsync, read of a file the VM has never cached):
  *   host            dd on the host folder itself (the baseline)
@@ -9,6 +9,7 @@
  *   runcvm virtiofs the folder bind-mounted into a runcvm container: virtiofsd + vhost-user-fs in the VM
  *   runcvm disk     a RUNCVM_DISKS ext4 image on that folder, virtio-blk in the VM (reads after drop_caches)
  *   runcvm rootfs   the VM's own writable layer (overlay on the per-container ext4 disk), for reference
+ *   runcvm tmpfs    a tmpfs inside the VM: what the emulated CPU can move at all (the ceiling for every VM variant)
  * Each container runs every repetition in one VM (a boot under TCG costs ~20 s and is not what is measured); the
  * times are dd's own. Files the VM reads were written by the host beforehand, so every read variant starts from the
  * host page cache. Results: bench/results/runcvm-volumes.json (+ SVG per case). Under TCG (this machine: no usable
@@ -22,36 +23,53 @@ import { startContainerd } from '../test/harness/services/containerd.js';
 import { startRegistry } from '../test/harness/services/registry.js';
 import { pushBusyboxImage } from '../test/harness/images.js';
 import { runtimeFixture } from '../test/e2e/runcvm/setup.js';
-import { median, type CaseResult, type VariantResult } from './lib/measure.js';
+import { median, repsAtMost, type CaseResult, type VariantResult } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = repsAtMost(3);
 const MiB = 64;
 
-/** A shell script printing `write|read SECONDS` lines (busybox dd's own timing) for RUNS repetitions on DIR. */
-function ddScript(dir: string, opts: { dropCaches: boolean; readPrefix: string }): string {
+/**
+ * A busybox shell script printing `write|read MIN SEC` lines for RUNS repetitions on DIR. busybox dd prints no
+ * timing, so each dd runs under busybox `time` (10 ms resolution: fine for the VM's seconds; the host baseline uses
+ * GNU dd's own microsecond timing instead, see hostScript).
+ */
+function ddScript(dir: string, opts: { dropCaches: boolean; readPrefix: string; keep?: boolean; label?: string }): string {
   const drop = opts.dropCaches ? 'sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null;' : '';
+  const real = (what: string) => `sed -n 's/^real[^0-9]*\\([0-9]*\\)m *\\([0-9.]*\\)s.*/${opts.label ?? ''}${what} \\1 \\2/p'`;
   return [
     `for i in $(seq 1 ${RUNS}); do`,
-    `  t=$(dd if=/dev/zero of=${dir}/w$i bs=1M count=${MiB} conv=fsync 2>&1 | sed -n 's/.*copied, \\([0-9.]*\\) seconds.*/\\1/p'); echo write $t;`,
+    `  { time dd if=/dev/zero of=${dir}/w$i bs=1M count=${MiB} conv=fsync; } 2>&1 | ${real('write')};`,
     `  ${drop}`,
-    `  t=$(dd if=${opts.readPrefix}$i of=/dev/null bs=1M 2>&1 | sed -n 's/.*copied, \\([0-9.]*\\) seconds.*/\\1/p'); echo read $t;`,
-    `  rm -f ${dir}/w$i;`,
+    `  { time dd if=${opts.readPrefix}$i of=/dev/null bs=1M; } 2>&1 | ${real('read')};`,
+    opts.keep ? '' : `  rm -f ${dir}/w$i;`,
     'done',
   ].join('\n');
 }
 
-function parse(out: string): { write: number[]; read: number[] } {
+/** The host baseline: GNU dd's own timing (`copied, 0.194 s`), same sizes and flags. */
+function hostScript(dir: string): string {
+  const secs = (what: string) => `sed -n 's/.*copied, \\([0-9.]*\\) s.*/${what} 0 \\1/p'`;
+  return [
+    `for i in $(seq 1 ${RUNS}); do`,
+    `  dd if=/dev/zero of=${dir}/w$i bs=1M count=${MiB} conv=fsync 2>&1 | ${secs('write')}`,
+    `  dd if=${dir}/r$i of=/dev/null bs=1M 2>&1 | ${secs('read')}`,
+    `  rm -f ${dir}/w$i`,
+    'done',
+  ].join('\n');
+}
+
+function parse(out: string, label = ''): { write: number[]; read: number[] } {
   const res = { write: [] as number[], read: [] as number[] };
   for (const line of out.split('\n')) {
-    const m = /^(write|read) ([0-9.]+)$/.exec(line.trim());
-    if (m) res[m[1] as 'write' | 'read'].push(Number(m[2]) * 1000);
+    const m = new RegExp(`^${label}(write|read) (\\d+) ([0-9.]+)$`).exec(line.trim());
+    if (m) res[m[1] as 'write' | 'read'].push((Number(m[2]) * 60 + Number(m[3])) * 1000);
   }
   return res;
 }
 
 function variant(name: string, timesMs: number[]): VariantResult {
-  if (timesMs.length === 0) throw new Error(`${name}: no timings parsed`);
+  if (timesMs.length === 0) throw new Error(`${name}: no timings parsed (dd output format?)`);
   return { name, timesMs, medianMs: median(timesMs), minMs: Math.min(...timesMs), maxMs: Math.max(...timesMs) };
 }
 
@@ -95,11 +113,15 @@ async function main(): Promise<void> {
     };
     const vm = ['--runc-binary', fx.wrapper];
 
-    const host = parse((await run('/bin/busybox', ['sh', '-c', ddScript(share, { dropCaches: false, readPrefix: `${share}/r` })], { env: { PATH: '/usr/bin:/bin' } })).stdout);
+    const host = parse((await run('bash', ['-c', hostScript(share)], { env: { PATH: '/usr/bin:/bin' } })).stdout);
     const runc = parse(await ctr([], [], ddScript('/data', { dropCaches: false, readPrefix: '/data/r' })));
-    const vfs = parse(await ctr(vm, [], ddScript('/data', { dropCaches: false, readPrefix: '/data/r' })));
-    const disk = parse(await ctr(vm, ['RUNCVM_DISKS=/disks/bench.img,/mnt/disk,ext4,512M'], `${ddScript('/mnt/disk', { dropCaches: true, readPrefix: '/mnt/disk/w' }).replace(/rm -f \/mnt\/disk\/w\$i;/, '')}`));
-    const root = parse(await ctr(vm, ['RUNCVM_ROOTFS_SIZE=512M'], ddScript('/root', { dropCaches: true, readPrefix: '/root/w' }).replace(/rm -f \/root\/w\$i;/, '')));
+    // same VM: first the emulator's ceiling (a tmpfs inside the VM, files written there first), then virtiofs
+    const ceilingScript = `mkdir -p /t && mount -t tmpfs -o size=200m t /t 2>/dev/null || true; for i in $(seq 1 ${RUNS}); do dd if=/dev/zero of=/t/r$i bs=1M count=${MiB} 2>/dev/null; done; ${ddScript('/t', { dropCaches: false, readPrefix: '/t/r', label: 'mem-' })}; rm -f /t/r*`;
+    const vfsOut = await ctr(vm, [], `${ceilingScript}\n${ddScript('/data', { dropCaches: false, readPrefix: '/data/r' })}`);
+    const vfs = parse(vfsOut);
+    const mem = parse(vfsOut, 'mem-');
+    const disk = parse(await ctr(vm, ['RUNCVM_DISKS=/disks/bench.img,/mnt/disk,ext4,512M'], ddScript('/mnt/disk', { dropCaches: true, readPrefix: '/mnt/disk/w', keep: true })));
+    const root = parse(await ctr(vm, ['RUNCVM_ROOTFS_SIZE=512M'], ddScript('/root', { dropCaches: true, readPrefix: '/root/w', keep: true })));
 
     const cases = (['write', 'read'] as const).map((k) =>
       toCase(`${k} ${MiB} MiB`, [
@@ -108,11 +130,12 @@ async function main(): Promise<void> {
         variant('runcvm virtiofs', vfs[k]),
         variant('runcvm disk (ext4)', disk[k]),
         variant('runcvm rootfs', root[k]),
+        variant('runcvm tmpfs (TCG ceiling)', mem[k]),
       ]),
     );
     for (const c of cases) {
       console.log(`\n${c.case}`);
-      for (const v of c.variants) console.log(`  ${v.name.padEnd(20)} median ${v.medianMs.toFixed(0).padStart(6)} ms  ${(MiB / (v.medianMs / 1000)).toFixed(0).padStart(6)} MiB/s  x${c.ratios[v.name]}`);
+      for (const v of c.variants) console.log(`  ${v.name.padEnd(28)} median ${v.medianMs.toFixed(0).padStart(6)} ms  ${(MiB / (v.medianMs / 1000)).toFixed(0).padStart(6)} MiB/s  x${c.ratios[v.name]}`);
     }
     console.log(`\nresults: ${writeResults('runcvm-volumes', cases, 'tcg')}`);
     await rm(join(disks, 'bench.img'), { force: true });

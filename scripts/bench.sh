@@ -8,9 +8,10 @@ mkdir -p bench/results
 status=0
 for b in bench/*.ts; do
   [[ -e $b ]] || continue
-  echo "[bench] $b" >&2
+  echo "[bench] $b $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   npx vite-node "$b" || { echo "[bench] $b failed" >&2; status=1; }
 done
-npx vite-node bench/lib/readme-table.ts > bench/results/summary.md
-echo "[bench] summary in bench/results/summary.md" >&2
+npx vite-node bench/lib/readme-table.ts --images ./ > bench/results/summary.md
+npx vite-node bench/lib/readme-table.ts > docs/benchmarks.md
+echo "[bench] summary in bench/results/summary.md and docs/benchmarks.md" >&2
 exit $status

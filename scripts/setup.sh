@@ -10,7 +10,7 @@ APT_PACKAGES=(
   docker-registry apache2-utils openssl ca-certificates curl git jq
   buildah runc uidmap skopeo umoci containerd docker.io
   qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio xz-utils lz4 zstd kmod iproute2 debootstrap
-  gcc libc6-dev patchelf file procps psmisc util-linux musl
+  gcc libc6-dev patchelf file procps psmisc util-linux musl musl-tools
 )
 
 missing_packages() {

@@ -13,6 +13,22 @@ export interface Variant {
   before?: () => Promise<void>;
 }
 
+/** A positive integer from the environment, or the default (BENCH_REPS=1 for a quick check of every bench). */
+export function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const n = raw === undefined || raw === '' ? NaN : Number(raw);
+  return Number.isInteger(n) && n >= 0 ? n : fallback;
+}
+
+/** Fixed repetitions and warm-ups for every bench: 5 and 1 unless BENCH_REPS / BENCH_WARMUPS say otherwise. */
+export const REPS = envInt('BENCH_REPS', 5);
+export const WARMUPS = envInt('BENCH_WARMUPS', 1);
+
+/** Repetitions capped for expensive cases (e.g. 1 GB images, VM boots under TCG); the cap is recorded in notes. */
+export function repsAtMost(cap: number): number {
+  return Math.max(1, Math.min(REPS, cap));
+}
+
 export interface VariantResult {
   name: string;
   timesMs: number[];
@@ -29,6 +45,10 @@ export interface CaseResult {
   variants: VariantResult[];
   /** median of each variant over the baseline's median */
   ratios: Record<string, number>;
+  /** what medianMs/minMs/maxMs/timesMs hold when the case is not a wall time (e.g. 'MiB' for idle memory) */
+  unit?: string;
+  warmups?: number;
+  repetitions?: number;
   notes?: string;
 }
 
@@ -107,8 +127,8 @@ export interface CaseOptions {
 
 /** Runs the variants interleaved (A B C, A B C, …); the first variant is the baseline for the ratios. */
 export async function measureCase(options: CaseOptions, variants: Variant[]): Promise<CaseResult> {
-  const warmups = options.warmups ?? 1;
-  const reps = options.repetitions ?? 5;
+  const warmups = options.warmups ?? WARMUPS;
+  const reps = options.repetitions ?? REPS;
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const peaks = new Map<string, number>();
   for (let i = 0; i < warmups + reps; i++) {
@@ -141,7 +161,30 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
   });
   const base = results[0]!.medianMs;
   const ratios = Object.fromEntries(results.map((r) => [r.name, Math.round((r.medianMs / base) * 1000) / 1000]));
-  const out: CaseResult = { bench: options.bench, case: options.case, baseline: results[0]!.name, variants: results, ratios };
+  const out: CaseResult = { bench: options.bench, case: options.case, baseline: results[0]!.name, variants: results, ratios, warmups, repetitions: reps };
+  if (options.notes) out.notes = options.notes;
+  printCase(out);
+  return out;
+}
+
+/** A case built from values measured inside the variants (e.g. time to first output, idle RSS): same shape and ratios. */
+export function derivedCase(
+  options: { bench: string; case: string; unit?: string; notes?: string; warmups?: number; repetitions?: number },
+  values: { name: string; values: number[] }[],
+): CaseResult {
+  const round = (x: number) => Math.round(x * 10) / 10;
+  const variants: VariantResult[] = values.map(({ name, values: v }) => {
+    const ok = v.filter((x) => Number.isFinite(x));
+    return ok.length
+      ? { name, timesMs: ok.map(round), medianMs: round(median(ok)), minMs: round(Math.min(...ok)), maxMs: round(Math.max(...ok)) }
+      : { name, timesMs: [], medianMs: NaN, minMs: NaN, maxMs: NaN };
+  });
+  const base = variants[0]!.medianMs;
+  const ratios = Object.fromEntries(variants.map((r) => [r.name, Math.round((r.medianMs / base) * 1000) / 1000]));
+  const out: CaseResult = { bench: options.bench, case: options.case, baseline: variants[0]!.name, variants, ratios };
+  if (options.unit) out.unit = options.unit;
+  if (options.warmups !== undefined) out.warmups = options.warmups;
+  if (options.repetitions !== undefined) out.repetitions = options.repetitions;
   if (options.notes) out.notes = options.notes;
   printCase(out);
   return out;
@@ -151,7 +194,7 @@ export function printCase(r: CaseResult): void {
   const lines = [`${r.bench} / ${r.case} (baseline: ${r.baseline})`];
   for (const v of r.variants) {
     const mem = v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '';
-    lines.push(`  ${v.name.padEnd(28)} median ${String(v.medianMs).padStart(9)} ms  ratio ${r.ratios[v.name]!.toFixed(3)}${mem}`);
+    lines.push(`  ${v.name.padEnd(28)} median ${String(v.medianMs).padStart(9)} ${r.unit ?? 'ms'}  ratio ${(r.ratios[v.name] ?? NaN).toFixed(3)}${mem}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -3,16 +3,27 @@
  * min–max whiskers), so the README's numbers and plots always come from a run, never from hand edits.
  */
 import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import type { CaseResult } from './measure.js';
+import { REPS, WARMUPS, type CaseResult } from './measure.js';
 
 export const RESULTS_DIR = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'results');
+
+/** Load averages when the bench started (this module is imported first thing) and when it wrote its results. */
+const LOAD_AT_START = loadavg().map((x) => Math.round(x * 100) / 100);
+const STARTED_AT = new Date().toISOString();
 
 export interface BenchFile {
   bench: string;
   takenAt: string;
+  startedAt?: string;
   machine: { cpu: string; cores: number; memoryGiB: number; accel: string; kernel: string };
+  /** 1/5/15-minute load averages (`uptime`) at the start and at the end of the bench */
+  load?: { start: number[]; end: number[] };
+  /** BENCH_REPS / BENCH_WARMUPS in force (cases may cap repetitions; see each case) */
+  repetitions?: number;
+  warmups?: number;
+  notes?: string[];
   cases: CaseResult[];
 }
 
@@ -26,9 +37,19 @@ export function machineFacts(accel: string): BenchFile['machine'] {
   return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), accel, kernel };
 }
 
-export function writeResults(bench: string, cases: CaseResult[], accel = 'n/a'): string {
+export function writeResults(bench: string, cases: CaseResult[], accel = 'n/a', notes: string[] = []): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file: BenchFile = { bench, takenAt: new Date().toISOString(), machine: machineFacts(accel), cases };
+  const file: BenchFile = {
+    bench,
+    takenAt: new Date().toISOString(),
+    startedAt: STARTED_AT,
+    machine: machineFacts(accel),
+    load: { start: LOAD_AT_START, end: loadavg().map((x) => Math.round(x * 100) / 100) },
+    repetitions: REPS,
+    warmups: WARMUPS,
+    cases,
+  };
+  if (notes.length) file.notes = notes;
   const path = join(RESULTS_DIR, `${bench}.json`);
   writeFileSync(path, JSON.stringify(file, null, 2) + '\n');
   for (const c of cases) writeFileSync(join(RESULTS_DIR, `${slug(bench)}--${slug(c.case)}.svg`), barChart(c));
@@ -51,8 +72,10 @@ export function barChart(c: CaseResult): string {
   const plotW = width - left - 130;
   const top = 40;
   const height = top + c.variants.length * rowH + 30;
-  const max = Math.max(...c.variants.map((v) => v.maxMs)) || 1;
-  const x = (ms: number) => left + (ms / max) * plotW;
+  const unit = c.unit ?? 'ms';
+  const num = (v: number | null) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const max = Math.max(...c.variants.map((v) => num(v.maxMs))) || 1;
+  const x = (ms: number | null) => left + (num(ms) / max) * plotW;
   const rows = c.variants
     .map((v, i) => {
       const y = top + i * rowH;
@@ -61,14 +84,14 @@ export function barChart(c: CaseResult): string {
         `<text x="${left - 8}" y="${y + 17}" text-anchor="end">${esc(v.name)}</text>`,
         `<rect x="${left}" y="${y + 4}" width="${Math.max(1, x(v.medianMs) - left)}" height="18" fill="${fill}"/>`,
         `<line x1="${x(v.minMs)}" x2="${x(v.maxMs)}" y1="${y + 13}" y2="${y + 13}" stroke="#222"/>`,
-        `<text x="${x(v.maxMs) + 6}" y="${y + 17}">${v.medianMs.toFixed(0)} ms (×${(c.ratios[v.name] ?? 0).toFixed(2)})</text>`,
+        `<text x="${x(v.maxMs) + 6}" y="${y + 17}">${Number.isFinite(num(v.medianMs)) && v.timesMs.length ? `${num(v.medianMs).toFixed(0)} ${unit} (×${num(c.ratios[v.name] ?? 0).toFixed(2)})` : 'no data'}</text>`,
       ].join('');
     })
     .join('\n');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="10" y="22" font-size="14" font-weight="bold">${esc(`${c.bench}: ${c.case}`)} — median wall time, whiskers min–max</text>`,
+    `<text x="10" y="22" font-size="14" font-weight="bold">${esc(`${c.bench}: ${c.case}`)} — ${unit === 'ms' ? 'median wall time' : `median ${unit}`}, whiskers min–max</text>`,
     rows,
     `</svg>`,
     '',

@@ -22,7 +22,7 @@
  *   the runc oracle pod can; the documented alternatives (one container, RUNCVM_DISABLE=1 sidecar) are exercised.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run } from '../../src/core/exec/index.js';
@@ -99,6 +99,25 @@ async function processTree(pid: number): Promise<Proc[]> {
   return out;
 }
 
+/** QEMU processes of this test's containerd (their root is a container rootfs under its temp dir). */
+async function myQemus(): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of await processesMatching('qemu-system')) {
+    const root = await readlink(`/proc/${p.pid}/root`).catch(() => '');
+    if (root.startsWith(`${cd.dir}/`)) out.push(`${p.pid} ${root}`);
+  }
+  return out;
+}
+
+/** The network namespace path of a sandbox (from containerd's verbose info), '' for host network. */
+async function sandboxNetns(podId: string): Promise<string> {
+  const info = await cri.podSandboxInfo(podId);
+  const spec = info.runtimeSpec as { linux?: { namespaces?: { type: string; path?: string }[] } } | undefined;
+  return spec?.linux?.namespaces?.find((n) => n.type === 'network')?.path ?? '';
+}
+
+const podNetnsSeen: string[] = [];
+
 interface Pod {
   id: string;
   config: PodSandboxConfig;
@@ -162,6 +181,8 @@ interface AppRun {
   sandboxArgs: string[];
   appTree: Proc[];
   runtimeOptions: unknown;
+  sandboxRuntimeOptions: unknown;
+  sandboxContainerType: string | undefined;
 }
 
 /** The kubelet's flow for one pod with one app container; returns what a test compares. */
@@ -213,6 +234,8 @@ async function appPodFlow(handler: Handler): Promise<AppRun> {
       sandboxArgs,
       appTree,
       runtimeOptions: appInfo.runtimeOptions,
+      sandboxRuntimeOptions: podInfo.runtimeOptions,
+      sandboxContainerType: podInfo.runtimeSpec?.annotations?.['io.kubernetes.cri.container-type'],
     };
   } finally {
     await removePod(pod);
@@ -264,6 +287,14 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
     expect(await cri.imageStatus(`${reg.host}/no-such-image:latest`)).toBeNull();
   });
 
+  it('an unknown handler fails RunPodSandbox with containerd\'s message (guide section 9)', async () => {
+    const logDir = join(logRoot, 'unknown-handler');
+    await mkdir(logDir, { recursive: true });
+    const err = await cri.runPodSandbox(podConfig({ name: 'unknown-handler', logDirectory: logDir, hostNetwork: true }), 'no-such-handler')
+      .then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).toContain('no runtime for "no-such-handler" is configured');
+  });
+
   let runcRun: AppRun;
   it('oracle: the kubelet flow with handler runc', async () => {
     runcRun = await appPodFlow('runc');
@@ -276,7 +307,10 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
 
   it('handler runcvm: pause under plain runc, the app container in a VM, logs, exec, graceful stop', async () => {
     const r = await appPodFlow('runcvm');
-    // the sandbox: the pause binary itself is the task, nothing below it, no QEMU
+    // the sandbox went through runcvm-runtime (BinaryName), which recognised the CRI annotation and passed it to
+    // runc: the pause binary itself is the task, nothing below it, no QEMU
+    expect(JSON.stringify(r.sandboxRuntimeOptions)).toContain(fx.wrapper);
+    expect(r.sandboxContainerType).toBe('sandbox');
     expect(r.sandboxArgs).toEqual(['/pause']);
     expect(r.sandboxTree.filter((p) => p.args.includes('qemu-system'))).toEqual([]);
     // the app container: a QEMU process below the container's task, and the guest kernel in its log
@@ -326,6 +360,7 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
     async function startMulti(handler: Handler): Promise<MultiPod> {
       const pod = await runPod(handler, `multi-${handler}`, false);
       const podIp = (await cri.podSandboxStatus(pod.id)).status?.network?.ip ?? '';
+      podNetnsSeen.push(await sandboxNetns(pod.id));
       expect(podIp.startsWith(`${net.subnetPrefix}.`), `pod IP ${podIp}`).toBe(true);
       const ids = new Map<string, string>();
       ids.set('a', await startApp(pod, { name: 'a', image: busybox, command: ['sh', '-c', SERVER] }));
@@ -403,18 +438,54 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
         await stopMulti(m);
       }
     }, 400_000);
+
+
+    it('runcvm, host network: two VM containers start, each with its own loopback only', async () => {
+      // host network: runcvm never rebuilds the node's interfaces, so each VM has lo only (and port 8080 is the
+      // VM's, never the host's)
+      const pod = await runPod('runcvm', 'multi-host');
+      const ids: string[] = [];
+      try {
+        ids.push(await startApp(pod, { name: 'a', image: busybox, command: ['sh', '-c', SERVER] }));
+        await waitForLog(pod, 'a', 'A-listening', 150_000);
+        ids.push(await startApp(pod, { name: 'b', image: busybox, command: ['sh', '-c', client('B', false)], env: { POD_IP: '127.0.0.2' } }));
+        await waitForLog(pod, 'b', 'B-done', 150_000);
+        expect(await stdoutOf(pod, 'a')).toEqual(['A-self: from-A', 'A-listening']);
+        expect(await stdoutOf(pod, 'b')).toEqual([
+          `B-kernel: ${guestRelease}`,
+          "B->127.0.0.1: nc: can't connect to remote host (127.0.0.1): Connection refused",
+          "B->localhost: nc: can't connect to remote host (127.0.0.1): Connection refused",
+          "B->127.0.0.2: nc: can't connect to remote host (127.0.0.2): Connection refused",
+          'B-done',
+        ]);
+        const ifaces = await cri.execSync(ids[1] ?? '', ['ls', '/sys/class/net'], 60);
+        expect(ifaces.stdout.split(/\s+/).filter(Boolean)).toEqual(['lo']);
+      } finally {
+        for (const id of ids) {
+          await cri.stopContainer(id, 10);
+          await cri.removeContainer(id);
+        }
+        await removePod(pod);
+      }
+    }, 400_000);
   });
 
   it('nothing is left behind: no QEMU, no shim, no mounts, no runcvm state', async () => {
     expect(await cri.listContainers()).toEqual([]);
     await waitFor('shims of this containerd to exit', async () => (await processesMatching(`-address ${cd.socket}`)).length === 0 || false,
       { timeoutMs: 20_000, intervalMs: 200 });
+    expect(await myQemus()).toEqual([]);
     const left = await leftovers(fx);
-    expect(left.qemu).toEqual([]);
     expect(left.state).toEqual([]);
     expect(left.configCopies).toEqual([]);
     const mounts = [...(await mountsUnder(cd.root)), ...(await mountsUnder(cd.state))];
     expect(mounts).toEqual([]);
     expect(await readdir(fx.logDir)).toEqual([]);
+    // the pods' network namespaces (created by containerd for CNI) are gone
+    expect(podNetnsSeen.length).toBeGreaterThan(0);
+    for (const ns of podNetnsSeen) {
+      expect(ns).toMatch(/^\/var\/run\/netns\/cni-/);
+      expect(await stat(ns).then(() => 'present', () => 'gone'), ns).toBe('gone');
+    }
   }, 60_000);
 });

@@ -214,6 +214,19 @@ describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () =>
     expect(t.stdout).toMatch(/^\/dev\/pts\/\d+\r\nto-err\r\n$/);
   });
 
+  it('-it: an interactive shell (the docker CLI on a terminal, via script(1)) reads what is typed', async () => {
+    const session = async (rt: Runtime) => {
+      const line = `stty rows 24 cols 80; exec docker -H '${dockerd.host}' exec -it ${NAME[rt]} sh -c 'read x; echo "got:$x"; stty size; exit 7'`;
+      return run('script', ['-qec', line, '/dev/null'], { reject: false, timeoutMs: 90_000, input: 'hello\n' });
+    };
+    const vm = await session('runcvm');
+    const runc = await session('runc');
+    const norm = (s: string) => s.replace(/\r+\n/g, '\n');
+    expect(norm(vm.stdout)).toContain('got:hello\n24 80\n');
+    expect(norm(vm.stdout)).toBe(norm(runc.stdout));
+    expect(vm.exitCode).toBe(runc.exitCode);
+  });
+
   it('exit codes and signals match runc', async () => {
     for (const script of ['exit 3', 'exit 255', 'kill -9 $$']) {
       expect(await dexec('runcvm', [], ['sh', '-c', script]), script).toEqual(await dexec('runc', [], ['sh', '-c', script]));

@@ -231,6 +231,24 @@ describe('auth', () => {
   });
 });
 
+describe('cancel', () => {
+  it('SIGTERM (pod deletion) stops buildah, leaves no build process and no private files, exit 130', async () => {
+    await ws.write('ctx-term/Dockerfile', `FROM ${base}\nRUN printf 'sleep 60\\ntrue\\n' > /kimiatermsleeper.sh && sh /kimiatermsleeper.sh\n`);
+    const home = ws.path('home-term');
+    const before = new Set((await run('sh', ['-c', 'ls -d /tmp/kimia-* 2>/dev/null || true'])).stdout.split('\n').filter(Boolean));
+    const r = await kimia(['-c', ws.path('ctx-term'), '--no-push', '--storage-driver=overlay', ...insecure()], {
+      home, env: { DOCKER_CONFIG: dockerConfig }, prefix: ['timeout', '--preserve-status', '-s', 'TERM', '6'],
+    });
+    expect(r.exitCode, r.all).toBe(130);
+    expect(r.stderr).toContain('received SIGTERM: stopping buildah');
+    const left = (await run('sh', ['-c', 'ls -d /tmp/kimia-* 2>/dev/null || true'])).stdout.split('\n').filter((d) => d && !before.has(d) && !d.includes('-e2e-') && !d.includes('-reg-') && !d.includes('-ctx-') && !d.includes('-pre-') && !d.includes('-bench-') && !d.includes('-git-'));
+    expect(left).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const procs = await run('sh', ['-c', `ps -eo args | grep -e "${home}" -e kimiatermsleeper | grep -v grep || true`]);
+    expect(procs.stdout.trim()).toBe('');
+  });
+});
+
 describe('logging', () => {
   it('--log-format json prints one JSON object per line, with steps, cache events and pushed layers', async () => {
     await ws.write('ctx-json/Dockerfile', `FROM ${base}\nRUN echo json > /j\n`);

@@ -72,15 +72,15 @@ export interface KimiaRun extends RunResult {
 const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
 
 /** Run bin/kimia as uid 1000 with only the given environment (plus PATH, HOME). */
-export async function kimia(args: string[], opts: { home: string; env?: Record<string, string>; cwd?: string; asRoot?: boolean; timeoutMs?: number }): Promise<KimiaRun> {
+export async function kimia(args: string[], opts: { home: string; env?: Record<string, string>; cwd?: string; asRoot?: boolean; timeoutMs?: number; prefix?: string[] }): Promise<KimiaRun> {
   await mkdir(opts.home, { recursive: true });
   if (!opts.asRoot) await chown(opts.home, BUILD_UID, BUILD_UID);
   const env = { ...BASE_ENV, HOME: opts.home, KIMIA_PUSH_RETRY_DELAY_MS: '200', ...opts.env };
   const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   const node = [process.execPath, projectPath('bin', 'kimia'), ...args];
-  const argv = opts.asRoot
+  const argv = [...(opts.prefix ?? []), ...(opts.asRoot
     ? ['env', '-i', ...envArgs, ...node]
-    : ['setpriv', '--reuid', String(BUILD_UID), '--regid', String(BUILD_UID), '--init-groups', 'env', '-i', ...envArgs, ...node];
+    : ['setpriv', '--reuid', String(BUILD_UID), '--regid', String(BUILD_UID), '--init-groups', 'env', '-i', ...envArgs, ...node])];
   // no redaction here: the tests must see exactly what kimia printed
   const { Redactor } = await import('../../src/core/redact.js');
   const r = await run(argv[0]!, argv.slice(1), { reject: false, cwd: opts.cwd ?? opts.home, timeoutMs: opts.timeoutMs ?? 300_000, redactor: new Redactor(), extendEnv: false });

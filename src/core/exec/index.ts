@@ -28,6 +28,8 @@ export interface RunOptions {
   gid?: number;
   /** delay between SIGTERM and SIGKILL on cancel/timeout */
   killGraceMs?: number;
+  /** called with the child's pid right after it is spawned (e.g. for a memory sampler) */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -125,6 +127,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     encoding: 'utf8',
     buffer: !options.inherit,
   });
+  if (options.onSpawn && child.pid !== undefined) options.onSpawn(child.pid);
   if (options.onStdoutLine && child.stdout) {
     const cb = options.onStdoutLine;
     const split = lineSplitter((l) => cb(redactor.redact(l)));

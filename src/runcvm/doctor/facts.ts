@@ -28,6 +28,8 @@ export interface FileFact {
   /** this process may read and write it */
   readonly readWrite?: boolean;
   readonly executable?: boolean;
+  /** bytes (regular files) */
+  readonly size?: number;
 }
 
 export interface ToolFact {

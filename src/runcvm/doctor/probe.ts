@@ -41,6 +41,7 @@ export async function fileFact(path: string): Promise<FileFact> {
       rdevMinor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
       readWrite: await can(constants.R_OK | constants.W_OK),
       executable: s.isFile() && (await can(constants.X_OK)),
+      size: s.size,
     };
   } catch {
     return { path, exists: false };
@@ -115,11 +116,13 @@ export async function probeNode(o: NodeProbeOptions): Promise<NodeFacts> {
   for (const b of namedBinaries([containerd, k3sTemplate], docker)) binaries[b] = await fileFact(b);
   const probedPath = await nearestExisting(o.cacheDir);
   const fs = await statfs(probedPath).catch(() => undefined);
-  const tmpNames = await readdir('/tmp').catch(() => [] as string[]);
+  // the runtime writes its per-container logs to $RUNCVM_LOG_DIR (default /tmp): look where it writes
+  const logDir = o.env.RUNCVM_LOG_DIR || '/tmp';
+  const tmpNames = await readdir(logDir).catch(() => [] as string[]);
   const debugLogs: DebugLogFact[] = [];
   for (const n of tmpNames.filter((x) => /^runcvm-.+\.debug$/.test(x))) {
-    const s = await stat(join('/tmp', n)).catch(() => undefined);
-    if (s?.isFile()) debugLogs.push({ path: join('/tmp', n), uid: s.uid, mode: s.mode & 0o7777 });
+    const s = await stat(join(logDir, n)).catch(() => undefined);
+    if (s?.isFile()) debugLogs.push({ path: join(logDir, n), uid: s.uid, mode: s.mode & 0o7777 });
   }
   const num = async (p: string) => {
     const t = await readText(p);
@@ -146,7 +149,7 @@ export async function probeNode(o: NodeProbeOptions): Promise<NodeFacts> {
     binaries,
     cache: { path: o.cacheDir, probedPath, freeBytes: fs ? fs.bavail * fs.bsize : undefined },
     debugLogs,
-    sharedLog: await fileFact('/tmp/runcvm-runtime.log'),
+    sharedLog: await fileFact(join(logDir, 'runcvm-runtime.log')),
     maxUserNamespaces: await num('/proc/sys/user/max_user_namespaces'),
     unprivilegedUsernsClone: await num('/proc/sys/kernel/unprivileged_userns_clone'),
   };

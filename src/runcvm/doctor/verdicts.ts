@@ -266,7 +266,11 @@ export function nodeChecks(f: NodeFacts): Check[] {
 
 export function containerChecks(c: ContainerFacts): Check[] {
   const out: Check[] = [];
-  out.push(c.entrypoint.exists
+  out.push(c.entrypoint.exists && c.entrypoint.size === 0
+    ? check('entrypoint', 'command injection file /.runcvm/entrypoint', 'fail',
+      '/.runcvm/entrypoint is empty (the image has no ENTRYPOINT/CMD and the pod gives no command): the guest logs "[VM-START] No entrypoint found, sleeping" and the pod is Running but nothing happens',
+      'give the container a command (Pod `command`/`args`, or CMD in the image); set RUNCVM_LOG_LEVEL=DEBUG in the pod env to see the path runcvm-vm-start loads')
+    : c.entrypoint.exists
     ? check('entrypoint', 'command injection file /.runcvm/entrypoint', 'pass', '/.runcvm/entrypoint is present')
     : check('entrypoint', 'command injection file /.runcvm/entrypoint', 'fail',
       '/.runcvm/entrypoint is missing: the guest logs "[VM-START] No entrypoint found, sleeping" and the pod is Running but nothing happens',

@@ -14,6 +14,12 @@ export const execErrors = defineErrors({
     cause: 'the engine (containerd, docker) passes the exec process as an OCI process JSON (--process).',
     fix: 'check the engine version; runc would reject the same file.',
   },
+  EXEC_UNSUPPORTED_HYPERVISOR: {
+    exit: 1,
+    message: 'cannot exec in container {id}: exec into {hypervisor} VMs is not supported yet',
+    cause: 'the exec agent is reached over a virtio-serial port, which runcvm wires for QEMU only; this VM runs under {hypervisor}.',
+    fix: 'run the container with RUNCVM_HYPERVISOR=qemu to exec into it, or use the container\'s own I/O (ctr task attach / docker attach).',
+  },
   EXEC_NO_LAUNCH_SPEC: {
     exit: 1,
     message: 'cannot exec in container {id}: its launch.json is unreadable ({problem})',

@@ -38,6 +38,12 @@ export function stateVerdict(id: string, status: string | undefined): ToolError 
   return fail('EXEC_WRONG_STATE', { id, state: status, fix: fix[status] ?? 'check it with `runc state`.' });
 }
 
+/** Exec reaches the guest agent over the QEMU agent port only (pure; unit tested). */
+export function hypervisorVerdict(id: string, hypervisor: string | undefined): ToolError | undefined {
+  if (hypervisor === undefined || hypervisor === 'qemu') return undefined;
+  return fail('EXEC_UNSUPPORTED_HYPERVISOR', { id, hypervisor });
+}
+
 async function containerStatus(globals: readonly string[], id: string): Promise<string | undefined> {
   const r = await runQuick(runcBinary(), [...globals, 'state', id], { timeoutMs: 10_000 });
   if (r.exitCode !== 0) return undefined; // unknown container: runc exec will say so itself
@@ -48,7 +54,20 @@ async function containerStatus(globals: readonly string[], id: string): Promise<
   }
 }
 
-async function originalProcess(a: ExecArgs, launchSpecPath: string): Promise<OciProcess> {
+interface LaunchFacts {
+  process: LaunchProcess;
+  vm?: { hypervisor?: string };
+}
+
+async function readLaunch(a: ExecArgs, launchSpecPath: string): Promise<LaunchFacts> {
+  try {
+    return JSON.parse(await readFile(launchSpecPath, 'utf8')) as LaunchFacts;
+  } catch (err) {
+    throw fail('EXEC_NO_LAUNCH_SPEC', { id: a.id, problem: (err as Error).message });
+  }
+}
+
+async function originalProcess(a: ExecArgs, launch: LaunchFacts): Promise<OciProcess> {
   if (a.process) {
     try {
       const p = JSON.parse(await readFile(a.process, 'utf8')) as OciProcess;
@@ -58,13 +77,7 @@ async function originalProcess(a: ExecArgs, launchSpecPath: string): Promise<Oci
       throw fail('EXEC_BAD_PROCESS', { id: a.id, path: a.process, problem: (err as Error).message });
     }
   }
-  let base: LaunchProcess;
-  try {
-    base = (JSON.parse(await readFile(launchSpecPath, 'utf8')) as { process: LaunchProcess }).process;
-  } catch (err) {
-    throw fail('EXEC_NO_LAUNCH_SPEC', { id: a.id, problem: (err as Error).message });
-  }
-  return processFromFlags(base, a);
+  return processFromFlags(launch.process, a);
 }
 
 export async function execMain(argv: string[]): Promise<number> {
@@ -87,7 +100,10 @@ export async function execMain(argv: string[]): Promise<number> {
     // the state check (a runc call) runs while the request is prepared: exec latency is what users feel
     const statusP = containerStatus(inv.globals, args.id);
     const prepared = (async () => {
-      const original = await originalProcess(args, paths.launchSpec);
+      const launch = await readLaunch(args, paths.launchSpec);
+      const unsupported = hypervisorVerdict(args.id, launch.vm?.hypervisor);
+      if (unsupported) throw unsupported;
+      const original = await originalProcess(args, launch);
       const { request, process: client } = rewriteExecProcess(original, requestId);
       await atomicWrite(requestFile, encodeOpenRequest(request), 0o600);
       await atomicWrite(processFile, JSON.stringify(client), 0o600);

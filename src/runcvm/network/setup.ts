@@ -63,8 +63,20 @@ export async function setUpNetwork(mode: NetworkRequest['mode'], log: NetLog, op
   };
 }
 
+/** x86 COMMAND_LINE_SIZE: a longer command line is cut by the kernel, silently. */
+export const KERNEL_CMDLINE_MAX = 2048;
+
 /** The VmPlan with the network's NICs and the guest's network parameters on the kernel command line. */
 export function withNetwork<P extends { cmdline: string; nics?: NicPlan[] }>(plan: P, network: Pick<NetworkSetup, 'nics' | 'cmdline'>): P {
   if (network.nics.length === 0) return plan;
-  return { ...plan, nics: network.nics, cmdline: `${plan.cmdline} ${network.cmdline}` };
+  const cmdline = `${plan.cmdline} ${network.cmdline}`;
+  if (cmdline.length >= KERNEL_CMDLINE_MAX) {
+    throw fail('NETWORK_SETUP', {
+      step: 'guest network config on the kernel command line',
+      problem: `${cmdline.length} bytes, the kernel keeps ${KERNEL_CMDLINE_MAX - 1} (too many addresses, routes or DNS entries; or a long RUNCVM_KERNEL_APPEND)`,
+      command: `runcvm.net.* (${network.cmdline.length} bytes)`,
+      undo: 'nothing was changed yet',
+    });
+  }
+  return { ...plan, nics: network.nics, cmdline };
 }

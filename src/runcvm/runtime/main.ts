@@ -4,7 +4,7 @@
  * disks (cached base + per-container upper) → launch.json → rewrite config.json once, atomically, 0600 → runc.
  */
 import { constants as fsc, appendFileSync } from 'node:fs';
-import { access, appendFile, chmod, mkdir, readFile, rm, stat, writeFile, copyFile, open } from 'node:fs/promises';
+import { access, appendFile, chmod, mkdir, readFile, realpath, rm, stat, writeFile, copyFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWrite, CloserStack } from '../../core/fsx/index.js';
 import { Logger, type Sink } from '../../core/log/index.js';
@@ -198,7 +198,10 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   const look = await lookPathInRoot(rootfs, proc.args?.[0], proc.env ?? [], proc.cwd || '/');
   if (!look.ok) throw new RuncStyleError(look.message);
 
-  const assets = assetPaths(process.env);
+  // resolve the package symlink once (20-guest.sh swaps `guest` atomically): checks, copies and the bind mount
+  // then all see the same build
+  const unresolved = assetPaths(process.env);
+  const assets = { guestDir: await realpath(unresolved.guestDir).catch(() => unresolved.guestDir), kernelDir: await realpath(unresolved.kernelDir).catch(() => unresolved.kernelDir) };
   // RUNCVM_HYPERVISOR unset: Firecracker when the package has it and KVM works, else QEMU (hypervisor/firecracker/host.ts)
   settings.hypervisor = await chooseHypervisor(settingEnv.RUNCVM_HYPERVISOR, join(assets.guestDir, 'bin'));
   await checkAssets(assets, settings);

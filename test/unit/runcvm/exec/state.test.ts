@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stateVerdict } from '../../../../src/runcvm/exec/main.js';
+import { hypervisorVerdict, stateVerdict } from '../../../../src/runcvm/exec/main.js';
 
 describe('stateVerdict: exec only into a running container, else a message naming the state', () => {
   it('running (or unknown to runc: runc exec reports that itself) passes', () => {
@@ -18,5 +18,14 @@ describe('stateVerdict: exec only into a running container, else a message namin
     expect(stateVerdict('abc', 'paused')!.message).toBe('cannot exec: container abc is paused');
     expect(stateVerdict('abc', 'paused')!.fix).toContain('ctr task resume abc');
     expect(stateVerdict('abc', 'created')!.fix).toContain('its VM boots at start');
+  });
+});
+
+describe('hypervisorVerdict', () => {
+  it('QEMU VMs have the agent port; Firecracker VMs get a plain refusal with the way out', () => {
+    expect(hypervisorVerdict('abc', 'qemu')).toBeUndefined();
+    const f = hypervisorVerdict('abc', 'firecracker')!;
+    expect(f.message).toBe('cannot exec in container abc: exec into firecracker VMs is not supported yet');
+    expect(f.fix).toContain('RUNCVM_HYPERVISOR=qemu');
   });
 });

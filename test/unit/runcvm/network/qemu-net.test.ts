@@ -23,6 +23,12 @@ describe('QEMU net argv', () => {
     expect(plan).toEqual({ cmdline: 'console=ttyS0 root=/dev/vda runcvm.net.if=eth0,fa:0d:1f:38:0c:ca,1500,10.88.0.2/24', nics: [{ id: 'net0', tap: 'tap-eth0', mac: 'fa:0d:1f:38:0c:ca' }] });
   });
 
+  it('refuses a guest config the kernel would cut short', () => {
+    const nics = [{ id: 'net0', tap: 'tap-eth0', mac: 'fa:0d:1f:38:0c:ca' }];
+    const routes = Array.from({ length: 80 }, (_v, i) => `runcvm.net.route=10.${i}.0.0/16,10.88.0.1,eth0`).join(' ');
+    expect(() => withNetwork({ cmdline: 'console=ttyS0' }, { nics, cmdline: routes })).toThrow(/guest network config on the kernel command line: \d+ bytes, the kernel keeps 2047/);
+  });
+
   it('qemuArgs ends with the NICs of the plan, and has none without them', () => {
     const spec = {
       version: 1, containerId: 'c1', hostname: '', mounts: [], network: { mode: 'auto' }, log: { level: 'error' }, channel: { io: '/s/io.sock', console: '/s/con.sock' },
