@@ -57,6 +57,6 @@ done
 echo "| variant | launch → marker, median (runs) | QEMU CPU time, median |"
 echo "|---|---|---|"
 for i in "${!specs[@]}"; do
-  echo "| ${names[$i]} | $(median <<<"${walls[$i]}") ms (${walls[$i]# }) | $(median <<<"${cpus[$i]}") ms |"
+  echo "| ${names[$i]} | $(median <<<"${walls[$i]}") ms (${walls[$i]# }) | $(median <<<"${cpus[$i]}") ms (${cpus[$i]# }) |"
 done
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); initramfs lz4 $(du -h "$A/initramfs.img" | cut -f1), gzip $(du -h "$T/kernel/initramfs.img" | cut -f1))"

@@ -3,8 +3,10 @@
  * 1.6's CRI plugin, whose runtime entry `runcvm` is `runtime_type = "io.containerd.runc.v2"` with
  * `options.BinaryName` = bin/runcvm-runtime (through a wrapper that points it at private state folders).
  *
- * Network mode: host network (NamespaceMode NODE). The harness containerd has no CNI configuration and this test
- * never touches the host's root network namespace; with host network runcvm gives each VM loopback only.
+ * Network modes: the single-container pods use host network (NamespaceMode NODE, no CNI needed); the
+ * multi-container pods use a pod network made by a tiny test CNI plugin (test/harness/cni.ts: veth to a bridge in a
+ * namespace the test owns). The host's root network namespace is never modified, and the test asserts that runcvm
+ * does not modify it either (a hostNetwork pod must never hand the node's eth0 to a VM).
  *
  * Proves:
  * - RunPodSandbox with handler `runcvm`: the pause container stays under plain runc (the `/pause` process itself is
@@ -19,7 +21,9 @@
  * - the same pod under handler `runc` is the oracle: same log lines (but `uname -r`) and the same exit code;
  * - multi-container pods (issue 5 item 5): two app containers of one runcvm pod are two VMs with two loopbacks, so
  *   B cannot reach A on localhost (the exact `nc` message is asserted and documented in docs/kubernetes.md), while
- *   the runc oracle pod can; the documented alternatives (one container, RUNCVM_DISABLE=1 sidecar) are exercised.
+ *   the runc oracle pod can; in a pod network the first VM owns the pod IP and a second VM container exits 125
+ *   (NETWORK_IN_USE); a RUNCVM_DISABLE=1 sidecar reaches the VM at the pod IP and the VM reaches it at
+ *   169.254.1.254; in host network both VMs start, each with `lo` only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readFile, readdir, readlink, stat } from 'node:fs/promises';
@@ -123,6 +127,7 @@ interface Pod {
   config: PodSandboxConfig;
   logDir: string;
   handler: Handler;
+  hostNetwork: boolean;
 }
 
 async function runPod(handler: Handler, name: string, hostNetwork = true): Promise<Pod> {
@@ -130,11 +135,11 @@ async function runPod(handler: Handler, name: string, hostNetwork = true): Promi
   await mkdir(logDir, { recursive: true });
   const config = podConfig({ name: `${name}-${seq}`, logDirectory: logDir, hostNetwork });
   const id = await cri.runPodSandbox(config, handler);
-  return { id, config, logDir, handler };
+  return { id, config, logDir, handler, hostNetwork };
 }
 
 async function startApp(pod: Pod, o: ContainerOptions): Promise<string> {
-  const cfg = containerConfig(o);
+  const cfg = containerConfig({ hostNetwork: pod.hostNetwork, ...o });
   await mkdir(join(pod.logDir, o.name), { recursive: true }); // the kubelet creates the container's log folder
   const id = await cri.createContainer(pod.id, cfg, pod.config);
   await cri.startContainer(id);
@@ -147,10 +152,17 @@ async function readLog(pod: Pod, container: string): Promise<CriLogLine[]> {
 }
 
 async function waitForLog(pod: Pod, container: string, marker: string, timeoutMs = 90_000): Promise<CriLogLine[]> {
-  return waitFor(`"${marker}" in ${container}'s CRI log (${pod.handler})`, async () => {
-    const lines = await readLog(pod, container);
-    return lines.some((l) => l.content.includes(marker)) ? lines : false;
-  }, { timeoutMs, intervalMs: 200 });
+  try {
+    return await waitFor(`"${marker}" in ${container}'s CRI log (${pod.handler})`, async () => {
+      const lines = await readLog(pod, container);
+      return lines.some((l) => l.content.includes(marker)) ? lines : false;
+    }, { timeoutMs, intervalMs: 200 });
+  } catch (err) {
+    const lines = await readLog(pod, container).catch(() => []);
+    const debug = await readdir(fx.logDir).catch(() => []);
+    const tails = await Promise.all(debug.map(async (n) => `${n}:\n${(await readFile(join(fx.logDir, n), 'utf8').catch(() => '')).split('\n').slice(-15).join('\n')}`));
+    throw new Error(`${(err as Error).message}\nlog so far:\n${lines.map((l) => `${l.stream}: ${l.content}`).join('\n')}\n${tails.join('\n')}`, { cause: err });
+  }
 }
 
 async function removePod(pod: Pod): Promise<void> {
@@ -169,6 +181,14 @@ const APP_SCRIPT = [
   'while :; do sleep 1; done',
 ].join('\n');
 
+/** The node's network as `ip` shows it (links with MAC and master, addresses): must not change under a VM. */
+async function hostNetworkSnapshot(): Promise<string> {
+  const links = (await run('ip', ['-o', 'link', 'show'])).stdout.split('\n').map((l) => l.replace(/^\d+: /, '').replace(/\s+\\.*?link\//, ' link/'));
+  const addrs = (await run('ip', ['-o', 'addr', 'show'])).stdout.split('\n').map((l) => l.replace(/^\d+: /, '').replace(/\s+valid_lft.*$/, ''));
+  // only the names runcvm would touch (others' tests may add unrelated interfaces meanwhile)
+  return [...links, ...addrs].filter((l) => /^(eth0|br-eth0|tap-eth0)[:@\s]/.test(l)).sort().join('\n');
+}
+
 interface AppRun {
   stdout: string[];
   stderr: string[];
@@ -177,6 +197,9 @@ interface AppRun {
   execHi: { stdout: string; stderr: string; exitCode: number };
   exec3: number;
   execUname: string;
+  vmInterfaces: string;
+  hostNetBefore: string;
+  hostNetDuring: string;
   sandboxTree: Proc[];
   sandboxArgs: string[];
   appTree: Proc[];
@@ -189,6 +212,7 @@ interface AppRun {
 async function appPodFlow(handler: Handler): Promise<AppRun> {
   const t0 = performance.now();
   const step = (what: string) => console.info(`[cri ${handler}] +${Math.round(performance.now() - t0)}ms ${what}`);
+  const hostNetBefore = await hostNetworkSnapshot();
   const pod = await runPod(handler, `app-${handler}`);
   step('RunPodSandbox');
   try {
@@ -214,6 +238,8 @@ async function appPodFlow(handler: Handler): Promise<AppRun> {
     const execHi = await cri.execSync(id, ['echo', 'hi'], 60);
     const exec3 = (await cri.execSync(id, ['sh', '-c', 'exit 3'], 60)).exitCode;
     const execUname = (await cri.execSync(id, ['uname', '-r'], 60)).stdout.trim();
+    const vmInterfaces = (await cri.execSync(id, ['ls', '/sys/class/net'], 60)).stdout.split(/\s+/).filter(Boolean).join(' ');
+    const hostNetDuring = await hostNetworkSnapshot();
 
     step('ExecSync x3');
     await cri.stopContainer(id, 30);
@@ -230,6 +256,9 @@ async function appPodFlow(handler: Handler): Promise<AppRun> {
       execHi,
       exec3,
       execUname,
+      vmInterfaces,
+      hostNetBefore,
+      hostNetDuring,
       sandboxTree,
       sandboxArgs,
       appTree,
@@ -326,6 +355,10 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
     expect(JSON.stringify(r.runtimeOptions)).toContain(fx.wrapper);
     // ExecSync runs in the VM (the exec agent), not in the launcher container
     expect(r.execUname).toBe(guestRelease);
+    // host network: the node's interfaces are never handed to the VM (no br-eth0/tap-eth0 on the node, eth0 keeps
+    // its MAC and addresses while the VM runs); the VM has loopback only
+    expect(r.hostNetDuring).toBe(r.hostNetBefore);
+    expect(r.vmInterfaces).toBe('lo');
   }, 180_000);
 
   describe('multi-container pods (pod network through the test CNI)', () => {

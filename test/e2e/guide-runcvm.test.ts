@@ -9,7 +9,7 @@
  * runcvm error; doctor.test.ts "without /dev/kvm"). docs/troubleshooting-map.md lists every entry with its tests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmod, chown, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
@@ -20,7 +20,7 @@ import { buildahStore, busyboxRootfs, pushBusyboxImage, registryFlags } from '..
 import { startProcess, type ServiceProcess } from '../harness/proc.js';
 import { waitFor } from '../harness/wait.js';
 import { connectCri, criRegistryConfig, podConfig, pushPauseImage } from '../harness/cri.js';
-import { assetsReady, leftovers, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { assetsReady, leftovers, pushVariant, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
 
 interface Check { id: string; status: 'pass' | 'warn' | 'fail'; cause: string; fix: string }
 interface Finding { rule: string; level: string; message: string; fix: string }
@@ -35,6 +35,7 @@ let work: string;
 let busybox: string;
 let noCmd: string;
 let musl: string;
+let asUser1000: string;
 let seq = 0;
 
 /** A busybox image with extra files; `cmd: null` leaves the image without ENTRYPOINT and CMD. */
@@ -158,10 +159,11 @@ beforeAll(async () => {
   busybox = await pushBusyboxImage(reg);
   noCmd = await pushImage('nocmd', { cmd: null });
   // an Alpine-like image: busybox + the musl loader at its real path + a musl-linked program
+  asUser1000 = await pushVariant(reg, 'user1000', { user: '1000:1000' });
   musl = await pushImage('musl', { cmd: ['sh'], files: { 'lib/ld-musl-x86_64.so.1': '/usr/lib/x86_64-linux-musl/libc.so', 'usr/bin/hello-musl': join(work, 'hello-musl') } });
   cd = await startContainerd();
   closers.push('containerd', () => cd.stop());
-  for (const ref of [busybox, noCmd, musl]) await cd.ctr(['images', 'pull', '--plain-http', ref]);
+  for (const ref of [busybox, noCmd, musl, asUser1000]) await cd.ctr(['images', 'pull', '--plain-http', ref]);
   await built;
 }, 400_000);
 
@@ -242,7 +244,7 @@ suite('RunCVM guide 5. Debugging Tools', () => {
 
 suite('RunCVM guide 6. Boot Loop and Guest Tooling Failures', () => {
   it('inside a running VM: /proc mounted, /proc/self/exe resolving, mount/ip/ps on PATH and working: same answers as runc', async () => {
-    const cmd = ['sh', '-c', 'mount | grep -c " /proc proc "; test -e "$(readlink /proc/self/exe)" && echo exe-ok; ps -o comm | grep -c "^sleep$"; for t in mount ip ps; do command -v $t >/dev/null && echo $t-ok; done; ip -o link show lo | grep -c LOOPBACK'];
+    const cmd = ['sh', '-c', 'mount | grep -c " on /proc type proc "; test -e "$(readlink /proc/self/exe)" && echo exe-ok; ps -o comm | grep -c "^sleep$"; for t in mount ip ps; do command -v $t >/dev/null && echo $t-ok; done; ip -o link show lo | grep -c LOOPBACK'];
     const vm = await execInVm(cmd);
     expect(vm).toEqual({ exit: 0, stdout: '1\nexe-ok\n1\nmount-ok\nip-ok\nps-ok\n1\n', stderr: '' });
     const runc = await ctrRun('runc', musl, ['sh', '-c', `sleep 600 & ${cmd[2]!}`]);
@@ -294,7 +296,7 @@ suite('RunCVM guide 8. Logging Permissions & Conflicts', () => {
     try {
       const [ra, rb] = await Promise.all([
         cd.ctr(['run', '--rm', '--runc-binary', fx.wrapper, '--env', 'RUNCVM_LOG_LEVEL=DEBUG', busybox, a, 'sh', '-c', 'echo uid=$(id -u)'], { reject: false, timeoutMs: 180_000 }),
-        cd.ctr(['run', '--rm', '--runc-binary', fx.wrapper, '--env', 'RUNCVM_LOG_LEVEL=DEBUG', '--user', '1000:1000', busybox, b, 'sh', '-c', 'echo uid=$(id -u)'], { reject: false, timeoutMs: 180_000 }),
+        cd.ctr(['run', '--rm', '--runc-binary', fx.wrapper, '--env', 'RUNCVM_LOG_LEVEL=DEBUG', asUser1000, b, 'sh', '-c', 'echo uid=$(id -u)'], { reject: false, timeoutMs: 180_000 }),
       ]);
       expect(ra.exitCode, ra.stderr).toBe(0);
       expect(ra.stdout).toMatch(/^uid=0$/m);

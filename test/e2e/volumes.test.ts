@@ -230,6 +230,21 @@ describe.skipIf(!haveDocker)('runcvm volumes (dockerd, docker run --runtime runc
     expect([byUser.uid, byUser.gid]).toEqual([1000, 1000]);
   });
 
+  it('docker start of a stopped container (a new VM, same bundle) sees the volume data of the first run', async () => {
+    const host = join(dtmp, 'restart');
+    await mkdir(host);
+    const name = 'vol-restart';
+    try {
+      const first = await d.docker(['run', '--runtime', 'runcvm', '--name', name, '-v', `${host}:/data`, image, 'sh', '-c', 'echo run >> /data/runs; cat /data/runs'], { reject: false, timeoutMs: 120_000 });
+      expect(first.stdout, first.stderr).toBe('run\n');
+      const again = await d.docker(['start', '-a', name], { reject: false, timeoutMs: 120_000 });
+      expect(again.stdout, again.stderr).toBe('run\nrun\n');
+      expect(await readFile(join(host, 'runs'), 'utf8')).toBe('run\nrun\n');
+    } finally {
+      await d.docker(['rm', '-f', name], { reject: false });
+    }
+  });
+
   it('leaves nothing behind', async () => {
     expect(await virtiofsdProcesses()).toEqual([]);
     const left = await leftovers(dfx);

@@ -395,6 +395,8 @@ export interface ContainerOptions {
   logPath?: string;
   memoryBytes?: number;
   annotations?: Record<string, string>;
+  /** the pod is hostNetwork: the kubelet then sends NamespaceMode NODE for the container's network too */
+  hostNetwork?: boolean;
 }
 
 export function containerConfig(o: ContainerOptions): ContainerConfig {
@@ -407,7 +409,7 @@ export function containerConfig(o: ContainerOptions): ContainerConfig {
     labels: { 'io.kubernetes.container.name': o.name },
     annotations: o.annotations ?? {},
     log_path: o.logPath ?? join(o.name, '0.log'),
-    linux: { security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
+    linux: { security_context: { namespace_options: { network: o.hostNetwork ? 'NODE' : 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
   };
   if (o.workingDir) c.working_dir = o.workingDir;
   if (o.memoryBytes && c.linux) c.linux.resources = { memory_limit_in_bytes: String(o.memoryBytes) };

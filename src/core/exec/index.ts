@@ -243,11 +243,6 @@ export async function runQuick(
   });
 }
 
-/** Start loading the process runner's dependencies early (overlaps their ~150 ms load with other start-up work). */
-export function warmUp(): void {
-  void import('execa').catch(() => undefined);
-}
-
 /**
  * Run a child that shares our stdio (and optionally extra inherited descriptors 3..3+passFds-1, as runc's
  * --preserve-fds needs), wait for it, and return how it ended. For wrappers that hand a whole invocation on.

@@ -78,7 +78,8 @@ export function copiedFilesFromSpec(spec: OciSpec): { source: string; destinatio
  * do): the launcher hands its eth* to the VM. Without one the container runs in the host's namespace, whose
  * interfaces runcvm must never rebuild: 'none' (the VM gets loopback only).
  */
-export function networkModeFromSpec(spec: OciSpec): 'auto' | 'none' {
+export function networkModeFromSpec(spec: OciSpec, hostNetwork = false): 'auto' | 'none' {
+  if (hostNetwork) return 'none'; // joined by path to the node's own namespace (Kubernetes hostNetwork pods)
   return (spec.linux?.namespaces ?? []).some((n) => n.type === 'network') ? 'auto' : 'none';
 }
 
@@ -87,6 +88,8 @@ export interface LaunchContext {
   settings: Settings;
   /** true when the runtime provides the debug log file at CONTAINER_PATHS.debugLog */
   debugLog: boolean;
+  /** the container joins the runtime's own (the node's) network namespace: network/host.ts joinsHostNetwork */
+  hostNetwork?: boolean;
 }
 
 export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
@@ -129,7 +132,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
       { id: 'upper', path: CONTAINER_PATHS.upperDisk, readOnly: false, role: 'upper' },
     ],
     mounts: guestMountsFromSpec(spec),
-    network: { mode: networkModeFromSpec(spec) },
+    network: { mode: networkModeFromSpec(spec, ctx.hostNetwork ?? false) },
     log: { level: settings.logLevel, ...(ctx.debugLog ? { file: CONTAINER_PATHS.debugLog } : {}) },
     channel: { io: CONTAINER_PATHS.ioSocket, console: CONTAINER_PATHS.consoleSocket },
   };

@@ -16,6 +16,7 @@ import { splitRuncArgs, parseCreateArgs, ArgsError, type CreateArgs } from './ar
 import { envMap, type OciSpec } from '../launch/oci.js';
 import { mergeSettingEnv, parseSettings, SettingError, type Settings } from '../launch/settings.js';
 import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
+import { joinsHostNetwork } from '../network/host.js';
 import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
 import { CONTAINER_PATHS, GUEST_PATHS, type LaunchSpec } from '../launch/schema.js';
 import { passThroughReason, rewriteForVm, type HostDevice } from '../bundle/transforms/index.js';
@@ -216,7 +217,9 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   // Disks.
   const base = await ensureBaseDisk(rootfs, dirs.cacheDir, args.id, log);
 
-  let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog) });
+  // networking: never hand the node's own interfaces to a VM (hostNetwork pods join it by path)
+  const hostNetwork = await joinsHostNetwork(spec);
+  let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog), hostNetwork });
   if (settings.kernel) launch = { ...launch, kernel: { ...launch.kernel, path: '/.runcvm/kernel-custom/vmlinux' } };
   launch = withVolumesInLaunch(launch, volumePlan);
 

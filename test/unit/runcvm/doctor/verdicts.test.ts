@@ -207,6 +207,15 @@ describe('container-side verdicts', () => {
     expect(c.fix).toContain('RUNCVM_LOG_LEVEL=DEBUG');
   });
 
+  it('guide 1: an empty /.runcvm/entrypoint (image without ENTRYPOINT/CMD) fails with the same guest line', () => {
+    const c = byId(containerChecks(inside({ entrypoint: file('/.runcvm/entrypoint', { size: 0 }) })), 'entrypoint');
+    expect(c.status).toBe('fail');
+    expect(c.cause).toContain('is empty');
+    expect(c.cause).toContain('[VM-START] No entrypoint found, sleeping');
+    expect(c.fix).toContain('command');
+    expect(byId(containerChecks(inside({ entrypoint: file('/.runcvm/entrypoint', { size: 9 }) })), 'entrypoint').status).toBe('pass');
+  });
+
   it('guide 6: /proc not mounted and guest bin not first in PATH', () => {
     expect(byId(containerChecks(inside({ procMounted: false })), 'proc').cause).toContain('stat /proc/self/exe: no such file or directory');
     const p = byId(containerChecks(inside({ path: '/usr/bin:/.runcvm/guest/bin' })), 'guest-path');
