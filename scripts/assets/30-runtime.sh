@@ -32,6 +32,7 @@ common=(--bundle --platform=node --target=node20 --format=esm --external:execa -
 "$ESBUILD" src/runcvm/launcher/entry.ts "${common[@]}" --outfile="$tmp/launcher.mjs"
 install -D -m 0644 "$tmp/launcher.mjs" "$GUEST/lib/runcvm/launcher.mjs"
 "$ESBUILD" src/runcvm/runtime/entry.ts "${common[@]}" --outfile="$tmp/runtime.mjs"
+install -D -m 0644 "$tmp/runtime.mjs" "$ASSETS/runtime/runtime.mjs"
 install -D -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
 
 # exec (owner: exec, docs/dev/notes/exec.md): the guest agent (copied into each VM's writable disk by create), the

@@ -198,6 +198,10 @@ interface AppRun {
   exec3: number;
   execUname: string;
   vmInterfaces: string;
+  /** files in RUNCVM_LOG_DIR while the app container runs, and the ids they should be named after */
+  debugLogs: string[];
+  appId: string;
+  podId: string;
   hostNetBefore: string;
   hostNetDuring: string;
   sandboxTree: Proc[];
@@ -240,6 +244,7 @@ async function appPodFlow(handler: Handler): Promise<AppRun> {
     const execUname = (await cri.execSync(id, ['uname', '-r'], 60)).stdout.trim();
     const vmInterfaces = (await cri.execSync(id, ['ls', '/sys/class/net'], 60)).stdout.split(/\s+/).filter(Boolean).join(' ');
     const hostNetDuring = await hostNetworkSnapshot();
+    const debugLogs = handler === 'runcvm' ? (await readdir(fx.logDir)).sort() : [];
 
     step('ExecSync x3');
     await cri.stopContainer(id, 30);
@@ -257,6 +262,9 @@ async function appPodFlow(handler: Handler): Promise<AppRun> {
       exec3,
       execUname,
       vmInterfaces,
+      debugLogs,
+      appId: id,
+      podId: pod.id,
       hostNetBefore,
       hostNetDuring,
       sandboxTree,
@@ -324,7 +332,7 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
     expect(err?.message).toContain('no runtime for "no-such-handler" is configured');
   });
 
-  let runcRun: AppRun;
+  let runcRun: AppRun | undefined;
   it('oracle: the kubelet flow with handler runc', async () => {
     runcRun = await appPodFlow('runc');
     expect(runcRun.stdout).toEqual(['out-1', hostRelease, 'out-2', 'ready', 'got-TERM']);
@@ -335,6 +343,7 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
   }, 120_000);
 
   it('handler runcvm: pause under plain runc, the app container in a VM, logs, exec, graceful stop', async () => {
+    const oracle = runcRun ?? (await appPodFlow('runc')); // when run alone (-t)
     const r = await appPodFlow('runcvm');
     // the sandbox went through runcvm-runtime (BinaryName), which recognised the CRI annotation and passed it to
     // runc: the pause binary itself is the task, nothing below it, no QEMU
@@ -347,9 +356,9 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
     expect(guestRelease).not.toBe(hostRelease);
     expect(r.stdout).toEqual(['out-1', guestRelease, 'out-2', 'ready', 'got-TERM']);
     // same as the runc oracle except the kernel line
-    expect(r.stdout.filter((l) => l !== guestRelease)).toEqual(runcRun.stdout.filter((l) => l !== hostRelease));
-    expect(r.stderr).toEqual(runcRun.stderr);
-    expect(r.exitCode).toBe(runcRun.exitCode);
+    expect(r.stdout.filter((l) => l !== guestRelease)).toEqual(oracle.stdout.filter((l) => l !== hostRelease));
+    expect(r.stderr).toEqual(oracle.stderr);
+    expect(r.exitCode).toBe(oracle.exitCode);
     expect(r.execHi).toEqual({ stdout: 'hi\n', stderr: '', exitCode: 0 });
     expect(r.exec3).toBe(3);
     expect(JSON.stringify(r.runtimeOptions)).toContain(fx.wrapper);
@@ -359,6 +368,9 @@ describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI
     // its MAC and addresses while the VM runs); the VM has loopback only
     expect(r.hostNetDuring).toBe(r.hostNetBefore);
     expect(r.vmInterfaces).toBe('lo');
+    // guide section 8: one debug log per VM container, named after its id; the pause container (plain runc) has none
+    expect(r.debugLogs).toEqual([`runcvm-${r.appId}.debug`]);
+    expect(r.debugLogs.some((n) => n.includes(r.podId))).toBe(false);
   }, 180_000);
 
   describe('multi-container pods (pod network through the test CNI)', () => {

@@ -38,8 +38,6 @@ const byId = (r: Report, id: string): Check => {
 };
 
 beforeAll(async () => {
-  // bin/runcvm runs dist/: build it (type errors elsewhere in the tree still emit, so do not fail on them)
-  await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: projectPath(), reject: false, timeoutMs: 180_000 });
   dir = await tempDir('runcvm-doctor-e2e-', closers);
   fakeRuntime = join(dir, 'runcvm-runtime');
   await writeFile(fakeRuntime, '#!/bin/sh\nexec runc "$@"\n');

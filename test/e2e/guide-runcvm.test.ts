@@ -149,8 +149,6 @@ const suite = ready ? describe : describe.skip;
 
 beforeAll(async () => {
   if (!ready) return;
-  // bin/runcvm (doctor, lint) runs dist/: build it while the services start (type errors elsewhere still emit)
-  const built = run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: projectPath(), reject: false, timeoutMs: 240_000 });
   fx = await runtimeFixture(closers);
   work = await tempDir('guide-runcvm', closers);
   reg = await startRegistry();
@@ -164,7 +162,6 @@ beforeAll(async () => {
   cd = await startContainerd();
   closers.push('containerd', () => cd.stop());
   for (const ref of [busybox, noCmd, musl, asUser1000]) await cd.ctr(['images', 'pull', '--plain-http', ref]);
-  await built;
 }, 400_000);
 
 afterAll(async () => {

@@ -1,8 +1,8 @@
 /**
- * Helpers for kimia's e2e tests: build kimia into dist/ once, give uid 1000 a subordinate range, make temp folders
+ * Helpers for kimia's e2e tests: check kimia is built in dist/, give uid 1000 a subordinate range, make temp folders
  * owned by uid 1000, and run kimia as uid 1000 (rootless) with an explicit, minimal environment.
  */
-import { chown, mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { access, chown, mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from '../../src/core/exec/index.js';
@@ -10,11 +10,11 @@ import { projectPath } from '../../src/core/paths.js';
 
 export const BUILD_UID = 1000;
 export const BUILD_USER = 'cloudsdk';
-let built: Promise<void> | undefined;
-
-export function buildKimia(): Promise<void> {
-  built ??= run(process.execPath, [projectPath('scripts', 'build-kimia.mjs')]).then(() => undefined);
-  return built;
+/** dist/ is built once by the suite's global set-up (scripts/setup.sh); fail clearly if it is missing. */
+export async function buildKimia(): Promise<void> {
+  await access(projectPath('dist', 'kimia', 'main.js')).catch(() => {
+    throw new Error('dist/kimia/main.js is missing: run `npm run setup` (the test suite does it in its global set-up)');
+  });
 }
 
 /** Idempotent: give uid 1000 the subordinate range 100000-165535. */

@@ -8,7 +8,8 @@
  *   afterAll(async () => { await reg?.stop(); });    // or `await using reg = await startRegistry()` inside a test
  *
  * Modules: services/registry.ts, services/containerd.ts, services/dockerd.ts, images.ts, wait.ts, evidence.ts,
- * proc.ts (process/mount inspection used by teardown and by tests that assert "nothing left behind").
+ * proc.ts (process/mount inspection used by teardown and by tests that assert "nothing left behind"), cri.ts (a CRI
+ * runtime.v1 gRPC client: the kubelet's side of containerd's CRI plugin), cni.ts (a test pod network).
  */
 export * from './wait.js';
 export * from './evidence.js';
@@ -17,3 +18,5 @@ export * from './images.js';
 export * from './services/registry.js';
 export * from './services/containerd.js';
 export * from './services/dockerd.js';
+export * from './cri.js';
+export * from './cni.js';
