@@ -20,6 +20,19 @@ ESBUILD=$ROOT/node_modules/.bin/esbuild
 
 mkdir -p "$GUEST/lib/runcvm" "$GUEST/bin" "$ROOT/dist/runcvm/runtime"
 
+# Cached: rebuild only when a source, this script or the guest package build (20-guest.sh swaps its symlink)
+# changed, or an output is missing.
+OUTPUTS=("$GUEST/bin/runcvm-init" "$GUEST/bin/runcvm-agent" "$GUEST/bin/runcvm-exec" "$GUEST/lib/runcvm/launcher.mjs"
+  "$ASSETS/runtime/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs")
+STAMP=$ASSETS/runtime/.inputs
+inputs_key() {
+  { readlink -f "$GUEST"; find src/runcvm src/core scripts/assets/30-runtime.sh -type f -printf '%p %s %T@\n' | LC_ALL=C sort; } | sha256sum | cut -d' ' -f1
+}
+KEY=$(inputs_key)
+fresh=1
+for f in "${OUTPUTS[@]}"; do [[ -e $f ]] || fresh=0; done
+if [[ $fresh == 1 && -f $STAMP && $(cat "$STAMP") == "$KEY" ]]; then exit 0; fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -46,4 +59,5 @@ install -D -m 0755 "$tmp/runcvm-exec" "$GUEST/bin/runcvm-exec"
 rm -f "$GUEST/lib/runcvm/exec-client.mjs"
 "$ESBUILD" src/runcvm/exec/entry.ts "${common[@]}" --outfile="$tmp/exec.mjs"
 install -D -m 0644 "$tmp/exec.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs"
+printf '%s\n' "$KEY" > "$STAMP"
 say "runcvm-init, launcher.mjs → $GUEST; runtime.mjs → dist/runcvm/runtime"

@@ -242,6 +242,7 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     await stageParents(top, rootfs, GUEST_PATHS.bin);
     await copyFile(join(assets.guestDir, 'bin', 'runcvm-init'), join(top, GUEST_PATHS.init));
     await chmod(join(top, GUEST_PATHS.init), 0o755);
+    // busybox in the VM: guest networking (net.c runs `busybox ip`) and the break shells
     if (await exists(join(assets.guestDir, 'bin', 'busybox'))) {
       await copyFile(join(assets.guestDir, 'bin', 'busybox'), join(top, GUEST_PATHS.bin, 'busybox'));
       await chmod(join(top, GUEST_PATHS.bin, 'busybox'), 0o755);

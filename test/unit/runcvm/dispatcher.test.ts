@@ -1,0 +1,72 @@
+/**
+ * bin/runcvm-runtime (POSIX sh): pass-through verbs reach runc with exactly the same argv; `delete` removes runcvm's
+ * state dir and debug log only after runc succeeded, and keeps a DEBUG container's log. runc is a stub script here.
+ */
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../../src/core/exec/index.js';
+import { projectPath } from '../../../src/core/paths.js';
+
+let dir: string;
+let stub: string;
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
+async function dispatch(args: string[], stubExit = 0) {
+  return run(projectPath('bin', 'runcvm-runtime'), args, {
+    reject: false,
+    env: { RUNCVM_RUNC: stub, STUB_EXIT: String(stubExit), STUB_OUT: join(dir, 'argv'), RUNCVM_STATE_DIR: join(dir, 'state'), RUNCVM_LOG_DIR: join(dir, 'log') },
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'runcvm-dispatch-'));
+  stub = join(dir, 'runc-stub');
+  await writeFile(stub, '#!/bin/sh\nprintf "%s\\n" "$@" > "$STUB_OUT"\nexit "$STUB_EXIT"\n');
+  await chmod(stub, 0o755);
+  await mkdir(join(dir, 'log'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('runcvm-runtime dispatcher', () => {
+  it.each([
+    [['--root', '/run/x', '--log', '/l.json', '--log-format', 'json', 'kill', 'c1', 'SIGTERM']],
+    [['--root=/run/x', '--systemd-cgroup', 'start', 'c1']],
+    [['state', 'c1']],
+    [['--debug', 'ps', '--format', 'json', 'c1']],
+  ])('passes %j to runc unchanged', async (args) => {
+    const r = await dispatch(args);
+    expect(r.exitCode).toBe(0);
+    expect((await readFile(join(dir, 'argv'), 'utf8')).split('\n').slice(0, -1)).toEqual(args);
+  });
+
+  it('propagates runc exit codes', async () => {
+    expect((await dispatch(['kill', 'c1'], 3)).exitCode).toBe(3);
+  });
+
+  it('delete removes the state dir and debug log after runc succeeded, keeps them when it failed', async () => {
+    await mkdir(join(dir, 'state', 'c2'), { recursive: true });
+    await writeFile(join(dir, 'log', 'runcvm-c2.debug'), 'x');
+    expect((await dispatch(['--root', '/r', 'delete', '--force', 'c2'], 1)).exitCode).toBe(1);
+    expect(await exists(join(dir, 'state', 'c2'))).toBe(true);
+    expect((await dispatch(['--root', '/r', 'delete', '--force', 'c2'])).exitCode).toBe(0);
+    expect(await exists(join(dir, 'state', 'c2'))).toBe(false);
+    expect(await exists(join(dir, 'log', 'runcvm-c2.debug'))).toBe(false);
+  });
+
+  it('delete keeps the debug log of a RUNCVM_LOG_LEVEL=DEBUG container', async () => {
+    await mkdir(join(dir, 'state', 'c3'), { recursive: true });
+    await writeFile(join(dir, 'state', 'c3', 'keep-log'), '');
+    await writeFile(join(dir, 'log', 'runcvm-c3.debug'), 'x');
+    await dispatch(['delete', 'c3']);
+    expect(await exists(join(dir, 'state', 'c3'))).toBe(false);
+    expect(await exists(join(dir, 'log', 'runcvm-c3.debug'))).toBe(true);
+  });
+
+  it('never removes anything for a path-like id', async () => {
+    await mkdir(join(dir, 'state', 'keep'), { recursive: true });
+    await dispatch(['delete', '..']);
+    expect(await exists(join(dir, 'state', 'keep'))).toBe(true);
+  });
+});
