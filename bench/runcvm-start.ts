@@ -160,6 +160,7 @@ try {
   ]));
 
   // 4. host memory per idle microVM
+  const qemuMemory = new Set<string>();
   const idle: Record<string, number[]> = { 'runc (sleep)': [], 'runcvm -m 256M': [], 'runcvm -m 512M': [] };
   const idleOnce = async (name: string, vm: boolean, limit?: number) => {
     const id = `idle${++n}`;
@@ -171,6 +172,19 @@ try {
       const ls = await cd.ctr(['task', 'ls']);
       const pid = Number(ls.stdout.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1]);
       idle[name]!.push(treeRssKiB(pid) / 1024);
+      if (vm) {
+        // check that the VM really got the size asked for: the -m of the QEMU process in the container's tree
+        const ps = await run('ps', ['-eo', 'pid,ppid,args'], { reject: false });
+        const rows = ps.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((r) => r.length > 2);
+        const tree = new Set([pid]);
+        for (let grew = true; grew; ) {
+          grew = false;
+          for (const r of rows) if (tree.has(Number(r[1])) && !tree.has(Number(r[0]))) { tree.add(Number(r[0])); grew = true; }
+        }
+        const qemu = rows.find((r) => tree.has(Number(r[0])) && r.some((a) => a.includes('qemu-system')));
+        const m = qemu ? qemu[qemu.indexOf('-m') + 1] : undefined;
+        qemuMemory.add(`${name}: QEMU -m ${m ?? 'not found'}`);
+      }
     } finally {
       await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { reject: false });
       await waitFor(`${id} to stop`, async () => !(await cd.ctr(['task', 'ls'], { reject: false })).stdout.includes(`${id} `) || (await cd.ctr(['task', 'delete', '-f', id], { reject: false, timeoutMs: 60_000 })).exitCode === 0, { timeoutMs: 60_000, intervalMs: 500 }).catch(() => undefined);
@@ -182,7 +196,7 @@ try {
     await idleOnce('runcvm -m 256M', true, 256 * 2 ** 20);
     await idleOnce('runcvm -m 512M', true, 512 * 2 ** 20);
   }
-  cases.push(derivedCase({ bench: BENCH, case: 'host memory per idle container', unit: 'MiB', warmups: 0, repetitions: IDLE_REPS, notes: 'RSS summed over the container\'s process tree (runc: the sleep; runcvm: launcher + QEMU) 5 s after the guest answered an exec; the containerd shim (same for both) is not counted; ratios are against the runc container' },
+  cases.push(derivedCase({ bench: BENCH, case: 'host memory per idle container', unit: 'MiB', warmups: 0, repetitions: IDLE_REPS, notes: 'RSS summed over the container\'s process tree (runc: the sleep; runcvm: launcher + QEMU) 5 s after the guest answered an exec; the containerd shim (same for both) is not counted; ratios are against the runc container; guest RAM is touched lazily, so RSS hardly depends on -m' + (qemuMemory.size ? ` (checked: ${[...qemuMemory].join(', ')})` : '') },
     Object.entries(idle).map(([name, values]) => ({ name, values }))));
 
   // 5. pass-through verb

@@ -38,14 +38,17 @@ if (!files.length) {
   out.push('No results yet: run `npm run bench`.', '');
 } else {
   const m = files[0]!.machine;
-  const dates = files.map((f) => f.takenAt).sort();
+  const dates = files.flatMap((f) => [f.startedAt ?? f.takenAt, f.takenAt]).sort();
   out.push('## Machine and conditions', '');
   out.push(`- ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, Linux ${m.kernel}.`);
   out.push(`- Taken ${dates[0]!.slice(0, 16).replace('T', ' ')} – ${dates.at(-1)!.slice(0, 16).replace('T', ' ')} UTC.`);
   out.push('- Hypervisor acceleration: **TCG** (QEMU software emulation). `/dev/kvm` on this machine is KVM-PVM inside another VM and');
   out.push('  cannot run the guest, so every microVM figure below is an emulated-CPU figure.');
-  out.push('- The machine was shared with other engineers\' test suites while these ran: load averages (1/5/15 min, `uptime`) far');
-  out.push('  above the 2 cores, so **absolute numbers are noisy and pessimistic**; ratios between interleaved variants hold better.', '');
+  const ones = files.flatMap((f) => [f.load?.start[0], f.load?.end[0]]).filter((x): x is number => typeof x === 'number');
+  const range = ones.length ? `${Math.min(...ones).toFixed(1)}-${Math.max(...ones).toFixed(1)}` : 'not recorded';
+  out.push(`- The machine was shared with other engineers' test suites while these ran: 1-minute load average ${range} on ${m.cores} cores`);
+  out.push('  (per bench below, `uptime` 1/5/15 min), so **absolute numbers are noisy and pessimistic**; ratios between interleaved');
+  out.push('  variants hold better than absolute times.', '');
   out.push('| bench | started (UTC) | load at start | load at end | reps / warm-ups (default) |', '|---|---|---|---|---|');
   for (const f of files) {
     out.push(`| ${f.bench} | ${(f.startedAt ?? f.takenAt).slice(11, 19)} | ${load(f.load?.start)} | ${load(f.load?.end)} | ${f.repetitions ?? '?'} / ${f.warmups ?? '?'} |`);
@@ -80,7 +83,7 @@ out.push('  daemon (pruned with `docker builder prune -af` plus `docker image rm
 out.push('  and kimia; it pushes with the daemon\'s own distribution code; and its peak memory is that of the whole daemon tree');
 out.push('  (dockerd + its containerd + BuildKit), which includes the idle daemon, whereas kimia / buildah are sampled per build.');
 out.push('- **kimia vs raw buildah.** kimia adds a Node.js start-up, preflight checks and its own push step (with a digest file) around');
-out.push('  the same `buildah bud` flags: a fixed ~0.2-0.3 s that weighs on short builds and vanishes on long ones. kimia vfs has no raw');
+out.push('  the same `buildah bud` flags: a fixed cost that weighs on short builds and fades on long ones. kimia vfs has no raw');
 out.push('  buildah vfs counterpart in this run (time budget); compare it with kimia overlay.');
 out.push('- **Memory.** Idle-VM memory is host RSS of the launcher + QEMU; under TCG it includes QEMU\'s translation-block cache');
 out.push('  (`tb-size=64`, MiB) that KVM does not need, and the guest\'s touched pages (not the `-m` size).');

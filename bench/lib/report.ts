@@ -2,7 +2,7 @@
  * Writes benchmark results to bench/results/<bench>.json and draws one SVG bar chart per case (median with
  * min–max whiskers), so the README's numbers and plots always come from a run, never from hand edits.
  */
-import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { REPS, WARMUPS, type CaseResult } from './measure.js';
@@ -52,6 +52,9 @@ export function writeResults(bench: string, cases: CaseResult[], accel = 'n/a', 
   if (notes.length) file.notes = notes;
   const path = join(RESULTS_DIR, `${bench}.json`);
   writeFileSync(path, JSON.stringify(file, null, 2) + '\n');
+  const svgs = new Set(cases.map((c) => `${slug(bench)}--${slug(c.case)}.svg`));
+  // plots of cases this bench no longer has would otherwise linger next to fresh ones
+  for (const f of readdirSync(RESULTS_DIR)) if (f.startsWith(`${slug(bench)}--`) && f.endsWith('.svg') && !svgs.has(f)) rmSync(join(RESULTS_DIR, f), { force: true });
   for (const c of cases) writeFileSync(join(RESULTS_DIR, `${slug(bench)}--${slug(c.case)}.svg`), barChart(c));
   return path;
 }
