@@ -222,6 +222,7 @@ describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () =>
     const vm = await session('runcvm');
     const runc = await session('runc');
     const norm = (s: string) => s.replace(/\r+\n/g, '\n');
+    console.log('DEBUG', JSON.stringify({ vm: [vm.stdout, vm.stderr, vm.exitCode], runc: [runc.stdout, runc.stderr, runc.exitCode] }));
     expect(norm(vm.stdout)).toContain('got:hello\n24 80\n');
     expect(norm(vm.stdout)).toBe(norm(runc.stdout));
     expect(vm.exitCode).toBe(runc.exitCode);
