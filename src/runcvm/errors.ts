@@ -98,6 +98,12 @@ export const runcvmErrors = defineErrors({
     cause: 'the launcher shares each volume with the VM through virtiofsd (from the guest package) and creates RUNCVM_DISKS images with mke2fs before the VM starts ({command}).',
     fix: 'check that the volume source exists on the host and is a folder or file, that a RUNCVM_DISKS image path is writable in the container, and rerun with RUNCVM_LOG_LEVEL=DEBUG to read /tmp/runcvm-<id>.debug.',
   },
+  VOLUME_NFS: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'cannot serve the volumes {volumes} to the VM over NFS: {problem}',
+    cause: '{cause}',
+    fix: '{fix}',
+  },
   VOLUMES_UNSUPPORTED: {
     exit: RUNTIME_EXIT.setup,
     message: 'volumes are not supported with RUNCVM_HYPERVISOR={hypervisor}: {volumes}',

@@ -6,9 +6,9 @@
  * answer does not depend on being in a VM. Exec into a stopped container names the state. Nothing is left behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CloserStack } from '../../src/core/fsx/index.js';
+import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run, type RunResult } from '../../src/core/exec/index.js';
 import { projectPath } from '../../src/core/paths.js';
 import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
@@ -215,16 +215,43 @@ describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () =>
   });
 
   it('-it: an interactive shell (the docker CLI on a terminal, via script(1)) reads what is typed', async () => {
+    // The pty's size is set by the engine, not by runc exec: dockerd 20.10 (API 1.41) creates the exec's pty without
+    // a size and the docker CLI resizes it only after the exec started, and under runc a spurious 0x0 size shows up
+    // for a few ms right after input arrives (busybox stty then prints "stty: standard input"). runcvm's client
+    // forwards only real sizes. So `sz` waits (bounded) for the terminal to have a size before printing it, and the
+    // line is typed only once the prompt is seen, as a user would: the order of events is the same for both.
+    const dir = await tempDir('runcvm-exec-it', dclosers);
     const session = async (rt: Runtime) => {
-      const line = `stty rows 24 cols 80; exec docker -H '${dockerd.host}' exec -it ${NAME[rt]} sh -c 'read x; echo "got:$x"; stty size; exit 7'`;
-      return run('script', ['-qec', line, '/dev/null'], { reject: false, timeoutMs: 90_000, input: 'hello\n' });
+      const fifo = join(dir, `stdin-${rt}`);
+      await run('mkfifo', [fifo]);
+      // read+write: opening does not wait for script to open its end, and closing it is script's EOF
+      const typing = await open(fifo, 'r+');
+      const inner = 'sz() { i=0; until stty size >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; }; sz >/dev/null; echo prompt:; read x; echo "got:$x"; sz; exit 7';
+      const line = `stty rows 24 cols 80; exec docker -H '${dockerd.host}' exec -it ${NAME[rt]} sh -c '${inner}'`;
+      let typed = false;
+      const type = () => {
+        if (typed) return;
+        typed = true;
+        void typing.write('hello\n').finally(() => typing.close());
+      };
+      try {
+        return await run('sh', ['-c', 'exec script -qec "$1" /dev/null <"$2"', 'sh', line, fifo], {
+          reject: false,
+          timeoutMs: 90_000,
+          onStdoutLine: (l) => {
+            if (l.startsWith('prompt:')) type();
+          },
+        });
+      } finally {
+        if (!typed) await typing.close();
+      }
     };
     const vm = await session('runcvm');
     const runc = await session('runc');
     const norm = (s: string) => s.replace(/\r+\n/g, '\n');
-    console.log('DEBUG', JSON.stringify({ vm: [vm.stdout, vm.stderr, vm.exitCode], runc: [runc.stdout, runc.stderr, runc.exitCode] }));
     expect(norm(vm.stdout)).toContain('got:hello\n24 80\n');
     expect(norm(vm.stdout)).toBe(norm(runc.stdout));
+    expect(vm.exitCode).toBe(7);
     expect(vm.exitCode).toBe(runc.exitCode);
   });
 

@@ -121,6 +121,7 @@ ${container}    resources:
 `;
 
 let sleeperStarted: ReturnType<typeof startDetached> | undefined;
+let sleepRunning: Promise<void> | undefined;
 /**
  * One long-running runcvm container of the musl image, shared by the entries that only look inside a running VM
  * (5, 6, 7): each boot costs seconds under TCG. Stopped in afterAll.
@@ -128,7 +129,15 @@ let sleeperStarted: ReturnType<typeof startDetached> | undefined;
 async function sleeper(): Promise<Awaited<ReturnType<typeof startDetached>>> {
   sleeperStarted ??= startDetached(musl, ['sh', '-c', 'echo sleeper-ready; sleep 600']);
   const c = await sleeperStarted;
-  await waitFor('the shared container\'s workload', async () => (await c.output()).includes('sleeper-ready'), { timeoutMs: 120_000, intervalMs: 200 });
+  sleepRunning ??= (async () => {
+    await waitFor('the shared container\'s workload', async () => (await c.output()).includes('sleeper-ready'), { timeoutMs: 120_000, intervalMs: 200 });
+    // the shell prints the marker just BEFORE it execs `sleep`: wait until it has (entry 6 counts the sleep)
+    await waitFor('the shared container\'s sleep', async () => {
+      const r = await cd.ctr(['task', 'exec', '--exec-id', `w${++seq}`, c.id, 'sh', '-c', 'ps -o comm | grep -q "^sleep$"'], { reject: false, timeoutMs: 60_000 });
+      return r.exitCode === 0;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+  })();
+  await sleepRunning;
   return c;
 }
 

@@ -195,7 +195,8 @@ async function ensureDebootstrapTar(): Promise<string> {
 }
 
 /** The committed image as an OCI layout (compressed once, so later pushes are plain uploads). */
-async function ensureDebootstrapOci(): Promise<string> {
+/** Build the cached debootstrap OCI layout if missing (the suite's global set-up calls this once, outside any test timeout). */
+export async function ensureDebootstrapOci(): Promise<string> {
   if (await exists(join(DEBOOTSTRAP_OCI, 'index.json'))) return DEBOOTSTRAP_OCI;
   return withLock(join(CACHE_DIR, 'debootstrap.lock'), async () => {
     if (await exists(join(DEBOOTSTRAP_OCI, 'index.json'))) return DEBOOTSTRAP_OCI;

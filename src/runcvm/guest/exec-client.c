@@ -128,6 +128,17 @@ int main(int argc, char **argv) {
     return fail(msg, "the request is written by `runcvm-runtime exec` into the container's state dir; run the exec again");
   }
 
+  /* Signals are queued from here on, BEFORE the window size is read: the engine sets the size of the exec's pty
+   * after starting it (docker before API 1.42 sends no initial size), and SIGWINCH's default action discards it,
+   * so a resize landing between reading the size and the poll loop would never reach the guest's pty. */
+  sigset_t mask;
+  sigemptyset(&mask);
+  int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGWINCH};
+  for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&mask, forwarded[i]);
+  sigaddset(&mask, SIGPIPE);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
   int tty = request_is_tty(req, len) && isatty(0);
   struct termios saved;
   int restore = 0;
@@ -156,14 +167,6 @@ int main(int argc, char **argv) {
     if (restore) tcsetattr(0, TCSANOW, &saved);
     return fail(msg, "the container is not running a VM any more (it is stopping or has stopped), or its launcher predates exec; start the container again");
   }
-
-  sigset_t mask;
-  sigemptyset(&mask);
-  int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGWINCH};
-  for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&mask, forwarded[i]);
-  sigaddset(&mask, SIGPIPE);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
   send_frame(T_OPEN, 0, req, (uint32_t)len);
   free(req);

@@ -556,6 +556,10 @@ int main(int argc, char **argv) {
     if (runcvm_vol_setup(net_log, vol_err, sizeof vol_err) != 0) fatal("%s", vol_err);
   }
   runcvm_net_setup(net_log);
+  {
+    char vol_err[900] = ""; /* nfs volumes (vol.c) need the network */
+    if (runcvm_vol_setup_nfs(net_log, vol_err, sizeof vol_err) != 0) fatal("%s", vol_err);
+  }
   send_frame(T_READY, 0, NULL, 0);
 
   /* signals to init itself: SIGCHLD via signalfd */

@@ -1,7 +1,7 @@
 /*
  * runcvm guest volumes: mounts what src/runcvm/volumes/plan.ts volumeConfigLines() wrote into /.runcvm/config:
  *   volume=FSTYPE SOURCE DEST FLAGS FILE      (%-escaped fields, spaces as %20)
- *   FSTYPE  virtiofs | ext4 | ext3 | ext2
+ *   FSTYPE  virtiofs | nfs | ext4 | ext3 | ext2  (nfs: SOURCE 169.254.1.254:/.runcvm/vols/<id>, mounted after the network)
  *   SOURCE  the virtiofs tag, or the data disk's device (/dev/vdc, …)
  *   FLAGS   ro|rw[,nosuid][,nodev][,noexec]
  *   FILE    '-' or, for a single-file bind, the file's name in the shared folder: the folder is mounted at
@@ -22,6 +22,18 @@
 #include "vol.h"
 
 #define HIDDEN_DIR "/.runcvm/vols"
+/* nfs transport (volumes/nfs.ts): the launcher's NFSv3 server on the identity IP; MOUNT v3 on the same port */
+#define NFS_OPTS "vers=3,proto=tcp,port=2049,mountport=2049,mountproto=tcp,nolock,addr=169.254.1.254"
+
+/* mount(2), retried for nfs (the route to the server may need a moment after the network came up) */
+static int vol_mount(const char *source, const char *target, const char *fstype, unsigned long flags) {
+  int is_nfs = fstype && !strcmp(fstype, "nfs");
+  for (int attempt = 0;; attempt++) {
+    if (mount(source, target, fstype, flags, is_nfs ? NFS_OPTS : NULL) == 0) return 0;
+    if (!is_nfs || attempt >= 20 || errno == EACCES || errno == EPERM || errno == ENOENT || errno == ENODEV) return -1;
+    usleep(250000);
+  }
+}
 
 static void vol_unescape(char *s) {
   char *o = s;
@@ -75,9 +87,10 @@ static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, cha
   if (strcmp(file, "-") != 0) {
     /* single file: share folder hidden, file bind-mounted onto DEST */
     char hidden[512], inner[1024];
-    snprintf(hidden, sizeof hidden, "%s/%s", HIDDEN_DIR, source);
+    const char *hname = strrchr(source, '/') ? strrchr(source, '/') + 1 : source;
+    snprintf(hidden, sizeof hidden, "%s/%s", HIDDEN_DIR, hname);
     vol_mkdir_p(hidden, 0700);
-    if (mount(source, hidden, fstype, flags, NULL) != 0) {
+    if (vol_mount(source, hidden, fstype, flags) != 0) {
       snprintf(err, errlen, "cannot mount %s volume %s (for %s): %s", fstype, source, dest, strerror(errno));
       return -1;
     }
@@ -104,7 +117,7 @@ static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, cha
     }
   } else {
     vol_mkdir_p(dest, 0755);
-    if (mount(source, dest, fstype, flags, NULL) != 0) {
+    if (vol_mount(source, dest, fstype, flags) != 0) {
       snprintf(err, errlen, "cannot mount %s %s on %s (%s): %s", is_fs ? "virtiofs volume" : fstype, source, dest, flagstext, strerror(errno));
       return -1;
     }
@@ -114,7 +127,7 @@ static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, cha
   return 0;
 }
 
-int runcvm_vol_setup(vol_log_fn log, char *err, size_t errlen) {
+static int vol_setup_pass(vol_log_fn log, char *err, size_t errlen, int nfs_pass) {
   FILE *f = fopen("/.runcvm/config", "re");
   if (!f) return 0; /* init.c already failed on a missing config */
   char buf[8192];
@@ -132,8 +145,13 @@ int runcvm_vol_setup(vol_log_fn log, char *err, size_t errlen) {
       break;
     }
     for (int i = 0; i < 5; i++) vol_unescape(fields[i]);
+    if (!strcmp(fields[0], "nfs") != !!nfs_pass) continue;
     rc = mount_one(log, fields[0], fields[1], fields[2], fields[3], fields[4], err, errlen);
   }
   fclose(f);
   return rc;
 }
+
+int runcvm_vol_setup(vol_log_fn log, char *err, size_t errlen) { return vol_setup_pass(log, err, errlen, 0); }
+
+int runcvm_vol_setup_nfs(vol_log_fn log, char *err, size_t errlen) { return vol_setup_pass(log, err, errlen, 1); }

@@ -10,4 +10,7 @@ typedef void (*vol_log_fn)(int is_debug, const char *line);
    0 when done (or nothing to do), -1 on the first failure with a one-line reason in err */
 int runcvm_vol_setup(vol_log_fn log, char *err, size_t errlen);
 
+/* the `volume=nfs` entries (skipped by runcvm_vol_setup): called after the network is up, before the workload */
+int runcvm_vol_setup_nfs(vol_log_fn log, char *err, size_t errlen);
+
 #endif

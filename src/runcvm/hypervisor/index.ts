@@ -125,6 +125,8 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
   // QEMU guests need only the core modules (virtio, overlay, virtiofs); the NFS group alone costs ~1 s of a TCG boot.
   // Firecracker (NFS volumes, vsock channel) keeps them all.
   if (spec.vm.hypervisor === 'qemu') cmd.modules = 'none';
+  // NFS volumes (RUNCVM_VOLUME_TRANSPORT=nfs, volumes/nfs.ts) need the nfs group
+  if (spec.vm.hypervisor === 'qemu' && (spec.volumes ?? []).some((v) => v.kind === 'virtiofs' && v.transport === 'nfs')) cmd.modules = 'nfs';
   return {
     accel,
     vcpus: spec.vm.vcpus,

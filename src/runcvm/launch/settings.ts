@@ -16,6 +16,7 @@ export const SETTING_NAMES = [
   'RUNCVM_ACCEL',
   'RUNCVM_DISABLE',
   'RUNCVM_DISKS',
+  'RUNCVM_VOLUME_TRANSPORT',
 ] as const;
 
 export interface Settings {

@@ -207,7 +207,7 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   settings.hypervisor = await chooseHypervisor(settingEnv.RUNCVM_HYPERVISOR, join(assets.guestDir, 'bin'));
   await checkAssets(assets, settings);
   // volumes + RUNCVM_DISKS (src/runcvm/volumes): validated before any disk work; PVC redirects logged
-  const volumePlan = await planContainerVolumes(spec, { disks: settingEnv.RUNCVM_DISKS, kubeletDir: process.env.RUNCVM_KUBELET_DIR, hypervisor: settings.hypervisor }, log);
+  const volumePlan = await planContainerVolumes(spec, { disks: settingEnv.RUNCVM_DISKS, kubeletDir: process.env.RUNCVM_KUBELET_DIR, hypervisor: settings.hypervisor, transport: settingEnv.RUNCVM_VOLUME_TRANSPORT }, log);
 
   await mkdir(dirs.stateRoot, { recursive: true, mode: 0o711 });
   await rm(paths.state, { recursive: true, force: true });

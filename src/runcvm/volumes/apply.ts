@@ -14,6 +14,7 @@ import { runcvmErrors } from '../errors.js';
 import type { VmPlan } from '../hypervisor/index.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import { dataDisks, sharedVolumes, type DataDisk, type SharedVolume, type Volume } from './plan.js';
+import { startNfsExports } from './nfs.js';
 
 const { fail } = runcvmErrors;
 
@@ -171,7 +172,10 @@ export async function setUpVolumes(volumes: readonly Volume[], log: Logger, tool
   const created: string[] = [];
   try {
     for (const d of dataDisks(volumes)) if (await ensureDataDisk(d, tools, log)) created.push(d.id);
-    const shared = sharedVolumes(volumes);
+    // NFS transport (volumes/nfs.ts): one in-process NFSv3 server on 169.254.1.254:2049 for all of them
+    const nfs = sharedVolumes(volumes).filter((v) => v.transport === 'nfs');
+    if (nfs.length > 0) undo.push(await startNfsExports(nfs, log));
+    const shared = sharedVolumes(volumes).filter((v) => v.transport !== 'nfs');
     if (shared.length > 0) {
       const nofile = hardNofile(await readFile('/proc/self/limits', 'utf8').catch(() => ''));
       for (const v of shared) {

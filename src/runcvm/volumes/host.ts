@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
 import type { OciSpec } from '../launch/oci.js';
-import { classifyMount, DEFAULT_KUBELET_DIR, planVolumes, redirectLogLine, sharedVolumes, VolumeSettingError, type SourceKind, type VolumePlan } from './plan.js';
+import { classifyMount, DEFAULT_KUBELET_DIR, planVolumes, redirectLogLine, sharedVolumes, volumeTransport, withVolumeTransport, VolumeSettingError, type SourceKind, type VolumePlan } from './plan.js';
 
 const { fail } = runcvmErrors;
 
@@ -20,7 +20,7 @@ async function sourceKind(path: string): Promise<SourceKind> {
 
 export async function planContainerVolumes(
   spec: OciSpec,
-  input: { disks?: string | undefined; kubeletDir?: string | undefined; hypervisor: string },
+  input: { disks?: string | undefined; kubeletDir?: string | undefined; hypervisor: string; transport?: string | undefined },
   log: Logger,
 ): Promise<VolumePlan> {
   const kubeletDir = input.kubeletDir || DEFAULT_KUBELET_DIR;
@@ -29,14 +29,15 @@ export async function planContainerVolumes(
     const cls = classifyMount(m, kubeletDir);
     if ((cls === 'volume' || cls === 'pvc') && m.source) sources[m.source] = await sourceKind(m.source);
   }
-  const plan = planVolumes(spec, { sources, kubeletDir, ...(input.disks !== undefined ? { disks: input.disks } : {}) });
+  const transport = volumeTransport(input.hypervisor, input.transport);
+  const plan = withVolumeTransport(planVolumes(spec, { sources, kubeletDir, ...(input.disks !== undefined ? { disks: input.disks } : {}) }), transport);
   const shared = sharedVolumes(plan.volumes);
-  if (shared.length > 0 && input.hypervisor !== 'qemu') {
+  if (shared.length > 0 && input.hypervisor !== 'qemu' && transport !== 'nfs') {
     throw fail('VOLUMES_UNSUPPORTED', { hypervisor: input.hypervisor, volumes: shared.map((v) => v.destination).join(', ') });
   }
   for (const r of plan.redirects) log.info(redirectLogLine(input.hypervisor, r));
   for (const v of plan.volumes) {
-    if (v.kind === 'virtiofs') log.info('volume', { destination: v.destination, source: v.hostSource, container: v.containerPath, readOnly: v.flags.readOnly, file: v.file ?? '' });
+    if (v.kind === 'virtiofs') log.info('volume', { transport, destination: v.destination, source: v.hostSource, container: v.containerPath, readOnly: v.flags.readOnly, file: v.file ?? '' });
     else log.info('data disk', { source: v.source, container: v.containerPath, destination: v.destination, fs: v.fs, bytes: v.sizeBytes });
   }
   return plan;

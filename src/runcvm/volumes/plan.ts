@@ -129,6 +129,8 @@ export interface SharedVolume {
   /** the host path it came from (for logs; never used inside the container) */
   hostSource: string;
   pvc?: { plugin: string; name: string };
+  /** 'nfs': exported by the launcher's NFSv3 server from the identity IP instead of virtiofsd (see volumeTransport) */
+  transport?: 'nfs';
 }
 
 export type DiskFs = 'ext4' | 'ext3' | 'ext2';
@@ -310,6 +312,30 @@ export function dataDisks(volumes: readonly Volume[]): DataDisk[] {
   return volumes.filter((v): v is DataDisk => v.kind === 'disk');
 }
 
+/** NFS transport: the launcher's server address (identity IP on br-eth0) and the guest's mount options. */
+export const NFS_SERVER_IP = '169.254.1.254';
+export const NFS_PORT = 2049;
+export const NFS_MOUNT_OPTIONS = `vers=3,proto=tcp,port=${NFS_PORT},mountport=${NFS_PORT},mountproto=tcp,nolock,addr=${NFS_SERVER_IP}`;
+
+/**
+ * Volume transport: Firecracker has no virtiofs → always nfs; QEMU → virtiofs unless RUNCVM_VOLUME_TRANSPORT=nfs.
+ * Throws SettingError (BAD_SETTING) for any other value.
+ */
+export function volumeTransport(hypervisor: string, setting: string | undefined): 'virtiofs' | 'nfs' {
+  const value = (setting ?? '').trim().toLowerCase();
+  if (value !== '' && value !== 'virtiofs' && value !== 'nfs') {
+    throw new SettingError('RUNCVM_VOLUME_TRANSPORT', setting ?? '', 'it must be virtiofs or nfs', 'write RUNCVM_VOLUME_TRANSPORT=virtiofs (default with QEMU) or RUNCVM_VOLUME_TRANSPORT=nfs (always used with Firecracker)');
+  }
+  if (hypervisor === 'firecracker') return 'nfs';
+  return value === 'nfs' ? 'nfs' : 'virtiofs';
+}
+
+/** The plan with every shared volume marked for the NFS transport (unchanged for virtiofs). */
+export function withVolumeTransport(plan: VolumePlan, transport: 'virtiofs' | 'nfs'): VolumePlan {
+  if (transport !== 'nfs') return plan;
+  return { ...plan, volumes: plan.volumes.map((v) => (v.kind === 'virtiofs' ? { ...v, transport: 'nfs' as const } : v)) };
+}
+
 /** The one-line PVC redirect message of the troubleshooting guide (`FIRECRACKER:` / `QEMU:` = the hypervisor). */
 export function redirectLogLine(hypervisor: string, r: { destination: string; to: string }): string {
   return `[RunCVM-Runtime] ${hypervisor.toUpperCase()}: PVC Redirect: ${r.destination} -> ${r.to}`;
@@ -334,7 +360,8 @@ export function volumeConfigLines(volumes: readonly Volume[], firstDataDiskIndex
   const lines: string[] = [];
   let disk = firstDataDiskIndex;
   for (const v of volumes) {
-    if (v.kind === 'virtiofs') lines.push(`volume=virtiofs ${esc(v.tag)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
+    if (v.kind === 'virtiofs' && v.transport === 'nfs') lines.push(`volume=nfs ${esc(`${NFS_SERVER_IP}:${v.containerPath}`)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
+    else if (v.kind === 'virtiofs') lines.push(`volume=virtiofs ${esc(v.tag)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
     else lines.push(`volume=${v.fs} ${dataDiskDevice(disk++)} ${esc(v.destination)} rw -`);
   }
   return lines;

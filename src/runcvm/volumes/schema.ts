@@ -13,6 +13,7 @@ export const sharedVolumeSchema = z.object({
   flags,
   hostSource: z.string(),
   pvc: z.object({ plugin: z.string(), name: z.string() }).optional(),
+  transport: z.literal('nfs').optional(),
 });
 
 export const dataDiskSchema = z.object({
