@@ -215,24 +215,24 @@ describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () =>
   });
 
   it('-it: an interactive shell (the docker CLI on a terminal, via script(1)) reads what is typed', async () => {
-    // The pty's size is set by the engine, not by runc exec: dockerd 20.10 (API 1.41) creates the exec's pty without
-    // a size and the docker CLI resizes it only after the exec started, and under runc a spurious 0x0 size shows up
-    // for a few ms right after input arrives (busybox stty then prints "stty: standard input"). runcvm's client
-    // forwards only real sizes. So `sz` waits (bounded) for the terminal to have a size before printing it, and the
-    // line is typed only once the prompt is seen, as a user would: the order of events is the same for both.
+    // The exec pty's size is set by the engine, not by runc exec: dockerd 20.10 (API 1.41) creates it 0x0 and the
+    // docker CLI resizes it only after the exec started (under runc `stty size` fails for the first few ms: busybox
+    // prints "stty: standard input"), and a 0x0 reading was also seen later on. So `sz` retries (bounded, "no size"
+    // if it never comes) until the terminal has a size, and the line is typed only once the prompt is seen, as a
+    // user would: the order of events is then the same for both runtimes.
     const dir = await tempDir('runcvm-exec-it', dclosers);
     const session = async (rt: Runtime) => {
       const fifo = join(dir, `stdin-${rt}`);
       await run('mkfifo', [fifo]);
-      // read+write: opening does not wait for script to open its end, and closing it is script's EOF
+      // read+write: opening does not wait for script to open its end; kept open until the session ended (no EOF)
       const typing = await open(fifo, 'r+');
-      const inner = 'sz() { i=0; until stty size >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; }; sz >/dev/null; echo prompt:; read x; echo "got:$x"; sz; exit 7';
+      const inner = 'sz() { i=0; while [ $i -lt 100 ]; do s=$(stty size 2>/dev/null); [ -n "$s" ] && break; sleep 0.1; i=$((i+1)); done; echo "${s:-no size}"; }; sz >/dev/null; echo prompt:; read x; echo "got:$x"; sz; exit 7';
       const line = `stty rows 24 cols 80; exec docker -H '${dockerd.host}' exec -it ${NAME[rt]} sh -c '${inner}'`;
       let typed = false;
       const type = () => {
         if (typed) return;
         typed = true;
-        void typing.write('hello\n').finally(() => typing.close());
+        void typing.write('hello\n');
       };
       try {
         return await run('sh', ['-c', 'exec script -qec "$1" /dev/null <"$2"', 'sh', line, fifo], {
@@ -243,7 +243,7 @@ describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () =>
           },
         });
       } finally {
-        if (!typed) await typing.close();
+        await typing.close();
       }
     };
     const vm = await session('runcvm');

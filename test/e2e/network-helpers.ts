@@ -35,6 +35,10 @@ const ip = (args: string[], opts: RunOptions = {}) => run('ip', args, opts);
 /** Namespace names carry this prefix plus a random session id, so leftovers are easy to find (and to prove absent). */
 export const NS_PREFIX = 'rcvmnet-';
 
+// Namespaces created by this test file's process: test files run in parallel, so a leftover check must only look
+// at its own (another file may hold live pod networks of its own at the same moment).
+const createdHere = new Set<string>();
+
 export async function podNetwork(options: { mtu?: number; ipv6?: boolean } = {}): Promise<PodNetwork> {
   const id = randomBytes(3).toString('hex');
   const pod = `${NS_PREFIX}${id}-pod`;
@@ -46,6 +50,8 @@ export async function podNetwork(options: { mtu?: number; ipv6?: boolean } = {})
     for (const v of [vPod, vPeer]) await ip(['link', 'del', v], { reject: false });
   };
   try {
+    createdHere.add(pod);
+    createdHere.add(peer);
     await ip(['netns', 'add', pod]);
     await ip(['netns', 'add', peer]);
     await ip(['link', 'add', vPod, 'type', 'veth', 'peer', 'name', vPeer]);
@@ -92,13 +98,13 @@ export async function podNetwork(options: { mtu?: number; ipv6?: boolean } = {})
   }
 }
 
-/** Network namespaces whose names start with NS_PREFIX (leftovers of these tests). */
+/** Network namespaces this test file created that still exist (its leftovers). */
 export async function leftoverNamespaces(): Promise<string[]> {
   const r = await ip(['netns', 'list'], { reject: false });
   return r.stdout
     .split('\n')
     .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith(NS_PREFIX));
+    .filter((n) => n.startsWith(NS_PREFIX) && createdHere.has(n));
 }
 
 /** The MAC the peer's neighbour table holds for an address (after traffic), if any. */

@@ -119,7 +119,9 @@ describe.skipIf(!ready)('runcvm parity with runc (containerd, ctr --runc-binary)
   });
 
   it('PID 1 signal semantics: a signal without a handler sent from inside is ignored, as under runc', async () => {
-    const r = await both(busybox, ['sh', '-c', 'kill -TERM $$; kill -KILL $$; echo still-here; sleep 30 & kill -KILL $!; wait $!; echo child=$?']);
+    // busybox sh may or may not print a "Killed" job notice for the background child, depending on when it reaps it
+    // (a timing detail of the shell, not of the runtime): that notice goes to /dev/null so only the semantics are compared.
+    const r = await both(busybox, ['sh', '-c', 'kill -TERM $$; kill -KILL $$; echo still-here; { sleep 30 & kill -KILL $!; wait $!; echo child=$?; } 2>/dev/null']);
     expect(r.runc.stdout).toBe('still-here\nchild=137\n');
     expectSame(r);
   });
