@@ -215,11 +215,11 @@ describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () =>
   });
 
   it('-it: an interactive shell (the docker CLI on a terminal, via script(1)) reads what is typed', async () => {
-    // The exec pty's size is set by the engine, not by runc exec: dockerd 20.10 (API 1.41) creates it 0x0 and the
-    // docker CLI resizes it only after the exec started (under runc `stty size` fails for the first few ms: busybox
-    // prints "stty: standard input"), and a 0x0 reading was also seen later on. So `sz` retries (bounded, "no size"
-    // if it never comes) until the terminal has a size, and the line is typed only once the prompt is seen, as a
-    // user would: the order of events is then the same for both runtimes.
+    // The exec pty's size comes from the engine, not from runc exec: dockerd 20.10 (API 1.41) creates it 0x0 and the
+    // docker CLI resizes it only after the exec started, so under runc `stty size` fails for the first few ms
+    // (busybox prints "stty: standard input"); right after the typed line it was also seen failing or printing
+    // nothing for one call under runc. So `sz` retries (bounded; "no size" if no size ever comes), and the line is
+    // typed only once the prompt is seen, as a user would: the order of events is then the same for both runtimes.
     const dir = await tempDir('runcvm-exec-it', dclosers);
     const session = async (rt: Runtime) => {
       const fifo = join(dir, `stdin-${rt}`);

@@ -253,7 +253,8 @@ suite('RunCVM guide 6. Boot Loop and Guest Tooling Failures', () => {
     const cmd = ['sh', '-c', 'mount | grep -c " on /proc type proc "; test -e "$(readlink /proc/self/exe)" && echo exe-ok; ps -o comm | grep -c "^sleep$"; for t in mount ip ps; do command -v $t >/dev/null && echo $t-ok; done; ip -o link show lo | grep -c LOOPBACK'];
     const vm = await execInVm(cmd);
     expect(vm).toEqual({ exit: 0, stdout: '1\nexe-ok\n1\nmount-ok\nip-ok\nps-ok\n1\n', stderr: '' });
-    const runc = await ctrRun('runc', musl, ['sh', '-c', `sleep 600 & ${cmd[2]!}`]);
+    // the same race under runc: the backgrounded child is `sh` until it has exec'd sleep
+    const runc = await ctrRun('runc', musl, ['sh', '-c', `sleep 600 & i=0; until ps -o comm | grep -q "^sleep$" || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; ${cmd[2]!}`]);
     expect(runc).toEqual(vm);
   });
 
