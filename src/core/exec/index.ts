@@ -290,6 +290,8 @@ export async function runBinary(
         resolve({ exitCode, stdout, stderr: globalRedactor.redact(stderr.toString('utf8')) });
       },
     );
+    // A child may exit without reading all of its input (EPIPE): its exit code says how it ended, not this write.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(options.input ?? Buffer.alloc(0));
   });
 }
@@ -329,7 +331,10 @@ export async function runLight(file: string, args: readonly string[], options: R
       stderr += c;
       errSplit?.push(c);
     });
-    if (options.input !== undefined) child.stdin!.end(options.input);
+    if (options.input !== undefined) {
+      child.stdin!.on('error', () => undefined); // EPIPE when the child exits unread: its exit code tells
+      child.stdin!.end(options.input);
+    }
     let killTimer: ReturnType<typeof setTimeout> | undefined;
     const terminate = () => {
       child.kill('SIGTERM');
