@@ -15,6 +15,7 @@
  * it closes. Built by scripts/assets/30-runtime.sh (gcc -static -Os).
  */
 #define _GNU_SOURCE
+#include "io.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -75,25 +76,6 @@ static void logmsg(const char *fmt, ...) {
   if (!test_mode) close(fd);
 }
 
-static int write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        struct pollfd pfd = {fd, POLLOUT, 0};
-        poll(&pfd, 1, 100);
-        continue;
-      }
-      return -1;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
 static void send_frame(int type, int channel, uint16_t session, const void *payload, uint32_t len) {
   static unsigned char buf[8 + MAX_PAYLOAD];
   if (len > MAX_PAYLOAD) len = MAX_PAYLOAD;
@@ -113,30 +95,8 @@ static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NON
 
 static int open_port(void) {
   for (int attempt = 0; attempt < 1000; attempt++) {
-    DIR *d = opendir("/sys/class/virtio-ports");
-    if (d) {
-      struct dirent *e;
-      while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char path[512], name[128] = "";
-        snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        ssize_t n = read(fd, name, sizeof name - 1);
-        close(fd);
-        if (n <= 0) continue;
-        name[n] = 0;
-        if (name[n - 1] == '\n') name[n - 1] = 0;
-        if (strcmp(name, PORT_NAME)) continue;
-        snprintf(path, sizeof path, "/dev/%s", e->d_name);
-        int pfd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (pfd >= 0) {
-          closedir(d);
-          return pfd;
-        }
-      }
-      closedir(d);
-    }
+    int pfd = open_virtio_port(PORT_NAME);
+    if (pfd >= 0) return pfd;
     usleep(10000);
   }
   return -1;

@@ -13,6 +13,7 @@
  * Test mode: RUNCVM_EXEC_STATE=DIR and RUNCVM_EXEC_SOCKET=PATH override the two container paths.
  */
 #define _GNU_SOURCE
+#include "io.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -39,25 +40,6 @@ static int sock = -1;
 static int fail(const char *message, const char *fix) {
   dprintf(2, "runcvm: error: %s\nruncvm: fix: %s\n", message, fix);
   return FAILURE;
-}
-
-static int write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        struct pollfd pfd = {fd, POLLOUT, 0};
-        poll(&pfd, 1, 100);
-        continue;
-      }
-      return -1;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
 }
 
 static void send_frame(int type, int channel, const void *payload, uint32_t len) {

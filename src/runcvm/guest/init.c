@@ -12,6 +12,7 @@
  * Built static (gcc -static -Os) by scripts/assets/30-runtime.sh, so it needs nothing from the image.
  */
 #define _GNU_SOURCE
+#include "io.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -98,25 +99,6 @@ static void console(const char *fmt, ...) {
 }
 
 #define DBG(...) do { if (debug) console("[runcvm-init] " __VA_ARGS__); } while (0)
-
-static int write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        struct pollfd pfd = {fd, POLLOUT, 0};
-        poll(&pfd, 1, 100);
-        continue;
-      }
-      return -1;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
 
 static void send_frame(int type, int channel, const void *payload, uint32_t len) {
   if (io_fd < 0) return;
@@ -357,30 +339,8 @@ static int open_io_vsock(void) {
 static int open_io_port(void) {
   /* /sys/class/virtio-ports/vportNpM/name holds the port name; the device node is /dev/vportNpM */
   for (int attempt = 0; attempt < 500; attempt++) {
-    DIR *d = opendir("/sys/class/virtio-ports");
-    if (d) {
-      struct dirent *e;
-      while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char path[512], name[128] = "";
-        snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        ssize_t n = read(fd, name, sizeof name - 1);
-        close(fd);
-        if (n <= 0) continue;
-        name[n] = 0;
-        if (name[n - 1] == '\n') name[n - 1] = 0;
-        if (strcmp(name, PORT_NAME)) continue;
-        snprintf(path, sizeof path, "/dev/%s", e->d_name);
-        int pfd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (pfd >= 0) {
-          closedir(d);
-          return pfd;
-        }
-      }
-      closedir(d);
-    }
+    int pfd = open_virtio_port(PORT_NAME);
+    if (pfd >= 0) return pfd;
     int vfd = open_io_vsock();
     if (vfd >= 0) return vfd;
     usleep(10000);

@@ -1,0 +1,52 @@
+#include "io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        poll(&pfd, 1, 100);
+        continue;
+      }
+      return -1;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+int open_virtio_port(const char *wanted) {
+  DIR *d = opendir("/sys/class/virtio-ports");
+  if (!d) return -1;
+  struct dirent *e;
+  int found = -1;
+  while (found < 0 && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[512], name[128] = "";
+    snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, name, sizeof name - 1);
+    close(fd);
+    if (n <= 0) continue;
+    name[n] = 0;
+    if (name[n - 1] == '\n') name[n - 1] = 0;
+    if (strcmp(name, wanted)) continue;
+    snprintf(path, sizeof path, "/dev/%s", e->d_name);
+    found = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+  }
+  closedir(d);
+  return found;
+}

@@ -1,0 +1,13 @@
+/* I/O helpers shared by the guest init, the exec agent and the exec client (each a separate static binary). */
+#ifndef RUNCVM_GUEST_IO_H
+#define RUNCVM_GUEST_IO_H
+#include <stddef.h>
+
+/* Write all of buf, retrying on EINTR and waiting on EAGAIN (non-blocking fds); 0 on success, -1 on error. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Open the virtio-serial port whose name (/sys/class/virtio-ports/vportNpM/name) is `name`: one scan, no retry;
+ * the fd of /dev/vportNpM, or -1 when no such port exists (yet). */
+int open_virtio_port(const char *name);
+
+#endif
