@@ -206,18 +206,7 @@ static void child_exec(struct request *r, int mnt_fd, int in_fd, int out_fd, int
     dprintf(err_fd >= 0 ? err_fd : slave, "runcvm-agent: cannot join the container's mount namespace: %s\n", strerror(errno));
     _exit(126);
   }
-  setsid();
-  if (slave >= 0) {
-    ioctl(slave, TIOCSCTTY, 0);
-    dup2(slave, 0);
-    dup2(slave, 1);
-    dup2(slave, 2);
-  } else {
-    dup2(in_fd, 0);
-    dup2(out_fd, 1);
-    dup2(err_fd, 2);
-  }
-  for (int fd = 3; fd < 1024; fd++) close(fd);
+  become_session_leader_with_stdio(slave, in_fd, out_fd, err_fd);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);

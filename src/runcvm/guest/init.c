@@ -367,18 +367,7 @@ static void child_setup_and_exec(int in_fd, int out_fd, int err_fd, int slave) {
   umount2("/proc", MNT_DETACH);
   mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 
-  setsid();
-  if (slave >= 0) {
-    ioctl(slave, TIOCSCTTY, 0);
-    dup2(slave, 0);
-    dup2(slave, 1);
-    dup2(slave, 2);
-  } else {
-    dup2(in_fd, 0);
-    dup2(out_fd, 1);
-    dup2(err_fd, 2);
-  }
-  for (int fd = 3; fd < 1024; fd++) close(fd);
+  become_session_leader_with_stdio(slave, in_fd, out_fd, err_fd);
 
   for (int i = 0; i < nrlims; i++) {
     struct rlimit rl = {(rlim_t)rlims[i].soft, (rlim_t)rlims[i].hard};

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 int write_all(int fd, const void *buf, size_t len) {
@@ -49,4 +50,19 @@ int open_virtio_port(const char *wanted) {
   }
   closedir(d);
   return found;
+}
+
+void become_session_leader_with_stdio(int slave, int in_fd, int out_fd, int err_fd) {
+  setsid();
+  if (slave >= 0) {
+    ioctl(slave, TIOCSCTTY, 0);
+    dup2(slave, 0);
+    dup2(slave, 1);
+    dup2(slave, 2);
+  } else {
+    dup2(in_fd, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+  }
+  for (int fd = 3; fd < 1024; fd++) close(fd);
 }

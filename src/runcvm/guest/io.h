@@ -10,4 +10,8 @@ int write_all(int fd, const void *buf, size_t len);
  * the fd of /dev/vportNpM, or -1 when no such port exists (yet). */
 int open_virtio_port(const char *name);
 
+/* In a freshly forked child about to exec a command: start a new session, make the pty slave (when slave >= 0) the
+ * controlling terminal and fds 0-2, or else put in/out/err on 0-2; close every other descriptor. */
+void become_session_leader_with_stdio(int slave, int in_fd, int out_fd, int err_fd);
+
 #endif
