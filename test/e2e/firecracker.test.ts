@@ -19,6 +19,7 @@ import { planFirecracker } from '../../src/runcvm/hypervisor/firecracker/plan.js
 import { requestViolations, violations, type HttpMethod } from '../../src/runcvm/hypervisor/firecracker/schema.js';
 import type { FirecrackerVmInput } from '../../src/runcvm/hypervisor/firecracker/types.js';
 import { kernelCmdline } from '../../src/runcvm/hypervisor/index.js';
+import { waitFor } from '../harness/wait.js';
 
 const FAKE = projectPath('test', 'fixtures', 'fake-firecracker', 'fake-firecracker.mjs');
 const GUIDE_ERROR = 'Error: RunWithoutApiError(BuildMicroVMFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))';
@@ -226,7 +227,8 @@ describe('the fake enforces Firecracker\'s schema and rules (so passing tests me
     const { spawnPiped } = await import('../../src/core/exec/index.js');
     const child = await spawnPiped(FAKE, ['--api-sock', sock], { env: opts.env ?? {} });
     closers.push('kill manual fake', () => child.kill('SIGKILL'));
-    for (let i = 0; i < 500 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+    // The socket file appears at bind(), before listen(): only an answered request proves the fake is ready.
+    await waitFor('fake Firecracker API on ' + sock, async () => (await raw(sock, 'GET', '/')).status === 200, { timeoutMs: 20_000 });
   });
 
   it('400 with {fault_message} for unknown fields, wrong types, missing fields, mismatched ids', async () => {
