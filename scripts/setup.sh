@@ -81,6 +81,10 @@ step_assets() {
 }
 
 step_apt
+# One setup at a time per checkout: parallel test runs must not rebuild dist/ or the assets under each other.
+mkdir -p var
+exec 9>var/.setup.lock
+flock 9
 step_npm
 step_build
 step_assets

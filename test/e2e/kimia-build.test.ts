@@ -4,7 +4,7 @@
  * outputs, cache hits, reproducibility, auth failures and secrets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFile, readdir, chmod } from 'node:fs/promises';
+import { readFile, readdir, chmod, mkdir } from 'node:fs/promises';
 import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
 import { pushBusyboxImage } from '../harness/images.js';
 import { buildKimia, ensureSubIds, filesInImage, imageConfig, kimia, skopeo, workspace, type Workspace } from './kimia-helpers.js';
@@ -235,14 +235,16 @@ describe('cancel', () => {
   it('SIGTERM (pod deletion) stops buildah, leaves no build process and no private files, exit 130', async () => {
     await ws.write('ctx-term/Dockerfile', `FROM ${base}\nRUN printf 'sleep 60\\ntrue\\n' > /kimiatermsleeper.sh && sh /kimiatermsleeper.sh\n`);
     const home = ws.path('home-term');
-    const before = new Set((await run('sh', ['-c', 'ls -d /tmp/kimia-* 2>/dev/null || true'])).stdout.split('\n').filter(Boolean));
+    // kimia's private folder goes under its own TMPDIR, so parallel builds in other files cannot be mistaken for ours
+    const tmp = ws.path('tmp-term');
+    await mkdir(tmp, { recursive: true });
+    await chmod(tmp, 0o1777);
     const r = await kimia(['-c', ws.path('ctx-term'), '--no-push', '--storage-driver=overlay', ...insecure()], {
-      home, env: { DOCKER_CONFIG: dockerConfig }, prefix: ['timeout', '--preserve-status', '-s', 'TERM', '6'],
+      home, env: { DOCKER_CONFIG: dockerConfig, TMPDIR: tmp }, prefix: ['timeout', '--preserve-status', '-s', 'TERM', '6'],
     });
     expect(r.exitCode, r.all).toBe(130);
     expect(r.stderr).toContain('received SIGTERM: stopping buildah');
-    const left = (await run('sh', ['-c', 'ls -d /tmp/kimia-* 2>/dev/null || true'])).stdout.split('\n').filter((d) => d && !before.has(d) && !d.includes('-e2e-') && !d.includes('-reg-') && !d.includes('-ctx-') && !d.includes('-pre-') && !d.includes('-bench-') && !d.includes('-git-'));
-    expect(left).toEqual([]);
+    expect((await readdir(tmp)).filter((d) => d.startsWith('kimia-'))).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 500));
     const procs = await run('sh', ['-c', `ps -eo args | grep -e "${home}" -e kimiatermsleeper | grep -v grep || true`]);
     expect(procs.stdout.trim()).toBe('');
