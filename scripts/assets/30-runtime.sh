@@ -36,7 +36,7 @@ if [[ $fresh == 1 && -f $STAMP && $(cat "$STAMP") == "$KEY" ]]; then exit 0; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-init" src/runcvm/guest/init.c src/runcvm/guest/net.c src/runcvm/guest/vol.c src/runcvm/guest/io.c
+gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-init" src/runcvm/guest/init.c src/runcvm/guest/net.c src/runcvm/guest/vol.c src/runcvm/guest/io.c src/runcvm/guest/caps.c
 strip "$tmp/runcvm-init" 2>/dev/null || true
 install -D -m 0755 "$tmp/runcvm-init" "$GUEST/bin/runcvm-init"
 
@@ -50,7 +50,7 @@ install -D -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
 
 # exec (owner: exec, docs/dev/notes/exec.md): the guest agent (copied into each VM's writable disk by create), the
 # static exec client (run by runc in the launcher container) and the runtime's exec verb
-gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-agent" src/runcvm/guest/agent.c src/runcvm/guest/io.c
+gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-agent" src/runcvm/guest/agent.c src/runcvm/guest/io.c src/runcvm/guest/caps.c
 strip "$tmp/runcvm-agent" 2>/dev/null || true
 install -D -m 0755 "$tmp/runcvm-agent" "$GUEST/bin/runcvm-agent"
 gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-exec" src/runcvm/guest/exec-client.c src/runcvm/guest/io.c

@@ -15,6 +15,10 @@ securityContext:
     drop: [ALL]
     add: [SETUID, SETGID]`;
 
+const REGISTRY_DNS_FIX = `check DNS from the pod: kubectl exec <kimia-pod> -- nslookup {host}
+check the namespace's NetworkPolicy: kubectl get networkpolicy -n <namespace>
+verify that egress rules allow DNS (port 53) and the registry`;
+
 export const kimiaErrors = defineErrors({
   UNKNOWN_FLAG: {
     exit: EXIT.usage,
@@ -115,10 +119,20 @@ or an init container: chown -R 1000:1000 {dir} && chmod -R 755 {dir}`,
   NO_SPACE: {
     exit: EXIT.environment,
     message: 'error building: no space left on device',
-    cause: 'Insufficient ephemeral storage: {free} free under {dir} (need at least {need}).',
+    cause: 'Insufficient ephemeral storage: only {free} free for the image storage at {dir} ({driver} driver); a build needs at least {need}{driverNote}.',
     fix: `resources:
   limits:
-    ephemeral-storage: "20Gi"  # Increase as needed`,
+    ephemeral-storage: "20Gi"  # Increase as needed
+or keep the image storage on a bigger volume: --cache-dir=/cache (KIMIA_MIN_FREE_SPACE sets the minimum)`,
+  },
+  NO_SPACE_DURING_BUILD: {
+    exit: EXIT.environment,
+    message: 'error building: no space left on device',
+    cause: 'Insufficient ephemeral storage: {where} ran out of space during the {phase}, {free} left{driverNote}. Buildah reported: {detail}',
+    fix: `resources:
+  limits:
+    ephemeral-storage: "20Gi"  # Increase as needed
+or keep the image storage on a bigger volume: --cache-dir=/cache`,
   },
   KANIKO_DOCKER_CONFIG: {
     exit: EXIT.environment,
@@ -186,8 +200,19 @@ volumeMounts:
     exit: EXIT.push,
     message: 'push of {destination} failed after {attempts} attempt(s): {detail}',
     cause: 'the registry could not be reached or answered with an error.',
-    fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries\n' +
-      '"dial tcp: lookup REGISTRY: no such host": check DNS from the pod (nslookup REGISTRY), the namespace\'s NetworkPolicy and that egress rules allow the registry',
+    fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries',
+  },
+  PULL_UNREACHABLE: {
+    exit: EXIT.build,
+    message: 'cannot reach registry {host}: {dns}',
+    cause: 'the registry name {host} does not resolve from this pod, so the base image cannot be pulled.',
+    fix: REGISTRY_DNS_FIX,
+  },
+  PUSH_UNREACHABLE: {
+    exit: EXIT.push,
+    message: 'cannot reach registry {host}: {dns}',
+    cause: 'the registry name {host} does not resolve from this pod, so {destination} cannot be pushed.',
+    fix: REGISTRY_DNS_FIX,
   },
   OUTPUT_FAILED: {
     exit: EXIT.push,

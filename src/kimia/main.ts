@@ -3,7 +3,7 @@
  * cli → preflight → context → auth → plan → buildah → outputs. Heavy modules are imported lazily.
  */
 import type { BuildRequest, Command } from './cli/request.js';
-import type { Logger } from '../core/log/index.js';
+import type { Log } from './log.js';
 import type { ToolError } from '../core/errors.js';
 
 type Env = Record<string, string | undefined>;
@@ -79,14 +79,13 @@ async function lint(argv: string[]): Promise<number> {
   return mod.lintMain(argv);
 }
 
-async function makeLogger(request: BuildRequest): Promise<Logger> {
-  const { Logger } = await import('../core/log/index.js');
-  return new Logger({ level: request.verbosity, format: request.logFormat, timestamps: request.logTimestamp, namespace: 'kimia' });
+async function makeLog(request: BuildRequest): Promise<Log> {
+  const { createLog } = await import('./log.js');
+  return createLog({ level: request.verbosity, format: request.logFormat, timestamps: request.logTimestamp });
 }
 
 async function runPreflight(request: BuildRequest, env: Env) {
-  const { probe } = await import('./preflight/probe.js');
-  const { judge } = await import('./preflight/verdicts.js');
+  const [{ probe }, { judge }] = await Promise.all([import('./preflight/probe.js'), import('./preflight/verdicts.js')]);
   const started = performance.now();
   const facts = await probe(request, env);
   const verdicts = judge(facts);
@@ -105,63 +104,83 @@ async function checkEnvironment(request: BuildRequest, env: Env): Promise<number
 }
 
 async function build(request: BuildRequest, env: Env): Promise<number> {
-  const { globalRedactor, formatCommand } = await import('../core/redact.js');
-  const { CloserStack, tempDir } = await import('../core/fsx/index.js');
-  const { readFile } = await import('node:fs/promises');
-  const log = await makeLogger(request);
+  // Every module of the build path is requested at once: the loader reads them in parallel, and while the
+  // preflight's user-namespace child runs, instead of one file after the other between the steps.
+  const modules = Promise.all([
+    import('../core/redact.js'), import('../core/fsx/index.js'), import('node:fs/promises'), import('./context/classify.js'),
+    import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'), import('./certs.js'), import('./buildah/run.js'),
+    import('./errors.js'),
+  ]);
+  const log = await makeLog(request);
+  // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan), which has no
+  // effect outside the private folder; nothing reaches buildah until it has passed.
+  const preflight = !request.skipPreflight && !request.dryRun ? runPreflight(request, env) : undefined;
+  preflight?.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
+  let preflightChecked = false;
+  const passPreflight = async () => {
+    if (!preflight || preflightChecked) return;
+    preflightChecked = true;
+    const { verdicts, durationMs } = await preflight;
+    for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`, { event: 'preflight-warning', check: v.check });
+    const failed = verdicts.find((v) => v.status === 'fail');
+    if (failed?.error) throw failed.error;
+    log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
+  };
+
+  const [
+    { globalRedactor, formatCommand }, { CloserStack, tempDir }, { readFile }, { classifyContext }, { fetchContext }, { planBuild, planCommands },
+    { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers }, { fail },
+  ] = await modules;
   for (const a of request.buildArgs) if (a.secret) globalRedactor.add(a.value);
-  for (const n of request.notes) log.info(n);
+  for (const n of request.notes) log.info(n, { event: 'note' });
 
   await using closers = new CloserStack();
   const privateDir = await tempDir('kimia', closers);
 
-  if (!request.skipPreflight && !request.dryRun) {
-    const { verdicts, durationMs } = await runPreflight(request, env);
-    for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`);
-    const failed = verdicts.find((v) => v.status === 'fail');
-    if (failed?.error) throw failed.error;
-    log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
-  }
-
-
-  const { classifyContext } = await import('./context/classify.js');
-  let contextDir: string;
-  const source = classifyContext(request.context);
-  if (request.dryRun && source.kind !== 'dir') {
-    contextDir = '<fetched-context>';
-  } else {
-    const { fetchContext } = await import('./context/fetch.js');
-    const { resolve } = await import('node:path');
-    const fetched = await fetchContext(request, privateDir, log);
-    contextDir = resolve(fetched.dir);
-    if (fetched.source !== 'dir') log.info(`context ${fetched.description} fetched`, { event: 'context', source: fetched.source });
-  }
-
-  const { planBuild, planCommands } = await import('./plan/plan.js');
-  const dockerfilePath = request.dockerfile.startsWith('/') ? request.dockerfile : `${contextDir}/${request.dockerfile}`;
-  let dockerfileText: string | undefined;
-  if (contextDir !== '<fetched-context>') {
-    dockerfileText = await readFile(dockerfilePath, 'utf8').catch(() => undefined);
-    if (dockerfileText === undefined) {
-      const { fail } = await import('./errors.js');
-      throw fail('DOCKERFILE_NOT_FOUND', { path: dockerfilePath });
+  let prepared: { contextDir: string; plan: ReturnType<typeof planBuild> };
+  try {
+    let contextDir: string;
+    const source = classifyContext(request.context);
+    if (request.dryRun && source.kind !== 'dir') {
+      contextDir = '<fetched-context>';
+    } else {
+      // a clone or a download is real work (and its own failures): only after the environment is known to be good
+      if (source.kind !== 'dir') await passPreflight();
+      const fetched = await fetchContext(request, privateDir, log);
+      const { resolve } = await import('node:path');
+      contextDir = resolve(fetched.dir);
+      if (fetched.source !== 'dir') log.info(`context ${fetched.description} fetched`, { event: 'context', source: fetched.source });
     }
+
+    const dockerfilePath = request.dockerfile.startsWith('/') ? request.dockerfile : `${contextDir}/${request.dockerfile}`;
+    let dockerfileText: string | undefined;
+    if (contextDir !== '<fetched-context>') {
+      dockerfileText = await readFile(dockerfilePath, 'utf8').catch(() => undefined);
+      if (dockerfileText === undefined) throw fail('DOCKERFILE_NOT_FOUND', { path: dockerfilePath });
+    }
+
+    const auth = request.dryRun
+      ? { authFile: `${privateDir}/auth.json` }
+      : await prepareAuth(request, env, privateDir);
+    const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
+    // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
+    const buildahPath = preflight ? (await preflight).facts.buildahPath : undefined;
+    const plan = planBuild(request, {
+      contextDir,
+      privateDir,
+      ...(auth.authFile ? { authFile: auth.authFile } : {}),
+      ...(certDir ? { certDir } : {}),
+      ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+      ...(buildahPath ? { buildahPath } : {}),
+    });
+    prepared = { contextDir, plan };
+  } catch (err) {
+    // the environment is the first thing to fix: its failure wins over what the preparation ran into meanwhile
+    await passPreflight();
+    throw err;
   }
-
-  const { prepareAuth } = await import('./auth/index.js');
-  const auth = request.dryRun
-    ? { authFile: `${privateDir}/auth.json` }
-    : await prepareAuth(request, env, privateDir);
-  const { prepareCertDir } = await import('./certs.js');
-  const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
-
-  const plan = planBuild(request, {
-    contextDir,
-    privateDir,
-    ...(auth.authFile ? { authFile: auth.authFile } : {}),
-    ...(certDir ? { certDir } : {}),
-    ...(dockerfileText !== undefined ? { dockerfileText } : {}),
-  });
+  await passPreflight();
+  const { contextDir, plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
   for (const w of plan.warnings) log.warn(w, { event: 'warning' });
 
@@ -170,11 +189,10 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     return 0;
   }
 
-  const { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers } = await import('./buildah/run.js');
   // SIGTERM (pod deletion) or SIGINT stops buildah too, and the private files are still removed
   const abort = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
-    log.warn(`received ${sig}: stopping buildah`);
+    log.warn(`received ${sig}: stopping buildah`, { event: 'signal', signal: sig });
     abort.abort();
   };
   process.once('SIGTERM', onSignal);
@@ -185,6 +203,9 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   });
   const { signal } = abort;
   await writePlanFiles(plan);
+  // performance.now() counts from process start: this is kimia's whole start-up cost before the engine runs
+  const startupMs = Math.round(performance.now());
+  log.debug(`starting buildah ${startupMs} ms after kimia started`, { event: 'startup', durationMs: startupMs });
   const stopped = <T>(p: Promise<T>): Promise<T | undefined> => p.catch((err: unknown) => {
     if (signal.aborted) return undefined;
     throw err;
@@ -194,14 +215,22 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
 
   const pushed: { destination: string; digest: string }[] = [];
   if (plan.pushes.length) {
-    const layers = plan.multiPlatform ? [] : await layerSizes(plan);
-    if (layers.length) log.info(`layers to push: ${describeLayers(layers)}`, { event: 'layers', layers });
+    // the layer list is only for the log: read it beside the first push instead of before it
+    const layersReported = plan.multiPlatform
+      ? Promise.resolve()
+      : layerSizes(plan).then((layers) => {
+        if (layers.length) log.info(`layers to push: ${describeLayers(layers)}`, { event: 'layers', layers });
+      }, () => undefined);
     const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
-    for (const step of plan.pushes) {
-      if (signal.aborted) return 130;
-      const done = await stopped(pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs, signal }));
-      if (!done) return 130;
-      pushed.push(done);
+    try {
+      for (const step of plan.pushes) {
+        if (signal.aborted) return 130;
+        const done = await stopped(pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs, signal }));
+        if (!done) return 130;
+        pushed.push(done);
+      }
+    } finally {
+      await layersReported;
     }
   }
   await runExports(plan, log);

@@ -200,6 +200,32 @@ describe('runcvm doctor without /dev/kvm (guide 10)', () => {
   });
 });
 
+describe('runcvm doctor: the VMs\' writable disks on a small or RAM-backed filesystem (guide 6)', () => {
+  /** the node doctor with RUNCVM_STATE_DIR on a tmpfs of SIZE, mounted in a private mount namespace (gone with it) */
+  async function stateDoctor(name: string, size: string): Promise<Check> {
+    const state = join(dir, name);
+    await mkdir(state);
+    const script = ['set -e', `mount -t tmpfs -o size=${size} tmpfs ${state}`, `RUNCVM_STATE_DIR=${state} exec "${process.execPath}" "${RUNCVM}" doctor --node --json`].join('\n');
+    const r = await run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { reject: false, timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    return byId(JSON.parse(r.stdout) as Report, 'state-disk');
+  }
+
+  it('a 64 MiB tmpfs fails (a VM that writes corrupts its root filesystem); a 2 GiB one warns that writes use node RAM', async () => {
+    const small = await stateDoctor('state-small', '64m');
+    expect(small.status).toBe('fail');
+    expect(small.cause).toContain(`only 64 MiB free at ${join(dir, 'state-small')} (tmpfs)`);
+    expect(small.cause).toContain('upper.ext4');
+    expect(small.fix).toContain('RUNCVM_STATE_DIR=');
+    const ram = await stateDoctor('state-ram', '2g');
+    expect(ram.status).toBe('warn');
+    expect(ram.cause).toContain(`${join(dir, 'state-ram')} is on tmpfs (2.0 GiB free)`);
+    // this machine's own state folder (RUNCVM_STATE_DIR unset) is measured too
+    const own = byId((await doctor(['--node'])).report, 'state-disk');
+    expect(own.cause).toMatch(/free at \/run\/runcvm|could not measure/);
+  });
+});
+
 describe('runcvm doctor --inside against a real network namespace (guides 1, 3, 5, 6)', () => {
   async function insideDoctor(name: string, setup: string[], files: { entrypoint: boolean }): Promise<Report> {
     const root = join(dir, `inside-${name}`);

@@ -79,7 +79,7 @@ describe('exec agent + launcher mux on the host (no VM)', () => {
   beforeAll(async () => {
     const dir = await tempDir('runcvm-agent', closers);
     const agent = join(dir, 'runcvm-agent');
-    await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', agent, projectPath('src', 'runcvm', 'guest', 'agent.c'), projectPath('src', 'runcvm', 'guest', 'io.c')], { timeoutMs: 120_000 });
+    await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', agent, projectPath('src', 'runcvm', 'guest', 'agent.c'), projectPath('src', 'runcvm', 'guest', 'io.c'), projectPath('src', 'runcvm', 'guest', 'caps.c')], { timeoutMs: 120_000 });
     clientBin = join(dir, 'runcvm-exec');
     await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', clientBin, projectPath('src', 'runcvm', 'guest', 'exec-client.c'), projectPath('src', 'runcvm', 'guest', 'io.c')], { timeoutMs: 120_000 });
     stateDir = dir;

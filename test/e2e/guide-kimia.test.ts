@@ -291,7 +291,7 @@ describe('Kimia guide: Error: No Space Left on Device', () => {
     const r = await kimia(['-c', SCRATCH_CTX(), '--no-push'], { home, wrap: smallDisk(home) });
     expect(r.exitCode, r.all).toBe(6);
     expect(r.stderr).toContain('error: error building: no space left on device');
-    expect(r.stderr).toMatch(/Insufficient ephemeral storage: \d+(\.\d+)? MiB free under .*home-small-1/);
+    expect(r.stderr).toMatch(/cause: Insufficient ephemeral storage: only \d+(\.\d+)? MiB free for the image storage at \S*home-small-1\/\.local\/share\/containers\/storage \(vfs driver\); a build needs at least 512 MiB\./);
     expect(r.stderr).toContain('ephemeral-storage: "20Gi"');
     const check = await kimia(['check-environment'], { home, wrap: smallDisk(home) });
     expect(check.stdout).toMatch(/\[FAIL\] free space/);
@@ -304,7 +304,9 @@ describe('Kimia guide: Error: No Space Left on Device', () => {
     expect(r.exitCode, r.all).toBe(6);
     expect(r.all).toMatch(/no space left on device/);
     expect(r.stderr).toContain('error: error building: no space left on device');
-    expect(r.stderr).toContain('Insufficient ephemeral storage');
+    // the cause names what filled up (the image storage, its path and driver) and how much is left, in a sentence
+    expect(r.stderr).toMatch(/cause: Insufficient ephemeral storage: the image storage at \S*home-small-2\/\.local\/share\/containers\/storage \(vfs driver\) ran out of space during the build, \d+(\.\d+)? \w?i?B left\. With vfs every layer is a full copy/);
+    expect(r.stderr).toMatch(/Buildah reported: .*no space left on device/);
     expect(r.stderr).toContain('ephemeral-storage: "20Gi"');
   });
 
@@ -412,8 +414,19 @@ describe('Kimia guide: Network Issues / Cannot Reach Registry', () => {
     const r = await kimia(['-c', SCRATCH_CTX(), '-d', 'registry.invalid/app:1', '--push-retry=0', '--storage-driver=overlay']);
     expect(r.exitCode, r.all).toBe(4);
     expect(r.stderr).toMatch(/dial tcp: lookup registry\.invalid.*: no such host/);
-    expect(r.stderr).toContain('nslookup REGISTRY');
-    expect(r.stderr).toContain('NetworkPolicy');
+    expect(r.stderr).toContain('error: cannot reach registry registry.invalid: dial tcp: lookup registry.invalid');
+    expect(r.stderr).toContain('nslookup registry.invalid');
+    expect(r.stderr).toContain('kubectl get networkpolicy -n <namespace>');
+    expect(r.stderr).toContain('egress');
+  });
+
+  it('the same for a base image on an unresolvable registry: exit 3, with the DNS / NetworkPolicy / egress fix', async () => {
+    await ws.write('ctx-dns-pull/Dockerfile', 'FROM registry.invalid/base:1\nRUN true\n');
+    const r = await kimia(['-c', ws.path('ctx-dns-pull'), '--no-push', '--storage-driver=overlay']);
+    expect(r.exitCode, r.all).toBe(3);
+    expect(r.stderr).toMatch(/error: cannot reach registry registry\.invalid: dial tcp: lookup registry\.invalid.*: no such host/);
+    expect(r.stderr).toContain('cause: the registry name registry.invalid does not resolve from this pod, so the base image cannot be pulled.');
+    expect(r.stderr).toContain('nslookup registry.invalid');
     expect(r.stderr).toContain('egress');
   });
 });

@@ -182,6 +182,10 @@ suite('RunCVM guide 1. Entrypoint Not Executing', () => {
     const c = await startDetached(noCmd, []);
     try {
       await waitFor('the guest\'s no-entrypoint line', async () => (await c.output()).includes('[VM-START] No entrypoint found, sleeping'), { timeoutMs: 120_000, intervalMs: 200 });
+      // the runtime's debug log says so too, from create on (the guide's "Check Logging" step)
+      const created = await readFile(join(fx.logDir, `runcvm-${c.id}.debug`), 'utf8');
+      expect(created).toContain('entrypoint: /.runcvm/entrypoint is empty');
+      expect(created).toMatch(/WARN.*the guest will log "\[VM-START\] No entrypoint found, sleeping"/);
       // Running but nothing happens: the task is still RUNNING
       const tasks = (await cd.ctr(['task', 'ls'])).stdout;
       expect(tasks).toMatch(new RegExp(`${c.id}\\s+\\d+\\s+RUNNING`));
@@ -230,6 +234,7 @@ suite('RunCVM guide 4. Log Visibility', () => {
     expect(log).toContain('hypervisor command');
     expect(log).toContain('qemu-system-x86_64');
     expect(log).toMatch(/workload exited/);
+    expect(log).toContain('entrypoint: /.runcvm/entrypoint holds 2 argument(s), program echo');
     await rm(join(fx.logDir, `runcvm-${id}.debug`));
 
     const r = await lint('log-level', pod('    env:\n    - name: RUNCVM_LOG_LEVEL\n      value: "VERBOSE"\n'));
@@ -303,7 +308,8 @@ suite('RunCVM guide 8. Logging Permissions & Conflicts', () => {
     try {
       const [ra, rb] = await Promise.all([
         cd.ctr(['run', '--rm', '--runc-binary', fx.wrapper, '--env', 'RUNCVM_LOG_LEVEL=DEBUG', busybox, a, 'sh', '-c', 'echo uid=$(id -u)'], { reject: false, timeoutMs: 180_000 }),
-        cd.ctr(['run', '--rm', '--runc-binary', fx.wrapper, '--env', 'RUNCVM_LOG_LEVEL=DEBUG', asUser1000, b, 'sh', '-c', 'echo uid=$(id -u)'], { reject: false, timeoutMs: 180_000 }),
+        // the annotations containerd's CRI plugin gives a pod's container: the log names the pod
+        cd.ctr(['run', '--rm', '--runc-binary', fx.wrapper, '--env', 'RUNCVM_LOG_LEVEL=DEBUG', ...['sandbox-name=mysql-0', 'sandbox-namespace=db', 'container-name=mysql'].flatMap((a) => ['--annotation', `io.kubernetes.cri.${a}`]), asUser1000, b, 'sh', '-c', 'echo uid=$(id -u)'], { reject: false, timeoutMs: 180_000 }),
       ]);
       expect(ra.exitCode, ra.stderr).toBe(0);
       expect(ra.stdout).toMatch(/^uid=0$/m);
@@ -314,12 +320,15 @@ suite('RunCVM guide 8. Logging Permissions & Conflicts', () => {
         expect(await readFile(logs[i]!, 'utf8')).toContain(id);
       }
       expect(await readFile(shared, 'utf8')).toBe('');
+      // "find the relevant log for your container": by pod name, the one log of that pod
+      expect(await readFile(logs[1]!, 'utf8')).toContain('kubernetes: pod db/mysql-0 container mysql');
+      expect(await readFile(logs[0]!, 'utf8')).not.toContain('kubernetes:');
 
       const env = { RUNCVM_LOG_DIR: fx.logDir };
       const warn = byId((await doctor(['--node'], env)).checks, 'debug-logs');
       expect(warn.status).toBe('warn');
       expect(warn.cause).toContain('Permission denied when writing to /tmp/runcvm-runtime.log');
-      expect(warn.fix).toContain('ls -l /tmp/runcvm*.debug');
+      expect(warn.fix).toContain(`ls -l ${fx.logDir}/runcvm*.debug`);
       await rm(shared);
       const pass = byId((await doctor(['--node'], env)).checks, 'debug-logs');
       expect(pass.status).toBe('pass');

@@ -124,15 +124,16 @@ describe('command line', () => {
   });
 
   it('--label, --custom-platform, --reproducible with SOURCE_DATE_EPOCH and --build-arg from the environment reach the image', async () => {
-    await ws.write('meta/Dockerfile', 'FROM scratch\nARG http_proxy\nLABEL proxy=$http_proxy\nCOPY Dockerfile /\n');
+    await ws.write('meta/Dockerfile', 'FROM scratch\nARG http_proxy\nARG FLAVOR=vanilla\nLABEL proxy=$http_proxy flavor=$FLAVOR\nCOPY Dockerfile /\n');
     const tar = ws.path('meta.tar');
     const r = await kimia(['-c', ws.path('meta'), '--tar-path', tar, '--label', 'org.example.team=build', '--label=tier=1', '--custom-platform', 'linux/arm64',
-      '--reproducible', '--build-arg', 'http_proxy', '--storage-driver=overlay', '--log-timestamp'], { home: ws.home, env: { SOURCE_DATE_EPOCH: '1700000000', http_proxy: 'http://proxy.local:3128' } });
+      '--reproducible', '--build-arg', 'http_proxy', '--build-arg', 'FLAVOR', '--storage-driver=overlay', '--log-timestamp'], { home: ws.home, env: { SOURCE_DATE_EPOCH: '1700000000', http_proxy: 'http://proxy.local:3128' } });
     expect(r.exitCode, r.all).toBe(0);
-    expect(r.stderr).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO/m);
+    expect(r.stderr).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z step 1\/\d+: FROM scratch$/m);
     const { Redactor } = await import('../../src/core/redact.js');
     const info = JSON.parse((await run('skopeo', ['inspect', `docker-archive:${tar}`], { redactor: new Redactor() })).stdout) as { Labels: Record<string, string>; Architecture: string; Created: string };
-    expect(info.Labels).toMatchObject({ 'org.example.team': 'build', tier: '1', proxy: 'http://proxy.local:3128' });
+    // FLAVOR is not in the environment: the bare --build-arg leaves the Dockerfile's default in place
+    expect(info.Labels).toMatchObject({ 'org.example.team': 'build', tier: '1', proxy: 'http://proxy.local:3128', flavor: 'vanilla' });
     expect(info.Architecture).toBe('arm64');
     expect(info.Created).toBe('2023-11-14T22:13:20Z');
   });

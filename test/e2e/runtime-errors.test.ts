@@ -1,9 +1,10 @@
 /**
  * Failures name their cause and fix, exit non-zero, and leave nothing behind: missing kernel asset (at create, seen
  * through ctr), RUNCVM_ACCEL=kvm on a host where KVM is unusable (KVM-PVM here), a hypervisor that dies (a kernel
- * file QEMU cannot load), a bad setting, firecracker when it is not installed, and an image too large for its disk.
+ * file QEMU cannot load), a bad setting, firecracker when it is not installed, and an image too large for its disk;
+ * and a debug-log path someone else took, which must not stop the container (guide 8).
  */
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +91,37 @@ describe.skipIf(!ready)('runcvm errors: cause and fix, non-zero exit, no leftove
       expect(isToolError(err) && err.render()).toMatch(/fix: raise RUNCVM_ROOTFS_SIZE/);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('guide 8: a debug-log path already taken (a symlink, a folder) neither stops the container nor is followed', async () => {
+    // a symlink planted at the container's log path must not make the runtime append to (or chmod) its target
+    const victim = join(fx.dir, 'victim');
+    await writeFile(victim, 'untouched\n', { mode: 0o644 });
+    const linkId = `e${seq + 1}`;
+    const link = join(fx.logDir, `runcvm-${linkId}.debug`);
+    await symlink(victim, link);
+    try {
+      const r = await ctrRun(fx.wrapper, ['echo', 'ran']);
+      expect(r.exit, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^ran$/m);
+      expect(await readFile(victim, 'utf8')).toBe('untouched\n');
+      expect((await stat(victim)).mode & 0o777).toBe(0o644);
+      expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    } finally {
+      await rm(link, { force: true });
+    }
+    // a folder there (what made create fail before): the container runs, with DEBUG too, and the folder is left alone
+    const dirId = `e${seq + 1}`;
+    const taken = join(fx.logDir, `runcvm-${dirId}.debug`);
+    await mkdir(taken);
+    try {
+      const r = await ctrRun(fx.wrapper, ['echo', 'ran'], ['RUNCVM_LOG_LEVEL=DEBUG']);
+      expect(r.exit, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^ran$/m);
+      expect((await stat(taken)).isDirectory()).toBe(true);
+    } finally {
+      await rm(taken, { recursive: true, force: true });
     }
   });
 

@@ -1,12 +1,14 @@
 /** Run a BuildPlan: bud with live progress, pushes with retry/backoff, exports. Failures map to exit codes. */
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { runLight as run, type RunResult } from '../../core/exec/index.js';
-import type { Logger } from '../../core/log/index.js';
 import { formatSize } from '../../core/config.js';
+import type { Log } from '../log.js';
 import type { BuildPlan, PushStep } from '../plan/plan.js';
 import { fail } from '../errors.js';
-import { CacheCounter, backoffMs, classifyFailure, parseLine, quoteChildError } from './progress.js';
+import {
+  CacheCounter, StepClock, backoffMs, classifyFailure, describeNoSpace, dnsFailure, formatDuration, parseLine, quoteChildError, stepLabel,
+} from './progress.js';
 
 export interface BudResult {
   steps: number;
@@ -16,73 +18,141 @@ export interface BudResult {
   durationMs: number;
 }
 
+/** A step that ran at least this long gets a "done in …" line: short steps would only add noise. */
+const LONG_STEP_MS = 10_000;
+/** How often long work without output says it is still running. */
+const HEARTBEAT_MS = 30_000;
+
 export async function writePlanFiles(plan: BuildPlan): Promise<void> {
   // ephemeral files in a fresh private 0700 folder: no rename dance or fsync needed (fsync costs tens of ms on a busy disk)
-  await Promise.all(plan.files.map((f) => writeFile(f.path, f.content, { mode: f.mode, flag: 'wx' })));
-  await mkdir(plan.storage.root, { recursive: true });
-  await mkdir(plan.storage.runroot, { recursive: true, mode: 0o700 });
-  await chmod(plan.storage.runroot, 0o700).catch(() => undefined);
+  await Promise.all([
+    ...plan.files.map((f) => writeFile(f.path, f.content, { mode: f.mode, flag: 'wx' })),
+    mkdir(plan.storage.root, { recursive: true }),
+    mkdir(plan.storage.runroot, { recursive: true, mode: 0o700 }).then(() => chmod(plan.storage.runroot, 0o700)).catch(() => undefined),
+  ]);
 }
 
-export async function runBud(plan: BuildPlan, cwd: string, log: Logger, signal?: AbortSignal): Promise<BudResult> {
+/** Calls `tick` every `ms` until stopped; the timer never keeps the process alive on its own. */
+function every(ms: number, tick: () => void): () => void {
+  const timer = setInterval(tick, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: AbortSignal): Promise<BudResult> {
   const counter = new CacheCounter();
+  const clock = new StepClock(HEARTBEAT_MS);
   let steps = 0;
   let droppedWarned = plan.warnings.length > 0;
+  const ended = (summary: ReturnType<StepClock['finish']>) => {
+    if (!summary) return;
+    const { step, durationMs, cached } = summary;
+    const fields = { event: 'step-done', step: step.index, total: step.total, durationMs, cached };
+    if (durationMs >= LONG_STEP_MS) log.info(`${stepLabel(step)} done in ${formatDuration(durationMs)}`, fields);
+    else log.debug(`${stepLabel(step)} done in ${formatDuration(durationMs)}`, fields);
+  };
   const onLine = (line: string) => {
     const ev = parseLine(line);
     counter.feed(ev);
     switch (ev.kind) {
       case 'step':
+        ended(clock.begin(ev, performance.now()));
         steps = ev.total;
-        log.info(`step ${ev.index}/${ev.total}: ${ev.instruction}`, { event: 'step', step: ev.index, total: ev.total });
+        log.info(`${stepLabel(ev)}: ${ev.instruction}`, { event: 'step', step: ev.index, total: ev.total, ...(ev.stage ? { stage: ev.stage.index } : {}) });
         break;
       case 'cache-hit':
-        log.info(`cache hit ${ev.id.slice(0, 12)}`, { event: 'cache', cache: 'hit' });
+        clock.hit();
+        log.detail(`using cache ${ev.id.slice(0, 12)}`, { event: 'cache', cache: 'hit', id: ev.id });
+        break;
+      case 'pull':
+        log.info(`pulling ${ev.image}`, { event: 'pull', image: ev.image });
         break;
       case 'commit':
-        log.debug(`layer ${ev.id}`);
+        log.debug(`layer ${ev.id}`, { event: 'commit', id: ev.id });
         break;
       case 'dropped-warning':
-        if (!droppedWarned) log.warn('Warning: HEALTHCHECK instruction ignored — set BUILDAH_FORMAT=docker to keep it');
+        if (!droppedWarned) log.warn(`Warning: ${ev.instruction} instruction ignored — set BUILDAH_FORMAT=docker to keep it`);
         droppedWarned = true;
+        break;
+      case 'engine-log':
+        if (ev.level === 'warning') log.warn(ev.msg, { event: 'buildah', buildahLevel: ev.level });
+        else if (ev.level === 'error' || ev.level === 'fatal') log.error(ev.msg, { event: 'buildah', buildahLevel: ev.level });
+        else log.debug(ev.msg, { event: 'buildah', buildahLevel: ev.level });
         break;
       case 'blob':
       case 'noise':
         log.debug(line);
         break;
       default:
-        if (ev.line.trim()) log.info(ev.line, { event: 'output' });
+        // the build's own output (RUN commands): indented under its step
+        if (ev.line.trim()) log.detail(ev.line, { event: 'output' });
     }
   };
-  for (const argv of plan.prepare) await run(plan.buildah, argv, { env: plan.env, reject: false });
-  log.debug(`running buildah ${plan.bud.join(' ')}`);
-  const result = await run(plan.buildah, plan.bud, {
-    cwd,
-    env: plan.env,
-    reject: false,
-    onStdoutLine: onLine,
-    onStderrLine: onLine,
-    ...(signal ? { signal } : {}),
+  const stopHeartbeat = every(1000, () => {
+    const running = clock.tick(performance.now());
+    if (running) {
+      log.info(`${stepLabel(running.step)} still running after ${formatDuration(running.elapsedMs)}: ${running.step.instruction}`, {
+        event: 'step-running', step: running.step.index, total: running.step.total, elapsedMs: Math.round(running.elapsedMs),
+      });
+    }
   });
+  let result: RunResult;
+  try {
+    for (const argv of plan.prepare) await run(plan.buildah, argv, { env: plan.env, reject: false });
+    log.debug(`running buildah ${plan.bud.join(' ')}`);
+    result = await run(plan.buildah, plan.bud, {
+      cwd,
+      env: plan.env,
+      reject: false,
+      onStdoutLine: onLine,
+      onStderrLine: onLine,
+      ...(signal ? { signal } : {}),
+    });
+  } finally {
+    stopHeartbeat();
+  }
+  ended(clock.finish(performance.now()));
   counter.close();
-  if (result.exitCode !== 0) throw budFailure(result);
+  if (result.exitCode !== 0) throw await budFailure(plan, result);
   const iid = plan.bud.indexOf('--iidfile');
   const imageId = iid >= 0 ? await readFile(plan.bud[iid + 1]!, 'utf8').then((s) => s.trim(), () => undefined) : undefined;
   const out: BudResult = { steps, cacheHits: counter.hits, cacheMisses: counter.misses, durationMs: result.durationMs };
   if (imageId) out.imageId = imageId;
-  log.info(`built ${plan.localImage}${imageId ? ` (${imageId.slice(0, 19)})` : ''} in ${result.durationMs} ms; cache: ${counter.hits} hit(s), ${counter.misses} miss(es)`, {
-    event: 'built', cacheHits: counter.hits, cacheMisses: counter.misses,
+  log.info(`built ${plan.localImage}${imageId ? ` (${imageId.slice(0, 19)})` : ''} in ${formatDuration(result.durationMs)}; cache: ${counter.hits} hit(s), ${counter.misses} miss(es)`, {
+    event: 'built', durationMs: result.durationMs, cacheHits: counter.hits, cacheMisses: counter.misses,
   });
   return out;
 }
 
-function budFailure(result: RunResult) {
-  const quoted = quoteChildError(result.stderr || result.stdout);
-  switch (classifyFailure(result.stderr)) {
+/** Free space left on the volume holding `path` (or its nearest existing parent), for the ENOSPC message. */
+async function freeAt(path: string): Promise<string | undefined> {
+  for (let p = path; ; p = dirname(p)) {
+    if (await stat(p).then(() => true, () => false)) {
+      const fs = await statfs(p).catch(() => undefined);
+      return fs ? formatSize(Number(fs.bavail) * Number(fs.bsize)) : undefined;
+    }
+    if (dirname(p) === p) return undefined;
+  }
+}
+
+async function noSpaceError(plan: BuildPlan, stderr: string, phase: 'build' | 'push') {
+  const input = { stderr, phase, storage: plan.storage, tmpDir: process.env.TMPDIR || '/var/tmp' } as const;
+  const free = await freeAt(describeNoSpace(input).path);
+  return fail('NO_SPACE_DURING_BUILD', describeNoSpace(free === undefined ? input : { ...input, free }));
+}
+
+async function budFailure(plan: BuildPlan, result: RunResult) {
+  const output = result.stderr || result.stdout;
+  const quoted = quoteChildError(output);
+  switch (classifyFailure(output)) {
     case 'auth':
       return fail('PULL_UNAUTHORIZED', { detail: quoted });
     case 'no-space':
-      return fail('NO_SPACE', { free: 'not enough', dir: 'the image storage', need: 'more' });
+      return noSpaceError(plan, output, 'build');
+    case 'dns': {
+      const dns = dnsFailure(output)!;
+      return fail('PULL_UNREACHABLE', { host: dns.host, dns: dns.text });
+    }
     default:
       return fail('BUILD_FAILED', { detail: quoted, code: result.exitCode });
   }
@@ -98,36 +168,54 @@ export async function pushWithRetry(
   plan: BuildPlan,
   step: PushStep,
   retries: number,
-  log: Logger,
+  log: Log,
   opts: { baseDelayMs: number; signal?: AbortSignal; sleep?: (ms: number) => Promise<void> },
 ): Promise<PushResult> {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   for (let attempt = 0; ; attempt++) {
-    log.info(`pushing ${step.destination}${attempt ? ` (attempt ${attempt + 1}/${retries + 1})` : ''}`, { event: 'push', destination: step.destination });
+    log.info(`pushing ${step.destination}${attempt ? ` (attempt ${attempt + 1}/${retries + 1})` : ''}`, { event: 'push', destination: step.destination, attempt: attempt + 1 });
     const onLine = (l: string) => {
       const ev = parseLine(l);
-      if (ev.kind === 'blob') log.info(`push ${ev.what} ${ev.digest.slice(0, 19)}`, { event: 'push-blob', digest: ev.digest });
+      if (ev.kind === 'blob') log.detail(`${ev.what} ${ev.digest.slice(0, 19)}`, { event: 'push-blob', what: ev.what, digest: ev.digest });
     };
-    const result = await run(plan.buildah, step.argv, {
-      env: plan.env,
-      reject: false,
-      onStdoutLine: onLine,
-      onStderrLine: onLine,
-      ...(opts.signal ? { signal: opts.signal } : {}),
+    const started = performance.now();
+    let lastReport = started;
+    const stopHeartbeat = every(1000, () => {
+      const now = performance.now();
+      if (now - lastReport < HEARTBEAT_MS) return;
+      lastReport = now;
+      log.info(`still pushing ${step.destination} after ${formatDuration(now - started)}`, { event: 'push-running', destination: step.destination, elapsedMs: Math.round(now - started) });
     });
+    let result: RunResult;
+    try {
+      result = await run(plan.buildah, step.argv, {
+        env: plan.env,
+        reject: false,
+        onStdoutLine: onLine,
+        onStderrLine: onLine,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    } finally {
+      stopHeartbeat();
+    }
     if (result.exitCode === 0) {
       const digest = (await readFile(step.digestFile, 'utf8')).trim();
-      log.info(`pushed ${step.destination}@${digest}`, { event: 'pushed', destination: step.destination, digest });
+      log.info(`pushed ${step.destination}@${digest} in ${formatDuration(result.durationMs)}`, { event: 'pushed', destination: step.destination, digest, durationMs: result.durationMs });
       return { destination: step.destination, digest, attempts: attempt + 1 };
     }
     const quoted = quoteChildError(result.stderr);
     const kind = classifyFailure(result.stderr);
     if (kind === 'auth') throw fail('PUSH_UNAUTHORIZED', { destination: step.destination, detail: quoted });
+    if (kind === 'no-space') throw await noSpaceError(plan, result.stderr, 'push');
+    if (kind === 'dns') {
+      const dns = dnsFailure(result.stderr)!;
+      throw fail('PUSH_UNREACHABLE', { host: dns.host, dns: dns.text, destination: step.destination });
+    }
     if (kind !== 'retryable' || attempt >= retries) {
       throw fail('PUSH_FAILED', { destination: step.destination, attempts: attempt + 1, detail: quoted });
     }
     const delay = backoffMs(attempt, opts.baseDelayMs);
-    log.warn(`push of ${step.destination} failed (${quoted}); retrying in ${delay} ms`, { event: 'push-retry', attempt: attempt + 1 });
+    log.warn(`push of ${step.destination} failed (${quoted}); retrying in ${delay} ms`, { event: 'push-retry', attempt: attempt + 1, delayMs: delay });
     await sleep(delay);
   }
 }
@@ -149,7 +237,7 @@ export function describeLayers(layers: { digest: string; size: number }[]): stri
   return layers.map((l) => `${l.digest.slice(0, 19)} ${formatSize(l.size)}`).join(', ');
 }
 
-export async function runExports(plan: BuildPlan, log: Logger): Promise<void> {
+export async function runExports(plan: BuildPlan, log: Log): Promise<void> {
   for (const e of plan.exports) {
     await mkdir(dirname(e.path), { recursive: true });
     if (e.kind === 'tar') await rm(e.path, { force: true });

@@ -27,7 +27,7 @@ export const FLAGS: FlagSpec[] = [
   { name: 'cache-dir', type: 'string', value: 'DIR', help: 'persistent layer cache folder (holds the image storage)' },
   { name: 'cache-repo', type: 'string', value: 'REPO', help: 'remote cache repository (layers pushed and pulled)' },
   { name: 'storage-driver', type: 'string', value: 'vfs|overlay', help: 'image storage driver (default vfs, or STORAGE_DRIVER); overlay is faster' },
-  { name: 'custom-platform', aliases: ['platform'], type: 'list', value: 'OS/ARCH[,OS/ARCH]', help: 'target platform; several (comma list or repeated) build a multi-platform manifest list' },
+  { name: 'custom-platform', aliases: ['platform', 'customPlatform'], type: 'list', value: 'OS/ARCH[,OS/ARCH]', help: 'target platform; several (comma list or repeated) build a multi-platform manifest list' },
   { name: 'no-push', type: 'bool', help: 'build only; the image stays in local storage' },
   { name: 'tar-path', type: 'string', value: 'FILE', help: 'also save the image as a docker-archive tarball' },
   { name: 'oci-layout-path', type: 'string', value: 'DIR', help: 'also save the image as an OCI layout folder' },
@@ -69,6 +69,8 @@ export const FLAGS: FlagSpec[] = [
 /** Kaniko flags accepted because they are meaningless with Buildah: the note says why (printed at info level). */
 export const KANIKO_NOOPS: Record<string, { type: FlagType; note: string }> = {
   'snapshot-mode': { type: 'string', note: 'Buildah commits layers by diffing the container; there is no snapshot mode to choose' },
+  snapshotMode: { type: 'string', note: 'Buildah commits layers by diffing the container; there is no snapshot mode to choose (and --snapshotMode is Kaniko\'s old spelling)' },
+  'force-build-metadata': { type: 'bool', note: 'Buildah records every instruction in the image history and config already' },
   'use-new-run': { type: 'bool', note: 'Buildah always runs RUN steps in a container' },
   cleanup: { type: 'bool', note: 'kimia always removes its temporary files and working containers' },
   'compressed-caching': { type: 'bool', note: 'Buildah keeps layers uncompressed in its storage' },
@@ -95,12 +97,16 @@ export const KANIKO_REFUSED: Record<string, { reason: string; hint: string }> = 
   'digest-file-with-tag': { reason: 'not a Kaniko flag', hint: 'use --image-name-tag-with-digest-file=FILE' },
   'skip-default-registry-fallback': { reason: 'with --registry-mirror, Buildah always falls back to docker.io when every mirror fails', hint: 'make the mirror reliable, or write base images with the mirror host in FROM' },
   'tarPath': { reason: 'old Kaniko spelling', hint: 'use --tar-path=FILE' },
+  bucket: { reason: 'Google Cloud Storage bucket contexts are not supported', hint: 'download the tarball first and pass --context=tar:///path/context.tar.gz, or serve it over https and pass --context=https://…/context.tar.gz' },
   'oci-layout': { reason: 'misspelt', hint: 'use --oci-layout-path=DIR' },
 };
 
 export function findFlag(name: string): FlagSpec | undefined {
   return FLAGS.find((f) => f.name === name || f.aliases?.includes(name));
 }
+
+/** Kaniko's short forms of refused flags (`-b BUCKET`), so that they get the same explanation as the long form. */
+export const KANIKO_REFUSED_SHORT: Record<string, string> = { b: 'bucket' };
 
 export function findShort(letter: string): FlagSpec | undefined {
   return FLAGS.find((f) => f.short === letter);

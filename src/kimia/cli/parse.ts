@@ -8,7 +8,7 @@ import { parseBool, expandVars, type Env } from '../../core/config.js';
 import { looksSecretName } from '../../core/redact.js';
 import { parseLevel } from '../../core/log/index.js';
 import { fail } from '../errors.js';
-import { FLAGS, KANIKO_NOOPS, KANIKO_REFUSED, findFlag, findShort, suggestFlag, type FlagType } from './flags.js';
+import { FLAGS, KANIKO_NOOPS, KANIKO_REFUSED, KANIKO_REFUSED_SHORT, findFlag, findShort, suggestFlag, type FlagType } from './flags.js';
 import type { BuildArg, BuildRequest, Command, ImageFormat, Isolation, LogFormat, StorageDriver, Verbosity } from './request.js';
 
 type Raw = Map<string, string[]>;
@@ -45,6 +45,11 @@ export function parseFlags(argv: readonly string[]): Raw {
     } else if (arg.startsWith('-') && arg.length >= 2 && arg !== '-') {
       const letter = arg[1]!;
       const spec = findShort(letter);
+      const refusedLong = KANIKO_REFUSED_SHORT[letter];
+      if (!spec && refusedLong) {
+        const r = KANIKO_REFUSED[refusedLong]!;
+        throw fail('KANIKO_FLAG_UNSUPPORTED', { flag: `-${letter} (--${refusedLong})`, reason: r.reason, hint: r.hint });
+      }
       if (!spec) throw fail('UNKNOWN_FLAG', { flag: arg, hint: 'run kimia help for the list of flags' });
       name = spec.name;
       inline = arg.length > 2 ? (arg[2] === '=' ? arg.slice(3) : arg.slice(2)) : undefined;
@@ -132,7 +137,9 @@ export function parseBuildArg(text: string, env: Env): BuildArg {
   }
   const fromEnv = eq < 0;
   const value = fromEnv ? (env[name] ?? '') : text.slice(eq + 1);
-  return { name, value, fromEnv, secret: looksSecretName(name) };
+  const arg: BuildArg = { name, value, fromEnv, secret: looksSecretName(name) };
+  if (fromEnv && env[name] === undefined) arg.unset = true;
+  return arg;
 }
 
 function parseLabel(text: string): { key: string; value: string } {
@@ -213,17 +220,16 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
   }
 
   const reproducible = bool(raw, 'reproducible');
+  // SOURCE_DATE_EPOCH is honoured with or without --reproducible, so a malformed value is an error either way
+  // (silently building with the current time would defeat the point of setting it)
+  const sde = env.SOURCE_DATE_EPOCH;
+  if (sde !== undefined && sde !== '' && !/^\d+$/.test(sde)) {
+    throw fail('BAD_FLAG_VALUE', { flag: 'SOURCE_DATE_EPOCH', reason: `"${sde}" is not epoch seconds`, hint: 'SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)' });
+  }
   let timestamp: number | undefined;
   if (last(raw, 'timestamp') !== undefined) timestamp = int(raw, 'timestamp', 0);
-  else if (reproducible) {
-    const sde = env.SOURCE_DATE_EPOCH;
-    if (sde !== undefined && sde !== '' && !/^\d+$/.test(sde)) {
-      throw fail('BAD_FLAG_VALUE', { flag: 'SOURCE_DATE_EPOCH', reason: `"${sde}" is not epoch seconds`, hint: 'SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)' });
-    }
-    timestamp = sde ? Number(sde) : 0;
-  } else if (env.SOURCE_DATE_EPOCH && /^\d+$/.test(env.SOURCE_DATE_EPOCH)) {
-    timestamp = Number(env.SOURCE_DATE_EPOCH);
-  }
+  else if (sde) timestamp = Number(sde);
+  else if (reproducible) timestamp = 0;
 
   const certificates = all(raw, 'registry-certificate').map((v) => {
     const eq = v.indexOf('=');

@@ -19,6 +19,8 @@ export interface BuildArg {
   value: string;
   /** value came from the environment (`--build-arg NAME`) */
   fromEnv: boolean;
+  /** `--build-arg NAME` whose NAME is not in the environment: not passed, so the ARG default applies */
+  unset?: boolean;
   secret: boolean;
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { run, ProcessError } from '../../core/exec/index.js';
 import { globalRedactor } from '../../core/redact.js';
-import type { Logger } from '../../core/log/index.js';
+import type { Log } from '../log.js';
 import type { BuildRequest } from '../cli/request.js';
 import { fail } from '../errors.js';
 import { classifyContext, safeUrl, staysInside, type ContextSource } from './classify.js';
@@ -19,7 +19,7 @@ export interface FetchedContext {
   description: string;
 }
 
-export async function fetchContext(request: BuildRequest, workDir: string, log: Logger): Promise<FetchedContext> {
+export async function fetchContext(request: BuildRequest, workDir: string, log: Log): Promise<FetchedContext> {
   let source = classifyContext(request.context);
   let dir: string;
   if (source.kind === 'http') {
@@ -121,7 +121,7 @@ export function gitAuthEnv(user: string, token: string | undefined): Record<stri
   return env;
 }
 
-async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request: BuildRequest, dir: string, log: Logger): Promise<void> {
+async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request: BuildRequest, dir: string, log: Log): Promise<void> {
   let token: string | undefined;
   if (request.git.tokenFile) {
     try {

@@ -16,7 +16,7 @@ reachable from the current directory (it is never fetched).
 Output: one line per finding "FILE:LINE: level rule-id: message", then "  fix: …".
 
 options:
-  --dockerfile PATH  Dockerfile to check for HEALTHCHECK/SHELL/STOPSIGNAL
+  --dockerfile PATH  Dockerfile to check for HEALTHCHECK/SHELL/ONBUILD
   --json             print {findings: [...], summary: {errors, warnings, infos}}
   -h, --help         this text
 

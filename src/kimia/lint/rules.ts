@@ -20,7 +20,7 @@ export const RULES = {
   'kimia/registry-auth-mount': 'pushes but no registry secret at /home/kimia/.docker (Unauthorized)',
   'kimia/ephemeral-storage': `ephemeral-storage limit missing or below ${MIN_EPHEMERAL_STORAGE} (No Space Left on Device)`,
   'kimia/git-token': 'Git context without --git-token-file (Git Clone Failed)',
-  'kimia/dockerfile-format': 'HEALTHCHECK/SHELL/STOPSIGNAL without BUILDAH_FORMAT=docker (HEALTHCHECK Instruction Ignored)',
+  'kimia/dockerfile-format': 'HEALTHCHECK/SHELL/ONBUILD without BUILDAH_FORMAT=docker (HEALTHCHECK Instruction Ignored)',
   'kimia/cache-permissions': '--cache-dir on a volume that UID 1000 cannot write (Cache Directory Permission Denied)',
 } as const;
 export type RuleId = keyof typeof RULES;
@@ -93,7 +93,10 @@ export function isGitContext(context: string): boolean {
   return /^git:\/\//.test(context) || /^git@/.test(context) || /^https?:\/\/[^#]+\.git(#.*)?$/.test(context);
 }
 
-/** Lines of Docker-format-only instructions (HEALTHCHECK, SHELL, STOPSIGNAL) in a Dockerfile. */
+/**
+ * Lines of Docker-format-only instructions in a Dockerfile: HEALTHCHECK, SHELL and ONBUILD, which buildah drops from
+ * an OCI image. STOPSIGNAL is kept (the OCI config has StopSignal), so it is not flagged.
+ */
 export function dockerOnlyInstructions(text: string): { instruction: string; line: number }[] {
   const out: { instruction: string; line: number }[] = [];
   let continued = false;
@@ -102,7 +105,7 @@ export function dockerOnlyInstructions(text: string): { instruction: string; lin
     const wasContinued = continued;
     continued = /\\\s*$/.test(line) && !/^\s*#/.test(line);
     if (wasContinued) return;
-    const m = /^\s*(HEALTHCHECK|SHELL|STOPSIGNAL)\b/i.exec(line);
+    const m = /^\s*(HEALTHCHECK|SHELL|ONBUILD)\b/i.exec(line);
     if (m) out.push({ instruction: m[1]!.toUpperCase(), line: i + 1 });
   });
   return out;

@@ -77,11 +77,14 @@ function tomlString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** Docker-only instructions a Dockerfile uses (they are dropped by the OCI format). */
+/**
+ * Docker-only instructions a Dockerfile uses: buildah drops them from an OCI image (checked with buildah 1.28).
+ * STOPSIGNAL is not one of them: the OCI config has StopSignal and buildah keeps it.
+ */
 export function dockerOnlyInstructions(dockerfileText: string): string[] {
   const found = new Set<string>();
   for (const raw of dockerfileText.split('\n')) {
-    const m = /^\s*(HEALTHCHECK|SHELL|STOPSIGNAL)\b/i.exec(raw);
+    const m = /^\s*(HEALTHCHECK|SHELL|ONBUILD)\b/i.exec(raw);
     if (m) found.add(m[1]!.toUpperCase());
   }
   return [...found];
@@ -117,7 +120,8 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   if (multi) bud.push('--manifest', localImage);
   else for (const d of request.destinations.length ? request.destinations : [DEFAULT_LOCAL_IMAGE]) bud.push('-t', d);
   if (request.target) bud.push('--target', request.target);
-  for (const a of request.buildArgs) bud.push('--build-arg', `${a.name}=${a.value}`);
+  // `--build-arg NAME` with NAME unset in the environment leaves the Dockerfile's ARG default alone (as docker does)
+  for (const a of request.buildArgs) if (!a.unset) bud.push('--build-arg', `${a.name}=${a.value}`);
   for (const l of request.labels) bud.push('--label', `${l.key}=${l.value}`);
   bud.push(request.cache ? '--layers' : '--layers=false');
   if (request.cacheRepo) bud.push('--cache-from', request.cacheRepo, '--cache-to', request.cacheRepo);

@@ -79,31 +79,38 @@ async function existingAncestor(path: string): Promise<string> {
   }
 }
 
-/** One child: a real user namespace (root mapped), with an overlay mount inside it when overlay is asked for. */
+/**
+ * One child: a real user namespace (root mapped), with an overlay mount inside it when overlay is asked for.
+ * unshare runs mount itself (no shell in between); which of the two failed is told by who wrote the error:
+ * util-linux prefixes its messages with the program name.
+ */
 async function probeNamespace(overlayBase: string | undefined): Promise<{ userns: ProbeResult; overlay?: ProbeResult }> {
   let scratch: string | undefined;
   const args = ['--user', '--map-root-user'];
-  let script = 'true';
+  let command = ['true'];
   if (overlayBase) {
     try {
       scratch = await mkdtemp(join(overlayBase, '.kimia-overlay-probe-'));
       await Promise.all(['l', 'u', 'w', 'm'].map((d) => mkdir(join(scratch!, d))));
       args.push('--mount');
-      script = `echo userns-ok; mount -t overlay overlay -o lowerdir=${scratch}/l,upperdir=${scratch}/u,workdir=${scratch}/w ${scratch}/m`;
+      command = ['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${scratch}/l,upperdir=${scratch}/u,workdir=${scratch}/w`, `${scratch}/m`];
     } catch (err) {
       scratch = undefined;
       return { userns: { ok: true }, overlay: { ok: false, error: (err as Error).message } };
     }
   }
   try {
-    const r = await runQuick('unshare', [...args, 'sh', '-c', script], { timeoutMs: 10_000 });
+    const r = await runQuick('unshare', [...args, ...command], { timeoutMs: 10_000 });
     const err = (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}`;
-    if (!overlayBase) return { userns: r.exitCode === 0 ? { ok: true } : { ok: false, error: err } };
-    const nsOk = r.stdout.includes('userns-ok');
-    return {
-      userns: nsOk ? { ok: true } : { ok: false, error: err },
-      overlay: r.exitCode === 0 ? { ok: true } : { ok: false, error: nsOk ? err : 'user namespace creation failed' },
-    };
+    if (r.exitCode === 0) return overlayBase ? { userns: { ok: true }, overlay: { ok: true } } : { userns: { ok: true } };
+    if (!overlayBase) return { userns: { ok: false, error: err } };
+    // "unshare: failed to execute mount" means the namespace worked and the mount program is missing
+    const byUnshare = /^unshare:/m.test(r.stderr) && !/^unshare: failed to execute/m.test(r.stderr);
+    const unshareMissing = r.exitCode === 127 && !/^unshare:/m.test(r.stderr);
+    const nsFailed = byUnshare || unshareMissing;
+    return nsFailed
+      ? { userns: { ok: false, error: err }, overlay: { ok: false, error: 'user namespace creation failed' } }
+      : { userns: { ok: true }, overlay: { ok: false, error: err } };
   } finally {
     if (scratch) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -114,7 +121,16 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const storage = storageFor(request);
-  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW] = await Promise.all([
+  // The namespace child is the slow part (tens of ms): it starts as soon as the storage folder exists, and every
+  // file read and the free-space check run while it does.
+  const storageWritable = writable(storage.root);
+  const namespace = storageWritable.then((w) => probeNamespace(request.storageDriver === 'overlay' && w.writable ? dirname(storage.root) : undefined));
+  const free = storageWritable.then(async () => {
+    const dir = await existingAncestor(storage.root);
+    const st = await statfs(dir).catch(() => undefined);
+    return st ? { dir, bytes: Number(st.bavail) * Number(st.bsize) } : undefined;
+  });
+  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace] = await Promise.all([
     readText('/proc/self/status'),
     readText('/proc/sys/user/max_user_namespaces'),
     readText('/etc/passwd'),
@@ -125,12 +141,11 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     which('buildah', env),
     access(join(request.dockerConfigDir, 'config.json')).then(() => true, () => false),
     access(join(KANIKO_DOCKER_CONFIG, 'config.json')).then(() => true, () => false),
-    writable(storage.root),
+    storageWritable,
     request.cacheDir ? writable(request.cacheDir) : Promise.resolve(undefined),
+    namespace,
+    free,
   ]);
-  const ns = await probeNamespace(request.storageDriver === 'overlay' && storageW.writable ? dirname(storage.root) : undefined);
-  const freeDir = await existingAncestor(storage.root);
-  const fsStat = await statfs(freeDir).catch(() => undefined);
   const userName = passwd?.split('\n').map((l) => l.split(':')).find((p) => p[2] === String(uid))?.[0] ?? String(uid);
   const facts: PreflightFacts = {
     uid,
@@ -160,7 +175,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   if (newgidmap) facts.newgidmap = newgidmap;
   if (buildahPath) facts.buildahPath = buildahPath;
   if (request.cacheDir && cacheW) facts.cacheDir = { path: request.cacheDir, ...cacheW };
-  if (fsStat) facts.free = { dir: freeDir, bytes: Number(fsStat.bavail) * Number(fsStat.bsize) };
+  if (freeSpace) facts.free = freeSpace;
   facts.durationMs = Math.round(performance.now() - started);
   return facts;
 }

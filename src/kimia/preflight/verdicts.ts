@@ -5,6 +5,7 @@
 import type { ToolError } from '../../core/errors.js';
 import { formatSize } from '../../core/config.js';
 import { fail, type KimiaErrorCode } from '../errors.js';
+import { driverSpaceNote } from '../buildah/progress.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -113,7 +114,9 @@ export function judge(f: PreflightFacts): Verdict[] {
 
   if (f.free) {
     out.push(f.free.bytes < f.minFreeBytes
-      ? failed('free space', 'NO_SPACE', { free: formatSize(f.free.bytes), dir: f.free.dir, need: formatSize(f.minFreeBytes) }, `${formatSize(f.free.bytes)} free`)
+      ? failed('free space', 'NO_SPACE', {
+        free: formatSize(f.free.bytes), dir: f.storageRoot.path, driver: f.storageDriver, need: formatSize(f.minFreeBytes), driverNote: driverSpaceNote(f.storageDriver),
+      }, `${formatSize(f.free.bytes)} free under ${f.free.dir}, below the ${formatSize(f.minFreeBytes)} minimum`)
       : { check: 'free space', status: f.free.bytes < f.minFreeBytes * 4 ? 'warn' : 'ok', detail: `${formatSize(f.free.bytes)} free under ${f.free.dir}` });
   }
 

@@ -19,6 +19,7 @@
  * The C side is src/runcvm/guest/agent.c; keep both in step.
  */
 import { encodeFrame, FrameType, MAX_PAYLOAD } from './codec.js';
+import { CAPABILITY_NUMBERS, CAPABILITY_SETS, capabilityConfigLines, emptyCapabilitySets, type CapabilitySet, type CapabilitySets } from '../launch/capabilities.js';
 
 export const AGENT_PORT_NAME = 'org.runcvm.agent';
 
@@ -58,6 +59,8 @@ export interface ExecRequest {
   /** initial terminal size (terminal only) */
   rows?: number;
   cols?: number;
+  /** the exec's OCI capabilities (known names); absent: the agent leaves the command root's full set (old requests) */
+  capabilities?: CapabilitySets;
 }
 
 export class ExecProtocolError extends Error {}
@@ -77,6 +80,8 @@ export function encodeOpenRequest(r: ExecRequest): Buffer {
     `tty=${r.terminal ? 1 : 0}`,
   ];
   if (r.terminal && r.rows && r.cols) entries.push(`rows=${r.rows}`, `cols=${r.cols}`);
+  // `cap=<set> <n,n,…|->`: the guest init's format, parsed by the same C code (guest/caps.c)
+  if (r.capabilities) entries.push(...capabilityConfigLines(r.capabilities));
   for (const a of r.args) entries.push(`arg=${a}`);
   for (const e of r.env) entries.push(`env=${e}`);
   for (const e of entries) {
@@ -109,6 +114,13 @@ export function decodeOpenRequest(payload: Buffer): ExecRequest {
     else if (k === 'tty') r.terminal = v === '1';
     else if (k === 'rows') r.rows = Number(v);
     else if (k === 'cols') r.cols = Number(v);
+    else if (k === 'cap') {
+      const [set, list = '-'] = v.split(' ');
+      if (!(CAPABILITY_SETS as readonly string[]).includes(set ?? '')) throw new ExecProtocolError(`bad exec request entry ${JSON.stringify(p)}`);
+      r.capabilities ??= emptyCapabilitySets();
+      const nums = list === '-' ? [] : list.split(',').map(Number);
+      r.capabilities[set as CapabilitySet] = Object.keys(CAPABILITY_NUMBERS).filter((name) => nums.includes(CAPABILITY_NUMBERS[name]!));
+    }
   }
   return r;
 }

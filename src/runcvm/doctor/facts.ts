@@ -75,6 +75,10 @@ export interface NodeFacts {
   /** executability of every runtime path named by the configs above */
   readonly binaries: Readonly<Record<string, FileFact>>;
   readonly cache: { readonly path: string; readonly probedPath: string; readonly freeBytes?: number };
+  /** where the per-container writable disks (upper.ext4) live: $RUNCVM_STATE_DIR, default /run/runcvm */
+  readonly state?: { readonly path: string; readonly probedPath: string; readonly freeBytes?: number; readonly tmpfs: boolean };
+  /** where the runtime writes runcvm-<id>.debug ($RUNCVM_LOG_DIR, default /tmp) */
+  readonly logDir?: string;
   readonly debugLogs: readonly DebugLogFact[];
   readonly sharedLog?: FileFact;
   readonly maxUserNamespaces?: number;

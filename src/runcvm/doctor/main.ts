@@ -15,7 +15,7 @@ Checks this node (default) or, with --inside, this runcvm container, for every f
 troubleshooting guide. Each check prints PASS, WARN or FAIL, what was seen (with the guide's symptom text) and the fix.
 
 node checks: kvm-device, kvm-usable, tun-device, runc, qemu, guest-kernel, guest-package, containerd-config,
-  k3s-template, docker-config, runtime-registered, cache-disk, debug-logs, user-namespaces
+  k3s-template, docker-config, runtime-registered, cache-disk, state-disk, debug-logs, user-namespaces
 container checks (--inside; automatic when /.runcvm exists): entrypoint, proc, guest-path, bridge-ip,
   bridge-members, nfs-volumes
 
@@ -29,7 +29,8 @@ options:
   --cache-dir DIR           where VM root filesystems are made (default $RUNCVM_CACHE_DIR or ${DEFAULTS.cacheDir})
   --root DIR                with --inside: look for .runcvm/ under DIR instead of / (for tests and chroots)
   -h, --help                this text
-Guest assets are looked up in $RUNCVM_ASSETS (default var/assets of this installation).
+Guest assets are looked up in $RUNCVM_ASSETS (default var/assets of this installation); the runtime's folders in
+$RUNCVM_STATE_DIR (/run/runcvm) and $RUNCVM_LOG_DIR (/tmp), as the runtime reads them.
 
 exit status:
   0  no check failed (warnings allowed)

@@ -6,6 +6,7 @@ import { access, constants, readFile, readdir, readlink, stat, statfs } from 'no
 import { delimiter, dirname, join } from 'node:path';
 import { capture } from '../../core/exec/index.js';
 import { findRuntimeEntries, parseTomlText, stripGoTemplate } from '../install/runtime-config.js';
+import { DEFAULT_CACHE_DIR, DEFAULT_STATE_ROOT } from '../state/index.js';
 import type { ConfigFileFact, ContainerFacts, DebugLogFact, FileFact, IpAddr, NodeFacts, ToolFact } from './facts.js';
 
 export interface NodeProbeOptions {
@@ -17,11 +18,15 @@ export interface NodeProbeOptions {
   readonly env: Record<string, string | undefined>;
 }
 
+/** statfs f_type of tmpfs (linux/magic.h TMPFS_MAGIC) */
+const TMPFS_MAGIC = 0x01021994;
+
 export const DEFAULTS = {
   containerdConfig: '/etc/containerd/config.toml',
   k3sTemplate: '/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl',
   dockerConfig: '/etc/docker/daemon.json',
-  cacheDir: '/var/lib/runcvm',
+  // the runtime's own default (state/index.ts), so the doctor measures where base disks are really made
+  cacheDir: DEFAULT_CACHE_DIR,
 };
 
 export async function fileFact(path: string): Promise<FileFact> {
@@ -116,6 +121,10 @@ export async function probeNode(o: NodeProbeOptions): Promise<NodeFacts> {
   for (const b of namedBinaries([containerd, k3sTemplate], docker)) binaries[b] = await fileFact(b);
   const probedPath = await nearestExisting(o.cacheDir);
   const fs = await statfs(probedPath).catch(() => undefined);
+  // the writable disks (upper.ext4) are made in the state dir, often /run (tmpfs): measure it as the runtime sees it
+  const statePath = o.env.RUNCVM_STATE_DIR || DEFAULT_STATE_ROOT;
+  const stateProbed = await nearestExisting(statePath);
+  const stateFs = await statfs(stateProbed).catch(() => undefined);
   // the runtime writes its per-container logs to $RUNCVM_LOG_DIR (default /tmp): look where it writes
   const logDir = o.env.RUNCVM_LOG_DIR || '/tmp';
   const tmpNames = await readdir(logDir).catch(() => [] as string[]);
@@ -148,6 +157,8 @@ export async function probeNode(o: NodeProbeOptions): Promise<NodeFacts> {
     docker,
     binaries,
     cache: { path: o.cacheDir, probedPath, freeBytes: fs ? fs.bavail * fs.bsize : undefined },
+    state: { path: statePath, probedPath: stateProbed, freeBytes: stateFs ? stateFs.bavail * stateFs.bsize : undefined, tmpfs: stateFs?.type === TMPFS_MAGIC },
+    logDir,
     debugLogs,
     sharedLog: await fileFact(join(logDir, 'runcvm-runtime.log')),
     maxUserNamespaces: await num('/proc/sys/user/max_user_namespaces'),

@@ -2,6 +2,7 @@
  * Pure verdicts: facts in, checks out. Each check's cause quotes the symptom the user sees (from
  * spec/runcvm-kubernetes-troubleshooting.md) when it fails, and its fix is the command that repairs it.
  */
+import { join } from 'node:path';
 import { formatSize } from '../../core/config.js';
 import {
   CRI_PLUGIN_V3, K3S_BASE_LINE, RUNTIME_TYPE, criPluginFor, findRuntimeEntries, hasK3sBase, missingDefaultRuntime, parseTomlText,
@@ -16,6 +17,9 @@ export const KVM_MINOR = 232;
 export const MIN_FREE_FAIL = 1024 ** 3;
 export const MIN_FREE_WARN = 5 * 1024 ** 3;
 const NO_RUNTIME = 'kubectl describe pod shows `Warning FailedCreatePodSandBox ... no runtime for "runcvm" is configured` and k3s logs `Unknown runtime handler "runcvm"`';
+
+/** runcvm has no runcvm-vm-start: the runtime's create logs the file and what it holds (runtime/describe.ts). */
+const ENTRYPOINT_LOG = 'set RUNCVM_LOG_LEVEL=DEBUG in the pod env (the log is then kept after the container ends) and read the "entrypoint:" line of /tmp/runcvm-<id>.debug on the node: the path the guest loads and how many arguments it holds';
 
 const check = (id: string, title: string, status: Status, cause: string, fix = ''): Check => ({ id, title, status, cause, fix });
 
@@ -227,8 +231,31 @@ export function cacheDiskCheck(f: NodeFacts): Check {
   return check('cache-disk', title, 'pass', `${formatSize(free)} free at ${where}`);
 }
 
+/** RUNCVM_ROOTFS_SIZE's default: one VM's writable root filesystem may grow to this. */
+export const MIN_STATE_FREE = 256 * 1024 ** 2;
+
+export function stateDiskCheck(f: NodeFacts): Check {
+  const title = 'free space for the VMs\' writable disks (upper.ext4)';
+  const s = f.state;
+  if (!s) return check('state-disk', title, 'warn', 'the state folder was not probed', 'df -h /run/runcvm');
+  const where = s.probedPath === s.path ? s.path : `${s.path} (measured at ${s.probedPath})`;
+  const fix = `free space there, or give the runtime RUNCVM_STATE_DIR=<a folder on a large disk-backed filesystem> in the engine's environment (containerd, k3s or dockerd)`;
+  if (s.freeBytes === undefined) return check('state-disk', title, 'warn', `could not measure free space at ${s.probedPath}`, `df -h ${s.probedPath}`);
+  if (s.freeBytes < MIN_STATE_FREE) {
+    return check('state-disk', title, 'fail',
+      `only ${formatSize(s.freeBytes)} free at ${where}${s.tmpfs ? ' (tmpfs)' : ''}: each VM's writable root filesystem (<id>/upper.ext4, sparse, at least RUNCVM_ROOTFS_SIZE, default 256M) is made here, so a VM that writes fills it and gets I/O errors on a corrupt root filesystem (the guide's boot loop after a successful mke2fs)`,
+      fix);
+  }
+  if (s.tmpfs) {
+    return check('state-disk', title, 'warn',
+      `${where} is on tmpfs (${formatSize(s.freeBytes)} free): what VMs write to their root filesystems is held in node RAM, and a VM that writes more than that gets I/O errors`,
+      fix);
+  }
+  return check('state-disk', title, 'pass', `${formatSize(s.freeBytes)} free at ${where}`);
+}
+
 export function debugLogsCheck(f: NodeFacts): Check {
-  const title = 'per-container debug logs (/tmp/runcvm-<id>.debug)';
+  const title = `per-container debug logs (${join(f.logDir ?? '/tmp', 'runcvm-<id>.debug')})`;
   const problems: string[] = [];
   if (f.sharedLog?.exists) problems.push(`${f.sharedLog.path} exists: a log shared by containers that run as different users (pause, mysql) gives "Permission denied when writing to /tmp/runcvm-runtime.log"`);
   const open = f.debugLogs.filter((l) => (l.mode & 0o002) !== 0);
@@ -236,8 +263,9 @@ export function debugLogsCheck(f: NodeFacts): Check {
   const readable = f.debugLogs.filter((l) => (l.mode & 0o004) !== 0);
   if (readable.length) problems.push(`${readable.length} debug log(s) are world-readable (they hold Kubernetes metadata and env): ${readable.slice(0, 3).map((l) => l.path).join(', ')}`);
   if (problems.length) {
+    const dir = f.logDir ?? '/tmp';
     return check('debug-logs', title, 'warn', problems.join('; '),
-      `sudo rm -f /tmp/runcvm-runtime.log; sudo chmod 600 /tmp/runcvm-*.debug; read a container's log with \`sudo ls -l /tmp/runcvm*.debug\``);
+      `sudo rm -f ${join(dir, 'runcvm-runtime.log')}; sudo chmod 600 ${join(dir, 'runcvm-*.debug')}; find a container's log with \`sudo ls -l ${join(dir, 'runcvm*.debug')}\` (\`grep -l 'pod NAMESPACE/NAME' ${join(dir, 'runcvm-*.debug')}\` finds a pod's)`);
   }
   return check('debug-logs', title, 'pass', `${f.debugLogs.length} per-container debug log(s), private to their owner; no shared log file`);
 }
@@ -258,7 +286,7 @@ export function nodeChecks(f: NodeFacts): Check[] {
   const engines = [containerdConfigCheck(f), k3sTemplateCheck(f), dockerConfigCheck(f)];
   return [
     kvmDeviceCheck(f), kvmUsableCheck(f), tunCheck(f), runcCheck(f), qemuCheck(f), guestKernelCheck(f), guestPackageCheck(f),
-    ...engines, runtimeRegisteredCheck(engines, f), cacheDiskCheck(f), debugLogsCheck(f), userNamespacesCheck(f),
+    ...engines, runtimeRegisteredCheck(engines, f), cacheDiskCheck(f), stateDiskCheck(f), debugLogsCheck(f), userNamespacesCheck(f),
   ];
 }
 
@@ -269,12 +297,12 @@ export function containerChecks(c: ContainerFacts): Check[] {
   out.push(c.entrypoint.exists && c.entrypoint.size === 0
     ? check('entrypoint', 'command injection file /.runcvm/entrypoint', 'fail',
       '/.runcvm/entrypoint is empty (the image has no ENTRYPOINT/CMD and the pod gives no command): the guest logs "[VM-START] No entrypoint found, sleeping" and the pod is Running but nothing happens',
-      'give the container a command (Pod `command`/`args`, or CMD in the image); set RUNCVM_LOG_LEVEL=DEBUG in the pod env to see the path runcvm-vm-start loads')
+      `give the container a command (Pod \`command\`/\`args\`, or CMD in the image); ${ENTRYPOINT_LOG}`)
     : c.entrypoint.exists
     ? check('entrypoint', 'command injection file /.runcvm/entrypoint', 'pass', '/.runcvm/entrypoint is present')
     : check('entrypoint', 'command injection file /.runcvm/entrypoint', 'fail',
       '/.runcvm/entrypoint is missing: the guest logs "[VM-START] No entrypoint found, sleeping" and the pod is Running but nothing happens',
-      'host and guest must both use /.runcvm/entrypoint; set RUNCVM_LOG_LEVEL=DEBUG in the pod env to see the path runcvm-vm-start loads'));
+      `host and guest must both use /.runcvm/entrypoint; ${ENTRYPOINT_LOG}`));
   out.push(c.procMounted && c.procSelfExe
     ? check('proc', '/proc mounted', 'pass', '/proc is mounted and /proc/self/exe resolves')
     : check('proc', '/proc mounted', 'fail',

@@ -16,9 +16,9 @@ export const execErrors = defineErrors({
   },
   EXEC_UNSUPPORTED_HYPERVISOR: {
     exit: 1,
-    message: 'cannot exec in container {id}: exec into {hypervisor} VMs is not supported yet',
-    cause: 'the exec agent is reached over a virtio-serial port, which runcvm wires for QEMU only; this VM runs under {hypervisor}.',
-    fix: 'run the container with RUNCVM_HYPERVISOR=qemu to exec into it, or use the container\'s own I/O (ctr task attach / docker attach).',
+    message: 'cannot exec in container {id}: exec into {hypervisor} VMs is not supported',
+    cause: 'this runcvm reaches the exec agent under QEMU (virtio-serial port) and Firecracker (vsock port 1025) only; the container\'s launch.json names {hypervisor}, probably written by another runcvm version.',
+    fix: 'recreate the container with this runcvm (RUNCVM_HYPERVISOR=qemu or firecracker), or use the container\'s own I/O (ctr task attach / docker attach).',
   },
   EXEC_NO_LAUNCH_SPEC: {
     exit: 1,

@@ -38,9 +38,15 @@ export function stateVerdict(id: string, status: string | undefined): ToolError 
   return fail('EXEC_WRONG_STATE', { id, state: status, fix: fix[status] ?? 'check it with `runc state`.' });
 }
 
-/** Exec reaches the guest agent over the QEMU agent port only (pure; unit tested). */
+/** Hypervisors whose launcher runs the exec mux: QEMU (virtio-serial port), Firecracker (vsock port 1025). */
+const EXEC_HYPERVISORS = new Set(['qemu', 'firecracker']);
+
+/**
+ * Exec reaches the guest agent under every hypervisor this runtime launches; a launch.json naming another one (written
+ * by a different runcvm version) is refused plainly rather than left to hang (pure; unit tested).
+ */
 export function hypervisorVerdict(id: string, hypervisor: string | undefined): ToolError | undefined {
-  if (hypervisor === undefined || hypervisor === 'qemu') return undefined;
+  if (hypervisor === undefined || EXEC_HYPERVISORS.has(hypervisor)) return undefined;
   return fail('EXEC_UNSUPPORTED_HYPERVISOR', { id, hypervisor });
 }
 

@@ -6,6 +6,7 @@
  */
 import type { LaunchProcess } from '../launch/schema.js';
 import type { OciProcess } from '../launch/oci.js';
+import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { EXEC_PATHS, type ExecRequest } from '../agent/exec.js';
 export { requestFileName } from '../agent/exec.js';
 import { ExecArgsError, parseUserFlag, type ExecArgs } from './args.js';
@@ -53,7 +54,13 @@ export function processFromFlags(base: LaunchProcess, a: ExecArgs): OciProcess {
     terminal: a.tty,
     noNewPrivileges: a.noNewPrivs || base.noNewPrivileges,
   };
-  if (a.caps.length) p.capabilities = { bounding: [...a.caps], effective: [...a.caps], permitted: [...a.caps] };
+  // runc 1.1 `exec --cap X`: the container's sets plus X in bounding, effective, permitted and ambient (not
+  // inheritable, so the ambient raise fails, silently, unless X was inheritable already)
+  const caps = base.capabilities;
+  if (caps || a.caps.length) {
+    const add = (set: readonly string[] | undefined) => [...(set ?? []), ...a.caps];
+    p.capabilities = { bounding: add(caps?.bounding), effective: add(caps?.effective), inheritable: [...(caps?.inheritable ?? [])], permitted: add(caps?.permitted), ambient: add(caps?.ambient) };
+  }
   if (a.apparmor) p.apparmorProfile = a.apparmor;
   if (a.processLabel) p.selinuxLabel = a.processLabel;
   return p;
@@ -81,6 +88,8 @@ export function rewriteExecProcess(original: OciProcess, requestId: string): Exe
     request.rows = original.consoleSize.height;
     request.cols = original.consoleSize.width;
   }
+  // applied in the guest as runc applies them (none in the process → five empty sets, as runc 1.1)
+  request.capabilities = capabilitiesFromSpec(original.capabilities).sets;
   // Everything else (capabilities, rlimits, apparmor, selinux label, no-new-privileges, consoleSize) stays: it is the
   // engine's policy for the process it believes it runs, and the client needs none of the dropped privileges.
   const process: OciProcess = { ...original, args: clientArgs(requestId), env: [...CLIENT_ENV], cwd: '/', user: { uid: 0, gid: 0 }, terminal: Boolean(original.terminal) };

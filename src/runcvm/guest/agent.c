@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "io.h"
+#include "caps.h" /* the exec's OCI capabilities, applied as runc does (caps.c) */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +50,7 @@ extern char **environ;
 
 static int port_fd = -1;
 static int test_mode = 0;
+static int over_vsock = 0; /* the port is a vsock connection (Firecracker): its EOF or a failed write is final */
 static pid_t workload = 0;
 
 struct session {
@@ -88,15 +90,24 @@ static void send_frame(int type, int channel, uint16_t session, const void *payl
   buf[6] = (unsigned char)(len >> 8);
   buf[7] = (unsigned char)len;
   if (len) memcpy(buf + 8, payload, len);
-  if (write_all(port_fd, buf, 8 + len) != 0 && test_mode) exit(0);
+  if (write_all(port_fd, buf, 8 + len) != 0 && (test_mode || over_vsock)) exit(0);
 }
 
 static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+/* Firecracker has no virtio-serial: the agent connects over vsock to the host (CID 2) port 1025, which Firecracker
+ * forwards to <uds_path>_1025 where the launcher's exec mux listens (docs/dev/notes/exec.md). */
+#define VSOCK_EXEC_PORT 1025
 
 static int open_port(void) {
   for (int attempt = 0; attempt < 1000; attempt++) {
     int pfd = open_virtio_port(PORT_NAME);
     if (pfd >= 0) return pfd;
+    int vfd = connect_vsock_host(VSOCK_EXEC_PORT);
+    if (vfd >= 0) {
+      over_vsock = 1;
+      return vfd;
+    }
     usleep(10000);
   }
   return -1;
@@ -167,6 +178,7 @@ struct request {
   int nargs;
   char *envs[MAX_ITEMS + 1];
   int nenvs;
+  struct runcvm_caps caps; /* cap= entries; none: the command keeps the agent's (root's) set */
 };
 
 /* payload: NUL-terminated key=value entries (see encodeOpenRequest in src/runcvm/agent/exec.ts) */
@@ -189,6 +201,7 @@ static int parse_request(char *p, size_t len, struct request *r) {
       else if (!strcmp(p, "tty")) r->tty = atoi(v);
       else if (!strcmp(p, "rows")) r->rows = (unsigned)strtoul(v, NULL, 10);
       else if (!strcmp(p, "cols")) r->cols = (unsigned)strtoul(v, NULL, 10);
+      else if (!strcmp(p, "cap")) runcvm_caps_parse(&r->caps, v);
       else if (!strcmp(p, "groups")) {
         char *save = NULL;
         for (char *g = strtok_r(v, ",", &save); g && r->ngroups < 256; g = strtok_r(NULL, ",", &save)) r->groups[r->ngroups++] = (gid_t)strtoul(g, NULL, 10);
@@ -212,6 +225,8 @@ static void child_exec(struct request *r, int mnt_fd, int in_fd, int out_fd, int
   sigprocmask(SIG_SETMASK, &none, NULL);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
 
+  char caperr[300];
+  if (runcvm_caps_before_user(&r->caps, caperr, sizeof caperr) != 0) { dprintf(2, "exec failed: unable to start container process: %s\n", caperr); _exit(126); }
   if (setgroups((size_t)r->ngroups, r->groups) != 0) { dprintf(2, "runcvm-agent: setgroups: %s\n", strerror(errno)); _exit(126); }
   if (setgid(r->gid) != 0) { dprintf(2, "runcvm-agent: setgid %u: %s\n", r->gid, strerror(errno)); _exit(126); }
   if (setuid(r->uid) != 0) { dprintf(2, "runcvm-agent: setuid %u: %s\n", r->uid, strerror(errno)); _exit(126); }
@@ -219,6 +234,7 @@ static void child_exec(struct request *r, int mnt_fd, int in_fd, int out_fd, int
     dprintf(2, "exec failed: unable to start container process: chdir to cwd (\"%s\") set in config.json failed: %s\n", r->cwd, strerror(errno));
     _exit(126);
   }
+  if (runcvm_caps_after_user(&r->caps, caperr, sizeof caperr) != 0) { dprintf(2, "exec failed: unable to start container process: %s\n", caperr); _exit(126); }
   /* runc sets HOME from the image's /etc/passwd when the process has none */
   int has_home = 0;
   for (int i = 0; i < r->nenvs; i++)
@@ -420,7 +436,7 @@ int main(int argc, char **argv) {
     if (port_fd < 0) { logmsg("cannot connect to %s: %s", socket_path, strerror(errno)); return 1; }
   } else {
     port_fd = open_port();
-    if (port_fd < 0) { logmsg("virtio-serial port %s not found: exec is unavailable", PORT_NAME); return 1; }
+    if (port_fd < 0) { logmsg("neither virtio-serial port %s nor vsock port %d reachable: exec is unavailable", PORT_NAME, VSOCK_EXEC_PORT); return 1; }
   }
   if (workload > 0) {
     /* children are born in the workload's PID namespace (the agent itself stays in the root one) */
@@ -486,7 +502,7 @@ int main(int argc, char **argv) {
       ssize_t k = read(port_fd, rbuf + rlen, sizeof rbuf - rlen);
       if (k < 0 && errno != EINTR && errno != EAGAIN) { logmsg("read: %s", strerror(errno)); return 1; }
       if (k == 0) {
-        if (test_mode) return 0;
+        if (test_mode || over_vsock) return 0; /* a socket's EOF is final: the launcher is gone */
         usleep(20000); /* host side not connected (virtio port): avoid a busy loop */
       }
       if (k > 0) rlen += (size_t)k;

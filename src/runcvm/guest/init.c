@@ -43,6 +43,8 @@
 #include <linux/vm_sockets.h>
 #include "net.h" /* guest networking (net.c, owner: networking) */
 #include "vol.h" /* guest volumes (vol.c, owner: volumes) */
+#include "caps.h" /* OCI capabilities, applied as runc does (caps.c) */
+#include <sys/statvfs.h>
 
 #define PORT_NAME "runcvm.io"
 enum { T_DATA = 1, T_EOF = 2, T_EXIT = 3, T_SIGNAL = 4, T_WINSIZE = 5, T_ACK = 6, T_READY = 7, T_LOG = 8 };
@@ -71,6 +73,8 @@ static char cfg_hostname[256] = "";
 static int cfg_terminal = 0;
 static int cfg_nonewprivs = 0;
 static char cfg_break[64] = "";
+static struct runcvm_caps cfg_caps; /* cap= lines */
+static int cfg_readonly = 0;        /* OCI root.readonly */
 
 /* set when the host channel is vsock (Firecracker): Firecracker has no power-off, it exits on the guest's reset */
 static int io_over_vsock = 0;
@@ -202,6 +206,8 @@ static void parse_config(void) {
     else if (!strcmp(k, "nonewprivs")) cfg_nonewprivs = atoi(v);
     else if (!strcmp(k, "loglevel")) { if (!strcmp(v, "debug")) debug = 1; }
     else if (!strcmp(k, "break")) { unescape(v); snprintf(cfg_break, sizeof cfg_break, "%s", v); }
+    else if (!strcmp(k, "cap")) runcvm_caps_parse(&cfg_caps, v);
+    else if (!strcmp(k, "readonly")) cfg_readonly = atoi(v);
     else if (!strcmp(k, "rlimit") && nrlims < 32) {
       sscanf(v, "%d %llu %llu", &rlims[nrlims].res, &rlims[nrlims].soft, &rlims[nrlims].hard);
       nrlims++;
@@ -320,19 +326,8 @@ static void loopback_up(void) {
  * there is no vsock device and connect() fails at once. */
 #define VSOCK_IO_PORT 1024
 static int open_io_vsock(void) {
-  if (access("/dev/vsock", F_OK) != 0) return -1;
-  int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return -1;
-  struct sockaddr_vm addr;
-  memset(&addr, 0, sizeof addr);
-  addr.svm_family = AF_VSOCK;
-  addr.svm_cid = VMADDR_CID_HOST;
-  addr.svm_port = VSOCK_IO_PORT;
-  if (connect(s, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    close(s);
-    return -1;
-  }
-  io_over_vsock = 1;
+  int s = connect_vsock_host(VSOCK_IO_PORT); /* io.c; the exec agent uses it for port 1025 */
+  if (s >= 0) io_over_vsock = 1;
   return s;
 }
 
@@ -381,10 +376,29 @@ static void child_setup_and_exec(int in_fd, int out_fd, int err_fd, int slave) {
   umask(cfg_umask);
   /* runc creates a missing working directory; do the same, as root, before dropping privileges */
   mkdir_p(cfg_cwd, 0755);
+  /* root.readonly: like runc, remount only this namespace's / read-only, after the cwd exists; /proc, /dev, /dev/shm,
+   * tmpfs and volume mounts are mounts of their own and stay writable. Keep /'s other per-mount flags. */
+  if (cfg_readonly) {
+    struct statvfs sv;
+    unsigned long keep = 0;
+    if (statvfs("/", &sv) == 0) {
+      if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+      if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+      if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+      if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
+      if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
+      if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
+    }
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) != 0) { dprintf(2, "runcvm-init: remount / read-only: %s\n", strerror(errno)); _exit(126); }
+  }
+  char caperr[300];
+  if (runcvm_caps_before_user(&cfg_caps, caperr, sizeof caperr) != 0) { dprintf(2, "runcvm-init: %s\n", caperr); _exit(126); }
   if (setgroups((size_t)ngroups, cfg_groups) != 0) { dprintf(2, "runcvm-init: setgroups: %s\n", strerror(errno)); _exit(126); }
   if (setgid(cfg_gid) != 0) { dprintf(2, "runcvm-init: setgid %u: %s\n", cfg_gid, strerror(errno)); _exit(126); }
   if (setuid(cfg_uid) != 0) { dprintf(2, "runcvm-init: setuid %u: %s\n", cfg_uid, strerror(errno)); _exit(126); }
   if (chdir(cfg_cwd) != 0) { dprintf(2, "runcvm-init: chdir to cwd (\"%s\") set in config.json failed: %s\n", cfg_cwd, strerror(errno)); _exit(126); }
+  /* runc's order: user, then cwd (as the user), then capabilities */
+  if (runcvm_caps_after_user(&cfg_caps, caperr, sizeof caperr) != 0) { dprintf(2, "runcvm-init: %s\n", caperr); _exit(126); }
   if (cfg_nonewprivs) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 
   ensure_home();
@@ -493,6 +507,17 @@ int main(int argc, char **argv) {
     }
     waitpid(p, NULL, 0);
   }
+  /* Ctrl-Alt-Del (Firecracker's SendCtrlAltDel, the launcher's graceful stop) must not restart the VM: with CAD
+   * disabled the kernel sends SIGINT to init instead, which the main loop turns into SIGTERM for the workload. Blocked
+   * from here on so that one arriving while the VM still boots waits in the signalfd instead of being dropped (PID 1
+   * discards signals it neither handles nor blocks). */
+  reboot(RB_DISABLE_CAD);
+  {
+    sigset_t cad;
+    sigemptyset(&cad);
+    sigaddset(&cad, SIGINT);
+    sigprocmask(SIG_BLOCK, &cad, NULL);
+  }
   setup_mounts();
   if (cfg_hostname[0]) sethostname(cfg_hostname, strlen(cfg_hostname));
   loopback_up();
@@ -515,6 +540,7 @@ int main(int argc, char **argv) {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGINT); /* Ctrl-Alt-Del, see RB_DISABLE_CAD above */
   sigprocmask(SIG_BLOCK, &mask, NULL);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
@@ -528,6 +554,7 @@ int main(int argc, char **argv) {
       console("[runcvm-init] break=prerun: starting a shell (exit to run the workload)");
       pid_t p = fork();
       if (p == 0) {
+        sigprocmask(SIG_UNBLOCK, &mask, NULL); /* init's blocked SIGINT/SIGCHLD would break Ctrl-C in the shell */
         execl("/.runcvm/guest/bin/busybox", "sh", NULL);
         _exit(127);
       }
@@ -627,7 +654,9 @@ int main(int argc, char **argv) {
     }
     if (i_sig >= 0 && p[i_sig].revents) {
       struct signalfd_siginfo si;
-      while (read(sfd, &si, sizeof si) == sizeof si) {}
+      int got_cad = 0;
+      while (read(sfd, &si, sizeof si) == sizeof si)
+        if (si.ssi_signo == SIGINT) got_cad = 1;
       int status;
       pid_t w;
       while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -646,6 +675,17 @@ int main(int argc, char **argv) {
             close(out_r);
             out_r = -1;
           }
+        }
+      }
+      if (got_cad) {
+        /* a graceful stop from the host: SIGTERM to the workload, as `docker stop` does under runc; with no workload,
+         * end as a stop signal over the channel would (128+15) */
+        DBG("ctrl-alt-del: SIGTERM to the workload");
+        if (have_child && exit_code < 0) kill(child, SIGTERM);
+        else if (!have_child) {
+          exit_code = 128 + SIGTERM;
+          exit_signal = SIGTERM;
+          have_child = 1;
         }
       }
     }

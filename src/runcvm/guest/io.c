@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/vm_sockets.h>
 
 int write_all(int fd, const void *buf, size_t len) {
   const char *p = buf;
@@ -50,6 +53,23 @@ int open_virtio_port(const char *wanted) {
   }
   closedir(d);
   return found;
+}
+
+int connect_vsock_host(unsigned port) {
+  /* no vsock device (QEMU here): fail at once instead of creating a socket that can never connect */
+  if (access("/dev/vsock", F_OK) != 0) return -1;
+  int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  struct sockaddr_vm addr;
+  memset(&addr, 0, sizeof addr);
+  addr.svm_family = AF_VSOCK;
+  addr.svm_cid = VMADDR_CID_HOST;
+  addr.svm_port = port;
+  if (connect(s, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    close(s);
+    return -1;
+  }
+  return s;
 }
 
 void become_session_leader_with_stdio(int slave, int in_fd, int out_fd, int err_fd) {

@@ -10,6 +10,10 @@ int write_all(int fd, const void *buf, size_t len);
  * the fd of /dev/vportNpM, or -1 when no such port exists (yet). */
 int open_virtio_port(const char *name);
 
+/* Connect AF_VSOCK to the host (CID 2) on `port`: one attempt, no retry. Under Firecracker the connection arrives on
+ * the host at <vsock uds_path>_<port>. The socket fd, or -1 (no /dev/vsock, nobody listening yet, ...). */
+int connect_vsock_host(unsigned port);
+
 /* In a freshly forked child about to exec a command: start a new session, make the pty slave (when slave >= 0) the
  * controlling terminal and fds 0-2, or else put in/out/err on 0-2; close every other descriptor. */
 void become_session_leader_with_stdio(int slave, int in_fd, int out_fd, int err_fd);

@@ -15,6 +15,8 @@ export interface HostFacts {
 }
 
 export interface VmPlan {
+  /** the container's id (Firecracker's --id, sanitised by the backend); unset in plans not made for a container */
+  containerId?: string;
   accel: 'kvm' | 'tcg';
   vcpus: number;
   memoryMiB: number;
@@ -48,6 +50,15 @@ export interface Invocation {
   ioSocket?: string;
   /** the serial console is the hypervisor's stdout: no console socket to wait for */
   consoleOnStdout?: boolean;
+  /** the hypervisor's API socket, for a graceful stop by the launcher (Firecracker: SendCtrlAltDel) */
+  apiSocket?: string;
+  /** where the guest exec agent's channel arrives, when not plan.agent.socket (Firecracker: vsock <uds_path>_1025) */
+  execSocket?: string;
+}
+
+/** Where the launcher listens for the guest exec agent: the backend's own place, else QEMU's agent-port chardev. */
+export function execPortSocket(inv: Pick<Invocation, 'execSocket'>, plan: VmPlan): string | undefined {
+  return inv.execSocket ?? plan.agent?.socket;
 }
 
 export interface Hypervisor {
@@ -73,7 +84,7 @@ export const firecracker: Hypervisor = {
   name: 'firecracker',
   binary: `${GUEST_BIN}/firecracker`,
   supports: (f) => f.binaries.has('firecracker'),
-  toInvocation: (plan) => firecrackerInvocation(plan, `${GUEST_BIN}/firecracker`, 'runcvm'),
+  toInvocation: (plan) => firecrackerInvocation(plan, `${GUEST_BIN}/firecracker`, plan.containerId ?? 'runcvm'),
   explainExit: explainFirecrackerExit,
 };
 
@@ -128,6 +139,7 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
   // NFS volumes (RUNCVM_VOLUME_TRANSPORT=nfs, volumes/nfs.ts) need the nfs group
   if (spec.vm.hypervisor === 'qemu' && (spec.volumes ?? []).some((v) => v.kind === 'virtiofs' && v.transport === 'nfs')) cmd.modules = 'nfs';
   return {
+    containerId: spec.containerId,
     accel,
     vcpus: spec.vm.vcpus,
     memoryMiB: spec.vm.memoryMiB,

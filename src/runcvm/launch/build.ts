@@ -5,6 +5,7 @@
 import type { OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
+import { capabilitiesFromSpec } from './capabilities.js';
 
 export const DEFAULT_MEMORY_MIB = 512;
 export const MIN_MEMORY_MIB = 64;
@@ -113,8 +114,10 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
       terminal: Boolean(proc.terminal),
       rlimits: (proc.rlimits ?? []).map((r) => ({ type: r.type, soft: r.soft, hard: r.hard })),
       noNewPrivileges: Boolean(proc.noNewPrivileges),
+      capabilities: capabilitiesFromSpec(proc.capabilities).sets,
     },
     hostname: spec.hostname ?? '',
+    root: { readonly: Boolean(spec.root?.readonly) },
     vm: {
       hypervisor: settings.hypervisor,
       accel: settings.accel,

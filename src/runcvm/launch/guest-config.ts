@@ -5,6 +5,7 @@
  */
 import type { LaunchSpec } from './schema.js';
 import { volumeConfigLines } from '../volumes/plan.js';
+import { capabilityConfigLines } from './capabilities.js';
 
 export function escapeValue(value: string): string {
   return value.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/\r/g, '%0D');
@@ -46,6 +47,9 @@ export function renderGuestConfig(spec: LaunchSpec): string {
     `loglevel=${spec.log.level}`,
   ];
   if (spec.break) lines.push(`break=${escapeValue(spec.break)}`);
+  // no cap= lines (a launch spec from before capabilities were carried): init keeps its old full-root behaviour
+  if (p.capabilities) lines.push(...capabilityConfigLines(p.capabilities));
+  if (spec.root?.readonly) lines.push('readonly=1');
   for (const r of p.rlimits) {
     const n = RLIMIT_NUMBERS[r.type];
     if (n !== undefined) lines.push(`rlimit=${n} ${r.soft} ${r.hard}`);

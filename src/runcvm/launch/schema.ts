@@ -32,6 +32,14 @@ export const GUEST_PATHS = {
   bin: '/.runcvm/guest/bin',
 } as const;
 
+const capabilitySets = z.object({
+  bounding: z.array(z.string()),
+  effective: z.array(z.string()),
+  inheritable: z.array(z.string()),
+  permitted: z.array(z.string()),
+  ambient: z.array(z.string()),
+});
+
 const rlimit = z.object({ type: z.string(), soft: z.number().int().nonnegative(), hard: z.number().int().nonnegative() });
 
 export const processSchema = z.object({
@@ -47,6 +55,11 @@ export const processSchema = z.object({
   terminal: z.boolean(),
   rlimits: z.array(rlimit),
   noNewPrivileges: z.boolean(),
+  /**
+   * OCI process.capabilities with unknown names left out (launch/capabilities.ts); applied by the guest init as runc
+   * applies them. Optional only so older launch.json files still parse: buildLaunchSpec always sets it.
+   */
+  capabilities: capabilitySets.optional(),
 });
 
 export const guestMountSchema = z.object({
@@ -69,6 +82,8 @@ export const launchSpecSchema = z.object({
   containerId: z.string(),
   process: processSchema,
   hostname: z.string(),
+  /** OCI root.readonly: the guest init remounts the workload's / read-only (its other mounts stay as they are) */
+  root: z.object({ readonly: z.boolean() }).optional(),
   vm: z.object({
     hypervisor: z.enum(['qemu', 'firecracker']),
     /** what the user asked for; the launcher decides auto → kvm|tcg from what it can open */

@@ -18,7 +18,10 @@ import { runcvmErrors } from '../errors.js';
 import { CONTAINER_PATHS, parseLaunchSpec, type LaunchSpec } from '../launch/schema.js';
 import { decideAccel, cpuKhzFromCpuinfo } from '../hypervisor/accel.js';
 import { gatherAccelFacts } from '../hypervisor/facts.js';
-import { HYPERVISORS, planVm, type Hypervisor, type VmPlan } from '../hypervisor/index.js';
+import { execPortSocket, HYPERVISORS, planVm, type Hypervisor, type VmPlan } from '../hypervisor/index.js';
+import { FirecrackerClient } from '../hypervisor/firecracker/client.js';
+import { stopGracefully } from '../hypervisor/firecracker/stop.js';
+import { CTRL_ALT_DEL_GRACE_MS, describeStop, signalAction, stopExitCode, VMM_EXIT_AFTER_WORKLOAD_MS } from './plan-stop.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
 import { startExecMux } from '../agent/mux.js';
@@ -138,11 +141,14 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   const conServer = await listen(plan.console.socket);
   const ioConn = firstConnection(ioServer);
   const conConn = firstConnection(conServer);
-  // exec (owner: exec, agent/mux.ts): the agent port's chardev socket (QEMU connects at start) + the exec clients'
-  const execMux = hv.name === 'qemu' && plan.agent ? await startExecMux({ portSocket: plan.agent.socket, clientSocket: EXEC_PATHS.clientSocket, log }) : undefined;
+  // exec (owner: exec, agent/mux.ts): the agent port's chardev socket (QEMU connects at start) + the exec clients'.
+  // Under Firecracker the agent connects over vsock port 1025, which Firecracker forwards to <uds_path>_1025.
+  const execPort = execPortSocket(inv, plan);
+  const execMux = execPort ? await startExecMux({ portSocket: execPort, clientSocket: EXEC_PATHS.clientSocket, log }) : undefined;
 
   const qemu = await spawnPiped(file, args, { env: { PATH: '/.runcvm/guest/bin:/usr/bin:/bin', QEMU_MODULE_DIR: `${CONTAINER_PATHS.guest}/lib/x86_64-linux-gnu/qemu` } });
   let qemuStderr = '';
+  let qemuRunning = true;
   qemu.stdout?.on('data', (d: Buffer) => {
     process.stdout.write(d);
   });
@@ -151,14 +157,19 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
     log.debug('qemu stderr', { text: d.toString('utf8').trimEnd() });
   });
   const qemuExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    qemu.on('exit', (code, signal) => resolve({ code, signal }));
+    qemu.on('exit', (code, signal) => {
+      qemuRunning = false;
+      resolve({ code, signal });
+    });
     qemu.on('error', (err) => {
+      qemuRunning = false;
       qemuStderr += `\n${err.message}`;
       resolve({ code: 127, signal: null });
     });
   });
 
   let exit: { code: number; signal: number } | undefined;
+  let exitWatch: NodeJS.Timeout | undefined;
   let io: Socket | undefined;
   const pending: Buffer[] = [];
   const send = (buf: Buffer) => {
@@ -166,11 +177,45 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
     else pending.push(buf);
   };
 
+  // Graceful VM stop through the hypervisor's API (Firecracker: SendCtrlAltDel, bounded wait, SIGKILL; see
+  // plan-stop.ts for when). QEMU has no apiSocket: its path is unchanged.
+  let stopSignal: number | undefined;
+  let stopping: Promise<void> | undefined;
+  const apiSocket = inv.apiSocket;
+  const stopVmm = (why: string): Promise<void> => {
+    if (!apiSocket) return Promise.resolve();
+    stopping ??= stopGracefully(
+      {
+        client: new FirecrackerClient(apiSocket, CTRL_ALT_DEL_GRACE_MS),
+        exited: qemuExit,
+        isRunning: () => qemuRunning,
+        kill: () => {
+          if (qemuRunning) qemu.kill('SIGKILL');
+        },
+        onCall: (c) => log.debug('firecracker API call', { method: c.method, path: c.path, body: c.body }),
+      },
+      CTRL_ALT_DEL_GRACE_MS,
+    ).then((outcome) => {
+      const line = describeStop(why, outcome, CTRL_ALT_DEL_GRACE_MS);
+      if (outcome.graceful) log.info(line);
+      else log.warn(line);
+    });
+    return stopping;
+  };
+
   // Signals: forwarded to the workload (PID 1 of its own PID namespace in the guest, so runc's rules apply).
   for (const [name, num] of Object.entries(FORWARDED_SIGNALS)) {
     process.on(name as NodeJS.Signals, () => {
-      log.info(`forwarding ${name} to the guest`);
-      send(encodeSignal(num));
+      const action = signalAction({ name, signal: num, canStopVmm: apiSocket !== undefined, channelConnected: io !== undefined, stopping: stopping !== undefined });
+      if (action.kind === 'ignore') {
+        log.info(`${name} while the VM is being stopped: nothing more to do`);
+      } else if (action.kind === 'graceful-stop') {
+        stopSignal = action.signal;
+        void stopVmm(`${name} before the guest connected`);
+      } else {
+        log.info(`forwarding ${name} to the guest`);
+        send(encodeSignal(action.signal));
+      }
     });
   }
 
@@ -202,6 +247,10 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
               exit = decodeExit(f.payload);
               log.info('workload exited', { code: exit.code, signal: exit.signal, ms: Date.now() - started });
               sock.write(encodeFrame(FrameType.ACK, 0));
+              // the guest resets the VM right after the ACK; a Firecracker still running later is stopped
+              if (apiSocket && !exitWatch) {
+                exitWatch = setTimeout(() => void stopVmm(`firecracker still running ${VMM_EXIT_AFTER_WORKLOAD_MS} ms after the workload's exit`), VMM_EXIT_AFTER_WORKLOAD_MS);
+              }
             } else if (f.type === FrameType.READY) {
               log.info('guest init ready', { ms: Date.now() - started });
             } else if (f.type === FrameType.LOG) {
@@ -232,14 +281,19 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   );
 
   const ended = await qemuExit;
+  if (exitWatch) clearTimeout(exitWatch);
+  await stopping;
   // QEMU closed its sockets when it exited: wait (briefly) for the last bytes to be relayed.
   await Promise.race([Promise.all([ioDone, inv.consoleOnStdout ? undefined : conDone]), new Promise((r) => setTimeout(r, 2000))]);
   ioServer.close();
   conServer.close();
   await execMux?.close();
+  // Firecracker leaves its API socket and vsock socket behind when it is killed
+  for (const path of inv.removeFirst ?? []) await rm(path, { force: true });
   process.stdin.pause();
   log.info('hypervisor exited', { code: ended.code, signal: ended.signal, ms: Date.now() - started });
   if (exit) return exit.code;
+  if (stopSignal !== undefined) return stopExitCode(stopSignal);
   const how = ended.signal ? `signal ${ended.signal}` : `exit code ${ended.code}`;
   const explained = hv.explainExit?.({ code: ended.code, signal: ended.signal, output: qemuStderr });
   if (explained) throw explained;

@@ -2,9 +2,9 @@
  * `runcvm lint` rules: pure functions over the parsed manifest set. Each rule names the troubleshooting-guide
  * section it comes from (spec/runcvm-kubernetes-troubleshooting.md) in docs/troubleshooting-map.md.
  */
-import { parseSize } from '../../core/config.js';
 import { extractPodSpecs, getIn, isRecord, type ContainerInfo, type Finding, type PodSpecInfo } from '../../core/k8s/index.js';
 import type { LoadedManifest } from '../../core/k8s/cli.js';
+import { judgeSetting } from './settings.js';
 
 export const RUNTIME_CLASS = 'runcvm';
 export const LOG_LEVELS = ['OFF', 'ERROR', 'INFO', 'DEBUG'] as const;
@@ -21,7 +21,9 @@ export const RULES = {
   'runcvm/network-volume': 'a network volume is redirected to /.runcvm/vols/<id> and shared over NFS (guide 3)',
   'runcvm/no-resource-limits': 'no resources.limits: the VM gets the default memory and vCPUs',
   'runcvm/log-level': 'RUNCVM_LOG_LEVEL has a value the runtime does not know (guide 4)',
-  'runcvm/rootfs-size': 'RUNCVM_ROOTFS_SIZE is not a size (guide 6)',
+  'runcvm/rootfs-size': 'RUNCVM_ROOTFS_SIZE is not a size the runtime accepts (guide 6)',
+  'runcvm/setting-invalid': 'another RUNCVM_* setting has a value the runtime refuses at create',
+  'runcvm/setting-unknown': 'a RUNCVM_* name the runtime does not read from a container (misspelt, or a node-side setting)',
 } as const;
 export type RuleId = keyof typeof RULES;
 
@@ -88,27 +90,30 @@ function containerRules(file: string, pod: PodSpecInfo, c: ContainerInfo): Out[]
     });
   }
   for (const e of c.env) {
-    if (e.name === 'RUNCVM_LOG_LEVEL' && e.value !== undefined && !LOG_LEVELS.some((l) => l === e.value!.trim().toUpperCase())) {
+    // valueFrom (secrets, field refs) is only known in the cluster
+    if (e.value === undefined) continue;
+    const verdict = judgeSetting(e.name, e.value);
+    if (!verdict) continue;
+    if (e.name === 'RUNCVM_LOG_LEVEL') {
       out.push({
         file, line: e.line, level: 'error', rule: 'runcvm/log-level',
-        message: `${where}: RUNCVM_LOG_LEVEL=${JSON.stringify(e.value)} is not one of ${LOG_LEVELS.join(', ')}`,
+        message: `${where}: RUNCVM_LOG_LEVEL=${JSON.stringify(e.value)} is not one of ${LOG_LEVELS.join(', ')}: the runtime refuses to create the container`,
         fix: '`- name: RUNCVM_LOG_LEVEL\n  value: "DEBUG"` (or OFF, ERROR, INFO)',
       });
-    }
-    if (e.name === 'RUNCVM_ROOTFS_SIZE' && e.value !== undefined) {
-      let problem: string | undefined;
-      try {
-        parseSize(e.value);
-      } catch (err) {
-        problem = (err as Error).message;
-      }
-      if (problem) {
-        out.push({
-          file, line: e.line, level: 'error', rule: 'runcvm/rootfs-size',
-          message: `${where}: RUNCVM_ROOTFS_SIZE ${problem}`,
-          fix: 'use a size such as "2G" or "512M"; the root filesystem is never made smaller than the image content',
-        });
-      }
+    } else if (e.name === 'RUNCVM_ROOTFS_SIZE') {
+      out.push({
+        file, line: e.line, level: 'error', rule: 'runcvm/rootfs-size',
+        message: `${where}: RUNCVM_ROOTFS_SIZE=${JSON.stringify(e.value)} is not valid (${verdict.problem}): the runtime refuses to create the container`,
+        fix: 'use a size such as "2G" or "512M" (at least 16M); the root filesystem is never made smaller than the image content',
+      });
+    } else if (verdict.kind === 'invalid') {
+      out.push({
+        file, line: e.line, level: 'error', rule: 'runcvm/setting-invalid',
+        message: `${where}: ${e.name}=${JSON.stringify(e.value)} is not valid (${verdict.problem}): the runtime refuses to create the container`,
+        fix: verdict.fix,
+      });
+    } else {
+      out.push({ file, line: e.line, level: 'warn', rule: 'runcvm/setting-unknown', message: `${where}: ${verdict.problem}`, fix: verdict.fix });
     }
   }
   if (!c.init && c.limits.memory === undefined && c.limits.cpu === undefined) {

@@ -16,6 +16,7 @@ import { passThroughReason, rewriteForVm } from '../bundle/transforms/index.js';
 import { decideAccel } from '../hypervisor/accel.js';
 import { gatherAccelFacts, tscKhz } from '../hypervisor/facts.js';
 import { HYPERVISORS, planVm } from '../hypervisor/index.js';
+import { hypervisorView, renderHypervisorView } from './plan-hypervisor.js';
 
 const USAGE = 'usage: runcvm plan [BUNDLE] [--id ID] [--json]   (BUNDLE defaults to the current folder)';
 
@@ -80,14 +81,8 @@ export async function planMain(argv: string[]): Promise<number> {
   const khz = tscKhz();
   const vmPlan = planVm(launch, accel, khz ? { tscKhz: khz } : {});
   const hv = HYPERVISORS[launch.vm.hypervisor];
-  let argvText: string[] | undefined;
-  let invocationError: string | undefined;
-  try {
-    const inv = hv.toInvocation(vmPlan);
-    argvText = ['/.runcvm/guest/lib/ld', '--library-path', '/.runcvm/guest/lib', inv.file, ...inv.args];
-  } catch (err) {
-    invocationError = (err as Error).message;
-  }
+  // the command as the launcher runs it; for Firecracker also its config file and API calls
+  const hvView = hypervisorView(hv, vmPlan);
   const rewritten = rewriteForVm(spec, {
     guestDir: '<assets>/guest',
     kernelDir: '<assets>/kernel',
@@ -99,14 +94,14 @@ export async function planMain(argv: string[]): Promise<number> {
   const masked = maskLaunchSpec(launch);
   if (json) {
     process.stdout.write(
-      JSON.stringify({ launchSpec: masked, accel: decision, hypervisor: { name: hv.name, argv: argvText, error: invocationError }, process: rewritten.process, mounts: rewritten.mounts }, null, 2) + '\n',
+      JSON.stringify({ launchSpec: masked, accel: decision, hypervisor: hvView, process: rewritten.process, mounts: rewritten.mounts }, null, 2) + '\n',
     );
     return 0;
   }
   const out: string[] = [];
   out.push('# LaunchSpec (/.runcvm/state/launch.json)', JSON.stringify(masked, null, 2), '');
   out.push(`# accelerator on this host: ${decision.ok ? decision.accel : 'refused'} (${decision.reason})`, '');
-  out.push(`# ${hv.name} command (inside the container)`, argvText ? shellQuote(argvText) : `not available: ${invocationError}`, '');
+  out.push(...renderHypervisorView(hvView, shellQuote));
   out.push('# guest init config (/.runcvm/config in the writable disk)', renderGuestConfig(masked).trimEnd(), '');
   out.push('# config.json after rewriteForVm: process', JSON.stringify(rewritten.process, null, 2), '');
   out.push('# added mounts', ...(rewritten.mounts ?? []).filter((m) => m.destination.startsWith('/.runcvm')).map((m) => `${m.destination} <- ${m.source} (${(m.options ?? []).join(',')})`));

@@ -16,6 +16,7 @@ import { splitRuncArgs, parseCreateArgs, ArgsError, type CreateArgs } from './ar
 import { envMap, type OciSpec } from '../launch/oci.js';
 import { mergeSettingEnv, parseSettings, SettingError, type Settings } from '../launch/settings.js';
 import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
+import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { joinsHostNetwork } from '../network/host.js';
 import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
 import { CONTAINER_PATHS, GUEST_PATHS, type LaunchSpec } from '../launch/schema.js';
@@ -26,6 +27,7 @@ import { chooseHypervisor } from '../hypervisor/firecracker/host.js';
 import { buildUpperDisk, ensureBaseDisk, stageFile, stageParents, stageTree } from '../storage/apply.js';
 import { planContainerVolumes } from '../volumes/host.js';
 import { rewriteForVolumes, withVolumesInLaunch } from '../volumes/plan.js';
+import { entrypointLogLine, kubernetesLogLine, kubernetesMetadata } from './describe.js';
 
 const { fail } = runcvmErrors;
 
@@ -87,11 +89,41 @@ function toToolError(err: unknown): ToolError {
 
 /** set once the settings are known: with RUNCVM_LOG_LEVEL=DEBUG a failed create keeps its debug log */
 let keepLogOnFailure = false;
+/** set once create has made (or validated) the debug log itself: a foreign file at that path is never removed */
+let ownsDebugLog = false;
 
 async function cleanupState(id: string): Promise<void> {
   const paths = containerPaths(hostDirs(process.env), id);
   await rm(paths.state, { recursive: true, force: true }).catch(() => {});
-  if (!keepLogOnFailure) await rm(paths.debugLog, { force: true }).catch(() => {});
+  if (!keepLogOnFailure && ownsDebugLog) await rm(paths.debugLog, { force: true }).catch(() => {});
+}
+
+/**
+ * Create (or reopen) the per-container debug log in a shared folder such as /tmp without trusting what is already
+ * there: no symlink is followed (O_NOFOLLOW), no FIFO blocks us (O_NONBLOCK), and a file that is not a plain,
+ * single-link file of this runtime's user is refused rather than appended to or chmod-ed.
+ */
+async function openDebugLog(path: string): Promise<{ ok: true } | { ok: false; problem: string }> {
+  let fh;
+  try {
+    fh = await open(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, 0o600);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { ok: false, problem: e.code === 'ELOOP' ? `${path} is a symbolic link` : e.message };
+  }
+  try {
+    const st = await fh.stat();
+    const uid = process.getuid?.();
+    if (!st.isFile()) return { ok: false, problem: `${path} is not a regular file` };
+    if (st.nlink > 1) return { ok: false, problem: `${path} has other hard links` };
+    if (uid !== undefined && st.uid !== uid) return { ok: false, problem: `${path} belongs to uid ${st.uid}, not to the runtime (uid ${uid})` };
+    await fh.chmod(0o600);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, problem: (err as Error).message };
+  } finally {
+    await fh.close();
+  }
 }
 
 async function readSpec(bundle: string): Promise<OciSpec> {
@@ -177,10 +209,16 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   const sinks: Sink[] = [];
   let debugLog: string | undefined;
   if (settings.logLevel !== 'off') {
-    debugLog = paths.debugLog;
-    const fh = await open(debugLog, 'a', 0o600);
-    await fh.close();
-    await chmod(debugLog, 0o600);
+    const opened = await openDebugLog(paths.debugLog);
+    if (opened.ok) {
+      debugLog = paths.debugLog;
+      ownsDebugLog = true;
+    } else {
+      // guide 8: a log problem ("Permission denied") must never stop the container; say so and run without the log
+      process.stderr.write(`runcvm: warning: no debug log for container ${args.id}: ${opened.problem}; the container runs without it (fix: remove ${paths.debugLog}, or point RUNCVM_LOG_DIR at a folder only the runtime writes)\n`);
+    }
+  }
+  if (debugLog) {
     const file = debugLog;
     sinks.push((line) => {
       try {
@@ -193,6 +231,9 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   const fileLevel = settings.logLevel === 'debug' ? 'debug' : 'info';
   const log = new Logger({ level: settings.logLevel === 'off' ? 'off' : fileLevel, namespace: `runcvm-runtime ${args.id}`, timestamps: true, sinks });
   log.info('create', { bundle: args.bundle, id: args.id });
+  // which pod this id is (guide 8: find the log of a pod among many with `grep -l 'pod NS/NAME' /tmp/runcvm-*.debug`)
+  const kube = kubernetesMetadata(spec.annotations);
+  if (kube) log.info(kubernetesLogLine(kube));
 
   const rootfs = rootfsPath(spec, args.bundle);
   const proc = spec.process!;
@@ -212,7 +253,9 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   await mkdir(dirs.stateRoot, { recursive: true, mode: 0o711 });
   await rm(paths.state, { recursive: true, force: true });
   await mkdir(paths.state, { mode: 0o700 });
-  if (settings.logLevel === 'debug') await writeFile(paths.keepLog, '');
+  // keep-log tells the dispatcher's delete to leave the log alone: kept for DEBUG, and never ours to remove when
+  // create did not make it (a foreign file or link at that path)
+  if (settings.logLevel === 'debug' || !ownsDebugLog) await writeFile(paths.keepLog, '');
 
   // Disks.
   const base = await ensureBaseDisk(rootfs, dirs.cacheDir, args.id, log);
@@ -220,8 +263,14 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   // networking: never hand the node's own interfaces to a VM (hostNetwork pods join it by path)
   const hostNetwork = await joinsHostNetwork(spec);
   let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog), hostNetwork });
+  // runc warns about these in its own log when it starts the launcher container (same spec); the VM ignores them too
+  const unknownCaps = capabilitiesFromSpec(spec.process?.capabilities).unknown;
+  if (unknownCaps.length) log.info('ignoring unknown or unavailable capabilities', { names: unknownCaps.join(',') });
   if (settings.kernel) launch = { ...launch, kernel: { ...launch.kernel, path: '/.runcvm/kernel-custom/vmlinux' } };
   launch = withVolumesInLaunch(launch, volumePlan);
+  // guide 1: the file the guest loads its command from, and a warning when it will be empty
+  const entry = entrypointLogLine(launch.process.args);
+  log[entry.level](entry.line);
 
   const staging = paths.staging;
   const top = join(staging, 'upper');

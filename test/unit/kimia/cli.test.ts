@@ -128,6 +128,20 @@ describe('environment', () => {
     expect(req(['-d', 'r/a', '--reproducible'], { SOURCE_DATE_EPOCH: '1700000000' }).timestamp).toBe(1700000000);
     expect(req(['-d', 'r/a', '--timestamp', '5']).timestamp).toBe(5);
   });
+
+  it('SOURCE_DATE_EPOCH is honoured without --reproducible, and a malformed value is an error either way', () => {
+    expect(req(['-d', 'r/a'], { SOURCE_DATE_EPOCH: '1700000000' }).timestamp).toBe(1700000000);
+    expect(req(['-d', 'r/a'], {}).timestamp).toBeUndefined();
+    for (const argv of [['-d', 'r/a'], ['-d', 'r/a', '--reproducible']]) {
+      const e = err(argv, { SOURCE_DATE_EPOCH: '2024-01-01' });
+      expect(e.code).toBe('BAD_FLAG_VALUE');
+      expect(e.message).toBe('invalid value for SOURCE_DATE_EPOCH: "2024-01-01" is not epoch seconds');
+    }
+  });
+
+  it('a bare --build-arg NAME missing from the environment is marked unset (not passed as an empty value)', () => {
+    expect(req(['-d', 'r/a', '--build-arg', 'NOT_THERE']).buildArgs).toEqual([{ name: 'NOT_THERE', value: '', fromEnv: true, unset: true, secret: false }]);
+  });
 });
 
 describe('Kaniko mappings', () => {
@@ -142,6 +156,26 @@ describe('Kaniko mappings', () => {
     expect(r.insecureRegistries).toEqual(['r:5000']);
     expect(r.squash).toBe(true);
     expect(r.logFormat).toBe('text');
+  });
+});
+
+describe('more Kaniko flags', () => {
+  it('--customPlatform (old spelling) maps; --snapshotMode and --force-build-metadata are accepted with a note', () => {
+    expect(req(['-d', 'r/a', '--customPlatform=linux/arm64']).platforms).toEqual(['linux/arm64']);
+    const r = req(['-d', 'r/a', '--snapshotMode=time', '--force-build-metadata']);
+    expect(r.notes).toHaveLength(2);
+    expect(r.notes[0]).toMatch(/^--snapshotMode accepted for Kaniko compatibility/);
+    expect(r.notes[1]).toMatch(/^--force-build-metadata accepted for Kaniko compatibility/);
+  });
+
+  it('--bucket and -b (GCS contexts) are refused with what to use instead', () => {
+    for (const argv of [['--bucket=my-bucket', '-d', 'r/a'], ['-b', 'my-bucket', '-d', 'r/a']]) {
+      const e = err(argv);
+      expect(e.code).toBe('KANIKO_FLAG_UNSUPPORTED');
+      expect(e.exitCode).toBe(2);
+      expect(e.causeText).toContain('Google Cloud Storage');
+      expect(e.fix).toContain('--context=');
+    }
   });
 });
 

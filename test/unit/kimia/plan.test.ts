@@ -62,7 +62,27 @@ describe('planBuild', () => {
   it('warns about HEALTHCHECK only with the OCI format', () => {
     expect(plan(['-d', 'r/a'], 'FROM x\nHEALTHCHECK CMD true\n').warnings).toEqual([expect.stringMatching(/^Warning: HEALTHCHECK instruction ignored.*BUILDAH_FORMAT=docker/)]);
     expect(plan(['-d', 'r/a', '--format=docker'], 'FROM x\nHEALTHCHECK CMD true\n').warnings).toEqual([]);
-    expect(dockerOnlyInstructions('FROM x\n  shell ["a"]\nSTOPSIGNAL 9\n')).toEqual(['SHELL', 'STOPSIGNAL']);
+    expect(dockerOnlyInstructions('FROM x\n  shell ["a"]\nONBUILD RUN true\n')).toEqual(['SHELL', 'ONBUILD']);
+  });
+
+  it('does not warn about STOPSIGNAL: the OCI config keeps it (buildah 1.28 stores OCIv1 StopSignal)', () => {
+    expect(dockerOnlyInstructions('FROM x\nSTOPSIGNAL SIGINT\n')).toEqual([]);
+    expect(plan(['-d', 'r/a'], 'FROM x\nSTOPSIGNAL SIGINT\n').warnings).toEqual([]);
+  });
+
+  it('a bare --build-arg NAME that is not in the environment is left out, so the Dockerfile ARG default applies', () => {
+    const c = parseCommand(['-d', 'r/a', '--build-arg', 'SET_ONE', '--build-arg', 'MISSING_ONE', '--build-arg', 'EMPTY_ONE'], { HOME: '/h', SET_ONE: 'v', EMPTY_ONE: '' });
+    if (c.kind !== 'build') throw new Error('not build');
+    const p = planBuild(c.request, { contextDir: '/ctx', privateDir: '/p' });
+    const args = p.bud.flatMap((a, i) => (p.bud[i - 1] === '--build-arg' ? [a] : []));
+    expect(args).toEqual(['SET_ONE=v', 'EMPTY_ONE=']);
+  });
+
+  it('runs the buildah that preflight found', () => {
+    const c = parseCommand(['-d', 'r/a'], { HOME: '/h' });
+    if (c.kind !== 'build') throw new Error('not build');
+    expect(planBuild(c.request, { contextDir: '/ctx', privateDir: '/p', buildahPath: '/opt/bin/buildah' }).buildah).toBe('/opt/bin/buildah');
+    expect(planBuild(c.request, { contextDir: '/ctx', privateDir: '/p' }).buildah).toBe('buildah');
   });
 
   it('marks secret build-arg values so the dry-run prints them masked', () => {

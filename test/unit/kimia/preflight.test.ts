@@ -49,10 +49,15 @@ describe('preflight verdicts', () => {
     expect(e.fix).toContain('fsGroup: 1000');
   });
 
-  it('low disk space: the guide text and the ephemeral-storage fix', () => {
-    const e = failure({ free: { dir: '/home', bytes: 1000 } })!;
+  it('low disk space: the guide text, a cause naming the storage and its driver, and the ephemeral-storage fix', () => {
+    const e = failure({ free: { dir: '/home', bytes: 23 * 2 ** 20 }, storageDriver: 'overlay', overlay: { ok: true } })!;
     expect(e.message).toBe('error building: no space left on device');
-    expect(e.fix).toContain('ephemeral-storage');
+    expect(e.causeText).toBe('Insufficient ephemeral storage: only 23 MiB free for the image storage at /home/kimia/s (overlay driver); a build needs at least 512 MiB.');
+    expect(e.fix).toContain('ephemeral-storage: "20Gi"');
+    const vfs = failure({ free: { dir: '/home', bytes: 1000 } })!;
+    expect(vfs.causeText).toBe('Insufficient ephemeral storage: only 1000 B free for the image storage at /home/kimia/s (vfs driver); a build needs at least 512 MiB. '
+      + 'With vfs every layer is a full copy of the filesystem; --storage-driver=overlay needs far less.');
+    expect(judge({ ...good, free: { dir: '/home', bytes: 1000 } }).find((v) => v.check === 'free space')?.detail).toBe('1000 B free under /home, below the 512 MiB minimum');
   });
 
   it('config mounted at /kaniko/.docker is named as the mistake', () => {

@@ -1,15 +1,16 @@
 /**
  * The Firecracker backend as the launcher runs it (Hypervisor.toInvocation in ../index.ts): one process started with
  * `--config-file` (the whole VM in one schema-checked JSON file, written by the launcher just before the start) and
- * `--api-sock` (kept open for post-boot actions such as SendCtrlAltDel). The guest's framed channel arrives over
- * vsock on `<uds_path>_1024`; the serial console is Firecracker's stdout. Pure.
+ * `--api-sock` (kept open for post-boot actions: the launcher's graceful stop sends SendCtrlAltDel there). The guest's
+ * framed channel arrives over vsock on `<uds_path>_1024`, the exec agent's on `<uds_path>_1025` (both guest-initiated
+ * connections, which Firecracker forwards to `<uds_path>_<port>`); the serial console is Firecracker's stdout. Pure.
  */
 import { posix } from 'node:path';
 import type { ToolError } from '../../../core/errors.js';
 import type { VmPlan } from '../index.js';
 import { kvmError } from './errors.js';
 import { firecrackerArgs, fromVmPlan, planFirecracker, type FirecrackerExtras } from './plan.js';
-import { agentListenPath } from './vsock.js';
+import { agentListenPath, EXEC_VSOCK_PORT } from './vsock.js';
 
 export interface FirecrackerInvocation {
   file: string;
@@ -24,6 +25,10 @@ export interface FirecrackerInvocation {
   ioSocket: string;
   /** the guest's serial console is on Firecracker's stdout; there is no console socket */
   consoleOnStdout: true;
+  /** Firecracker's API socket (post-boot actions: SendCtrlAltDel for a graceful stop) */
+  apiSocket: string;
+  /** where the launcher listens for the guest exec agent (guest vsock port 1025); unset when the plan has no agent */
+  execSocket?: string;
 }
 
 export function firecrackerInvocation(plan: VmPlan, binary: string, id: string, extras: FirecrackerExtras = {}): FirecrackerInvocation {
@@ -40,6 +45,8 @@ export function firecrackerInvocation(plan: VmPlan, binary: string, id: string, 
     direct: true,
     ioSocket: agentListenPath(input.vsock.udsPath),
     consoleOnStdout: true,
+    apiSocket,
+    ...(plan.agent ? { execSocket: agentListenPath(input.vsock.udsPath, EXEC_VSOCK_PORT) } : {}),
   };
 }
 

@@ -10,7 +10,8 @@ import { atomicWrite } from '../../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../../core/errors.js';
 import { FirecrackerApiError, FirecrackerClient, NotListeningError } from './client.js';
 import { apiError, exitError, firecrackerErrors } from './errors.js';
-import { DESCRIBE_INSTANCE, firecrackerArgs, planFirecracker, SEND_CTRL_ALT_DEL, type LaunchMode } from './plan.js';
+import { DESCRIBE_INSTANCE, firecrackerArgs, planFirecracker, type LaunchMode } from './plan.js';
+import { stopGracefully } from './stop.js';
 import { FIRECRACKER_VERSION } from './schema.js';
 import type { ApiCall, FirecrackerVmInput } from './types.js';
 
@@ -115,19 +116,9 @@ export async function startFirecracker(o: StartOptions): Promise<RunningFirecrac
     client,
     exited,
     async stop({ graceMs = 10_000 } = {}) {
-      let graceful = false;
-      if (running) {
-        try {
-          o.onCall?.(SEND_CTRL_ALT_DEL);
-          await client.call(SEND_CTRL_ALT_DEL);
-          const ended = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), graceMs))]);
-          graceful = ended;
-        } catch {
-          graceful = false;
-        }
-        kill();
-      }
-      return { ...(await exited), graceful };
+      const outcome = await stopGracefully({ client, exited, isRunning: () => running, kill, ...(o.onCall ? { onCall: o.onCall } : {}) }, graceMs);
+      // graceful: Firecracker accepted SendCtrlAltDel and ended by itself within graceMs
+      return { ...(await exited), graceful: outcome.sent && outcome.graceful };
     },
   };
 }

@@ -4,7 +4,7 @@ import { projectPath } from '../../../../src/core/paths.js';
 import type { Check, ContainerFacts, FileFact, NodeFacts } from '../../../../src/runcvm/doctor/facts.js';
 import {
   cacheDiskCheck, containerChecks, containerdConfigCheck, debugLogsCheck, dockerConfigCheck, exitCodeFor, guestKernelCheck,
-  guestPackageCheck, k3sTemplateCheck, kvmDeviceCheck, kvmUsableCheck, nodeChecks, qemuCheck, renderText, runcCheck, tunCheck,
+  guestPackageCheck, k3sTemplateCheck, kvmDeviceCheck, kvmUsableCheck, nodeChecks, qemuCheck, renderText, runcCheck, stateDiskCheck, tunCheck,
   userNamespacesCheck,
 } from '../../../../src/runcvm/doctor/verdicts.js';
 
@@ -35,6 +35,7 @@ function node(over: Partial<NodeFacts> = {}): NodeFacts {
     docker: { path: '/etc/docker/daemon.json', explicit: false },
     binaries: { [BIN]: file(BIN) },
     cache: { path: '/var/lib/runcvm', probedPath: '/var/lib/runcvm', freeBytes: 50 * 1024 ** 3 },
+    state: { path: '/run/runcvm', probedPath: '/run', freeBytes: 50 * 1024 ** 3, tmpfs: false },
     debugLogs: [{ path: '/tmp/runcvm-abc.debug', uid: 0, mode: 0o600 }],
     sharedLog: missing('/tmp/runcvm-runtime.log'),
     maxUserNamespaces: 15000,
@@ -50,7 +51,7 @@ describe('node verdicts', () => {
     expect(checks.filter((c) => c.status !== 'pass')).toEqual([]);
     expect(checks.map((c) => c.id)).toEqual([
       'kvm-device', 'kvm-usable', 'tun-device', 'runc', 'qemu', 'guest-kernel', 'guest-package', 'containerd-config', 'k3s-template',
-      'docker-config', 'runtime-registered', 'cache-disk', 'debug-logs', 'user-namespaces',
+      'docker-config', 'runtime-registered', 'cache-disk', 'state-disk', 'debug-logs', 'user-namespaces',
     ]);
     expect(exitCodeFor(checks)).toBe(0);
   });
@@ -167,10 +168,29 @@ describe('node verdicts', () => {
     expect(shared.status).toBe('warn');
     expect(shared.cause).toContain('Permission denied when writing to /tmp/runcvm-runtime.log');
     expect(shared.fix).toContain('sudo ls -l /tmp/runcvm*.debug');
+    // with RUNCVM_LOG_DIR the fix names the folder the runtime really writes to
+    const elsewhere = debugLogsCheck(node({ logDir: '/var/log/runcvm', sharedLog: file('/var/log/runcvm/runcvm-runtime.log') }));
+    expect(elsewhere.title).toBe('per-container debug logs (/var/log/runcvm/runcvm-<id>.debug)');
+    expect(elsewhere.fix).toContain('sudo rm -f /var/log/runcvm/runcvm-runtime.log');
+    expect(elsewhere.fix).toContain('sudo ls -l /var/log/runcvm/runcvm*.debug');
+    expect(elsewhere.fix).not.toContain('/tmp');
     expect(debugLogsCheck(node({ debugLogs: [{ path: '/tmp/runcvm-x.debug', uid: 0, mode: 0o666 }] })).cause).toContain('world-writable');
     const ns = userNamespacesCheck(node({ maxUserNamespaces: 0 }));
     expect(ns.status).toBe('fail');
     expect(ns.fix).toContain('user.max_user_namespaces=15000');
+  });
+
+  it('guide 6: the VMs\' writable disks in a small or RAM-backed state folder (corrupt root filesystem once full)', () => {
+    const small = stateDiskCheck(node({ state: { path: '/run/runcvm', probedPath: '/run', freeBytes: 100 * 1024 ** 2, tmpfs: true } }));
+    expect(small.status).toBe('fail');
+    expect(small.cause).toContain('only 100 MiB free at /run/runcvm (measured at /run) (tmpfs)');
+    expect(small.cause).toContain('upper.ext4');
+    expect(small.fix).toContain('RUNCVM_STATE_DIR=');
+    const ram = stateDiskCheck(node({ state: { path: '/run/runcvm', probedPath: '/run/runcvm', freeBytes: 2 * 1024 ** 3, tmpfs: true } }));
+    expect(ram.status).toBe('warn');
+    expect(ram.cause).toContain('/run/runcvm is on tmpfs (2.0 GiB free)');
+    expect(ram.cause).toContain('node RAM');
+    expect(stateDiskCheck(node({ state: { path: '/s', probedPath: '/s', freeBytes: 300 * 1024 ** 2, tmpfs: false } })).status).toBe('pass');
   });
 
   it('renders PASS/WARN/FAIL lines with cause and fix indented', () => {
@@ -205,6 +225,9 @@ describe('container-side verdicts', () => {
     expect(c.status).toBe('fail');
     expect(c.cause).toContain('[VM-START] No entrypoint found, sleeping');
     expect(c.fix).toContain('RUNCVM_LOG_LEVEL=DEBUG');
+    // the fix points at what runcvm really logs (the runtime's "entrypoint:" line), not the reference's runcvm-vm-start
+    expect(c.fix).toContain('"entrypoint:" line of /tmp/runcvm-<id>.debug');
+    expect(c.fix).not.toContain('runcvm-vm-start');
   });
 
   it('guide 1: an empty /.runcvm/entrypoint (image without ENTRYPOINT/CMD) fails with the same guest line', () => {

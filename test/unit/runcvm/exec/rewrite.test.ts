@@ -27,6 +27,7 @@ describe('rewriteExecProcess', () => {
       terminal: true,
       rows: 40,
       cols: 120,
+      capabilities: { bounding: ['CAP_CHOWN'], effective: ['CAP_CHOWN'], inheritable: [], permitted: ['CAP_CHOWN'], ambient: [] },
     });
     expect(process.args).toEqual(['/.runcvm/guest/bin/runcvm-exec', 'abc123']);
     expect(process.user).toEqual({ uid: 0, gid: 0 });
@@ -45,7 +46,9 @@ describe('rewriteExecProcess', () => {
 
   it('defaults: no terminal, cwd /, no groups', () => {
     const { request, process } = rewriteExecProcess({ args: ['true'], cwd: '', user: { uid: 0, gid: 0 } }, 'r1');
-    expect(request).toEqual({ args: ['true'], env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false });
+    // no capabilities in the process: runc 1.1 runs it with five empty sets, so the guest does too
+    const none = { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] };
+    expect(request).toEqual({ args: ['true'], env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false, capabilities: none });
     expect(process.terminal).toBe(false);
   });
 
@@ -82,6 +85,29 @@ describe('processFromFlags (runc exec without --process)', () => {
     const p = processFromFlags(base, parseExecArgs(['c1', 'pwd']));
     expect(p).toMatchObject({ args: ['pwd'], cwd: '/srv', user: { uid: 1000, gid: 1000, additionalGids: [2000] }, env: base.env });
     expect(processFromFlags(base, parseExecArgs(['-u', '5', 'c1', 'pwd'])).user).toEqual({ uid: 5, gid: 1000, additionalGids: [2000] });
+  });
+});
+
+describe('processFromFlags --cap (runc 1.1)', () => {
+  const base: LaunchProcess = {
+    args: ['sleep', '1000'],
+    env: [],
+    cwd: '/',
+    user: { uid: 0, gid: 0, additionalGids: [] },
+    terminal: false,
+    rlimits: [],
+    noNewPrivileges: false,
+    capabilities: { bounding: ['CAP_CHOWN'], effective: ['CAP_CHOWN'], inheritable: ['CAP_CHOWN'], permitted: ['CAP_CHOWN'], ambient: [] },
+  };
+  it("keeps the container's sets and adds --cap to bounding, effective, permitted and ambient (not inheritable)", () => {
+    expect(processFromFlags(base, parseExecArgs(['--cap', 'CAP_KILL', 'c1', 'id'])).capabilities).toEqual({
+      bounding: ['CAP_CHOWN', 'CAP_KILL'],
+      effective: ['CAP_CHOWN', 'CAP_KILL'],
+      inheritable: ['CAP_CHOWN'],
+      permitted: ['CAP_CHOWN', 'CAP_KILL'],
+      ambient: ['CAP_KILL'],
+    });
+    expect(processFromFlags(base, parseExecArgs(['c1', 'id'])).capabilities).toEqual(base.capabilities);
   });
 });
 

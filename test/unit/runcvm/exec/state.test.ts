@@ -22,10 +22,13 @@ describe('stateVerdict: exec only into a running container, else a message namin
 });
 
 describe('hypervisorVerdict', () => {
-  it('QEMU VMs have the agent port; Firecracker VMs get a plain refusal with the way out', () => {
+  it('QEMU (agent port) and Firecracker (vsock port 1025) VMs are served; an unknown hypervisor gets a plain refusal', () => {
     expect(hypervisorVerdict('abc', 'qemu')).toBeUndefined();
-    const f = hypervisorVerdict('abc', 'firecracker')!;
-    expect(f.message).toBe('cannot exec in container abc: exec into firecracker VMs is not supported yet');
-    expect(f.fix).toContain('RUNCVM_HYPERVISOR=qemu');
+    expect(hypervisorVerdict('abc', 'firecracker')).toBeUndefined();
+    expect(hypervisorVerdict('abc', undefined)).toBeUndefined();
+    const f = hypervisorVerdict('abc', 'cloud-hypervisor')!;
+    expect(f.message).toBe('cannot exec in container abc: exec into cloud-hypervisor VMs is not supported');
+    expect(f.exitCode).toBe(1);
+    expect(f.fix).toContain('RUNCVM_HYPERVISOR=qemu or firecracker');
   });
 });

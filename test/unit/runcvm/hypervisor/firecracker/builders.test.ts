@@ -193,7 +193,7 @@ describe('the registry entry (what the launcher runs)', () => {
     expect(inv.file).toBe('/.runcvm/guest/bin/firecracker');
     expect(inv.direct).toBe(true);
     expect(inv.args).toEqual([
-      '--id', 'runcvm', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
+      '--id', 'c1', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
       '--api-sock', '/.runcvm/state/firecracker.sock', '--config-file', '/.runcvm/state/firecracker.json',
     ]);
     expect(inv.files?.map((f) => f.path)).toEqual(['/.runcvm/state/firecracker.json']);
