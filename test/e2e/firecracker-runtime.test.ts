@@ -11,7 +11,7 @@
  * when the guest ignores it, with SIGKILL after the launcher's bounded wait (exit 143 too: the stop was a SIGTERM).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, spawnPiped, type RunResult } from '../../src/core/exec/index.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
@@ -172,6 +172,23 @@ describe.skipIf(!ready)('RUNCVM_HYPERVISOR=firecracker through containerd (fake 
     expect(r.stdout).not.toContain('never printed');
     expect(r.stderr).toMatch(/firecracker is not installed on this node/);
     expect(r.stderr).toMatch(/RUNCVM_HYPERVISOR=qemu/);
+  });
+
+  it('a firecracker outside the guest package: RUNCVM_FIRECRACKER in the runtime\'s environment is bound in and run; the container\'s own RUNCVM_FIRECRACKER is not honoured', async () => {
+    const guest = await guestWithFakeFirecracker(fx.dir, 'guest-fc-ext', { FAKE_FC_NO_KVM: '1' });
+    const outside = join(fx.dir, 'node-bin', 'firecracker');
+    await mkdir(join(fx.dir, 'node-bin'), { recursive: true });
+    await rename(join(guest, 'bin', 'firecracker'), outside);
+    const noBinary = await fx.wrapperWith('runcvm-runtime-fc-nobin', { RUNCVM_GUEST_DIR: guest });
+    const viaEnv = await fx.wrapperWith('runcvm-runtime-fc-ext', { RUNCVM_GUEST_DIR: guest, RUNCVM_FIRECRACKER: outside });
+    // the control: the package has no firecracker, and a path in the container's env is not the node's configuration
+    const refused = await ctrRun(noBinary, ['RUNCVM_HYPERVISOR=firecracker', `RUNCVM_FIRECRACKER=${outside}`], ['echo', 'never printed']);
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stderr).toMatch(/firecracker is not installed on this node/);
+    // the node's RUNCVM_FIRECRACKER: the fake ran inside the container (its Kvm(Error(19)) came back as runcvm's error)
+    const r = await ctrRun(viaEnv, ['RUNCVM_HYPERVISOR=firecracker'], ['echo', 'never printed']);
+    expect(r.exitCode, r.stderr).toBe(125);
+    expect(r.stderr).toContain('runcvm: error: firecracker cannot start the microVM: KVM is not available on this node (no /dev/kvm)');
   });
 
   it.skipIf(!kvmNotUsable)('unset RUNCVM_HYPERVISOR: firecracker is present but KVM is not fully usable here, so QEMU runs the container', async () => {

@@ -82,9 +82,10 @@ export const qemu: Hypervisor = {
 
 export const firecracker: Hypervisor = {
   name: 'firecracker',
-  binary: `${GUEST_BIN}/firecracker`,
+  // wherever the node keeps it, create binds the chosen binary here (runtime/main.ts)
+  binary: CONTAINER_PATHS.firecracker,
   supports: (f) => f.binaries.has('firecracker'),
-  toInvocation: (plan) => firecrackerInvocation(plan, `${GUEST_BIN}/firecracker`, plan.containerId ?? 'runcvm'),
+  toInvocation: (plan) => firecrackerInvocation(plan, CONTAINER_PATHS.firecracker, plan.containerId ?? 'runcvm'),
   explainExit: explainFirecrackerExit,
 };
 

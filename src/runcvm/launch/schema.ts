@@ -22,6 +22,8 @@ export const CONTAINER_PATHS = {
   launcher: '/.runcvm/guest/lib/runcvm/launcher.mjs',
   loader: '/.runcvm/guest/lib/ld',
   node: '/.runcvm/guest/bin/node',
+  /** the firecracker binary the runtime chose on the node (package, RUNCVM_FIRECRACKER or PATH), bound read-only */
+  firecracker: '/.runcvm/firecracker',
 } as const;
 
 /** Paths inside the VM (the guest's view). */

@@ -183,9 +183,6 @@ export async function checkAssets(a: Assets, settings: Settings): Promise<void> 
   }
   if (settings.hypervisor === 'qemu' && !(await exists(join(a.guestDir, 'bin/qemu-system-x86_64')))) missing.push('bin/qemu-system-x86_64');
   if (missing.length) throw fail('NO_GUEST_PACKAGE', { path: a.guestDir, missing: missing.join(', ') });
-  if (settings.hypervisor === 'firecracker' && !(await exists(join(a.guestDir, 'bin/firecracker')))) {
-    throw fail('HYPERVISOR_NOT_INSTALLED', { name: 'firecracker', path: join(a.guestDir, 'bin/firecracker') });
-  }
 }
 
 function rootfsPath(spec: OciSpec, bundle: string): string {
@@ -245,7 +242,8 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   const unresolved = assetPaths(process.env);
   const assets = { guestDir: await realpath(unresolved.guestDir).catch(() => unresolved.guestDir), kernelDir: await realpath(unresolved.kernelDir).catch(() => unresolved.kernelDir) };
   // RUNCVM_HYPERVISOR unset: Firecracker when the package has it and KVM works, else QEMU (hypervisor/firecracker/host.ts)
-  settings.hypervisor = await chooseHypervisor(settingEnv.RUNCVM_HYPERVISOR, join(assets.guestDir, 'bin'));
+  const hvDecision = await chooseHypervisor(settingEnv.RUNCVM_HYPERVISOR, join(assets.guestDir, 'bin'), process.env);
+  settings.hypervisor = hvDecision.hypervisor;
   await checkAssets(assets, settings);
   // volumes + RUNCVM_DISKS (src/runcvm/volumes): validated before any disk work; PVC redirects logged
   const volumePlan = await planContainerVolumes(spec, { disks: settingEnv.RUNCVM_DISKS, kubeletDir: process.env.RUNCVM_KUBELET_DIR, hypervisor: settings.hypervisor, transport: settingEnv.RUNCVM_VOLUME_TRANSPORT }, log);
@@ -319,11 +317,13 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     devices,
   });
   rewritten = rewriteForVolumes(rewritten, volumePlan, spec);
+  if (hvDecision.firecrackerPath) {
+    rewritten = { ...rewritten, mounts: [...(rewritten.mounts ?? []), { destination: CONTAINER_PATHS.firecracker, type: 'bind', source: hvDecision.firecrackerPath, options: ['rbind', 'ro', 'nosuid', 'nodev'] }] };
+  }
   if (settings.kernel) {
     rewritten = { ...rewritten, mounts: [...(rewritten.mounts ?? []), { destination: '/.runcvm/kernel-custom/vmlinux', type: 'bind', source: settings.kernel, options: ['rbind', 'ro'] }] };
   }
   await atomicWrite(join(args.bundle, 'config.json'), JSON.stringify(rewritten), 0o600);
   log.info('bundle rewritten for a microVM', { vcpus: launch.vm.vcpus, memoryMiB: launch.vm.memoryMiB, base: base.path, cached: base.cached });
-  void CONTAINER_PATHS;
   return 'vm';
 }

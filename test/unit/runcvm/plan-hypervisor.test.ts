@@ -16,7 +16,7 @@ describe('runcvm plan: the hypervisor part', () => {
     expect(v.name).toBe('firecracker');
     expect(v.error).toBeUndefined();
     expect(v.argv).toEqual([
-      '/.runcvm/guest/bin/firecracker', '--id', 'web-1', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
+      '/.runcvm/firecracker', '--id', 'web-1', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
       '--api-sock', '/.runcvm/state/firecracker.sock', '--config-file', '/.runcvm/state/firecracker.json',
     ]);
     expect(v.files?.map((f) => f.path)).toEqual(['/.runcvm/state/firecracker.json']);

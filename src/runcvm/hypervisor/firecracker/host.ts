@@ -8,7 +8,7 @@ import { constants as fsc } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { kvmProblem, type AccelFacts } from '../accel.js';
 import { gatherAccelFacts } from '../facts.js';
-import { selectHypervisor } from './select.js';
+import { firecrackerCandidates, selectHypervisor } from './select.js';
 
 async function executable(path: string): Promise<boolean> {
   return access(path, fsc.X_OK).then(() => true, () => false);
@@ -19,12 +19,29 @@ export async function hostAccelFacts(): Promise<AccelFacts> {
   return gatherAccelFacts();
 }
 
-/** `requested` is the raw RUNCVM_HYPERVISOR value (already validated by settings), undefined when unset. */
-export async function chooseHypervisor(requested: string | undefined, guestBinDir: string): Promise<'qemu' | 'firecracker'> {
+export interface HypervisorDecision {
+  hypervisor: 'qemu' | 'firecracker';
+  /** the host path of the firecracker binary to bind into the container (set when hypervisor is firecracker) */
+  firecrackerPath?: string;
+}
+
+/**
+ * `requested` is the raw RUNCVM_HYPERVISOR value (already validated by settings), undefined when unset. The binary is
+ * looked up in the node's configuration only (`nodeEnv`: the runtime's own environment, never the container's, so a
+ * container cannot make the runtime bind an arbitrary host file): RUNCVM_FIRECRACKER, else the guest package, else
+ * the runtime's PATH.
+ */
+export async function chooseHypervisor(requested: string | undefined, guestBinDir: string, nodeEnv: Record<string, string | undefined> = {}): Promise<HypervisorDecision> {
   const want = requested?.trim().toLowerCase() || 'auto';
-  if (want === 'qemu') return 'qemu';
-  const path = `${guestBinDir.replace(/\/$/, '')}/firecracker`;
-  const present = await executable(path);
+  if (want === 'qemu') return { hypervisor: 'qemu' };
+  const candidates = firecrackerCandidates(nodeEnv, guestBinDir);
+  let path: string | undefined;
+  for (const c of candidates) {
+    if (await executable(c)) {
+      path = c;
+      break;
+    }
+  }
   const facts = await hostAccelFacts();
   let problem: string | undefined;
   if (want === 'firecracker') {
@@ -32,10 +49,16 @@ export async function chooseHypervisor(requested: string | undefined, guestBinDi
     else if (!facts.kvmOpenable) problem = '/dev/kvm cannot be opened read/write';
   } else problem = kvmProblem(facts);
   const choice = selectHypervisor(want === 'firecracker' ? 'firecracker' : 'auto', {
-    ...(present ? { firecrackerPath: path } : {}),
-    firecrackerLookedFor: path,
+    ...(path ? { firecrackerPath: path } : {}),
+    firecrackerLookedFor: lookedFor(candidates, nodeEnv),
     ...(problem ? { kvmProblem: problem } : {}),
   });
   if (!choice.ok) throw choice.error;
-  return choice.hypervisor;
+  return choice.hypervisor === 'firecracker' && path ? { hypervisor: 'firecracker', firecrackerPath: path } : { hypervisor: 'qemu' };
+}
+
+/** For messages: RUNCVM_FIRECRACKER alone when set, else the package path and "PATH" (the full PATH list is noise). */
+function lookedFor(candidates: string[], nodeEnv: Record<string, string | undefined>): string {
+  if (nodeEnv.RUNCVM_FIRECRACKER) return `${candidates[0]} (RUNCVM_FIRECRACKER)`;
+  return candidates.length > 1 ? `${candidates[0]} or on the runtime's PATH` : (candidates[0] ?? 'firecracker');
 }

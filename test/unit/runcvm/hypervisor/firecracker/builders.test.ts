@@ -190,7 +190,7 @@ describe('the registry entry (what the launcher runs)', () => {
 
   it('firecracker --config-file with the API kept, a schema-valid config file, the agent on vsock', () => {
     const inv = HYPERVISORS.firecracker.toInvocation(plan);
-    expect(inv.file).toBe('/.runcvm/guest/bin/firecracker');
+    expect(inv.file).toBe('/.runcvm/firecracker');
     expect(inv.direct).toBe(true);
     expect(inv.args).toEqual([
       '--id', 'c1', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
