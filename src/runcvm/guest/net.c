@@ -237,7 +237,7 @@ int runcvm_net_setup(net_log_fn log) {
   }
   if (missing) {
     for (int i = 0; i < nifs; i++)
-      if (!ifs[i].cur[0]) ERROR("No ethernet interface with MAC %s (%s) appeared within %ld ms (is virtio_net loaded?)", ifs[i].mac, ifs[i].name, wait_ms);
+      if (!ifs[i].cur[0]) ERROR("No ethernet interfaces found: none with MAC %s (%s) appeared within %ld ms (is virtio_net loaded?)", ifs[i].mac, ifs[i].name, wait_ms);
   }
   INFO("Found %d of %d interface(s) after %ld ms", nifs - missing, nifs, now_ms() - start);
 

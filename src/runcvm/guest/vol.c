@@ -118,7 +118,11 @@ static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, cha
   } else {
     vol_mkdir_p(dest, 0755);
     if (vol_mount(source, dest, fstype, flags) != 0) {
-      snprintf(err, errlen, "cannot mount %s %s on %s (%s): %s", is_fs ? "virtiofs volume" : fstype, source, dest, flagstext, strerror(errno));
+      /* nfs: the troubleshooting guide's words first, so its section 3 matches what the user sees */
+      if (!strcmp(fstype, "nfs"))
+        snprintf(err, errlen, "\xe2\x9c\x97 Failed to mount %s via NFS: cannot mount %s (%s): %s", dest, source, flagstext, strerror(errno));
+      else
+        snprintf(err, errlen, "cannot mount %s %s on %s (%s): %s", is_fs ? "virtiofs volume" : fstype, source, dest, flagstext, strerror(errno));
       return -1;
     }
   }
