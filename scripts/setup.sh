@@ -67,9 +67,11 @@ step_build() {
     return 0
   fi
   say "building TypeScript"
+  # the stamp takes the time the build STARTED: a source saved during the build makes the next run rebuild
+  local started; started=$(mktemp)
   rm -rf dist
   npx tsc -p tsconfig.build.json
-  touch "$stamp"
+  mv "$started" "$stamp"
 }
 
 step_assets() {

@@ -110,11 +110,20 @@ permanently: echo "user.max_user_namespaces=15000" | sudo tee -a /etc/sysctl.con
   CACHE_NOT_WRITABLE: {
     exit: EXIT.environment,
     message: 'failed to write to cache directory: permission denied',
-    cause: 'Cache directory {dir} is not writable by UID {uid}.',
+    cause: 'Cache directory {dir} is not writable by UID {uid}{where}.',
     fix: `spec:
   securityContext:
     fsGroup: 1000  # sets the volume's ownership
 or an init container: chown -R 1000:1000 {dir} && chmod -R 755 {dir}`,
+  },
+  CACHE_SAVE_NOT_PERMITTED: {
+    exit: EXIT.environment,
+    message: 'unable to save layer to cache: operation not permitted',
+    cause: 'the volume under {dir} refused a change by UID {uid} ({detail}): files there belong to another user, or the volume does not allow changing ownership (NFS with root_squash, some hostPath and CSI volumes).',
+    fix: `spec:
+  securityContext:
+    fsGroup: 1000  # sets the volume's ownership
+or an init container: chown -R 1000:1000 {dir}; or put --cache-dir on an emptyDir or a volume that allows chown`,
   },
   NO_SPACE: {
     exit: EXIT.environment,

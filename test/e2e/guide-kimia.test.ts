@@ -234,6 +234,32 @@ describe('Kimia guide: Error: Cache Directory Permission Denied', () => {
     expect((await stat(join(cache, 'storage'))).uid).toBe(1000);
   });
 
+  it('a cache volume holding what an earlier build as another UID left: preflight names the path; without preflight buildah\'s refusal gets the same text; the chown fix works', async () => {
+    const cache = ws.path('cache-leftover');
+    // a writable cache folder whose storage an earlier build run as root left behind (lock folder owned by UID 0)
+    await mkdir(join(cache, 'storage', 'overlay-layers'), { recursive: true });
+    await chown(cache, 1000, 1000);
+    await chown(join(cache, 'storage'), 1000, 1000);
+    const args = ['-c', SCRATCH_CTX(), '--no-push', '--cache', `--cache-dir=${cache}`, '--storage-driver=overlay'];
+    const build = await kimia(args);
+    expect(build.exitCode, build.all).toBe(6);
+    expect(build.stderr).toContain('error: failed to write to cache directory: permission denied');
+    expect(build.stderr).toContain(`cause: Cache directory ${cache} is not writable by UID 1000: ${join(cache, 'storage', 'overlay-layers')} belongs to UID 0, left by an earlier build.`);
+    expect(build.stderr).toContain(`chown -R 1000:1000 ${cache}`);
+    expect(build.all).not.toMatch(/step 1\//);
+
+    // the same pod with preflight skipped: buildah fails on the lock file, and kimia still says what the guide says
+    const late = await kimia([...args, '--skip-preflight']);
+    expect(late.exitCode, late.all).toBe(6);
+    expect(late.stderr).toContain('error: failed to write to cache directory: permission denied');
+    expect(late.stderr).toMatch(/buildah could not write \S*overlay-layers\/layers\.lock \(permission denied\)/);
+
+    // the guide's Option 2 (init container: chown -R 1000:1000)
+    await run('chown', ['-R', '1000:1000', cache]);
+    const ok = await kimia(args);
+    expect(ok.exitCode, ok.all).toBe(0);
+  });
+
   it('lint: a hostPath cache without fsGroup or an init container is flagged with the guide\'s options', async () => {
     const r = await lint('cache-hostpath', job({
       podSc: '        runAsNonRoot: true\n        runAsUser: 1000\n        runAsGroup: 1000',

@@ -133,3 +133,30 @@ describe('push retries through a flaky proxy', () => {
     expect(attempts).toBeLessThanOrEqual(2);
   });
 });
+
+describe('base image pull retries (--image-download-retry)', () => {
+  const blobs = (_m: string, path: string) => path.includes('/blobs/');
+  const pullThroughProxy = async (name: string, retries: number) => {
+    await ws.write(`ctx-${name}/Dockerfile`, `FROM ${plainBase.replace(plain.host, proxy.host)}\nRUN echo pulled > /p\n`);
+    await chownTree(ws.dir);
+    return kimia(['-c', ws.path(`ctx-${name}`), '--no-push', '--insecure-registry', proxy.host, '--storage-driver=overlay', `--image-download-retry=${retries}`],
+      { home: ws.path(`home-${name}`) });
+  };
+
+  it('layer downloads that drop are retried and the build succeeds; with no retries the same drops fail the build (exit 3)', async () => {
+    proxy.failNext(2, 'drop', blobs);
+    const none = await pullThroughProxy('pull-noretry', 0);
+    proxy.failNext(0, 'drop');
+    expect(none.exitCode, none.all).toBe(3);
+    expect(none.stderr).toMatch(/error: build failed: .*(EOF|connection reset|closed)/i);
+
+    const before = proxy.log.length;
+    proxy.failNext(2, 'drop', blobs);
+    const retried = await pullThroughProxy('pull-retry', 3);
+    proxy.failNext(0, 'drop');
+    expect(retried.exitCode, retried.all).toBe(0);
+    const seen = proxy.log.slice(before).filter((l) => l.path.includes('/blobs/'));
+    expect(seen.filter((l) => l.action === 'failed').length).toBe(2);
+    expect(seen.some((l) => l.action === 'forwarded')).toBe(true);
+  });
+});

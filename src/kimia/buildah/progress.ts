@@ -172,6 +172,21 @@ export function noSpacePath(stderr: string): string | undefined {
   return noSpaceWrites(stderr)[0]?.path;
 }
 
+/**
+ * A write into the image storage refused with EACCES or EPERM (the guide's "Cache Directory Permission Denied"):
+ * the first such path under the storage or run root, and buildah's short statement of it.
+ */
+export function storagePermissionFailure(stderr: string, storage: { root: string; runroot: string }): { path: string; errno: 'EACCES' | 'EPERM'; text: string } | undefined {
+  const under = (path: string, dir: string) => path === dir || path.startsWith(dir.replace(/\/+$/, '') + '/');
+  for (const m of stderr.matchAll(/(?:(\w+) )?(\/[^\s:"'()]+): (permission denied|operation not permitted)/gi)) {
+    const path = m[2]!;
+    if (under(path, storage.root) || under(path, storage.runroot)) {
+      return { path, errno: /permission denied/i.test(m[3]!) ? 'EACCES' : 'EPERM', text: m[0] };
+    }
+  }
+  return undefined;
+}
+
 /** vfs keeps a full copy of the root filesystem per layer: the usual reason a small volume fills up. */
 export function driverSpaceNote(driver: string): string {
   return driver === 'vfs' ? '. With vfs every layer is a full copy of the filesystem; --storage-driver=overlay needs far less' : '';

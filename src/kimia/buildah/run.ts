@@ -8,6 +8,7 @@ import type { BuildPlan, PushStep } from '../plan/plan.js';
 import { fail } from '../errors.js';
 import {
   CacheCounter, StepClock, backoffMs, classifyFailure, describeNoSpace, dnsFailure, formatDuration, parseLine, quoteChildError, stepLabel,
+  storagePermissionFailure,
 } from './progress.js';
 
 export interface BudResult {
@@ -153,8 +154,15 @@ async function budFailure(plan: BuildPlan, result: RunResult) {
       const dns = dnsFailure(output)!;
       return fail('PULL_UNREACHABLE', { host: dns.host, dns: dns.text });
     }
-    default:
+    default: {
+      const denied = storagePermissionFailure(output, plan.storage);
+      const uid = String(process.getuid?.() ?? 0);
+      if (denied?.errno === 'EACCES') {
+        return fail('CACHE_NOT_WRITABLE', { dir: plan.storage.root, uid, where: `: buildah could not write ${denied.path} (permission denied)` });
+      }
+      if (denied) return fail('CACHE_SAVE_NOT_PERMITTED', { dir: plan.storage.root, uid, detail: denied.text });
       return fail('BUILD_FAILED', { detail: quoted, code: result.exitCode });
+    }
   }
 }
 

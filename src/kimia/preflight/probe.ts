@@ -2,7 +2,7 @@
  * Probe the facts preflight judges, in one cheap pass: a few /proc and /etc reads, a statfs, a write test, and a
  * single `unshare` child that creates a real user namespace (and, for overlay, mounts an overlay inside it).
  */
-import { access, constants, mkdir, mkdtemp, readFile, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { runQuick } from '../../core/exec/index.js';
 import { parseSize } from '../../core/config.js';
@@ -63,6 +63,26 @@ async function writable(dir: string): Promise<{ writable: boolean; error?: strin
   } catch (err) {
     return { writable: false, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
   }
+}
+
+/**
+ * Entries of an existing image storage that this user cannot write: the storage folder itself may be writable while
+ * what an earlier build left in it (run as another UID, or before fsGroup was set) is not, and buildah would fail on
+ * its first lock file. Top level only: a few access() calls.
+ */
+async function blockedEntries(dir: string): Promise<{ path: string; uid: number }[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const checks = entries
+    .filter((e) => !e.name.startsWith('.kimia-'))
+    .map(async (e) => {
+      const path = join(dir, e.name);
+      const mode = e.isDirectory() ? constants.W_OK | constants.X_OK : constants.W_OK;
+      if (!e.isDirectory() && !e.isFile()) return undefined;
+      if (await access(path, mode).then(() => true, () => false)) return undefined;
+      const st = await stat(path).catch(() => undefined);
+      return { path, uid: st?.uid ?? -1 };
+    });
+  return (await Promise.all(checks)).filter((x): x is { path: string; uid: number } => x !== undefined);
 }
 
 async function existingAncestor(path: string): Promise<string> {
@@ -130,7 +150,8 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     const st = await statfs(dir).catch(() => undefined);
     return st ? { dir, bytes: Number(st.bavail) * Number(st.bsize) } : undefined;
   });
-  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace] = await Promise.all([
+  const blocked = storageWritable.then(async (w) => (w.writable ? (await Promise.all([blockedEntries(storage.root), blockedEntries(storage.runroot)])).flat() : []));
+  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked] = await Promise.all([
     readText('/proc/self/status'),
     readText('/proc/sys/user/max_user_namespaces'),
     readText('/etc/passwd'),
@@ -145,6 +166,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     request.cacheDir ? writable(request.cacheDir) : Promise.resolve(undefined),
     namespace,
     free,
+    blocked,
   ]);
   const userName = passwd?.split('\n').map((l) => l.split(':')).find((p) => p[2] === String(uid))?.[0] ?? String(uid);
   const facts: PreflightFacts = {
@@ -158,7 +180,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     noNewPrivs: statusField(status ?? '', 'NoNewPrivs') === '1',
     subuid: hasSubIdRange(subuid, userName, uid),
     subgid: hasSubIdRange(subgid, userName, uid),
-    storageRoot: { path: storage.root, ...storageW },
+    storageRoot: { path: storage.root, ...storageW, ...(storageBlocked.length ? { blocked: storageBlocked } : {}) },
     minFreeBytes: env.KIMIA_MIN_FREE_SPACE ? parseSize(env.KIMIA_MIN_FREE_SPACE) : DEFAULT_MIN_FREE,
     dockerConfig: {
       dir: request.dockerConfigDir,

@@ -28,7 +28,8 @@ export interface PreflightFacts {
   subuid: boolean;
   subgid: boolean;
   cacheDir?: { path: string; writable: boolean; error?: string };
-  storageRoot: { path: string; writable: boolean; error?: string };
+  /** `blocked`: what an earlier build left in the storage that this user cannot write (top-level entries) */
+  storageRoot: { path: string; writable: boolean; error?: string; blocked?: { path: string; uid: number }[] };
   free?: { dir: string; bytes: number };
   minFreeBytes: number;
   dockerConfig: { dir: string; exists: boolean; kanikoExists: boolean; envCredentials: boolean; explicit: boolean };
@@ -106,11 +107,22 @@ export function judge(f: PreflightFacts): Verdict[] {
   if (f.cacheDir) {
     out.push(f.cacheDir.writable
       ? { check: 'cache dir', status: 'ok', detail: `${f.cacheDir.path} writable by UID ${f.uid}` }
-      : failed('cache dir', 'CACHE_NOT_WRITABLE', { dir: f.cacheDir.path, uid: String(f.uid) }, f.cacheDir.error ?? 'not writable'));
+      : failed('cache dir', 'CACHE_NOT_WRITABLE', { dir: f.cacheDir.path, uid: String(f.uid), where: '' }, f.cacheDir.error ?? 'not writable'));
   }
-  out.push(f.storageRoot.writable
-    ? { check: 'storage root', status: 'ok', detail: `${f.storageRoot.path} writable` }
-    : failed('storage root', 'CACHE_NOT_WRITABLE', { dir: f.storageRoot.path, uid: String(f.uid) }, f.storageRoot.error ?? 'not writable'));
+  const blocked = f.storageRoot.blocked ?? [];
+  if (!f.storageRoot.writable) {
+    out.push(failed('storage root', 'CACHE_NOT_WRITABLE', { dir: f.storageRoot.path, uid: String(f.uid), where: '' }, f.storageRoot.error ?? 'not writable'));
+  } else if (blocked.length) {
+    // the folder is writable but an earlier build (another UID) left files in it that are not
+    const first = blocked[0]!;
+    const more = blocked.length > 1 ? ` and ${blocked.length - 1} more` : '';
+    const dir = f.cacheDir?.path ?? f.storageRoot.path;
+    out.push(failed('storage root', 'CACHE_NOT_WRITABLE', {
+      dir, uid: String(f.uid), where: `: ${first.path}${more} belong${more ? '' : 's'} to UID ${first.uid}, left by an earlier build`,
+    }, `${first.path}${more} not writable (owner UID ${first.uid})`));
+  } else {
+    out.push({ check: 'storage root', status: 'ok', detail: `${f.storageRoot.path} writable` });
+  }
 
   if (f.free) {
     out.push(f.free.bytes < f.minFreeBytes

@@ -49,6 +49,15 @@ describe('preflight verdicts', () => {
     expect(e.fix).toContain('fsGroup: 1000');
   });
 
+  it('a writable storage folder holding what an earlier build (another UID) left: the guide text, the path and its owner', () => {
+    const e = failure({ cacheDir: { path: '/cache', writable: true }, storageRoot: { path: '/cache/storage', writable: true, blocked: [{ path: '/cache/storage/overlay-layers', uid: 0 }, { path: '/cache/storage/storage.lock', uid: 0 }] } })!;
+    expect(e.message).toBe('failed to write to cache directory: permission denied');
+    expect(e.causeText).toBe('Cache directory /cache is not writable by UID 1000: /cache/storage/overlay-layers and 1 more belong to UID 0, left by an earlier build.');
+    expect(e.fix).toContain('chown -R 1000:1000 /cache');
+    const one = failure({ storageRoot: { path: '/h/storage', writable: true, blocked: [{ path: '/h/storage/vfs', uid: 0 }] } })!;
+    expect(one.causeText).toBe('Cache directory /h/storage is not writable by UID 1000: /h/storage/vfs belongs to UID 0, left by an earlier build.');
+  });
+
   it('low disk space: the guide text, a cause naming the storage and its driver, and the ephemeral-storage fix', () => {
     const e = failure({ free: { dir: '/home', bytes: 23 * 2 ** 20 }, storageDriver: 'overlay', overlay: { ok: true } })!;
     expect(e.message).toBe('error building: no space left on device');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   CacheCounter, StepClock, backoffMs, classifyFailure, describeNoSpace, dnsFailure, formatDuration, noSpacePath, parseLine, quoteChildError, stepLabel,
+  storagePermissionFailure,
 } from '../../../src/kimia/buildah/progress.js';
 import { fail } from '../../../src/kimia/errors.js';
 
@@ -143,5 +144,25 @@ describe('ENOSPC during the build: cause and fix in plain words', () => {
     expect(render(d).causeText).toMatch(/^Insufficient ephemeral storage: buildah's temporary folder \/var\/tmp \(set TMPDIR to a folder on a bigger volume\) ran out of space during the push, 0 B left\./);
     expect(d.path).toBe('/var/tmp');
     expect(d.detail).toBe('open /var/tmp/buildah123/layer: no space left on device');
+  });
+});
+
+describe('a storage write refused during the build (Cache Directory Permission Denied)', () => {
+  const storage = { root: '/cache/storage', runroot: '/cache/run' };
+  it('finds EACCES and EPERM on paths in the image storage, and nothing elsewhere', () => {
+    expect(storagePermissionFailure('Error: creating build container: creating container: open /cache/storage/overlay-layers/layers.lock: permission denied', storage))
+      .toEqual({ path: '/cache/storage/overlay-layers/layers.lock', errno: 'EACCES', text: 'open /cache/storage/overlay-layers/layers.lock: permission denied' });
+    expect(storagePermissionFailure('Error: committing: lchown /cache/storage/overlay/abc/diff/etc: operation not permitted', storage))
+      .toMatchObject({ errno: 'EPERM', text: 'lchown /cache/storage/overlay/abc/diff/etc: operation not permitted' });
+    expect(storagePermissionFailure('RUN: sh: /app/run.sh: permission denied', storage)).toBeUndefined();
+  });
+
+  it('EPERM reads as the guide\'s second line, with the volume and the fix', () => {
+    const e = fail('CACHE_SAVE_NOT_PERMITTED', { dir: '/cache/storage', uid: '1000', detail: 'lchown /cache/storage/overlay/abc/diff/etc: operation not permitted' });
+    expect(e.message).toBe('unable to save layer to cache: operation not permitted');
+    expect(e.exitCode).toBe(6);
+    expect(e.causeText).toContain('the volume under /cache/storage refused a change by UID 1000 (lchown /cache/storage/overlay/abc/diff/etc: operation not permitted)');
+    expect(e.fix).toContain('fsGroup: 1000');
+    expect(e.fix).toContain('chown -R 1000:1000 /cache/storage');
   });
 });
