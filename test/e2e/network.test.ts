@@ -435,7 +435,118 @@ describe.skipIf(!dockerReady)('Docker mode: a user-defined bridge network and a 
       await d.docker(['rm', '-f', name], { reject: false });
     }
   });
+
+  // Docker's embedded DNS (nameserver 127.0.0.11 on a user-defined network): under runc dockerd answers it inside
+  // the container's namespace; under runcvm the guest relays 127.0.0.11:53 to the launcher (169.254.1.254:53), which
+  // relays to the real 127.0.0.11:53 in that namespace. The workload must see the same resolv.conf and get the same
+  // answers, over UDP (nslookup, ping) and TCP (a raw query through nc).
+  it('embedded DNS: the same resolv.conf and the same answers for a container name and alias under runc and runcvm', async () => {
+    const target = 'rcvmdns-target';
+    const alias = 'rcvmdns-alias';
+    await d.docker(['run', '-d', '--network', 'rcvmnet', '--network-alias', alias, '--name', target, 'rcvmnet/busybox', 'sleep', '3600']);
+    try {
+      const inspect = JSON.parse((await d.docker(['inspect', target])).stdout) as { NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[];
+      const targetIp = inspect[0]!.NetworkSettings.Networks['rcvmnet']!.IPAddress;
+      expect(targetIp).toMatch(/^172\.30\.0\.\d+$/);
+      const script = [
+        'cat /etc/resolv.conf',
+        'echo =====',
+        `nslookup ${target} 2>&1`,
+        'echo =====',
+        `nslookup ${alias} 2>&1`,
+        'echo =====',
+        `ping -c1 -W5 ${target} 2>&1`,
+        'echo =====',
+        // DNS over TCP (busybox nslookup speaks UDP only); `timeout`: the server may keep an idle connection open
+        `printf '${octalEscapes(tcpDnsQuery(target))}' | timeout 10 nc 127.0.0.11 53 | od -An -tu1 -v`,
+        'echo =====',
+        'ip route',
+      ].join('\n');
+      const runs: Record<string, { resolvConf: string; nslookup: string | undefined; alias: string | undefined; ping: string | undefined; tcp: string | undefined; routes: string; text: string }> = {};
+      for (const rt of ['runc', 'runcvm'] as const) {
+        const r = await d.docker(['run', '--rm', '--runtime', rt, '--network', 'rcvmnet', 'rcvmnet/busybox', 'sh', '-c', script], { reject: false, timeoutMs: 180_000 });
+        expect(r.exitCode, `${rt}: ${r.stderr}\n${r.stdout}`).toBe(0);
+        const [resolvConf = '', ns1 = '', ns2 = '', ping = '', tcp = '', routes = ''] = r.stdout.split('=====\n');
+        runs[rt] = { resolvConf, nslookup: nslookupAddress(ns1, target), alias: nslookupAddress(ns2, alias), ping: /^PING \S+ \((\d+\.\d+\.\d+\.\d+)\)/m.exec(ping)?.[1], tcp: tcpDnsAnswer(tcp), routes, text: r.stdout };
+      }
+      const oracle = runs['runc']!;
+      const vm = runs['runcvm']!;
+      expect(oracle.resolvConf).toMatch(/^nameserver 127\.0\.0\.11$/m);
+      expect(oracle, oracle.text).toMatchObject({ nslookup: targetIp, alias: targetIp, ping: targetIp, tcp: targetIp });
+      // the VM's workload sees exactly what runc's sees
+      expect(vm.resolvConf).toBe(oracle.resolvConf);
+      expect(vm, vm.text).toMatchObject({ nslookup: targetIp, alias: targetIp, ping: targetIp, tcp: targetIp });
+      expect(vm.text).toContain('1 packets received');
+      // and it did run in a VM (the identity route exists only there)
+      expect(vm.routes).toContain('169.254.1.254 dev eth0');
+      expect(oracle.routes).not.toContain('169.254.1.254');
+    } finally {
+      await d.docker(['rm', '-f', target], { reject: false });
+    }
+  });
+
+  it("embedded DNS: the launcher's relay on the identity IP answers nobody but its VM (another container that routes there gets nothing)", async () => {
+    const vmName = 'rcvmdns-vm';
+    await d.docker(['run', '-d', '--runtime', 'runcvm', '--network', 'rcvmnet', '--name', vmName, 'rcvmnet/busybox', 'sleep', '3600']);
+    try {
+      // the VM resolves through its relays (waited for while it boots): from here on the launcher's relay listens
+      let own = '';
+      for (let i = 0; i < 240 && !/Address: 172\.30\.0\.\d+/.test(own); i++) {
+        const r = await d.docker(['exec', vmName, 'nslookup', vmName], { reject: false, timeoutMs: 60_000 });
+        own = r.stdout;
+        if (r.exitCode !== 0) await new Promise((res) => setTimeout(res, 500));
+      }
+      expect(own).toMatch(/Address: 172\.30\.0\.\d+/);
+      // a runc container on the same network routes 169.254.1.254 to the bridge, where only the runcvm container's
+      // br-eth0 holds it, and asks there over UDP and TCP: no answer (the relay serves only the VM's addresses, and
+      // the container side routes nothing but the VM's IP back)
+      const probe = [
+        'ip route add 169.254.1.254 dev eth0',
+        `timeout 15 nslookup ${vmName} 169.254.1.254 >/dev/null 2>&1; echo NSLOOKUP=$?`,
+        `printf '${octalEscapes(tcpDnsQuery(vmName))}' | timeout 10 nc -w 5 169.254.1.254 53 | wc -c | sed 's/^ */TCPBYTES=/'`,
+        'ip neigh show 169.254.1.254',
+      ].join('\n');
+      const r = await d.docker(['run', '--rm', '--cap-add', 'NET_ADMIN', '--network', 'rcvmnet', 'rcvmnet/busybox', 'sh', '-c', probe], { reject: false, timeoutMs: 120_000 });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^NSLOOKUP=[1-9]\d*$/m);
+      expect(r.stdout).toMatch(/^TCPBYTES=0$/m);
+      // and it did reach the runcvm container's side (the address resolved at the link layer): not a vacuous miss
+      expect(r.stdout).toMatch(/169\.254\.1\.254 dev eth0 lladdr [0-9a-f:]{17}/);
+    } finally {
+      await d.docker(['rm', '-f', vmName], { reject: false });
+    }
+  });
 });
+
+/** A DNS query (A, IN, recursion desired) for name, with the 2-byte length prefix DNS over TCP uses (RFC 1035 4.2.2). */
+function tcpDnsQuery(name: string): Buffer {
+  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l, 'ascii')]);
+  const msg = Buffer.concat([Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(msg.length);
+  return Buffer.concat([len, msg]);
+}
+
+function octalEscapes(buf: Buffer): string {
+  return [...buf].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+}
+
+/** The A record's address in a TCP DNS answer printed by `od -An -tu1` (one answer, no other records: its last 4 bytes). */
+function tcpDnsAnswer(odText: string): string | undefined {
+  const bytes = odText.trim().split(/\s+/).filter(Boolean).map(Number);
+  if (bytes.length < 2 + 12 + 16) return undefined;
+  const msg = bytes.slice(2, 2 + ((bytes[0]! << 8) | bytes[1]!));
+  const id = (msg[0]! << 8) | msg[1]!;
+  const answers = (msg[6]! << 8) | msg[7]!;
+  if (id !== 0x1234 || answers !== 1 || (msg[3]! & 0x0f) !== 0) return undefined;
+  return msg.slice(-4).join('.');
+}
+
+/** The IPv4 address busybox nslookup printed for name. */
+function nslookupAddress(text: string, name: string): string | undefined {
+  const after = text.slice(text.indexOf(`Name:\t${name}`));
+  return /^Address: (\d+\.\d+\.\d+\.\d+)$/m.exec(after)?.[1];
+}
 
 describe('cleanup', () => {
   it('leaves no test namespaces behind', async () => {

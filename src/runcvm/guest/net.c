@@ -8,9 +8,20 @@
  * runcvm_net_setup() waits (10 s by default) for every NIC to appear, names it after its MAC (virtio probe order is
  * not guaranteed), sets MTU and addresses, brings it up, adds the routes with busybox `ip`, and writes
  * /etc/resolv.conf when the image has none with a nameserver. No runcvm.net.if → loopback only (--network none).
+ *
+ * Docker's embedded DNS (runcvm.net.dnsrelay=127.0.0.11,169.254.1.254 and runcvm.net.resolvconf=BASE64, see
+ * planDnsRelay in plan.ts): /etc/resolv.conf becomes the engine's file as it is at start, and a relay process
+ * listens on 127.0.0.11:53 (UDP and TCP; the address is on lo already, as 127.0.0.0/8 is) and forwards each query
+ * to the launcher on the identity IP, which forwards it to the real 127.0.0.11 in the container's namespace. The
+ * workload keeps `nameserver 127.0.0.11`, as under runc. The guest kernel has no netfilter, so no DNAT: a process.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -39,7 +50,7 @@ static struct net_if ifs[MAX_IFS];
 static int nifs;
 static char *routes[MAX_ROUTES];
 static int nroutes;
-static char *dns, *search, *dnsopt;
+static char *dns, *search, *dnsopt, *dnsrelay, *resolvconf;
 static long wait_ms = 10000;
 static net_log_fn logf_;
 
@@ -125,6 +136,8 @@ static void parse_cmdline(char *cmdline) {
     else if (!strncmp(w, "runcvm.net.search=", 18)) search = w + 18;
     else if (!strncmp(w, "runcvm.net.dnsopt=", 18)) dnsopt = w + 18;
     else if (!strncmp(w, "runcvm.net.wait=", 16)) wait_ms = atol(w + 16);
+    else if (!strncmp(w, "runcvm.net.dnsrelay=", 20)) dnsrelay = w + 20;
+    else if (!strncmp(w, "runcvm.net.resolvconf=", 22)) resolvconf = w + 22;
   }
 }
 
@@ -207,6 +220,203 @@ static void write_resolv_conf(void) {
   (void)r;
   close(w);
   DEBUG("wrote /etc/resolv.conf");
+}
+
+/* standard base64 (RFC 4648) in place; returns the decoded length, -1 on a bad character */
+static int base64_decode(char *s) {
+  static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  int out = 0, bits = 0;
+  unsigned acc = 0;
+  for (char *p = s; *p && *p != '='; p++) {
+    const char *at = strchr(abc, *p);
+    if (!at) return -1;
+    acc = (acc << 6) | (unsigned)(at - abc);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      s[out++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  s[out] = 0;
+  return out;
+}
+
+/* the engine's resolv.conf as it is at start (Docker rewrote it after create copied it into the VM's disk) */
+static int write_engine_resolv_conf(void) {
+  int len = base64_decode(resolvconf);
+  if (len < 0) {
+    ERROR("runcvm.net.resolvconf is not base64; /etc/resolv.conf kept");
+    return -1;
+  }
+  mkdir("/etc", 0755);
+  int w = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (w < 0) {
+    ERROR("cannot write /etc/resolv.conf: %s", strerror(errno));
+    return -1;
+  }
+  ssize_t r = write(w, resolvconf, (size_t)len);
+  close(w);
+  if (r != len) {
+    ERROR("cannot write /etc/resolv.conf: %s", strerror(errno));
+    return -1;
+  }
+  DEBUG("wrote the engine's /etc/resolv.conf (%d bytes)", len);
+  return 0;
+}
+
+/* ----- DNS relay: 127.0.0.11:53 in the VM → the launcher (identity IP):53 -----
+ * One process in init's PID namespace (the workload's `ps` does not show it), started before the workload. UDP: one
+ * connected upstream socket per query, its first answer goes back to the asker from 127.0.0.11:53; TCP: a child per
+ * connection copies the bytes both ways (DNS over TCP already frames its messages), half-closes included. */
+#define RELAY_SLOTS 64
+#define RELAY_QUERY_MS 10000
+
+static struct sockaddr_in relay_up;
+
+static void relay_tcp(int c) {
+  int u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (u < 0 || connect(u, (struct sockaddr *)&relay_up, sizeof relay_up) != 0) _exit(1);
+  int fds[2] = {c, u}, open_in[2] = {1, 1};
+  static char buf[65536];
+  while (open_in[0] || open_in[1]) {
+    struct pollfd p[2];
+    int n = 0, which[2];
+    for (int i = 0; i < 2; i++)
+      if (open_in[i]) { p[n] = (struct pollfd){fds[i], POLLIN, 0}; which[n++] = i; }
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int k = 0; k < n; k++) {
+      if (!p[k].revents) continue;
+      int from = which[k], to = 1 - from;
+      ssize_t got = read(fds[from], buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        /* this direction is over: pass the end on, keep the other direction open for the answer */
+        shutdown(fds[to], SHUT_WR);
+        open_in[from] = 0;
+        if (got < 0) _exit(0);
+        continue;
+      }
+      for (ssize_t off = 0; off < got;) {
+        ssize_t w = write(fds[to], buf + off, (size_t)(got - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) _exit(0);
+        off += w;
+      }
+    }
+  }
+  _exit(0);
+}
+
+static void relay_loop(int udp, int tcp) {
+  struct { int fd; struct sockaddr_in from; long deadline; } q[RELAY_SLOTS];
+  for (int i = 0; i < RELAY_SLOTS; i++) q[i].fd = -1;
+  static unsigned char buf[65536];
+  for (;;) {
+    struct pollfd p[2 + RELAY_SLOTS];
+    int slot_of[2 + RELAY_SLOTS];
+    int n = 0;
+    p[n] = (struct pollfd){udp, POLLIN, 0}; slot_of[n++] = -1;
+    p[n] = (struct pollfd){tcp, POLLIN, 0}; slot_of[n++] = -1;
+    for (int i = 0; i < RELAY_SLOTS; i++)
+      if (q[i].fd >= 0) { p[n] = (struct pollfd){q[i].fd, POLLIN, 0}; slot_of[n++] = i; }
+    if (poll(p, (nfds_t)n, 1000) < 0 && errno != EINTR) _exit(1);
+    long now = now_ms();
+    for (int k = 2; k < n; k++) {
+      int i = slot_of[k];
+      if (p[k].revents) {
+        ssize_t got = recv(q[i].fd, buf, sizeof buf, 0);
+        if (got > 0) sendto(udp, buf, (size_t)got, 0, (struct sockaddr *)&q[i].from, sizeof q[i].from);
+        close(q[i].fd);
+        q[i].fd = -1;
+      } else if (now > q[i].deadline) {
+        close(q[i].fd); /* no answer: the asker retries on its own */
+        q[i].fd = -1;
+      }
+    }
+    if (p[0].revents & POLLIN) {
+      struct sockaddr_in from;
+      socklen_t fl = sizeof from;
+      ssize_t got = recvfrom(udp, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+      int i = 0;
+      while (i < RELAY_SLOTS && q[i].fd >= 0) i++;
+      if (got > 0 && i < RELAY_SLOTS) {
+        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (u >= 0 && connect(u, (struct sockaddr *)&relay_up, sizeof relay_up) == 0 && send(u, buf, (size_t)got, 0) == got) {
+          q[i].fd = u;
+          q[i].from = from;
+          q[i].deadline = now + RELAY_QUERY_MS;
+        } else if (u >= 0) close(u);
+      }
+    }
+    if (p[1].revents & POLLIN) {
+      int c = accept4(tcp, NULL, NULL, SOCK_CLOEXEC);
+      if (c >= 0) {
+        if (fork() == 0) {
+          close(udp);
+          close(tcp);
+          for (int i = 0; i < RELAY_SLOTS; i++)
+            if (q[i].fd >= 0) close(q[i].fd);
+          relay_tcp(c);
+        }
+        close(c);
+      }
+    }
+  }
+}
+
+static int relay_socket(int type, struct sockaddr_in *at) {
+  int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (s < 0) return -1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(s, (struct sockaddr *)at, sizeof *at) != 0 || (type == SOCK_STREAM && listen(s, 16) != 0)) {
+    close(s);
+    return -1;
+  }
+  return s;
+}
+
+/* runcvm.net.dnsrelay=LISTEN,VIA: bind here (so a failure is logged before the workload starts), relay in a child */
+static int start_dns_relay(void) {
+  char copy[64], *f[2];
+  snprintf(copy, sizeof copy, "%s", dnsrelay);
+  struct sockaddr_in at = {.sin_family = AF_INET, .sin_port = htons(53)};
+  relay_up = at;
+  if (split(copy, ',', f, 2) != 2 || inet_pton(AF_INET, f[0], &at.sin_addr) != 1 || inet_pton(AF_INET, f[1], &relay_up.sin_addr) != 1) {
+    ERROR("runcvm.net.dnsrelay=%s: want LISTEN,VIA (IPv4)", dnsrelay);
+    return -1;
+  }
+  int udp = relay_socket(SOCK_DGRAM, &at);
+  int tcp = udp >= 0 ? relay_socket(SOCK_STREAM, &at) : -1;
+  if (tcp < 0) {
+    ERROR("DNS relay: cannot listen on %s:53: %s", f[0], strerror(errno));
+    if (udp >= 0) close(udp);
+    return -1;
+  }
+  pid_t p = fork();
+  if (p == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGCHLD, SIG_IGN); /* the TCP children reap themselves */
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) { dup2(nul, 0); dup2(nul, 1); dup2(nul, 2); }
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != udp && fd != tcp) close(fd);
+    relay_loop(udp, tcp);
+    _exit(0);
+  }
+  close(udp);
+  close(tcp);
+  if (p < 0) {
+    ERROR("DNS relay: fork: %s", strerror(errno));
+    return -1;
+  }
+  INFO("DNS relay: %s:53 -> %s:53 (udp, tcp)", f[0], f[1]);
+  return 0;
 }
 
 int runcvm_net_setup(net_log_fn log) {
@@ -302,7 +512,9 @@ int runcvm_net_setup(net_log_fn log) {
     failures += ip(argv[0], argv[1], argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12], NULL) != 0;
   }
 
-  write_resolv_conf();
+  if (resolvconf) failures += write_engine_resolv_conf() != 0;
+  else write_resolv_conf();
+  if (dnsrelay) failures += start_dns_relay() != 0;
   if (failures) ERROR("network set-up finished with %d problem(s)", failures);
   else INFO("Network configured: %d interface(s), %d route(s)", nifs, nroutes);
   return failures ? -1 : 0;

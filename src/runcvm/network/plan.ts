@@ -112,6 +112,14 @@ export interface GuestNetwork {
   /** in the order they must be added (link routes before the gateways that depend on them) */
   routes: GuestRoute[];
   dns: GuestDns;
+  /** the guest relays DNS sent to `listen`:53 (its own loopback) to `via`:53 (the launcher); see planDnsRelay */
+  dnsRelay?: { listen: string; via: string };
+  /**
+   * the engine's resolv.conf, verbatim, as the launcher reads it at start; the guest replaces its copy with it. Set
+   * with the relay only: Docker rewrites the file for the embedded DNS in its prestart hook, after `create` copied
+   * it into the VM's disk, so that copy still names the host's resolvers.
+   */
+  resolvConf?: string;
   /** how long the guest waits for its eth* interfaces */
   waitMs: number;
 }
@@ -160,6 +168,8 @@ export type NetworkPlan =
       nics: NicPlan[];
       steps: IpStep[];
       guest: GuestNetwork;
+      /** the launcher's half of the DNS relay (the guest's half is guest.dnsRelay) */
+      dnsRelay?: DnsRelayPlan;
       warnings: string[];
     };
 
@@ -348,6 +358,19 @@ export function planNetwork(observed: NetworkFacts, request: NetworkRequest): Ne
   if (handed.some((h) => h.name === 'eth0')) guestRoutes.push({ dst: IDENTITY_IP, family: 'inet', dev: 'eth0' });
   for (const h of handed) guestRoutes.push(...h.routes);
 
+  const guest: GuestNetwork = {
+    interfaces: handed.map((h) => ({ name: h.name, mac: h.podMac, mtu: h.mtu, addresses: h.addresses })),
+    routes: guestRoutes,
+    dns,
+    waitMs: GUEST_IFACE_WAIT_MS,
+  };
+  const dnsRelay = planDnsRelay(dns, handed);
+  if (dnsRelay) {
+    guest.dnsRelay = { listen: DOCKER_DNS_IP, via: dnsRelay.listen };
+    const text = facts.resolvConf ?? '';
+    if (Buffer.byteLength(text) <= RESOLV_CONF_MAX) guest.resolvConf = text;
+    else warnings.push(`resolv.conf is ${Buffer.byteLength(text)} bytes (more than ${RESOLV_CONF_MAX} for the kernel command line); the VM keeps the copy made at create`);
+  }
   return {
     mode: 'bridged',
     bridge: 'br-eth0',
@@ -355,12 +378,8 @@ export function planNetwork(observed: NetworkFacts, request: NetworkRequest): Ne
     interfaces: handed,
     nics: handed.map((h) => ({ id: `net${ethIndex(h.name)}`, tap: h.tap, mac: h.podMac })),
     steps: [...recovery.steps, ...handed.flatMap((h) => stepsFor(h, request))],
-    guest: {
-      interfaces: handed.map((h) => ({ name: h.name, mac: h.podMac, mtu: h.mtu, addresses: h.addresses })),
-      routes: guestRoutes,
-      dns,
-      waitMs: GUEST_IFACE_WAIT_MS,
-    },
+    guest,
+    ...(dnsRelay ? { dnsRelay } : {}),
     warnings,
   };
 }
@@ -519,6 +538,51 @@ export function recoverStale(facts: NetworkFacts): { facts: NetworkFacts; steps:
   return { facts: out, steps, warnings };
 }
 
+// ----- Docker's embedded DNS -----
+
+/**
+ * Docker's embedded DNS server. On a user-defined network the container's resolv.conf names it, and dockerd answers
+ * it only inside the container's network namespace (an iptables DNAT there to its own listener). In the VM the same
+ * address is the guest's own loopback, so runcvm relays it in two hops that keep the workload's view unchanged:
+ * the guest listens on 127.0.0.11:53 and forwards to the identity IP; the launcher, which lives in the container's
+ * namespace, listens on the identity IP:53 and forwards to 127.0.0.11:53, where dockerd answers as under runc.
+ */
+export const DOCKER_DNS_IP = '127.0.0.11';
+export const DNS_PORT = 53;
+/** resolv.conf bytes sent verbatim to the guest (base64 on the kernel command line, which holds 2047 bytes in all) */
+export const RESOLV_CONF_MAX = 600;
+
+export interface DnsRelayPlan {
+  /** where the launcher listens (the identity IP on br-eth0: it exists only in the container's namespace) */
+  listen: string;
+  port: number;
+  /** where the launcher forwards, in the container's namespace */
+  upstream: string;
+  upstreamPort: number;
+  /** the VM's IPv4 addresses: the only sources the launcher relays for (the answers go back to the VM anyway) */
+  allowedSources: string[];
+}
+
+/**
+ * A DNS relay is planned only when the container's resolv.conf names Docker's embedded DNS and eth0 (the one with
+ * the identity IP) goes to the VM with an IPv4 address the guest can send from. Any other resolv.conf: no relay,
+ * nothing changes.
+ */
+export function planDnsRelay(dns: GuestDns, handed: readonly HandedInterface[]): DnsRelayPlan | undefined {
+  if (!dns.nameservers.includes(DOCKER_DNS_IP)) return undefined;
+  const eth0 = handed.find((h) => h.name === 'eth0' && h.bridgeAddress === IDENTITY_CIDR);
+  if (!eth0) return undefined;
+  const allowedSources = handed.flatMap((h) => h.addresses.filter((a) => a.family === 'inet').map((a) => a.cidr.split('/')[0]!));
+  if (allowedSources.length === 0) return undefined;
+  return { listen: IDENTITY_IP, port: DNS_PORT, upstream: DOCKER_DNS_IP, upstreamPort: DNS_PORT, allowedSources };
+}
+
+/** Whether the launcher's relay answers a query from this address (IPv4-mapped IPv6 forms count as IPv4). */
+export function isRelaySource(relay: Pick<DnsRelayPlan, 'allowedSources'>, address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return relay.allowedSources.includes(v4);
+}
+
 // ----- the guest's view, on the kernel command line -----
 
 /**
@@ -527,6 +591,8 @@ export function recoverStale(facts: NetworkFacts): { facts: NetworkFacts; steps:
  *   runcvm.net.if=NAME,MAC,MTU[,ADDR/PREFIX...]
  *   runcvm.net.route=DST,VIA|-,DEV[,onlink][,metric=N]        (in order; IPv6 when DST or VIA holds ':')
  *   runcvm.net.dns=NS[,NS...]  runcvm.net.search=D[,D...]  runcvm.net.dnsopt=O[,O...]
+ *   runcvm.net.dnsrelay=LISTEN,VIA                              (guest relays LISTEN:53 to VIA:53; see planDnsRelay)
+ *   runcvm.net.resolvconf=BASE64                                (the guest writes it as /etc/resolv.conf)
  *   runcvm.net.wait=MS
  */
 export function guestNetCmdline(g: GuestNetwork): string {
@@ -543,6 +609,9 @@ export function guestNetCmdline(g: GuestNetwork): string {
   if (g.dns.nameservers.length) parts.push(`runcvm.net.dns=${clean(g.dns.nameservers).join(',')}`);
   if (g.dns.search.length) parts.push(`runcvm.net.search=${clean(g.dns.search).join(',')}`);
   if (g.dns.options.length) parts.push(`runcvm.net.dnsopt=${clean(g.dns.options).join(',')}`);
+  if (g.dnsRelay) parts.push(`runcvm.net.dnsrelay=${g.dnsRelay.listen},${g.dnsRelay.via}`);
+  // base64: the text holds spaces and newlines, which end a kernel parameter
+  if (g.resolvConf !== undefined) parts.push(`runcvm.net.resolvconf=${Buffer.from(g.resolvConf, 'utf8').toString('base64')}`);
   parts.push(`runcvm.net.wait=${g.waitMs}`);
   return parts.join(' ');
 }
@@ -570,6 +639,8 @@ export function parseGuestNetCmdline(cmdline: string): GuestNetwork {
     } else if (key === 'runcvm.net.dns') g.dns.nameservers = f;
     else if (key === 'runcvm.net.search') g.dns.search = f;
     else if (key === 'runcvm.net.dnsopt') g.dns.options = f;
+    else if (key === 'runcvm.net.dnsrelay' && f[0] && f[1]) g.dnsRelay = { listen: f[0], via: f[1] };
+    else if (key === 'runcvm.net.resolvconf') g.resolvConf = Buffer.from(word.slice(eq + 1), 'base64').toString('utf8');
     else if (key === 'runcvm.net.wait') g.waitMs = Number(f[0]);
   }
   return g;
@@ -587,5 +658,9 @@ export function describePlan(plan: NetworkPlan): string[] {
   }
   for (const r of plan.guest.routes) lines.push(`guest route: ${routeArgs(r).slice(r.family === 'inet6' ? 3 : 2).join(' ')}`);
   if (plan.guest.dns.nameservers.length) lines.push(`guest dns: ${plan.guest.dns.nameservers.join(' ')}`);
+  if (plan.dnsRelay && plan.guest.dnsRelay) {
+    const r = plan.dnsRelay;
+    lines.push(`dns relay: VM ${plan.guest.dnsRelay.listen}:${DNS_PORT} → ${r.listen}:${r.port} (launcher) → ${r.upstream}:${r.upstreamPort} (the engine's DNS)`);
+  }
   return [...lines, ...plan.warnings.map((w) => `warning: ${w}`)];
 }

@@ -5,7 +5,8 @@
  */
 import { runcvmErrors } from '../errors.js';
 import { applyNetwork, CONTAINER_IP, NOTHING_TO_UNDO, readNetworkFacts, type IpCommand, type NetLog, type NetworkUndo } from './apply.js';
-import { describePlan, guestNetCmdline, NetworkPlanError, planNetwork, type NetworkPlan, type NetworkRequest, type NicPlan } from './plan.js';
+import { startDnsRelay, type DnsRelay } from './dns-relay.js';
+import { describePlan, guestNetCmdline, NetworkPlanError, planNetwork, type GuestNetwork, type NetworkPlan, type NetworkRequest, type NicPlan } from './plan.js';
 
 const { fail } = runcvmErrors;
 
@@ -47,15 +48,31 @@ export async function setUpNetwork(mode: NetworkRequest['mode'], log: NetLog, op
     else log.info(line);
   }
   let undo: NetworkUndo = NOTHING_TO_UNDO;
+  let guest: GuestNetwork = plan.guest;
+  let relay: DnsRelay | undefined;
   if (plan.mode === 'bridged') {
     undo = await applyNetwork(plan, cmd, log);
     log.info('network handed to the VM', { ms: Date.now() - started, steps: plan.steps.length });
+    // after the apply: the relay listens on the identity IP, which br-eth0 carries from now on
+    if (plan.dnsRelay) {
+      try {
+        relay = await startDnsRelay(plan.dnsRelay, log);
+        log.info(`dns relay on ${plan.dnsRelay.listen}:${plan.dnsRelay.port} → ${plan.dnsRelay.upstream}:${plan.dnsRelay.upstreamPort}`);
+      } catch (err) {
+        // the workload then finds no server on 127.0.0.11, as before the relay existed; everything else works
+        log.warn(`dns relay not started, so the VM cannot reach the engine's DNS on ${plan.dnsRelay.upstream}: ${(err as Error).message}`);
+        const { dnsRelay: _unused, ...rest } = guest;
+        guest = rest;
+      }
+    }
   }
   return {
     plan,
     nics: plan.nics,
-    cmdline: guestNetCmdline(plan.guest),
+    cmdline: guestNetCmdline(guest),
     undo: async () => {
+      // the relay first: nothing may answer on the identity IP once the namespace goes back to the engine
+      await relay?.close();
       const failures = await undo.undo();
       if (failures.length) log.warn('network undo left problems', { failures: failures.join('; ') });
       else if (undo.commands.length) log.info('network restored for the container', { steps: undo.commands.length });
