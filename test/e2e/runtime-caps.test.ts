@@ -1,7 +1,8 @@
 /**
  * Parity with runc for process.capabilities and root.readonly: the same container under runc and under runcvm (a
  * QEMU microVM) must print the same `grep Cap /proc/self/status` lines and fail `touch /x` on a read-only root with
- * the same message and exit code, while /dev, /dev/shm and a --tmpfs mount stay writable. Through containerd
+ * the same message and exit code, while /dev, /dev/shm and a --tmpfs mount stay writable, and /run is writable
+ * exactly when the engine mounts something there (containerd's default spec does, Docker's does not). Through containerd
  * (`ctr run --runc-binary`) and dockerd (`--runtime runcvm`), plus `docker exec` into such a container.
  *
  * Normalisation: the VM runs its own kernel, which may know more or fewer capabilities than the host's (it is the
@@ -153,6 +154,12 @@ describe.skipIf(!ready)('capabilities and read-only root match runc (containerd)
     expectSame(r);
   });
 
+  it("--read-only: /run is containerd's own tmpfs mount (its default spec has one), so it stays writable as under runc", async () => {
+    const r = await ctrBoth(busybox, ['sh', '-c', 'touch /run/x && echo run-writable; touch /x; echo root=$?'], ['--read-only']);
+    expect(r.runc).toEqual({ exit: 0, stdout: 'run-writable\nroot=1\n', stderr: 'touch: /x: Read-only file system\n' });
+    expectSame(r);
+  });
+
   it('without --read-only the root stays writable (the remount is not unconditional)', async () => {
     const r = await ctrBoth(busybox, ['sh', '-c', 'touch /x && echo root-writable']);
     expect(r.runc).toEqual({ exit: 0, stdout: 'root-writable\n', stderr: '' });
@@ -224,6 +231,18 @@ describe.skipIf(!withDocker)('capabilities and read-only root match runc (docker
     expect(r.runc.stdout).toBe('root=1\nhosts=1\nscratch-writable\nshm-writable\n');
     expect(r.runc.stderr).toContain('touch: /x: Read-only file system');
     expectSame(r);
+  });
+
+  it('--read-only: /run is part of the read-only root (Docker mounts nothing there); with --tmpfs /run it is writable', async () => {
+    const script = 'touch /run/x; echo run=$?; touch /x; echo root=$?';
+    const ro = await dockerBoth(['--read-only', image, 'sh', '-c', script]);
+    expect(ro.runc.stdout).toBe('run=1\nroot=1\n');
+    expect(ro.runc.stderr).toContain('touch: /run/x: Read-only file system\ntouch: /x: Read-only file system\n');
+    expectSame(ro);
+    const tmpfs = await dockerBoth(['--read-only', '--tmpfs', '/run', image, 'sh', '-c', script]);
+    expect(tmpfs.runc.stdout).toBe('run=0\nroot=1\n');
+    expect(tmpfs.runc.stderr).not.toContain('/run/x');
+    expectSame(tmpfs);
   });
 
   it('docker exec into a --read-only --cap-drop ALL --cap-add KILL container: same caps and same refusal', async () => {

@@ -75,6 +75,7 @@ static int cfg_nonewprivs = 0;
 static char cfg_break[64] = "";
 static struct runcvm_caps cfg_caps; /* cap= lines */
 static int cfg_readonly = 0;        /* OCI root.readonly */
+static int cfg_readonly_run = 0;    /* the workload's /run read-only too (launch/guest-config.ts decides) */
 
 /* set when the host channel is vsock (Firecracker): Firecracker has no power-off, it exits on the guest's reset */
 static int io_over_vsock = 0;
@@ -208,6 +209,7 @@ static void parse_config(void) {
     else if (!strcmp(k, "break")) { unescape(v); snprintf(cfg_break, sizeof cfg_break, "%s", v); }
     else if (!strcmp(k, "cap")) runcvm_caps_parse(&cfg_caps, v);
     else if (!strcmp(k, "readonly")) cfg_readonly = atoi(v);
+    else if (!strcmp(k, "readonly_run")) cfg_readonly_run = atoi(v);
     else if (!strcmp(k, "rlimit") && nrlims < 32) {
       sscanf(v, "%d %llu %llu", &rlims[nrlims].res, &rlims[nrlims].soft, &rlims[nrlims].hard);
       nrlims++;
@@ -224,7 +226,9 @@ static void parse_config(void) {
   }
   envs[nenvs] = NULL;
 
-  char *ep = read_file("/.runcvm/entrypoint", NULL);
+  static const char ep_path[] = "/.runcvm/entrypoint";
+  char *ep = read_file(ep_path, NULL);
+  if (!ep) DBG("cannot read %s: %s", ep_path, strerror(errno));
   if (ep) {
     char *s3 = NULL;
     /* one argument per line; empty arguments are kept (split by hand, strtok would drop them) */
@@ -240,6 +244,8 @@ static void parse_config(void) {
     }
   }
   args[nargs] = NULL;
+  /* the count only: arguments may carry secrets (tokens on a command line) and the console reaches the host's logs */
+  if (ep) DBG("entrypoint %s: %d argument%s", ep_path, nargs, nargs == 1 ? "" : "s");
 }
 
 static void mkdir_p(const char *path, mode_t mode) {
@@ -390,6 +396,12 @@ static void child_setup_and_exec(int in_fd, int out_fd, int err_fd, int slave) {
       if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
     }
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) != 0) { dprintf(2, "runcvm-init: remount / read-only: %s\n", strerror(errno)); _exit(126); }
+    /* under runc /run is part of the read-only root unless the spec mounts something there; here it is init's own
+     * tmpfs, so it follows the root in this namespace only (init and the mounts below /run keep their flags) */
+    if (cfg_readonly_run && mount(NULL, "/run", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0) {
+      dprintf(2, "runcvm-init: remount /run read-only: %s\n", strerror(errno));
+      _exit(126);
+    }
   }
   char caperr[300];
   if (runcvm_caps_before_user(&cfg_caps, caperr, sizeof caperr) != 0) { dprintf(2, "runcvm-init: %s\n", caperr); _exit(126); }
@@ -534,6 +546,20 @@ int main(int argc, char **argv) {
     char vol_err[900] = ""; /* nfs volumes (vol.c) need the network */
     if (runcvm_vol_setup_nfs(net_log, vol_err, sizeof vol_err) != 0) fatal("%s", vol_err);
   }
+  /* the prerun shell comes before READY: while a break is set the launcher feeds its stdin to this console until
+   * READY, then to the workload (with the end of stdin), so the workload gets what follows the shell's `exit` */
+  if (!strcmp(cfg_break, "prerun") && nargs > 0 && args[0][0]) {
+    console("[runcvm-init] break=prerun: starting a shell (exit to run the workload)");
+    pid_t p = fork();
+    if (p == 0) {
+      sigset_t none; /* init's blocked SIGINT would break Ctrl-C in the shell */
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, NULL);
+      execl("/.runcvm/guest/bin/busybox", "sh", NULL);
+      _exit(127);
+    }
+    waitpid(p, NULL, 0);
+  }
   send_frame(T_READY, 0, NULL, 0);
 
   /* signals to init itself: SIGCHLD via signalfd */
@@ -550,16 +576,6 @@ int main(int argc, char **argv) {
   if (nargs == 0 || args[0][0] == 0) {
     console("[VM-START] No entrypoint found, sleeping");
   } else {
-    if (!strcmp(cfg_break, "prerun")) {
-      console("[runcvm-init] break=prerun: starting a shell (exit to run the workload)");
-      pid_t p = fork();
-      if (p == 0) {
-        sigprocmask(SIG_UNBLOCK, &mask, NULL); /* init's blocked SIGINT/SIGCHLD would break Ctrl-C in the shell */
-        execl("/.runcvm/guest/bin/busybox", "sh", NULL);
-        _exit(127);
-      }
-      waitpid(p, NULL, 0);
-    }
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1};
     int slave = -1;
     if (cfg_terminal) {

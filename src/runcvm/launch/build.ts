@@ -6,6 +6,7 @@ import type { OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
+import { normalizeDestination } from '../volumes/plan.js';
 
 export const DEFAULT_MEMORY_MIB = 512;
 export const MIN_MEMORY_MIB = 64;
@@ -67,6 +68,19 @@ export function guestMountsFromSpec(spec: OciSpec): GuestMount[] {
   return out;
 }
 
+/**
+ * OCI root.readonly, and whether the workload's /run must be read-only with it. Under runc /run is a directory of
+ * the read-only root unless the spec mounts something there (containerd's default spec has a tmpfs at /run, Docker's
+ * has none); under runcvm it is always the guest init's own tmpfs (GUEST_BUILTIN_MOUNTS drops the spec's), which
+ * the init remounts read-only for the workload when this says so.
+ */
+export function rootFromSpec(spec: OciSpec): { readonly: boolean; readonlyRun?: true } {
+  const readonly = Boolean(spec.root?.readonly);
+  if (!readonly) return { readonly };
+  const mountsRun = (spec.mounts ?? []).some((m) => normalizeDestination(m.destination) === '/run');
+  return mountsRun ? { readonly } : { readonly, readonlyRun: true };
+}
+
 /** The engine's /etc/hosts, /etc/resolv.conf, /etc/hostname bind mounts: copied into the VM's writable layer. */
 export function copiedFilesFromSpec(spec: OciSpec): { source: string; destination: string }[] {
   return (spec.mounts ?? [])
@@ -117,7 +131,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
       capabilities: capabilitiesFromSpec(proc.capabilities).sets,
     },
     hostname: spec.hostname ?? '',
-    root: { readonly: Boolean(spec.root?.readonly) },
+    root: rootFromSpec(spec),
     vm: {
       hypervisor: settings.hypervisor,
       accel: settings.accel,

@@ -50,6 +50,7 @@ export function renderGuestConfig(spec: LaunchSpec): string {
   // no cap= lines (a launch spec from before capabilities were carried): init keeps its old full-root behaviour
   if (p.capabilities) lines.push(...capabilityConfigLines(p.capabilities));
   if (spec.root?.readonly) lines.push('readonly=1');
+  if (spec.root?.readonly && spec.root.readonlyRun) lines.push('readonly_run=1');
   for (const r of p.rlimits) {
     const n = RLIMIT_NUMBERS[r.type];
     if (n !== undefined) lines.push(`rlimit=${n} ${r.soft} ${r.hard}`);

@@ -85,7 +85,13 @@ export const launchSpecSchema = z.object({
   process: processSchema,
   hostname: z.string(),
   /** OCI root.readonly: the guest init remounts the workload's / read-only (its other mounts stay as they are) */
-  root: z.object({ readonly: z.boolean() }).optional(),
+  root: z
+    .object({
+      readonly: z.boolean(),
+      /** with readonly: the workload's /run (the init's tmpfs) is read-only too, as under runc without a /run mount */
+      readonlyRun: z.literal(true).optional(),
+    })
+    .optional(),
   vm: z.object({
     hypervisor: z.enum(['qemu', 'firecracker']),
     /** what the user asked for; the launcher decides auto → kvm|tcg from what it can open */

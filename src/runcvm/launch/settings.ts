@@ -50,6 +50,37 @@ function guard<T>(name: string, value: string | undefined, fix: string, fn: () =
   }
 }
 
+/**
+ * Kernel parameters runcvm sets itself (besides every `runcvm.*` one): the guest's boot contract. The kernel and the
+ * initramfs (`for arg in $(cat /proc/cmdline)`) both let a later parameter win, so one of these in
+ * RUNCVM_KERNEL_APPEND would silently replace runcvm's (another root device, another PID 1, the console gone).
+ */
+export const RESERVED_KERNEL_PARAMS = ['root', 'rootfstype', 'rootflags', 'init', 'rdinit', 'console'] as const;
+
+const KERNEL_APPEND_FIX =
+  'keep RUNCVM_KERNEL_APPEND to plain kernel parameters such as "loglevel=7 mitigations=off", on one line, with balanced double quotes; ' +
+  'runcvm sets root=, init, console= and every runcvm.* parameter itself (use RUNCVM_BREAK, RUNCVM_LOG_LEVEL or RUNCVM_KERNEL_DEBUG instead)';
+
+/**
+ * Why RUNCVM_KERNEL_APPEND cannot go on the kernel command line, or undefined when it can. The text is checked
+ * with both parsers that read it: the kernel's (double quotes group words; an unbalanced quote would swallow the
+ * runcvm.net.* parameters appended after it; `--` hands the rest to init as arguments) and the initramfs shell's,
+ * which splits on blanks and ignores quotes, so a quoted value cannot hide a parameter from this check either.
+ */
+export function kernelAppendProblem(text: string): string | undefined {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
+  if (/[\x00-\x1f\x7f]/.test(text)) return 'it contains a control character (a newline or tab, for instance): the kernel command line is one line of blank-separated parameters';
+  if ((text.match(/"/g) ?? []).length % 2 !== 0) return 'it has an unbalanced double quote, which would make the kernel read the parameters runcvm adds after it as part of one value';
+  for (const word of text.split(' ').filter(Boolean)) {
+    const bare = word.replace(/"/g, '');
+    if (bare === '--') return 'it contains "--", after which the kernel passes every word to the guest init as an argument';
+    const name = bare.split('=')[0] ?? '';
+    if (name.toLowerCase().startsWith('runcvm.')) return `it sets ${name}, a parameter of runcvm's own boot contract`;
+    if ((RESERVED_KERNEL_PARAMS as readonly string[]).includes(name)) return `it sets ${name}=, which runcvm sets itself to boot the container's root filesystem`;
+  }
+  return undefined;
+}
+
 /** Later sources win: typically (runtime env, container env). */
 export function mergeSettingEnv(...sources: Record<string, string | undefined>[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -60,6 +91,13 @@ export function mergeSettingEnv(...sources: Record<string, string | undefined>[]
     }
   }
   return out;
+}
+
+function checkedKernelAppend(value: string | undefined): string {
+  const text = (value ?? '').trim();
+  const problem = kernelAppendProblem(text);
+  if (problem) throw new SettingError('RUNCVM_KERNEL_APPEND', text, problem, KERNEL_APPEND_FIX);
+  return text;
 }
 
 export function parseSettings(env: Record<string, string | undefined>): Settings {
@@ -73,7 +111,7 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
   }
   const settings: Settings = {
     logLevel: level.toLowerCase() as Settings['logLevel'],
-    kernelAppend: (env.RUNCVM_KERNEL_APPEND ?? '').trim(),
+    kernelAppend: checkedKernelAppend(env.RUNCVM_KERNEL_APPEND),
     kernelDebug: guard('RUNCVM_KERNEL_DEBUG', env.RUNCVM_KERNEL_DEBUG, 'use RUNCVM_KERNEL_DEBUG=1 or 0', () => parseBool(env.RUNCVM_KERNEL_DEBUG)),
     hypervisor: guard('RUNCVM_HYPERVISOR', env.RUNCVM_HYPERVISOR, 'use RUNCVM_HYPERVISOR=qemu or firecracker', () =>
       parseEnum('RUNCVM_HYPERVISOR', env.RUNCVM_HYPERVISOR, ['qemu', 'firecracker'] as const, 'qemu'),

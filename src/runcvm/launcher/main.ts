@@ -232,6 +232,36 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
     process.stdout.on('resize', sendSize);
   }
 
+  // stdin → guest. Without RUNCVM_BREAK it is the workload's (a /dev/null stdin ends at once: the workload sees EOF,
+  // as under runc). With one it first feeds the guest console, where the break shell reads, until init reports READY
+  // (sent once every break shell has exited): what follows, and the end of stdin, then reach the workload, which would
+  // otherwise wait for input forever.
+  let stdinToConsole = Boolean(spec.break);
+  let stdinEnded = false;
+  let stdinAttached = false;
+  let consoleSock: Socket | undefined;
+  const attachStdin = () => {
+    if (stdinAttached) return;
+    stdinAttached = true;
+    const end = () => {
+      if (stdinEnded) return;
+      stdinEnded = true;
+      if (!stdinToConsole) send(encodeFrame(FrameType.EOF, Channel.stdin));
+    };
+    process.stdin.on('data', (d: Buffer) => {
+      if (stdinToConsole) consoleSock?.write(d);
+      else for (const fr of encodeData(Channel.stdin, d)) send(fr);
+    });
+    process.stdin.on('end', end);
+    process.stdin.on('error', end);
+  };
+  const stdinToWorkload = () => {
+    if (!stdinToConsole) return;
+    stdinToConsole = false;
+    attachStdin();
+    if (stdinEnded) send(encodeFrame(FrameType.EOF, Channel.stdin));
+  };
+
   const ioDone = ioConn.then(
     (sock) =>
       new Promise<void>((resolve) => {
@@ -253,6 +283,7 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
               }
             } else if (f.type === FrameType.READY) {
               log.info('guest init ready', { ms: Date.now() - started });
+              stdinToWorkload();
             } else if (f.type === FrameType.LOG) {
               log.info(`guest: ${f.payload.toString('utf8')}`);
             }
@@ -260,21 +291,15 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
         });
         sock.on('close', () => resolve());
         sock.on('error', () => resolve());
-        // stdin → guest (a /dev/null stdin ends at once: the workload sees EOF, as under runc); with RUNCVM_BREAK
-        // stdin feeds the guest console instead, where the break shell runs
-        if (spec.break) return;
-        process.stdin.on('data', (d: Buffer) => {
-          for (const fr of encodeData(Channel.stdin, d)) sock.write(fr);
-        });
-        process.stdin.on('end', () => sock.write(encodeFrame(FrameType.EOF, Channel.stdin)));
-        process.stdin.on('error', () => sock.write(encodeFrame(FrameType.EOF, Channel.stdin)));
+        if (!stdinToConsole) attachStdin();
       }),
   );
   const conDone = conConn.then(
     (sock) =>
       new Promise<void>((resolve) => {
         sock.on('data', (d: Buffer) => process.stdout.write(d));
-        if (spec.break) process.stdin.on('data', (d: Buffer) => sock.write(d));
+        consoleSock = sock;
+        if (stdinToConsole) attachStdin();
         sock.on('close', () => resolve());
         sock.on('error', () => resolve());
       }),
