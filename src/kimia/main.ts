@@ -137,6 +137,23 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   await using closers = new CloserStack();
   const privateDir = await tempDir('kimia', closers);
 
+  // SIGTERM (pod deletion) or SIGINT stops a clone, a download or buildah, and the private files are still removed
+  const abort = new AbortController();
+  // `on`, not `once`: a signal sent to the process group (timeout, tini -g, a shell) arrives twice, and a second one
+  // without a handler would kill kimia before buildah is stopped and the private files are removed
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (abort.signal.aborted) return;
+    log.warn(`received ${sig}: stopping buildah`, { event: 'signal', signal: sig });
+    abort.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  closers.push('signal handlers', () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  });
+  const { signal } = abort;
+
   let prepared: { contextDir: string; plan: ReturnType<typeof planBuild> };
   try {
     let contextDir: string;
@@ -146,7 +163,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     } else {
       // a clone or a download is real work (and its own failures): only after the environment is known to be good
       if (source.kind !== 'dir') await passPreflight();
-      const fetched = await fetchContext(request, privateDir, log);
+      const fetched = await fetchContext(request, privateDir, log, signal);
       const { resolve } = await import('node:path');
       contextDir = resolve(fetched.dir);
       if (fetched.source !== 'dir') log.info(`context ${fetched.description} fetched`, { event: 'context', source: fetched.source });
@@ -175,10 +192,12 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     });
     prepared = { contextDir, plan };
   } catch (err) {
+    if (signal.aborted) return 130;
     // the environment is the first thing to fix: its failure wins over what the preparation ran into meanwhile
     await passPreflight();
     throw err;
   }
+  if (signal.aborted) return 130;
   await passPreflight();
   const { contextDir, plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
@@ -189,19 +208,6 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     return 0;
   }
 
-  // SIGTERM (pod deletion) or SIGINT stops buildah too, and the private files are still removed
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    log.warn(`received ${sig}: stopping buildah`, { event: 'signal', signal: sig });
-    abort.abort();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  closers.push('signal handlers', () => {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  });
-  const { signal } = abort;
   await writePlanFiles(plan);
   // performance.now() counts from process start: this is kimia's whole start-up cost before the engine runs
   const startupMs = Math.round(performance.now());

@@ -9,6 +9,8 @@ import { startRegistry, type StartedRegistry } from '../harness/services/registr
 import { pushBusyboxImage } from '../harness/images.js';
 import { buildKimia, ensureSubIds, filesInImage, imageConfig, kimia, skopeo, workspace, type Workspace } from './kimia-helpers.js';
 import { run } from '../../src/core/exec/index.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 let reg: StartedRegistry;
 let base: string;
@@ -252,6 +254,31 @@ describe('cancel', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const procs = await run('sh', ['-c', `ps -eo args | grep -e "${home}" -e kimiatermsleeper | grep -v grep || true`]);
     expect(procs.stdout.trim()).toBe('');
+  });
+
+  it('SIGTERM while the context is still downloading stops the download, removes the private folder, exit 130', async () => {
+    // a server that answers the HEAD as a tarball, then sends a few bytes of the body and never finishes it
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/gzip', 'Content-Length': '10485760' });
+      if (req.method === 'HEAD') return void res.end();
+      res.write(Buffer.alloc(1024));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const tmp = ws.path('tmp-term-dl');
+      await mkdir(tmp, { recursive: true });
+      await chmod(tmp, 0o1777);
+      const r = await kimia(['-c', `http://127.0.0.1:${port}/ctx.tar.gz`, '--no-push', '--storage-driver=overlay', ...insecure()], {
+        home: ws.path('home-term-dl'), env: { DOCKER_CONFIG: dockerConfig, TMPDIR: tmp }, prefix: ['timeout', '--preserve-status', '-s', 'TERM', '6'],
+      });
+      expect(r.exitCode, r.all).toBe(130);
+      expect(r.stderr).toContain('received SIGTERM');
+      expect((await readdir(tmp)).filter((d) => d.startsWith('kimia-'))).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

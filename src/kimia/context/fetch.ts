@@ -19,7 +19,8 @@ export interface FetchedContext {
   description: string;
 }
 
-export async function fetchContext(request: BuildRequest, workDir: string, log: Log): Promise<FetchedContext> {
+/** `signal` (SIGTERM/SIGINT) stops a clone or a download under way, so the private folder can be removed at once. */
+export async function fetchContext(request: BuildRequest, workDir: string, log: Log, signal?: AbortSignal): Promise<FetchedContext> {
   let source = classifyContext(request.context);
   let dir: string;
   if (source.kind === 'http') {
@@ -42,13 +43,13 @@ export async function fetchContext(request: BuildRequest, workDir: string, log: 
     case 'tar-url': {
       dir = join(workDir, 'context');
       const file = join(workDir, 'context.tar.gz');
-      await download(source.url, file);
+      await download(source.url, file, signal);
       await extractTarball(file, dir, safeUrl(source.url));
       break;
     }
     case 'git':
       dir = join(workDir, 'git');
-      await cloneGit(source, request, dir, log);
+      await cloneGit(source, request, dir, log, signal);
       if (source.subdir) dir = await inside(dir, source.subdir, request.context);
       break;
     default:
@@ -85,10 +86,10 @@ async function probeContentType(url: string): Promise<string> {
   }
 }
 
-async function download(url: string, file: string): Promise<void> {
+async function download(url: string, file: string, signal?: AbortSignal): Promise<void> {
   const { request } = await import('undici');
   try {
-    const res = await request(url, { maxRedirections: 5 });
+    const res = await request(url, { maxRedirections: 5, ...(signal ? { signal } : {}) });
     if (res.statusCode >= 400) {
       await res.body.dump();
       throw new Error(`HTTP ${res.statusCode}`);
@@ -121,7 +122,7 @@ export function gitAuthEnv(user: string, token: string | undefined): Record<stri
   return env;
 }
 
-async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request: BuildRequest, dir: string, log: Log): Promise<void> {
+async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request: BuildRequest, dir: string, log: Log, signal?: AbortSignal): Promise<void> {
   let token: string | undefined;
   if (request.git.tokenFile) {
     try {
@@ -147,7 +148,7 @@ async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request
   log.info(`fetching Git context ${printable}${branch ? ` branch ${branch}` : ''}${revision ? ` revision ${revision}` : ''}`);
   const git = async (what: string, args: string[], cwd?: string) => {
     try {
-      await run('git', args, { env, ...(cwd ? { cwd } : {}), timeoutMs: 600_000 });
+      await run('git', args, { env, ...(cwd ? { cwd } : {}), timeoutMs: 600_000, ...(signal ? { signal } : {}) });
     } catch (err) {
       if (err instanceof ProcessError) {
         if (/could not read (Username|Password)|Authentication failed|401|403/i.test(err.stderr)) {
