@@ -7,7 +7,7 @@
  */
 import { posix } from 'node:path';
 import type { ToolError } from '../../../core/errors.js';
-import type { VmPlan } from '../index.js';
+import type { VmPlan } from '../vm-plan.js';
 import { kvmError } from './errors.js';
 import { firecrackerArgs, fromVmPlan, planFirecracker, type FirecrackerExtras } from './plan.js';
 import { agentListenPath, EXEC_VSOCK_PORT } from './vsock.js';

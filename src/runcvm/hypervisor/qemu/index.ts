@@ -2,7 +2,7 @@
  * QEMU microvm argv, one pure builder per device. Flags known to work under TCG on this kind of host:
  * `-M microvm,pit=on`, `-cpu max`, `tsc_early_khz` on the kernel command line (see docs: ENVIRONMENT).
  */
-import type { Invocation, VmPlan } from '../index.js';
+import type { Invocation, VmPlan } from '../vm-plan.js';
 import { netArgs } from './net.js';
 import { volumeArgs } from './volumes.js';
 
