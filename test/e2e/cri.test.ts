@@ -51,9 +51,8 @@ import {
   type CriLogLine,
   type PodSandboxConfig,
 } from '../harness/cri.js';
-import { assetsReady, leftovers, runtimeFixture, type RuntimeFixture } from './runcvm/setup.js';
+import { leftovers, runtimeFixture, type RuntimeFixture } from './runcvm/setup.js';
 
-const ready = await assetsReady();
 const closers = new CloserStack();
 let reg: StartedRegistry;
 let cd: StartedContainerd;
@@ -281,7 +280,7 @@ async function appPodFlow(handler: Handler): Promise<AppRun> {
 
 // ---- suite
 
-describe.skipIf(!ready)('Kubernetes path: CRI gRPC client → containerd 1.6 CRI plugin → runcvm', () => {
+describe('Kubernetes path: CRI gRPC client → containerd 1.6 CRI plugin → runcvm', () => {
   beforeAll(async () => {
     fx = await runtimeFixture(closers);
     guestRelease = (await readFile(projectPath('var', 'assets', 'kernel', 'release'), 'utf8')).trim();

@@ -11,17 +11,12 @@ import { join } from 'node:path';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run, type RunResult } from '../../src/core/exec/index.js';
 import { projectPath } from '../../src/core/paths.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { pushBusyboxImage } from '../harness/images.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
+import type { StartedDockerd } from '../harness/services/dockerd.js';
 import { waitFor } from '../harness/wait.js';
-import { assetsReady, leftovers, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { leftovers, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 
-const ready = await assetsReady();
-const withDocker = ready && (await dockerdAvailable());
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let busybox: string;
@@ -42,15 +37,9 @@ async function both(cmd: string[], opts: { flags?: string[]; input?: string } = 
   return { runc: summary(await taskExec('runc', cmd, opts)), runcvm: summary(await taskExec('runcvm', cmd, opts)) };
 }
 
-describe.skipIf(!ready)('exec into a runcvm container (ctr task exec)', () => {
+describe('exec into a runcvm container (ctr task exec)', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    busybox = await pushBusyboxImage(reg);
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    await cd.ctr(['images', 'pull', '--plain-http', busybox]);
+    ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
     await cd.ctr(['run', '-d', busybox, CTR_ID.runc, 'sleep', '100000']);
     await cd.ctr(['run', '-d', '--runc-binary', fx.wrapper, busybox, CTR_ID.runcvm, 'sleep', '100000']);
     // the first exec waits for the guest agent (the VM boots under TCG here)
@@ -168,22 +157,16 @@ describe.skipIf(!ready)('exec into a runcvm container (ctr task exec)', () => {
   });
 });
 
-describe.skipIf(!withDocker)('exec into a runcvm container (docker exec)', () => {
+describe('exec into a runcvm container (docker exec)', () => {
   const dclosers = new CloserStack();
   let dockerd: StartedDockerd;
-  let dfx: RuntimeFixture;
   const NAME: Record<Runtime, string> = { runc: 'dx-runc', runcvm: 'dx-vm' };
   const dexec = async (rt: Runtime, flags: string[], cmd: string[], input?: string) =>
     summary(await dockerd.docker(['exec', ...flags, NAME[rt], ...cmd], { reject: false, timeoutMs: 90_000, ...(input !== undefined ? { input } : {}) }));
 
   beforeAll(async () => {
-    dfx = await runtimeFixture(dclosers);
-    const dreg = await startRegistry();
-    dclosers.push('registry', () => dreg.stop());
-    const image = await pushBusyboxImage(dreg);
-    dockerd = await startDockerd({ insecureRegistries: [dreg.host], runtimes: { runcvm: { path: dfx.wrapper } } });
-    dclosers.push('dockerd', () => dockerd.stop());
-    await dockerd.docker(['pull', '-q', image]);
+    let image: string;
+    ({ dockerd, image } = await startRuncvmDockerSuite(dclosers));
     for (const rt of ['runc', 'runcvm'] as const) await dockerd.docker(['run', '-d', '--runtime', rt, '--name', NAME[rt], image, 'sleep', '100000']);
     await waitFor('the VM to answer docker exec', async () => (await dexec('runcvm', [], ['true'])).exit === 0, { timeoutMs: 120_000, intervalMs: 500 });
   });

@@ -20,13 +20,12 @@ import { buildahStore, busyboxRootfs, pushBusyboxImage, registryFlags } from '..
 import { startProcess, type ServiceProcess } from '../harness/proc.js';
 import { waitFor } from '../harness/wait.js';
 import { connectCri, criRegistryConfig, podConfig, pushPauseImage } from '../harness/cri.js';
-import { assetsReady, leftovers, pushVariant, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { leftovers, pushVariant, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
 
 interface Check { id: string; status: 'pass' | 'warn' | 'fail'; cause: string; fix: string }
 interface Finding { rule: string; level: string; message: string; fix: string }
 
 const RUNCVM = projectPath('bin', 'runcvm');
-const ready = await assetsReady();
 const closers = new CloserStack();
 let reg: StartedRegistry;
 let cd: StartedContainerd;
@@ -153,11 +152,7 @@ async function debugfs(id: string, cmd: string): Promise<string> {
   return (await run('debugfs', ['-R', cmd, disk], { reject: false })).stdout;
 }
 
-// Without the guest assets (scripts/assets/*.sh not run) no VM can boot: every scenario here needs one.
-const suite = ready ? describe : describe.skip;
-
 beforeAll(async () => {
-  if (!ready) return;
   fx = await runtimeFixture(closers);
   work = await tempDir('guide-runcvm', closers);
   reg = await startRegistry();
@@ -177,7 +172,7 @@ afterAll(async () => {
   await closers.close();
 }, 120_000);
 
-suite('RunCVM guide 1. Entrypoint Not Executing', () => {
+describe('RunCVM guide 1. Entrypoint Not Executing', () => {
   it('an image with no command: the VM logs "[VM-START] No entrypoint found, sleeping" and stays up; the doctor names the cause from the real disk', async () => {
     const c = await startDetached(noCmd, []);
     try {
@@ -221,7 +216,7 @@ suite('RunCVM guide 1. Entrypoint Not Executing', () => {
   });
 });
 
-suite('RunCVM guide 4. Log Visibility', () => {
+describe('RunCVM guide 4. Log Visibility', () => {
   // (without DEBUG nothing is kept: the last test of this file finds no log from the other runs)
   it('RUNCVM_LOG_LEVEL=DEBUG keeps a per-container debug log with the hypervisor command and shows the guest console; lint rejects a bad level', async () => {
 
@@ -243,7 +238,7 @@ suite('RunCVM guide 4. Log Visibility', () => {
   });
 });
 
-suite('RunCVM guide 5. Debugging Tools', () => {
+describe('RunCVM guide 5. Debugging Tools', () => {
   it('"Inspecting RootFS without Booting": debugfs on a running container\'s disk shows /.runcvm/entrypoint holding the command', async () => {
     const c = await sleeper();
     const ls = await debugfs(c.id, 'ls -l /upper/.runcvm');
@@ -253,7 +248,7 @@ suite('RunCVM guide 5. Debugging Tools', () => {
   });
 });
 
-suite('RunCVM guide 6. Boot Loop and Guest Tooling Failures', () => {
+describe('RunCVM guide 6. Boot Loop and Guest Tooling Failures', () => {
   it('inside a running VM: /proc mounted, /proc/self/exe resolving, mount/ip/ps on PATH and working: same answers as runc', async () => {
     const cmd = ['sh', '-c', 'mount | grep -c " on /proc type proc "; test -e "$(readlink /proc/self/exe)" && echo exe-ok; ps -o comm | grep -c "^sleep$"; for t in mount ip ps; do command -v $t >/dev/null && echo $t-ok; done; ip -o link show lo | grep -c LOOPBACK'];
     const vm = await execInVm(cmd);
@@ -270,7 +265,7 @@ suite('RunCVM guide 6. Boot Loop and Guest Tooling Failures', () => {
   });
 });
 
-suite('RunCVM guide 7. Binary Mismatches (Host vs. Guest)', () => {
+describe('RunCVM guide 7. Binary Mismatches (Host vs. Guest)', () => {
   it('host side: a bundled guest binary run directly fails with "required file not found"; through the bundled linker it runs', async () => {
     const guest = projectPath('var', 'assets', 'guest');
     const direct = await run('bash', ['-c', `'${guest}/bin/node' --version`], { reject: false });
@@ -293,7 +288,7 @@ suite('RunCVM guide 7. Binary Mismatches (Host vs. Guest)', () => {
   });
 });
 
-suite('RunCVM guide 8. Logging Permissions & Conflicts', () => {
+describe('RunCVM guide 8. Logging Permissions & Conflicts', () => {
   it('containers running as different users each get a private /tmp/runcvm-<id>.debug; a shared log file is flagged by the doctor', async () => {
     // the old shared log, owned by another user and not writable by the others (what gave "Permission denied")
     const shared = join(fx.logDir, 'runcvm-runtime.log');
@@ -339,7 +334,7 @@ suite('RunCVM guide 8. Logging Permissions & Conflicts', () => {
   });
 });
 
-suite('RunCVM guide 9. K3s RuntimeClass Configuration Issues', () => {
+describe('RunCVM guide 9. K3s RuntimeClass Configuration Issues', () => {
   it('a containerd whose CRI config lacks runcvm answers `no runtime for "runcvm" is configured`; the doctor names the cause and the fix', async () => {
     const dir = await tempDir('guide9', closers);
     const pause = await pushPauseImage(reg);
@@ -367,7 +362,7 @@ suite('RunCVM guide 9. K3s RuntimeClass Configuration Issues', () => {
   });
 });
 
-suite('RunCVM guide: nothing left behind', () => {
+describe('RunCVM guide: nothing left behind', () => {
   it('no QEMU, no state, no debug log, no config copy from these scenarios', async () => {
     if (sleeperStarted) await (await sleeperStarted).stop();
     expect(await leftovers(fx)).toEqual({ qemu: [], state: [], logs: [], configCopies: [] });

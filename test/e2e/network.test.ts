@@ -23,11 +23,11 @@ import { bootGuest, ensureGuestAssets, ext4FromDir, miniRootfs } from './guest-h
 import { leftoverNamespaces, neighbourMac, NS_PREFIX, PEER_IP, podNetwork, POD_CIDR, POD_IP, type PodNetwork } from './network-helpers.js';
 import { startProcess, type ServiceProcess } from '../harness/proc.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
+import { startRegistry } from '../harness/services/registry.js';
+import { startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
 import { pushBusyboxImage } from '../harness/images.js';
-import { assetsReady, leftovers, runtimeFixture, type RuntimeFixture } from './runcvm/setup.js';
+import { leftovers, requireDockerd, runtimeFixture, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
 
 const ipIn = (ns: string): IpCommand => ({ file: 'ip', prefix: ['-n', ns] });
 
@@ -213,8 +213,6 @@ describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, 
   });
 });
 
-const ready = await assetsReady();
-
 /** The workload: prints its addresses and routes, pings the peer, serves HTTP on the pod IP, fetches from the peer. */
 const WORKLOAD = [
   'ip -o -4 addr show dev eth0 | sed "s/ brd .*//"',
@@ -226,21 +224,14 @@ const WORKLOAD = [
   'echo "PEER-SAYS $(cat /tmp/done)"',
 ].join('\n');
 
-describe.skipIf(!ready)('runcvm under containerd: the pod network goes to the VM (runc as the oracle)', () => {
+describe('runcvm under containerd: the pod network goes to the VM (runc as the oracle)', () => {
   const closers = new CloserStack();
   let fx: RuntimeFixture;
-  let reg: StartedRegistry;
   let cd: StartedContainerd;
   let busybox: string;
   let seq = 0;
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    busybox = await pushBusyboxImage(reg);
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    await cd.ctr(['images', 'pull', '--plain-http', busybox]);
+    ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
   });
   afterAll(async () => {
     await closers.close();
@@ -371,14 +362,15 @@ describe.skipIf(!ready)('runcvm under containerd: the pod network goes to the VM
   });
 });
 
-const dockerReady = ready && (await dockerdAvailable());
-
-describe.skipIf(!dockerReady)('Docker mode: a user-defined bridge network and a published port (dockerd in a namespace the test owns)', () => {
+// dockerd here runs in a network namespace of the test's own, with iptables and an image loaded from a tarball: its
+// set-up is not startRuncvmDockerSuite's
+describe('Docker mode: a user-defined bridge network and a published port (dockerd in a namespace the test owns)', () => {
   const closers = new CloserStack();
   let fx: RuntimeFixture;
   let d: StartedDockerd;
   let hostNs: string;
   beforeAll(async () => {
+    await requireDockerd();
     fx = await runtimeFixture(closers);
     // dockerd's "host" is a namespace of ours: its bridge, iptables rules and docker-proxy live there, not on the host
     hostNs = `${NS_PREFIX}${randomBytes(3).toString('hex')}-docker`;

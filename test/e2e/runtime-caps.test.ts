@@ -13,18 +13,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack } from '../../src/core/fsx/index.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
+import type { StartedDockerd } from '../harness/services/dockerd.js';
 import { pushBusyboxImage } from '../harness/images.js';
 import { waitFor } from '../harness/wait.js';
-import { assetsReady, leftovers, pushVariant, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { ctrRunIn, leftovers, pushVariant, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 import type { RunResult } from '../../src/core/exec/index.js';
 
-const ready = await assetsReady();
-const withDocker = ready && (await dockerdAvailable());
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let busybox: string;
@@ -70,8 +66,7 @@ const CAP_SYS_ADMIN = 21;
 
 async function ctrRun(rt: Runtime, image: string, cmd: string[], flags: string[] = []): Promise<RunResult> {
   const id = `caps${++seq}-${rt}`;
-  const runtime = rt === 'runcvm' ? ['--runc-binary', fx.wrapper] : [];
-  return cd.ctr(['run', '--rm', ...runtime, ...flags, image, id, ...cmd], { reject: false, timeoutMs: 120_000 });
+  return ctrRunIn(cd, { runtime: rt === 'runcvm' ? fx.wrapper : 'runc', image, id, cmd, flags, timeoutMs: 120_000 });
 }
 
 async function ctrBoth(image: string, cmd: string[], flags: string[] = []): Promise<Record<Runtime, Outcome>> {
@@ -82,16 +77,11 @@ function expectSame(r: Record<Runtime, Outcome>): void {
   expect(JSON.stringify(r.runcvm, null, 1), `runc gave ${JSON.stringify(r.runc)}`).toBe(JSON.stringify(r.runc, null, 1));
 }
 
-describe.skipIf(!ready)('capabilities and read-only root match runc (containerd)', () => {
+describe('capabilities and read-only root match runc (containerd)', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    busybox = await pushBusyboxImage(reg);
-    userImage = await pushVariant(reg, 'capsuser', { user: 'app' });
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    for (const ref of [busybox, userImage]) await cd.ctr(['images', 'pull', '--plain-http', ref]);
+    ({ fx, cd, images: [busybox, userImage] } = await startRuncvmSuite(closers, {
+      images: async (reg) => [await pushBusyboxImage(reg), await pushVariant(reg, 'capsuser', { user: 'app' })],
+    }));
   });
   afterAll(async () => {
     await closers.close();
@@ -171,7 +161,7 @@ describe.skipIf(!ready)('capabilities and read-only root match runc (containerd)
   });
 });
 
-describe.skipIf(!withDocker)('capabilities and read-only root match runc (dockerd)', () => {
+describe('capabilities and read-only root match runc (dockerd)', () => {
   const dclosers = new CloserStack();
   let dockerd: StartedDockerd;
   let dfx: RuntimeFixture;
@@ -186,13 +176,7 @@ describe.skipIf(!withDocker)('capabilities and read-only root match runc (docker
   }
 
   beforeAll(async () => {
-    dfx = await runtimeFixture(dclosers);
-    const dreg = await startRegistry();
-    dclosers.push('registry', () => dreg.stop());
-    image = await pushBusyboxImage(dreg);
-    dockerd = await startDockerd({ insecureRegistries: [dreg.host], runtimes: { runcvm: { path: dfx.wrapper } } });
-    dclosers.push('dockerd', () => dockerd.stop());
-    await dockerd.docker(['pull', '-q', image]);
+    ({ fx: dfx, dockerd, image } = await startRuncvmDockerSuite(dclosers));
   });
   afterAll(async () => {
     for (const name of running) await dockerd?.docker(['rm', '-f', name], { reject: false });

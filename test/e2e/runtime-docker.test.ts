@@ -5,14 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack } from '../../src/core/fsx/index.js';
-import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { pushBusyboxImage } from '../harness/images.js';
-import { assetsReady, leftovers, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import type { StartedDockerd } from '../harness/services/dockerd.js';
+import { leftovers, startRuncvmDockerSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 
-const ready = (await assetsReady()) && (await dockerdAvailable());
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let dockerd: StartedDockerd;
 let fx: RuntimeFixture;
 let image: string;
@@ -21,15 +17,9 @@ async function docker(runtime: 'runc' | 'runcvm', args: string[]) {
   return summary(await dockerd.docker(['run', '--rm', '--runtime', runtime, ...args], { reject: false, timeoutMs: 120_000 }));
 }
 
-describe.skipIf(!ready)('runcvm under dockerd (daemon.json runtimes)', () => {
+describe('runcvm under dockerd (daemon.json runtimes)', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    image = await pushBusyboxImage(reg);
-    dockerd = await startDockerd({ insecureRegistries: [reg.host], runtimes: { runcvm: { path: fx.wrapper } } });
-    closers.push('dockerd', () => dockerd.stop());
-    await dockerd.docker(['pull', '-q', image]);
+    ({ fx, dockerd, image } = await startRuncvmDockerSuite(closers));
   });
   afterAll(async () => {
     await closers.close();

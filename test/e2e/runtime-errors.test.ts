@@ -10,34 +10,24 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack } from '../../src/core/fsx/index.js';
 import { projectPath } from '../../src/core/paths.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { pushBusyboxImage } from '../harness/images.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
 import { mkext4 } from '../../src/runcvm/storage/apply.js';
 import { isToolError } from '../../src/core/errors.js';
-import { assetsReady, leftovers, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { ctrRunIn, leftovers, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 
-const ready = await assetsReady();
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let image: string;
 let seq = 0;
 
 async function ctrRun(wrapper: string, cmd: string[], env: string[] = []) {
-  return summary(await cd.ctr(['run', '--rm', '--runc-binary', wrapper, ...env.flatMap((e) => ['--env', e]), image, `e${++seq}`, ...cmd], { reject: false, timeoutMs: 180_000 }));
+  return summary(await ctrRunIn(cd, { runtime: wrapper, image, id: `e${++seq}`, cmd, env, timeoutMs: 180_000 }));
 }
 
-describe.skipIf(!ready)('runcvm errors: cause and fix, non-zero exit, no leftovers', () => {
+describe('runcvm errors: cause and fix, non-zero exit, no leftovers', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    image = await pushBusyboxImage(reg);
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    await cd.ctr(['images', 'pull', '--plain-http', image]);
+    ({ fx, cd, image } = await startRuncvmSuite(closers));
   });
   afterAll(async () => {
     await closers.close();

@@ -9,17 +9,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack } from '../../src/core/fsx/index.js';
 import { run, type RunResult } from '../../src/core/exec/index.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
 import { pushBusyboxImage } from '../harness/images.js';
-import { assetsReady, leftovers, pushVariant, RUNTIME_BIN, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { ctrRunIn, leftovers, pushVariant, RUNTIME_BIN, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 import { projectPath } from '../../src/core/paths.js';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const ready = await assetsReady();
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let busybox: string;
@@ -36,11 +33,7 @@ function runtimeFlags(rt: Runtime): string[] {
 
 async function ctrRun(rt: Runtime, image: string, cmd: string[], opts: { flags?: string[]; input?: string } = {}): Promise<RunResult> {
   const id = `p${++seq}-${rt}`;
-  return cd.ctr(['run', '--rm', ...runtimeFlags(rt), ...(opts.flags ?? []), image, id, ...cmd], {
-    reject: false,
-    timeoutMs: 90_000,
-    ...(opts.input !== undefined ? { input: opts.input } : {}),
-  });
+  return ctrRunIn(cd, { runtime: rt === 'runcvm' ? fx.wrapper : 'runc', image, id, cmd, flags: opts.flags, input: opts.input, timeoutMs: 90_000 });
 }
 
 async function both(image: string, cmd: string[], opts: { flags?: string[]; input?: string } = {}) {
@@ -53,17 +46,15 @@ function expectSame(r: Record<Runtime, unknown>): void {
   expect(JSON.stringify(r.runcvm, null, 1), `runc gave ${JSON.stringify(r.runc)}`).toBe(JSON.stringify(r.runc, null, 1));
 }
 
-describe.skipIf(!ready)('runcvm parity with runc (containerd, ctr --runc-binary)', () => {
+describe('runcvm parity with runc (containerd, ctr --runc-binary)', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    busybox = await pushBusyboxImage(reg);
-    entryImage = await pushVariant(reg, 'entry', { entrypoint: ['/bin/sh', '-c', 'echo entry: "$@"', 'ep'], cmd: ['default', 'cmd'] });
-    userImage = await pushVariant(reg, 'user', { user: 'app', workdir: '/home' });
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    for (const ref of [busybox, entryImage, userImage]) await cd.ctr(['images', 'pull', '--plain-http', ref]);
+    ({ fx, cd, images: [busybox, entryImage, userImage] } = await startRuncvmSuite(closers, {
+      images: async (reg) => [
+        await pushBusyboxImage(reg),
+        await pushVariant(reg, 'entry', { entrypoint: ['/bin/sh', '-c', 'echo entry: "$@"', 'ep'], cmd: ['default', 'cmd'] }),
+        await pushVariant(reg, 'user', { user: 'app', workdir: '/home' }),
+      ],
+    }));
   });
   afterAll(async () => {
     await closers.close();

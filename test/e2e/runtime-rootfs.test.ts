@@ -7,14 +7,11 @@
 import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack } from '../../src/core/fsx/index.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
 import { pushDebootstrapImage } from '../harness/images.js';
-import { assetsReady, leftovers, pushVariant, readDebugLogs, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { ctrRunIn, leftovers, pushVariant, readDebugLogs, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 
-const ready = await assetsReady();
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let debian: string;
@@ -22,23 +19,18 @@ let bigfile: string;
 let seq = 0;
 
 async function ctrRun(rt: 'runc' | 'runcvm', image: string, cmd: string[], env: string[] = []) {
-  const flags = rt === 'runcvm' ? ['--runc-binary', fx.wrapper] : [];
-  const r = await cd.ctr(['run', '--rm', ...flags, ...env.flatMap((e) => ['--env', e]), image, `r${++seq}-${rt}`, ...cmd], { reject: false, timeoutMs: 300_000 });
+  const r = await ctrRunIn(cd, { runtime: rt === 'runcvm' ? fx.wrapper : 'runc', image, id: `r${++seq}-${rt}`, cmd, env, timeoutMs: 300_000 });
   return summary(r);
 }
 
 const disks = async () => (await readdir(fx.cacheDir)).filter((n) => n.endsWith('.ext4')).sort();
 
-describe.skipIf(!ready)('runcvm root filesystem: large images, no truncation, cached base disks', () => {
+describe('runcvm root filesystem: large images, no truncation, cached base disks', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    debian = await pushDebootstrapImage(reg);
-    bigfile = await pushVariant(reg, 'bigfile', { bigFileMiB: 300 });
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    for (const ref of [debian, bigfile]) await cd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 300_000 });
+    ({ fx, cd, images: [debian, bigfile] } = await startRuncvmSuite(closers, {
+      images: async (reg) => [await pushDebootstrapImage(reg), await pushVariant(reg, 'bigfile', { bigFileMiB: 300 })],
+      pullTimeoutMs: 300_000,
+    }));
   }, 900_000);
   afterAll(async () => {
     await closers.close();

@@ -20,16 +20,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CloserStack } from '../../src/core/fsx/index.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { pushBusyboxImage } from '../harness/images.js';
-import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
-import { assetsReady, leftovers, readDebugLogs, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
+import type { StartedDockerd } from '../harness/services/dockerd.js';
+import { ctrRunIn, leftovers, readDebugLogs, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 
-const ready = await assetsReady();
-const withDocker = ready && (await dockerdAvailable());
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let image: string;
@@ -40,19 +35,12 @@ const PAD = '\n'.repeat(64);
 
 async function ctrRun(cmd: string[], env: string[], opts: { input?: string; id?: string } = {}) {
   const id = opts.id ?? `set${++seq}`;
-  const args = ['run', '--rm', '--runc-binary', fx.wrapper, ...env.flatMap((e) => ['--env', e]), image, id, ...cmd];
-  return summary(await cd.ctr(args, { reject: false, timeoutMs: 110_000, ...(opts.input !== undefined ? { input: opts.input } : {}) }));
+  return summary(await ctrRunIn(cd, { runtime: fx.wrapper, image, id, cmd, env, input: opts.input, timeoutMs: 110_000 }));
 }
 
-describe.skipIf(!ready)('runtime settings a user sees (KERNEL_APPEND, KERNEL_DEBUG, BREAK, debug log)', () => {
+describe('runtime settings a user sees (KERNEL_APPEND, KERNEL_DEBUG, BREAK, debug log)', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    image = await pushBusyboxImage(reg);
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    await cd.ctr(['images', 'pull', '--plain-http', image]);
+    ({ fx, cd, image } = await startRuncvmSuite(closers));
   });
   afterAll(async () => {
     await closers.close();
@@ -141,20 +129,14 @@ describe.skipIf(!ready)('runtime settings a user sees (KERNEL_APPEND, KERNEL_DEB
   });
 });
 
-describe.skipIf(!withDocker)('RUNCVM_BREAK through dockerd: stdin goes back to the workload after the shell', () => {
+describe('RUNCVM_BREAK through dockerd: stdin goes back to the workload after the shell', () => {
   const dclosers = new CloserStack();
   let dockerd: StartedDockerd;
   let dfx: RuntimeFixture;
   let dimage: string;
 
   beforeAll(async () => {
-    dfx = await runtimeFixture(dclosers);
-    const dreg = await startRegistry();
-    dclosers.push('registry', () => dreg.stop());
-    dimage = await pushBusyboxImage(dreg);
-    dockerd = await startDockerd({ insecureRegistries: [dreg.host], runtimes: { runcvm: { path: dfx.wrapper } } });
-    dclosers.push('dockerd', () => dockerd.stop());
-    await dockerd.docker(['pull', '-q', dimage]);
+    ({ fx: dfx, dockerd, image: dimage } = await startRuncvmDockerSuite(dclosers));
   });
   afterAll(async () => {
     await dclosers.close();

@@ -13,15 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run } from '../../src/core/exec/index.js';
 import { projectPath } from '../../src/core/paths.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { pushBusyboxImage } from '../harness/images.js';
-import { assetsReady, leftovers, readDebugLogs, runtimeFixture, type RuntimeFixture } from './runcvm/setup.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
+import { leftovers, readDebugLogs, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
 import { leftoverNamespaces, podNetwork, type PodNetwork } from './network-helpers.js';
 
-const ready = await assetsReady();
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let net: PodNetwork;
@@ -56,20 +52,14 @@ function bind(src: string, dst: string, ro = false): string[] {
   return ['--mount', `type=bind,src=${src},dst=${dst},options=rbind:${ro ? 'ro' : 'rw'}`];
 }
 
-describe.skipIf(!ready)('runcvm volumes over NFS (RUNCVM_VOLUME_TRANSPORT=nfs, containerd, QEMU guest)', () => {
+describe('runcvm volumes over NFS (RUNCVM_VOLUME_TRANSPORT=nfs, containerd, QEMU guest)', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
     tmp = await tempDir('runcvm-volnfs', closers);
     kubelet = join(tmp, 'kubelet');
-    wrapper = await fx.wrapperWith('runcvm-runtime-kubelet', { RUNCVM_KUBELET_DIR: kubelet });
     net = await podNetwork();
     closers.push('pod network', () => net.destroy());
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    busybox = await pushBusyboxImage(reg);
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    await cd.ctr(['images', 'pull', '--plain-http', busybox]);
+    ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
+    wrapper = await fx.wrapperWith('runcvm-runtime-kubelet', { RUNCVM_KUBELET_DIR: kubelet });
   }, 300_000);
   afterAll(async () => {
     await closers.close();

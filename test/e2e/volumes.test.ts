@@ -12,15 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run, type RunResult } from '../../src/core/exec/index.js';
-import { startContainerd, type StartedContainerd } from '../harness/services/containerd.js';
-import { dockerdAvailable, startDockerd, type StartedDockerd } from '../harness/services/dockerd.js';
-import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
-import { pushBusyboxImage } from '../harness/images.js';
-import { assetsReady, leftovers, readDebugLogs, runtimeFixture, summary, type RuntimeFixture } from './runcvm/setup.js';
+import type { StartedContainerd } from '../harness/services/containerd.js';
+import type { StartedDockerd } from '../harness/services/dockerd.js';
+import { ctrRunIn, leftovers, readDebugLogs, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 
-const ready = await assetsReady();
 const closers = new CloserStack();
-let reg: StartedRegistry;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let busybox: string;
@@ -31,9 +27,8 @@ type Runtime = 'runc' | 'runcvm';
 
 async function ctrRun(rt: Runtime, cmd: string[], opts: { flags?: string[]; wrapper?: string; env?: string[] } = {}): Promise<RunResult> {
   const id = `vol${++seq}-${rt}`;
-  const runtime = rt === 'runcvm' ? ['--runc-binary', opts.wrapper ?? fx.wrapper] : [];
-  const env = (opts.env ?? []).flatMap((e) => ['--env', e]);
-  return cd.ctr(['run', '--rm', ...runtime, ...env, ...(opts.flags ?? []), busybox, id, ...cmd], { reject: false, timeoutMs: 120_000 });
+  const runtime = rt === 'runcvm' ? (opts.wrapper ?? fx.wrapper) : 'runc';
+  return ctrRunIn(cd, { runtime, image: busybox, id, cmd, env: opts.env, flags: opts.flags, timeoutMs: 120_000 });
 }
 
 function bind(src: string, dst: string, ro = false): string[] {
@@ -45,16 +40,10 @@ async function virtiofsdProcesses(): Promise<string[]> {
   return ps.stdout.split('\n').filter((l) => l.includes('virtiofsd') && l.includes('/.runcvm/'));
 }
 
-describe.skipIf(!ready)('runcvm volumes (containerd, ctr --runc-binary)', () => {
+describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
   beforeAll(async () => {
-    fx = await runtimeFixture(closers);
     tmp = await tempDir('runcvm-vol', closers);
-    reg = await startRegistry();
-    closers.push('registry', () => reg.stop());
-    busybox = await pushBusyboxImage(reg);
-    cd = await startContainerd();
-    closers.push('containerd', () => cd.stop());
-    await cd.ctr(['images', 'pull', '--plain-http', busybox]);
+    ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
   }, 300_000);
   afterAll(async () => {
     await closers.close();
@@ -177,23 +166,15 @@ describe.skipIf(!ready)('runcvm volumes (containerd, ctr --runc-binary)', () => 
   });
 });
 
-const haveDocker = ready && (await dockerdAvailable());
-
-describe.skipIf(!haveDocker)('runcvm volumes (dockerd, docker run --runtime runcvm)', () => {
+describe('runcvm volumes (dockerd, docker run --runtime runcvm)', () => {
   const dcl = new CloserStack();
   let d: StartedDockerd;
   let dfx: RuntimeFixture;
   let image: string;
   let dtmp: string;
   beforeAll(async () => {
-    dfx = await runtimeFixture(dcl);
     dtmp = await tempDir('runcvm-vol-docker', dcl);
-    const r = await startRegistry();
-    dcl.push('registry', () => r.stop());
-    image = await pushBusyboxImage(r);
-    d = await startDockerd({ insecureRegistries: [r.host], runtimes: { runcvm: { path: dfx.wrapper } } });
-    dcl.push('dockerd', () => d.stop());
-    await d.docker(['pull', image]);
+    ({ fx: dfx, dockerd: d, image } = await startRuncvmDockerSuite(dcl));
   }, 300_000);
   afterAll(async () => {
     await dcl.close();

@@ -2,14 +2,22 @@
  * Shared set-up for the runcvm e2e tests: build the runtime pieces (30-runtime.sh), make private state/cache/log
  * folders and a wrapper that points bin/runcvm-runtime at them, and check at the end that nothing was left behind
  * (no QEMU process, no state dir, no config.json copy, no debug log).
+ *
+ * The common suite set-up (fixture + registry + images + containerd or dockerd) is startRuncvmSuite /
+ * startRuncvmDockerSuite. A missing guest asset or a missing dockerd is an error, never a skip: `npm test` builds
+ * the assets and installs docker.io (scripts/setup.sh), so a suite that could skip instead would be one that
+ * cannot fail.
  */
 import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunResult } from '../../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../../src/core/fsx/index.js';
 import { projectPath } from '../../../src/core/paths.js';
-import { buildahStore, busyboxRootfs, registryFlags } from '../../harness/images.js';
-import type { StartedRegistry } from '../../harness/services/registry.js';
+import { buildahStore, busyboxRootfs, pushBusyboxImage, registryFlags } from '../../harness/images.js';
+import { startContainerd, type StartedContainerd } from '../../harness/services/containerd.js';
+import { requireDockerd, startDockerd, type StartedDockerd } from '../../harness/services/dockerd.js';
+export { requireDockerd };
+import { startRegistry, type StartedRegistry } from '../../harness/services/registry.js';
 
 export const RUNTIME_BIN = projectPath('bin', 'runcvm-runtime');
 
@@ -24,14 +32,22 @@ export interface RuntimeFixture {
   close(): Promise<void>;
 }
 
-export async function assetsReady(): Promise<boolean> {
+const GUEST_ASSETS = ['kernel/vmlinux', 'kernel/initramfs.img', 'guest/bin/qemu-system-x86_64', 'guest/bin/node', 'guest/lib/ld'];
+
+/** Throws, naming what is missing and the fix, unless the guest assets every VM needs are built. */
+export async function requireAssets(): Promise<void> {
   const a = process.env.RUNCVM_ASSETS || projectPath('var', 'assets');
-  for (const f of ['kernel/vmlinux', 'kernel/initramfs.img', 'guest/bin/qemu-system-x86_64', 'guest/bin/node', 'guest/lib/ld']) {
-    if (!(await stat(join(a, f)).then(() => true, () => false))) return false;
+  const missing: string[] = [];
+  for (const f of GUEST_ASSETS) {
+    if (!(await stat(join(a, f)).then(() => true, () => false))) missing.push(join(a, f));
   }
-  return true;
+  if (missing.length) {
+    throw new Error(`the runcvm guest assets are not built (missing: ${missing.join(', ')}); no VM can boot without them. ` +
+      'fix: run `bash scripts/setup.sh` (npm test runs it in its global set-up), or point RUNCVM_ASSETS at a built asset folder');
+  }
 }
 
+/** Throws with the cause and the fix unless dockerd can be started here (root, docker.io installed). */
 let built = false;
 export async function buildRuntime(): Promise<void> {
   if (built) return;
@@ -40,6 +56,7 @@ export async function buildRuntime(): Promise<void> {
 }
 
 export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixture> {
+  await requireAssets();
   await buildRuntime();
   const dir = await tempDir('runcvm-e2e', closers);
   const stateDir = join(dir, 'state');
@@ -58,6 +75,88 @@ export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixtu
   };
   const wrapper = await wrapperWith('runcvm-runtime', {});
   return { dir, wrapper, stateDir, cacheDir, logDir, wrapperWith, close: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface RuncvmSuiteOptions<T extends [string, ...string[]]> {
+  /** what to push to the suite's registry (and pull into the engine); default: the busybox image alone */
+  images?: (registry: StartedRegistry) => Promise<T>;
+  /** timeout of each `ctr images pull` (large images) */
+  pullTimeoutMs?: number;
+}
+
+export interface RuncvmSuite<T extends [string, ...string[]]> {
+  fx: RuntimeFixture;
+  reg: StartedRegistry;
+  cd: StartedContainerd;
+  /** the first of `images` (busybox by default) */
+  image: T[0];
+  images: T;
+}
+
+const busyboxOnly = async (registry: StartedRegistry): Promise<[string]> => [await pushBusyboxImage(registry)];
+
+/**
+ * The set-up most runcvm suites share: the runtime fixture, a registry holding the images, a harness containerd
+ * (stopped by `closers`) that has pulled them. Fails (no skip) when the guest assets are not built.
+ */
+export async function startRuncvmSuite<T extends [string, ...string[]] = [string]>(closers: CloserStack, opts: RuncvmSuiteOptions<T> = {}): Promise<RuncvmSuite<T>> {
+  const fx = await runtimeFixture(closers);
+  const reg = await startRegistry();
+  closers.push('registry', () => reg.stop());
+  const images = await (opts.images ?? (busyboxOnly as unknown as (r: StartedRegistry) => Promise<T>))(reg);
+  const cd = await startContainerd();
+  closers.push('containerd', () => cd.stop());
+  for (const ref of images) await cd.ctr(['images', 'pull', '--plain-http', ref], opts.pullTimeoutMs ? { timeoutMs: opts.pullTimeoutMs } : {});
+  return { fx, reg, cd, image: images[0], images };
+}
+
+export interface RuncvmDockerSuite {
+  fx: RuntimeFixture;
+  reg: StartedRegistry;
+  dockerd: StartedDockerd;
+  /** busybox, pulled into dockerd */
+  image: string;
+}
+
+/**
+ * The same for dockerd: the fixture's wrapper as the `runcvm` runtime in daemon.json, busybox pulled from the suite's
+ * registry. Fails (no skip) when the guest assets are not built or dockerd cannot run here.
+ */
+export async function startRuncvmDockerSuite(closers: CloserStack): Promise<RuncvmDockerSuite> {
+  await requireDockerd();
+  const fx = await runtimeFixture(closers);
+  const reg = await startRegistry();
+  closers.push('registry', () => reg.stop());
+  const image = await pushBusyboxImage(reg);
+  const dockerd = await startDockerd({ insecureRegistries: [reg.host], runtimes: { runcvm: { path: fx.wrapper } } });
+  closers.push('dockerd', () => dockerd.stop());
+  await dockerd.docker(['pull', '-q', image]);
+  return { fx, reg, dockerd, image };
+}
+
+export interface CtrRunOptions {
+  /** 'runc' (containerd's own) or the path of a runcvm wrapper (`--runc-binary`) */
+  runtime: string;
+  image: string;
+  id: string;
+  cmd: string[];
+  /** container environment, each as `--env` */
+  env?: string[];
+  /** other `ctr run` flags (mounts, --cwd, --cap-add …), before the image */
+  flags?: string[];
+  input?: string;
+  timeoutMs: number;
+}
+
+/** `ctr run --rm` of one container, never rejecting: the caller looks at the exit code. */
+export function ctrRunIn(cd: StartedContainerd, o: CtrRunOptions): Promise<RunResult> {
+  const runtime = o.runtime === 'runc' ? [] : ['--runc-binary', o.runtime];
+  const env = (o.env ?? []).flatMap((e) => ['--env', e]);
+  return cd.ctr(['run', '--rm', ...runtime, ...env, ...(o.flags ?? []), o.image, o.id, ...o.cmd], {
+    reject: false,
+    timeoutMs: o.timeoutMs,
+    ...(o.input !== undefined ? { input: o.input } : {}),
+  });
 }
 
 /** Everything runcvm might leave behind. Empty lists mean clean. */

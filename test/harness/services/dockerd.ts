@@ -157,3 +157,11 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<StartedDo
     throw err;
   }
 }
+
+/** For tests that need dockerd: fail with the cause and the fix instead of skipping (setup installs docker.io). */
+export async function requireDockerd(): Promise<void> {
+  if (!(await dockerdAvailable())) {
+    throw new Error('dockerd is not usable here (it needs root and the docker.io package, which scripts/setup.sh installs). ' +
+      'fix: run `bash scripts/setup.sh` as root');
+  }
+}
