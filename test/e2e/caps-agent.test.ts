@@ -14,16 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, spawnService } from '../../src/core/exec/index.js';
+import { run } from '../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
-import { projectPath } from '../../src/core/paths.js';
-import { startExecMux } from '../../src/runcvm/agent/mux.js';
 import { Channel, decodeExit, encodeFrame, FrameDecoder, FrameType } from '../../src/runcvm/agent/codec.js';
 import { encodeOpen, exitCodeOf, type ExecRequest } from '../../src/runcvm/agent/exec.js';
 import { capabilitiesFromSpec, type CapabilitySets } from '../../src/runcvm/launch/capabilities.js';
 import type { OciProcess, OciSpec } from '../../src/runcvm/launch/oci.js';
 import { busyboxRootfs } from '../harness/images.js';
 import { waitFor } from '../harness/wait.js';
+import { startHostAgent } from './runcvm/host-agent.js';
 
 const closers = new CloserStack();
 let dir: string;
@@ -90,20 +89,7 @@ describe('guest capability code (caps.c via the exec agent) vs runc on the same 
   beforeAll(async () => {
     dir = await tempDir('runcvm-caps-agent', closers);
     runcRoot = join(dir, 'runc-root');
-    const agent = join(dir, 'runcvm-agent');
-    const guest = (f: string) => projectPath('src', 'runcvm', 'guest', f);
-    await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', agent, guest('agent.c'), guest('io.c'), guest('caps.c')], { timeoutMs: 120_000 });
-    clientSocket = join(dir, 'exec.sock');
-    const mux = await startExecMux({ portSocket: join(dir, 'agent.sock'), clientSocket });
-    closers.push('mux', () => mux.close());
-    const child = await spawnService(agent, ['--socket', join(dir, 'agent.sock')], { stdoutFile: join(dir, 'agent.log'), detached: true });
-    closers.push('agent', async () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    });
+    ({ clientSocket } = await startHostAgent(dir, closers));
     await waitFor('the agent to answer an exec', async () => (await viaAgent({ uid: 0, gid: 0, additionalGids: [] }, undefined)).exit === 0, { timeoutMs: 30_000 });
   });
   afterAll(async () => {

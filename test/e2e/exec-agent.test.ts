@@ -11,14 +11,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { run, spawnService } from '../../src/core/exec/index.js';
+import { run } from '../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
-import { projectPath } from '../../src/core/paths.js';
-import { startExecMux } from '../../src/runcvm/agent/mux.js';
 import { Channel, decodeExit, encodeData, encodeFrame, encodeSignal, FrameDecoder, FrameType } from '../../src/runcvm/agent/codec.js';
 import { encodeOpen, encodeOpenRequest, exitCodeOf, requestFileName, type ExecRequest } from '../../src/runcvm/agent/exec.js';
 import { access, writeFile } from 'node:fs/promises';
 import { waitFor } from '../harness/wait.js';
+import { buildGuestBinary, EXEC_CLIENT_SOURCES, startHostAgent } from './runcvm/host-agent.js';
 
 const closers = new CloserStack();
 let clientSocket: string;
@@ -78,22 +77,9 @@ const sh = (script: string, extra: Partial<ExecRequest> = {}, input?: Buffer) =>
 describe('exec agent + launcher mux on the host (no VM)', () => {
   beforeAll(async () => {
     const dir = await tempDir('runcvm-agent', closers);
-    const agent = join(dir, 'runcvm-agent');
-    await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', agent, projectPath('src', 'runcvm', 'guest', 'agent.c'), projectPath('src', 'runcvm', 'guest', 'io.c'), projectPath('src', 'runcvm', 'guest', 'caps.c')], { timeoutMs: 120_000 });
-    clientBin = join(dir, 'runcvm-exec');
-    await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', clientBin, projectPath('src', 'runcvm', 'guest', 'exec-client.c'), projectPath('src', 'runcvm', 'guest', 'io.c')], { timeoutMs: 120_000 });
+    clientBin = await buildGuestBinary(join(dir, 'runcvm-exec'), EXEC_CLIENT_SOURCES);
     stateDir = dir;
-    clientSocket = join(dir, 'exec.sock');
-    const mux = await startExecMux({ portSocket: join(dir, 'agent.sock'), clientSocket });
-    closers.push('mux', () => mux.close());
-    const child = await spawnService(agent, ['--socket', join(dir, 'agent.sock')], { stdoutFile: join(dir, 'agent.log'), detached: true });
-    closers.push('agent', async () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    });
+    ({ clientSocket } = await startHostAgent(dir, closers));
     // READY has arrived when an exec answers
     await waitFor('the agent to answer an exec', async () => (await sh('echo ok')).stdout === 'ok\n', { timeoutMs: 10_000 });
   });
