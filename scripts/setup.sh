@@ -14,9 +14,10 @@ APT_PACKAGES=(
 )
 
 missing_packages() {
-  # One dpkg-query for all packages (a loop costs ~20 ms a package); unknown packages print nothing.
+  # One dpkg-query for all packages (a loop costs ~20 ms a package). dpkg-query exits 1 when any package is unknown
+  # to dpkg (the normal case on a fresh machine), so its status is ignored: what it printed is the answer.
   local installed
-  installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${APT_PACKAGES[@]}" 2>/dev/null | awk '$4 == "installed" {print $1}')
+  installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${APT_PACKAGES[@]}" 2>/dev/null | awk '$4 == "installed" {print $1}' || true)
   for p in "${APT_PACKAGES[@]}"; do
     grep -qx "$p" <<<"$installed" || printf '%s\n' "$p"
   done
