@@ -31,8 +31,11 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
     const command: Command = parseCommand(argv, env);
     switch (command.kind) {
       case 'version': {
-        const { projectVersion } = await import('../core/version.js');
-        process.stdout.write(`kimia ${projectVersion()}\n`);
+        const [{ projectVersion }, { which }, { probeEngine, describeEngine }] = await Promise.all([
+          import('../core/version.js'), import('./preflight/probe.js'), import('./buildah/engine.js')]);
+        const path = await which('buildah', env);
+        const engine = path ? await probeEngine(path).catch(() => undefined) : undefined;
+        process.stdout.write(`kimia ${projectVersion()}\nengine: ${describeEngine(engine, path)}\n`);
         return 0;
       }
       case 'help': {
@@ -110,11 +113,13 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const passPreflight = async () => {
     if (!preflight || preflightChecked) return;
     preflightChecked = true;
-    const { verdicts, durationMs } = await preflight;
+    const { verdicts, durationMs, facts } = await preflight;
     for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`, { event: 'preflight-warning', check: v.check });
     const failed = verdicts.find((v) => v.status === 'fail');
     if (failed?.error) throw failed.error;
-    log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
+    log.info(`preflight passed in ${durationMs} ms; engine: buildah ${facts.engine?.version ?? 'version unknown'}`, {
+      event: 'preflight', durationMs, engine: facts.engine?.version ?? '',
+    });
   };
 
   const [
@@ -172,6 +177,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
     // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
     const buildahPath = preflight ? (await preflight).facts.buildahPath : undefined;
+    const engine = preflight ? (await preflight).facts.engine : undefined;
     const plan = planBuild(request, {
       contextDir,
       privateDir,
@@ -179,6 +185,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       ...(certDir ? { certDir } : {}),
       ...(dockerfileText !== undefined ? { dockerfileText } : {}),
       ...(buildahPath ? { buildahPath } : {}),
+      ...(engine ? { engine } : {}),
     });
     prepared = { contextDir, plan };
   } catch (err) {

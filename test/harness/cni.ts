@@ -70,7 +70,7 @@ exit 0
 }
 
 /** Installs the test CNI network into a CRI-enabled harness containerd (its cni/bin and cni/conf folders). */
-export async function installTestCni(cd: StartedContainerd): Promise<TestCni> {
+export async function installTestCni(cd: Pick<StartedContainerd, 'dir'> & { cniDir?: string }): Promise<TestCni> {
   const ip = (await run('sh', ['-c', 'command -v ip'])).stdout.trim() || '/sbin/ip';
   const peerNetns = `cri-e2e-${randomBytes(4).toString('hex')}`;
   const gateway = `${SUBNET_PREFIX}.1`;
@@ -85,13 +85,13 @@ export async function installTestCni(cd: StartedContainerd): Promise<TestCni> {
     await run(ip, ['-n', peerNetns, 'addr', 'add', `${gateway}/24`, 'dev', 'br0']);
     await run(ip, ['-n', peerNetns, 'link', 'set', 'br0', 'up']);
 
-    const binDir = join(cd.dir, 'cni', 'bin');
-    const confDir = join(cd.dir, 'cni', 'conf');
+    const binDir = join(cd.cniDir ?? join(cd.dir, 'cni'), 'bin');
+    const confDir = join(cd.cniDir ?? join(cd.dir, 'cni'), 'conf');
     await mkdir(binDir, { recursive: true });
     await mkdir(confDir, { recursive: true });
     await copyFile('/usr/lib/cni/loopback', join(binDir, 'loopback'));
     await chmod(join(binDir, 'loopback'), 0o755);
-    await writeFile(join(binDir, 'testnet'), pluginScript(ip, peerNetns, join(cd.dir, 'cni', 'state')), { mode: 0o755 });
+    await writeFile(join(binDir, 'testnet'), pluginScript(ip, peerNetns, join(cd.cniDir ?? join(cd.dir, 'cni'), 'state')), { mode: 0o755 });
     const conflist = { cniVersion: '0.4.0', name: 'cri-e2e', plugins: [{ type: 'testnet' }] };
     await writeFile(join(confDir, '10-testnet.conflist'), `${JSON.stringify(conflist, null, 2)}\n`);
     return { peerNetns, subnetPrefix: SUBNET_PREFIX, gateway, peer, close, [Symbol.asyncDispose]: close };

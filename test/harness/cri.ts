@@ -65,11 +65,52 @@ export interface PodSandboxConfig {
     security_context?: {
       namespace_options?: NamespaceOption;
       run_as_user?: { value: string };
+      run_as_group?: { value: string };
       readonly_rootfs?: boolean;
+      supplemental_groups?: string[];
       privileged?: boolean;
+      seccomp?: SecurityProfile;
     };
     sysctls?: Record<string, string>;
+    overhead?: LinuxContainerResources;
+    resources?: LinuxContainerResources;
   };
+}
+
+export interface SecurityProfile {
+  profile_type: 'RuntimeDefault' | 'Unconfined' | 'Localhost';
+  localhost_ref?: string;
+}
+
+export interface LinuxContainerResources {
+  cpu_period?: string;
+  cpu_quota?: string;
+  cpu_shares?: string;
+  memory_limit_in_bytes?: string;
+  oom_score_adj?: string;
+}
+
+export interface LinuxContainerSecurityContext {
+  capabilities?: { add_capabilities?: string[]; drop_capabilities?: string[] };
+  privileged?: boolean;
+  namespace_options?: NamespaceOption;
+  run_as_user?: { value: string };
+  run_as_group?: { value: string };
+  run_as_username?: string;
+  readonly_rootfs?: boolean;
+  supplemental_groups?: string[];
+  no_new_privs?: boolean;
+  masked_paths?: string[];
+  readonly_paths?: string[];
+  seccomp?: SecurityProfile;
+}
+
+export interface CriMount {
+  container_path: string;
+  host_path: string;
+  readonly?: boolean;
+  selinux_relabel?: boolean;
+  propagation?: 'PROPAGATION_PRIVATE' | 'PROPAGATION_HOST_TO_CONTAINER' | 'PROPAGATION_BIDIRECTIONAL';
 }
 
 export interface ContainerConfig {
@@ -79,7 +120,7 @@ export interface ContainerConfig {
   args?: string[];
   working_dir?: string;
   envs?: { key: string; value: string }[];
-  mounts?: { container_path: string; host_path: string; readonly?: boolean }[];
+  mounts?: CriMount[];
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   log_path?: string;
@@ -87,8 +128,8 @@ export interface ContainerConfig {
   stdin_once?: boolean;
   tty?: boolean;
   linux?: {
-    resources?: { cpu_period?: string; cpu_quota?: string; cpu_shares?: string; memory_limit_in_bytes?: string };
-    security_context?: { privileged?: boolean; namespace_options?: NamespaceOption; run_as_user?: { value: string }; readonly_rootfs?: boolean };
+    resources?: LinuxContainerResources;
+    security_context?: LinuxContainerSecurityContext;
   };
 }
 
@@ -159,6 +200,9 @@ export interface ImageInfo {
   repo_tags: string[];
   repo_digests: string[];
   size: string;
+  /** the image config's user when numeric (the kubelet's runAsNonRoot check reads it), else username */
+  uid: { value: string } | null;
+  username: string;
 }
 
 export interface RuntimeCondition {
@@ -205,7 +249,7 @@ export interface CriClient extends AsyncDisposable {
   listContainers(filter?: ContainerFilter): Promise<ContainerSummary[]>;
   /** timeoutSeconds 0 = no timeout (as in the CRI API) */
   execSync(id: string, cmd: string[], timeoutSeconds?: number): Promise<ExecSyncResult>;
-  pullImage(image: string, auth?: { username: string; password: string }): Promise<string>;
+  pullImage(image: string, auth?: { username: string; password: string }, sandboxConfig?: PodSandboxConfig): Promise<string>;
   /** null when the image is not present */
   imageStatus(image: string): Promise<ImageInfo | null>;
   close(): void;
@@ -323,9 +367,10 @@ export async function connectCri(socketPath: string, opts: { callTimeoutMs?: num
         rs, 'ExecSync', { container_id: id, cmd, timeout: String(timeoutSeconds) }, budget);
       return { stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), exitCode: r.exit_code };
     },
-    async pullImage(image, auth) {
+    async pullImage(image, auth, sandboxConfig) {
       const req: Record<string, unknown> = { image: { image } };
       if (auth) req.auth = { username: auth.username, password: auth.password };
+      if (sandboxConfig) req.sandbox_config = sandboxConfig;
       const r = await call<{ image_ref: string }>(is, 'PullImage', req, 300_000);
       return r.image_ref;
     },

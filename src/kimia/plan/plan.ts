@@ -3,6 +3,7 @@
  * and the environment buildah runs with. Pure. The real run and `--dry-run` both print/execute this same plan.
  */
 import type { BuildRequest } from '../cli/request.js';
+import type { EngineVersion } from '../buildah/engine.js';
 
 export interface PlanFacts {
   /** resolved local folder of the build context (after fetching and --context-sub-path) */
@@ -16,6 +17,8 @@ export interface PlanFacts {
   /** Dockerfile text, scanned for Docker-only instructions */
   dockerfileText?: string;
   buildahPath?: string;
+  /** the Buildah version preflight found (flags differ between 1.28 and 1.39); undefined: plan for 1.28 */
+  engine?: EngineVersion;
 }
 
 export interface PlannedFile {

@@ -10,6 +10,7 @@ import type { BuildRequest } from '../cli/request.js';
 import { storageFor } from '../plan/plan.js';
 import { KANIKO_DOCKER_CONFIG } from '../auth/index.js';
 import type { PreflightFacts, ProbeResult } from './verdicts.js';
+import { probeEngine } from '../buildah/engine.js';
 
 export const DEFAULT_MIN_FREE = 512 * 1024 * 1024;
 
@@ -34,11 +35,24 @@ export async function which(name: string, env: Record<string, string | undefined
   return undefined;
 }
 
-async function setuidTool(name: string, env: Record<string, string | undefined>) {
+/** `getcap FILE` → "FILE cap_setuid=ep" (libcap2-bin); undefined when getcap is not installed */
+async function fileCapabilities(path: string, env: Record<string, string | undefined>): Promise<string | undefined> {
+  const getcap = await which('getcap', { PATH: `${env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}:/usr/sbin:/sbin` });
+  if (!getcap) return undefined;
+  const r = await runQuick(getcap, [path], { timeoutMs: 5000 });
+  return r.stdout.slice(path.length).trim();
+}
+
+/** newuidmap/newgidmap: setuid root (Debian's way), or file capabilities (what kimia's image uses) */
+async function idmapTool(name: string, cap: 'cap_setuid' | 'cap_setgid', env: Record<string, string | undefined>) {
   const path = await which(name, env);
   if (!path) return undefined;
   const st = await stat(path);
-  return { path, privileged: (st.mode & 0o4000) !== 0 && st.uid === 0 };
+  if ((st.mode & 0o4000) !== 0 && st.uid === 0) return { path, privileged: true, how: 'setuid' };
+  const caps = await fileCapabilities(path, env).catch(() => undefined);
+  if (caps === undefined) return { path, privileged: false, how: 'unknown' };
+  // "cap_setuid=ep" or "cap_setuid+ep" (older libcap)
+  return new RegExp(`${cap}[=+][a-z]*e[a-z]*p|${cap}[=+][a-z]*p[a-z]*e`).test(caps) ? { path, privileged: true, how: caps } : { path, privileged: false, how: caps || 'none' };
 }
 
 export function statusField(status: string, field: string): string | undefined {
@@ -151,15 +165,17 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     return st ? { dir, bytes: Number(st.bavail) * Number(st.bsize) } : undefined;
   });
   const blocked = storageWritable.then(async (w) => (w.writable ? (await Promise.all([blockedEntries(storage.root), blockedEntries(storage.runroot)])).flat() : []));
+  const buildahFound = which('buildah', env);
+  const engine = buildahFound.then((p) => (p ? probeEngine(p).catch(() => undefined) : undefined));
   const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked] = await Promise.all([
     readText('/proc/self/status'),
     readText('/proc/sys/user/max_user_namespaces'),
     readText('/etc/passwd'),
     readText('/etc/subuid'),
     readText('/etc/subgid'),
-    setuidTool('newuidmap', env),
-    setuidTool('newgidmap', env),
-    which('buildah', env),
+    idmapTool('newuidmap', 'cap_setuid', env),
+    idmapTool('newgidmap', 'cap_setgid', env),
+    buildahFound,
     access(join(request.dockerConfigDir, 'config.json')).then(() => true, () => false),
     access(join(KANIKO_DOCKER_CONFIG, 'config.json')).then(() => true, () => false),
     storageWritable,
@@ -168,6 +184,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     free,
     blocked,
   ]);
+  const engineFacts = await engine;
   const userName = passwd?.split('\n').map((l) => l.split(':')).find((p) => p[2] === String(uid))?.[0] ?? String(uid);
   const facts: PreflightFacts = {
     uid,
@@ -196,6 +213,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   if (newuidmap) facts.newuidmap = newuidmap;
   if (newgidmap) facts.newgidmap = newgidmap;
   if (buildahPath) facts.buildahPath = buildahPath;
+  if (engineFacts) facts.engine = engineFacts;
   if (request.cacheDir && cacheW) facts.cacheDir = { path: request.cacheDir, ...cacheW };
   if (freeSpace) facts.free = freeSpace;
   facts.durationMs = Math.round(performance.now() - started);

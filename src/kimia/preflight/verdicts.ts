@@ -6,6 +6,7 @@ import type { ToolError } from '../../core/errors.js';
 import { formatSize } from '../../core/config.js';
 import { fail, type KimiaErrorCode } from '../errors.js';
 import { driverSpaceNote } from '../buildah/progress.js';
+import { describeEngine, type Engine } from '../buildah/engine.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -23,8 +24,9 @@ export interface PreflightFacts {
   capEff: bigint;
   capBnd: bigint;
   noNewPrivs: boolean;
-  newuidmap?: { path: string; privileged: boolean };
-  newgidmap?: { path: string; privileged: boolean };
+  /** how: 'setuid', the file capabilities getcap shows, 'none' (neither), or 'unknown' (no getcap to ask) */
+  newuidmap?: { path: string; privileged: boolean; how?: string };
+  newgidmap?: { path: string; privileged: boolean; how?: string };
   subuid: boolean;
   subgid: boolean;
   cacheDir?: { path: string; writable: boolean; error?: string };
@@ -35,6 +37,8 @@ export interface PreflightFacts {
   dockerConfig: { dir: string; exists: boolean; kanikoExists: boolean; envCredentials: boolean; explicit: boolean };
   pushes: boolean;
   buildahPath?: string;
+  /** `buildah --version` of buildahPath */
+  engine?: Engine;
   durationMs?: number;
 }
 
@@ -63,7 +67,7 @@ export function judge(f: PreflightFacts): Verdict[] {
   const rootless = f.uid !== 0;
 
   out.push(f.buildahPath
-    ? { check: 'buildah', status: 'ok', detail: f.buildahPath }
+    ? { check: 'buildah', status: 'ok', detail: describeEngine(f.engine, f.buildahPath) }
     : failed('buildah', 'BUILDAH_MISSING', {}, 'not found in PATH'));
 
   // user namespaces: the sysctl, then a real creation
@@ -85,10 +89,16 @@ export function judge(f: PreflightFacts): Verdict[] {
       : { check: 'no_new_privs', status: 'ok', detail: 'NoNewPrivs=0' });
     const tools = [['newuidmap', f.newuidmap], ['newgidmap', f.newgidmap]] as const;
     const absent = tools.filter(([, t]) => !t).map(([n]) => `${n} not found`);
-    const plain = tools.filter(([, t]) => t && !t.privileged).map(([n]) => n);
+    const plain = tools.filter(([, t]) => t && !t.privileged);
+    // 'none': getcap says the binary has neither the setuid bit nor the capability: the mapping cannot work
+    const powerless = plain.filter(([, t]) => t!.how === 'none' || (t!.how !== undefined && t!.how !== 'unknown'));
+    const how = (t: { path: string; how?: string } | undefined) => `${t!.path} (${t!.how ?? 'setuid'})`;
     if (absent.length) out.push(failed('newuidmap/newgidmap', 'IDMAP_TOOLS_MISSING', { detail: absent.join('; ') }, absent.join('; ')));
-    else if (plain.length) out.push({ check: 'newuidmap/newgidmap', status: 'warn', detail: `${plain.join(', ')} not setuid root (fine only if it carries file capabilities)` });
-    else out.push({ check: 'newuidmap/newgidmap', status: 'ok', detail: `${f.newuidmap!.path}, ${f.newgidmap!.path} (setuid)` });
+    else if (powerless.length) {
+      const detail = powerless.map(([n, t]) => `${n} is neither setuid root nor has file capabilities (${t!.how})`).join('; ');
+      out.push(failed('newuidmap/newgidmap', 'IDMAP_TOOLS_MISSING', { detail }, detail));
+    } else if (plain.length) out.push({ check: 'newuidmap/newgidmap', status: 'warn', detail: `${plain.map(([n]) => n).join(', ')} not setuid root (fine only if it carries file capabilities; getcap is not installed to tell)` });
+    else out.push({ check: 'newuidmap/newgidmap', status: 'ok', detail: `${how(f.newuidmap)}, ${how(f.newgidmap)}` });
     if (!f.subuid) out.push(failed('subordinate IDs', 'SUBID_MISSING', { user: f.userName, file: '/etc/subuid' }, `no /etc/subuid entry for ${f.userName}`));
     else if (!f.subgid) out.push(failed('subordinate IDs', 'SUBID_MISSING', { user: f.userName, file: '/etc/subgid' }, `no /etc/subgid entry for ${f.userName}`));
     else out.push({ check: 'subordinate IDs', status: 'ok', detail: `${f.userName} has /etc/subuid and /etc/subgid ranges` });

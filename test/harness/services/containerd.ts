@@ -12,7 +12,7 @@
  * removes it.
  */
 import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CloserStack, tempDir } from '../../../src/core/fsx/index.js';
 import { run, type RunOptions, type RunResult } from '../../../src/core/exec/index.js';
@@ -28,6 +28,15 @@ export interface ContainerdOptions {
   sandboxImage?: string;
   /** raw TOML appended to the generated config */
   extraConfig?: string;
+  /** write the generated config here instead of into the temp dir (a node's /etc/containerd/config.toml) */
+  configPath?: string;
+  /**
+   * run containerd (and so its shims and containers) in a private mount namespace where each `source` is bound over
+   * `target`: a test node whose /opt is a temporary folder, without touching the host's /opt
+   */
+  binds?: { source: string; target: string }[];
+  /** CNI folder (bin/ and conf/) prepared before containerd starts (default: cni/ in the temp dir) */
+  cniDir?: string;
 }
 
 export interface StartedContainerd extends AsyncDisposable {
@@ -40,6 +49,13 @@ export interface StartedContainerd extends AsyncDisposable {
   configPath: string;
   /** runs `ctr --address socket -n namespace ...args` */
   ctr(args: string[], opts?: RunOptions): Promise<RunResult>;
+  /** containerd's pid (its mount namespace is the node's when `binds` are used) */
+  pid(): number;
+  /**
+   * stop the containerd process only (shims and containers keep running, as with `systemctl restart containerd`) and
+   * start it again on the config file as it is now
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -56,7 +72,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
     const state = join(dir, 'state');
     const socket = join(dir, 'containerd.sock');
     const logPath = join(dir, 'containerd.log');
-    const configPath = join(dir, 'config.toml');
+    const configPath = opts.configPath ?? join(dir, 'config.toml');
     const namespace = `harness-${randomBytes(4).toString('hex')}`;
     await mkdir(root, { recursive: true, mode: 0o711 });
     await mkdir(state, { recursive: true, mode: 0o711 });
@@ -87,8 +103,9 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
     ];
     if (opts.cri) {
       const cri = 'plugins."io.containerd.grpc.v1.cri"';
-      await mkdir(join(dir, 'cni', 'bin'), { recursive: true });
-      await mkdir(join(dir, 'cni', 'conf'), { recursive: true });
+      const cniDir = opts.cniDir ?? join(dir, 'cni');
+      await mkdir(join(cniDir, 'bin'), { recursive: true });
+      await mkdir(join(cniDir, 'conf'), { recursive: true });
       lines.push(
         `[${cri}]`,
         `  sandbox_image = ${q(opts.sandboxImage ?? 'localhost/harness/pause:local')}`,
@@ -99,8 +116,8 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
         '  restrict_oom_score_adj = true',
         '',
         `[${cri}.cni]`,
-        `  bin_dir = ${q(join(dir, 'cni', 'bin'))}`,
-        `  conf_dir = ${q(join(dir, 'cni', 'conf'))}`,
+        `  bin_dir = ${q(join(cniDir, 'bin'))}`,
+        `  conf_dir = ${q(join(cniDir, 'conf'))}`,
         '',
         `[${cri}.containerd]`,
         '  snapshotter = "overlayfs"',
@@ -125,9 +142,17 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
       }
     }
     if (opts.extraConfig) lines.push(opts.extraConfig, '');
+    await mkdir(dirname(configPath), { recursive: true });
     await writeFile(configPath, lines.join('\n'));
 
-    const proc = await startProcess('containerd', 'containerd', ['--config', configPath], { logPath });
+    const binds = opts.binds ?? [];
+    const launch = () => binds.length === 0
+      ? startProcess('containerd', 'containerd', ['--config', configPath], { logPath })
+      // a private mount namespace: the binds never show on the host (mount propagation is private here)
+      : startProcess('containerd', 'unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c',
+        `${binds.map((_, i) => `mount --bind "$${2 * i + 2}" "$${2 * i + 3}" && `).join('')}exec containerd --config "$1"`,
+        'containerd', configPath, ...binds.flatMap((b) => [b.source, b.target])], { logPath });
+    let proc = await launch();
     const namespacesSeen = new Set<string>([namespace]);
     const ctrRaw = (args: string[], o: RunOptions = {}) => run('ctr', ['--address', socket, ...args], o);
 
@@ -144,6 +169,12 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
     });
     closers.push('kill stray shims', () => killMatching(`-address ${socket}`));
     closers.push('stop containerd', () => proc.stop(10_000));
+    const ready = () => waitFor(`containerd socket ${socket} and \`ctr version\` to answer`, async () => {
+      proc.assertAlive();
+      await stat(socket);
+      await ctrRaw(['version'], { timeoutMs: 5000 });
+      return true;
+    }, { timeoutMs: 20_000, intervalMs: 25 });
     closers.push('remove tasks and containers', async () => {
       if (!proc.alive()) return;
       const nss = await ctrRaw(['namespaces', 'ls', '-q'], { reject: false, timeoutMs: 10_000 });
@@ -151,12 +182,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
       for (const ns of namespacesSeen) await cleanNamespace(ctrRaw, ns);
     });
 
-    await waitFor(`containerd socket ${socket} and \`ctr version\` to answer`, async () => {
-      proc.assertAlive();
-      await stat(socket);
-      await ctrRaw(['version'], { timeoutMs: 5000 });
-      return true;
-    }, { timeoutMs: 20_000, intervalMs: 25 });
+    await ready();
 
     let stopped: Promise<void> | undefined;
     const stop = () => {
@@ -174,6 +200,13 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
       namespace,
       configPath,
       ctr: (args, o) => ctrRaw(['-n', namespace, ...args], o),
+      pid: () => proc.pid,
+      async restart() {
+        await proc.stop(10_000);
+        await rm(socket, { force: true });
+        proc = await launch();
+        await ready();
+      },
       stop,
       [Symbol.asyncDispose]: stop,
     };

@@ -25,6 +25,8 @@ import { startProcess } from '../proc.js';
 export interface RegistryOptions {
   auth?: boolean | { username: string; password: string };
   tls?: boolean;
+  /** more IP addresses the TLS certificate is valid for (e.g. a pod network gateway that relays to the registry) */
+  tlsIps?: string[];
 }
 
 export interface StartedRegistry extends AsyncDisposable {
@@ -46,8 +48,8 @@ export const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ].join(', ');
 
-/** CA + server certificate (SAN DNS:localhost, IP:127.0.0.1) signed by it, written into `dir`. */
-export async function makeTlsMaterial(dir: string): Promise<{ caCertPath: string; caKeyPath: string; certPath: string; keyPath: string; certDir: string }> {
+/** CA + server certificate (SAN DNS:localhost, IP:127.0.0.1, and `extraIps`) signed by it, written into `dir`. */
+export async function makeTlsMaterial(dir: string, extraIps: readonly string[] = []): Promise<{ caCertPath: string; caKeyPath: string; certPath: string; keyPath: string; certDir: string }> {
   await mkdir(dir, { recursive: true });
   const p = (f: string) => join(dir, f);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
@@ -55,7 +57,7 @@ export async function makeTlsMaterial(dir: string): Promise<{ caCertPath: string
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   await run('openssl', ['req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=localhost']);
   await writeFile(p('server.ext'), [
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    `subjectAltName=DNS:localhost,IP:127.0.0.1${extraIps.map((ip) => `,IP:${ip}`).join('')}`,
     'basicConstraints=CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=serverAuth',
@@ -102,7 +104,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Started
     let tls: { caCertPath: string; certDir: string } | undefined;
     let caPem: Buffer | undefined;
     if (opts.tls) {
-      const m = await makeTlsMaterial(join(dir, 'tls'));
+      const m = await makeTlsMaterial(join(dir, 'tls'), opts.tlsIps);
       tls = { caCertPath: m.caCertPath, certDir: m.certDir };
       caPem = await readFile(m.caCertPath);
       (config.http as Record<string, unknown>).tls = { certificate: m.certPath, key: m.keyPath };

@@ -43,6 +43,15 @@ describe('preflight verdicts', () => {
     expect(failure({ subgid: false })!.message).toBe('no subordinate ID range for kimia in /etc/subgid');
   });
 
+  it('newuidmap/newgidmap with file capabilities pass (the image); without setuid or capabilities they fail; unknown warns', () => {
+    const caps = { newuidmap: { path: '/usr/bin/newuidmap', privileged: true, how: 'cap_setuid=ep' }, newgidmap: { path: '/usr/bin/newgidmap', privileged: true, how: 'cap_setgid=ep' } };
+    expect(judge({ ...good, ...caps }).find((v) => v.check === 'newuidmap/newgidmap')).toMatchObject({ status: 'ok', detail: expect.stringContaining('cap_setuid=ep') });
+    const e = failure({ newuidmap: { path: '/usr/bin/newuidmap', privileged: false, how: 'none' } })!;
+    expect(e.code).toBe('IDMAP_TOOLS_MISSING');
+    expect(e.message).toContain('neither setuid root nor has file capabilities');
+    expect(judge({ ...good, newgidmap: { path: '/usr/bin/newgidmap', privileged: false, how: 'unknown' } }).find((v) => v.check === 'newuidmap/newgidmap')!.status).toBe('warn');
+  });
+
   it('unwritable cache dir: the guide text and the fsGroup fix', () => {
     const e = failure({ cacheDir: { path: '/cache', writable: false, error: 'EACCES' } })!;
     expect(e.render()).toContain('error: failed to write to cache directory: permission denied');
