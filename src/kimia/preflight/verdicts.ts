@@ -106,14 +106,6 @@ export function judge(f: PreflightFacts): Verdict[] {
     out.push({ check: 'rootless', status: 'warn', detail: 'running as root: the build is not rootless (in Kubernetes run as UID 1000)' });
   }
 
-  if (f.storageDriver === 'overlay') {
-    out.push(f.overlay?.ok
-      ? { check: 'storage driver', status: 'ok', detail: 'overlay mounts inside a user namespace' }
-      : failed('storage driver', 'STORAGE_DRIVER_UNUSABLE', { driver: 'overlay', detail: f.overlay?.error ?? 'probe failed' }, f.overlay?.error ?? 'probe failed'));
-  } else {
-    out.push({ check: 'storage driver', status: 'ok', detail: 'vfs (works everywhere; --storage-driver=overlay is faster)' });
-  }
-
   if (f.cacheDir) {
     out.push(f.cacheDir.writable
       ? { check: 'cache dir', status: 'ok', detail: `${f.cacheDir.path} writable by UID ${f.uid}` }
@@ -132,6 +124,17 @@ export function judge(f: PreflightFacts): Verdict[] {
     }, `${first.path}${more} not writable (owner UID ${first.uid})`));
   } else {
     out.push({ check: 'storage root', status: 'ok', detail: `${f.storageRoot.path} writable` });
+  }
+
+  // after the storage checks: an overlay probe in a folder that cannot be written says nothing about overlay
+  if (f.storageDriver === 'overlay' && !f.storageRoot.writable) {
+    out.push({ check: 'storage driver', status: 'warn', detail: 'overlay not probed: the storage folder is not writable' });
+  } else if (f.storageDriver === 'overlay') {
+    out.push(f.overlay?.ok
+      ? { check: 'storage driver', status: 'ok', detail: 'overlay mounts inside a user namespace' }
+      : failed('storage driver', 'STORAGE_DRIVER_UNUSABLE', { driver: 'overlay', detail: f.overlay?.error ?? 'probe failed' }, f.overlay?.error ?? 'probe failed'));
+  } else {
+    out.push({ check: 'storage driver', status: 'ok', detail: 'vfs (works everywhere; --storage-driver=overlay is faster)' });
   }
 
   if (f.free) {
