@@ -21,6 +21,7 @@ export const HELP = `usage: npm run images -- --registry HOST[:PORT]/PREFIX [opt
 
 Builds this project's images with this project's kimia (bin/kimia) and pushes them as HOST/PREFIX/NAME:TAG:
   kimia              the builder (Debian 13, Buildah 1.39, Node.js 20, kimia)
+  runcvm-installer   the runcvm node installer (runtime, shim, guest kernel, initramfs and package)
 Then prints each image's digest, its layers (size and the step that made each) and its compressed size.
 
 options:
@@ -105,8 +106,13 @@ async function gitRevision(): Promise<string> {
 }
 
 async function stage(build: ImageBuild): Promise<void> {
-  const { stageKimia } = await import('./stage.js');
-  await stageKimia(build);
+  if (build.name === 'kimia') {
+    const { stageKimia } = await import('./stage.js');
+    await stageKimia(build);
+  } else {
+    const { stageInstaller } = await import('./installer-stage.js');
+    await stageInstaller(build);
+  }
 }
 
 /** skopeo flags to read what kimia pushed, with the same credentials and CA certificates. */

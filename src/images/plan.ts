@@ -4,9 +4,10 @@
  *
  * Images (one folder each under images/, with its Dockerfile):
  *   kimia              the builder: Debian 13 + Buildah 1.39 + Node.js 20 + the esbuild bundle of src/kimia
+ *   runcvm-installer   the node installer: runcvm's runtime, shim and guest assets, run by the DaemonSet
  */
 
-export const IMAGE_NAMES = ['kimia'] as const;
+export const IMAGE_NAMES = ['kimia', 'runcvm-installer'] as const;
 export type ImageName = (typeof IMAGE_NAMES)[number];
 
 /** The public base image a user's build starts from; the suite passes a local Debian 13 instead. */
@@ -61,7 +62,11 @@ export class ImagesUsageError extends Error {
 
 const TITLES: Record<ImageName, string> = {
   kimia: 'kimia: rootless, daemonless image builder for Kubernetes (Kaniko drop-in)',
+  'runcvm-installer': 'runcvm node installer: puts the runcvm runtime on a Kubernetes node and registers it with containerd',
 };
+
+/** images built on the Debian 13 base (BASE_IMAGE); the installer is FROM scratch */
+const USES_BASE: Record<ImageName, boolean> = { kimia: true, 'runcvm-installer': false };
 
 /** HOST[:PORT]/PREFIX with a host part that looks like a registry (a dot, a port or localhost). */
 export function checkRegistry(registry: string): string {
@@ -97,7 +102,7 @@ export function planImages(req: ImagesRequest, facts: ImagesFacts): ImagesPlan {
       `--context=${contextDir}`,
       '--dockerfile=Dockerfile',
       `--destination=${ref}`,
-      `--build-arg=BASE_IMAGE=${req.baseImage}`,
+      ...(USES_BASE[name] ? [`--build-arg=BASE_IMAGE=${req.baseImage}`] : []),
       '--cache',
       `--cache-dir=${req.cacheDir}`,
       `--storage-driver=${req.storageDriver}`,

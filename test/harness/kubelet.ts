@@ -27,7 +27,7 @@ import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { run } from '../../src/core/exec/index.js';
 import { unmountAll } from './proc.js';
-import { waitFor } from './wait.js';
+import { GiveUp, waitFor } from './wait.js';
 import { criLogText, parseCriLog, type CriClient, type CriLogLine, type CriMount, type PodSandboxConfig } from './cri.js';
 import { containerConfig, podSandboxConfig, parseQuantity, runAsNonRootViolation, type PodIdentity } from './k8s/convert.js';
 import { podOf, validateObject, type Container, type DaemonSet, type Job, type Pod, type PodSpec, type RuntimeClass, type Secret, type Volume } from './k8s/objects.js';
@@ -446,7 +446,7 @@ export class RunningPod {
     await waitFor(`"${marker}" in the log of ${name} (pod ${this.identity.name})`, async () => {
       await this.refresh(r);
       if (r.state === 'terminated' && !r.log.some((l) => l.content.includes(marker))) {
-        throw new Error(`container ${name} exited with ${r.exitCode} before logging "${marker}":\n${r.stdout}\n${r.stderr}`);
+        throw new GiveUp(`container ${name} exited with ${r.exitCode} before logging "${marker}":\n${r.stdout}\n${r.stderr}`);
       }
       return r.log.some((l) => l.content.includes(marker));
     }, { timeoutMs, intervalMs: 250 });

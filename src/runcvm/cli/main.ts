@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<SubMain> }
   doctor: { summary: 'check this node (or this container) for every known failure, with cause and fix', load: async () => (await import('../doctor/main.js')).doctorMain },
   lint: { summary: 'check Kubernetes manifests for runcvm misconfigurations', load: async () => (await import('../lint/main.js')).lintMain },
   install: { summary: 'register runcvm with containerd, k3s or Docker', load: async () => (await import('../install/main.js')).installMain },
+  'node-install': { summary: 'install runcvm into a Kubernetes node from the node-installer pod (files, runtime entry, restart)', load: async () => (await import('../install/node.js')).nodeInstallMain },
   plan: { summary: 'print the LaunchSpec and hypervisor invocation for a bundle without starting anything', load: async () => (await import('../plan/main.js')).planMain },
   'nfs-serve': { summary: 'serve folders over NFSv3 (the volume path for Firecracker guests)', load: async () => (await import('../nfs/main.js')).nfsServeMain },
 };

@@ -25,6 +25,7 @@ import { startRegistry, type StartedRegistry } from '../services/registry.js';
 import { startGitServer, type GitServer } from '../git-server.js';
 import { Kubelet, type KubeletOptions } from '../kubelet.js';
 import { relayIntoNetns } from './netns-relay.js';
+import { waitFor } from '../wait.js';
 
 export const POD_GATEWAY = '10.244.77.1';
 
@@ -51,6 +52,8 @@ export interface Cluster extends AsyncDisposable {
   kubelet: Kubelet;
   /** the node's containerd config (what an installer edits) */
   containerdConfig: string;
+  /** the sandbox (pause) image as pods name it */
+  pauseImage: string;
   /** `systemctl restart containerd` on this node: reads the config again, reconnects the CRI client */
   restartContainerd(): Promise<void>;
   close(): Promise<void>;
@@ -61,8 +64,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   try {
     const dir = await tempDir('k8s-node', closers);
     const nodeRoot = join(dir, 'node');
-    await mkdir(join(nodeRoot, 'opt'), { recursive: true });
-    await mkdir(join(nodeRoot, 'etc', 'containerd'), { recursive: true });
+    for (const d of ['opt', 'etc/containerd', 'run', 'tmp', 'var/lib']) await mkdir(join(nodeRoot, d), { recursive: true });
 
     const registry = await startRegistry({ tls: true, auth: true, tlsIps: [POD_GATEWAY] });
     closers.push('stop the registry', () => registry.stop());
@@ -97,6 +99,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const containerd = await startContainerd({
       cri: true, sandboxImage: pause, extraConfig, configPath: containerdConfig, cniDir, runtimes: opts.runtimes ?? {},
       binds: [{ source: join(nodeRoot, 'opt'), target: '/opt' }],
+      // the node's containerd service environment: runcvm's state, logs and disk cache stay on the test node
+      env: {
+        RUNCVM_STATE_DIR: join(nodeRoot, 'run', 'runcvm'), RUNCVM_LOG_DIR: join(nodeRoot, 'tmp'), RUNCVM_CACHE_DIR: join(nodeRoot, 'var', 'lib', 'runcvm', 'disks'),
+      },
     });
     closers.push('stop containerd', () => containerd.stop());
 
@@ -134,10 +140,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     };
     return {
       dir, nodeRoot, registry, registryHost, git, gitBase, containerd, cri: criProxy, net, kubelet, containerdConfig,
+      pauseImage: pause.replace(registry.host, registryHost),
       async restartContainerd() {
         client.close();
         await containerd.restart();
-        client = await connectCri(containerd.socket);
+        // the CRI plugin answers "server is not initialized yet" while it recovers the pods it knew
+        client = await waitFor('the CRI plugin to answer Version after the restart', async () => {
+          try {
+            return await connectCri(containerd.socket);
+          } catch (err) {
+            if (/not initialized/.test((err as Error).message)) return false;
+            throw err;
+          }
+        }, { timeoutMs: 60_000, intervalMs: 200 });
       },
       close,
       [Symbol.asyncDispose]: close,

@@ -37,6 +37,8 @@ export interface ContainerdOptions {
   binds?: { source: string; target: string }[];
   /** CNI folder (bin/ and conf/) prepared before containerd starts (default: cni/ in the temp dir) */
   cniDir?: string;
+  /** containerd's environment (a node's service unit Environment=): shims and runtimes inherit it */
+  env?: Record<string, string>;
 }
 
 export interface StartedContainerd extends AsyncDisposable {
@@ -147,11 +149,11 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
 
     const binds = opts.binds ?? [];
     const launch = () => binds.length === 0
-      ? startProcess('containerd', 'containerd', ['--config', configPath], { logPath })
+      ? startProcess('containerd', 'containerd', ['--config', configPath], { logPath, ...(opts.env ? { env: opts.env } : {}) })
       // a private mount namespace: the binds never show on the host (mount propagation is private here)
       : startProcess('containerd', 'unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c',
         `${binds.map((_, i) => `mount --bind "$${2 * i + 2}" "$${2 * i + 3}" && `).join('')}exec containerd --config "$1"`,
-        'containerd', configPath, ...binds.flatMap((b) => [b.source, b.target])], { logPath });
+        'containerd', configPath, ...binds.flatMap((b) => [b.source, b.target])], { logPath, ...(opts.env ? { env: opts.env } : {}) });
     let proc = await launch();
     const namespacesSeen = new Set<string>([namespace]);
     const ctrRaw = (args: string[], o: RunOptions = {}) => run('ctr', ['--address', socket, ...args], o);
