@@ -45,20 +45,15 @@ step_apt() {
 step_npm() {
   if [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]]; then return 0; fi
   say "npm ci"
-  if ! npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"${TMPDIR:-/tmp}/npm-ci.$$.log"; then
-    # npm 11 leaves other platforms' optional packages (rollup's) out of the lock file it writes, then `npm ci`
-    # calls the same lock file out of sync (EUSAGE). `npm install` installs exactly the locked versions and leaves
-    # the lock file unchanged.
-    if grep -q EUSAGE "${TMPDIR:-/tmp}/npm-ci.$$.log"; then
-      say "npm ci refused the lock file (npm 11 optional-platform quirk): installing the locked versions with npm install"
-      npm install --no-audit --no-fund --loglevel=error >/dev/null
-    else
-      cat "${TMPDIR:-/tmp}/npm-ci.$$.log" >&2
-      rm -f "${TMPDIR:-/tmp}/npm-ci.$$.log"
-      exit 1
-    fi
+  local log="${TMPDIR:-/tmp}/npm-ci.$$.log"
+  if ! npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$log"; then
+    cat "$log" >&2
+    rm -f "$log"
+    say "npm ci failed (its messages are above)"
+    say "fix: check that the npm registry is reachable (npm ping), then rerun; a lock file out of sync with package.json is a project bug to report"
+    exit 1
   fi
-  rm -f "${TMPDIR:-/tmp}/npm-ci.$$.log"
+  rm -f "$log"
   touch node_modules/.package-lock.json
 }
 
