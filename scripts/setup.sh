@@ -95,9 +95,10 @@ step_apt() {
     exit 1
   fi
   # a package apt does not know: sources without Debian 12 (bookworm) main, or a name that is wrong
-  local unknown=() p
+  local unknown=() p known
+  known=$(apt-cache pkgnames 2>/dev/null)
   for p in "${missing[@]}"; do
-    apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || unknown+=("$p")
+    grep -qxF "$p" <<<"$known" || unknown+=("$p")
   done
   if [[ ${#unknown[@]} -gt 0 ]]; then
     [[ -n $guard ]] && rm -f "$guard"
