@@ -6,7 +6,8 @@
  *   const name = await buildUser();          // the user with UID 1000, created ("kimia") where there is none
  *   const bin = await kimiaForBuildUser();   // bin/kimia of a copy UID 1000 can read (staged once per build)
  *
- * The copy (bin/kimia, dist/, node_modules/, package.json: everything bin/kimia loads) is made on every machine, not
+ * The copy (bin/kimia, dist/, package.json and the production node_modules: everything bin/kimia loads; hard links
+ * where the checkout's files are open to everyone and on the same filesystem) is made on every machine, not
  * only where the checkout is unreachable, so every machine runs the same path. It lives in
  * <tmp>/kimia-build-user/<checkout>-<build> (modes a+rX), made atomically under a lock, and replaces the same
  * checkout's earlier copies (one per checkout: the bound).
@@ -14,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { run } from '../../src/core/exec/index.js';
 import { PROJECT_ROOT, projectPath } from '../../src/core/paths.js';
 import { withLock } from './images.js';
@@ -45,6 +46,18 @@ export async function buildUserCanRead(path: string, test = '-r'): Promise<boole
 }
 
 const STAGE_ROOT = join(tmpdir(), 'kimia-build-user');
+
+/** node_modules/<name> of every production dependency (nested ones come with the package that holds them). */
+async function productionPackages(): Promise<string[]> {
+  const r = await run('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: PROJECT_ROOT, reject: false });
+  const top = new Set<string>();
+  for (const line of r.stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(relative(PROJECT_ROOT, line));
+    if (m) top.add(`node_modules/${m[1]}`);
+  }
+  if (top.size === 0) throw new Error(`npm ls found no production dependency in ${PROJECT_ROOT}/node_modules: run \`bash scripts/setup.sh\` (npm ci)`);
+  return [...top].sort();
+}
 let staged: Promise<string> | undefined;
 
 /** bin/kimia of a copy of the built project that UID 1000 can run (see the header). */
@@ -72,11 +85,17 @@ async function stage(): Promise<string> {
     await run('chmod', ['0755', STAGE_ROOT]);
     const partial = `${dir}.partial-${process.pid}`;
     await rm(partial, { recursive: true, force: true });
-    await run('mkdir', ['-m', '0755', partial, join(partial, 'bin')]);
-    await run('cp', ['-a', projectPath('bin', 'kimia'), join(partial, 'bin', 'kimia')]);
-    await run('cp', ['-a', projectPath('dist'), projectPath('node_modules'), projectPath('package.json'), partial]);
-    // whatever the checkout's umask was: readable (and folders enterable) by everyone
-    await run('chmod', ['-R', 'a+rX', partial]);
+    await run('mkdir', ['-m', '0755', partial]);
+    // only what bin/kimia loads: the build, package.json and the production dependencies (about 27 MB, not 110)
+    const sources = ['bin/kimia', 'dist', 'package.json', ...(await productionPackages())];
+    // hard links when the checkout is open to everyone and on the same filesystem (fast, no space), else a copy
+    // whose modes are then opened (never chmod a hard link: it would change the checkout's own file)
+    // (setup's build stamp is 0600 and never loaded)
+    const closed = (await run('find', [...sources, '-path', 'dist/.build-stamp', '-prune', '-o', '(', '!', '-perm', '-o+r', '-o', '-type', 'd', '!', '-perm', '-o+x', ')', '-print', '-quit'], { cwd: PROJECT_ROOT })).stdout.trim();
+    const sameFs = (await stat(PROJECT_ROOT)).dev === (await stat(STAGE_ROOT)).dev;
+    const link = !closed && sameFs;
+    await run('cp', [link ? '-al' : '-a', '--parents', ...sources, partial], { cwd: PROJECT_ROOT });
+    if (!link) await run('chmod', ['-R', 'a+rX', partial]);
     for (const old of await readdir(STAGE_ROOT).catch(() => [] as string[])) {
       if (old.startsWith(`${checkout}-`) && join(STAGE_ROOT, old) !== partial) await rm(join(STAGE_ROOT, old), { recursive: true, force: true });
     }
