@@ -64,6 +64,27 @@ describe('runcvm-runtime dispatcher', () => {
     expect(await exists(join(dir, 'log', 'runcvm-c3.debug'))).toBe(true);
   });
 
+  it('exec of a container runc records without runcvm mounts goes to runc unchanged', async () => {
+    const root = join(dir, 'runc-root');
+    await mkdir(join(root, 'p1'), { recursive: true });
+    await writeFile(join(root, 'p1', 'state.json'), JSON.stringify({ config: { mounts: [{ source: 'proc', destination: '/proc' }] } }));
+    await rm(join(dir, 'argv'), { force: true });
+    const args = ['--root', root, 'exec', '-t', 'p1', 'uname', '-r'];
+    expect((await dispatch(args)).exitCode).toBe(0);
+    expect((await readFile(join(dir, 'argv'), 'utf8')).split('\n').slice(0, -1)).toEqual(args);
+  });
+
+  it('exec of a VM container whose state folder is not in RUNCVM_STATE_DIR never reaches runc (no process on the host)', async () => {
+    const root = join(dir, 'runc-root');
+    await mkdir(join(root, 'v1'), { recursive: true });
+    await writeFile(join(root, 'v1', 'state.json'), JSON.stringify({ config: { mounts: [{ source: join(dir, 'gone', 'v1'), destination: '/.runcvm/state' }] } }));
+    await rm(join(dir, 'argv'), { force: true });
+    const r = await dispatch([`--root=${root}`, 'exec', 'v1', 'uname', '-r']);
+    expect(r.exitCode).toBe(255);
+    expect(r.stderr).toContain('cannot exec in container v1: it runs as a microVM but its runcvm state folder is missing');
+    expect(await exists(join(dir, 'argv'))).toBe(false);
+  });
+
   it('never removes anything for a path-like id', async () => {
     await mkdir(join(dir, 'state', 'keep'), { recursive: true });
     await dispatch(['delete', '..']);
