@@ -5,7 +5,7 @@
  * is what it checks). runc is the oracle: a comparison first asserts that runc itself showed the behaviour, so a
  * container that died and printed nothing can never make a test pass.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunResult } from '../../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../../src/core/fsx/index.js';
@@ -36,7 +36,7 @@ export interface ConformanceFixture {
   root: string;
   /** a fresh bundle: busybox root, `runc spec`, terminal off, then `edit` */
   bundle(edit?: (spec: OciSpec) => void): Promise<string>;
-  /** `<runtime> --root R run|create --bundle B ID` with empty stdin; never rejects */
+  /** `<runtime> --root R run|create --bundle B ID` with empty stdin; never rejects (create: output in stderr) */
   run(rt: RuntimeName, bundle: string, id: string, opts?: RunOptions): Promise<Outcome>;
   /** the same edit on two bundles, run once by each runtime */
   both(edit: (spec: OciSpec) => void, opts?: { timeoutMs?: number }): Promise<Record<RuntimeName, Outcome>>;
@@ -54,6 +54,8 @@ const RUNC = 'runc';
 export async function conformanceFixture(closers: CloserStack): Promise<ConformanceFixture> {
   const fx = await runtimeFixture(closers);
   const dir = await tempDir('conformance', closers);
+  // a container whose root is a mapped (user namespace) id must reach its rootfs: a+x on the path, as runc's bats do
+  await chmod(dir, 0o711);
   const root = join(dir, 'runc-root');
   let seq = 0;
   const ids = new Set<string>();
@@ -63,6 +65,7 @@ export async function conformanceFixture(closers: CloserStack): Promise<Conforma
   const bundle = async (edit?: (spec: OciSpec) => void): Promise<string> => {
     const b = join(dir, `bundle-${++seq}`);
     await busyboxRootfs(join(b, 'rootfs'));
+    await chmod(b, 0o711);
     await run(RUNC, ['spec', '--bundle', b]);
     const spec = JSON.parse(await readFile(join(b, 'config.json'), 'utf8')) as OciSpec;
     spec.process!.terminal = false;
@@ -71,13 +74,21 @@ export async function conformanceFixture(closers: CloserStack): Promise<Conforma
     return b;
   };
 
-  const runOnce = async (rt: RuntimeName, b: string, id: string, opts: RunOptions = {}): Promise<Outcome> => {
-    ids.add(id);
-    const r = await run(binaryOf(rt, opts.binary), ['--root', root, opts.verb ?? 'run', '--bundle', b, id], { reject: false, input: '', timeoutMs: opts.timeoutMs ?? 240_000 });
-    return { exit: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+  const logOf = (id: string) => join(dir, `${id}.log`);
+
+  /** the container keeps the runtime's stdio after `create` / `run -d`: a file, so that this returns when the runtime does */
+  const runToLog = async (rt: RuntimeName, args: string[], id: string, opts: RunOptions): Promise<Outcome> => {
+    const r = await run('sh', ['-c', 'log=$1; shift; exec "$@" </dev/null >>"$log" 2>&1', 'sh', logOf(id), binaryOf(rt, opts.binary), '--root', root, ...args], { reject: false, timeoutMs: opts.timeoutMs ?? 240_000 });
+    const log = await readFile(logOf(id), 'utf8').catch(() => '');
+    return { exit: r.exitCode, stdout: '', stderr: log };
   };
 
-  const logOf = (id: string) => join(dir, `${id}.log`);
+  const runOnce = async (rt: RuntimeName, b: string, id: string, opts: RunOptions = {}): Promise<Outcome> => {
+    ids.add(id);
+    if (opts.verb === 'create') return runToLog(rt, ['create', '--bundle', b, id], id, opts);
+    const r = await run(binaryOf(rt, opts.binary), ['--root', root, 'run', '--bundle', b, id], { reject: false, input: '', timeoutMs: opts.timeoutMs ?? 240_000 });
+    return { exit: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+  };
 
   const fixture: ConformanceFixture = {
     fx,
@@ -93,12 +104,9 @@ export async function conformanceFixture(closers: CloserStack): Promise<Conforma
       }
       return out;
     },
-    async runDetached(rt, b, id, opts = {}) {
+    runDetached(rt, b, id, opts = {}) {
       ids.add(id);
-      // the container keeps the runtime's stdio: a file, so that this call returns when the runtime does
-      const r = await run('sh', ['-c', 'log=$1; shift; exec "$@" </dev/null >>"$log" 2>&1', 'sh', logOf(id), binaryOf(rt, opts.binary), '--root', root, 'run', '-d', '--bundle', b, id], { reject: false, timeoutMs: opts.timeoutMs ?? 240_000 });
-      const log = await readFile(logOf(id), 'utf8').catch(() => '');
-      return { exit: r.exitCode, stdout: '', stderr: log };
+      return runToLog(rt, ['run', '-d', '--bundle', b, id], id, opts);
     },
     verb(rt, args, opts = {}) {
       return run(binaryOf(rt, opts.binary), ['--root', root, ...args], { reject: false, timeoutMs: opts.timeoutMs ?? 180_000, input: opts.input ?? '' });
