@@ -80,6 +80,20 @@ describe('conformance: exec (issue 16 causes 5 and 6)', { timeout: 300_000 }, ()
     expect(out.runcvm.stderr).toContain('exec: "no-such-binary": executable file not found in $PATH');
   });
 
+  // fixed in phase 2: cause 4 for exec (src/runcvm/guest/agent.c: the exec's pty is chowned to the exec's uid and
+  // the devpts tty group, as runc does; today it stays 0:5)
+  it.fails('cause 4: `exec -t` as a non-root user gets a terminal that user owns (runc: uid:5)', async () => {
+    const out = {} as Record<RuntimeName, Outcome>;
+    for (const rt of ['runc', 'runcvm'] as const) {
+      const bin = rt === 'runc' ? 'runc' : cf.fx.wrapper;
+      // exec -t without a console socket needs a terminal of its own: script(1) gives it one
+      const r = await run('script', ['-qec', `${bin} --root ${cf.root} exec -t -u 1000:1000 ${id[rt]} sh -c 'stat -c %u:%g "$(tty)"'`, '/dev/null'], { reject: false, input: '', timeoutMs: 120_000 });
+      out[rt] = { exit: r.exitCode, stdout: r.stdout.replace(/\^@|[\0\r]/g, ''), stderr: r.stderr };
+    }
+    expectOracle(out.runc, { stdout: '1000:5\n' });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
   it('cause 6: exec with another RUNCVM_STATE_DIR than create\'s still runs inside the VM, never on the host', async () => {
     const other = await cf.fx.wrapperWith('other-state', { RUNCVM_STATE_DIR: join(cf.dir, 'no-such-state-root') });
     const r = outcome(await cf.verb('runcvm', ['exec', id.runcvm, 'uname', '-r'], { binary: other }));

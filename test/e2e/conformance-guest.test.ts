@@ -26,6 +26,9 @@ const FACTS = [
   'echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"',
   'echo "/dev mount: $(awk \'$2 == "/dev" {split($4, o, ","); print o[1]}\' /proc/mounts)"',
   'awk \'($3 == "cgroup" || $3 == "cgroup2") && $2 ~ "^/sys/fs/cgroup" {o[$2]=$4} END {n=0; rw=0; for (m in o) {n++; if (o[m] !~ /^ro/) rw++}; print "cgroup mounts: " (n > 0 ? "present" : "none") (rw ? ", writable" : ", read-only")}\' /proc/mounts',
+  'echo "/sys mount: $(awk \'$2 == "/sys" {split($4, o, ","); print o[1]}\' /proc/mounts)"',
+  // the spec's mounts, in the spec's order (runtime-tools checks the order)
+  'echo "spec mounts: $(awk \'{print $5}\' /proc/self/mountinfo | grep -E "^/(proc|dev|dev/pts|dev/shm|dev/mqueue|sys|sys/fs/cgroup)$" | tr "\\n" " ")"',
 ].join('\n');
 
 function withFacts(s: OciSpec): void {
@@ -45,9 +48,9 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
     await closers.close();
   });
 
-  // fixed in phase 2: cause 4 (guest init applies maskedPaths, readonlyPaths, linux.devices, linux.sysctl,
-  // oomScoreAdj, and the spec's /dev and cgroup mount options)
-  it.fails('cause 4: masked and read-only paths, devices, sysctls, oom_score_adj, /dev and cgroup mounts as runc gives them', async () => {
+  // fixed in phase 2: cause 4 (guest init replays the spec's mounts for the workload in the spec's order with their
+  // options, then applies maskedPaths, readonlyPaths, linux.devices, linux.sysctl and oomScoreAdj)
+  it.fails('cause 4: masked and read-only paths, devices, sysctls, oom_score_adj, the spec\'s mounts in order, as runc gives them', async () => {
     const out = await cf.both(withFacts);
     expectOracle(out.runc, {
       stdout: [
@@ -58,6 +61,8 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
         'oom_score_adj: 123',
         '/dev mount: ro',
         'cgroup mounts: present, read-only',
+        '/sys mount: ro',
+        'spec mounts: /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup ',
         '',
       ].join('\n'),
     });
