@@ -69,7 +69,7 @@ describe('conformance: exec (issue 16 causes 5 and 6)', { timeout: 300_000 }, ()
     expect(vm.stderr).toMatch(/fix: /);
   });
 
-  // fixed in phase 2: the guest agent (src/runcvm/guest/agent.c, exec_child) exits 127/126 when the command cannot
+  // fixed in phase 2: the guest agent (src/runcvm/guest/agent.c, child_exec) exits 127/126 when the command cannot
   // start; runc exits 255 for every exec that fails before the command runs (docs/conformance.md, cause 5).
   it.fails('cause 5: exec of a missing binary exits 255 with runc\'s message', async () => {
     const out = {} as Record<RuntimeName, Outcome>;

@@ -4,9 +4,9 @@
  * owner, the seccomp profile) the guest init applies to the workload inside the VM. Same bundle under runc (the
  * oracle) and runcvm; the workload prints the facts, the outputs must be equal.
  *
- * Every test here is marked `it.fails`: fixed in phase 2 (the guest init, src/runcvm/guest/init.c, and the guest
- * config written by src/runcvm/launch/, are being refactored by issue 13 right now). docs/conformance.md says where
- * each fix goes. When a fix lands, its `it.fails` becomes `it`.
+ * Every test here is marked `it.fails`: fixed in phase 2 (the guest's workload set-up, src/runcvm/guest/workload.c
+ * and agent.c, with the guest config written by src/runcvm/launch/, which issue 13 is refactoring). docs/conformance.md
+ * says where each fix goes. When a fix lands, its `it.fails` becomes `it`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec/index.js';
