@@ -15,6 +15,7 @@ import { runcvmErrors } from '../errors.js';
 import { splitRuncArgs, parseCreateArgs, ArgsError, type CreateArgs } from './args.js';
 import { envMap, type OciSpec } from '../launch/oci.js';
 import { mergeSettingEnv, parseSettings, SettingError, type Settings } from '../launch/settings.js';
+import { GUEST_PRIVILEGES_FIX, parseGuestPrivileges, withGuestPrivileges } from '../launch/guest-privileges.js';
 import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
 import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { joinsHostNetwork } from '../network/host.js';
@@ -262,6 +263,11 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   // networking: never hand the node's own interfaces to a VM (hostNetwork pods join it by path)
   const hostNetwork = await joinsHostNetwork(spec);
   let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog), hostNetwork });
+  // what the workload may do inside the VM: the node's choice (runtime env only, never the container's)
+  const privileges = parseGuestPrivileges(process.env.RUNCVM_GUEST_PRIVILEGES);
+  if (typeof privileges !== 'string') throw new SettingError('RUNCVM_GUEST_PRIVILEGES', process.env.RUNCVM_GUEST_PRIVILEGES ?? '', privileges.error, GUEST_PRIVILEGES_FIX);
+  if (privileges !== 'pod') log.info('guest privileges', { privileges, inside: 'CAP_SETUID CAP_SETGID in the bounding set, no_new_privs off' });
+  launch = withGuestPrivileges(launch, privileges);
   // runc warns about these in its own log when it starts the launcher container (same spec); the VM ignores them too
   const unknownCaps = capabilitiesFromSpec(spec.process?.capabilities).unknown;
   if (unknownCaps.length) log.info('ignoring unknown or unavailable capabilities', { names: unknownCaps.join(',') });
