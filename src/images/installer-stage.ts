@@ -86,7 +86,7 @@ export async function stageInstaller(build: ImageBuild): Promise<void> {
 
   // code: the scripts as they are, the runtime and exec bundles made self-contained (execa inlined), the CLI bundle
   for (const d of ['bin', 'libexec/runcvm', 'dist/runcvm/runtime', 'dist/runcvm-cli', 'var/assets/runtime']) await mkdir(join(code, d), { recursive: true });
-  for (const b of ['runcvm-runtime', 'containerd-shim-runcvm-v2']) await copyExecutable(projectPath('bin', b), join(code, 'bin', b));
+  for (const b of ['runcvm-runtime', 'runcvm-runtime-userns', 'containerd-shim-runcvm-v2']) await copyExecutable(projectPath('bin', b), join(code, 'bin', b));
   await writeFile(join(code, 'bin', 'runcvm.mjs'), CLI_ENTRY, { mode: 0o755 });
   await writeFile(join(code, 'bin', 'runcvm'), CLI_WRAPPER, { mode: 0o755 });
   await copyExecutable(projectPath('libexec', 'runcvm', 'runc'), join(code, 'libexec', 'runcvm', 'runc'));

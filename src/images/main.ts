@@ -3,7 +3,7 @@
  * (bin/kimia, on the host) and push them; then report each image's digest, layers and size from the registry.
  * Effects only; the decisions are in ./plan.ts.
  */
-import { access, readFile, rm, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -177,7 +177,10 @@ export async function imagesMain(argv: string[], env: Env = process.env): Promis
     say(`${b.name}: staging the build context`);
     await stage(b);
     say(`${b.name}: ${formatCommand(b.command[0]!, b.command.slice(1))}`);
-    const r = await run(b.command[0]!, b.command.slice(1), {
+    // one build at a time per layer cache: kimia clears working containers it finds there, and a concurrent build's
+    // are not leftovers (flock: the kernel releases the lock when the holder dies)
+    await mkdir(req.cacheDir, { recursive: true });
+    const r = await run('flock', [join(req.cacheDir, '.images.lock'), ...b.command], {
       reject: false,
       timeoutMs: 60 * 60_000,
       onStdoutLine: (l) => process.stderr.write(`  ${l}\n`),

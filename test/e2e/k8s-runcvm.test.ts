@@ -23,6 +23,7 @@ import { buildProjectImages, IMAGE_PREFIX, PUBLISHED_PREFIX, type ProjectImages 
 import { kustomizeBuild, type ImageOverride } from '../harness/k8s/kustomize.js';
 import type { DaemonSet, Pod, RuntimeClass, Secret } from '../harness/k8s/objects.js';
 import type { RunningPod } from '../harness/kubelet.js';
+import { waitFor } from '../harness/wait.js';
 
 const GIT_TOKEN = `glpat-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
 let cluster: Cluster;
@@ -191,4 +192,64 @@ describe('deploy/kubernetes/node-installer-daemonset.yaml', () => {
   afterAll(async () => {
     await first?.pod.delete();
   });
+});
+
+describe('examples/kimia-restricted-pod.yaml: a build in a pod that passes the Pod Security Standard "restricted"', () => {
+  const restrictedPod = (image: string) => withRegistryCa(withArgs(find<Pod>(examples, 'Pod', 'kimia-build-restricted'), {
+    '--context': repoUrl, '--destination': image,
+  }));
+
+  it('under runc it fails with the guide\'s error (RuntimeDefault seccomp refuses the user namespace) and kimia names the fix', async () => {
+    const pod = restrictedPod(`${cluster.registryHost}/org/restricted-runc:1`);
+    delete pod.spec.runtimeClassName;
+    const p = await cluster.kubelet.runPod(pod);
+    try {
+      const r = await p.waitForExit('kimia', 5 * 60_000);
+      expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(6);
+      expect(r.stderr).toContain('error: failed to create user namespace: operation not permitted');
+      expect(r.stderr).toContain('add: [SETUID, SETGID]');
+      expect(r.stderr).toContain('type: Unconfined');
+    } finally {
+      await p.delete();
+    }
+  });
+
+  it('under RuntimeClass runcvm-userns it builds and pushes: the microVM is the boundary', async () => {
+    cluster.kubelet.addRuntimeClass(find<RuntimeClass>(deploy, 'RuntimeClass', 'runcvm-userns'));
+    const image = `${cluster.registryHost}/org/restricted-vm:1`;
+    const pod = restrictedPod(image);
+    // keeps runcvm's debug log of this container (evidence on failure)
+    pod.spec.containers[0]!.env!.push({ name: 'RUNCVM_LOG_LEVEL', value: 'DEBUG' });
+    const p = await cluster.kubelet.runPod(pod);
+    try {
+      // on the node, the processes that run the VM keep the pod's restrictions: no privilege escalation, the
+      // runtime's seccomp profile, no capability but CAP_NET_ADMIN (the launcher's, for the pod's own network)
+      const onNode = await waitFor('QEMU of the restricted pod on the node', async () => {
+        const procs = (await readFile(`/sys/fs/cgroup/memory/k8s.io/${p.containerId('kimia')}/cgroup.procs`, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+        for (const pid of procs) {
+          // started through the guest package's loader: the command line names it, not comm
+          const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+          if (cmdline.includes('qemu-system')) return readFile(`/proc/${pid}/status`, 'utf8');
+        }
+        return false;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
+      // runcvm's launcher (and so QEMU) is UID 0 of the container, which has no user namespace: root without
+      // capabilities but CAP_NET_ADMIN, under no_new_privs and seccomp (docs/kubernetes.md "A restricted build")
+      expect(onNode).toMatch(/^Uid:\s+0\s+0\s+0\s+0$/m);
+      expect(onNode).toMatch(/^NoNewPrivs:\s+1$/m);
+      expect(onNode).toMatch(/^Seccomp:\s+2$/m);
+      expect(onNode).toMatch(/^CapBnd:\s+0000000000001000$/m);
+      expect(onNode).toMatch(/^CapEff:\s+0000000000001000$/m);
+      const r = await p.waitForExit('kimia', 15 * 60_000);
+      expect(r.exitCode, `${r.reason} ${r.message}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      const digest = (await cluster.registry.manifest('org/restricted-vm', '1')).digest;
+      const log = `${r.stdout}\n${r.stderr}`;
+      expect(log).toContain(`pushed ${image}@${digest}`);
+      // inside the VM kimia runs as UID 1000 with a user namespace of subordinate IDs, as in the guide's pod
+      expect(log).toMatch(/engine: buildah 1\.39/);
+      expect(log).not.toMatch(/^warning: preflight/m);
+    } finally {
+      await p.delete();
+    }
+  }, 20 * 60_000);
 });

@@ -470,6 +470,11 @@ export class RunningPod {
     return { phase, containers: Object.fromEntries(all.map((r) => [r.name, { ...r }])) };
   }
 
+  /** the CRI container id of a started container */
+  containerId(name: string): string | undefined {
+    return this.containers.get(name)?.id;
+  }
+
   async exec(container: string, cmd: string[], timeoutSeconds = 60) {
     const id = this.containers.get(container)?.id;
     if (!id) throw new Error(`container ${container} was not created`);

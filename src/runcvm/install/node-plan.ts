@@ -80,10 +80,26 @@ export function planNodeInstall(f: NodeFacts): NodePlan {
       : `runcvm ${f.payload.version} installed in ${f.prefix} (payload ${f.payload.id.slice(0, 12)})`);
   }
 
+  // two handlers: runcvm (the guest keeps the container's security, runc parity) and runcvm-userns (the workload
+  // may use user namespaces inside the VM; src/runcvm/launch/guest-privileges.ts)
   let plan: InstallPlan;
   try {
-    if (engine === 'k3s') plan = planK3sTemplate(f.k3sTemplate ?? '', { binaryName: runtime });
-    else plan = planContainerd(f.containerdConfig ?? '', { binaryName: runtime, ...(f.containerdVersion ? { containerdVersion: f.containerdVersion } : {}) });
+    const handlers = [{ name: 'runcvm', binaryName: runtime }, { name: 'runcvm-userns', binaryName: join(f.prefix, 'bin', 'runcvm-runtime-userns') }];
+    let text = engine === 'k3s' ? (f.k3sTemplate ?? '') : (f.containerdConfig ?? '');
+    const actions: string[] = [];
+    let changed = false;
+    let last: InstallPlan | undefined;
+    for (const h of handlers) {
+      last = engine === 'k3s'
+        ? planK3sTemplate(text, h)
+        : planContainerd(text, { ...h, ...(f.containerdVersion ? { containerdVersion: f.containerdVersion } : {}) });
+      if (last.changed) {
+        changed = true;
+        text = last.text;
+        actions.push(...last.actions);
+      } else actions.push(...last.actions);
+    }
+    plan = { ...last!, changed, text, actions };
   } catch (err) {
     // name the node's file: the reader is looking at the node, not at the installer's mounts
     if (err instanceof InstallRefused) throw new InstallRefused(`${configPath}: ${err.message}`, err.fix);

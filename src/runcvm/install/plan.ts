@@ -49,6 +49,8 @@ function appendBlock(text: string, block: string): string {
 
 export interface ContainerdOptions {
   readonly binaryName: string;
+  /** the runtime handler's name (default runcvm) */
+  readonly name?: string;
   /** output of `containerd --version`, used when the file does not say its version */
   readonly containerdVersion?: string;
 }
@@ -73,13 +75,14 @@ export function planContainerd(existing: string, opts: ContainerdOptions): Insta
     throw new InstallRefused(`config version ${configVersion} is not supported`, 'migrate the config to version 2 (containerd 1.x) or 3 (containerd 2.x) first');
   }
   const plugin = criPluginFor(configVersion);
-  const section = runtimeSection(plugin);
-  const current = findRuntimeEntries(parsed.value).find((e) => e.plugin === plugin);
+  const name = opts.name ?? RUNTIME_NAME;
+  const section = runtimeSection(plugin, name);
+  const current = findRuntimeEntries(parsed.value, name).find((e) => e.plugin === plugin);
   const lostDefault = missingDefaultRuntime(parsed.value, plugin);
   if (current && current.runtimeType === RUNTIME_TYPE && current.binaryName === opts.binaryName && actions.length === 0 && lostDefault === undefined) {
     return { target: 'containerd', changed: false, text: existing, actions: [`${section} is already registered`], restart: RESTART.containerd, configVersion, section };
   }
-  const removal = removeTables(text, ['plugins', plugin, 'containerd', 'runtimes', RUNTIME_NAME]);
+  const removal = removeTables(text, ['plugins', plugin, 'containerd', 'runtimes', name]);
   if (removal.removed > 0) actions.push(`replaced the existing ${section} entry`);
   else actions.push(`added ${section}`);
   let result = removal.text;
@@ -88,19 +91,20 @@ export function planContainerd(existing: string, opts: ContainerdOptions): Insta
     result = appendBlock(result, defaultRuntimeBlock(plugin, lostDefault));
     actions.push(`added the default runtime entry "${lostDefault}" (containerd drops its built-in one once any runtime is configured)`);
   }
-  result = appendBlock(result, runtimeBlock(plugin, opts.binaryName));
-  verifyToml(result, plugin, opts.binaryName, (t) => t);
+  result = appendBlock(result, runtimeBlock(plugin, opts.binaryName, name));
+  verifyToml(result, plugin, opts.binaryName, (t) => t, name);
   return { target: 'containerd', changed: true, text: result, actions, restart: RESTART.containerd, configVersion, section };
 }
 
-export function planK3sTemplate(existing: string, opts: { binaryName: string }): InstallPlan & { section: string } {
+export function planK3sTemplate(existing: string, opts: { binaryName: string; name?: string }): InstallPlan & { section: string } {
   const parsed = parseTomlText(stripGoTemplate(existing));
   if (!parsed.ok) {
     throw new InstallRefused(`the existing template is not valid TOML outside its {{ }} lines (line ${parsed.line}, column ${parsed.column}: ${parsed.message})`, 'fix that line first, then run the install again');
   }
-  const section = runtimeSection(CRI_PLUGIN_V3);
+  const name = opts.name ?? RUNTIME_NAME;
+  const section = runtimeSection(CRI_PLUGIN_V3, name);
   const actions: string[] = [];
-  const current = findRuntimeEntries(parsed.value).find((e) => e.plugin === CRI_PLUGIN_V3);
+  const current = findRuntimeEntries(parsed.value, name).find((e) => e.plugin === CRI_PLUGIN_V3);
   const base = hasK3sBase(existing);
   if (base && current && current.runtimeType === RUNTIME_TYPE && current.binaryName === opts.binaryName) {
     return { target: 'k3s', changed: false, text: existing, actions: [`${section} is already registered`], restart: RESTART.k3s, section };
@@ -110,21 +114,21 @@ export function planK3sTemplate(existing: string, opts: { binaryName: string }):
     text = `${K3S_BASE_LINE}\n${existing.trim() === '' ? '' : '\n'}${existing}`;
     actions.push(`added ${K3S_BASE_LINE} (keeps k3s's own settings)`);
   }
-  const removal = removeTables(text, ['plugins', CRI_PLUGIN_V3, 'containerd', 'runtimes', RUNTIME_NAME]);
+  const removal = removeTables(text, ['plugins', CRI_PLUGIN_V3, 'containerd', 'runtimes', name]);
   actions.push(removal.removed > 0 ? `replaced the existing ${section} entry` : `added ${section}`);
-  const result = appendBlock(removal.text, runtimeBlock(CRI_PLUGIN_V3, opts.binaryName));
-  verifyToml(result, CRI_PLUGIN_V3, opts.binaryName, stripGoTemplate);
+  const result = appendBlock(removal.text, runtimeBlock(CRI_PLUGIN_V3, opts.binaryName, name));
+  verifyToml(result, CRI_PLUGIN_V3, opts.binaryName, stripGoTemplate, name);
   return { target: 'k3s', changed: true, text: result, actions, restart: RESTART.k3s, section };
 }
 
-function verifyToml(text: string, plugin: string, binaryName: string, prepare: (t: string) => string): void {
+function verifyToml(text: string, plugin: string, binaryName: string, prepare: (t: string) => string, name: string = RUNTIME_NAME): void {
   const check = parseTomlText(prepare(text));
   if (!check.ok) {
-    throw new InstallRefused(`the new config would not parse (line ${check.line}: ${check.message}); nothing was written`, `the existing file defines ${RUNTIME_NAME} in a form install cannot edit (inline table or dotted keys): remove that definition and run the install again`);
+    throw new InstallRefused(`the new config would not parse (line ${check.line}: ${check.message}); nothing was written`, `the existing file defines ${name} in a form install cannot edit (inline table or dotted keys): remove that definition and run the install again`);
   }
-  const entry = findRuntimeEntries(check.value).find((e) => e.plugin === plugin);
+  const entry = findRuntimeEntries(check.value, name).find((e) => e.plugin === plugin);
   if (!entry || entry.runtimeType !== RUNTIME_TYPE || entry.binaryName !== binaryName) {
-    throw new InstallRefused('the new config does not hold the runcvm entry after editing; nothing was written', `remove every ${RUNTIME_NAME} definition from the file and run the install again`);
+    throw new InstallRefused(`the new config does not hold the ${name} entry after editing; nothing was written`, `remove every ${name} definition from the file and run the install again`);
   }
 }
 

@@ -17,12 +17,12 @@ export function criPluginFor(configVersion: number): string {
 }
 
 /** The table header of the runtime entry, exactly as the guide writes it (note the quotes). */
-export function runtimeSection(plugin: string): string {
-  return `[plugins."${plugin}".containerd.runtimes.${RUNTIME_NAME}]`;
+export function runtimeSection(plugin: string, name: string = RUNTIME_NAME): string {
+  return `[plugins."${plugin}".containerd.runtimes.${name}]`;
 }
 
-export function runtimeBlock(plugin: string, binaryName: string): string {
-  const head = runtimeSection(plugin);
+export function runtimeBlock(plugin: string, binaryName: string, name: string = RUNTIME_NAME): string {
+  const head = runtimeSection(plugin, name);
   return [
     head,
     `  runtime_type = "${RUNTIME_TYPE}"`,
@@ -68,11 +68,11 @@ export interface RuntimeEntry {
   readonly binaryName: unknown;
 }
 
-/** The runcvm runtime entries found in a parsed containerd config (under either CRI plugin name). */
-export function findRuntimeEntries(config: Record<string, unknown>): RuntimeEntry[] {
+/** The runcvm runtime entries (or those of `name`) found in a parsed containerd config (under either CRI plugin name). */
+export function findRuntimeEntries(config: Record<string, unknown>, name: string = RUNTIME_NAME): RuntimeEntry[] {
   const plugins = rec(config.plugins) ?? {};
   return [CRI_PLUGIN_V2, CRI_PLUGIN_V3].flatMap((plugin) => {
-    const entry = rec(rec(rec(rec(plugins[plugin])?.containerd)?.runtimes)?.[RUNTIME_NAME]);
+    const entry = rec(rec(rec(rec(plugins[plugin])?.containerd)?.runtimes)?.[name]);
     return entry ? [{ plugin, runtimeType: entry.runtime_type, binaryName: rec(entry.options)?.BinaryName }] : [];
   });
 }

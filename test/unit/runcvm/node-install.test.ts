@@ -17,6 +17,9 @@ describe('runcvm node-install plan', () => {
     expect(write.path).toBe('/host/etc/containerd/config.toml');
     expect(write.text).toContain('BinaryName = "/opt/runcvm/bin/runcvm-runtime"');
     expect(write.text).toContain('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]');
+    // the second handler: the workload may use user namespaces inside the VM
+    expect(write.text).toContain('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm-userns]');
+    expect(write.text).toContain('BinaryName = "/opt/runcvm/bin/runcvm-runtime-userns"');
     expect(p.report.join('\n')).toMatch(/this node does not run systemd, so the installer cannot restart containerd/);
   });
 
