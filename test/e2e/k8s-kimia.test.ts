@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { projectPath } from '../../src/core/paths.js';
 import { pushBusyboxImage } from '../harness/images.js';
 import { keepEvidence } from '../harness/evidence.js';
-import { startCluster, type Cluster } from '../harness/k8s/cluster.js';
+import { clusterLeftovers, startCluster, type Cluster } from '../harness/k8s/cluster.js';
 import { buildProjectImages, IMAGE_PREFIX, PUBLISHED_PREFIX, type ProjectImages } from '../harness/k8s/project-images.js';
 import { kustomizeBuild } from '../harness/k8s/kustomize.js';
 import { validateObject, type Job, type Pod, type Secret, type Task, type TaskRun } from '../harness/k8s/objects.js';
@@ -298,5 +298,12 @@ describe('examples/kimia-job.yaml', () => {
     expect(k.exitCode, k.stderr).toBe(0);
     const digest = (await cluster.registry.manifest('org/job-app', '1')).digest;
     expect(`${k.stdout}\n${k.stderr}`).toContain(`@${digest}`);
+  });
+});
+
+describe('afterwards', () => {
+  it('the cluster leaves nothing behind: no folder, mount, process or network namespace', async () => {
+    await cluster.close();
+    expect(await clusterLeftovers(cluster)).toEqual([]);
   });
 });

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { projectPath } from '../../src/core/paths.js';
 import { pushBusyboxImage } from '../harness/images.js';
 import { keepEvidence } from '../harness/evidence.js';
-import { startCluster, type Cluster } from '../harness/k8s/cluster.js';
+import { clusterLeftovers, startCluster, type Cluster } from '../harness/k8s/cluster.js';
 import { buildProjectImages, IMAGE_PREFIX, PUBLISHED_PREFIX, type ProjectImages } from '../harness/k8s/project-images.js';
 import { kustomizeBuild, type ImageOverride } from '../harness/k8s/kustomize.js';
 import type { DaemonSet, Pod, RuntimeClass, Secret } from '../harness/k8s/objects.js';
@@ -252,4 +252,11 @@ describe('examples/kimia-restricted-pod.yaml: a build in a pod that passes the P
       await p.delete();
     }
   }, 20 * 60_000);
+});
+
+describe('afterwards', () => {
+  it('the cluster leaves nothing behind: no folder, mount, process or network namespace', async () => {
+    await cluster.close();
+    expect(await clusterLeftovers(cluster)).toEqual([]);
+  });
 });

@@ -15,6 +15,7 @@ export const RULES = {
   'kimia/missing-fsgroup': 'pod securityContext has no fsGroup (Common Mistakes: Missing fsGroup)',
   'kimia/missing-capabilities': 'SETUID/SETGID not added (Common Mistakes: Missing Capabilities)',
   'kimia/allow-privilege-escalation': 'allowPrivilegeEscalation is not true (Permission Denied: "Required!")',
+  'kimia/restricted-in-vm': 'a restricted pod under RuntimeClass runcvm-userns: the build privileges are the VM\'s, not the pod\'s',
   'kimia/run-as-user': 'not running as UID 1000 / runAsNonRoot (Permission Denied)',
   'kimia/kaniko-docker-path': 'docker config mounted at /kaniko/.docker (Common Mistakes: Wrong Volume Mount Path)',
   'kimia/registry-auth-mount': 'pushes but no registry secret at /home/kimia/.docker (Unauthorized)',
@@ -111,6 +112,9 @@ export function dockerOnlyInstructions(text: string): { instruction: string; lin
   return out;
 }
 
+/** the RuntimeClass whose microVM lets the workload use user namespaces (deploy/kubernetes/runtimeclass.yaml) */
+export const USERNS_RUNTIME_CLASS = 'runcvm-userns';
+
 function sc(pod: PodSpecInfo): Record<string, unknown> {
   return pod.securityContext?.value ?? {};
 }
@@ -138,14 +142,24 @@ export function lintKimiaTarget(t: KimiaTarget, dockerfile?: DockerfileFact): Fi
   const caps = isRecord(csc.capabilities) ? csc.capabilities : {};
   const add = Array.isArray(caps.add) ? caps.add.map((x) => String(x).toUpperCase().replace(/^CAP_/, '')) : [];
   const missing = ['SETUID', 'SETGID'].filter((cap) => !add.includes(cap));
-  if (missing.length > 0) {
+  // RuntimeClass runcvm-userns: the container is a microVM whose workload may use user namespaces inside the VM,
+  // so the pod may (and should) stay restricted; the two rules below are about the node's kernel
+  const userNsInVm = pod.runtimeClassName?.value === USERNS_RUNTIME_CLASS;
+  if (userNsInVm && (missing.length > 0 || csc.allowPrivilegeEscalation !== true)) {
+    out.push({
+      file, line: pod.runtimeClassName!.line, level: 'info', rule: 'kimia/restricted-in-vm',
+      message: `${who}: runs in a runcvm microVM (RuntimeClass ${USERNS_RUNTIME_CLASS}) whose workload may use user namespaces, so SETUID/SETGID and allowPrivilegeEscalation are not needed in the pod`,
+      fix: 'nothing to do (docs/kubernetes.md "A restricted build")',
+    });
+  }
+  if (missing.length > 0 && !userNsInVm) {
     out.push({
       file, line: isRecord(csc.capabilities) ? cLine('securityContext', 'capabilities') : scLine, level: 'error', rule: 'kimia/missing-capabilities',
       message: `${who}: capabilities.add lacks ${missing.join(' and ')}; user namespaces won't work ("failed to create user namespace" / "permission denied")`,
       fix: 'securityContext:\n  capabilities:\n    drop: [ALL]\n    add: [SETUID, SETGID]  # Required!',
     });
   }
-  if (csc.allowPrivilegeEscalation !== true) {
+  if (csc.allowPrivilegeEscalation !== true && !userNsInVm) {
     out.push({
       file, line: csc.allowPrivilegeEscalation !== undefined ? cLine('securityContext', 'allowPrivilegeEscalation') : scLine, level: 'error', rule: 'kimia/allow-privilege-escalation',
       message: `${who}: allowPrivilegeEscalation is ${csc.allowPrivilegeEscalation === undefined ? 'not set' : String(csc.allowPrivilegeEscalation)}; kimia needs it true (newuidmap/newgidmap are setuid helpers)`,

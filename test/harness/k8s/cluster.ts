@@ -134,9 +134,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       ...opts.kubelet,
     });
 
-    const close = async () => {
-      const errors = await closers.close();
-      if (errors.length) throw new AggregateError(errors, `stopping the test cluster: ${errors.map((e) => e.message).join('; ')}`);
+    let closed: Promise<void> | undefined;
+    const close = () => {
+      closed ??= closers.close().then((errors) => {
+        if (errors.length) throw new AggregateError(errors, `stopping the test cluster: ${errors.map((e) => e.message).join('; ')}`);
+      });
+      return closed;
     };
     return {
       dir, nodeRoot, registry, registryHost, git, gitBase, containerd, cri: criProxy, net, kubelet, containerdConfig,
@@ -161,4 +164,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await closers.close();
     throw err;
   }
+}
+
+/** What a stopped cluster must not leave: its temp folder, mounts under it, processes naming it, its pod network. */
+export async function clusterLeftovers(c: Pick<Cluster, 'dir' | 'net' | 'containerd'>): Promise<string[]> {
+  const { mountsUnder, processesMatching } = await import('../proc.js');
+  const { run } = await import('../../../src/core/exec/index.js');
+  const { stat } = await import('node:fs/promises');
+  const out: string[] = [];
+  if (await stat(c.dir).then(() => true, () => false)) out.push(`folder ${c.dir}`);
+  for (const m of await mountsUnder(c.dir)) out.push(`mount ${m}`);
+  for (const d of [c.dir, c.containerd.dir]) for (const p of await processesMatching(d)) out.push(`process ${p.pid} ${p.argv.join(' ')}`);
+  const netns = (await run('ip', ['netns', 'list'], { reject: false })).stdout;
+  if (netns.split('\n').some((l) => l.split(' ')[0] === c.net.peerNetns)) out.push(`network namespace ${c.net.peerNetns}`);
+  return out;
 }
