@@ -19,10 +19,15 @@ export type ErrorTable = Record<string, ErrorSpec>;
 
 export type Details = Record<string, string | number | boolean | undefined>;
 
-export function fillTemplate(template: string, details: Details): string {
+/**
+ * Fill `{name}` placeholders from the details. A detail that is itself a text with placeholders (a `fix` passed in by
+ * the caller that names `{debugLog}`) is filled once more, one level deep.
+ */
+export function fillTemplate(template: string, details: Details, depth = 1): string {
   return template.replace(/\{(\w+)\}/g, (whole, key: string) => {
     const value = details[key];
-    return value === undefined ? whole : String(value);
+    if (value === undefined) return whole;
+    return depth > 0 && typeof value === 'string' ? fillTemplate(value, details, depth - 1) : String(value);
   });
 }
 
@@ -32,15 +37,25 @@ export class ToolError extends Error {
   readonly causeText: string;
   readonly fix: string;
   readonly details: Details;
+  readonly spec: ErrorSpec;
 
   constructor(code: string, spec: ErrorSpec, details: Details = {}, options?: { cause?: unknown }) {
     super(fillTemplate(spec.message, details), options);
+    this.spec = spec;
     this.name = 'ToolError';
     this.code = code;
     this.exitCode = spec.exit;
     this.causeText = fillTemplate(spec.cause, details);
     this.fix = fillTemplate(spec.fix, details);
     this.details = details;
+  }
+
+  /**
+   * The same error with placeholders only the boundary knows filled in (e.g. `{debugLog}`, the container's debug log
+   * where RUNCVM_LOG_DIR put it). Details the error already has win.
+   */
+  withDetails(extra: Details): ToolError {
+    return new ToolError(this.code, this.spec, { ...extra, ...this.details }, this.cause === undefined ? undefined : { cause: this.cause });
   }
 
   /** Multi-line human rendering: "error: …", "cause: …", "fix: …". */

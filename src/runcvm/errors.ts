@@ -26,6 +26,18 @@ export const runcvmErrors = defineErrors({
     cause: 'a RUNCVM_* setting in the container environment has a value runcvm does not understand.',
     fix: '{fix}',
   },
+  SETTING_NOT_ALLOWED: {
+    exit: RUNTIME_EXIT.setup,
+    message: '{name}="{value}" is not allowed: {problem}',
+    cause: 'a container may choose a host file only inside the folder the node admin approved for it; runcvm opens, mounts and checks no other host path a container names.',
+    fix: '{fix}',
+  },
+  SIZE_OVER_CAP: {
+    exit: RUNTIME_EXIT.setup,
+    message: '{name}="{value}" is not allowed: {problem}',
+    cause: 'the node caps the disk sizes a container may ask for, so that no container can fill the node\'s memory or disks ({where}).',
+    fix: '{fix}',
+  },
   NO_KERNEL: {
     exit: RUNTIME_EXIT.setup,
     message: 'guest kernel not found: {path}',
@@ -60,13 +72,13 @@ export const runcvmErrors = defineErrors({
     exit: RUNTIME_EXIT.setup,
     message: 'cannot build the {which} disk for container {id}: {problem}',
     cause: 'a host tool (mke2fs, mount, cp) failed while preparing the VM disks.',
-    fix: 'check that e2fsprogs is installed on the host (`mke2fs -V`) and that {dir} is writable; rerun with RUNCVM_LOG_LEVEL=DEBUG and read /tmp/runcvm-{id}.debug.',
+    fix: 'check that e2fsprogs is installed on the host (`mke2fs -V`) and that {dir} is writable; rerun with RUNCVM_LOG_LEVEL=DEBUG and read {debugLog}.',
   },
   HYPERVISOR_CRASHED: {
     exit: RUNTIME_EXIT.hypervisor,
     message: 'the hypervisor {name} exited ({how}) before the workload reported its exit status: {reason}',
     cause: 'the microVM stopped without the guest init reporting how the workload ended (QEMU crash, kernel panic, or a guest boot failure).',
-    fix: 'rerun with RUNCVM_LOG_LEVEL=DEBUG RUNCVM_KERNEL_DEBUG=1 to see the kernel console, and read /tmp/runcvm-{id}.debug.',
+    fix: 'rerun with RUNCVM_LOG_LEVEL=DEBUG RUNCVM_KERNEL_DEBUG=1 to see the kernel console, and read {debugLog}.',
   },
   LAUNCH_SPEC: {
     exit: RUNTIME_EXIT.setup,
@@ -96,7 +108,7 @@ export const runcvmErrors = defineErrors({
     exit: RUNTIME_EXIT.setup,
     message: 'cannot prepare the volume {destination} for the VM: {step}: {problem}',
     cause: 'the launcher shares each volume with the VM through virtiofsd (from the guest package) and creates RUNCVM_DISKS images with mke2fs before the VM starts ({command}).',
-    fix: 'check that the volume source exists on the host and is a folder or file, that a RUNCVM_DISKS image path is writable in the container, and rerun with RUNCVM_LOG_LEVEL=DEBUG to read /tmp/runcvm-<id>.debug.',
+    fix: 'check that the volume source exists on the host and is a folder or file, that a RUNCVM_DISKS image path is writable in the container, and rerun with RUNCVM_LOG_LEVEL=DEBUG to read {debugLog}.',
   },
   VOLUME_NFS: {
     exit: RUNTIME_EXIT.setup,

@@ -124,7 +124,7 @@ export async function execMain(argv: string[]): Promise<number> {
   } catch (err) {
     await rm(requestFile, { force: true });
     if (!isToolError(err)) throw err;
-    const text = err.render();
+    const text = err.withDetails({ debugLog: paths.debugLog }).render();
     process.stderr.write(`runcvm: ${text}\n`);
     // containerd reads runc's --log (JSON lines) to explain a failed exec
     const logFile = inv.globalValues.log;

@@ -103,6 +103,10 @@ export interface LaunchContext {
   settings: Settings;
   /** true when the runtime provides the debug log file at CONTAINER_PATHS.debugLog */
   debugLog: boolean;
+  /** the debug log's path on the node, named by error messages */
+  debugLogHostPath?: string;
+  /** RUNCVM_KERNEL was resolved to a host file: the guest boots the copy bound at CONTAINER_PATHS.customKernel */
+  customKernel?: boolean;
   /** the container joins the runtime's own (the node's) network namespace: network/host.ts joinsHostNetwork */
   hostNetwork?: boolean;
 }
@@ -139,7 +143,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
       memoryMiB: memoryFromResources(spec.linux?.resources?.memory),
     },
     kernel: {
-      path: `${CONTAINER_PATHS.kernelDir}/vmlinux`,
+      path: ctx.customKernel ? CONTAINER_PATHS.customKernel : `${CONTAINER_PATHS.kernelDir}/vmlinux`,
       initrd: `${CONTAINER_PATHS.kernelDir}/initramfs.img`,
       append: settings.kernelAppend,
       debug: settings.kernelDebug,
@@ -150,7 +154,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
     ],
     mounts: guestMountsFromSpec(spec),
     network: { mode: networkModeFromSpec(spec, ctx.hostNetwork ?? false) },
-    log: { level: settings.logLevel, ...(ctx.debugLog ? { file: CONTAINER_PATHS.debugLog } : {}) },
+    log: { level: settings.logLevel, ...(ctx.debugLog ? { file: CONTAINER_PATHS.debugLog } : {}), ...(ctx.debugLogHostPath ? { hostPath: ctx.debugLogHostPath } : {}) },
     channel: { io: CONTAINER_PATHS.ioSocket, console: CONTAINER_PATHS.consoleSocket },
   };
   if (settings.break) launch.break = settings.break;

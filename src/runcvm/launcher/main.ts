@@ -92,7 +92,9 @@ export async function launch(): Promise<number> {
     log = makeLogger(spec);
     return await runVm(spec, log);
   } catch (err) {
-    const te: ToolError | undefined = isToolError(err) ? err : undefined;
+    // error texts name the container's debug log where the node keeps it (RUNCVM_LOG_DIR), known from the launch spec
+    const debugLog = spec?.log.hostPath ?? `$RUNCVM_LOG_DIR/runcvm-${spec?.containerId ?? '<id>'}.debug`;
+    const te: ToolError | undefined = isToolError(err) ? err.withDetails({ debugLog }) : undefined;
     const text = te ? te.render() : `error: ${(err as Error)?.stack ?? String(err)}`;
     log.debug('launcher failed', { error: text });
     process.stderr.write(text.split('\n').map((l) => `runcvm: ${l}`).join('\n') + '\n');

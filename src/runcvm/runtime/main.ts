@@ -4,7 +4,7 @@
  * disks (cached base + per-container upper) → launch.json → rewrite config.json once, atomically, 0600 → runc.
  */
 import { constants as fsc, appendFileSync } from 'node:fs';
-import { access, appendFile, chmod, mkdir, readFile, realpath, rm, stat, writeFile, copyFile, open } from 'node:fs/promises';
+import { access, appendFile, chmod, lstat, mkdir, readFile, realpath, rm, stat, writeFile, copyFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWrite, CloserStack } from '../../core/fsx/index.js';
 import { Logger, type Sink } from '../../core/log/index.js';
@@ -14,12 +14,13 @@ import { isToolError, ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
 import { splitRuncArgs, parseCreateArgs, ArgsError, type CreateArgs } from './args.js';
 import { envMap, type OciSpec } from '../launch/oci.js';
-import { mergeSettingEnv, parseSettings, SettingError, type Settings } from '../launch/settings.js';
+import { mergeSettingEnv, parseNodeSettings, readSettings, SettingError, type NodeSettings, type Settings } from '../launch/settings.js';
+import { kernelCandidate, kernelChoice, type KernelFacts } from '../launch/kernel.js';
 import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
 import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { joinsHostNetwork } from '../network/host.js';
 import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
-import { CONTAINER_PATHS, GUEST_PATHS, type LaunchSpec } from '../launch/schema.js';
+import { GUEST_PATHS, type LaunchSpec } from '../launch/schema.js';
 import { passThroughReason, rewriteForVm, type HostDevice } from '../bundle/transforms/index.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import { lookPathInRoot } from './lookpath.js';
@@ -68,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       if (logFile) await appendFile(logFile, JSON.stringify({ level: 'error', msg, time: new Date().toISOString() }) + '\n').catch(() => {});
       return 1;
     }
-    const te = toToolError(err);
+    const te = toToolError(err).withDetails({ debugLog: containerPaths(hostDirs(process.env), args.id).debugLog, id: args.id });
     const text = te.render();
     process.stderr.write(`runcvm: ${text}\n`);
     // containerd reads runc's --log (JSON lines) to explain a failed create: put ours there too.
@@ -82,7 +83,7 @@ export async function main(argv: string[]): Promise<number> {
 
 function toToolError(err: unknown): ToolError {
   if (isToolError(err)) return err;
-  if (err instanceof SettingError) return fail('BAD_SETTING', { name: err.setting, value: err.value, problem: err.problem, fix: err.fix });
+  if (err instanceof SettingError) return fail(err.code, err.details());
   const e = err as Error;
   return fail('DISK_BUILD_FAILED', { which: 'VM', id: '?', problem: e?.message ?? String(err), dir: '/' }, err);
 }
@@ -168,10 +169,27 @@ export function assetPaths(env: Record<string, string | undefined> = process.env
   return { guestDir: env.RUNCVM_GUEST_DIR || join(base, 'guest'), kernelDir: join(base, 'kernel') };
 }
 
+/** What the host holds at a kernel candidate (launch/kernel.ts judges it): realpath and kind, never its content. */
+export async function readKernelFacts(candidate: string, kernelsDir: string): Promise<KernelFacts> {
+  const realPath = await realpath(candidate).catch(() => undefined);
+  const realKernelsDir = await realpath(kernelsDir).catch(() => undefined);
+  const st = realPath ? await lstat(realPath).catch(() => undefined) : undefined;
+  const kind: KernelFacts['kind'] = !st ? 'missing' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+  return { kind, ...(realPath ? { realPath } : {}), ...(realKernelsDir ? { realKernelsDir } : {}) };
+}
+
+/** RUNCVM_KERNEL → the host file to bind (undefined: runcvm's own kernel). A container's value is judged on its text first. */
+export async function resolveKernel(settings: Settings, node: NodeSettings): Promise<string | undefined> {
+  if (!settings.kernel) return undefined;
+  const candidate = kernelCandidate(settings.kernel, node.kernelsDir);
+  if (!candidate.ok) throw candidate.error;
+  const choice = kernelChoice(settings.kernel, node.kernelsDir, candidate.path, await readKernelFacts(candidate.path, node.kernelsDir));
+  if (!choice.ok) throw choice.error;
+  return choice.hostPath;
+}
+
 export async function checkAssets(a: Assets, settings: Settings): Promise<void> {
-  if (settings.kernel) {
-    if (!(await exists(settings.kernel))) throw fail('NO_KERNEL', { path: settings.kernel, reason: 'RUNCVM_KERNEL names a file that does not exist on the host.' });
-  } else if (!(await exists(join(a.kernelDir, 'vmlinux')))) {
+  if (!settings.kernel && !(await exists(join(a.kernelDir, 'vmlinux')))) {
     throw fail('NO_KERNEL', { path: join(a.kernelDir, 'vmlinux'), reason: 'the kernel asset has not been built.' });
   }
   if (!(await exists(join(a.kernelDir, 'initramfs.img')))) {
@@ -195,8 +213,10 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   const reason = passThroughReason(spec);
   if (reason) return 'pass-through';
 
-  const settingEnv = mergeSettingEnv(process.env, envMap(spec.process?.env));
-  const settings = parseSettings(settingEnv);
+  const containerEnv = envMap(spec.process?.env);
+  const settingEnv = mergeSettingEnv(process.env, containerEnv);
+  const node = parseNodeSettings(process.env);
+  const settings = readSettings(process.env, containerEnv, node);
   keepLogOnFailure = settings.logLevel === 'debug';
   const dirs = hostDirs(process.env);
   const paths = containerPaths(dirs, args.id);
@@ -244,9 +264,11 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   // RUNCVM_HYPERVISOR unset: Firecracker when the package has it and KVM works, else QEMU (hypervisor/firecracker/host.ts)
   const hvDecision = await chooseHypervisor(settingEnv.RUNCVM_HYPERVISOR, join(assets.guestDir, 'bin'), process.env);
   settings.hypervisor = hvDecision.hypervisor;
+  // RUNCVM_KERNEL: a node path, or a file of the node-approved folder when the container chose it (launch/kernel.ts)
+  const customKernel = await resolveKernel(settings, node);
   await checkAssets(assets, settings);
   // volumes + RUNCVM_DISKS (src/runcvm/volumes): validated before any disk work; PVC redirects logged
-  const volumePlan = await planContainerVolumes(spec, { disks: settingEnv.RUNCVM_DISKS, kubeletDir: process.env.RUNCVM_KUBELET_DIR, hypervisor: settings.hypervisor, transport: settingEnv.RUNCVM_VOLUME_TRANSPORT }, log);
+  const volumePlan = await planContainerVolumes(spec, { disks: settingEnv.RUNCVM_DISKS, kubeletDir: process.env.RUNCVM_KUBELET_DIR, hypervisor: settings.hypervisor, transport: settingEnv.RUNCVM_VOLUME_TRANSPORT, maxDiskBytes: node.maxDiskBytes }, log);
 
   await mkdir(dirs.stateRoot, { recursive: true, mode: 0o711 });
   await rm(paths.state, { recursive: true, force: true });
@@ -260,11 +282,10 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
 
   // networking: never hand the node's own interfaces to a VM (hostNetwork pods join it by path)
   const hostNetwork = await joinsHostNetwork(spec);
-  let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog), hostNetwork });
+  let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog), debugLogHostPath: paths.debugLog, hostNetwork, customKernel: customKernel !== undefined });
   // runc warns about these in its own log when it starts the launcher container (same spec); the VM ignores them too
   const unknownCaps = capabilitiesFromSpec(spec.process?.capabilities).unknown;
   if (unknownCaps.length) log.info('ignoring unknown or unavailable capabilities', { names: unknownCaps.join(',') });
-  if (settings.kernel) launch = { ...launch, kernel: { ...launch.kernel, path: '/.runcvm/kernel-custom/vmlinux' } };
   launch = withVolumesInLaunch(launch, volumePlan);
   // guide 1: the file the guest loads its command from, and a warning when it will be empty
   const entry = entrypointLogLine(launch.process.args);
@@ -314,15 +335,11 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     stateDir: paths.state,
     baseDisk: base.path,
     ...(debugLog ? { debugLog } : {}),
+    ...(customKernel ? { customKernel } : {}),
+    ...(hvDecision.firecrackerPath ? { firecracker: hvDecision.firecrackerPath } : {}),
     devices,
   });
   rewritten = rewriteForVolumes(rewritten, volumePlan, spec);
-  if (hvDecision.firecrackerPath) {
-    rewritten = { ...rewritten, mounts: [...(rewritten.mounts ?? []), { destination: CONTAINER_PATHS.firecracker, type: 'bind', source: hvDecision.firecrackerPath, options: ['rbind', 'ro', 'nosuid', 'nodev'] }] };
-  }
-  if (settings.kernel) {
-    rewritten = { ...rewritten, mounts: [...(rewritten.mounts ?? []), { destination: '/.runcvm/kernel-custom/vmlinux', type: 'bind', source: settings.kernel, options: ['rbind', 'ro'] }] };
-  }
   await atomicWrite(join(args.bundle, 'config.json'), JSON.stringify(rewritten), 0o600);
   log.info('bundle rewritten for a microVM', { vcpus: launch.vm.vcpus, memoryMiB: launch.vm.memoryMiB, base: base.path, cached: base.cached });
   return 'vm';

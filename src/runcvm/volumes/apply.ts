@@ -5,7 +5,7 @@
  * every launcher exit path (virtiofsd killed, sockets removed; disks are user data and stay).
  */
 import { constants as fsc } from 'node:fs';
-import { access, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { runLight, spawnPiped } from '../../core/exec/index.js';
 import { isToolError } from '../../core/errors.js';
@@ -13,7 +13,7 @@ import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
 import type { VmPlan } from '../hypervisor/index.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
-import { dataDisks, sharedVolumes, type DataDisk, type SharedVolume, type Volume } from './plan.js';
+import { dataDisks, diskPathProblem, sharedVolumes, type DataDisk, type SharedVolume, type Volume } from './plan.js';
 import { startNfsExports } from './nfs.js';
 
 const { fail } = runcvmErrors;
@@ -131,17 +131,36 @@ export function mkfsArgs(d: Pick<DataDisk, 'fs' | 'id'>, file: string): string[]
   return ['-t', d.fs, '-q', '-F', '-L', d.id.slice(0, 16), '-E', 'lazy_itable_init=1,lazy_journal_init=1', file];
 }
 
-/** Create and format the disk image unless it exists; true when it was created. Never reformats. */
+/** The real path of `path`'s deepest existing ancestor (itself when it exists). */
+async function realAncestor(path: string): Promise<string> {
+  for (let p = path; ; p = dirname(p)) {
+    const real = await realpath(p).catch(() => undefined);
+    if (real !== undefined) return real;
+    if (p === '/') return '/';
+  }
+}
+
+async function checkDiskPath(d: DataDisk, path: string): Promise<void> {
+  const problem = diskPathProblem(await realAncestor(path));
+  if (problem) throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source}: ${problem}`, command: '-' });
+}
+
+/**
+ * Create and format the disk image unless it exists; true when it was created. Never reformats. Symlinks are not
+ * followed out of the container's own files (diskPathProblem), and the image itself must be a regular file.
+ */
 export async function ensureDataDisk(d: DataDisk, tools: VolumeTools, log: Logger): Promise<boolean> {
-  const existing = await stat(d.containerPath).catch(() => undefined);
+  await checkDiskPath(d, dirname(d.containerPath));
+  const existing = await lstat(d.containerPath).catch(() => undefined);
   if (existing) {
     if (!existing.isFile()) {
-      throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source} exists and is not a file`, command: '-' });
+      throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source} exists and is not a regular file`, command: '-' });
     }
     log.info('data disk reused', { source: d.source, destination: d.destination, bytes: existing.size });
     return false;
   }
   await mkdir(dirname(d.containerPath), { recursive: true });
+  await checkDiskPath(d, dirname(d.containerPath));
   const tmp = `${d.containerPath}.runcvm-${process.pid}.tmp`;
   try {
     const fh = await open(tmp, 'wx', 0o600);

@@ -20,7 +20,7 @@ async function sourceKind(path: string): Promise<SourceKind> {
 
 export async function planContainerVolumes(
   spec: OciSpec,
-  input: { disks?: string | undefined; kubeletDir?: string | undefined; hypervisor: string; transport?: string | undefined },
+  input: { disks?: string | undefined; kubeletDir?: string | undefined; hypervisor: string; transport?: string | undefined; maxDiskBytes?: number },
   log: Logger,
 ): Promise<VolumePlan> {
   const kubeletDir = input.kubeletDir || DEFAULT_KUBELET_DIR;
@@ -30,7 +30,7 @@ export async function planContainerVolumes(
     if ((cls === 'volume' || cls === 'pvc') && m.source) sources[m.source] = await sourceKind(m.source);
   }
   const transport = volumeTransport(input.hypervisor, input.transport);
-  const plan = withVolumeTransport(planVolumes(spec, { sources, kubeletDir, ...(input.disks !== undefined ? { disks: input.disks } : {}) }), transport);
+  const plan = withVolumeTransport(planVolumes(spec, { sources, kubeletDir, ...(input.disks !== undefined ? { disks: input.disks } : {}), ...(input.maxDiskBytes !== undefined ? { maxDiskBytes: input.maxDiskBytes } : {}) }), transport);
   const shared = sharedVolumes(plan.volumes);
   if (shared.length > 0 && input.hypervisor !== 'qemu' && transport !== 'nfs') {
     throw fail('VOLUMES_UNSUPPORTED', { hypervisor: input.hypervisor, volumes: shared.map((v) => v.destination).join(', ') });

@@ -22,7 +22,7 @@
  */
 import { posix } from 'node:path';
 import type { OciMount, OciSpec } from '../launch/oci.js';
-import { SettingError } from '../launch/settings.js';
+import { DEFAULT_NODE_SETTINGS, overCap, SettingError } from '../launch/settings.js';
 
 /** The launcher container's folder that holds every relocated volume. */
 export const VOLUMES_DIR = '/.runcvm/vols';
@@ -179,8 +179,22 @@ function parseDiskSize(text: string): number | undefined {
   return Number.isFinite(n) ? Math.floor(n) : undefined;
 }
 
-/** Parse RUNCVM_DISKS. Every error names the bad entry and how to write it. */
-export function parseDisksSetting(text: string | undefined): DiskRequest[] {
+/**
+ * Folders a disk image may not live in: the runtime's own (/.runcvm holds the host's state, log and package mounts)
+ * and the kernel's. A disk on a volume is written as its path in the container (/data/x.img), never under /.runcvm.
+ */
+export const RESERVED_DISK_DIRS = ['/.runcvm', '/proc', '/sys', '/dev'] as const;
+
+export function reservedDiskDir(path: string): string | undefined {
+  const n = normalizeDestination(path);
+  return RESERVED_DISK_DIRS.find((d) => n === d || n.startsWith(`${d}/`));
+}
+
+/**
+ * Parse RUNCVM_DISKS. Every error names the bad entry and how to write it. Sizes above the node's cap
+ * (RUNCVM_MAX_DISK_SIZE) are refused with the cap and how the node admin raises it.
+ */
+export function parseDisksSetting(text: string | undefined, opts: { maxDiskBytes?: number } = {}): DiskRequest[] {
   if (!text || !text.trim()) return [];
   const out: DiskRequest[] = [];
   const entries = text.split(';').map((e) => e.trim()).filter(Boolean);
@@ -191,6 +205,8 @@ export function parseDisksSetting(text: string | undefined): DiskRequest[] {
     const [src, dst, fs, size] = parts as [string, string, string, string];
     if (!src.startsWith('/')) throw bad(entry, `SRC "${src}" is not an absolute path`);
     if (src.endsWith('/')) throw bad(entry, `SRC "${src}" names a folder, not an image file`);
+    const reserved = reservedDiskDir(src);
+    if (reserved) throw bad(entry, `SRC "${src}" is under ${reserved}, which belongs to the runtime or the kernel, not to the container`);
     if (!dst.startsWith('/')) throw bad(entry, `DST "${dst}" is not an absolute path`);
     if (normalizeDestination(dst) === '/') throw bad(entry, 'DST cannot be / (the root filesystem)');
     const fsName = fs.toLowerCase();
@@ -201,6 +217,8 @@ export function parseDisksSetting(text: string | undefined): DiskRequest[] {
     const bytes = parseDiskSize(size);
     if (bytes === undefined) throw bad(entry, `SIZE "${size}" is not a size`);
     if (bytes < MIN_DISK_BYTES) throw bad(entry, `SIZE "${size}" is below the 8M minimum`);
+    const capped = overCap('RUNCVM_DISKS', text, bytes, opts.maxDiskBytes ?? DEFAULT_NODE_SETTINGS.maxDiskBytes, 'RUNCVM_MAX_DISK_SIZE', "each image file is created on the node's disk: on a volume or in the container's own layer", `entry "${entry}"`);
+    if (capped) throw capped;
     out.push({ source: posix.normalize(src), destination: normalizeDestination(dst), fs: fsName as DiskFs, sizeBytes: bytes });
   }
   const dests = new Set<string>();
@@ -225,6 +243,8 @@ export interface VolumeFacts {
   kubeletDir: string;
   /** RUNCVM_DISKS text */
   disks?: string;
+  /** the node's cap on each disk image (RUNCVM_MAX_DISK_SIZE) */
+  maxDiskBytes?: number;
 }
 
 export function planVolumes(spec: OciSpec, facts: VolumeFacts): VolumePlan {
@@ -258,13 +278,26 @@ export function planVolumes(spec: OciSpec, facts: VolumeFacts): VolumePlan {
     relocations.push({ index, from: m.destination, to: file ? `${containerPath}/${file}` : containerPath });
     if (pvc) redirects.push({ destination, to: containerPath, plugin: pvc.plugin, name: pvc.name });
   });
-  parseDisksSetting(facts.disks).forEach((d, n) => {
+  parseDisksSetting(facts.disks, facts.maxDiskBytes === undefined ? {} : { maxDiskBytes: facts.maxDiskBytes }).forEach((d, n) => {
     // the image file lives where the container sees it: on a volume (deepest destination wins) or in the image
     const on = [...shared].filter((v) => !v.file && isUnder(d.source, v.destination)).sort((a, b) => b.destination.length - a.destination.length)[0];
     const containerPath = on ? `${on.containerPath}${d.source.slice(on.destination === '/' ? 0 : on.destination.length)}` : d.source;
     volumes.push({ kind: 'disk', id: `disk${n}`, source: d.source, containerPath, destination: d.destination, fs: d.fs, sizeBytes: d.sizeBytes });
   });
   return { volumes, relocations, redirects };
+}
+
+/**
+ * Why a data disk image may not be created or opened at `resolved` (the real path of its folder, or of the file,
+ * in the launcher container): symlinks in the image may point anywhere in the launcher container, whose /.runcvm
+ * holds the runtime's own host mounts (state, debug log, package); only the relocated volumes under /.runcvm/vols
+ * belong to the container there.
+ */
+export function diskPathProblem(resolved: string): string | undefined {
+  const n = normalizeDestination(resolved);
+  if (isUnder(n, VOLUMES_DIR)) return undefined;
+  const reserved = reservedDiskDir(n);
+  return reserved ? `it resolves to ${n}, under ${reserved}, which belongs to the runtime or the kernel` : undefined;
 }
 
 /** The launcher container's mounts: each volume moved to its /.runcvm/vols/<id> path, options kept. */

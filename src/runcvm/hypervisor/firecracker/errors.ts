@@ -43,13 +43,13 @@ export const firecrackerErrors = defineErrors({
     exit: FIRECRACKER_EXIT.setup,
     message: 'firecracker rejected {request}: {fault}',
     cause: 'the Firecracker API answered HTTP {status}; runcvm checks its requests against the API schema of Firecracker {version}, so this usually means a different Firecracker version or a host resource it could not open.',
-    fix: 'check `firecracker --version` (runcvm is tested against {version}) and that the paths in the request exist in the container; rerun with RUNCVM_LOG_LEVEL=DEBUG and read /tmp/runcvm-<id>.debug.',
+    fix: 'check `firecracker --version` (runcvm is tested against {version}) and that the paths in the request exist in the container; rerun with RUNCVM_LOG_LEVEL=DEBUG and read {debugLog}.',
   },
   FIRECRACKER_EXITED: {
     exit: FIRECRACKER_EXIT.setup,
     message: 'firecracker exited ({how}) before the microVM started: {output}',
     cause: 'the Firecracker process ended during start-up.',
-    fix: 'read its output above; rerun with RUNCVM_LOG_LEVEL=DEBUG and read /tmp/runcvm-<id>.debug.',
+    fix: 'read its output above; rerun with RUNCVM_LOG_LEVEL=DEBUG and read {debugLog}.',
   },
   FIRECRACKER_NOT_READY: {
     exit: FIRECRACKER_EXIT.setup,
