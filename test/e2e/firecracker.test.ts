@@ -224,8 +224,8 @@ describe('the fake enforces Firecracker\'s schema and rules (so passing tests me
   beforeAll(async () => {
     const { opts, work } = await setup();
     sock = join(work, 'manual.sock');
-    const { spawnPiped } = await import('../../src/core/exec/index.js');
-    const child = await spawnPiped(FAKE, ['--api-sock', sock], { env: opts.env ?? {} });
+    const { spawnChild } = await import('../../src/core/exec/index.js');
+    const child = await spawnChild(FAKE, ['--api-sock', sock], { env: opts.env ?? {} });
     closers.push('kill manual fake', () => child.kill('SIGKILL'));
     // The socket file appears at bind(), before listen(): only an answered request proves the fake is ready.
     await waitFor('fake Firecracker API on ' + sock, async () => (await raw(sock, 'GET', '/')).status === 200, { timeoutMs: 20_000 });

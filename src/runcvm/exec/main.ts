@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runInherit, runQuick } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
 import { splitRuncArgs } from '../runtime/args.js';
@@ -18,9 +18,12 @@ import type { LaunchProcess } from '../launch/schema.js';
 import { encodeOpenRequest, requestFileName } from '../agent/exec.js';
 import { ExecArgsError, parseExecArgs, type ExecArgs } from './args.js';
 import { processFromFlags, rewriteExecProcess, runcExecArgv } from './rewrite.js';
-import { execErrors } from './errors.js';
+import { runcvmErrors } from '../errors.js';
 
-const { fail } = execErrors;
+const { fail } = runcvmErrors;
+
+/** runc runs with our stdio; its exit code is ours */
+const INHERIT = { stdio: 'inherit', reject: false } as const;
 
 function runcBinary(): string {
   return process.env.RUNCVM_RUNC || 'runc';
@@ -51,7 +54,7 @@ export function hypervisorVerdict(id: string, hypervisor: string | undefined): T
 }
 
 async function containerStatus(globals: readonly string[], id: string): Promise<string | undefined> {
-  const r = await runQuick(runcBinary(), [...globals, 'state', id], { timeoutMs: 10_000 });
+  const r = await run(runcBinary(), [...globals, 'state', id], { timeoutMs: 10_000, reject: false });
   if (r.exitCode !== 0) return undefined; // unknown container: runc exec will say so itself
   try {
     return (JSON.parse(r.stdout) as { status?: string }).status;
@@ -92,12 +95,12 @@ export async function execMain(argv: string[]): Promise<number> {
   try {
     args = parseExecArgs(inv.verbArgs);
   } catch (err) {
-    if (err instanceof ExecArgsError) return (await runInherit(runcBinary(), argv)).exitCode;
+    if (err instanceof ExecArgsError) return (await run(runcBinary(), argv, INHERIT)).exitCode;
     throw err;
   }
   const paths = containerPaths(hostDirs(process.env), args.id);
   const isVm = await access(paths.launchSpec).then(() => true, () => false);
-  if (!isVm) return (await runInherit(runcBinary(), argv, { passFds: args.preserveFds })).exitCode;
+  if (!isVm) return (await run(runcBinary(), argv, { ...INHERIT, passFds: args.preserveFds })).exitCode;
 
   const requestId = randomBytes(8).toString('hex');
   const requestFile = join(paths.state, requestFileName(requestId));
@@ -118,7 +121,7 @@ export async function execMain(argv: string[]): Promise<number> {
     const wrong = args.ignorePaused && status === 'paused' ? undefined : stateVerdict(args.id, status);
     if (wrong) throw wrong;
     await prepared;
-    const r = await runInherit(runcBinary(), runcExecArgv(inv.globals, args, processFile), { passFds: args.preserveFds });
+    const r = await run(runcBinary(), runcExecArgv(inv.globals, args, processFile), { ...INHERIT, passFds: args.preserveFds });
     if (r.exitCode !== 0) await rm(requestFile, { force: true });
     return r.exitCode;
   } catch (err) {

@@ -10,8 +10,9 @@
 import { appendFileSync, readFileSync, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { constants } from 'node:os';
 import { Logger, type Level, type Sink } from '../../core/log/index.js';
-import { runInherit, spawnPiped } from '../../core/exec/index.js';
+import { run, spawnChild } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
@@ -30,7 +31,8 @@ import { Channel, decodeExit, encodeData, encodeFrame, encodeSignal, encodeWinsi
 
 const { fail } = runcvmErrors;
 
-const FORWARDED_SIGNALS: Record<string, number> = { SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12 };
+/** forwarded to the workload; numbers from the platform's table (the guest is Linux x86-64, as the host) */
+const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
 function readText(path: string): string {
   try {
@@ -148,7 +150,7 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   const execPort = execPortSocket(inv, plan);
   const execMux = execPort ? await startExecMux({ portSocket: execPort, clientSocket: EXEC_PATHS.clientSocket, log }) : undefined;
 
-  const qemu = await spawnPiped(file, args, { env: { PATH: '/.runcvm/guest/bin:/usr/bin:/bin', QEMU_MODULE_DIR: `${CONTAINER_PATHS.guest}/lib/x86_64-linux-gnu/qemu` } });
+  const qemu = await spawnChild(file, args, { env: { PATH: '/.runcvm/guest/bin:/usr/bin:/bin', QEMU_MODULE_DIR: `${CONTAINER_PATHS.guest}/lib/x86_64-linux-gnu/qemu` }, extendEnv: false });
   let qemuStderr = '';
   let qemuRunning = true;
   qemu.stdout?.on('data', (d: Buffer) => {
@@ -206,8 +208,9 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   };
 
   // Signals: forwarded to the workload (PID 1 of its own PID namespace in the guest, so runc's rules apply).
-  for (const [name, num] of Object.entries(FORWARDED_SIGNALS)) {
-    process.on(name as NodeJS.Signals, () => {
+  for (const name of FORWARDED_SIGNALS) {
+    const num = constants.signals[name];
+    process.on(name, () => {
       const action = signalAction({ name, signal: num, canStopVmm: apiSocket !== undefined, channelConnected: io !== undefined, stopping: stopping !== undefined });
       if (action.kind === 'ignore') {
         log.info(`${name} while the VM is being stopped: nothing more to do`);
@@ -226,7 +229,7 @@ async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPla
   if (tty) {
     // cfmakeraw on the container's tty (Node's raw mode keeps ONLCR, which would double every \r): the guest's
     // own pty does all line discipline, exactly once, as under runc.
-    await runInherit(`${CONTAINER_PATHS.guest}/bin/busybox`, ['stty', 'raw', '-echo']); // no execa in the bundle
+    await run(`${CONTAINER_PATHS.guest}/bin/busybox`, ['stty', 'raw', '-echo'], { stdio: 'inherit', reject: false });
     const sendSize = () => {
       if (process.stdout.rows && process.stdout.columns) send(encodeWinsize(process.stdout.rows, process.stdout.columns));
     };

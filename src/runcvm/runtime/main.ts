@@ -8,7 +8,7 @@ import { access, appendFile, chmod, lstat, mkdir, readFile, realpath, rm, stat, 
 import { join } from 'node:path';
 import { atomicWrite, CloserStack } from '../../core/fsx/index.js';
 import { Logger, type Sink } from '../../core/log/index.js';
-import { runInherit } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { assetsDir } from '../../core/paths.js';
 import { isToolError, ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
@@ -35,6 +35,9 @@ const { fail } = runcvmErrors;
 /** A failure runc itself would report at create: printed with runc's wording, exit 1 (as runc). */
 class RuncStyleError extends Error {}
 
+/** runc runs with our stdio; its exit code is ours */
+const INHERIT = { stdio: 'inherit', reject: false } as const;
+
 function runcBinary(): string {
   return process.env.RUNCVM_RUNC || 'runc';
 }
@@ -42,7 +45,7 @@ function runcBinary(): string {
 export async function main(argv: string[]): Promise<number> {
   const inv = splitRuncArgs(argv);
   if (inv.verb !== 'create' && inv.verb !== 'run') {
-    return (await runInherit(runcBinary(), argv)).exitCode;
+    return (await run(runcBinary(), argv, INHERIT)).exitCode;
   }
   let args: CreateArgs;
   try {
@@ -50,15 +53,15 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ArgsError) {
       // runc reports these itself, with its own wording: let it.
-      return (await runInherit(runcBinary(), argv)).exitCode;
+      return (await run(runcBinary(), argv, INHERIT)).exitCode;
     }
     throw err;
   }
   const logFile = inv.globalValues.log;
   try {
     const outcome = await prepare(args);
-    if (outcome === 'pass-through') return (await runInherit(runcBinary(), argv, { passFds: args.preserveFds })).exitCode;
-    const r = await runInherit(runcBinary(), argv, { passFds: args.preserveFds });
+    if (outcome === 'pass-through') return (await run(runcBinary(), argv, { ...INHERIT, passFds: args.preserveFds })).exitCode;
+    const r = await run(runcBinary(), argv, { ...INHERIT, passFds: args.preserveFds });
     if (r.exitCode !== 0) await cleanupState(args.id);
     return r.exitCode;
   } catch (err) {
@@ -69,7 +72,9 @@ export async function main(argv: string[]): Promise<number> {
       if (logFile) await appendFile(logFile, JSON.stringify({ level: 'error', msg, time: new Date().toISOString() }) + '\n').catch(() => {});
       return 1;
     }
-    const te = toToolError(err).withDetails({ debugLog: containerPaths(hostDirs(process.env), args.id).debugLog, id: args.id });
+    const debugLog = containerPaths(hostDirs(process.env), args.id).debugLog;
+    const te = toToolError(err).withDetails({ debugLog, id: args.id });
+    if (te.code === 'UNEXPECTED' && ownsDebugLog) await appendFile(debugLog, `${(err as Error)?.stack ?? String(err)}\n`).catch(() => {});
     const text = te.render();
     process.stderr.write(`runcvm: ${text}\n`);
     // containerd reads runc's --log (JSON lines) to explain a failed create: put ours there too.
@@ -84,8 +89,8 @@ export async function main(argv: string[]): Promise<number> {
 function toToolError(err: unknown): ToolError {
   if (isToolError(err)) return err;
   if (err instanceof SettingError) return fail(err.code, err.details());
-  const e = err as Error;
-  return fail('DISK_BUILD_FAILED', { which: 'VM', id: '?', problem: e?.message ?? String(err), dir: '/' }, err);
+  // reported as what it is: no known error is guessed for it
+  return fail('UNEXPECTED', { step: 'create', problem: (err as Error)?.message ?? String(err) }, err);
 }
 
 /** set once the settings are known: with RUNCVM_LOG_LEVEL=DEBUG a failed create keeps its debug log */
@@ -277,8 +282,10 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   // create did not make it (a foreign file or link at that path)
   if (settings.logLevel === 'debug' || !ownsDebugLog) await writeFile(paths.keepLog, '');
 
-  // Disks.
-  const base = await ensureBaseDisk(rootfs, dirs.cacheDir, args.id, log);
+  // Disks: a host tool's failure here is a disk-build failure, said with the tool's own words.
+  const base = await ensureBaseDisk(rootfs, dirs.cacheDir, args.id, log).catch((err: unknown) => {
+    throw isToolError(err) ? err : fail('DISK_BUILD_FAILED', { which: 'base', id: args.id, problem: (err as Error)?.message ?? String(err), dir: dirs.cacheDir }, err);
+  });
 
   // networking: never hand the node's own interfaces to a VM (hostNetwork pods join it by path)
   const hostNetwork = await joinsHostNetwork(spec);
@@ -322,6 +329,8 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     }
     const size = await buildUpperDisk(staging, paths.upperDisk, base.usage, settings.rootfsSizeBytes, args.id);
     log.info('writable disk built', { path: paths.upperDisk, bytes: size.bytes });
+  } catch (err) {
+    throw isToolError(err) ? err : fail('DISK_BUILD_FAILED', { which: 'writable', id: args.id, problem: (err as Error)?.message ?? String(err), dir: paths.state }, err);
   } finally {
     await closers.close();
   }

@@ -7,7 +7,7 @@
 import { constants as fsc } from 'node:fs';
 import { access, lstat, mkdir, open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { runLight, spawnPiped } from '../../core/exec/index.js';
+import { run, spawnChild } from '../../core/exec/index.js';
 import { isToolError } from '../../core/errors.js';
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
@@ -88,7 +88,7 @@ async function startVirtiofsd(v: SharedVolume, tools: VolumeTools, log: Logger, 
   }
   const t = tool(tools, 'virtiofsd', virtiofsdArgs({ socket, source: v.containerPath }, nofile ? { nofile } : {}));
   log.debug('virtiofsd', { destination: v.destination, argv: [t.file, ...t.args].join(' ') });
-  const child = await spawnPiped(t.file, t.args, { env: { PATH: '/usr/bin:/bin' } });
+  const child = await spawnChild(t.file, t.args, { env: { PATH: '/usr/bin:/bin' }, extendEnv: false });
   let output = '';
   let exited = false;
   const onData = (d: Buffer) => {
@@ -167,7 +167,7 @@ export async function ensureDataDisk(d: DataDisk, tools: VolumeTools, log: Logge
     await fh.truncate(d.sizeBytes);
     await fh.close();
     const t = tool(tools, 'mke2fs', mkfsArgs(d, tmp));
-    const r = await runLight(t.file, t.args, { reject: false, env: { MKE2FS_CONFIG: `${tools.guestDir}/etc/mke2fs.conf` } });
+    const r = await run(t.file, t.args, { reject: false, env: { MKE2FS_CONFIG: `${tools.guestDir}/etc/mke2fs.conf` } });
     if (r.exitCode !== 0) {
       throw fail('VOLUME_SETUP', { destination: d.destination, step: 'mkfs', problem: (r.stderr || r.stdout).trim().split('\n').pop() ?? `exit ${r.exitCode}`, command: r.command });
     }

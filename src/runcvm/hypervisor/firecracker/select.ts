@@ -3,7 +3,7 @@
  * its binary or KVM is missing); unset, Firecracker is chosen when its binary is present and KVM is usable, QEMU
  * otherwise. Pure: facts in, decision out.
  */
-import { firecrackerErrors } from './errors.js';
+import { runcvmErrors } from '../../errors.js';
 import type { ToolError } from '../../../core/errors.js';
 
 export interface SelectionFacts {
@@ -22,8 +22,8 @@ export type HypervisorChoice =
 export function selectHypervisor(requested: 'auto' | 'qemu' | 'firecracker' | undefined, f: SelectionFacts): HypervisorChoice {
   if (requested === 'qemu') return { ok: true, hypervisor: 'qemu', reason: 'RUNCVM_HYPERVISOR=qemu' };
   if (requested === 'firecracker') {
-    if (!f.firecrackerPath) return { ok: false, error: firecrackerErrors.fail('FIRECRACKER_NOT_INSTALLED', { path: f.firecrackerLookedFor }) };
-    if (f.kvmProblem) return { ok: false, error: firecrackerErrors.fail('FIRECRACKER_NEEDS_KVM', { reason: f.kvmProblem }) };
+    if (!f.firecrackerPath) return { ok: false, error: runcvmErrors.fail('FIRECRACKER_NOT_INSTALLED', { path: f.firecrackerLookedFor }) };
+    if (f.kvmProblem) return { ok: false, error: runcvmErrors.fail('FIRECRACKER_NEEDS_KVM', { reason: f.kvmProblem }) };
     return { ok: true, hypervisor: 'firecracker', reason: 'RUNCVM_HYPERVISOR=firecracker' };
   }
   if (!f.firecrackerPath) return { ok: true, hypervisor: 'qemu', reason: `no firecracker binary (looked for ${f.firecrackerLookedFor})` };

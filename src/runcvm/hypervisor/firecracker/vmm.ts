@@ -5,11 +5,12 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnPiped } from '../../../core/exec/index.js';
+import { spawnChild } from '../../../core/exec/index.js';
 import { atomicWrite } from '../../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../../core/errors.js';
 import { FirecrackerApiError, FirecrackerClient, NotListeningError } from './client.js';
-import { apiError, exitError, firecrackerErrors } from './errors.js';
+import { apiError, exitError } from './errors.js';
+import { runcvmErrors } from '../../errors.js';
 import { DESCRIBE_INSTANCE, firecrackerArgs, planFirecracker, type LaunchMode } from './plan.js';
 import { stopGracefully } from './stop.js';
 import { FIRECRACKER_VERSION } from './schema.js';
@@ -62,7 +63,7 @@ export async function startFirecracker(o: StartOptions): Promise<RunningFirecrac
   const mode: LaunchMode = o.mode === 'config-file' ? { kind: 'config-file', configFile: configPath, apiSocket } : { kind: 'api', apiSocket };
   if (mode.kind === 'config-file') await atomicWrite(configPath, JSON.stringify(plan.configFile, null, 2) + '\n');
 
-  const child = await spawnPiped(o.binary, firecrackerArgs(mode, o.id, { path: join(o.workDir, 'firecracker.log'), level: 'Warning' }), o.env ? { env: o.env } : {});
+  const child = await spawnChild(o.binary, firecrackerArgs(mode, o.id, { path: join(o.workDir, 'firecracker.log'), level: 'Warning' }), o.env ? { env: o.env } : {});
   const tail: string[] = [];
   const onLine = (stream: 'stdout' | 'stderr') => {
     let partial = '';
@@ -128,11 +129,11 @@ async function startFailure(err: unknown, exited: Promise<VmmExit>, socket: stri
   if (err instanceof FirecrackerApiError) {
     return apiError({ method: err.call.method, path: err.call.path, status: err.status, fault: err.fault, version: FIRECRACKER_VERSION });
   }
-  if (err instanceof NotListeningError && err.why === 'timeout') return firecrackerErrors.fail('FIRECRACKER_NOT_READY', { socket, ms });
+  if (err instanceof NotListeningError && err.why === 'timeout') return runcvmErrors.fail('FIRECRACKER_NOT_READY', { socket, ms });
   // The process went away (exited before the API came up, or the connection broke mid-request): its output says why.
   const ended = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000))]);
   if (ended) return exitError(ended);
-  return firecrackerErrors.fail('FIRECRACKER_EXITED', { how: 'unknown', output: (err as Error)?.message ?? String(err) });
+  return runcvmErrors.fail('FIRECRACKER_EXITED', { how: 'unknown', output: (err as Error)?.message ?? String(err) });
 }
 
 /** GET / — the instance state ('Not started', 'Running', 'Paused'). */
