@@ -18,14 +18,14 @@ import { CloserStack } from '../../src/core/fsx/index.js';
 import { projectPath } from '../../src/core/paths.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
 import { ctrRunIn, leftovers, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
-import { hostAccelFacts } from '../../src/runcvm/hypervisor/firecracker/host.js';
+import { gatherAccelFacts } from '../../src/runcvm/hypervisor/facts.js';
 import { kvmProblem } from '../../src/runcvm/hypervisor/accel.js';
 import { instanceId } from '../../src/runcvm/hypervisor/firecracker/plan.js';
 import { requestViolations } from '../../src/runcvm/hypervisor/firecracker/schema.js';
 import { waitFor } from '../harness/wait.js';
 
 /** on this kind of machine KVM is KVM-PVM, so the default falls back to QEMU; on a real KVM host it would not */
-const kvmNotUsable = kvmProblem(await hostAccelFacts()) !== undefined;
+const kvmNotUsable = kvmProblem(gatherAccelFacts()) !== undefined;
 const closers = new CloserStack();
 let cd: StartedContainerd;
 let fx: RuntimeFixture;

@@ -9,7 +9,7 @@
  * it into SIGTERM for the workload), a bounded wait, then SIGKILL of Firecracker.
  */
 import { constants } from 'node:os';
-import type { StopOutcome } from '../hypervisor/firecracker/stop.js';
+import type { StopOutcome } from '../hypervisor/types.js';
 
 /** The signals an engine uses to stop a container (docker/ctr/kubelet send SIGTERM; a terminal sends SIGINT). */
 export const STOP_SIGNALS: Readonly<Record<string, number>> = { SIGTERM: constants.signals.SIGTERM, SIGINT: constants.signals.SIGINT };

@@ -24,7 +24,8 @@ import { GUEST_PATHS, type LaunchSpec } from '../launch/schema.js';
 import { passThroughReason, rewriteForVm, type HostDevice } from '../bundle/transforms/index.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import { lookPathInRoot } from './lookpath.js';
-import { chooseHypervisor } from '../hypervisor/firecracker/host.js';
+import { selectHypervisor } from '../hypervisor/index.js';
+import { readHostFacts } from '../hypervisor/facts.js';
 import { buildUpperDisk, ensureBaseDisk, stageFile, stageParents, stageTree } from '../storage/apply.js';
 import { planContainerVolumes } from '../volumes/host.js';
 import { rewriteForVolumes, withVolumesInLaunch } from '../volumes/plan.js';
@@ -266,9 +267,11 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
   // then all see the same build
   const unresolved = assetPaths(process.env);
   const assets = { guestDir: await realpath(unresolved.guestDir).catch(() => unresolved.guestDir), kernelDir: await realpath(unresolved.kernelDir).catch(() => unresolved.kernelDir) };
-  // RUNCVM_HYPERVISOR unset: Firecracker when the package has it and KVM works, else QEMU (hypervisor/firecracker/host.ts)
-  const hvDecision = await chooseHypervisor(settingEnv.RUNCVM_HYPERVISOR, join(assets.guestDir, 'bin'), process.env);
-  settings.hypervisor = hvDecision.hypervisor;
+  // RUNCVM_HYPERVISOR unset: the first backend that supports this node (Firecracker with its binary and KVM, else QEMU)
+  const requested = settingEnv.RUNCVM_HYPERVISOR?.trim().toLowerCase();
+  const hvChoice = selectHypervisor(requested === 'qemu' || requested === 'firecracker' ? requested : 'auto', await readHostFacts(join(assets.guestDir, 'bin'), process.env));
+  if (!hvChoice.ok) throw hvChoice.error;
+  settings.hypervisor = hvChoice.hypervisor;
   // RUNCVM_KERNEL: a node path, or a file of the node-approved folder when the container chose it (launch/kernel.ts)
   const customKernel = await resolveKernel(settings, node);
   await checkAssets(assets, settings);
@@ -345,7 +348,7 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
     baseDisk: base.path,
     ...(debugLog ? { debugLog } : {}),
     ...(customKernel ? { customKernel } : {}),
-    ...(hvDecision.firecrackerPath ? { firecracker: hvDecision.firecrackerPath } : {}),
+    binds: hvChoice.binds,
     devices,
   });
   rewritten = rewriteForVolumes(rewritten, volumePlan, spec);

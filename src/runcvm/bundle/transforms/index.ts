@@ -50,9 +50,9 @@ export const withDebugLogMount = (logPath: string): SpecTransform => withMount(b
 /** RUNCVM_KERNEL's file (launch/kernel.ts): one regular file, bound read-only, nosuid, nodev; never a folder tree */
 export const withCustomKernelMount = (hostFile: string): SpecTransform =>
   withMount({ destination: CONTAINER_PATHS.customKernel, type: 'bind', source: hostFile, options: ['bind', 'ro', 'nosuid', 'nodev'] });
-/** the firecracker binary the runtime chose on the node, bound read-only */
-export const withFirecrackerMount = (hostFile: string): SpecTransform =>
-  withMount({ destination: CONTAINER_PATHS.firecracker, type: 'bind', source: hostFile, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+/** node files a hypervisor backend needs in the container (Firecracker's binary), bound read-only */
+export const withHostBinds = (binds: readonly { source: string; destination: string }[]): SpecTransform =>
+  compose(...binds.map((b) => withMount({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'ro', 'nosuid', 'nodev'] })));
 
 export interface HostDevice {
   path: string;
@@ -105,8 +105,8 @@ export interface VmRewrite {
   debugLog?: string;
   /** RUNCVM_KERNEL's host file, resolved and checked (launch/kernel.ts) */
   customKernel?: string;
-  /** the firecracker binary on the node, when the container runs under Firecracker */
-  firecracker?: string;
+  /** node files the chosen hypervisor needs in the container (hypervisor selection: Firecracker's binary) */
+  binds?: readonly { source: string; destination: string }[];
   devices: readonly HostDevice[];
   memoryOverheadMiB?: number;
 }
@@ -124,7 +124,7 @@ export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
     withBaseDiskMount(r.baseDisk),
     ...(r.debugLog ? [withDebugLogMount(r.debugLog)] : []),
     ...(r.customKernel ? [withCustomKernelMount(r.customKernel)] : []),
-    ...(r.firecracker ? [withFirecrackerMount(r.firecracker)] : []),
+    withHostBinds(r.binds ?? []),
     withKvmDevices(r.devices),
     // networking: the launcher bridges eth0 to the VM's tap (network/apply.ts)
     withCaps(['CAP_NET_ADMIN']),

@@ -8,7 +8,7 @@ import { launchSpecSchema } from '../../../../src/runcvm/launch/schema.js';
 import { volumeSchema } from '../../../../src/runcvm/volumes/schema.js';
 
 const plan: VmPlan = {
-  accel: 'tcg', vcpus: 1, memoryMiB: 512, kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0', firmwareDir: '/fw',
+  accel: 'tcg', vcpus: 1, memoryMiB: 512, kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0',
   disks: [
     { id: 'base', path: '/b', readOnly: true },
     { id: 'upper', path: '/u', readOnly: false },
