@@ -131,7 +131,7 @@ export const runcvmErrors = defineErrors({
     exit: RUNTIME_EXIT.setup,
     message: 'runcvm {step} failed unexpectedly: {problem}',
     cause: 'an error runcvm has no entry for (a runcvm bug, or a host problem it does not recognise); it is reported as it came, not relabelled.',
-    fix: 'rerun with RUNCVM_LOG_LEVEL=DEBUG, read {debugLog} (it holds the stack), and report it with that log.',
+    fix: 'the stack trace follows this message; rerun with RUNCVM_LOG_LEVEL=DEBUG (which keeps {debugLog}) and report both.',
   },
 
   // hypervisor/firecracker (errors.ts maps Firecracker's own words to these)

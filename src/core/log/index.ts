@@ -29,6 +29,13 @@ export interface LoggerOptions {
   fields?: Record<string, unknown>;
 }
 
+/** A log line as data, for pure plans that say what to log (written by whoever performs the plan). */
+export interface LogEntry {
+  level: Exclude<Level, 'off'>;
+  msg: string;
+  fields?: Record<string, unknown>;
+}
+
 export const stderrSink: Sink = (line) => {
   process.stderr.write(line + '\n');
 };

@@ -28,14 +28,14 @@ export type HypervisorChoice =
 export function selectHypervisor(requested: 'auto' | HypervisorName | undefined, facts: HostFacts): HypervisorChoice {
   if (requested && requested !== 'auto') {
     const s = HYPERVISORS[requested].supports(facts, true);
-    return s.ok ? { ok: true, hypervisor: requested, reason: `RUNCVM_HYPERVISOR=${requested}`, binds: s.binds } : s;
+    return s.ok ? { ok: true, hypervisor: requested, reason: `RUNCVM_HYPERVISOR=${requested}`, binds: s.binds } : { ok: false, error: s.error };
   }
   const passed: string[] = [];
   let last: ToolError | undefined;
   for (const name of PREFERENCE) {
     const s = HYPERVISORS[name].supports(facts, false);
     if (s.ok) return { ok: true, hypervisor: name, reason: [...passed, s.reason].join('; '), binds: s.binds };
-    passed.push(`not ${name}: ${s.error.message}`);
+    passed.push(`not ${name}: ${s.reason}`);
     last = s.error;
   }
   // QEMU supports every host today; should a backend ever not, the last refusal says why

@@ -119,7 +119,8 @@ export interface HostBind {
   destination: string;
 }
 
-export type Support = { ok: true; reason: string; binds: HostBind[] } | { ok: false; error: ToolError };
+/** `reason`: one plain phrase for the log (why this backend was or was not chosen) */
+export type Support = { ok: true; reason: string; binds: HostBind[] } | { ok: false; reason: string; error: ToolError };
 
 export interface Hypervisor {
   readonly name: HypervisorName;

@@ -2,11 +2,10 @@
  * config.json (as the engine wrote it) + settings + host facts → LaunchSpec. Pure: the host side reads the files and
  * passes them in, so the same function serves `create` and `runcvm plan`.
  */
-import type { OciSpec } from './oci.js';
+import { normalizeDestination, type OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
-import { normalizeDestination } from '../volumes/plan.js';
 
 export const DEFAULT_MEMORY_MIB = 512;
 export const MIN_MEMORY_MIB = 64;

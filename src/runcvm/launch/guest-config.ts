@@ -4,7 +4,7 @@
  * parses them without a JSON library, and `debugfs -R "cat /.runcvm/config" disk` stays readable.
  */
 import type { LaunchSpec } from './schema.js';
-import { volumeConfigLines } from '../volumes/plan.js';
+import { volumeConfigLines } from './guest-volumes.js';
 import { capabilityConfigLines } from './capabilities.js';
 
 export function escapeValue(value: string): string {

@@ -4,7 +4,7 @@
  * per-container state dir (0700) as launch.json (0600), bind-mounted read-only at /.runcvm/state.
  */
 import { z } from 'zod';
-import { volumeSchema } from '../volumes/schema.js';
+import { volumeSchema } from './volume-schema.js';
 
 export const LAUNCH_SPEC_VERSION = 1;
 

@@ -5,19 +5,30 @@
  * reported too: the runtime strips every `RUNCVM_*` variable from the workload's env, so a misspelt one vanishes
  * without a trace. Pure.
  */
-import { CONTAINER_SETTING_NAMES, NODE_SETTING_NAMES, parseSettings, SettingError } from '../launch/settings.js';
+import { CONTAINER_SETTING_NAMES, DEFAULT_KERNELS_DIR, NODE_SETTING_NAMES, parseSettings, SettingError } from '../launch/settings.js';
+import { kernelCandidate } from '../launch/kernel.js';
 import { parseDisksSetting, volumeTransport } from '../volumes/plan.js';
 
 export type SettingVerdict =
   | { kind: 'invalid'; problem: string; fix: string }
   | { kind: 'node-only'; problem: string; fix: string }
-  | { kind: 'unknown'; problem: string; fix: string };
+  | { kind: 'unknown'; problem: string; fix: string }
+  /** accepted only if the node approves it (a RUNCVM_KERNEL outside the default kernel folder) */
+  | { kind: 'node-approval'; problem: string; fix: string };
 
 const isKnown = (name: string): boolean => (CONTAINER_SETTING_NAMES as readonly string[]).includes(name);
 
 /** undefined: the runtime accepts NAME=VALUE in a container's environment. */
 export function judgeSetting(name: string, value: string): SettingVerdict | undefined {
   if (!name.startsWith('RUNCVM_')) return undefined;
+  if (name === 'RUNCVM_KERNEL' && value.trim() !== '') {
+    const c = kernelCandidate({ value, origin: 'container' }, DEFAULT_KERNELS_DIR);
+    if (!c.ok) {
+      // `..` is refused whatever the node's folder; another absolute path only if the node approves a folder holding it
+      const always = value.split('/').includes('..');
+      return { kind: always ? 'invalid' : 'node-approval', problem: always ? c.error.message.replace(/^.*? is not allowed: /, '') : `${value} is outside the default approved kernel folder ${DEFAULT_KERNELS_DIR}: create refuses it unless the node's RUNCVM_KERNELS_DIR holds it`, fix: c.error.fix };
+    }
+  }
   if (isKnown(name)) {
     try {
       if (name === 'RUNCVM_DISKS') parseDisksSetting(value);

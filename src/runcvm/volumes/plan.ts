@@ -21,8 +21,16 @@
  * `dst` in the guest.
  */
 import { posix } from 'node:path';
-import type { OciMount, OciSpec } from '../launch/oci.js';
+import type { LogEntry } from '../../core/log/index.js';
+import { runcvmErrors } from '../errors.js';
 import { DEFAULT_NODE_SETTINGS, overCap, SettingError } from '../launch/settings.js';
+import { normalizeDestination, type OciMount, type OciSpec } from '../launch/oci.js';
+import type { DataDisk, DiskFs, SharedVolume, Volume, VolumeFlags } from '../launch/volume-schema.js';
+import { NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP, volumeConfigLines, flagsText, dataDiskDevice } from '../launch/guest-volumes.js';
+
+// the guest's view of volumes (config lines, NFS mount) is part of the hand-off, defined in launch/; re-exported here
+export { normalizeDestination, NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP, volumeConfigLines, flagsText, dataDiskDevice };
+export type { DataDisk, DiskFs, SharedVolume, Volume, VolumeFlags };
 
 /** The launcher container's folder that holds every relocated volume. */
 export const VOLUMES_DIR = '/.runcvm/vols';
@@ -43,10 +51,6 @@ const COPIED_DESTINATIONS = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv
 
 export type MountClass = 'system' | 'copied' | 'tmpfs' | 'volume' | 'pvc' | 'unsupported';
 
-export function normalizeDestination(dest: string): string {
-  const n = posix.normalize(dest.startsWith('/') ? dest : `/${dest}`);
-  return n.length > 1 ? n.replace(/\/+$/, '') : n;
-}
 
 export function isBindMount(m: OciMount): boolean {
   const opts = m.options ?? [];
@@ -86,13 +90,6 @@ export function classifyMount(m: OciMount, kubeletDir: string = DEFAULT_KUBELET_
 /** What the host says about a bind source (stat at create). Missing → treated as a folder: runc reports it. */
 export type SourceKind = 'dir' | 'file' | 'missing';
 
-/** Flags the guest applies to the mount (the OCI options it understands). */
-export interface VolumeFlags {
-  readOnly: boolean;
-  nosuid: boolean;
-  nodev: boolean;
-  noexec: boolean;
-}
 
 export function volumeFlags(options: readonly string[] | undefined): VolumeFlags {
   const f: VolumeFlags = { readOnly: false, nosuid: false, nodev: false, noexec: false };
@@ -109,46 +106,11 @@ export function volumeFlags(options: readonly string[] | undefined): VolumeFlags
   return f;
 }
 
-export function flagsText(f: VolumeFlags): string {
-  return [f.readOnly ? 'ro' : 'rw', ...(f.nosuid ? ['nosuid'] : []), ...(f.nodev ? ['nodev'] : []), ...(f.noexec ? ['noexec'] : [])].join(',');
-}
 
-/** One shared folder (virtiofs) or one data disk, as the LaunchSpec carries it. */
-export interface SharedVolume {
-  kind: 'virtiofs';
-  id: string;
-  /** virtiofs tag (≤ 36 bytes) */
-  tag: string;
-  /** where the workload sees it in the VM */
-  destination: string;
-  /** the folder the launcher serves (in the launcher container) */
-  containerPath: string;
-  /** set for a single-file bind: the file's name inside containerPath */
-  file?: string;
-  flags: VolumeFlags;
-  /** the host path it came from (for logs; never used inside the container) */
-  hostSource: string;
-  pvc?: { plugin: string; name: string };
-  /** 'nfs': exported by the launcher's NFSv3 server from the identity IP instead of virtiofsd (see volumeTransport) */
-  transport?: 'nfs';
-}
 
-export type DiskFs = 'ext4' | 'ext3' | 'ext2';
 export const SUPPORTED_DISK_FS: readonly DiskFs[] = ['ext4', 'ext3', 'ext2'];
 
-export interface DataDisk {
-  kind: 'disk';
-  id: string;
-  /** the image file as the user wrote it (path in the container) */
-  source: string;
-  /** the image file in the launcher container (a volume's source moved under /.runcvm/vols) */
-  containerPath: string;
-  destination: string;
-  fs: DiskFs;
-  sizeBytes: number;
-}
 
-export type Volume = SharedVolume | DataDisk;
 
 export interface VolumePlan {
   volumes: Volume[];
@@ -345,11 +307,6 @@ export function dataDisks(volumes: readonly Volume[]): DataDisk[] {
   return volumes.filter((v): v is DataDisk => v.kind === 'disk');
 }
 
-/** NFS transport: the launcher's server address (identity IP on br-eth0) and the guest's mount options. */
-export const NFS_SERVER_IP = '169.254.1.254';
-export const NFS_PORT = 2049;
-export const NFS_MOUNT_OPTIONS = `vers=3,proto=tcp,port=${NFS_PORT},mountport=${NFS_PORT},mountproto=tcp,nolock,addr=${NFS_SERVER_IP}`;
-
 /**
  * Volume transport: Firecracker has no virtiofs → always nfs; QEMU → virtiofs unless RUNCVM_VOLUME_TRANSPORT=nfs.
  * Throws SettingError (BAD_SETTING) for any other value.
@@ -369,35 +326,35 @@ export function withVolumeTransport(plan: VolumePlan, transport: 'virtiofs' | 'n
   return { ...plan, volumes: plan.volumes.map((v) => (v.kind === 'virtiofs' ? { ...v, transport: 'nfs' as const } : v)) };
 }
 
+/**
+ * Volumes' part of create: the plan (volumes and RUNCVM_DISKS, with their transport) and what create logs about
+ * them (PVC redirects, one line per volume). Refuses volumes a backend cannot share.
+ */
+export function planContainerVolumes(
+  spec: OciSpec,
+  input: { sources: Readonly<Record<string, SourceKind>>; kubeletDir?: string | undefined; disks?: string | undefined; maxDiskBytes?: number; hypervisor: string; transport?: string | undefined },
+): { plan: VolumePlan; log: LogEntry[] } {
+  const kubeletDir = input.kubeletDir || DEFAULT_KUBELET_DIR;
+  const transport = volumeTransport(input.hypervisor, input.transport);
+  const plan = withVolumeTransport(
+    planVolumes(spec, { sources: input.sources, kubeletDir, ...(input.disks !== undefined ? { disks: input.disks } : {}), ...(input.maxDiskBytes !== undefined ? { maxDiskBytes: input.maxDiskBytes } : {}) }),
+    transport,
+  );
+  const shared = sharedVolumes(plan.volumes);
+  if (shared.length > 0 && input.hypervisor !== 'qemu' && transport !== 'nfs') {
+    throw runcvmErrors.fail('VOLUMES_UNSUPPORTED', { hypervisor: input.hypervisor, volumes: shared.map((v) => v.destination).join(', ') });
+  }
+  const log: LogEntry[] = plan.redirects.map((r) => ({ level: 'info', msg: redirectLogLine(input.hypervisor, r) }));
+  for (const v of plan.volumes) {
+    if (v.kind === 'virtiofs') log.push({ level: 'info', msg: 'volume', fields: { transport, destination: v.destination, source: v.hostSource, container: v.containerPath, readOnly: v.flags.readOnly, file: v.file ?? '' } });
+    else log.push({ level: 'info', msg: 'data disk', fields: { source: v.source, container: v.containerPath, destination: v.destination, fs: v.fs, bytes: v.sizeBytes } });
+  }
+  return { plan, log };
+}
+
 /** The one-line PVC redirect message of the troubleshooting guide (`FIRECRACKER:` / `QEMU:` = the hypervisor). */
 export function redirectLogLine(hypervisor: string, r: { destination: string; to: string }): string {
   return `[RunCVM-Runtime] ${hypervisor.toUpperCase()}: PVC Redirect: ${r.destination} -> ${r.to}`;
-}
-
-/** Kernel device names of the data disks: they follow the root and upper disks in the virtio-blk order. */
-export function dataDiskDevice(diskIndex: number): string {
-  return `/dev/vd${String.fromCharCode('a'.charCodeAt(0) + diskIndex)}`;
-}
-
-function esc(value: string): string {
-  return value.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/\r/g, '%0D').replace(/ /g, '%20');
-}
-
-/**
- * `/.runcvm/config` lines for the guest init (src/runcvm/guest/vol.c), in mount order:
- *   `volume=FSTYPE SOURCE DEST FLAGS FILE` — FSTYPE virtiofs|ext4|…, SOURCE the virtiofs tag or the disk device,
- *   FLAGS `ro|rw[,nosuid][,nodev][,noexec]`, FILE the file name for a single-file bind or `-`. %-escaped, spaces too.
- * `firstDataDiskIndex` = how many disks come before the data disks (root + upper = 2).
- */
-export function volumeConfigLines(volumes: readonly Volume[], firstDataDiskIndex: number): string[] {
-  const lines: string[] = [];
-  let disk = firstDataDiskIndex;
-  for (const v of volumes) {
-    if (v.kind === 'virtiofs' && v.transport === 'nfs') lines.push(`volume=nfs ${esc(`${NFS_SERVER_IP}:${v.containerPath}`)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
-    else if (v.kind === 'virtiofs') lines.push(`volume=virtiofs ${esc(v.tag)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
-    else lines.push(`volume=${v.fs} ${dataDiskDevice(disk++)} ${esc(v.destination)} rw -`);
-  }
-  return lines;
 }
 
 /** The LaunchSpec with the volumes and the data disks (after root + upper, in RUNCVM_DISKS order). */

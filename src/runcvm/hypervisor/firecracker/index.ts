@@ -53,7 +53,7 @@ export const firecracker: Hypervisor = {
   binary: FIRECRACKER_BINARY,
   supports(facts, requested) {
     if (!facts.firecrackerPath) {
-      return { ok: false, error: runcvmErrors.fail('FIRECRACKER_NOT_INSTALLED', { path: facts.firecrackerLookedFor }) };
+      return { ok: false, reason: `no firecracker binary (looked for ${facts.firecrackerLookedFor})`, error: runcvmErrors.fail('FIRECRACKER_NOT_INSTALLED', { path: facts.firecrackerLookedFor }) };
     }
     // asked for by name it needs only a /dev/kvm it can open (Firecracker reports anything deeper, mapped to cause and
     // fix); as the default choice KVM must pass every check the QEMU path uses
@@ -64,7 +64,7 @@ export const firecracker: Hypervisor = {
           ? '/dev/kvm cannot be opened read/write'
           : undefined
       : kvmProblem(facts.kvm);
-    if (problem) return { ok: false, error: runcvmErrors.fail('FIRECRACKER_NEEDS_KVM', { reason: problem }) };
+    if (problem) return { ok: false, reason: `KVM is not usable (${problem})`, error: runcvmErrors.fail('FIRECRACKER_NEEDS_KVM', { reason: problem }) };
     return { ok: true, reason: `firecracker found at ${facts.firecrackerPath} and KVM is usable`, binds: [{ source: facts.firecrackerPath, destination: FIRECRACKER_BINARY }] };
   },
   plan: firecrackerPlan,
