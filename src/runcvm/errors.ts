@@ -1,11 +1,11 @@
 /**
  * runcvm's one error table: every failure of the runtime (create), the launcher, the hypervisors (QEMU, Firecracker),
  * the volumes, `runcvm-runtime exec` and `runcvm nfs-serve`, each with what happened, why, and the fix. Exit
- * statuses: 125 set-up failures (as runc reports its own), 1 exec failures (runc's exit for a failed exec) and
- * nfs-serve failures, 2 usage. The launcher prints these as one `runcvm: error: …` block on the container's stderr,
+ * statuses: 125 set-up failures (as runc reports its own), 255 exec failures (runc's exit for an exec that fails
+ * before the command runs), 1 nfs-serve failures, 2 usage. The launcher prints these as one `runcvm: error: …` block on the container's stderr,
  * so they reach `ctr run`, `docker logs` and `kubectl logs`. `{debugLog}` is the container's debug log on the node
  * ($RUNCVM_LOG_DIR/runcvm-<id>.debug), filled in where the error is printed. Rendered into
- * docs/dev/runcvm-errors.md by scripts/gen-error-docs.mjs (a unit test keeps the page current).
+ * docs/dev/runcvm-errors.md by scripts/gen-error-docs.ts (a unit test keeps the page current).
  */
 import { defineErrors } from '../core/errors.js';
 
@@ -16,7 +16,8 @@ const KVM_FIX = [
   'or run this container with RUNCVM_HYPERVISOR=qemu (software emulation when KVM is unavailable).',
 ].join('\n');
 
-export const RUNTIME_EXIT = { usage: 2, setup: 125, hypervisor: 125, exec: 1, service: 1 } as const;
+/** exec: 255 is what runc returns when an exec fails before the command runs (`exec failed: …`) */
+export const RUNTIME_EXIT = { usage: 2, setup: 125, hypervisor: 125, exec: 255, service: 1 } as const;
 
 export const runcvmErrors = defineErrors({
   BAD_CONFIG: {
@@ -203,13 +204,31 @@ export const runcvmErrors = defineErrors({
     cause: 'runcvm keeps the original process of a VM container in $RUNCVM_STATE_DIR/{id}/launch.json; exec without --process starts from it.',
     fix: 'pass the process explicitly (--process FILE), or recreate the container.',
   },
+  EXEC_NO_VM_STATE: {
+    exit: RUNTIME_EXIT.exec,
+    message: 'cannot exec in container {id}: it runs as a microVM but its runcvm state folder is missing (looked in {expected}; recorded at create: {recorded})',
+    cause: 'a VM container\'s commands run inside its VM, through the launcher\'s exec socket in its state folder; without that folder there is no way in, and running the command on the host kernel instead would escape the VM.',
+    fix: 'run exec with the RUNCVM_STATE_DIR the container was created with (the engine\'s environment for the runtime must not change while containers run), or recreate the container.',
+  },
+  EXEC_PRESERVE_FDS: {
+    exit: RUNTIME_EXIT.exec,
+    message: 'cannot exec in container {id}: --preserve-fds {n} asks to pass host file descriptors 3-{last}, which cannot reach a process inside a microVM',
+    cause: 'runc hands extra open descriptors to the new process; under runcvm the process runs in the VM\'s own kernel, which cannot receive host descriptors (a VM boundary, listed in docs/conformance.md).',
+    fix: 'pass the data another way (stdin, a file in a volume the container mounts), or run this container with runc.',
+  },
+  EXEC_NO_AGENT: {
+    exit: RUNTIME_EXIT.exec,
+    message: 'cannot exec in container {id}: its VM did not open the exec socket {socket} within {seconds} s',
+    cause: 'the container is running but its launcher has not reached the hypervisor start (networking or volume set-up is stuck, or the host is overloaded).',
+    fix: 'retry; if it persists, rerun the container with RUNCVM_LOG_LEVEL=DEBUG and read {debugLog}.',
+  },
 
   // runcvm nfs-serve (src/runcvm/nfs/main.ts)
   NFS_USAGE: {
     exit: RUNTIME_EXIT.usage,
     message: 'runcvm nfs-serve: {problem}',
     cause: 'the command line is incomplete or has an option nfs-serve does not know.',
-    fix: 'runcvm nfs-serve --export /srv/vol --listen 169.254.1.254:2049 [--state /run/runcvm/nfs] [--verbose]',
+    fix: 'runcvm nfs-serve --export /srv/vol --listen 169.254.1.254:2049 --allow 169.254.1.1 [--insecure] [--state /run/runcvm/nfs] [--verbose]',
   },
   NFS_EXPORT: {
     exit: RUNTIME_EXIT.service,

@@ -5,6 +5,7 @@
  */
 import type { LaunchSpec } from '../launch/schema.js';
 import { AGENT_PORT_NAME, EXEC_PATHS } from '../agent/exec.js';
+import { IO_PORT_NAME } from '../guest/contract.js';
 import type { ToolError } from '../../core/errors.js';
 import { qemu } from './qemu/index.js';
 import { firecracker } from './firecracker/index.js';
@@ -100,7 +101,7 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
     cmdline: kernelCmdline(cmd),
     disks,
     console: { socket: spec.channel.console },
-    io: { socket: spec.channel.io, portName: 'runcvm.io' },
+    io: { socket: spec.channel.io, portName: IO_PORT_NAME },
     agent: { socket: EXEC_PATHS.portSocket, portName: AGENT_PORT_NAME },
   };
 }

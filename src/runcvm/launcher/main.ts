@@ -20,6 +20,7 @@ import { decideAccel, cpuKhzFromCpuinfo } from '../hypervisor/accel.js';
 import { gatherAccelFacts, readCpuinfo } from '../hypervisor/facts.js';
 import { HYPERVISORS, planVm, type Hypervisor, type HypervisorPlan, type RunningVm, type VmExit } from '../hypervisor/index.js';
 import { CTRL_ALT_DEL_GRACE_MS, describeStop, signalAction, stopExitCode, VMM_EXIT_AFTER_WORKLOAD_MS } from './plan-stop.js';
+import { guestAddresses } from '../network/plan.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
 import { GuestChannel } from './channel.js';
@@ -76,7 +77,7 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
     const network = await setUpNetwork(spec.network.mode, log);
     undo.push('network', () => network.undo());
     // volumes (src/runcvm/volumes): virtiofsd per shared folder, NFS exports, RUNCVM_DISKS images
-    const volumes = await setUpVolumes(spec.volumes ?? [], log);
+    const volumes = await setUpVolumes(spec.volumes ?? [], log, undefined, guestAddresses(network.plan));
     undo.push('volumes', () => volumes.undo());
     const plan = hv.plan(withVolumes(withNetwork(vmPlan, network), volumes, spec.volumes ?? []));
     log.debug('hypervisor command', { argv: plan.argv.join(' ') });
