@@ -34,8 +34,6 @@ const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 
 /** how long the last output may take to arrive once the hypervisor has exited */
 const DRAIN_MS = 2000;
 
-export { gatherAccelFacts };
-
 export async function launch(): Promise<number> {
   let spec: LaunchSpec | undefined;
   let log = launcherLogger(undefined);
