@@ -4,8 +4,28 @@
  */
 import { closeSync, constants as fsc, existsSync, openSync, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
 import { cpuFlagsFromCpuinfo, cpuKhzFromCpuinfo, type AccelFacts } from './accel.js';
+import { runcvmErrors } from '../errors.js';
 import type { HostFacts } from './types.js';
+
+/** The KVM device inside a runcvm container (the runtime passes the node's device in under this path). */
+export const KVM_DEVICE = '/dev/kvm';
+
+/**
+ * The node's KVM device: RUNCVM_KVM_DEVICE from the runtime's own environment (the engine's configuration, never a
+ * container's env, so a container cannot point the runtime at another host file), default /dev/kvm. A node admin
+ * uses it where the device lives elsewhere; the tests point it at a missing path, an unusable file or a stand-in to
+ * set the node's KVM state themselves, whatever the machine has.
+ */
+export function kvmDevicePath(nodeEnv: Record<string, string | undefined>): string {
+  const value = nodeEnv.RUNCVM_KVM_DEVICE;
+  if (!value) return KVM_DEVICE;
+  if (!isAbsolute(value)) {
+    throw runcvmErrors.fail('BAD_NODE_SETTING', { name: 'RUNCVM_KVM_DEVICE', value, problem: 'not an absolute path', fix: "set it to the absolute path of the node's KVM device in the runtime's environment, or unset it (default /dev/kvm)" });
+  }
+  return value;
+}
 
 export function readCpuinfo(): string {
   try {
@@ -15,18 +35,18 @@ export function readCpuinfo(): string {
   }
 }
 
-export function gatherAccelFacts(cpuinfo = readCpuinfo()): AccelFacts {
-  const kvmExists = existsSync('/dev/kvm');
+export function gatherAccelFacts(cpuinfo = readCpuinfo(), device = KVM_DEVICE): AccelFacts {
+  const kvmExists = existsSync(device);
   let kvmOpenable = false;
   if (kvmExists) {
     try {
-      closeSync(openSync('/dev/kvm', fsc.O_RDWR));
+      closeSync(openSync(device, fsc.O_RDWR));
       kvmOpenable = true;
     } catch {
       kvmOpenable = false;
     }
   }
-  return { kvmExists, kvmOpenable, cpuFlags: cpuFlagsFromCpuinfo(cpuinfo), kvmPvm: existsSync('/sys/module/kvm_pvm') };
+  return { kvmDevice: device, kvmExists, kvmOpenable, cpuFlags: cpuFlagsFromCpuinfo(cpuinfo), kvmPvm: existsSync('/sys/module/kvm_pvm') };
 }
 
 export function tscKhz(cpuinfo = readCpuinfo()): number | undefined {
@@ -48,7 +68,7 @@ export function firecrackerLookedFor(candidates: readonly string[], nodeEnv: Rec
 
 /**
  * What the hypervisor choice reads on the node at create: KVM (the same facts the launcher's accelerator decision
- * reads) and a firecracker binary, looked up in the node's configuration only (`nodeEnv`: the runtime's own
+ * reads, from the node's device: RUNCVM_KVM_DEVICE) and a firecracker binary, looked up in the node's configuration only (`nodeEnv`: the runtime's own
  * environment, never the container's, so a container cannot make the runtime bind an arbitrary host file).
  */
 export async function readHostFacts(guestBinDir: string, nodeEnv: Record<string, string | undefined>): Promise<HostFacts> {
@@ -60,5 +80,5 @@ export async function readHostFacts(guestBinDir: string, nodeEnv: Record<string,
       break;
     }
   }
-  return { kvm: gatherAccelFacts(), firecrackerLookedFor: firecrackerLookedFor(candidates, nodeEnv), ...(firecrackerPath ? { firecrackerPath } : {}) };
+  return { kvm: gatherAccelFacts(undefined, kvmDevicePath(nodeEnv)), firecrackerLookedFor: firecrackerLookedFor(candidates, nodeEnv), ...(firecrackerPath ? { firecrackerPath } : {}) };
 }

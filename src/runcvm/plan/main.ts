@@ -17,7 +17,7 @@ import { renderGuestConfig } from '../launch/guest-config.js';
 import type { LaunchSpec } from '../launch/schema.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import { decideAccel } from '../hypervisor/accel.js';
-import { gatherAccelFacts, tscKhz } from '../hypervisor/facts.js';
+import { gatherAccelFacts, kvmDevicePath, tscKhz } from '../hypervisor/facts.js';
 import { HYPERVISORS, planVm } from '../hypervisor/index.js';
 import { readCreateFacts, type CreateInput } from '../runtime/facts.js';
 import { planCreate, RuncStyleError, type CreatePlan } from '../runtime/plan-create.js';
@@ -63,7 +63,8 @@ export function renderCreatePlan(plan: CreatePlan): string {
 
 /** What the launcher will start, as decided on this host (the accelerator is the launcher's decision). */
 function launcherView(plan: Extract<CreatePlan, { kind: 'vm' }>) {
-  const decision = decideAccel(plan.launchSpec.vm.accel, gatherAccelFacts());
+  // the node's KVM device (RUNCVM_KVM_DEVICE) is what the launcher will see as /dev/kvm
+  const decision = decideAccel(plan.launchSpec.vm.accel, gatherAccelFacts(undefined, kvmDevicePath(process.env)));
   const khz = tscKhz();
   const vmPlan = planVm(plan.launchSpec, decision.ok ? decision.accel : 'kvm', khz ? { tscKhz: khz } : {});
   return { decision, view: hypervisorView(HYPERVISORS[plan.hypervisor.name], vmPlan) };

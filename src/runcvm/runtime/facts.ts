@@ -15,7 +15,7 @@ import { copiedFilesFromSpec } from '../launch/build.js';
 import type { HostDevice } from '../bundle/transforms/index.js';
 import { passThroughReason } from '../bundle/transforms/index.js';
 import { containerPaths, hostDirs } from '../state/index.js';
-import { readHostFacts } from '../hypervisor/facts.js';
+import { KVM_DEVICE, kvmDevicePath, readHostFacts } from '../hypervisor/facts.js';
 import type { HostFacts } from '../hypervisor/types.js';
 import { joinsHostNetwork } from '../network/host.js';
 import { DEFAULT_KUBELET_DIR, type SourceKind } from '../volumes/plan.js';
@@ -100,6 +100,12 @@ async function charDevice(path: string): Promise<HostDevice | undefined> {
   return { path, type: 'c', major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
 }
 
+/** /dev/kvm and /dev/net/tun when the host has them; the node's KVM device (RUNCVM_KVM_DEVICE) appears in the container as /dev/kvm. */
+async function hostDevices(nodeEnv: Readonly<Record<string, string | undefined>>): Promise<HostDevice[]> {
+  const kvm = await charDevice(kvmDevicePath(nodeEnv));
+  return [kvm && { ...kvm, path: KVM_DEVICE }, await charDevice('/dev/net/tun')].filter((d): d is HostDevice => Boolean(d));
+}
+
 async function debugLogFacts(path: string): Promise<DebugLogFacts> {
   const st = await lstat(path).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : err));
   if (st === undefined) return { kind: 'missing' };
@@ -159,7 +165,7 @@ export async function readCreateFacts(input: CreateInput): Promise<CreateFacts |
     ...(kernel ? { kernel } : {}),
     volumeSources: await readVolumeSources(spec, nodeEnv.RUNCVM_KUBELET_DIR || DEFAULT_KUBELET_DIR),
     hostNetwork: await joinsHostNetwork(spec),
-    devices: (await Promise.all(['/dev/kvm', '/dev/net/tun'].map(charDevice))).filter((d): d is HostDevice => Boolean(d)),
+    devices: await hostDevices(nodeEnv),
     engineFiles,
     debugLog: settings.logLevel === 'off' ? { kind: 'missing' } : await debugLogFacts(paths.debugLog),
     ...(uid !== undefined ? { runtimeUid: uid } : {}),
