@@ -57,11 +57,12 @@ export const firecracker: Hypervisor = {
     }
     // asked for by name it needs only a /dev/kvm it can open (Firecracker reports anything deeper, mapped to cause and
     // fix); as the default choice KVM must pass every check the QEMU path uses
+    const device = facts.kvm.kvmDevice ?? '/dev/kvm';
     const problem = requested
       ? !facts.kvm.kvmExists
-        ? '/dev/kvm does not exist'
+        ? `${device} does not exist`
         : !facts.kvm.kvmOpenable
-          ? '/dev/kvm cannot be opened read/write'
+          ? `${device} cannot be opened read/write`
           : undefined
       : kvmProblem(facts.kvm);
     if (problem) return { ok: false, reason: `KVM is not usable (${problem})`, error: runcvmErrors.fail('FIRECRACKER_NEEDS_KVM', { reason: problem }) };
