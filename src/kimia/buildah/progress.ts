@@ -149,6 +149,34 @@ export function quoteChildError(stderr: string): string {
   return (msg ?? err).replace(/\\"/g, '"');
 }
 
+/**
+ * A base image the registry does not have: containers/image's "initializing source docker://REF: reading manifest
+ * TAG in HOST/REPO: manifest unknown" (or "name unknown" for a repository the registry has never heard of).
+ */
+export function baseImageMissing(stderr: string): { image: string; registry: string; repository: string; answer: string; what: string } | undefined {
+  const m = /initializing source docker:\/\/(\S+?): reading manifest (\S+) in (\S+?): ((?:manifest|name) unknown)/.exec(stderr);
+  if (!m) return undefined;
+  const repository = m[3]!;
+  const registry = repository.split('/')[0]!;
+  const answer = m[4]!;
+  return {
+    image: m[1]!, registry, repository, answer,
+    what: answer === 'name unknown' ? `repository ${repository.slice(registry.length + 1)}` : `${m[2]!.startsWith('sha256:') ? 'manifest' : 'tag'} ${m[2]} in ${repository.slice(registry.length + 1)}`,
+  };
+}
+
+/**
+ * The step buildah stopped at: 'building at STEP "TEXT": DETAIL'; `status` when DETAIL is a command's exit status
+ * (a RUN that returned non-zero: buildah's own exit code is then that status too).
+ */
+export function stepFailure(stderr: string): { text: string; detail: string; status?: number } | undefined {
+  const m = /building at STEP "((?:[^"\\]|\\.)*)": (.*)$/m.exec(stderr);
+  if (!m) return undefined;
+  const detail = m[2]!.trim();
+  const status = /(?:^|: )exit status (\d+)$/.exec(detail);
+  return { text: m[1]!.replace(/\\"/g, '"'), detail, ...(status ? { status: Number(status[1]) } : {}) };
+}
+
 /** The guide's symptom inside buildah's error: `dial tcp: lookup HOST[ on NS]: no such host`, and the host. */
 export function dnsFailure(stderr: string): { host: string; text: string } | undefined {
   const m = /dial tcp: lookup ([^\s:]+)(?: on [^\s]+)?: no such host/.exec(stderr);
