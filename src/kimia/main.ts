@@ -64,19 +64,9 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
 }
 
 async function lint(argv: string[]): Promise<number> {
-  const path = './lint/index.js';
-  let mod: { lintMain?: (argv: string[]) => Promise<number> };
-  try {
-    mod = (await import(path)) as typeof mod;
-  } catch {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  if (typeof mod.lintMain !== 'function') {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  return mod.lintMain(argv);
+  // a literal specifier, so that the image's bundle (src/images) carries the linter too
+  const { lintMain } = await import('./lint/index.js');
+  return lintMain(argv);
 }
 
 async function makeLog(request: BuildRequest): Promise<Log> {
