@@ -199,6 +199,18 @@ volumeMounts:
     cause: 'line {line} reads `{instruction}`; kimia here drives {buildah} (Buildah {version}), which predates the feature.',
     fix: 'build with kimia\'s image, which carries Buildah {imageVersion} from {imageDistribution}; or install Buildah {needs} or later',
   },
+  GLOB_NAME: {
+    exit: EXIT.build,
+    message: '{step}: Buildah reads `{text}` as a pattern and finds no file',
+    cause: 'the source name holds glob characters ([ ]); docker build copies a file of that literal name, Buildah only matches the pattern.',
+    fix: 'escape each [ as [[] in the source (COPY arr[0].txt → COPY arr[[]0].txt), which docker build reads the same way',
+  },
+  OWNER_OUT_OF_RANGE: {
+    exit: EXIT.environment,
+    message: '{step}: owner {uid}:{gid} of {path} is outside the build user\'s subordinate ID range',
+    cause: 'a rootless build maps container IDs 0-{max} onto the build user\'s subordinate range; an archive or --chown naming a larger ID cannot be stored.',
+    fix: 'give the build user a larger range (e.g. kimia:100000:600000 in /etc/subuid and /etc/subgid), or set the owner with ADD --chown=0:0 / COPY --chown',
+  },
   BUILD_STEP_FAILED: {
     exit: EXIT.build,
     message: '{step} exited {status}',

@@ -195,7 +195,8 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   }
   if (signal.aborted) return 130;
   await passPreflight();
-  const { contextDir, plan } = prepared;
+  const { contextDir } = prepared;
+  let { plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
   // which engine runs, and whether it builds every feature the Dockerfile uses (before any pull)
   const engine = preflight ? (await preflight).facts.engine : await probeEngine(plan.buildah).catch(() => undefined);
@@ -203,6 +204,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     log.info(`engine: buildah ${engine.version} (${plan.buildah})`, { event: 'engine', engine: engine.name, version: engine.version });
     const tooOld = plan.dockerfile && engineError(plan.dockerfile, engine, plan.buildah, IMAGE_ENGINE);
     if (tooOld) throw tooOld;
+    plan = { ...plan, engine };
   }
   for (const n of plan.notes) log.info(n, { event: 'format' });
   for (const w of plan.warnings) log.warn(w, { event: 'warning' });

@@ -177,6 +177,20 @@ export function stepFailure(stderr: string): { text: string; detail: string; sta
   return { text: m[1]!.replace(/\\"/g, '"'), detail, ...(status ? { status: Number(status[1]) } : {}) };
 }
 
+/**
+ * Buildah before 1.38 cannot COPY/ADD a file whose name holds glob characters ("arr[0].txt"): it matches the name
+ * as a pattern, and an escaped pattern (arr[[]0].txt) matches nothing either.
+ */
+export function globNameFailure(detail: string, instruction: string): boolean {
+  return /[[\]]/.test(instruction) && /globs \[.*\] matched nothing|copier: stat: \["[^"]*[[\]]/.test(detail);
+}
+
+/** An owner the user namespace cannot represent: buildah's "error setting ownership of P to UID:GID: lchown P: invalid argument". */
+export function ownerOutOfRange(stderr: string): { path: string; uid: number; gid: number } | undefined {
+  const m = /error setting ownership of "([^"]*)" to (\d+):(\d+): lchown [^:]*: invalid argument/.exec(stderr);
+  return m ? { path: m[1]!, uid: Number(m[2]), gid: Number(m[3]) } : undefined;
+}
+
 /** The guide's symptom inside buildah's error: `dial tcp: lookup HOST[ on NS]: no such host`, and the host. */
 export function dnsFailure(stderr: string): { host: string; text: string } | undefined {
   const m = /dial tcp: lookup ([^\s:]+)(?: on [^\s]+)?: no such host/.exec(stderr);

@@ -7,10 +7,12 @@ import type { Log } from '../log.js';
 import type { BuildPlan, PushStep } from '../plan/plan.js';
 import { fail } from '../errors.js';
 import {
-  CacheCounter, StepClock, backoffMs, baseImageMissing, classifyFailure, describeNoSpace, dnsFailure, formatDuration, parseLine, quoteChildError,
-  stepFailure, stepLabel, storagePermissionFailure, type StepEvent,
+  CacheCounter, StepClock, backoffMs, baseImageMissing, classifyFailure, describeNoSpace, dnsFailure, formatDuration, globNameFailure, ownerOutOfRange,
+  parseLine, quoteChildError, stepFailure, stepLabel, storagePermissionFailure, type StepEvent,
 } from './progress.js';
 import { describeStep, locateStep } from '../dockerfile/steps.js';
+import { versionAtLeast } from '../dockerfile/check.js';
+import { IMAGE_ENGINE } from './engine.js';
 
 export interface BudResult {
   steps: number;
@@ -187,6 +189,17 @@ async function budFailure(plan: BuildPlan, result: RunResult, lastStep?: StepEve
     });
   }
   const step = stepFailure(output);
+  const owner = ownerOutOfRange(output);
+  if (owner && where) {
+    return fail('OWNER_OUT_OF_RANGE', { step: where, uid: owner.uid, gid: owner.gid, path: owner.path, max: 65535 });
+  }
+  if (step && where && located && globNameFailure(step.detail, located.instruction.text)) {
+    if (!plan.engine || versionAtLeast(plan.engine.version, '1.38.0')) return fail('GLOB_NAME', { step: where, text: located.instruction.text });
+    return fail('ENGINE_TOO_OLD', {
+      file: plan.dockerfile!.name, line: located.instruction.line, instruction: located.instruction.text, feature: 'a file name with glob characters ([ ]) in COPY/ADD',
+      needs: '1.38.0', version: plan.engine.version, buildah: plan.buildah, imageVersion: IMAGE_ENGINE.version, imageDistribution: IMAGE_ENGINE.distribution,
+    });
+  }
   if (step && where) {
     const text = located?.instruction.text ?? lastStep?.instruction ?? step.text;
     if (step.status !== undefined) return fail('BUILD_STEP_FAILED', { step: where, status: step.status, text: text.replace(/^RUN\s+/i, ''), stage });

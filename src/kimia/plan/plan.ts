@@ -5,6 +5,7 @@
 import type { BuildRequest } from '../cli/request.js';
 import type { ParsedDockerfile } from '../dockerfile/parse.js';
 import { decideFormat, type FormatDecision } from '../dockerfile/format.js';
+import type { EngineVersion } from '../dockerfile/check.js';
 
 export interface PlanFacts {
   /** resolved local folder of the build context (after fetching and --context-sub-path) */
@@ -49,6 +50,8 @@ export interface BuildPlan {
   /** the Dockerfile as parsed (undefined in a dry run of a remote context): failures are mapped to its lines */
   dockerfile?: ParsedDockerfile;
   target?: string;
+  /** the Buildah that runs the plan (set once it is known: from preflight or `buildah --version`) */
+  engine?: EngineVersion;
   format: FormatDecision;
   /** after bud, on every outcome: working containers this build left are removed (`rm` + their IDs) */
   cleanup: { containersFile: string; rm: string[] };
@@ -127,7 +130,8 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   if (request.cacheRepo) bud.push('--cache-from', request.cacheRepo, '--cache-to', request.cacheRepo);
   if (request.platforms.length) bud.push('--platform', request.platforms.join(','));
   if (request.timestamp !== undefined) bud.push('--timestamp', String(request.timestamp));
-  if (request.reproducible) bud.push('--identity-label=false');
+  // no io.buildah.version label: docker build and Kaniko add no builder label, and a base image's own label stays
+  bud.push('--identity-label=false');
   if (request.squash) bud.push('--squash');
   const pullInsecure = request.insecurePull || request.skipTlsVerifyPull || (Boolean(request.cacheRepo) && (request.insecure || request.skipTlsVerify));
   if (pullInsecure) bud.push('--tls-verify=false');
