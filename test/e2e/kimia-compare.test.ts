@@ -33,14 +33,14 @@ export interface KnownDifference { cases: string[] | '*'; key: string | RegExp; 
 
 export const KNOWN: KnownDifference[] = [
   {
-    cases: '*', key: /^etc\/(hostname|hosts|resolv\.conf)$/, fixedIn: '1.39.0',
+    cases: '*', key: /^etc\/(hostname|hosts|resolv\.conf)$/,
     reason: 'Buildah keeps the empty files it bind-mounts /etc/hostname, /etc/hosts and /etc/resolv.conf onto during a RUN when the base image has none; BuildKit removes them',
   },
   {
-    cases: ['arg-stages'], key: /^[BCD]\.txt$/, fixedIn: '1.39.0',
-    reason: 'Buildah 1.28 does not carry an ARG value into a stage built FROM another stage (ARG NAME="$NAME-dev" sees an empty $NAME)',
+    cases: ['arg-stages'], key: /^[BCD]\.txt$/,
+    reason: 'Buildah (1.28 and 1.39) does not carry an ARG value into a stage built FROM another stage (ARG NAME="$NAME-dev" sees an empty $NAME)',
   },
-  { cases: ['shell'], key: 'Cmd', fixedIn: '1.39.0', reason: 'Buildah records a shell-form CMD/ENTRYPOINT with /bin/sh -c, not with the SHELL in force (the RUN steps do use SHELL)' },
+  { cases: ['shell'], key: 'Cmd', reason: 'Buildah records a shell-form CMD/ENTRYPOINT with /bin/sh -c, not with the SHELL in force (the RUN steps do use SHELL)' },
   {
     cases: ['volume'], key: /^(cache|logs|var\/one|var\/two)$/,
     reason: 'Buildah creates the folder of every VOLUME in the image (1.39 too); BuildKit records the volume in the config only',
@@ -49,8 +49,8 @@ export const KNOWN: KnownDifference[] = [
     cases: ['volume'], key: 'data/after', fixedIn: '1.37.0',
     reason: 'Buildah before 1.37 discards what a RUN writes into a folder declared VOLUME earlier (the classic builder\'s behaviour); BuildKit keeps it',
   },
-  { cases: ['add-tar'], key: 'newdir', fixedIn: '1.39.0', reason: 'Buildah gives a folder that ADD creates for a tar archive the owner of the archive\'s ./ entry; BuildKit creates it as root' },
-  { cases: ['many-sources'], key: /^dest(\/a\.txt)?$/, fixedIn: '1.39.0', reason: 'Buildah makes the destination a folder when several sources are named, even if a glob among them matches nothing; BuildKit counts the files that match' },
+  { cases: ['add-tar'], key: 'newdir', reason: 'Buildah gives a folder that ADD creates for a tar archive the owner of the archive\'s ./ entry; BuildKit creates it as root' },
+  { cases: ['many-sources'], key: /^dest(\/a\.txt)?$/, reason: 'Buildah makes the destination a folder when several sources are named, even if a glob among them matches nothing; BuildKit counts the files that match' },
 ];
 
 /**
