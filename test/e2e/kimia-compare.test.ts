@@ -221,3 +221,92 @@ async function dockerBuild(c: CompareCase, ctx: string, ref: string, extra: stri
   const r = await dockerd.docker(['build', '--network', 'host', '-t', ref, ...extra, ctx], { env: { DOCKER_BUILDKIT: '1' }, reject: false, timeoutMs: 300_000 });
   return r.exitCode === 0 ? dockerd.docker(['push', ref], { reject: false, timeoutMs: 120_000 }) : r;
 }
+
+/**
+ * Another project's suite prepared by scripts/kaniko-suite.mjs (outside this repository; see docs/kaniko-suite.md).
+ * It runs only when KIMIA_COMPARE_SUITE names its suite.json: it is not ours and not part of `npm test`. Every
+ * result is recorded, not asserted, and written as a table to KIMIA_COMPARE_REPORT.
+ */
+interface ExternalSuite {
+  revision: string;
+  context: string;
+  bases: { name: string; dockerfile: string }[];
+  aliases: Record<string, 'busybox' | 'debian'>;
+  cases: { name: string; dockerfile?: string; buildArgs?: Record<string, string>; target?: string; excluded?: string }[];
+}
+
+const suitePath = process.env.KIMIA_COMPARE_SUITE;
+describe.runIf(Boolean(suitePath))('external suite', () => {
+  const rows = new Map<string, Record<string, string>>();
+  let suite: ExternalSuite;
+  let context: string;
+  const engines: Engine[] = [];
+
+  beforeAll(async () => {
+    const { readFile: read } = await import('node:fs/promises');
+    suite = JSON.parse(await read(suitePath!, 'utf8')) as ExternalSuite;
+    const { pushDebootstrapImage } = await import('../harness/images.js');
+    const debian = await pushDebootstrapImage(reg);
+    for (const [alias, kind] of Object.entries(suite.aliases)) {
+      await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${kind === 'busybox' ? busybox : debian}`, `docker://${reg.host}/${alias}`]);
+    }
+    context = ws.path('external');
+    await run('cp', ['-a', `${suite.context}/.`, `${context}/`]);
+    await run('sh', ['-c', 'for f in "$1"/dockerfiles/*; do sed -i "s#{{REG}}#$2#g" "$f"; done', 'sh', context, reg.host]);
+    await chownTree(ws.dir);
+    // Kaniko builds its two base images with docker first
+    for (const b of suite.bases) {
+      const r = await dockerd.docker(['build', '--network', 'host', '-t', `${reg.host}/${b.name}`, '-f', join(context, b.dockerfile), context], { env: { DOCKER_BUILDKIT: '1' }, reject: false, timeoutMs: 600_000 });
+      if (r.exitCode === 0) await dockerd.docker(['push', `${reg.host}/${b.name}`], { reject: false });
+    }
+    const wanted = (process.env.KIMIA_COMPARE_ENGINES ?? 'host,image').split(',');
+    if (wanted.includes('host')) engines.push(await hostEngine());
+    if (wanted.includes('image')) engines.push(await imageEngine());
+  }, 3_600_000);
+
+  afterAll(async () => {
+    if (!process.env.KIMIA_COMPARE_REPORT || !suite) return;
+    const heads = engines.map((e) => `kimia ${e.name} (Buildah ${e.version})`);
+    const lines = [`Kaniko revision ${suite.revision}; docker build = dockerd 20.10 BuildKit`, '', `| Dockerfile | docker build | ${heads.join(' | ')} |`, `|---|---|${heads.map(() => '---').join('|')}|`];
+    for (const c of suite.cases) {
+      const r = rows.get(c.name) ?? {};
+      lines.push(`| ${c.name} | ${r.docker ?? '—'} | ${engines.map((e) => r[e.name] ?? '—').join(' | ')} |`);
+    }
+    await writeFile(process.env.KIMIA_COMPARE_REPORT, lines.join('\n') + '\n');
+  });
+
+  it('builds every Dockerfile with docker and kimia and records the differences', async () => {
+    const firstLine = (text: string) => (text.split('\n').map((l) => l.trim()).filter((l) => /^(error|ERROR|Error|failed)/.test(l)).pop() ?? '').replace(/\|/g, '\\|').slice(0, 160);
+    for (const c of suite.cases) {
+      const row: Record<string, string> = {};
+      rows.set(c.name, row);
+      if (c.excluded) {
+        row.docker = `not run: ${c.excluded}`;
+        continue;
+      }
+      const args = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+      const extra = [...args, ...(c.target ? ['--target', c.target] : []), '--dockerfile', c.dockerfile!];
+      const dockerRef = `${reg.host}/kaniko-docker/${c.name.toLowerCase()}:1`;
+      const d = await dockerd.docker(['build', '--network', 'host', '-t', dockerRef, ...args, ...(c.target ? ['--target', c.target] : []), '-f', join(context, c.dockerfile!), context], { env: { DOCKER_BUILDKIT: '1' }, reject: false, timeoutMs: 600_000 })
+        .then(async (r) => (r.exitCode === 0 ? dockerd.docker(['push', dockerRef], { reject: false, timeoutMs: 300_000 }) : r));
+      row.docker = d.exitCode === 0 ? 'built' : `fails: ${firstLine(`${d.stdout}\n${d.stderr}`)}`;
+      const ds = d.exitCode === 0 ? await snapshotImage(`docker://${dockerRef}`, ws.dir, { tlsVerify: false }) : undefined;
+      for (const e of engines) {
+        const ref = `${reg.host}/kaniko-${e.name}/${c.name.toLowerCase()}:1`;
+        const k = await e.build(context, ref, extra).catch((err: Error) => ({ exitCode: -1, all: err.message }));
+        if (k.exitCode !== 0) {
+          row[e.name] = `exit ${k.exitCode}: ${firstLine(k.all)}`;
+          continue;
+        }
+        if (!ds) {
+          row[e.name] = 'built';
+          continue;
+        }
+        const diffs = compareImages(await snapshotImage(`docker://${ref}`, ws.dir, { tlsVerify: false }), ds);
+        const stubs = diffs.filter((x) => /^etc\/(hostname|hosts|resolv\.conf)$/.test(x.key));
+        const rest = diffs.filter((x) => !stubs.includes(x));
+        row[e.name] = rest.length === 0 ? `same${stubs.length ? ' (but RUN mount stubs)' : ''}` : `${rest.length} differ: ${rest.slice(0, 5).map((x) => `${x.where === 'config' ? x.key : `/${x.key}`}`).join(', ').replace(/\|/g, '\\|')}${rest.length > 5 ? ', …' : ''}`;
+      }
+    }
+  }, 4 * 3_600_000);
+});
