@@ -212,6 +212,26 @@ describe.each([['host', hostEngine], ['image', imageEngine]] as const)('kimia (%
     const diffs = unexplained(c.name, engine.version, compareImages(ks, ds));
     expect(diffs, `${c.about} (Buildah ${engine.version})\n${describeDifferences(diffs)}`).toEqual([]);
   });
+  it('here-documents and HEALTHCHECK --start-interval: built by Buildah 1.39, refused before any pull by older engines with the release that has them', async () => {
+    const c: CompareCase = {
+      name: 'newer-engine', about: 'features of Buildah 1.33+ and 1.37+',
+      dockerfile: 'FROM {{BUSYBOX}}\nRUN <<EOF\necho from-heredoc > /heredoc\nEOF\nCOPY <<EOT /copied\ninline\nEOT\nHEALTHCHECK --interval=10s --start-interval=2s CMD true\n',
+    };
+    const ctx = await prepare(c);
+    const ref = `${reg.host}/compare-kimia-${engineName}/newer-engine:1`;
+    const k = await engine.build(ctx, ref, []);
+    if (!versionAtLeast(engine.version, '1.37.0')) {
+      expect(k.exitCode, k.all).toBe(6);
+      expect(k.all).toContain(`Dockerfile:2: here-documents (<<EOF) in RUN, COPY and ADD needs Buildah 1.33.0 or later; this engine is Buildah ${engine.version}`);
+      expect(k.all).not.toMatch(/pulling/);
+      return;
+    }
+    expect(k.exitCode, k.all).toBe(0);
+    const snap = await snapshotImage(`docker://${ref}`, ws.dir, { tlsVerify: false });
+    expect(snap.files.get('heredoc')?.text).toBe('from-heredoc\n');
+    expect(snap.files.get('copied')?.text).toBe('inline\n');
+    expect(snap.config.Healthcheck).toMatchObject({ Test: ['CMD-SHELL', 'true'], Interval: 10_000_000_000, StartInterval: 2_000_000_000 });
+  });
 });
 
 /** docker build once per case, shared by both engines */

@@ -10,7 +10,7 @@
  * target's content. Images are read through `skopeo copy` into an OCI layout (no daemon).
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/core/exec/index.js';
 
@@ -216,6 +216,8 @@ export async function snapshotImage(source: string, dir: string, opts: { tlsVeri
   const manifest = JSON.parse(await readFile(blob(index.manifests[0]!.digest), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
   const config = JSON.parse(await readFile(blob(manifest.config.digest), 'utf8')) as { config?: Record<string, unknown> };
   const files = await flattenLayers(manifest.layers.map((l) => blob(l.digest)));
+  // the snapshot is all a comparison needs: a suite of debootstrap-based images would otherwise fill the disk
+  await rm(layout, { recursive: true, force: true });
   return { config: normalizeConfig(config.config), files, mediaType: raw.mediaType ?? '' };
 }
 
