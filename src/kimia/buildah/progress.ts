@@ -169,7 +169,17 @@ export function baseImageMissing(stderr: string): { image: string; registry: str
  * The step buildah stopped at: 'building at STEP "TEXT": DETAIL'; `status` when DETAIL is a command's exit status
  * (a RUN that returned non-zero: buildah's own exit code is then that status too).
  */
-export function stepFailure(stderr: string): { text: string; detail: string; status?: number } | undefined {
+export function stepFailure(stderr: string, printed?: string): { text: string; detail: string; status?: number } | undefined {
+  // buildah does not escape quotes inside the step text (RUN adduser --gecos "" …): the step line it printed is known
+  if (printed) {
+    const marker = `building at STEP "${printed}": `;
+    const at = stderr.lastIndexOf(marker);
+    if (at >= 0) {
+      const detail = stderr.slice(at + marker.length).split('\n')[0]!.trim();
+      const status = /(?:^|: )exit status (\d+)$/.exec(detail);
+      return { text: printed, detail, ...(status ? { status: Number(status[1]) } : {}) };
+    }
+  }
   const m = /building at STEP "((?:[^"\\]|\\.)*)": (.*)$/m.exec(stderr);
   if (!m) return undefined;
   const detail = m[2]!.trim();
@@ -182,7 +192,9 @@ export function stepFailure(stderr: string): { text: string; detail: string; sta
  * as a pattern, and an escaped pattern (arr[[]0].txt) matches nothing either.
  */
 export function globNameFailure(detail: string, instruction: string): boolean {
-  return /[[\]]/.test(instruction) && /globs \[.*\] matched nothing|copier: stat: \["[^"]*[[\]]/.test(detail);
+  // the name is in the instruction (COPY arr[0].txt) or comes from a wildcard that matched it (ADD context/* …)
+  return (/[[\]]/.test(instruction) && /globs \[.*\] matched nothing|copier: stat: \["[^"]*[[\]]/.test(detail)) ||
+    /globs \[[^\]]*\[[^\]]*\][^\]]*\] matched nothing/.test(detail);
 }
 
 /** An owner the user namespace cannot represent: buildah's "error setting ownership of P to UID:GID: lchown P: invalid argument". */

@@ -188,7 +188,7 @@ async function budFailure(plan: BuildPlan, result: RunResult, lastStep?: StepEve
       where: located ? ` (FROM at ${plan.dockerfile!.name}:${located.instruction.line})` : '',
     });
   }
-  const step = stepFailure(output);
+  const step = stepFailure(output, lastStep?.instruction);
   const owner = ownerOutOfRange(output);
   if (owner && where) {
     return fail('OWNER_OUT_OF_RANGE', { step: where, uid: owner.uid, gid: owner.gid, path: owner.path, max: 65535 });
@@ -203,7 +203,9 @@ async function budFailure(plan: BuildPlan, result: RunResult, lastStep?: StepEve
   if (step && where) {
     const text = located?.instruction.text ?? lastStep?.instruction ?? step.text;
     if (step.status !== undefined) return fail('BUILD_STEP_FAILED', { step: where, status: step.status, text: text.replace(/^RUN\s+/i, ''), stage });
-    if (classifyFailure(output) === 'fatal' && !storagePermissionFailure(output, plan.storage)) return fail('BUILD_STEP_ERROR', { step: where, detail: step.detail, text, stage });
+    // an ADD of a URL whose host does not resolve is the step's failure, not a registry's
+    const urlStep = located && located.instruction.keyword !== 'FROM' && classifyFailure(output) === 'dns';
+    if (urlStep || (classifyFailure(output) === 'fatal' && !storagePermissionFailure(output, plan.storage))) return fail('BUILD_STEP_ERROR', { step: where, detail: step.detail, text, stage });
   }
   switch (classifyFailure(output)) {
     case 'auth':

@@ -158,3 +158,16 @@ describe('buildah failures', () => {
     expect(baseImageMissing('error: unauthorized')).toBeUndefined();
   });
 });
+
+describe('buildah failures: quoting and names', () => {
+  it('a step text with unescaped quotes is found through the printed step line', () => {
+    const err = 'Error: building at STEP "RUN adduser --gecos "" --uid 1000 user": exit status 127';
+    expect(stepFailure(err, 'RUN adduser --gecos "" --uid 1000 user')).toEqual({ text: 'RUN adduser --gecos "" --uid 1000 user', detail: 'exit status 127', status: 127 });
+  });
+  it('a wildcard that matched a name with brackets is the glob-name failure too', async () => {
+    const { globNameFailure } = await import('../../../src/kimia/buildah/progress.js');
+    expect(globNameFailure('reading "/ctx/context/*": copier: get: globs [/context/arr[0].txt] matched nothing (0 filtered out)', 'ADD $contextenv/* /tmp/')).toBe(true);
+    expect(globNameFailure('copier: get: globs [/a.txt] matched nothing', 'COPY a.txt /')).toBe(false);
+    expect(globNameFailure('copier: stat: ["/arr[0].txt"]: no such file or directory', 'COPY arr[0].txt /x/')).toBe(true);
+  });
+});
