@@ -50,6 +50,7 @@ export const KNOWN: KnownDifference[] = [
     reason: 'Buildah before 1.37 discards what a RUN writes into a folder declared VOLUME earlier (the classic builder\'s behaviour); BuildKit keeps it',
   },
   { cases: ['add-tar'], key: 'newdir', reason: 'Buildah gives a folder that ADD creates for a tar archive the owner of the archive\'s ./ entry; BuildKit creates it as root' },
+  { cases: ['expose'], key: 'ExposedPorts', reason: 'Buildah keeps one protocol per port number: after EXPOSE 83/udp, EXPOSE 83/tcp is lost (1.28 and 1.39)' },
   { cases: ['many-sources'], key: /^dest(\/a\.txt)?$/, reason: 'Buildah makes the destination a folder when several sources are named, even if a glob among them matches nothing; BuildKit counts the files that match' },
 ];
 

@@ -55,7 +55,7 @@ function normHealthcheck(h: unknown): unknown {
   return out;
 }
 
-/** Absent, null and empty mean the same to a container runtime; order of object keys does not matter. */
+/** Absent, null and empty mean the same to a container runtime; order of object keys and of Env does not matter. */
 export function normalizeConfig(raw: Record<string, unknown> | undefined): Record<ConfigKey, unknown> {
   const c = raw ?? {};
   const list = (v: unknown) => (Array.isArray(v) && v.length ? v : null);
@@ -64,7 +64,8 @@ export function normalizeConfig(raw: Record<string, unknown> | undefined): Recor
     return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)));
   };
   return {
-    Env: list(c.Env),
+    // the order of distinct variables has no effect (Buildah moves a variable set again, e.g. PATH, to its new place)
+    Env: list(Array.isArray(c.Env) ? [...(c.Env as string[])].sort() : c.Env),
     Cmd: list(c.Cmd),
     Entrypoint: list(c.Entrypoint),
     WorkingDir: (c.WorkingDir as string | undefined) || null,
