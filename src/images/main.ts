@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { CloserStack, tempDir } from '../core/fsx/index.js';
-import { capture, run } from '../core/exec/index.js';
+import { run } from '../core/exec/index.js';
 import { formatCommand } from '../core/redact.js';
 import { projectPath } from '../core/paths.js';
 import { projectVersion } from '../core/version.js';
@@ -102,7 +102,7 @@ export function parseImagesArgs(argv: readonly string[], env: Env): ImagesReques
 }
 
 async function gitRevision(): Promise<string> {
-  return (await capture('git', ['-C', projectPath(), 'rev-parse', 'HEAD']).catch(() => '')).trim();
+  return (await run('git', ['-C', projectPath(), 'rev-parse', 'HEAD']).then((r) => r.stdout, () => '')).trim();
 }
 
 async function stage(build: ImageBuild): Promise<void> {
@@ -133,8 +133,8 @@ async function skopeoFlags(req: ImagesRequest, env: Env): Promise<string[]> {
 async function report(build: ImageBuild, digest: string, flags: string[], secrets: string[]): Promise<ImageReport> {
   const repo = build.ref.slice(0, build.ref.lastIndexOf(':'));
   const target = `docker://${repo}@${digest}`;
-  const manifest = JSON.parse(await capture('skopeo', ['inspect', '--raw', ...flags, target], { secrets })) as { layers?: { digest: string; size: number }[] };
-  const config = JSON.parse(await capture('skopeo', ['inspect', '--config', '--raw', ...flags, target], { secrets })) as { history?: { created_by?: string; empty_layer?: boolean }[] };
+  const manifest = JSON.parse((await run('skopeo', ['inspect', '--raw', ...flags, target], { secrets })).stdout) as { layers?: { digest: string; size: number }[] };
+  const config = JSON.parse((await run('skopeo', ['inspect', '--config', '--raw', ...flags, target], { secrets })).stdout) as { history?: { created_by?: string; empty_layer?: boolean }[] };
   return reportImage(build.ref, digest, manifest.layers ?? [], config.history ?? []);
 }
 

@@ -102,7 +102,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const modules = Promise.all([
     import('../core/redact.js'), import('../core/fsx/index.js'), import('node:fs/promises'), import('./context/classify.js'),
     import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'), import('./certs.js'), import('./buildah/run.js'),
-    import('./errors.js'),
+    import('./errors.js'), import('./dockerfile/parse.js'), import('./dockerfile/check.js'), import('./buildah/engine.js'),
   ]);
   const log = await makeLog(request);
   // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan), which has no
@@ -113,18 +113,17 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const passPreflight = async () => {
     if (!preflight || preflightChecked) return;
     preflightChecked = true;
-    const { verdicts, durationMs, facts } = await preflight;
+    const { verdicts, durationMs } = await preflight;
     for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`, { event: 'preflight-warning', check: v.check });
     const failed = verdicts.find((v) => v.status === 'fail');
     if (failed?.error) throw failed.error;
-    log.info(`preflight passed in ${durationMs} ms; engine: buildah ${facts.engine?.version ?? 'version unknown'}`, {
-      event: 'preflight', durationMs, engine: facts.engine?.version ?? '',
-    });
+    log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
   };
 
   const [
     { globalRedactor, formatCommand }, { CloserStack, tempDir }, { readFile }, { classifyContext }, { fetchContext }, { planBuild, planCommands },
     { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers }, { fail },
+    { parseDockerfile }, { syntaxError, engineError }, { probeEngine, IMAGE_ENGINE },
   ] = await modules;
   for (const a of request.buildArgs) if (a.secret) globalRedactor.add(a.value);
   for (const n of request.notes) log.info(n, { event: 'note' });
@@ -170,6 +169,11 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       dockerfileText = await readFile(dockerfilePath, 'utf8').catch(() => undefined);
       if (dockerfileText === undefined) throw fail('DOCKERFILE_NOT_FOUND', { path: dockerfilePath });
     }
+    // one parse for the syntax check, the engine check, the format decision and the step → line map;
+    // a Dockerfile error is reported before anything is pulled
+    const dockerfile = dockerfileText === undefined ? undefined : parseDockerfile(dockerfileText, request.dockerfile);
+    const syntax = dockerfile && syntaxError(dockerfile);
+    if (syntax) throw syntax;
 
     const auth = request.dryRun
       ? { authFile: `${privateDir}/auth.json` }
@@ -177,15 +181,13 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
     // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
     const buildahPath = preflight ? (await preflight).facts.buildahPath : undefined;
-    const engine = preflight ? (await preflight).facts.engine : undefined;
     const plan = planBuild(request, {
       contextDir,
       privateDir,
       ...(auth.authFile ? { authFile: auth.authFile } : {}),
       ...(certDir ? { certDir } : {}),
-      ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+      ...(dockerfile ? { dockerfile } : {}),
       ...(buildahPath ? { buildahPath } : {}),
-      ...(engine ? { engine } : {}),
     });
     prepared = { contextDir, plan };
   } catch (err) {
@@ -196,8 +198,18 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   }
   if (signal.aborted) return 130;
   await passPreflight();
-  const { contextDir, plan } = prepared;
+  const { contextDir } = prepared;
+  let { plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
+  // which engine runs, and whether it builds every feature the Dockerfile uses (before any pull)
+  const engine = preflight ? (await preflight).facts.engine : await probeEngine(plan.buildah).catch(() => undefined);
+  if (engine) {
+    log.info(`engine: buildah ${engine.version} (${plan.buildah})`, { event: 'engine', engine: engine.name, version: engine.version });
+    const tooOld = plan.dockerfile && engineError(plan.dockerfile, engine, plan.buildah, IMAGE_ENGINE);
+    if (tooOld) throw tooOld;
+    plan = { ...plan, engine };
+  }
+  for (const n of plan.notes) log.info(n, { event: 'format' });
   for (const w of plan.warnings) log.warn(w, { event: 'warning' });
 
   if (request.dryRun) {

@@ -4,13 +4,12 @@
  */
 import { access, constants, mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
-import { runQuick } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { parseSize } from '../../core/config.js';
 import type { BuildRequest } from '../cli/request.js';
 import { storageFor } from '../plan/plan.js';
 import { KANIKO_DOCKER_CONFIG } from '../auth/index.js';
 import type { PreflightFacts, ProbeResult } from './verdicts.js';
-import { probeEngine } from '../buildah/engine.js';
 
 export const DEFAULT_MIN_FREE = 512 * 1024 * 1024;
 
@@ -39,7 +38,7 @@ export async function which(name: string, env: Record<string, string | undefined
 async function fileCapabilities(path: string, env: Record<string, string | undefined>): Promise<string | undefined> {
   const getcap = await which('getcap', { PATH: `${env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}:/usr/sbin:/sbin` });
   if (!getcap) return undefined;
-  const r = await runQuick(getcap, [path], { timeoutMs: 5000 });
+  const r = await run(getcap, [path], { timeoutMs: 5000, reject: false });
   return r.stdout.slice(path.length).trim();
 }
 
@@ -134,7 +133,7 @@ async function probeNamespace(overlayBase: string | undefined): Promise<{ userns
     }
   }
   try {
-    const r = await runQuick('unshare', [...args, ...command], { timeoutMs: 10_000 });
+    const r = await run('unshare', [...args, ...command], { timeoutMs: 10_000, reject: false });
     const err = (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}`;
     if (r.exitCode === 0) return overlayBase ? { userns: { ok: true }, overlay: { ok: true } } : { userns: { ok: true } };
     if (!overlayBase) return { userns: { ok: false, error: err } };
@@ -166,8 +165,9 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   });
   const blocked = storageWritable.then(async (w) => (w.writable ? (await Promise.all([blockedEntries(storage.root), blockedEntries(storage.runroot)])).flat() : []));
   const buildahFound = which('buildah', env);
-  const engine = buildahFound.then((p) => (p ? probeEngine(p).catch(() => undefined) : undefined));
-  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked] = await Promise.all([
+  // the engine's version: the log names it, and the Dockerfile check refuses features it is too old for
+  const engine = buildahFound.then((p) => (p ? import('../buildah/engine.js').then(({ probeEngine }) => probeEngine(p, env)) : undefined)).catch(() => undefined);
+  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked, engineVersion] = await Promise.all([
     readText('/proc/self/status'),
     readText('/proc/sys/user/max_user_namespaces'),
     readText('/etc/passwd'),
@@ -183,8 +183,8 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     namespace,
     free,
     blocked,
+    engine,
   ]);
-  const engineFacts = await engine;
   const userName = passwd?.split('\n').map((l) => l.split(':')).find((p) => p[2] === String(uid))?.[0] ?? String(uid);
   const facts: PreflightFacts = {
     uid,
@@ -213,7 +213,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   if (newuidmap) facts.newuidmap = newuidmap;
   if (newgidmap) facts.newgidmap = newgidmap;
   if (buildahPath) facts.buildahPath = buildahPath;
-  if (engineFacts) facts.engine = engineFacts;
+  if (engineVersion) facts.engine = engineVersion;
   if (request.cacheDir && cacheW) facts.cacheDir = { path: request.cacheDir, ...cacheW };
   if (freeSpace) facts.free = freeSpace;
   facts.durationMs = Math.round(performance.now() - started);

@@ -6,7 +6,7 @@ import type { ToolError } from '../../core/errors.js';
 import { formatSize } from '../../core/config.js';
 import { fail, type KimiaErrorCode } from '../errors.js';
 import { driverSpaceNote } from '../buildah/progress.js';
-import { describeEngine, type Engine } from '../buildah/engine.js';
+import type { EngineVersion } from '../dockerfile/check.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -38,7 +38,7 @@ export interface PreflightFacts {
   pushes: boolean;
   buildahPath?: string;
   /** `buildah --version` of buildahPath */
-  engine?: Engine;
+  engine?: EngineVersion;
   durationMs?: number;
 }
 
@@ -67,7 +67,7 @@ export function judge(f: PreflightFacts): Verdict[] {
   const rootless = f.uid !== 0;
 
   out.push(f.buildahPath
-    ? { check: 'buildah', status: 'ok', detail: describeEngine(f.engine, f.buildahPath) }
+    ? { check: 'buildah', status: 'ok', detail: `${f.buildahPath}${f.engine ? ` (buildah ${f.engine.version})` : ''}` }
     : failed('buildah', 'BUILDAH_MISSING', {}, 'not found in PATH'));
 
   // user namespaces: the sysctl, then a real creation

@@ -1,6 +1,6 @@
 /**
- * RUNCVM_GUEST_PRIVILEGES: what the workload may do inside the VM, a node-level choice (the runtime's own
- * environment, per containerd runtime entry; never the container's environment, which is the pod author's).
+ * RUNCVM_GUEST_PRIVILEGES: what the workload may do inside the VM, a node-level choice (NODE_SETTING_NAMES: the
+ * runtime's own environment, per containerd runtime entry; never the container's environment, the pod author's).
  *
  *   pod (default)  the container's OCI process security applies inside the guest as under runc: user, capability
  *                  sets, no_new_privs (runc parity);
@@ -9,24 +9,28 @@
  *                  work) and no_new_privs is off inside the guest. The user, every other capability restriction,
  *                  and all of the container's restrictions on the node (user, capabilities, no_new_privs, seccomp
  *                  of the processes that run the VM) are unchanged: the VM, with its own kernel, is the boundary.
- * The installer registers this as its own runtime handler (runcvm-userns), so a RuntimeClass, chosen by the cluster
- * admin, decides it; see docs/kubernetes.md "A restricted build".
+ * The installer registers this as its own runtime handler (runcvm-userns, whose BinaryName bin/runcvm-runtime-userns
+ * sets it), so a RuntimeClass, chosen by the cluster admin, decides it; planCreate applies it to the LaunchSpec and
+ * `runcvm plan` prints it. See docs/kubernetes.md "A restricted build". Pure.
  */
 import type { LaunchSpec } from './schema.js';
 
-export type GuestPrivileges = 'pod' | 'userns';
+export const GUEST_PRIVILEGES = ['pod', 'userns'] as const;
+export type GuestPrivileges = (typeof GUEST_PRIVILEGES)[number];
 
-export const GUEST_PRIVILEGES_FIX = 'set RUNCVM_GUEST_PRIVILEGES in the runtime\'s environment (the containerd runtime entry\'s BinaryName bin/runcvm-runtime-userns sets userns) to pod or userns';
-
-export function parseGuestPrivileges(value: string | undefined): GuestPrivileges | { error: string } {
-  if (value === undefined || value === '' || value === 'pod') return 'pod';
-  if (value === 'userns') return 'userns';
-  return { error: `RUNCVM_GUEST_PRIVILEGES=${value} is not pod or userns` };
-}
+export const GUEST_PRIVILEGES_FIX =
+  "set RUNCVM_GUEST_PRIVILEGES in the runtime's own environment to pod or userns (the containerd runtime entry whose BinaryName is bin/runcvm-runtime-userns sets userns)";
 
 const USERNS_CAPS = ['CAP_SETUID', 'CAP_SETGID'];
 
-/** The launch spec's process with the userns privileges inside the guest (pure; pod leaves it unchanged). */
+/** One line for the debug log and `runcvm plan`: what the workload may do inside the VM. */
+export function describeGuestPrivileges(p: GuestPrivileges): string {
+  return p === 'pod'
+    ? 'pod (the container\'s user, capabilities and no_new_privs apply inside the VM, as under runc)'
+    : 'userns (inside the VM: CAP_SETUID and CAP_SETGID in the bounding set, no_new_privs off, for user namespaces; the user and the container\'s restrictions on the node are unchanged)';
+}
+
+/** The launch spec's process with the userns privileges inside the guest (pod leaves it unchanged). */
 export function withGuestPrivileges(launch: LaunchSpec, privileges: GuestPrivileges): LaunchSpec {
   if (privileges === 'pod') return launch;
   const caps = launch.process.capabilities;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseGuestPrivileges, withGuestPrivileges } from '../../../src/runcvm/launch/guest-privileges.js';
+import { withGuestPrivileges } from '../../../src/runcvm/launch/guest-privileges.js';
+import { parseNodeSettings, SettingError } from '../../../src/runcvm/launch/settings.js';
 import type { LaunchSpec } from '../../../src/runcvm/launch/schema.js';
 
 const restricted = {
@@ -10,20 +11,27 @@ const restricted = {
   },
 } as unknown as LaunchSpec; // only the process part matters here
 
-describe('RUNCVM_GUEST_PRIVILEGES', () => {
+describe('RUNCVM_GUEST_PRIVILEGES (a node setting)', () => {
   it('pod (the default) leaves the guest process as the container asked (runc parity)', () => {
-    expect(parseGuestPrivileges(undefined)).toBe('pod');
+    expect(parseNodeSettings({}).guestPrivileges).toBe('pod');
     expect(withGuestPrivileges(restricted, 'pod')).toBe(restricted);
   });
 
   it('userns adds SETUID/SETGID to the bounding set only and turns no_new_privs off; the user stays', () => {
-    const p = withGuestPrivileges(restricted, parseGuestPrivileges('userns') as 'userns').process;
+    const p = withGuestPrivileges(restricted, parseNodeSettings({ RUNCVM_GUEST_PRIVILEGES: 'userns' }).guestPrivileges).process;
     expect(p.capabilities).toEqual({ bounding: ['CAP_SETUID', 'CAP_SETGID'], effective: [], permitted: [], inheritable: [], ambient: [] });
     expect(p.noNewPrivileges).toBe(false);
     expect(p.user).toEqual({ uid: 1000, gid: 1000, additionalGids: [1000] });
   });
 
-  it('anything else is refused', () => {
-    expect(parseGuestPrivileges('root')).toEqual({ error: 'RUNCVM_GUEST_PRIVILEGES=root is not pod or userns' });
+  it('anything else is refused, naming the setting and the fix', () => {
+    let err: unknown;
+    try {
+      parseNodeSettings({ RUNCVM_GUEST_PRIVILEGES: 'root' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SettingError);
+    expect((err as SettingError).fix).toMatch(/pod or userns/);
   });
 });
