@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile, stat, writeFile } from 'node:fs/promises';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectPath } from '../../src/core/paths.js';
 import { pushBusyboxImage } from '../harness/images.js';
@@ -24,6 +24,7 @@ import { kustomizeBuild, type ImageOverride } from '../harness/k8s/kustomize.js'
 import type { DaemonSet, Pod, RuntimeClass, Secret } from '../harness/k8s/objects.js';
 import type { RunningPod } from '../harness/kubelet.js';
 import { waitFor } from '../harness/wait.js';
+import { restrictedViolations } from '../harness/k8s/pss.js';
 
 const GIT_TOKEN = `glpat-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
 let cluster: Cluster;
@@ -37,7 +38,8 @@ let guestRelease: string;
 keepEvidence(() => [
   cluster?.containerd.logPath ? { logPath: cluster.containerd.logPath, name: 'containerd.log' } : undefined,
   // runcvm's per-container debug logs on the test node (RUNCVM_LOG_DIR)
-  ...(cluster ? readdirSync(join(cluster.nodeRoot, 'tmp')).filter((n) => n.startsWith('runcvm-')).map((n) => ({ logPath: join(cluster.nodeRoot, 'tmp', n), name: n })) : []),
+  // (none once the cluster is closed: its folder is gone)
+  ...(cluster && existsSync(join(cluster.nodeRoot, 'tmp')) ? readdirSync(join(cluster.nodeRoot, 'tmp')).filter((n) => n.startsWith('runcvm-')).map((n) => ({ logPath: join(cluster.nodeRoot, 'tmp', n), name: n })) : []),
 ]);
 
 function secret(name: string, data: Record<string, string>, type = 'Opaque'): Secret {
@@ -195,9 +197,12 @@ describe('deploy/kubernetes/node-installer-daemonset.yaml', () => {
 });
 
 describe('examples/kimia-restricted-pod.yaml: a build in a pod that passes the Pod Security Standard "restricted"', () => {
-  const restrictedPod = (image: string) => withRegistryCa(withArgs(find<Pod>(examples, 'Pod', 'kimia-build-restricted'), {
-    '--context': repoUrl, '--destination': image,
-  }));
+  const restrictedPod = (image: string) => {
+    const pod = withRegistryCa(withArgs(find<Pod>(examples, 'Pod', 'kimia-build-restricted'), { '--context': repoUrl, '--destination': image }));
+    // what the API server's PodSecurity admission would check at `enforce: restricted` (test/harness/k8s/pss.ts)
+    expect(restrictedViolations(pod.spec)).toEqual([]);
+    return pod;
+  };
 
   it('under runc it fails with the guide\'s error (RuntimeDefault seccomp refuses the user namespace) and kimia names the fix', async () => {
     const pod = restrictedPod(`${cluster.registryHost}/org/restricted-runc:1`);
@@ -241,6 +246,8 @@ describe('examples/kimia-restricted-pod.yaml: a build in a pod that passes the P
       expect(onNode).toMatch(/^CapBnd:\s+0000000000001000$/m);
       expect(onNode).toMatch(/^CapEff:\s+0000000000001000$/m);
       const r = await p.waitForExit('kimia', 15 * 60_000);
+      // the Dockerfile's RUN needs a user namespace with subordinate IDs (with a single-ID mapping it fails at
+      // setgroups): a build that succeeds had one
       expect(r.exitCode, `${r.reason} ${r.message}\n${r.stdout}\n${r.stderr}`).toBe(0);
       const digest = (await cluster.registry.manifest('org/restricted-vm', '1')).digest;
       const log = `${r.stdout}\n${r.stderr}`;
@@ -248,6 +255,9 @@ describe('examples/kimia-restricted-pod.yaml: a build in a pod that passes the P
       // inside the VM kimia runs as UID 1000 with a user namespace of subordinate IDs, as in the guide's pod
       expect(log).toMatch(/engine: buildah 1\.39/);
       expect(log).not.toMatch(/^warning: preflight/m);
+      // the decision came from the node's runtime entry (handler runcvm-userns), as `runcvm plan` shows it
+      const debugLog = await readFile(join(cluster.nodeRoot, 'tmp', `runcvm-${p.containerId('kimia')}.debug`), 'utf8');
+      expect(debugLog).toContain('guest privileges: userns (inside the VM: CAP_SETUID and CAP_SETGID in the bounding set');
     } finally {
       await p.delete();
     }

@@ -16,7 +16,7 @@ export const DEFAULT_CONFIG: Record<InstallTarget, string> = {
   docker: '/etc/docker/daemon.json',
 };
 
-export const HELP = `usage: runcvm install (--containerd | --k3s | --docker) [--config PATH] [--runtime PATH] [--dry-run]
+export const HELP = `usage: runcvm install (--containerd | --k3s | --docker) [--config PATH] [--runtime PATH] [--handler NAME] [--dry-run]
 
 Registers the runcvm runtime:
   --containerd  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm] (config version = 2, containerd 1.x)
@@ -30,6 +30,8 @@ Registers the runcvm runtime:
 options:
   --config PATH              the file to edit
   --runtime PATH             absolute path of runcvm-runtime (default: this installation's bin/runcvm-runtime)
+  --handler NAME             the runtime handler (the RuntimeClass's handler; default runcvm), for --containerd and
+                             --k3s: e.g. --handler runcvm-userns --runtime /opt/runcvm/bin/runcvm-runtime-userns
   --containerd-version TEXT  use this instead of asking \`containerd --version\` (for files without a version line)
   --dry-run                  print the new file, write nothing
   -h, --help                 this text
@@ -47,6 +49,7 @@ interface Args {
   target: InstallTarget;
   config: string;
   runtime: string;
+  handler: string;
   containerdVersion: string | undefined;
   dryRun: boolean;
 }
@@ -55,6 +58,7 @@ function parseArgs(argv: readonly string[]): Args | string {
   const targets: InstallTarget[] = [];
   let config: string | undefined;
   let runtime: string | undefined;
+  let handler = 'runcvm';
   let containerdVersion: string | undefined;
   let dryRun = false;
   for (let i = 0; i < argv.length; i++) {
@@ -70,13 +74,15 @@ function parseArgs(argv: readonly string[]): Args | string {
       case '--dry-run': dryRun = true; break;
       case '--config': config = value(); if (!config) return '--config needs a path'; break;
       case '--runtime': runtime = value(); if (!runtime) return '--runtime needs a path'; break;
+      case '--handler': handler = value() ?? ''; if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(handler)) return '--handler needs a name of lower-case letters, digits and dashes (a RuntimeClass handler)'; break;
       case '--containerd-version': containerdVersion = value(); if (!containerdVersion) return '--containerd-version needs a value'; break;
       default: return `unknown argument ${raw}`;
     }
   }
   if (targets.length !== 1) return 'give exactly one of --containerd, --k3s, --docker';
   const target = targets[0]!;
-  return { target, config: config ?? DEFAULT_CONFIG[target], runtime: resolve(runtime ?? projectPath('bin', 'runcvm-runtime')), containerdVersion, dryRun };
+  if (target === 'docker' && handler !== 'runcvm') return '--handler is for --containerd and --k3s (docker names the runtime in docker run --runtime)';
+  return { target, config: config ?? DEFAULT_CONFIG[target], runtime: resolve(runtime ?? projectPath('bin', 'runcvm-runtime')), handler, containerdVersion, dryRun };
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
@@ -117,9 +123,9 @@ export async function installMain(argv: string[]): Promise<number> {
       if (version === undefined && !/^\s*version\s*=/m.test(existing ?? '')) {
         version = await run('containerd', ['--version']).then((r) => r.stdout.trim(), () => undefined);
       }
-      plan = planContainerd(existing ?? '', { binaryName: args.runtime, containerdVersion: version });
+      plan = planContainerd(existing ?? '', { binaryName: args.runtime, name: args.handler, ...(version !== undefined ? { containerdVersion: version } : {}) });
     } else if (args.target === 'k3s') {
-      plan = planK3sTemplate(existing ?? '', { binaryName: args.runtime });
+      plan = planK3sTemplate(existing ?? '', { binaryName: args.runtime, name: args.handler });
     } else {
       plan = planDocker(existing ?? '', { runtimePath: args.runtime });
     }

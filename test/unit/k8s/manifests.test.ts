@@ -11,6 +11,7 @@ import { kustomizeBuild, overrideImage, splitImage } from '../../harness/k8s/kus
 import { validateObject, type KnownKind, type Pod } from '../../harness/k8s/objects.js';
 import { containerConfig, expandVars, linuxResources, parseQuantity, podSandboxConfig, qosClass, runAsNonRootViolation } from '../../harness/k8s/convert.js';
 import { taskRunPod } from '../../harness/k8s/tekton.js';
+import { restrictedViolations } from '../../harness/k8s/pss.js';
 
 const MODELLED = new Set(['Pod', 'Job', 'DaemonSet', 'RuntimeClass', 'Task']);
 
@@ -123,5 +124,35 @@ describe('Tekton TaskRun → pod', () => {
     expect(build.workingDir).toBeUndefined(); // the optional source workspace is not bound
     expect(build.volumeMounts).toEqual(expect.arrayContaining([{ name: 'ws-dockerconfig', mountPath: '/home/kimia/.docker' }]));
     expect(p.spec.containers[0]!.args).toEqual(['r/app:1', '/tekton/results/IMAGE_URL']);
+  });
+});
+
+describe('the Pod Security Standard "restricted" (the API server\'s PodSecurity admission, as documented)', () => {
+  it('examples/kimia-restricted-pod.yaml passes it; the guide\'s kimia-build-pod does not, for the three reasons the guide needs', async () => {
+    const examples = await kustomizeBuild(projectPath('deploy', 'kubernetes', 'examples'));
+    const byName = (n: string) => validateObject('Pod', examples.find((o) => (o as { metadata: { name: string } }).metadata.name === n));
+    const restricted = byName('kimia-build-restricted');
+    expect(restricted.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    expect(restrictedViolations(restricted.spec)).toEqual([]);
+    expect(restrictedViolations(byName('kimia-build').spec).map((v) => v.split(' (')[0])).toEqual(['allowPrivilegeEscalation != false', 'unrestricted capabilities', 'seccompProfile']);
+  });
+
+  it('every control of the modelled fields: host namespaces, privileged, hostPath, root, Unconfined, extra capabilities', () => {
+    const ok: Pod['spec'] = {
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [{ name: 'c', image: 'x', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } } }],
+      volumes: [{ name: 's', secret: { secretName: 's' } }, { name: 'e', emptyDir: {} }, { name: 'p', persistentVolumeClaim: { claimName: 'p' } }],
+    };
+    expect(restrictedViolations(ok)).toEqual([]);
+    const bad: Pod['spec'] = {
+      ...ok, hostNetwork: true,
+      securityContext: { runAsUser: 0, seccompProfile: { type: 'Unconfined' } },
+      containers: [{ name: 'c', image: 'x', securityContext: { privileged: true, capabilities: { drop: ['ALL'], add: ['SYS_ADMIN'] } } }],
+      volumes: [{ name: 'h', hostPath: { path: '/' } }],
+    };
+    expect(restrictedViolations(bad).map((v) => v.split(' (')[0])).toEqual([
+      'host namespaces', 'privileged', 'non-default capabilities', 'hostPath volumes', 'seccompProfile', 'restricted volume types',
+      'allowPrivilegeEscalation != false', 'unrestricted capabilities', 'runAsNonRoot != true', 'runAsUser=0', 'seccompProfile',
+    ]);
   });
 });

@@ -54,6 +54,21 @@ describe('runcvm install command', () => {
     await expect(stat(`${cfg}.bak`)).rejects.toThrow();
   });
 
+  it('--handler adds a second runtime entry beside runcvm (runcvm-userns); a bad name or --docker is a usage error', async () => {
+    const cfg = join(dir, 'handlers.toml');
+    await writeFile(cfg, 'version = 2\n');
+    expect((await run(['--containerd', '--config', cfg, '--runtime', '/opt/runcvm/bin/runcvm-runtime'])).code).toBe(0);
+    const r = await run(['--containerd', '--config', cfg, '--runtime', '/opt/runcvm/bin/runcvm-runtime-userns', '--handler', 'runcvm-userns']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('added [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm-userns]');
+    const text = await readFile(cfg, 'utf8');
+    expect(text).toContain('BinaryName = "/opt/runcvm/bin/runcvm-runtime"');
+    expect(text).toContain('BinaryName = "/opt/runcvm/bin/runcvm-runtime-userns"');
+    expect((await run(['--containerd', '--config', cfg, '--runtime', '/opt/runcvm/bin/runcvm-runtime-userns', '--handler=runcvm-userns'])).out).toContain('nothing to change');
+    expect((await run(['--containerd', '--config', cfg, '--handler', 'Bad_Name'])).code).toBe(2);
+    expect((await run(['--docker', '--config', join(dir, 'd3.json'), '--handler', 'runcvm-userns'])).err).toContain('--handler is for --containerd and --k3s');
+  });
+
   it('warns when the runtime is not executable yet', async () => {
     const r = await run(['--docker', '--config', join(dir, 'd2.json'), '--runtime', '/nonexistent/runcvm-runtime']);
     expect(r.code).toBe(0);
