@@ -75,7 +75,8 @@ permanently: echo "user.max_user_namespaces=15000" | sudo tee -a /etc/sysctl.con
     cause: 'the kernel allows user namespaces but this pod may not create one ({detail}).',
     fix: `${SECURITY_CONTEXT_FIX}
   seccompProfile:
-    type: Unconfined  # a runtime's default seccomp profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN`,
+    type: Unconfined  # a runtime's default seccomp profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN
+or keep the pod restricted and build in a microVM: runtimeClassName: runcvm-userns (docs/kubernetes.md "A restricted build")`,
   },
   CAPS_MISSING: {
     exit: EXIT.environment,

@@ -7,6 +7,8 @@ import {
 import { parseDockerfile } from '../../../../src/kimia/dockerfile/parse.js';
 import { lintMain } from '../../../../src/kimia/lint/index.js';
 import { FIXTURES, fixture, lineWith } from '../../core/k8s/fixture.js';
+import { readFileSync } from 'node:fs';
+import { projectPath } from '../../../../src/core/paths.js';
 
 function lint(name: string, dockerfile?: { path: string; text: string }): { findings: Finding[]; text: string } {
   const text = fixture(`kimia/${name}`);
@@ -24,6 +26,16 @@ function only(findings: Finding[], rule: string): Finding {
 describe('kimia lint rules (one fixture per guide mistake)', () => {
   it('the guide-conformant pod has no finding', () => {
     expect(lint('good.yaml').findings).toEqual([]);
+  });
+
+  it('the shipped restricted pod under RuntimeClass runcvm-userns: an info, no error; without the RuntimeClass, the guide\'s two errors', () => {
+    const text = readFileSync(projectPath('deploy', 'kubernetes', 'examples', 'kimia-restricted-pod.yaml'), 'utf8');
+    const findingsOf = (t: string) => lintKimia(kimiaTargets([{ file: 'kimia-restricted-pod.yaml', objects: readManifests(t).objects }]), new Map());
+    const inVm = findingsOf(text);
+    expect(inVm.map((f) => `${f.level} ${f.rule}`)).toEqual(['info kimia/restricted-in-vm']);
+    expect(inVm[0]).toMatchObject({ line: lineWith(text, '  runtimeClassName: runcvm-userns') });
+    const underRunc = findingsOf(text.replace('  runtimeClassName: runcvm-userns\n', ''));
+    expect(underRunc.map((f) => f.rule).sort()).toEqual(['kimia/allow-privilege-escalation', 'kimia/missing-capabilities']);
   });
 
   it('Missing fsGroup', () => {
