@@ -36,7 +36,7 @@ export default tseslint.config(
   { files: ['src/kimia/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: noSpawn.paths, patterns: [{ group: ['**/runcvm/**'], message: 'kimia and runcvm never import each other.' }] }] } },
   { files: ['src/runcvm/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: noSpawn.paths, patterns: [{ group: ['**/kimia/**'], message: 'kimia and runcvm never import each other.' }] }] } },
   {
-    files: ['src/runcvm/**/plan*.ts', 'src/runcvm/cli/**/*.ts', 'src/runcvm/bundle/transforms/**/*.ts', 'src/runcvm/launch/**/*.ts', 'src/kimia/**/plan*.ts', 'src/kimia/cli/**/*.ts'],
+    files: ['src/runcvm/**/plan*.ts', 'src/runcvm/cli/**/*.ts', 'src/runcvm/bundle/transforms/**/*.ts', 'src/runcvm/launch/**/*.ts', 'src/runcvm/seccomp/**/*.ts', 'src/kimia/**/plan*.ts', 'src/kimia/cli/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { paths: pureEffects }] },
   },
 );
