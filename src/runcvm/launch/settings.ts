@@ -132,3 +132,16 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
   }
   return settings;
 }
+
+/**
+ * RUNCVM_GUEST_SECCOMP, a node setting (read from the runtime's own environment only, never a container's: a pod
+ * author must not switch off their own sandbox): `off` runs workloads without their seccomp profile in the guest,
+ * for a RuntimeClass whose VM is the boundary (Kata's disable_guest_seccomp). Unset or `on`: the profile applies, as
+ * under runc. true when it applies.
+ */
+export function guestSeccompSetting(nodeEnv: Record<string, string | undefined>): boolean {
+  const v = nodeEnv.RUNCVM_GUEST_SECCOMP;
+  if (v === undefined || v === '' || v === 'on') return true;
+  if (v === 'off') return false;
+  throw new SettingError('RUNCVM_GUEST_SECCOMP', v, 'it is neither on nor off', "set RUNCVM_GUEST_SECCOMP=off in the runtime's own environment (the engine's runtime entry or a wrapper) to run workloads without their seccomp profile in the guest, or leave it unset");
+}
