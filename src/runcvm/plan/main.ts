@@ -8,8 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { looksSecretName } from '../../core/redact.js';
 import { envMap, type OciSpec } from '../launch/oci.js';
-import { mergeSettingEnv, parseSettings, SettingError } from '../launch/settings.js';
+import { guestSeccompSetting, mergeSettingEnv, parseSettings, SettingError } from '../launch/settings.js';
 import { buildLaunchSpec } from '../launch/build.js';
+import { GuestSpecError } from '../launch/rootfs.js';
 import { renderGuestConfig } from '../launch/guest-config.js';
 import type { LaunchSpec } from '../launch/schema.js';
 import { passThroughReason, rewriteForVm } from '../bundle/transforms/index.js';
@@ -66,16 +67,17 @@ export async function planMain(argv: string[]): Promise<number> {
     return 0;
   }
   let settings;
+  let launch;
   try {
     settings = parseSettings(mergeSettingEnv(process.env, envMap(spec.process?.env)));
+    launch = buildLaunchSpec(spec, { containerId: id, settings, debugLog: settings.logLevel !== 'off', guestSeccomp: guestSeccompSetting(process.env) });
   } catch (err) {
-    if (err instanceof SettingError) {
+    if (err instanceof SettingError || err instanceof GuestSpecError) {
       process.stderr.write(`runcvm plan: ${err.message}\nfix: ${err.fix}\n`);
       return 2;
     }
     throw err;
   }
-  const launch = buildLaunchSpec(spec, { containerId: id, settings, debugLog: settings.logLevel !== 'off' });
   const decision = decideAccel(launch.vm.accel, gatherAccelFacts());
   const accel = decision.ok ? decision.accel : 'kvm';
   const khz = tscKhz();

@@ -14,8 +14,9 @@ import { isToolError, ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
 import { splitRuncArgs, parseCreateArgs, ArgsError, type CreateArgs } from './args.js';
 import { envMap, type OciSpec } from '../launch/oci.js';
-import { mergeSettingEnv, parseSettings, SettingError, type Settings } from '../launch/settings.js';
+import { guestSeccompSetting, mergeSettingEnv, parseSettings, SettingError, type Settings } from '../launch/settings.js';
 import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
+import { GuestSpecError } from '../launch/rootfs.js';
 import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { joinsHostNetwork } from '../network/host.js';
 import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
@@ -83,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
 function toToolError(err: unknown): ToolError {
   if (isToolError(err)) return err;
   if (err instanceof SettingError) return fail('BAD_SETTING', { name: err.setting, value: err.value, problem: err.problem, fix: err.fix });
+  if (err instanceof GuestSpecError) return fail('GUEST_SPEC', { problem: err.problem, fix: err.fix });
   const e = err as Error;
   return fail('DISK_BUILD_FAILED', { which: 'VM', id: '?', problem: e?.message ?? String(err), dir: '/' }, err);
 }
@@ -260,7 +262,10 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
 
   // networking: never hand the node's own interfaces to a VM (hostNetwork pods join it by path)
   const hostNetwork = await joinsHostNetwork(spec);
-  let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog), hostNetwork });
+  // RUNCVM_GUEST_SECCOMP: the node's choice (the runtime's own environment), never the container's
+  const guestSeccomp = guestSeccompSetting(process.env);
+  let launch: LaunchSpec = buildLaunchSpec(spec, { containerId: args.id, settings, debugLog: Boolean(debugLog), hostNetwork, guestSeccomp });
+  if (!guestSeccomp && spec.linux?.seccomp) log.info('the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)');
   // runc warns about these in its own log when it starts the launcher container (same spec); the VM ignores them too
   const unknownCaps = capabilitiesFromSpec(spec.process?.capabilities).unknown;
   if (unknownCaps.length) log.info('ignoring unknown or unavailable capabilities', { names: unknownCaps.join(',') });
