@@ -29,7 +29,7 @@ const FACTS = [
   // the VM's own disks (vda, vdb …) are not the workload's devices: /dev is the spec's tmpfs with runc's nodes only
   'echo "block devices in /dev: $(find /dev -type b | wc -l)"',
   // the spec's mounts, in the spec's order (runtime-tools checks the order)
-  'echo "spec mounts: $(awk \'{print $5}\' /proc/self/mountinfo | grep -E "^/(proc|dev|dev/pts|dev/shm|dev/mqueue|sys|sys/fs/cgroup)$" | tr "\\n" " ")"',
+  'echo "spec mounts: $(awk \'{print $5}\' /proc/self/mountinfo | grep -E "^/(proc|dev|dev/pts|dev/shm|dev/mqueue|sys|sys/fs/cgroup|scratch)$" | tr "\\n" " ")"',
 ].join('\n');
 
 function withFacts(s: OciSpec): void {
@@ -39,6 +39,8 @@ function withFacts(s: OciSpec): void {
   s.linux!.sysctl = { 'kernel.shm_rmid_forced': '1' };
   s.process!.oomScoreAdj = 123;
   s.mounts = (s.mounts ?? []).map((m) => (m.destination === '/dev' ? { ...m, options: [...(m.options ?? []), 'ro'] } : m));
+  // a tmpfs of the spec's own, after the system mounts: it keeps its place in the order too
+  s.mounts.push({ destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'size=1m'] });
 }
 
 describe('conformance: the workload\'s process and mounts in the guest (issue 16 causes 4 and 11)', { timeout: 480_000 }, () => {
@@ -64,7 +66,7 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
         'cgroup mounts: present, read-only',
         '/sys mount: ro',
         'block devices in /dev: 0',
-        'spec mounts: /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup ',
+        'spec mounts: /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup /scratch ',
         '',
       ].join('\n'),
     });

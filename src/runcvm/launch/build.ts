@@ -6,7 +6,7 @@ import type { OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
-import { GuestSpecError, isGuestSystemPath, rootfsFromSpec, sysctlFromSpec } from './rootfs.js';
+import { GuestSpecError, holdsVolume, rootfsFromSpec, sysctlFromSpec } from './rootfs.js';
 import { normalizeDestination } from '../volumes/plan.js';
 import { compileSeccomp, SeccompProfileError, SeccompProgramTooLarge, seccompProfileSchema, type SeccompProfile } from '../seccomp/index.js';
 
@@ -60,13 +60,16 @@ export function memoryFromResources(memory: { limit?: number } | undefined): num
   return DEFAULT_MEMORY_MIB;
 }
 
+/**
+ * The tmpfs mounts the guest init makes itself, before the volumes: only those a volume is mounted inside (the
+ * workload's namespace replays every other tmpfs in the spec's order, after the volumes: LaunchSpec rootfs).
+ */
 export function guestMountsFromSpec(spec: OciSpec): GuestMount[] {
   const out: GuestMount[] = [];
   for (const m of spec.mounts ?? []) {
     if (m.type !== 'tmpfs') continue;
     if (GUEST_BUILTIN_MOUNTS.has(m.destination)) continue;
-    // the workload's own namespace replays those (LaunchSpec rootfs, guest/rootfs.c)
-    if (isGuestSystemPath(m.destination)) continue;
+    if (!holdsVolume(spec, m.destination)) continue;
     out.push({ destination: m.destination, type: 'tmpfs', options: m.options ?? [] });
   }
   return out;

@@ -1,8 +1,9 @@
 /**
  * The workload's own view of /proc, /dev and /sys in the guest (guest/rootfs.c), from config.json: the spec's mounts
  * there, in the spec's order, replayed in the workload's mount namespace instead of the guest init's (whose /dev is a
- * devtmpfs with the VM's raw disks, and whose /sys is writable); the device nodes runc makes in /dev; the masked and
- * read-only paths. Pure.
+ * devtmpfs with the VM's raw disks, and whose /sys is writable), with the spec's other tmpfs mounts in their places
+ * (except one a volume is mounted inside: the init mounts that one, before the volumes); the device nodes runc
+ * makes in /dev; the masked and read-only paths. Pure.
  *
  * As runc: a `cgroup` mount is cgroup2 (the guest kernel's unified hierarchy, as runc mounts it on a cgroup v2 host);
  * a mount asked read-only at /dev or of a tmpfs becomes read-only after its contents exist. Differences a VM forces:
@@ -82,9 +83,20 @@ export class GuestSpecError extends Error {
 }
 
 const REPLAYED_TYPES = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup', 'cgroup2', 'tmpfs']);
-const under = (dest: string, root: string) => dest === root || dest.startsWith(`${root}/`);
-/** where the workload's replayed mounts live (and the init's tmpfs= lines must not) */
+const under = (dest: string, root: string) => dest === root || dest.startsWith(root === '/' ? '/' : `${root}/`);
+/** the pseudo filesystems' home: the workload's namespace replays the spec's mounts there instead of init's */
 export const isGuestSystemPath = (dest: string) => ['/proc', '/dev', '/sys'].some((r) => under(normalizeDestination(dest), r));
+/** destinations the guest init owns whatever the spec says (its /run: launch/build.ts rootFromSpec) */
+const INIT_OWNED = new Set(['/run']);
+
+/**
+ * A tmpfs at `dest` that a volume (a host bind, mounted by the guest init before the workload's namespace exists) is
+ * mounted inside: the init mounts that tmpfs first (a tmpfs replayed later would hide the volume).
+ */
+export function holdsVolume(spec: OciSpec, dest: string): boolean {
+  const d = normalizeDestination(dest);
+  return (spec.mounts ?? []).some((m) => isBindMount(m) && !isGuestSystemPath(m.destination) && under(normalizeDestination(m.destination), d) && normalizeDestination(m.destination) !== '/');
+}
 
 /** runc's default devices (libcontainer/specconv AllowedDevices with a path) */
 export const DEFAULT_DEVICES: readonly RootfsDevice[] = [
@@ -139,9 +151,13 @@ function devicesFromSpec(devices: readonly OciDevice[]): RootfsDevice[] {
 export function rootfsFromSpec(spec: OciSpec): Rootfs {
   const mounts: RootfsMount[] = [];
   for (const m of spec.mounts ?? []) {
-    if (!isGuestSystemPath(m.destination)) continue;
-    const r = replayed(m, checkedPath(m.destination, 'a mount destination'));
-    if (r) mounts.push(r);
+    if (isGuestSystemPath(m.destination)) {
+      const r = replayed(m, checkedPath(m.destination, 'a mount destination'));
+      if (r) mounts.push(r);
+    } else if (m.type === 'tmpfs' && !isBindMount(m) && !INIT_OWNED.has(normalizeDestination(m.destination)) && !holdsVolume(spec, m.destination)) {
+      // every other tmpfs too, so the workload's mounts keep the spec's order (runtime-tools checks it)
+      mounts.push({ type: 'tmpfs', source: m.source || 'tmpfs', destination: checkedPath(m.destination, 'a mount destination'), options: [...(m.options ?? [])] });
+    }
   }
   const has = (dest: string) => mounts.some((m) => m.destination === dest);
   const head: RootfsMount[] = [];

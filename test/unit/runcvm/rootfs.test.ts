@@ -76,13 +76,26 @@ describe('rootfs: the spec\'s /proc, /dev, /sys mounts for the workload\'s names
 
   it('a spec without /proc, /dev or /dev/pts still gets them (the guest needs them); no /sys unless asked', () => {
     const r = rootfsFromSpec(spec({ mounts: [{ destination: '/tmp', type: 'tmpfs', source: 'tmpfs' }] }));
-    expect(r.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts']);
+    expect(r.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/tmp']);
   });
 
-  it('tmpfs mounts under /dev, /proc, /sys go to the workload\'s namespace; elsewhere they stay the init\'s (tmpfs= lines)', () => {
-    const s = spec({ mounts: [...RUNC_SPEC_MOUNTS, { destination: '/dev/extra', type: 'tmpfs', source: 'tmpfs' }, { destination: '/scratch', type: 'tmpfs', source: 'tmpfs' }] });
-    expect(rootfsFromSpec(s).mounts.map((m) => m.destination)).toContain('/dev/extra');
-    expect(guestMountsFromSpec(s).map((m) => m.destination)).toEqual(['/scratch']);
+  it('every tmpfs is replayed in the spec\'s order, except one a volume is mounted inside (the init mounts that first) and /run', () => {
+    const s = spec({
+      mounts: [
+        ...RUNC_SPEC_MOUNTS,
+        { destination: '/dev/extra', type: 'tmpfs', source: 'tmpfs' },
+        { destination: '/scratch', type: 'tmpfs', source: 'tmpfs' },
+        { destination: '/mnt', type: 'tmpfs', source: 'tmpfs' },
+        { destination: '/mnt/data', type: 'bind', source: '/srv/data', options: ['rbind'] },
+        { destination: '/data/cache', type: 'tmpfs', source: 'tmpfs' },
+        { destination: '/data', type: 'bind', source: '/srv/d2', options: ['rbind'] },
+        { destination: '/run', type: 'tmpfs', source: 'tmpfs' },
+      ],
+    });
+    expect(rootfsFromSpec(s).mounts.map((m) => m.destination)).toEqual([
+      '/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/dev/extra', '/scratch', '/data/cache',
+    ]);
+    expect(guestMountsFromSpec(s).map((m) => m.destination)).toEqual(['/mnt']);
   });
 
   it('devices: runc\'s six defaults, a spec device replacing one at its path, /dev/ptmx never a node', () => {
