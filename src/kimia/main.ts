@@ -64,19 +64,9 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
 }
 
 async function lint(argv: string[]): Promise<number> {
-  const path = './lint/index.js';
-  let mod: { lintMain?: (argv: string[]) => Promise<number> };
-  try {
-    mod = (await import(path)) as typeof mod;
-  } catch {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  if (typeof mod.lintMain !== 'function') {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  return mod.lintMain(argv);
+  // a literal specifier, so that the image's bundle (src/images) carries the linter too
+  const { lintMain } = await import('./lint/index.js');
+  return lintMain(argv);
 }
 
 async function makeLog(request: BuildRequest): Promise<Log> {
@@ -109,7 +99,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const modules = Promise.all([
     import('../core/redact.js'), import('../core/fsx/index.js'), import('node:fs/promises'), import('./context/classify.js'),
     import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'), import('./certs.js'), import('./buildah/run.js'),
-    import('./errors.js'),
+    import('./errors.js'), import('./dockerfile/parse.js'), import('./dockerfile/check.js'), import('./buildah/engine.js'),
   ]);
   const log = await makeLog(request);
   // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan), which has no
@@ -130,6 +120,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const [
     { globalRedactor, formatCommand }, { CloserStack, tempDir }, { readFile }, { classifyContext }, { fetchContext }, { planBuild, planCommands },
     { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers }, { fail },
+    { parseDockerfile }, { syntaxError, engineError }, { probeEngine, IMAGE_ENGINE },
   ] = await modules;
   for (const a of request.buildArgs) if (a.secret) globalRedactor.add(a.value);
   for (const n of request.notes) log.info(n, { event: 'note' });
@@ -175,6 +166,11 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       dockerfileText = await readFile(dockerfilePath, 'utf8').catch(() => undefined);
       if (dockerfileText === undefined) throw fail('DOCKERFILE_NOT_FOUND', { path: dockerfilePath });
     }
+    // one parse for the syntax check, the engine check, the format decision and the step → line map;
+    // a Dockerfile error is reported before anything is pulled
+    const dockerfile = dockerfileText === undefined ? undefined : parseDockerfile(dockerfileText, request.dockerfile);
+    const syntax = dockerfile && syntaxError(dockerfile);
+    if (syntax) throw syntax;
 
     const auth = request.dryRun
       ? { authFile: `${privateDir}/auth.json` }
@@ -187,7 +183,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       privateDir,
       ...(auth.authFile ? { authFile: auth.authFile } : {}),
       ...(certDir ? { certDir } : {}),
-      ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+      ...(dockerfile ? { dockerfile } : {}),
       ...(buildahPath ? { buildahPath } : {}),
     });
     prepared = { contextDir, plan };
@@ -199,8 +195,18 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   }
   if (signal.aborted) return 130;
   await passPreflight();
-  const { contextDir, plan } = prepared;
+  const { contextDir } = prepared;
+  let { plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
+  // which engine runs, and whether it builds every feature the Dockerfile uses (before any pull)
+  const engine = preflight ? (await preflight).facts.engine : await probeEngine(plan.buildah).catch(() => undefined);
+  if (engine) {
+    log.info(`engine: buildah ${engine.version} (${plan.buildah})`, { event: 'engine', engine: engine.name, version: engine.version });
+    const tooOld = plan.dockerfile && engineError(plan.dockerfile, engine, plan.buildah, IMAGE_ENGINE);
+    if (tooOld) throw tooOld;
+    plan = { ...plan, engine };
+  }
+  for (const n of plan.notes) log.info(n, { event: 'format' });
   for (const w of plan.warnings) log.warn(w, { event: 'warning' });
 
   if (request.dryRun) {

@@ -151,7 +151,10 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     return st ? { dir, bytes: Number(st.bavail) * Number(st.bsize) } : undefined;
   });
   const blocked = storageWritable.then(async (w) => (w.writable ? (await Promise.all([blockedEntries(storage.root), blockedEntries(storage.runroot)])).flat() : []));
-  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked] = await Promise.all([
+  const buildahFound = which('buildah', env);
+  // the engine's version: the log names it, and the Dockerfile check refuses features it is too old for
+  const engine = buildahFound.then((p) => (p ? import('../buildah/engine.js').then(({ probeEngine }) => probeEngine(p, env)) : undefined)).catch(() => undefined);
+  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked, engineVersion] = await Promise.all([
     readText('/proc/self/status'),
     readText('/proc/sys/user/max_user_namespaces'),
     readText('/etc/passwd'),
@@ -159,7 +162,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     readText('/etc/subgid'),
     setuidTool('newuidmap', env),
     setuidTool('newgidmap', env),
-    which('buildah', env),
+    buildahFound,
     access(join(request.dockerConfigDir, 'config.json')).then(() => true, () => false),
     access(join(KANIKO_DOCKER_CONFIG, 'config.json')).then(() => true, () => false),
     storageWritable,
@@ -167,6 +170,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     namespace,
     free,
     blocked,
+    engine,
   ]);
   const userName = passwd?.split('\n').map((l) => l.split(':')).find((p) => p[2] === String(uid))?.[0] ?? String(uid);
   const facts: PreflightFacts = {
@@ -196,6 +200,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   if (newuidmap) facts.newuidmap = newuidmap;
   if (newgidmap) facts.newgidmap = newgidmap;
   if (buildahPath) facts.buildahPath = buildahPath;
+  if (engineVersion) facts.engine = engineVersion;
   if (request.cacheDir && cacheW) facts.cacheDir = { path: request.cacheDir, ...cacheW };
   if (freeSpace) facts.free = freeSpace;
   facts.durationMs = Math.round(performance.now() - started);
