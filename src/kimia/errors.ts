@@ -169,6 +169,13 @@ volumeMounts:
   mountPath: /secrets
   readOnly: true`,
   },
+  GIT_AUTH_OTHER_ORIGIN: {
+    exit: EXIT.auth,
+    message: 'fatal: could not read Username for {hosts}: the Git token is only sent to {origin}',
+    cause: 'a submodule or a redirect of {url} leads to another host, which asks for credentials. kimia sends the --git-token-file token only to the context\'s origin (scheme, host and port), so that whoever can push to a repository cannot collect the token by naming their own server in .gitmodules.',
+    fix: `put the submodule on the context's origin (a relative URL such as ../lib.git in .gitmodules), or make it readable without credentials,
+or skip submodules: --git recurse-submodules=false`,
+  },
   GIT_FAILED: {
     exit: EXIT.build,
     message: 'git {what} failed for {url}: {detail}',
