@@ -194,6 +194,23 @@ or skip submodules: --git recurse-submodules=false`,
     cause: 'buildah exited with code {code}.',
     fix: 'read the step output above; rerun with --verbosity=debug for the full buildah command',
   },
+  SECRET_IN_IMAGE: {
+    exit: EXIT.build,
+    message: 'the image would carry the value of secret build arg(s) {names}: {where}',
+    cause: 'the Dockerfile copies a secret build arg into the image configuration (ENV, LABEL, CMD, …), which is pushed as is; kimia masks secret values only in the image history. Nothing was pushed.',
+    fix: `pass the secret as a build secret, mounted only while a RUN step runs:
+  kimia … --secret id=api_token,env=API_TOKEN      (or --secret id=api_token,src=/secrets/api_token)
+  RUN --mount=type=secret,id=api_token API_TOKEN="$(cat /run/secrets/api_token)" make
+or, if the value is not secret, drop --secret-arg for it (names that look secret: *PASSWORD*, *TOKEN*, *SECRET*, …)`,
+  },
+  HISTORY_MASK_FAILED: {
+    exit: EXIT.build,
+    message: 'cannot mask secret build-arg values in the image history: {detail}',
+    cause: 'Buildah records build-arg values in the history of each RUN step; kimia rewrites that history before pushing, and that step failed. Nothing was pushed.',
+    fix: `pass the secret as a build secret instead of a build arg:
+  kimia … --secret id=api_token,env=API_TOKEN
+  RUN --mount=type=secret,id=api_token API_TOKEN="$(cat /run/secrets/api_token)" make`,
+  },
   PULL_UNAUTHORIZED: {
     exit: EXIT.auth,
     message: 'unauthorized: authentication required',

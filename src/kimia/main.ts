@@ -131,7 +131,8 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     { globalRedactor, formatCommand }, { CloserStack, tempDir }, { readFile }, { classifyContext }, { fetchContext }, { planBuild, planCommands },
     { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers }, { fail },
   ] = await modules;
-  for (const a of request.buildArgs) if (a.secret) globalRedactor.add(a.value);
+  // secret values registered (and kimia's own argv rewritten) before anything can print
+  await (await import('./secrets.js')).protectSecrets(request, env);
   for (const n of request.notes) log.info(n, { event: 'note' });
 
   await using closers = new CloserStack();
@@ -218,6 +219,10 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   });
   const bud = await stopped(runBud(plan, contextDir, log, signal));
   if (!bud || signal.aborted) return 130;
+  if (plan.historyMask && bud.imageId) {
+    const { maskImageHistory } = await import('./history/index.js');
+    bud.imageId = await maskImageHistory(plan, bud.imageId, { cache: request.cache, workDir: privateDir, log, signal });
+  }
 
   const pushed: { destination: string; digest: string }[] = [];
   if (plan.pushes.length) {
