@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCommand } from '../../../src/kimia/cli/parse.js';
 import { dockerOnlyInstructions, planBuild, planCommands, registriesConf } from '../../../src/kimia/plan/plan.js';
-import { formatCommand, Redactor } from '../../../src/core/redact.js';
 
 function plan(argv: string[], text = 'FROM busybox\n') {
   const c = parseCommand(argv, { HOME: '/home/kimia' });
