@@ -90,6 +90,23 @@ describe('the Git token goes to the context origin only', () => {
   });
 });
 
+describe('what a repository can make the clone do', () => {
+  it('.gitmodules naming ext:: (a command) or file:// (the pod\'s own files) runs nothing and reads nothing', async () => {
+    const context = await gitServer({ token: TOKEN, user: 'oauth2' });
+    const marker = ws.path('ext-ran');
+    for (const [name, url] of [['ext', `ext::sh -c touch% ${marker}`], ['file', `file://${ws.path('args')}`]] as const) {
+      const app = await context.createRepo(`hostile-${name}`, {
+        Dockerfile: `FROM ${base}\n`,
+        '.gitmodules': `[submodule "sub"]\n\tpath = sub\n\turl = ${url}\n`,
+      }, { gitlinks: { sub: '0123456789abcdef0123456789abcdef01234567' } });
+      const r = await kimia(['-c', app.url, ...withToken(), ...buildFlags()], { home: ws.path(`h-${name}`) });
+      expect(r.exitCode, r.all).toBe(3);
+      expect(r.stderr).toMatch(new RegExp(`transport '${name}' not allowed`));
+    }
+    await expect(readFile(marker)).rejects.toThrow();
+  });
+});
+
 /** Every process's argv (NUL-separated, joined with spaces), read from /proc (the world-readable view). */
 async function allCommandLines(): Promise<string[]> {
   const out: string[] = [];

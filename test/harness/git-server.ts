@@ -23,7 +23,7 @@ export interface GitServer extends AsyncDisposable {
   requests: { path: string; authorized: boolean; authorization?: string }[];
   /** did any request carry `secret` as its basic-auth password or anywhere in its Authorization header? */
   sawSecret(secret: string): boolean;
-  createRepo(name: string, files: Record<string, string>, opts?: { branches?: Record<string, Record<string, string>>; submodules?: Record<string, string | { url: string; dir: string }> }): Promise<{ url: string; head: string; commits: Record<string, string>; dir: string }>;
+  createRepo(name: string, files: Record<string, string>, opts?: { branches?: Record<string, Record<string, string>>; submodules?: Record<string, string | { url: string; dir: string }>; gitlinks?: Record<string, string> }): Promise<{ url: string; head: string; commits: Record<string, string>; dir: string }>;
   stop(): Promise<void>;
 }
 
@@ -143,6 +143,8 @@ export async function startGitServer(opts: { token: string | undefined; user?: s
         });
       }
       await git(['add', '-A'], work);
+      // raw submodule entries (any commit id, any .gitmodules text the caller wrote): what a hostile repository holds
+      for (const [path, commit] of Object.entries(o.gitlinks ?? {})) await git(['update-index', '--add', '--cacheinfo', `160000,${commit},${path}`], work);
       await git(['commit', '-q', '-m', 'main'], work);
       const commits: Record<string, string> = { main: (await git(['rev-parse', 'HEAD'], work)).stdout.trim() };
       for (const [branch, extra] of Object.entries(o.branches ?? {})) {

@@ -47,24 +47,28 @@ export const CREDENTIAL_HELPER = [
 ].join('');
 
 /**
- * Environment for every git command of a clone. Without a token: prompts off, nothing else. With one: the scoped
+ * Environment for every git command of a clone: prompts off, network transports only. With a token: the scoped
  * credential helper (after an empty value, which drops any helper of the system or user configuration) and
  * redirects followed only for the first request (git's default, set explicitly against a user configuration that
  * says `true`).
  */
 export function gitAuthEnv(opts: { user: string; token?: string; origin?: GitOrigin; refusedFile?: string }): Record<string, string> {
   const env: Record<string, string> = { GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false', SSH_ASKPASS: '/bin/false', GIT_PROTOCOL_FROM_USER: '0' };
-  if (!opts.token || !opts.origin) return env;
+  // The transports a repository may name (in .gitmodules): the network ones. `ext::` (runs a command) and
+  // `file://` (reads the build pod's own files) are refused whatever the git version or its configuration says.
   const config: [string, string][] = [
-    ['credential.helper', ''],
-    ['credential.helper', CREDENTIAL_HELPER],
-    ['http.followRedirects', 'initial'],
+    ['protocol.allow', 'never'],
+    ...['https', 'http', 'git', 'ssh'].map((p): [string, string] => [`protocol.${p}.allow`, 'always']),
   ];
+  if (opts.token && opts.origin) {
+    config.push(['credential.helper', ''], ['credential.helper', CREDENTIAL_HELPER], ['http.followRedirects', 'initial']);
+  }
   env.GIT_CONFIG_COUNT = String(config.length);
   config.forEach(([k, v], i) => {
     env[`GIT_CONFIG_KEY_${i}`] = k;
     env[`GIT_CONFIG_VALUE_${i}`] = v;
   });
+  if (!opts.token || !opts.origin) return env;
   env.KIMIA_GIT_PROTOCOL = opts.origin.protocol;
   env.KIMIA_GIT_HOST = opts.origin.host;
   env.KIMIA_GIT_USER = opts.user;

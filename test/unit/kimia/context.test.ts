@@ -33,13 +33,14 @@ describe('helpers', () => {
   it('gitAuthEnv gives git a credential helper scoped to the origin through GIT_CONFIG_*, never the token in config, argv or a header', () => {
     const env = gitAuthEnv({ user: 'oauth2', token: 'tok', origin: { protocol: 'https', host: 'git.example.com:8443' } });
     const config = Array.from({ length: Number(env.GIT_CONFIG_COUNT) }, (_, i) => [env[`GIT_CONFIG_KEY_${i}`], env[`GIT_CONFIG_VALUE_${i}`]]);
-    expect(config).toEqual([['credential.helper', ''], ['credential.helper', CREDENTIAL_HELPER], ['http.followRedirects', 'initial']]);
+    expect(config.slice(5)).toEqual([['credential.helper', ''], ['credential.helper', CREDENTIAL_HELPER], ['http.followRedirects', 'initial']]);
+    expect(config.slice(0, 5)).toEqual([['protocol.allow', 'never'], ['protocol.https.allow', 'always'], ['protocol.http.allow', 'always'], ['protocol.git.allow', 'always'], ['protocol.ssh.allow', 'always']]);
     expect(config.some(([k]) => /extraHeader/i.test(k!))).toBe(false);
     expect(JSON.stringify(config)).not.toContain('tok');
     expect(env.KIMIA_GIT_HOST).toBe('git.example.com:8443');
     expect(env.KIMIA_GIT_TOKEN).toBe('tok');
     expect(env.GIT_TERMINAL_PROMPT).toBe('0');
-    expect(gitAuthEnv({ user: 'oauth2' }).GIT_CONFIG_COUNT).toBeUndefined();
+    expect(gitAuthEnv({ user: 'oauth2' }).GIT_CONFIG_COUNT).toBe('5');
     expect(gitAuthEnv({ user: 'oauth2' }).KIMIA_GIT_TOKEN).toBeUndefined();
   });
   it('gitOrigin keeps the host as written (git hands it to the helper that way) and drops user info', () => {
