@@ -90,7 +90,43 @@ describe('the Git token goes to the context origin only', () => {
   });
 });
 
-describe('what a repository can make the clone do', () => {
+/** A tar.gz written entry by entry, names as given (what a hostile tarball holds: `..`, absolute paths, symlinks). */
+async function rawTarGz(file: string, entries: { path: string; type: 'File' | 'SymbolicLink'; content?: string; linkpath?: string }[]): Promise<void> {
+  const tar = await import('tar');
+  const { gzipSync } = await import('node:zlib');
+  const { writeFile } = await import('node:fs/promises');
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const data = Buffer.from(e.content ?? '');
+    const header = new tar.Header({ path: e.path, type: e.type, mode: 0o644, size: e.type === 'File' ? data.length : 0, mtime: new Date(0), ...(e.linkpath ? { linkpath: e.linkpath } : {}) });
+    const block = Buffer.alloc(512);
+    header.encode(block, 0);
+    blocks.push(block);
+    if (e.type === 'File') blocks.push(data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  await writeFile(file, gzipSync(Buffer.concat(blocks)));
+}
+
+describe('what a context can make kimia do', () => {
+  it('a tarball with ../, absolute and through-a-symlink entries writes nothing outside the context', async () => {
+    const outside = ws.path('tar-outside');
+    await ws.write('tar-outside/.keep', '');
+    const depth = '../'.repeat(12);
+    await rawTarGz(ws.path('hostile.tar.gz'), [
+      { path: 'Dockerfile', type: 'File', content: `FROM ${base}\nCOPY . /ctx\n` },
+      { path: `${depth}${outside.slice(1)}/dotdot.txt`, type: 'File', content: 'escaped with ..\n' },
+      { path: `${outside}/absolute.txt`, type: 'File', content: 'escaped as an absolute path\n' },
+      { path: 'link', type: 'SymbolicLink', linkpath: outside },
+      { path: 'link/through.txt', type: 'File', content: 'escaped through a symlink\n' },
+    ]);
+    const r = await kimia(['-c', ws.path('hostile.tar.gz'), ...buildFlags()], { home: ws.path('h-tar') });
+    expect(await readdir(outside)).toEqual(['.keep']);
+    // kimia either built what stayed inside or refused the archive; it never wrote outside
+    expect([0, 3], r.all).toContain(r.exitCode);
+  });
+
+
   it('.gitmodules naming ext:: (a command) or file:// (the pod\'s own files) runs nothing and reads nothing', async () => {
     const context = await gitServer({ token: TOKEN, user: 'oauth2' });
     const marker = ws.path('ext-ran');
