@@ -155,7 +155,9 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   });
   const { signal } = abort;
 
-  let prepared: { contextDir: string; plan: ReturnType<typeof planBuild> };
+  let prepared: {
+    contextDir: string; plan: ReturnType<typeof planBuild>; dockerfileText?: string; certDir?: string; credentials: { registry: string; username: string; password: string }[];
+  };
   try {
     let contextDir: string;
     const source = classifyContext(request.context);
@@ -181,17 +183,17 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       ? { authFile: `${privateDir}/auth.json` }
       : await prepareAuth(request, env, privateDir);
     const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
-    // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
-    const buildahPath = preflight ? (await preflight).facts.buildahPath : undefined;
     const plan = planBuild(request, {
       contextDir,
       privateDir,
       ...(auth.authFile ? { authFile: auth.authFile } : {}),
       ...(certDir ? { certDir } : {}),
       ...(dockerfileText !== undefined ? { dockerfileText } : {}),
-      ...(buildahPath ? { buildahPath } : {}),
     });
-    prepared = { contextDir, plan };
+    prepared = {
+      contextDir, plan, ...(dockerfileText !== undefined ? { dockerfileText } : {}), ...(certDir ? { certDir } : {}),
+      credentials: 'merge' in auth ? auth.merge.credentials : [],
+    };
   } catch (err) {
     if (signal.aborted) return 130;
     // the environment is the first thing to fix: its failure wins over what the preparation ran into meanwhile
@@ -199,10 +201,36 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     throw err;
   }
   if (signal.aborted) return 130;
-  await passPreflight();
-  const { contextDir, plan } = prepared;
+  const { contextDir } = prepared;
+  let { plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
   for (const w of plan.warnings) log.warn(w, { event: 'warning' });
+  const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
+
+  // The build key: an unchanged build is answered here, before buildah starts (and without waiting for preflight,
+  // which is about running buildah). Any failure to compute it means an ordinary build.
+  const buildKey = !request.dryRun && prepared.dockerfileText !== undefined ? await import('./buildkey/index.js') : undefined;
+  const keyInput = buildKey && {
+    request, plan, contextDir, dockerfileText: prepared.dockerfileText!, credentials: prepared.credentials, env, log,
+    ...(prepared.certDir ? { certDir: prepared.certDir } : {}),
+    ...(classifyContext(request.context).kind === 'dir' ? { contextId: contextDir } : {}),
+  };
+  const keyed = buildKey && keyInput
+    ? await buildKey.checkBuildKey(keyInput).catch((err: unknown) => {
+      log.debug(`build key not used: ${(err as Error).message}`, { event: 'build-key', used: false });
+      return undefined;
+    })
+    : undefined;
+  if (buildKey && keyInput && keyed?.match) {
+    const pushed = await buildKey.answerUnchanged(keyed, keyInput, { baseDelayMs, signal });
+    log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, { event: 'done', unchanged: true });
+    return 0;
+  }
+
+  await passPreflight();
+  // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
+  const buildahPath = preflight ? (await preflight).facts.buildahPath : undefined;
+  if (buildahPath) plan = { ...plan, buildah: buildahPath };
 
   if (request.dryRun) {
     for (const cmd of planCommands(plan)) process.stdout.write(formatCommand(cmd[0]!, cmd.slice(1)) + '\n');
@@ -232,7 +260,6 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       : layerSizes(plan).then((layers) => {
         if (layers.length) log.info(`layers to push: ${describeLayers(layers)}`, { event: 'layers', layers });
       }, () => undefined);
-    const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
     try {
       for (const step of plan.pushes) {
         if (signal.aborted) return 130;
@@ -247,6 +274,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   await runExports(plan, log);
   const { outputFiles, writeOutputs } = await import('./outputs/index.js');
   await writeOutputs(outputFiles(request, pushed));
+  if (buildKey && keyed) await buildKey.recordBuild(keyed, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log);
   log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, {
     event: 'done', cacheHits: bud.cacheHits, cacheMisses: bud.cacheMisses,
   });

@@ -40,6 +40,8 @@ export interface BuildRequest {
   buildSecrets: BuildSecret[];
   labels: { key: string; value: string }[];
   cache: boolean;
+  /** never answer a build from its build key (--no-build-key) */
+  noBuildKey: boolean;
   cacheDir?: string;
   cacheRepo?: string;
   storageDriver: StorageDriver;
