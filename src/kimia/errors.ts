@@ -235,6 +235,20 @@ volumeMounts:
     cause: 'the registry could not be reached or answered with an error.',
     fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries',
   },
+  PULL_PLAIN_HTTP: {
+    exit: EXIT.build,
+    message: 'registry {host} answers in plain HTTP: {text}',
+    cause: 'kimia (Buildah) speaks HTTPS to a registry unless told otherwise, and {host} answered in plain HTTP while the base image or the cache was pulled.',
+    fix: `if {host} is meant to be plain HTTP (a registry inside the cluster): --insecure-registry={host} (this registry only)
+or --insecure-pull (every pull); otherwise serve the registry over TLS`,
+  },
+  PUSH_PLAIN_HTTP: {
+    exit: EXIT.push,
+    message: 'registry {host} answers in plain HTTP: {text}',
+    cause: 'kimia (Buildah) speaks HTTPS to a registry unless told otherwise, and {host} answered in plain HTTP when {destination} was pushed.',
+    fix: `if {host} is meant to be plain HTTP (a registry inside the cluster): --insecure-registry={host} (this registry only)
+or --insecure (every push); otherwise serve the registry over TLS`,
+  },
   PULL_UNREACHABLE: {
     exit: EXIT.build,
     message: 'cannot reach registry {host}: {dns}',

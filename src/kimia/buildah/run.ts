@@ -6,6 +6,7 @@ import { formatSize } from '../../core/config.js';
 import type { Log } from '../log.js';
 import type { BuildPlan, PushStep } from '../plan/plan.js';
 import { fail } from '../errors.js';
+import { plainHttpFailure } from './plain-http.js';
 import {
   CacheCounter, StepClock, backoffMs, classifyFailure, describeNoSpace, dnsFailure, formatDuration, parseLine, quoteChildError, stepLabel,
   storagePermissionFailure,
@@ -145,6 +146,8 @@ async function noSpaceError(plan: BuildPlan, stderr: string, phase: 'build' | 'p
 async function budFailure(plan: BuildPlan, result: RunResult) {
   const output = result.stderr || result.stdout;
   const quoted = quoteChildError(output);
+  const plain = plainHttpFailure(output);
+  if (plain) return fail('PULL_PLAIN_HTTP', plain);
   switch (classifyFailure(output)) {
     case 'auth':
       return fail('PULL_UNAUTHORIZED', { detail: quoted });
@@ -212,6 +215,8 @@ export async function pushWithRetry(
       return { destination: step.destination, digest, attempts: attempt + 1 };
     }
     const quoted = quoteChildError(result.stderr);
+    const plain = plainHttpFailure(result.stderr);
+    if (plain) throw fail('PUSH_PLAIN_HTTP', { ...plain, destination: step.destination });
     const kind = classifyFailure(result.stderr);
     if (kind === 'auth') throw fail('PUSH_UNAUTHORIZED', { destination: step.destination, detail: quoted });
     if (kind === 'no-space') throw await noSpaceError(plan, result.stderr, 'push');
