@@ -64,19 +64,9 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
 }
 
 async function lint(argv: string[]): Promise<number> {
-  const path = './lint/index.js';
-  let mod: { lintMain?: (argv: string[]) => Promise<number> };
-  try {
-    mod = (await import(path)) as typeof mod;
-  } catch {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  if (typeof mod.lintMain !== 'function') {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  return mod.lintMain(argv);
+  // a literal specifier, so that the image's bundle (src/images) carries the linter too
+  const { lintMain } = await import('./lint/index.js');
+  return lintMain(argv);
 }
 
 async function makeLog(request: BuildRequest): Promise<Log> {
@@ -113,14 +103,25 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   ]);
   const log = await makeLog(request);
   // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan), which has no
-  // effect outside the private folder; nothing reaches buildah until it has passed.
-  const preflight = !request.skipPreflight && !request.dryRun ? runPreflight(request, env) : undefined;
-  preflight?.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
+  // effect outside the private folder; nothing reaches buildah until it has passed. When a build key recorded
+  // beside the storage may answer this build without buildah, it starts only once buildah is needed: its probes
+  // (a user-namespace child among them) are then not on the unchanged path.
+  let preflight: ReturnType<typeof runPreflight> | undefined;
+  const startPreflight = () => {
+    if (!preflight && !request.skipPreflight && !request.dryRun) {
+      preflight = runPreflight(request, env);
+      preflight.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
+    }
+    return preflight;
+  };
+  const { buildKeyMayAnswer } = await import('./buildkey/record.js');
+  if (!(await buildKeyMayAnswer(request))) startPreflight();
   let preflightChecked = false;
   const passPreflight = async () => {
-    if (!preflight || preflightChecked) return;
+    const started = startPreflight();
+    if (!started || preflightChecked) return;
     preflightChecked = true;
-    const { verdicts, durationMs } = await preflight;
+    const { verdicts, durationMs } = await started;
     for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`, { event: 'preflight-warning', check: v.check });
     const failed = verdicts.find((v) => v.status === 'fail');
     if (failed?.error) throw failed.error;
@@ -229,7 +230,8 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
 
   await passPreflight();
   // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
-  const buildahPath = preflight ? (await preflight).facts.buildahPath : undefined;
+  const started = startPreflight();
+  const buildahPath = started ? (await started).facts.buildahPath : undefined;
   if (buildahPath) plan = { ...plan, buildah: buildahPath };
 
   if (request.dryRun) {

@@ -2,8 +2,8 @@
  * The one question the build key asks a registry: which manifest digest does REF name now? A HEAD of
  * /v2/<repository>/manifests/<tag> (GET when a registry leaves out Docker-Content-Digest), with the distribution
  * spec's token flow (401 + WWW-Authenticate Bearer → token → retry) or basic auth, the TLS settings Buildah would
- * use (extra CA certificates, a client certificate, no verification for insecure registries with a fall-back to
- * plain HTTP, as containers/image does). node:http(s) only: this runs before Buildah would have started, where a
+ * use (extra CA certificates, a client certificate; for insecure registries no verification and plain HTTP as
+ * well, as containers/image allows). node:http(s) only: this runs before Buildah would have started, where a
  * library import is start-up time.
  */
 import { createHash } from 'node:crypto';
@@ -152,14 +152,19 @@ export async function manifestDigest(refText: string, access: RegistryAccess): P
   const ref = parseImageRef(refText);
   if (ref.digest) return { kind: 'digest', digest: ref.digest };
   const host = ref.registry === 'docker.io' ? 'registry-1.docker.io' : ref.registry;
-  try {
-    return await manifestAt(`https://${host}`, ref, access);
-  } catch (err) {
-    if (!access.insecure) return { kind: 'error', detail: (err as Error).message };
+  // An insecure registry is asked in plain HTTP first: it accepts either answer anyway, and a TLS context costs
+  // tens of milliseconds (the system CA store) on a path that exists to be fast. A TLS registry answers a plain
+  // request with an error status before any credential is sent, and is then asked over HTTPS.
+  const schemes = access.insecure ? ['http', 'https'] : ['https'];
+  let last = '';
+  for (const scheme of schemes) {
     try {
-      return await manifestAt(`http://${host}`, ref, access);
-    } catch (err2) {
-      return { kind: 'error', detail: (err2 as Error).message };
+      const answer = await manifestAt(`${scheme}://${host}`, ref, access);
+      if (answer.kind !== 'error' || scheme === schemes[schemes.length - 1]) return answer;
+      last = answer.detail;
+    } catch (err) {
+      last = (err as Error).message;
     }
   }
+  return { kind: 'error', detail: last };
 }
