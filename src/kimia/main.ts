@@ -130,7 +130,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
 
   const [
     { globalRedactor, formatCommand }, { CloserStack, tempDir }, { readFile }, { classifyContext }, { fetchContext }, { planBuild, planCommands },
-    { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers }, { fail },
+    { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, describeLayers }, { fail },
   ] = await modules;
   // secret values registered (and kimia's own argv rewritten) before anything can print
   await (await import('./secrets.js')).protectSecrets(request, env);
@@ -259,7 +259,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     // the layer list is only for the log: read it beside the first push instead of before it
     const layersReported = plan.multiPlatform
       ? Promise.resolve()
-      : layerSizes(plan).then((layers) => {
+      : import('./buildah/layers.js').then(({ storedLayers }) => storedLayers(plan.storage, bud.imageId)).then((layers) => {
         if (layers.length) log.info(`layers to push: ${describeLayers(layers)}`, { event: 'layers', layers });
       }, () => undefined);
     try {

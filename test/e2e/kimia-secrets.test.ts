@@ -223,7 +223,7 @@ RUN echo done > /done
   });
 
   it('an unchanged rebuild is still a full cache hit (masking the pushed history does not defeat the layer cache)', async () => {
-    const again = await kimia(['-c', ws.path('args'), '-d', dest(), '--insecure-registry', reg.host, '--storage-driver=overlay', '--cache',
+    const again = await kimia(['-c', ws.path('args'), '-d', dest(), '--insecure-registry', reg.host, '--storage-driver=overlay', '--cache', '--no-build-key',
       '--build-arg', `API_TOKEN=${FROM_ARGV}`, '--build-arg', 'DB_PASSWORD', '--build-arg', 'PLAIN', '--build-arg', `CUSTOM=${MARKED}`, '--secret-arg', 'CUSTOM',
       '--secret', `id=npmrc,src=${ws.path('args/secret.txt')}`, '--secret', 'id=envsecret,env=NPM_ENV_SECRET', '--log-format=json'],
     { home: ws.path('h-args'), env: { DB_PASSWORD: FROM_ENV, PLAIN, NPM_ENV_SECRET: ENV_SECRET } });

@@ -233,19 +233,6 @@ export async function pushWithRetry(
   }
 }
 
-/** Layer sizes of the built image, from buildah's stored manifest (for the progress report). */
-export async function layerSizes(plan: BuildPlan): Promise<{ digest: string; size: number }[]> {
-  const global = plan.bud.slice(0, plan.bud.indexOf('bud'));
-  const r = await run(plan.buildah, [...global, 'inspect', '--type', 'image', '--format', '{{.Manifest}}', plan.localImage], { env: plan.env, reject: false });
-  if (r.exitCode !== 0) return [];
-  try {
-    const m = JSON.parse(r.stdout) as { layers?: { digest: string; size: number }[] };
-    return (m.layers ?? []).map((l) => ({ digest: l.digest, size: l.size }));
-  } catch {
-    return [];
-  }
-}
-
 export function describeLayers(layers: { digest: string; size: number }[]): string {
   return layers.map((l) => `${l.digest.slice(0, 19)} ${formatSize(l.size)}`).join(', ');
 }
