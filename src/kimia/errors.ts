@@ -201,7 +201,8 @@ or skip submodules: --git recurse-submodules=false`,
     fix: `pass the secret as a build secret, mounted only while a RUN step runs:
   kimia … --secret id=api_token,env=API_TOKEN      (or --secret id=api_token,src=/secrets/api_token)
   RUN --mount=type=secret,id=api_token API_TOKEN="$(cat /run/secrets/api_token)" make
-or, if the value is not secret, drop --secret-arg for it (names that look secret: *PASSWORD*, *TOKEN*, *SECRET*, …)`,
+or, if the value is not secret: drop --secret-arg for it, or rename a build arg whose name looks secret
+(names with PASSWORD, TOKEN, SECRET, KEY, AUTH … are secret: docs/kimia.md, Secrets)`,
   },
   HISTORY_MASK_FAILED: {
     exit: EXIT.build,
