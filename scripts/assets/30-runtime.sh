@@ -26,7 +26,7 @@ OUTPUTS=("$GUEST/bin/runcvm-init" "$GUEST/bin/runcvm-agent" "$GUEST/bin/runcvm-e
   "$ASSETS/runtime/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs")
 STAMP=$ASSETS/runtime/.inputs
 inputs_key() {
-  { readlink -f "$GUEST"; find src/runcvm src/core scripts/assets/30-runtime.sh -type f -printf '%p %s %T@\n' | LC_ALL=C sort; } | sha256sum | cut -d' ' -f1
+  { readlink -f "$GUEST"; find src/runcvm src/core scripts/assets/30-runtime.sh scripts/gen-guest-contract.ts -type f -printf '%p %s %T@\n' | LC_ALL=C sort; } | sha256sum | cut -d' ' -f1
 }
 KEY=$(inputs_key)
 fresh=1
@@ -36,9 +36,23 @@ if [[ $fresh == 1 && -f $STAMP && $(cat "$STAMP") == "$KEY" ]]; then exit 0; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-init" src/runcvm/guest/init.c src/runcvm/guest/net.c src/runcvm/guest/vol.c src/runcvm/guest/io.c src/runcvm/guest/caps.c
-strip "$tmp/runcvm-init" 2>/dev/null || true
-install -D -m 0755 "$tmp/runcvm-init" "$GUEST/bin/runcvm-init"
+# The guest contract (src/runcvm/guest/contract.ts → contract.h): never build C from a header that disagrees with
+# the TypeScript, or host and guest would speak two protocols.
+"$ESBUILD" scripts/gen-guest-contract.ts --bundle --platform=node --target=node20 --format=esm --log-level=warning --outfile="$tmp/gen-guest-contract.mjs"
+node "$tmp/gen-guest-contract.mjs" --check || die "the guest contract header is stale" "npm run gen:guest-contract, then rerun"
+
+# gcc -static -Os for one guest program, its sources from src/runcvm/guest/sources.txt
+build_guest() {
+  local name=$1 srcs
+  srcs=$(sed -n "s/^$name: //p" src/runcvm/guest/sources.txt)
+  [[ -n $srcs ]] || die "no sources for $name in src/runcvm/guest/sources.txt" "restore the file from git"
+  # shellcheck disable=SC2086 # a space-separated list of file names
+  (cd src/runcvm/guest && gcc -static -Os -Wall -Wextra -o "$tmp/$name" $srcs)
+  strip "$tmp/$name" 2>/dev/null || true
+  install -D -m 0755 "$tmp/$name" "$GUEST/bin/$name"
+}
+
+build_guest runcvm-init
 
 common=(--bundle --platform=node --target=node20 --format=esm --external:execa --log-level=warning
   "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
@@ -50,12 +64,8 @@ install -D -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
 
 # exec (owner: exec, docs/dev/notes/exec.md): the guest agent (copied into each VM's writable disk by create), the
 # static exec client (run by runc in the launcher container) and the runtime's exec verb
-gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-agent" src/runcvm/guest/agent.c src/runcvm/guest/io.c src/runcvm/guest/caps.c
-strip "$tmp/runcvm-agent" 2>/dev/null || true
-install -D -m 0755 "$tmp/runcvm-agent" "$GUEST/bin/runcvm-agent"
-gcc -static -Os -Wall -Wextra -o "$tmp/runcvm-exec" src/runcvm/guest/exec-client.c src/runcvm/guest/io.c
-strip "$tmp/runcvm-exec" 2>/dev/null || true
-install -D -m 0755 "$tmp/runcvm-exec" "$GUEST/bin/runcvm-exec"
+build_guest runcvm-agent
+build_guest runcvm-exec
 rm -f "$GUEST/lib/runcvm/exec-client.mjs"
 "$ESBUILD" src/runcvm/exec/entry.ts "${common[@]}" --outfile="$tmp/exec.mjs"
 install -D -m 0644 "$tmp/exec.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs"

@@ -8,6 +8,7 @@
  *
  * Every QEMU run has a timeout (SIGTERM, then SIGKILL) so a hung guest never outlives its test.
  */
+import { readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunOptions, type RunResult } from '../../src/core/exec/index.js';
@@ -15,6 +16,15 @@ import { projectPath } from '../../src/core/paths.js';
 import { kernelAssets, QUIET_KERNEL_PARAMS, tscEarlyKhz } from '../../src/runcvm/assets.js';
 
 export const QEMU_TIMEOUT_MS = 120_000;
+
+/** The absolute source paths of a guest program (`runcvm-init`, `runcvm-agent`, `runcvm-exec`, `net`), from
+ * src/runcvm/guest/sources.txt, the list scripts/assets/30-runtime.sh builds from. */
+export function guestSources(program: string): string[] {
+  const guest = (f: string) => projectPath('src', 'runcvm', 'guest', f);
+  const line = readFileSync(guest('sources.txt'), 'utf8').split('\n').find((l) => l.startsWith(`${program}: `));
+  if (!line) throw new Error(`no line for ${program} in src/runcvm/guest/sources.txt`);
+  return line.slice(program.length + 2).trim().split(/\s+/).map(guest);
+}
 
 /** Build (or confirm, in milliseconds when cached) the kernel assets and the guest package. */
 export async function ensureGuestAssets(): Promise<void> {

@@ -19,7 +19,7 @@ import { projectPath } from '../../src/core/paths.js';
 import { applyNetwork, readNetworkFacts, type IpCommand } from '../../src/runcvm/network/apply.js';
 import { guestNetCmdline, IDENTITY_CIDR, planNetwork, type IpLink, type NetworkPlan } from '../../src/runcvm/network/plan.js';
 import { netArgs } from '../../src/runcvm/hypervisor/qemu/net.js';
-import { bootGuest, ensureGuestAssets, ext4FromDir, miniRootfs } from './guest-helpers.js';
+import { bootGuest, ensureGuestAssets, ext4FromDir, guestSources, miniRootfs } from './guest-helpers.js';
 import { leftoverNamespaces, neighbourMac, NS_PREFIX, PEER_IP, podNetwork, POD_CIDR, POD_IP, type PodNetwork } from './network-helpers.js';
 import { startProcess, type ServiceProcess } from '../harness/proc.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
@@ -140,7 +140,7 @@ describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, 
   it('the VM owns the pod IP and real MAC: traffic both ways with the peer', async () => {
     // the guest: the test driver (runs net.c as runcvm-init does) + busybox
     const driver = join(dir, 'driver');
-    await run('gcc', ['-static', '-Os', '-I', projectPath('src/runcvm/guest'), '-o', driver, projectPath('test/fixtures/network/guest-driver.c'), projectPath('src/runcvm/guest/net.c')]);
+    await run('gcc', ['-static', '-Os', '-I', projectPath('src/runcvm/guest'), '-o', driver, projectPath('test/fixtures/network/guest-driver.c'), ...guestSources('net')]);
     const root = join(dir, 'root');
     await miniRootfs(root, {
       files: { 'www/index.html': 'hello-from-vm\n' },

@@ -4,16 +4,21 @@
  * restarts without state, symlink escapes, permission refusals, garbage arguments).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
-import { chown, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NfsServer } from '../../src/runcvm/nfs/server.js';
 import { XdrReader, XdrWriter } from '../../src/runcvm/nfs/xdr.js';
 import { AcceptStat, decodeReply, encodeCall, encodeRecord, RecordDecoder, type AuthSys, type RpcReply } from '../../src/runcvm/nfs/rpc.js';
+import { run } from '../../src/core/exec/index.js';
+import { projectPath } from '../../src/core/paths.js';
 import {
   ACCESS,
   CreateMode,
+  decodeHandle,
+  encodeHandle,
   FileType,
   MOUNT_PROGRAM,
   MountProc,
@@ -29,6 +34,8 @@ import {
 
 const ROOT: AuthSys = { stamp: 1, machine: 'test', uid: 0, gid: 0, gids: [] };
 const APP: AuthSys = { stamp: 1, machine: 'test', uid: 1000, gid: 1000, gids: [1000] };
+/** the test's own connections: from 127.0.0.1, any source port */
+const LOCAL = { allow: ['127.0.0.1'], reservedPortsOnly: false };
 
 class Client {
   private xid = 1;
@@ -88,7 +95,7 @@ let rootFh: Buffer;
 
 async function startServer(stateDir: string | undefined): Promise<void> {
   server = await NfsServer.create({ exports: [exp], ...(stateDir ? { stateDir } : {}) });
-  port = (await server.listen('127.0.0.1', 0)).port;
+  port = (await server.listen('127.0.0.1', 0, LOCAL)).port;
   client = await Client.connect(port);
 }
 
@@ -363,7 +370,7 @@ describe('several exports', () => {
     await mkdir(b);
     await writeFile(join(a, 'fa'), 'a');
     const two = await NfsServer.create({ exports: [a, b] });
-    const { port: p2 } = await two.listen('127.0.0.1', 0);
+    const { port: p2 } = await two.listen('127.0.0.1', 0, LOCAL);
     const c = await Client.connect(p2);
     try {
       const ex = (await c.call(MOUNT_PROGRAM, MountProc.EXPORT)).body;
@@ -393,5 +400,113 @@ describe('several exports', () => {
   it('refuses to start on a missing or relative export, naming it', async () => {
     await expect(NfsServer.create({ exports: [join(tmp, 'missing')] })).rejects.toThrow(/missing/);
     await expect(NfsServer.create({ exports: ['relative/dir'] })).rejects.toThrow(/not an absolute path/);
+  });
+});
+
+describe('who may connect (transport.ts)', () => {
+  /** An NFS NULL call from the given local address and port: answered, or the connection closed unanswered. */
+  function nullCall(port: number, localAddress: string, localPort?: number): Promise<'answered' | 'closed'> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port, localAddress, ...(localPort ? { localPort } : {}) }, () => {
+        s.write(encodeRecord(encodeCall({ xid: 7, prog: NFS_PROGRAM, vers: 3, proc: NfsProc.NULL, auth: ROOT })));
+      });
+      const decoder = new RecordDecoder();
+      s.on('data', (chunk: Buffer) => {
+        if (decoder.push(chunk).length > 0) {
+          s.destroy();
+          resolve('answered');
+        }
+      });
+      s.on('close', () => resolve('closed'));
+      s.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? resolve('closed') : reject(err)));
+    });
+  }
+
+  it('a peer from another address is disconnected unanswered; the allowed one is served', async () => {
+    const s = await NfsServer.create({ exports: [exp] });
+    try {
+      const { port: p } = await s.listen('127.0.0.1', 0, { allow: ['127.0.0.2'], reservedPortsOnly: false });
+      expect(await nullCall(p, '127.0.0.1')).toBe('closed');
+      expect(await nullCall(p, '127.0.0.2')).toBe('answered');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('with reservedPortsOnly (the launcher, nfs-serve without --insecure) only a source port below 1024 is served', async () => {
+    const s = await NfsServer.create({ exports: [exp] });
+    try {
+      const { port: p } = await s.listen('127.0.0.1', 0, { allow: ['127.0.0.1'], reservedPortsOnly: true });
+      expect(await nullCall(p, '127.0.0.1')).toBe('closed'); // an ephemeral port: what an unprivileged process gets
+      // a reserved port (this test runs as root, as the guest kernel's NFS client does)
+      let answered: string | undefined;
+      for (let reserved = 700 + (process.pid % 200); !answered && reserved < 1024; reserved++) {
+        answered = await nullCall(p, '127.0.0.1', reserved).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'EADDRINUSE') return undefined;
+          throw err;
+        });
+      }
+      expect(answered).toBe('answered');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('containment under a racing client (containment.ts)', () => {
+  it('a folder swapped for a symlink to outside the export while requests run: nothing outside is created, removed or looked up', async () => {
+    const outside = join(tmp, 'outside');
+    await mkdir(outside);
+    await writeFile(join(outside, 'secret'), 'not yours');
+    const ROUNDS = 150;
+    const victims = Array.from({ length: ROUNDS }, (_, i) => `victim-${i}`);
+    for (const v of victims) await writeFile(join(outside, v), 'v');
+    await mkdir(join(exp, 'race'));
+    await symlink(outside, join(exp, 'race-link'));
+    const race = (await lookup(rootFh, 'race')).fh!;
+
+    const swapper = join(tmp, 'swap');
+    await run('gcc', ['-O2', '-o', swapper, projectPath('test', 'fixtures', 'nfs', 'swap.c')], { timeoutMs: 60_000 });
+    const child = spawn(swapper, [join(exp, 'race'), join(exp, 'race-link')], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    let lookedUp = 0;
+    try {
+      for (let i = 0; i < ROUNDS; i++) {
+        const mk = dirop(race, `m${i}`);
+        writeSattr(mk, {});
+        const sl = dirop(race, `s${i}`);
+        writeSattr(sl, {});
+        sl.string('x');
+        const [, , , , found] = await Promise.all([
+          create(race, `f${i}`, CreateMode.UNCHECKED, {}),
+          client.nfs(NfsProc.MKDIR, mk),
+          client.nfs(NfsProc.SYMLINK, sl),
+          client.nfs(NfsProc.REMOVE, dirop(race, `victim-${i}`)),
+          lookup(race, 'secret'),
+        ]);
+        if (found.status === NfsStat.OK) lookedUp++;
+      }
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    expect((await readdir(outside)).sort()).toEqual(['secret', ...victims].sort());
+    expect(lookedUp).toBe(0);
+  });
+});
+
+describe('forged handles (export.ts)', () => {
+  it('answered STALE in bounded work: at most one walk of the export for 60 unknown handles', async () => {
+    await mkdir(join(exp, 'bulk'));
+    for (let i = 0; i < 1500; i++) await writeFile(join(exp, 'bulk', `e${i}`), '');
+    const root = decodeHandle(rootFh)!;
+    const before = server.searchStats();
+    for (let i = 0; i < 60; i++) {
+      const forged = encodeHandle({ exportId: root.exportId, dev: root.dev, ino: 10n ** 12n + BigInt(i) });
+      expect((await getattr(forged)).status).toBe(NfsStat.STALE);
+    }
+    const after = server.searchStats();
+    expect(after.walks - before.walks).toBeLessThanOrEqual(1);
+    expect(after.entries - before.entries).toBeLessThan(5000);
   });
 });

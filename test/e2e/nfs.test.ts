@@ -49,7 +49,7 @@ async function sha256File(path: string): Promise<string> {
 }
 
 async function startServer(name: string): Promise<ServiceProcess> {
-  const p = await startProcess(name, 'ip', ['netns', 'exec', NS, process.execPath, bundle, '--export', exportDir, '--listen', `${SERVER_IP}:${PORT}`, '--state', stateDir, '--verbose'], {
+  const p = await startProcess(name, 'ip', ['netns', 'exec', NS, process.execPath, bundle, '--export', exportDir, '--listen', `${SERVER_IP}:${PORT}`, '--allow', GUEST_IP, '--state', stateDir, '--verbose'], {
     logPath: join(tmp, `${name}.log`),
   });
   await waitFor(`${name} listening`, async () => {

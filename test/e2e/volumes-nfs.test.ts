@@ -4,8 +4,9 @@
  * the container, from its in-process NFSv3 server on the identity IP 169.254.1.254:2049, and the guest mounts
  * `169.254.1.254:/.runcvm/vols/<id>` at the volume's path. Through containerd (`ctr run --runc-binary
  * bin/runcvm-runtime --with-ns network:<pod netns>`): a PVC-like bind (fake RUNCVM_KUBELET_DIR) and plain binds;
- * files written on either side are seen on the other with their owner and mode; read-only is enforced; without a
- * network the container fails with a clear error; nothing is left behind.
+ * files written on either side are seen on the other with their owner and mode; read-only is enforced; a sidecar in
+ * the pod's network namespace gets no answer from the server (issue 12 item 4); without a network the container
+ * fails with a clear error; nothing is left behind.
  */
 import { chmod, chown, copyFile, mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run } from '../../src/core/exec/index.js';
 import { projectPath } from '../../src/core/paths.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
+import { waitFor } from '../harness/wait.js';
 import { leftovers, readDebugLogs, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
 import { leftoverNamespaces, podNetwork, type PodNetwork } from './network-helpers.js';
 
@@ -119,6 +121,35 @@ describe('runcvm volumes over NFS (RUNCVM_VOLUME_TRANSPORT=nfs, containerd, QEMU
     const logs = await readDebugLogs(fx);
     expect(logs).toMatch(/\[RunCVM-Runtime\] QEMU: PVC Redirect: \/data -> \/\.runcvm\/vols\/v0-pv-data/);
   }, 150_000);
+
+  it('a sidecar in the pod network namespace (any uid, even from a reserved port) is disconnected unanswered; the VM mounts', async () => {
+    const host = join(tmp, 'sidecar');
+    await mkdir(host);
+    const id = `volnfs${++seq}`;
+    const flags = ['--runc-binary', wrapper, '--with-ns', `network:${net.nsPath}`, '--env', 'RUNCVM_VOLUME_TRANSPORT=nfs'];
+    await cd.ctr(['run', '-d', ...flags, ...bind(host, '/data'), busybox, id, 'sh', '-c', 'mount | grep -c " on /data type nfs" > /data/mounted; exec sleep 100000'], { timeoutMs: 120_000 });
+    try {
+      await waitFor('the VM to mount /data over NFS', async () => (await readFile(join(host, 'mounted'), 'utf8').catch(() => '')).trim() === '1', { timeoutMs: 120_000, intervalMs: 500 });
+      // what a runc sidecar sharing the pod's namespace can do: connect to the identity IP and call NFS NULL, once
+      // from an ephemeral port, once (as root) from a reserved one
+      const probe = `
+        const net = require('node:net');
+        const call = Buffer.from('80000028' + '00000001' + '00000000' + '00000002' + '000186a3' + '00000003' + '00000000' + '0000000000000000' + '0000000000000000', 'hex');
+        const once = (localPort) => new Promise((resolve) => {
+          const s = net.connect({ host: '169.254.1.254', port: 2049, ...(localPort ? { localPort } : {}) }, () => s.write(call));
+          s.on('data', () => { s.destroy(); resolve('answered'); });
+          s.on('close', () => resolve('closed'));
+          s.on('error', (e) => resolve(e.code === 'ECONNRESET' ? 'closed' : 'error ' + e.code));
+        });
+        (async () => console.log(await once(), await once(${700 + (process.pid % 300)})))();`;
+      const r = await run('nsenter', [`--net=${net.nsPath}`, process.execPath, '-e', probe], { timeoutMs: 30_000 });
+      expect(r.stdout.trim()).toBe('closed closed');
+    } finally {
+      await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { reject: false });
+      await waitFor(`task ${id} to stop`, async () => (await cd.ctr(['task', 'delete', id], { reject: false })).exitCode === 0, { timeoutMs: 60_000, intervalMs: 300 });
+      await cd.ctr(['container', 'delete', id], { reject: false });
+    }
+  }, 200_000);
 
   it('without a network (--network none) the container fails and says why and how to fix it', async () => {
     const host = join(tmp, 'nonet');

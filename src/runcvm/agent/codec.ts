@@ -5,34 +5,16 @@
  *
  * Frame: 8-byte header `type u8 | channel u8 | session u16 BE | length u32 BE` then `length` payload bytes.
  * Session 0 is the container's main process; an exec agent can open more sessions with new frame types.
- * The C side (src/runcvm/guest/init.c) implements the same layout; keep both in step.
+ * The types, channels and limits are the guest contract's (src/runcvm/guest/contract.ts), which the C side reads as
+ * the generated contract.h: one definition for both languages.
  */
+import { Channel, FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameType, type FrameTypeName, IO_PORT_NAME } from '../guest/contract.js';
 
-export const PORT_NAME = 'runcvm.io';
-export const HEADER_BYTES = 8;
-export const MAX_PAYLOAD = 64 * 1024;
+export const PORT_NAME = IO_PORT_NAME;
+export const HEADER_BYTES = FRAME_HEADER_BYTES;
+export const MAX_PAYLOAD = FRAME_MAX_PAYLOAD;
 
-export const FrameType = {
-  /** bytes of a stream: channel 0 stdin (host→guest), 1 stdout, 2 stderr (guest→host) */
-  DATA: 1,
-  /** end of a stream (channel as in DATA) */
-  EOF: 2,
-  /** guest→host: workload ended; payload i32 BE exit code (128+N for a signal), u8 signal number (0 if none) */
-  EXIT: 3,
-  /** host→guest: deliver a signal; payload u8 signal number */
-  SIGNAL: 4,
-  /** host→guest: terminal size; payload u16 BE rows, u16 BE cols */
-  WINSIZE: 5,
-  /** host→guest: the EXIT frame was received (the guest may power off) */
-  ACK: 6,
-  /** guest→host: init is up and the workload is about to start */
-  READY: 7,
-  /** guest→host: a log line from the guest init (UTF-8 text) */
-  LOG: 8,
-} as const;
-export type FrameTypeName = keyof typeof FrameType;
-
-export const Channel = { stdin: 0, stdout: 1, stderr: 2 } as const;
+export { Channel, FrameType, type FrameTypeName };
 
 export interface Frame {
   type: number;

@@ -16,21 +16,23 @@
  *                is lost at the end); the session is over            (codec FrameType.EXIT)
  *   CLOSE   h→g  the client went away: the agent SIGKILLs the command and forgets the session
  *   READY   g→h  session 0: the agent listens (the launcher queues frames until then)   (codec FrameType.READY)
- * The C side is src/runcvm/guest/agent.c; keep both in step.
+ * The C side is src/runcvm/guest/agent.c (+ exec-request.c); frame types and request keys are the guest contract's
+ * (src/runcvm/guest/contract.ts, contract.h for C).
  */
 import { encodeFrame, FrameType, MAX_PAYLOAD } from './codec.js';
+import { AGENT_PORT_NAME, ExecKey, GuestPath } from '../guest/contract.js';
 import { CAPABILITY_NUMBERS, CAPABILITY_SETS, capabilityConfigLines, emptyCapabilitySets, type CapabilitySet, type CapabilitySets } from '../launch/capabilities.js';
 
-export const AGENT_PORT_NAME = 'org.runcvm.agent';
+export { AGENT_PORT_NAME };
 
 /** Paths inside the launcher container (the state dir is bind-mounted there, read-write). */
 export const EXEC_PATHS = {
   /** the launcher listens here for exec clients */
-  clientSocket: '/.runcvm/state/exec.sock',
+  clientSocket: GuestPath.execSocket,
   /** QEMU's chardev for the agent port connects here (the launcher listens before starting QEMU) */
   portSocket: '/.runcvm/state/agent.sock',
   /** request files `exec-<id>.req` (0600, the OPEN payload) written by the runtime, read and removed by the client */
-  stateDir: '/.runcvm/state',
+  stateDir: GuestPath.execState,
   /** the exec client (static C, src/runcvm/guest/exec-client.c) in the guest package */
   client: '/.runcvm/guest/bin/runcvm-exec',
 } as const;
@@ -45,8 +47,8 @@ export function requestFileName(requestId: string): string {
 export const AGENT_BINARY = 'runcvm-agent';
 
 export const ExecFrameType = {
-  OPEN: 16,
-  CLOSE: 17,
+  OPEN: FrameType.OPEN,
+  CLOSE: FrameType.CLOSE,
 } as const;
 
 /** What the command in the guest runs as: the exec's original process (before the rewrite). */
@@ -72,18 +74,19 @@ export class ExecProtocolError extends Error {}
  */
 export function encodeOpenRequest(r: ExecRequest): Buffer {
   if (r.args.length === 0) throw new ExecProtocolError('exec needs a command (process.args is empty)');
+  const K = ExecKey;
   const entries: string[] = [
-    `uid=${r.user.uid}`,
-    `gid=${r.user.gid}`,
-    `groups=${r.user.additionalGids.join(',')}`,
-    `cwd=${r.cwd || '/'}`,
-    `tty=${r.terminal ? 1 : 0}`,
+    `${K.uid}=${r.user.uid}`,
+    `${K.gid}=${r.user.gid}`,
+    `${K.groups}=${r.user.additionalGids.join(',')}`,
+    `${K.cwd}=${r.cwd || '/'}`,
+    `${K.tty}=${r.terminal ? 1 : 0}`,
   ];
-  if (r.terminal && r.rows && r.cols) entries.push(`rows=${r.rows}`, `cols=${r.cols}`);
+  if (r.terminal && r.rows && r.cols) entries.push(`${K.rows}=${r.rows}`, `${K.cols}=${r.cols}`);
   // `cap=<set> <n,n,…|->`: the guest init's format, parsed by the same C code (guest/caps.c)
   if (r.capabilities) entries.push(...capabilityConfigLines(r.capabilities));
-  for (const a of r.args) entries.push(`arg=${a}`);
-  for (const e of r.env) entries.push(`env=${e}`);
+  for (const a of r.args) entries.push(`${K.arg}=${a}`);
+  for (const e of r.env) entries.push(`${K.env}=${e}`);
   for (const e of entries) {
     if (e.includes('\0')) throw new ExecProtocolError(`exec request entry holds a NUL byte: ${JSON.stringify(e.slice(0, 60))}`);
   }
@@ -105,16 +108,16 @@ export function decodeOpenRequest(payload: Buffer): ExecRequest {
     if (eq < 0) throw new ExecProtocolError(`bad exec request entry ${JSON.stringify(p)}`);
     const k = p.slice(0, eq);
     const v = p.slice(eq + 1);
-    if (k === 'arg') r.args.push(v);
-    else if (k === 'env') r.env.push(v);
-    else if (k === 'uid') r.user.uid = Number(v);
-    else if (k === 'gid') r.user.gid = Number(v);
-    else if (k === 'groups') r.user.additionalGids = v ? v.split(',').map(Number) : [];
-    else if (k === 'cwd') r.cwd = v;
-    else if (k === 'tty') r.terminal = v === '1';
-    else if (k === 'rows') r.rows = Number(v);
-    else if (k === 'cols') r.cols = Number(v);
-    else if (k === 'cap') {
+    if (k === ExecKey.arg) r.args.push(v);
+    else if (k === ExecKey.env) r.env.push(v);
+    else if (k === ExecKey.uid) r.user.uid = Number(v);
+    else if (k === ExecKey.gid) r.user.gid = Number(v);
+    else if (k === ExecKey.groups) r.user.additionalGids = v ? v.split(',').map(Number) : [];
+    else if (k === ExecKey.cwd) r.cwd = v;
+    else if (k === ExecKey.tty) r.terminal = v === '1';
+    else if (k === ExecKey.rows) r.rows = Number(v);
+    else if (k === ExecKey.cols) r.cols = Number(v);
+    else if (k === ExecKey.cap) {
       const [set, list = '-'] = v.split(' ');
       if (!(CAPABILITY_SETS as readonly string[]).includes(set ?? '')) throw new ExecProtocolError(`bad exec request entry ${JSON.stringify(p)}`);
       r.capabilities ??= emptyCapabilitySets();

@@ -2,9 +2,9 @@
  * runcvm-agent: the exec agent in the microVM (static C, no dependency on the image).
  *
  * Started by runcvm-init at boot (argv: runcvm-agent --pid <workload pid>), it opens the virtio-serial port
- * "org.runcvm.agent" and serves `exec` requests multiplexed on it by the launcher (src/runcvm/agent/mux.ts):
- * frames as in src/runcvm/agent/codec.ts (8-byte header: type u8 | channel u8 | session u16 BE | length u32 BE),
- * exec types in src/runcvm/agent/exec.ts. For each OPEN it spawns the command in the workload's PID and mount
+ * AGENT_PORT_NAME (contract.h) and serves `exec` requests multiplexed on it by the launcher (src/runcvm/agent/mux.ts):
+ * frames as in contract.h / src/runcvm/agent/codec.ts (8-byte header: type u8 | channel u8 | session u16 BE |
+ * length u32 BE), the OPEN payload as in exec-request.h / src/runcvm/agent/exec.ts. For each OPEN it spawns the command in the workload's PID and mount
  * namespaces (so `ps` and /proc show the container's processes, as under runc) with the request's uid, gid,
  * supplementary groups, cwd and env, on pipes (stdout and stderr separate) or a pty (terminal). Output goes back as
  * DATA frames; EXIT (code, or 128+N and N for a signal) is sent only after stdout and stderr reached EOF, so nothing
@@ -16,7 +16,9 @@
  */
 #define _GNU_SOURCE
 #include "io.h"
+#include "util.h"
 #include "caps.h" /* the exec's OCI capabilities, applied as runc does (caps.c) */
+#include "exec-request.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,12 +41,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define PORT_NAME "org.runcvm.agent"
-enum { T_DATA = 1, T_EOF = 2, T_EXIT = 3, T_SIGNAL = 4, T_WINSIZE = 5, T_READY = 7, T_OPEN = 16, T_CLOSE = 17 };
-enum { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
-#define MAX_PAYLOAD 65536
+#define MAX_PAYLOAD FRAME_MAX_PAYLOAD
 #define MAX_SESSIONS 256
-#define MAX_ITEMS 4096
 
 extern char **environ;
 
@@ -79,31 +77,17 @@ static void logmsg(const char *fmt, ...) {
 }
 
 static void send_frame(int type, int channel, uint16_t session, const void *payload, uint32_t len) {
-  static unsigned char buf[8 + MAX_PAYLOAD];
-  if (len > MAX_PAYLOAD) len = MAX_PAYLOAD;
-  buf[0] = (unsigned char)type;
-  buf[1] = (unsigned char)channel;
-  buf[2] = (unsigned char)(session >> 8);
-  buf[3] = (unsigned char)session;
-  buf[4] = (unsigned char)(len >> 24);
-  buf[5] = (unsigned char)(len >> 16);
-  buf[6] = (unsigned char)(len >> 8);
-  buf[7] = (unsigned char)len;
-  if (len) memcpy(buf + 8, payload, len);
-  if (write_all(port_fd, buf, 8 + len) != 0 && (test_mode || over_vsock)) exit(0);
+  if (frame_write(port_fd, type, channel, session, payload, len) != 0 && (test_mode || over_vsock)) exit(0);
 }
 
-static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-/* Firecracker has no virtio-serial: the agent connects over vsock to the host (CID 2) port 1025, which Firecracker
- * forwards to <uds_path>_1025 where the launcher's exec mux listens (docs/dev/notes/exec.md). */
-#define VSOCK_EXEC_PORT 1025
+/* Firecracker has no virtio-serial: the agent connects over vsock to the host (CID 2) port EXEC_VSOCK_PORT, which
+ * Firecracker forwards to <uds_path>_<port> where the launcher's exec mux listens (docs/dev/notes/exec.md). */
 
 static int open_port(void) {
   for (int attempt = 0; attempt < 1000; attempt++) {
-    int pfd = open_virtio_port(PORT_NAME);
+    int pfd = open_virtio_port(AGENT_PORT_NAME);
     if (pfd >= 0) return pfd;
-    int vfd = connect_vsock_host(VSOCK_EXEC_PORT);
+    int vfd = connect_vsock_host(EXEC_VSOCK_PORT);
     if (vfd >= 0) {
       over_vsock = 1;
       return vfd;
@@ -140,81 +124,7 @@ static void close_fd(int *fd) {
 
 /* ----- the child: join the workload, become the user, exec ----- */
 
-static char *lookup_home(uid_t uid, char *out, size_t outlen) {
-  snprintf(out, outlen, "/");
-  FILE *f = fopen("/etc/passwd", "re");
-  if (!f) return out;
-  char line[1024];
-  while (fgets(line, sizeof line, f)) {
-    char *fields[7] = {0};
-    int n = 0;
-    char *p = line;
-    while (n < 7) {
-      fields[n++] = p;
-      char *c = strchr(p, ':');
-      if (!c) break;
-      *c = 0;
-      p = c + 1;
-    }
-    if (n >= 6 && (uid_t)strtoul(fields[2], NULL, 10) == uid && fields[5][0]) {
-      fields[5][strcspn(fields[5], "\n")] = 0;
-      snprintf(out, outlen, "%s", fields[5]);
-      break;
-    }
-  }
-  fclose(f);
-  return out;
-}
-
-struct request {
-  uid_t uid;
-  gid_t gid;
-  gid_t groups[256];
-  int ngroups;
-  char *cwd;
-  int tty;
-  unsigned rows, cols;
-  char *args[MAX_ITEMS];
-  int nargs;
-  char *envs[MAX_ITEMS + 1];
-  int nenvs;
-  struct runcvm_caps caps; /* cap= entries; none: the command keeps the agent's (root's) set */
-};
-
-/* payload: NUL-terminated key=value entries (see encodeOpenRequest in src/runcvm/agent/exec.ts) */
-static int parse_request(char *p, size_t len, struct request *r) {
-  memset(r, 0, sizeof *r);
-  r->cwd = "/";
-  char *end = p + len;
-  while (p < end) {
-    char *z = memchr(p, 0, (size_t)(end - p));
-    if (!z) return -1;
-    char *eq = strchr(p, '=');
-    if (eq) {
-      *eq = 0;
-      char *v = eq + 1;
-      if (!strcmp(p, "arg")) { if (r->nargs < MAX_ITEMS - 1) r->args[r->nargs++] = v; }
-      else if (!strcmp(p, "env")) { if (r->nenvs < MAX_ITEMS - 1) r->envs[r->nenvs++] = v; }
-      else if (!strcmp(p, "uid")) r->uid = (uid_t)strtoul(v, NULL, 10);
-      else if (!strcmp(p, "gid")) r->gid = (gid_t)strtoul(v, NULL, 10);
-      else if (!strcmp(p, "cwd")) r->cwd = v;
-      else if (!strcmp(p, "tty")) r->tty = atoi(v);
-      else if (!strcmp(p, "rows")) r->rows = (unsigned)strtoul(v, NULL, 10);
-      else if (!strcmp(p, "cols")) r->cols = (unsigned)strtoul(v, NULL, 10);
-      else if (!strcmp(p, "cap")) runcvm_caps_parse(&r->caps, v);
-      else if (!strcmp(p, "groups")) {
-        char *save = NULL;
-        for (char *g = strtok_r(v, ",", &save); g && r->ngroups < 256; g = strtok_r(NULL, ",", &save)) r->groups[r->ngroups++] = (gid_t)strtoul(g, NULL, 10);
-      }
-    }
-    p = z + 1;
-  }
-  r->args[r->nargs] = NULL;
-  r->envs[r->nenvs] = NULL;
-  return r->nargs > 0 ? 0 : -1;
-}
-
-static void child_exec(struct request *r, int mnt_fd, int in_fd, int out_fd, int err_fd, int slave) {
+static void child_exec(struct exec_request *r, int mnt_fd, int in_fd, int out_fd, int err_fd, int slave) {
   if (mnt_fd >= 0 && setns(mnt_fd, CLONE_NEWNS) != 0) {
     dprintf(err_fd >= 0 ? err_fd : slave, "runcvm-agent: cannot join the container's mount namespace: %s\n", strerror(errno));
     _exit(126);
@@ -242,7 +152,7 @@ static void child_exec(struct request *r, int mnt_fd, int in_fd, int out_fd, int
   static char home[4200];
   if (!has_home) {
     char dir[4096];
-    snprintf(home, sizeof home, "HOME=%s", lookup_home(r->uid, dir, sizeof dir));
+    snprintf(home, sizeof home, "HOME=%s", passwd_home(r->uid, dir, sizeof dir));
     r->envs[r->nenvs++] = home;
     r->envs[r->nenvs] = NULL;
   }
@@ -276,8 +186,8 @@ static void open_session(uint16_t id, char *payload, size_t len) {
   for (int i = 0; i < MAX_SESSIONS; i++)
     if (!sessions[i].used) { s = &sessions[i]; break; }
   if (!s) { fail_open(id, "runcvm-agent: too many execs at once (%d)\n", MAX_SESSIONS); return; }
-  static struct request r;
-  if (parse_request(payload, len, &r) != 0) { fail_open(id, "runcvm-agent: malformed exec request\n"); return; }
+  static struct exec_request r;
+  if (exec_request_parse(payload, len, &r) != 0) { fail_open(id, "runcvm-agent: malformed exec request\n"); return; }
 
   int mnt_fd = -1;
   if (workload > 0) {
@@ -436,7 +346,7 @@ int main(int argc, char **argv) {
     if (port_fd < 0) { logmsg("cannot connect to %s: %s", socket_path, strerror(errno)); return 1; }
   } else {
     port_fd = open_port();
-    if (port_fd < 0) { logmsg("neither virtio-serial port %s nor vsock port %d reachable: exec is unavailable", PORT_NAME, VSOCK_EXEC_PORT); return 1; }
+    if (port_fd < 0) { logmsg("neither virtio-serial port %s nor vsock port %d reachable: exec is unavailable", AGENT_PORT_NAME, EXEC_VSOCK_PORT); return 1; }
   }
   if (workload > 0) {
     /* children are born in the workload's PID namespace (the agent itself stays in the root one) */
@@ -454,8 +364,7 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   send_frame(T_READY, 0, 0, NULL, 0);
 
-  static unsigned char rbuf[8 + MAX_PAYLOAD];
-  size_t rlen = 0;
+  static struct frame_reader reader;
   struct pollfd p[2 + 3 * MAX_SESSIONS];
   int who[2 + 3 * MAX_SESSIONS], what[2 + 3 * MAX_SESSIONS];
   for (;;) {
@@ -499,21 +408,16 @@ int main(int argc, char **argv) {
       reap();
     }
     if (p[0].revents) {
-      ssize_t k = read(port_fd, rbuf + rlen, sizeof rbuf - rlen);
+      ssize_t k = frame_read(&reader, port_fd);
       if (k < 0 && errno != EINTR && errno != EAGAIN) { logmsg("read: %s", strerror(errno)); return 1; }
       if (k == 0) {
         if (test_mode || over_vsock) return 0; /* a socket's EOF is final: the launcher is gone */
         usleep(20000); /* host side not connected (virtio port): avoid a busy loop */
       }
-      if (k > 0) rlen += (size_t)k;
-      while (rlen >= 8) {
-        uint32_t len = ((uint32_t)rbuf[4] << 24) | ((uint32_t)rbuf[5] << 16) | ((uint32_t)rbuf[6] << 8) | rbuf[7];
-        if (len > MAX_PAYLOAD) { logmsg("bad frame from host (length %u)", len); return 1; }
-        if (rlen < 8 + len) break;
-        handle_frame(rbuf[0], rbuf[1], (uint16_t)((rbuf[2] << 8) | rbuf[3]), rbuf + 8, len);
-        memmove(rbuf, rbuf + 8 + len, rlen - 8 - len);
-        rlen -= 8 + len;
-      }
+      struct frame f;
+      int got;
+      while ((got = frame_next(&reader, &f)) == 1) handle_frame(f.type, f.channel, f.session, f.payload, f.len);
+      if (got < 0) { logmsg("bad frame from host (length %u)", f.len); return 1; }
     }
   }
 }

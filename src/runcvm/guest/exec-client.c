@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "io.h"
+#include "util.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -30,9 +31,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-enum { T_DATA = 1, T_EOF = 2, T_EXIT = 3, T_SIGNAL = 4, T_WINSIZE = 5, T_OPEN = 16 };
-enum { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
-#define MAX_PAYLOAD 65536
+#define MAX_PAYLOAD FRAME_MAX_PAYLOAD
 #define FAILURE 255
 
 static int sock = -1;
@@ -43,17 +42,7 @@ static int fail(const char *message, const char *fix) {
 }
 
 static void send_frame(int type, int channel, const void *payload, uint32_t len) {
-  static unsigned char buf[8 + MAX_PAYLOAD];
-  if (len > MAX_PAYLOAD) len = MAX_PAYLOAD;
-  memset(buf, 0, 8);
-  buf[0] = (unsigned char)type;
-  buf[1] = (unsigned char)channel;
-  buf[4] = (unsigned char)(len >> 24);
-  buf[5] = (unsigned char)(len >> 16);
-  buf[6] = (unsigned char)(len >> 8);
-  buf[7] = (unsigned char)len;
-  if (len) memcpy(buf + 8, payload, len);
-  write_all(sock, buf, 8 + len); /* a broken socket shows up as EOF on the read side */
+  frame_write(sock, type, channel, 0, payload, len); /* a broken socket shows up as EOF on the read side */
 }
 
 static void send_winsize(void) {
@@ -64,30 +53,18 @@ static void send_winsize(void) {
   send_frame(T_WINSIZE, 0, p, 4);
 }
 
+/* the request, with room to append rows= and cols=; removed once read (it is for one exec only) */
 static char *read_request(const char *path, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NULL;
-  size_t cap = 8192, n = 0;
-  char *buf = malloc(cap + 64);
-  for (;;) {
-    if (n == cap) {
-      cap *= 2;
-      buf = realloc(buf, cap + 64);
-    }
-    ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    n += (size_t)r;
-  }
-  close(fd);
-  unlink(path);
-  *len = n;
+  char *buf = read_file(path, len, 64);
+  if (buf) unlink(path);
   return buf;
 }
 
 static int request_is_tty(const char *p, size_t len) {
-  for (size_t i = 0; i + 5 < len + 1; i++) {
-    if ((i == 0 || p[i - 1] == 0) && !strncmp(p + i, "tty=1", 5) && (i + 5 == len || p[i + 5] == 0)) return 1;
+  static const char want[] = EXEC_KEY_TTY "=1";
+  const size_t n = sizeof want - 1;
+  for (size_t i = 0; i + n < len + 1; i++) {
+    if ((i == 0 || p[i - 1] == 0) && !strncmp(p + i, want, n) && (i + n == len || p[i + n] == 0)) return 1;
   }
   return 0;
 }
@@ -97,8 +74,8 @@ int main(int argc, char **argv) {
     return fail("the exec client was started without a valid request id", "it is started by `runcvm-runtime exec`; do not run it by hand");
   const char *state = getenv("RUNCVM_EXEC_STATE");
   const char *sock_path = getenv("RUNCVM_EXEC_SOCKET");
-  if (!state) state = "/.runcvm/state";
-  if (!sock_path) sock_path = "/.runcvm/state/exec.sock";
+  if (!state) state = PATH_EXEC_STATE;
+  if (!sock_path) sock_path = PATH_EXEC_SOCKET;
 
   char path[4200];
   snprintf(path, sizeof path, "%s/exec-%s.req", state, argv[1]);
@@ -133,8 +110,8 @@ int main(int argc, char **argv) {
   if (tty) {
     struct winsize ws;
     if ((ioctl(1, TIOCGWINSZ, &ws) == 0 || ioctl(0, TIOCGWINSZ, &ws) == 0) && ws.ws_row && ws.ws_col && len + 64 < MAX_PAYLOAD) {
-      len += (size_t)sprintf(req + len, "rows=%u", ws.ws_row) + 1;
-      len += (size_t)sprintf(req + len, "cols=%u", ws.ws_col) + 1;
+      len += (size_t)sprintf(req + len, EXEC_KEY_ROWS "=%u", ws.ws_row) + 1;
+      len += (size_t)sprintf(req + len, EXEC_KEY_COLS "=%u", ws.ws_col) + 1;
     }
   }
 
@@ -153,9 +130,8 @@ int main(int argc, char **argv) {
   send_frame(T_OPEN, 0, req, (uint32_t)len);
   free(req);
 
-  static unsigned char rbuf[8 + MAX_PAYLOAD];
+  static struct frame_reader reader;
   static char data[MAX_PAYLOAD];
-  size_t rlen = 0;
   int stdin_open = 1, code = -1;
   for (;;) {
     struct pollfd p[3];
@@ -187,25 +163,22 @@ int main(int argc, char **argv) {
       }
     }
     if (p[0].revents) {
-      ssize_t k = read(sock, rbuf + rlen, sizeof rbuf - rlen);
+      ssize_t k = frame_read(&reader, sock);
       if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (k <= 0) break; /* the launcher closed: after EXIT, or because the VM went away */
-      rlen += (size_t)k;
-      while (rlen >= 8) {
-        uint32_t flen = ((uint32_t)rbuf[4] << 24) | ((uint32_t)rbuf[5] << 16) | ((uint32_t)rbuf[6] << 8) | rbuf[7];
-        if (flen > MAX_PAYLOAD) { rlen = 0; break; }
-        if (rlen < 8 + flen) break;
-        unsigned char *pl = rbuf + 8;
-        if (rbuf[0] == T_DATA && rbuf[1] == CH_STDOUT) write_all(1, pl, flen);
-        else if (rbuf[0] == T_DATA && rbuf[1] == CH_STDERR) write_all(2, pl, flen);
-        else if (rbuf[0] == T_EXIT && flen >= 4) {
+      struct frame f;
+      int got;
+      while ((got = frame_next(&reader, &f)) == 1) {
+        if (f.type == T_DATA && f.channel == CH_STDOUT) write_all(1, f.payload, f.len);
+        else if (f.type == T_DATA && f.channel == CH_STDERR) write_all(2, f.payload, f.len);
+        else if (f.type == T_EXIT && f.len >= 4) {
+          const unsigned char *pl = f.payload;
           int32_t c = (int32_t)(((uint32_t)pl[0] << 24) | ((uint32_t)pl[1] << 16) | ((uint32_t)pl[2] << 8) | pl[3]);
-          int sig = flen > 4 ? pl[4] : 0;
+          int sig = f.len > 4 ? pl[4] : 0;
           code = sig ? 128 + sig : c;
         }
-        memmove(rbuf, rbuf + 8 + flen, rlen - 8 - flen);
-        rlen -= 8 + flen;
       }
+      if (got < 0) break; /* a broken stream cannot be resynchronised: as if the launcher had gone */
     }
   }
   if (restore) tcsetattr(0, TCSANOW, &saved);

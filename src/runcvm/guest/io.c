@@ -1,6 +1,7 @@
+#define _GNU_SOURCE
 #include "io.h"
+#include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -31,28 +32,59 @@ int write_all(int fd, const void *buf, size_t len) {
   return 0;
 }
 
+void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+int frame_write(int fd, int type, int channel, uint16_t session, const void *payload, uint32_t len) {
+  static unsigned char buf[FRAME_HEADER_BYTES + FRAME_MAX_PAYLOAD];
+  if (fd < 0) return -1;
+  if (len > FRAME_MAX_PAYLOAD) len = FRAME_MAX_PAYLOAD;
+  buf[0] = (unsigned char)type;
+  buf[1] = (unsigned char)channel;
+  buf[2] = (unsigned char)(session >> 8);
+  buf[3] = (unsigned char)session;
+  buf[4] = (unsigned char)(len >> 24);
+  buf[5] = (unsigned char)(len >> 16);
+  buf[6] = (unsigned char)(len >> 8);
+  buf[7] = (unsigned char)len;
+  if (len) memcpy(buf + FRAME_HEADER_BYTES, payload, len);
+  return write_all(fd, buf, FRAME_HEADER_BYTES + len);
+}
+
+static void drop_consumed(struct frame_reader *r) {
+  if (!r->consumed) return;
+  memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
+  r->len -= r->consumed;
+  r->consumed = 0;
+}
+
+ssize_t frame_read(struct frame_reader *r, int fd) {
+  drop_consumed(r);
+  ssize_t k = read(fd, r->buf + r->len, sizeof r->buf - r->len);
+  if (k > 0) r->len += (size_t)k;
+  return k;
+}
+
+int frame_next(struct frame_reader *r, struct frame *f) {
+  drop_consumed(r);
+  if (r->len < FRAME_HEADER_BYTES) return 0;
+  const unsigned char *h = r->buf;
+  uint32_t len = ((uint32_t)h[4] << 24) | ((uint32_t)h[5] << 16) | ((uint32_t)h[6] << 8) | h[7];
+  f->len = len;
+  if (len > FRAME_MAX_PAYLOAD) return -1;
+  if (r->len < FRAME_HEADER_BYTES + len) return 0;
+  f->type = h[0];
+  f->channel = h[1];
+  f->session = (uint16_t)((h[2] << 8) | h[3]);
+  f->payload = r->buf + FRAME_HEADER_BYTES;
+  r->consumed = FRAME_HEADER_BYTES + len;
+  return 1;
+}
+
 int open_virtio_port(const char *wanted) {
-  DIR *d = opendir("/sys/class/virtio-ports");
-  if (!d) return -1;
-  struct dirent *e;
-  int found = -1;
-  while (found < 0 && (e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char path[512], name[128] = "";
-    snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, name, sizeof name - 1);
-    close(fd);
-    if (n <= 0) continue;
-    name[n] = 0;
-    if (name[n - 1] == '\n') name[n - 1] = 0;
-    if (strcmp(name, wanted)) continue;
-    snprintf(path, sizeof path, "/dev/%s", e->d_name);
-    found = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-  }
-  closedir(d);
-  return found;
+  char dev[64], path[128];
+  if (!sysfs_find("virtio-ports", "name", wanted, 0, dev, sizeof dev)) return -1;
+  snprintf(path, sizeof path, "/dev/%s", dev);
+  return open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
 }
 
 int connect_vsock_host(unsigned port) {

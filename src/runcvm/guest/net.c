@@ -17,7 +17,6 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,9 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "contract.h"
 #include "net.h"
+#include "util.h"
 
-#define BUSYBOX "/.runcvm/guest/bin/busybox"
 #define MAX_IFS 8
 #define MAX_ROUTES 64
 #define MAX_ADDRS 8
@@ -87,7 +87,7 @@ static int ip(const char *first, ...) {
   if (p == 0) {
     int fd = open("/dev/null", O_RDONLY);
     if (fd >= 0) dup2(fd, 0);
-    execv(BUSYBOX, (char *const *)argv);
+    execv(PATH_BUSYBOX, (char *const *)argv);
     _exit(127);
   }
   int status = 0;
@@ -143,29 +143,7 @@ static void parse_cmdline(char *cmdline) {
 
 /* find the interface carrying mac; fills cur. Returns 1 when found. */
 static int find_by_mac(struct net_if *want) {
-  DIR *d = opendir("/sys/class/net");
-  if (!d) return 0;
-  struct dirent *e;
-  int found = 0;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char path[300], mac[32] = "";
-    snprintf(path, sizeof path, "/sys/class/net/%s/address", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, mac, sizeof mac - 1);
-    close(fd);
-    if (n <= 0) continue;
-    mac[n] = 0;
-    if (mac[n - 1] == '\n') mac[n - 1] = 0;
-    if (!strcasecmp(mac, want->mac)) {
-      snprintf(want->cur, sizeof want->cur, "%.15s", e->d_name);
-      found = 1;
-      break;
-    }
-  }
-  closedir(d);
-  return found;
+  return sysfs_find("net", "address", want->mac, 1, want->cur, sizeof want->cur);
 }
 
 static long now_ms(void) {

@@ -1,7 +1,9 @@
 /*
- * runcvm guest volumes: mounts what src/runcvm/volumes/plan.ts volumeConfigLines() wrote into /.runcvm/config:
+ * runcvm guest volumes: mounts the `volume=` lines of /.runcvm/config (src/runcvm/volumes/plan.ts volumeConfigLines()),
+ * collected by config.c:
  *   volume=FSTYPE SOURCE DEST FLAGS FILE      (%-escaped fields, spaces as %20)
- *   FSTYPE  virtiofs | nfs | ext4 | ext3 | ext2  (nfs: SOURCE 169.254.1.254:/.runcvm/vols/<id>, mounted after the network)
+ *   FSTYPE  virtiofs | nfs | ext4 | ext3 | ext2  (nfs: SOURCE NFS_SERVER_IP:/.runcvm/vols/<id>, mounted after the network
+ *          with contract.h NFS_MOUNT_OPTIONS)
  *   SOURCE  the virtiofs tag, or the data disk's device (/dev/vdc, …)
  *   FLAGS   ro|rw[,nosuid][,nodev][,noexec]
  *   FILE    '-' or, for a single-file bind, the file's name in the shared folder: the folder is mounted at
@@ -19,51 +21,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "contract.h"
+#include "util.h"
 #include "vol.h"
-
-#define HIDDEN_DIR "/.runcvm/vols"
-/* nfs transport (volumes/nfs.ts): the launcher's NFSv3 server on the identity IP; MOUNT v3 on the same port */
-#define NFS_OPTS "vers=3,proto=tcp,port=2049,mountport=2049,mountproto=tcp,nolock,addr=169.254.1.254"
 
 /* mount(2), retried for nfs (the route to the server may need a moment after the network came up) */
 static int vol_mount(const char *source, const char *target, const char *fstype, unsigned long flags) {
-  int is_nfs = fstype && !strcmp(fstype, "nfs");
+  int is_nfs = fstype && !strcmp(fstype, VOLUME_FS_NFS);
   for (int attempt = 0;; attempt++) {
-    if (mount(source, target, fstype, flags, is_nfs ? NFS_OPTS : NULL) == 0) return 0;
+    if (mount(source, target, fstype, flags, is_nfs ? NFS_MOUNT_OPTIONS : NULL) == 0) return 0;
     if (!is_nfs || attempt >= 20 || errno == EACCES || errno == EPERM || errno == ENOENT || errno == ENODEV) return -1;
     usleep(250000);
   }
-}
-
-static void vol_unescape(char *s) {
-  char *o = s;
-  for (char *p = s; *p; p++) {
-    if (p[0] == '%' && p[1] && p[2]) {
-      char hex[3] = {p[1], p[2], 0};
-      char *end = NULL;
-      long v = strtol(hex, &end, 16);
-      if (end && *end == 0) {
-        *o++ = (char)v;
-        p += 2;
-        continue;
-      }
-    }
-    *o++ = *p;
-  }
-  *o = 0;
-}
-
-static void vol_mkdir_p(const char *path, mode_t mode) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p == '/') {
-      *p = 0;
-      mkdir(tmp, 0755);
-      *p = '/';
-    }
-  }
-  mkdir(tmp, mode);
 }
 
 static unsigned long parse_flags(const char *text) {
@@ -83,13 +52,13 @@ static unsigned long parse_flags(const char *text) {
 static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, char *flagstext, char *file, char *err, size_t errlen) {
   char line[1200];
   unsigned long flags = parse_flags(flagstext);
-  int is_fs = !strcmp(fstype, "virtiofs");
+  int is_fs = !strcmp(fstype, VOLUME_FS_VIRTIOFS);
   if (strcmp(file, "-") != 0) {
     /* single file: share folder hidden, file bind-mounted onto DEST */
     char hidden[512], inner[1024];
     const char *hname = strrchr(source, '/') ? strrchr(source, '/') + 1 : source;
-    snprintf(hidden, sizeof hidden, "%s/%s", HIDDEN_DIR, hname);
-    vol_mkdir_p(hidden, 0700);
+    snprintf(hidden, sizeof hidden, "%s/%s", PATH_VOLUMES, hname);
+    mkdir_p(hidden, 0700);
     if (vol_mount(source, hidden, fstype, flags) != 0) {
       snprintf(err, errlen, "cannot mount %s volume %s (for %s): %s", fstype, source, dest, strerror(errno));
       return -1;
@@ -100,7 +69,7 @@ static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, cha
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent) {
       *slash = 0;
-      vol_mkdir_p(parent, 0755);
+      mkdir_p(parent, 0755);
     }
     struct stat st;
     if (stat(dest, &st) != 0) {
@@ -116,10 +85,10 @@ static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, cha
       return -1;
     }
   } else {
-    vol_mkdir_p(dest, 0755);
+    mkdir_p(dest, 0755);
     if (vol_mount(source, dest, fstype, flags) != 0) {
       /* nfs: the troubleshooting guide's words first, so its section 3 matches what the user sees */
-      if (!strcmp(fstype, "nfs"))
+      if (!strcmp(fstype, VOLUME_FS_NFS))
         snprintf(err, errlen, "\xe2\x9c\x97 Failed to mount %s via NFS: cannot mount %s (%s): %s", dest, source, flagstext, strerror(errno));
       else
         snprintf(err, errlen, "cannot mount %s %s on %s (%s): %s", is_fs ? "virtiofs volume" : fstype, source, dest, flagstext, strerror(errno));
@@ -131,31 +100,21 @@ static int mount_one(vol_log_fn log, char *fstype, char *source, char *dest, cha
   return 0;
 }
 
-static int vol_setup_pass(vol_log_fn log, char *err, size_t errlen, int nfs_pass) {
-  FILE *f = fopen("/.runcvm/config", "re");
-  if (!f) return 0; /* init.c already failed on a missing config */
-  char buf[8192];
-  int rc = 0;
-  while (rc == 0 && fgets(buf, sizeof buf, f)) {
-    if (strncmp(buf, "volume=", 7) != 0) continue;
-    buf[strcspn(buf, "\n")] = 0;
+int runcvm_vol_setup(char *const *lines, int n, int nfs_pass, vol_log_fn log, char *err, size_t errlen) {
+  for (int i = 0; i < n; i++) {
+    char buf[8192]; /* split a copy: each line is read by both passes */
+    snprintf(buf, sizeof buf, "%s", lines[i]);
     char *fields[5] = {0};
     char *save = NULL;
-    int n = 0;
-    for (char *t = strtok_r(buf + 7, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save)) fields[n++] = t;
-    if (n != 5) {
-      snprintf(err, errlen, "bad volume line in /.runcvm/config (%d fields)", n);
-      rc = -1;
-      break;
+    int nf = 0;
+    for (char *t = strtok_r(buf, " ", &save); t && nf < 5; t = strtok_r(NULL, " ", &save)) fields[nf++] = t;
+    if (nf != 5) {
+      snprintf(err, errlen, "bad volume line in %s (%d fields)", PATH_CONFIG, nf);
+      return -1;
     }
-    for (int i = 0; i < 5; i++) vol_unescape(fields[i]);
-    if (!strcmp(fields[0], "nfs") != !!nfs_pass) continue;
-    rc = mount_one(log, fields[0], fields[1], fields[2], fields[3], fields[4], err, errlen);
+    for (int k = 0; k < 5; k++) pct_unescape(fields[k]);
+    if (!strcmp(fields[0], VOLUME_FS_NFS) != !!nfs_pass) continue;
+    if (mount_one(log, fields[0], fields[1], fields[2], fields[3], fields[4], err, errlen) != 0) return -1;
   }
-  fclose(f);
-  return rc;
+  return 0;
 }
-
-int runcvm_vol_setup(vol_log_fn log, char *err, size_t errlen) { return vol_setup_pass(log, err, errlen, 0); }
-
-int runcvm_vol_setup_nfs(vol_log_fn log, char *err, size_t errlen) { return vol_setup_pass(log, err, errlen, 1); }

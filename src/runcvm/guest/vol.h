@@ -6,11 +6,9 @@
 
 typedef void (*vol_log_fn)(int is_debug, const char *line);
 
-/* mount the `volume=` entries of /.runcvm/config in order (virtiofs shares, RUNCVM_DISKS disks);
-   0 when done (or nothing to do), -1 on the first failure with a one-line reason in err */
-int runcvm_vol_setup(vol_log_fn log, char *err, size_t errlen);
-
-/* the `volume=nfs` entries (skipped by runcvm_vol_setup): called after the network is up, before the workload */
-int runcvm_vol_setup_nfs(vol_log_fn log, char *err, size_t errlen);
+/* Mount the `volume=` values (lines, as config.c collected them, still %-escaped) in order: with nfs_pass 0 every
+ * non-nfs one (virtiofs shares, RUNCVM_DISKS disks), with nfs_pass 1 the nfs ones (after the network is up).
+ * 0 when done (or nothing to do), -1 on the first failure with a one-line reason in err. */
+int runcvm_vol_setup(char *const *lines, int n, int nfs_pass, vol_log_fn log, char *err, size_t errlen);
 
 #endif

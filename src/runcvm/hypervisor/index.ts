@@ -6,6 +6,7 @@ import type { LaunchSpec } from '../launch/schema.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import { qemuInvocation } from './qemu/index.js';
 import { AGENT_PORT_NAME, EXEC_PATHS } from '../agent/exec.js';
+import { IO_PORT_NAME } from '../guest/contract.js';
 import { explainFirecrackerExit, firecrackerInvocation } from './firecracker/invocation.js';
 import type { ToolError } from '../../core/errors.js';
 import type { HostFacts, Invocation, VmPlan } from './vm-plan.js';
@@ -105,7 +106,7 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
     cmdline: kernelCmdline(cmd),
     disks,
     console: { socket: spec.channel.console },
-    io: { socket: spec.channel.io, portName: 'runcvm.io' },
+    io: { socket: spec.channel.io, portName: IO_PORT_NAME },
     agent: { socket: EXEC_PATHS.portSocket, portName: AGENT_PORT_NAME },
     firmwareDir: `${CONTAINER_PATHS.guest}/share/qemu`,
   };

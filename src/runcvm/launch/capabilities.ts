@@ -10,6 +10,7 @@
  * /proc/sys/kernel/cap_last_cap, as runc skips those above the host's.
  */
 import type { OciProcess } from './oci.js';
+import { ConfigKey } from '../guest/contract.js';
 
 export const CAPABILITY_SETS = ['bounding', 'effective', 'inheritable', 'permitted', 'ambient'] as const;
 export type CapabilitySet = (typeof CAPABILITY_SETS)[number];
@@ -108,6 +109,6 @@ export function capabilityMask(names: readonly string[], lastCap = 63): bigint {
 export function capabilityConfigLines(sets: CapabilitySets): string[] {
   return CAPABILITY_SETS.map((set) => {
     const nums = capabilityNumbers(sets[set]);
-    return `cap=${set} ${nums.length ? nums.join(',') : '-'}`;
+    return `${ConfigKey.cap}=${set} ${nums.length ? nums.join(',') : '-'}`;
   });
 }

@@ -1,8 +1,10 @@
 /**
  * What the guest init reads, rendered from the LaunchSpec: `/.runcvm/entrypoint` (the command, one argument per line)
  * and `/.runcvm/config` (`key=value` lines). Values are %-escaped (`%` → %25, newline → %0A, CR → %0D) so the C init
- * parses them without a JSON library, and `debugfs -R "cat /.runcvm/config" disk` stays readable.
+ * parses them without a JSON library, and `debugfs -R "cat /.runcvm/config" disk` stays readable. The keys are the
+ * guest contract's (src/runcvm/guest/contract.ts ConfigKey; guest/config.c reads them through contract.h).
  */
+import { ConfigKey as K } from '../guest/contract.js';
 import type { LaunchSpec } from './schema.js';
 import { volumeConfigLines } from '../volumes/plan.js';
 import { capabilityConfigLines } from './capabilities.js';
@@ -34,31 +36,31 @@ export const RLIMIT_NUMBERS: Record<string, number> = {
 export function renderGuestConfig(spec: LaunchSpec): string {
   const p = spec.process;
   const lines: string[] = [
-    `version=${spec.version}`,
-    `id=${escapeValue(spec.containerId)}`,
-    `hostname=${escapeValue(spec.hostname)}`,
-    `uid=${p.user.uid}`,
-    `gid=${p.user.gid}`,
-    `groups=${p.user.additionalGids.join(',')}`,
-    `umask=${p.user.umask ?? 0o022}`,
-    `cwd=${escapeValue(p.cwd)}`,
-    `terminal=${p.terminal ? 1 : 0}`,
-    `nonewprivs=${p.noNewPrivileges ? 1 : 0}`,
-    `loglevel=${spec.log.level}`,
+    `${K.version}=${spec.version}`,
+    `${K.id}=${escapeValue(spec.containerId)}`,
+    `${K.hostname}=${escapeValue(spec.hostname)}`,
+    `${K.uid}=${p.user.uid}`,
+    `${K.gid}=${p.user.gid}`,
+    `${K.groups}=${p.user.additionalGids.join(',')}`,
+    `${K.umask}=${p.user.umask ?? 0o022}`,
+    `${K.cwd}=${escapeValue(p.cwd)}`,
+    `${K.terminal}=${p.terminal ? 1 : 0}`,
+    `${K.nonewprivs}=${p.noNewPrivileges ? 1 : 0}`,
+    `${K.loglevel}=${spec.log.level}`,
   ];
-  if (spec.break) lines.push(`break=${escapeValue(spec.break)}`);
+  if (spec.break) lines.push(`${K.break}=${escapeValue(spec.break)}`);
   // no cap= lines (a launch spec from before capabilities were carried): init keeps its old full-root behaviour
   if (p.capabilities) lines.push(...capabilityConfigLines(p.capabilities));
-  if (spec.root?.readonly) lines.push('readonly=1');
-  if (spec.root?.readonly && spec.root.readonlyRun) lines.push('readonly_run=1');
+  if (spec.root?.readonly) lines.push(`${K.readonly}=1`);
+  if (spec.root?.readonly && spec.root.readonlyRun) lines.push(`${K.readonlyRun}=1`);
   for (const r of p.rlimits) {
     const n = RLIMIT_NUMBERS[r.type];
-    if (n !== undefined) lines.push(`rlimit=${n} ${r.soft} ${r.hard}`);
+    if (n !== undefined) lines.push(`${K.rlimit}=${n} ${r.soft} ${r.hard}`);
   }
   const sp = (v: string) => escapeValue(v).replace(/ /g, '%20');
-  for (const m of spec.mounts) lines.push(`tmpfs=${sp(m.destination)} ${sp(m.options.join(',') || '-')}`);
+  for (const m of spec.mounts) lines.push(`${K.tmpfs}=${sp(m.destination)} ${sp(m.options.join(',') || '-')}`);
   // volumes (src/runcvm/volumes, mounted by guest/vol.c after the tmpfs mounts); data disks follow root + upper
   lines.push(...volumeConfigLines(spec.volumes ?? [], spec.disks.filter((d) => d.role !== 'data').length));
-  for (const e of p.env) lines.push(`env=${escapeValue(e)}`);
+  for (const e of p.env) lines.push(`${K.env}=${escapeValue(e)}`);
   return lines.join('\n') + '\n';
 }

@@ -22,6 +22,7 @@ import { execPortSocket, HYPERVISORS, planVm, type Hypervisor, type VmPlan } fro
 import { FirecrackerClient } from '../hypervisor/firecracker/client.js';
 import { stopGracefully } from '../hypervisor/firecracker/stop.js';
 import { CTRL_ALT_DEL_GRACE_MS, describeStop, signalAction, stopExitCode, VMM_EXIT_AFTER_WORKLOAD_MS } from './plan-stop.js';
+import { guestAddresses } from '../network/plan.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
 import { startExecMux } from '../agent/mux.js';
@@ -118,7 +119,7 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
   const network = await setUpNetwork(spec.network.mode, log);
   try {
     // volumes (src/runcvm/volumes): virtiofsd per shared folder + RUNCVM_DISKS images; undone on every path
-    const volumes = await setUpVolumes(spec.volumes ?? [], log);
+    const volumes = await setUpVolumes(spec.volumes ?? [], log, undefined, guestAddresses(network.plan));
     try {
       return await bootVm(spec, log, hv, withVolumes(withNetwork(vmPlan, network), volumes, spec.volumes ?? []), started);
     } finally {

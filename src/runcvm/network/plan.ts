@@ -577,6 +577,14 @@ export function planDnsRelay(dns: GuestDns, handed: readonly HandedInterface[]):
   return { listen: IDENTITY_IP, port: DNS_PORT, upstream: DOCKER_DNS_IP, upstreamPort: DNS_PORT, allowedSources };
 }
 
+/**
+ * The VM's own addresses (every address handed to it, without its prefix): the only peers the launcher's services
+ * on the identity IP answer (the NFS server; the DNS relay keeps its IPv4 subset). None without a network.
+ */
+export function guestAddresses(plan: NetworkPlan): string[] {
+  return plan.mode === 'bridged' ? plan.interfaces.flatMap((h) => h.addresses.map((a) => a.cidr.split('/')[0]!)) : [];
+}
+
 /** Whether the launcher's relay answers a query from this address (IPv4-mapped IPv6 forms count as IPv4). */
 export function isRelaySource(relay: Pick<DnsRelayPlan, 'allowedSources'>, address: string): boolean {
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;

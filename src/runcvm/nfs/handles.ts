@@ -4,10 +4,10 @@
  *   1. in memory (every handle the server hands out is remembered first),
  *   2. in the state file (an append-only JSON-lines log, replayed and compacted at start-up; appended before the
  *      reply that carries a new handle is sent, so a client never holds a handle the log does not know),
- *   3. by a bounded breadth-first search of the export (a lost or stale state file, or a rename done on the host).
+ *   3. (export.ts) by a bounded, rate-limited search of the export (a lost state file, or a rename on the host).
  */
-import { appendFile, lstat, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export const keyOf = (dev: bigint, ino: bigint): string => `${dev}:${ino}`;
 
@@ -54,12 +54,8 @@ export function renameInMap(map: Map<string, string>, from: string, to: string):
 export class HandleTable {
   private readonly map = new Map<string, string>();
   private pending: HandleLogLine[] = [];
-  /** handles a search did not find: they stay STALE without searching again (bounded) */
-  private readonly gone = new Set<string>();
 
   constructor(
-    /** real path of the export root */
-    readonly root: string,
     /** state log file, or undefined to keep the map in memory only */
     readonly stateFile: string | undefined,
   ) {}
@@ -94,21 +90,25 @@ export class HandleTable {
 
   remember(dev: bigint, ino: bigint, rel: string): void {
     const key = keyOf(dev, ino);
-    this.gone.delete(key);
     if (this.map.get(key) === rel) return;
     this.map.set(key, rel);
-    this.pending.push([String(dev), String(ino), rel]);
+    this.log([String(dev), String(ino), rel]);
   }
 
   forget(dev: bigint, ino: bigint): void {
-    if (this.map.delete(keyOf(dev, ino))) this.pending.push([String(dev), String(ino), null]);
+    if (this.map.delete(keyOf(dev, ino))) this.log([String(dev), String(ino), null]);
   }
 
   renamed(from: string, to: string): void {
     for (const [key, rel] of renameInMap(this.map, from, to)) {
       const [dev, ino] = key.split(':') as [string, string];
-      this.pending.push([dev, ino, rel]);
+      this.log([dev, ino, rel]);
     }
+  }
+
+  /** a change for the state file (none kept without one: the in-memory map is all there is) */
+  private log(line: HandleLogLine): void {
+    if (this.stateFile) this.pending.push(line);
   }
 
   /** Persist what changed since the last flush (call before sending a reply that carries new handles). */
@@ -117,50 +117,5 @@ export class HandleTable {
     const lines = this.pending.map((l) => JSON.stringify(l)).join('\n') + '\n';
     this.pending = [];
     await appendFile(this.stateFile, lines, { mode: 0o600 });
-  }
-
-  /**
-   * Find (dev, ino) under the export by breadth-first search, visiting at most `limit` entries and never following
-   * symbolic links. Found paths are remembered.
-   */
-  async search(dev: bigint, ino: bigint, limit = 200_000): Promise<string | undefined> {
-    const key = keyOf(dev, ino);
-    if (this.gone.has(key)) return undefined;
-    const found = await this.walk(dev, ino, limit);
-    if (found === undefined) {
-      if (this.gone.size >= 10_000) this.gone.clear();
-      this.gone.add(key);
-    }
-    return found;
-  }
-
-  private async walk(dev: bigint, ino: bigint, limit: number): Promise<string | undefined> {
-    const queue: string[] = [''];
-    let visited = 0;
-    while (queue.length) {
-      const rel = queue.shift() as string;
-      let names: string[];
-      try {
-        names = await readdir(rel === '' ? this.root : join(this.root, rel));
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        if (++visited > limit) return undefined;
-        const child = joinRel(rel, name);
-        let st;
-        try {
-          st = await lstat(join(this.root, child), { bigint: true });
-        } catch {
-          continue;
-        }
-        if (st.ino === ino && st.dev === dev) {
-          this.remember(dev, ino, child);
-          return child;
-        }
-        if (st.isDirectory()) queue.push(child);
-      }
-    }
-    return undefined;
   }
 }

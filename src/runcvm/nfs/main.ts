@@ -1,8 +1,12 @@
 /**
- * `runcvm nfs-serve --export DIR [--export DIR2 …] --listen ADDR:PORT [--state DIR] [--verbose]`
+ * `runcvm nfs-serve --export DIR [--export DIR2 …] --listen ADDR:PORT [--allow ADDR[/PREFIX] …] [--insecure]
+ *                   [--state DIR] [--verbose]`
  *
  * Serves the folders over NFSv3 with MOUNT v3 on the same TCP port (clients mount with
  * `-o vers=3,proto=tcp,port=PORT,mountport=PORT,mountproto=tcp,nolock,addr=ADDR`, no portmapper).
+ * Only the --allow addresses may connect (loopback only when none is given), and only from a reserved source port
+ * (< 1024, as knfsd's default `secure`) unless --insecure: AUTH_SYS identities are trusted, so whoever can connect
+ * can act as any uid; keep the list to the one client the folders belong to.
  * Prints `runcvm nfs-serve: listening on ADDR:PORT` on stdout once ready; SIGTERM or SIGINT stop it (exit 0).
  * The file-handle map lives in --state DIR (default /run/runcvm/nfs as root, see defaultStateDir).
  */
@@ -10,14 +14,15 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineErrors, isToolError } from '../../core/errors.js';
-import { NfsServer, parseListen } from './server.js';
+import { LOOPBACK_ONLY, NfsServer, parseListen } from './server.js';
+import { peerMatcher, PeerPolicyError } from './transport.js';
 
 export const nfsErrors = defineErrors({
   NFS_USAGE: {
     exit: 2,
     message: 'runcvm nfs-serve: {problem}',
     cause: 'the command line is incomplete or has an option nfs-serve does not know.',
-    fix: 'runcvm nfs-serve --export /srv/vol --listen 169.254.1.254:2049 [--state /run/runcvm/nfs] [--verbose]',
+    fix: 'runcvm nfs-serve --export /srv/vol --listen 169.254.1.254:2049 --allow 169.254.1.1 [--insecure] [--state /run/runcvm/nfs] [--verbose]',
   },
   NFS_EXPORT: {
     exit: 1,
@@ -43,6 +48,10 @@ export interface NfsServeArgs {
   exports: string[];
   listen: { host: string; port: number };
   listenText: string;
+  /** who may connect: the --allow values, or loopback only */
+  allow: string[];
+  /** --insecure: accept unreserved source ports too */
+  insecure: boolean;
   stateDir: string | undefined;
   verbose: boolean;
 }
@@ -53,6 +62,8 @@ export function parseNfsServeArgs(argv: readonly string[]): NfsServeArgs {
   let listenText: string | undefined;
   let stateDir: string | undefined;
   let verbose = false;
+  let insecure = false;
+  const allow: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const eq = arg.indexOf('=');
@@ -72,6 +83,12 @@ export function parseNfsServeArgs(argv: readonly string[]): NfsServeArgs {
       case '--state':
         stateDir = value();
         break;
+      case '--allow':
+        allow.push(value());
+        break;
+      case '--insecure':
+        insecure = true;
+        break;
       case '--verbose':
       case '-v':
         verbose = true;
@@ -88,7 +105,13 @@ export function parseNfsServeArgs(argv: readonly string[]): NfsServeArgs {
   } catch (err) {
     throw nfsErrors.fail('NFS_USAGE', { problem: (err as Error).message });
   }
-  return { exports, listen, listenText, stateDir, verbose };
+  try {
+    peerMatcher(allow);
+  } catch (err) {
+    if (err instanceof PeerPolicyError) throw nfsErrors.fail('NFS_USAGE', { problem: `--allow ${err.message}` });
+    throw err;
+  }
+  return { exports, listen, listenText, allow: allow.length ? allow : [...LOOPBACK_ONLY], insecure, stateDir, verbose };
 }
 
 /** Default state folder: /run/runcvm/nfs for root, else $XDG_RUNTIME_DIR (or the temp dir)/runcvm-nfs-<uid>. Pure. */
@@ -117,7 +140,7 @@ export async function nfsServeMain(argv: string[]): Promise<number> {
       throw nfsErrors.fail('NFS_EXPORT', { path, problem: (err as Error).message }, err);
     }
     try {
-      const bound = await server.listen(args.listen.host, args.listen.port);
+      const bound = await server.listen(args.listen.host, args.listen.port, { allow: args.allow, reservedPortsOnly: !args.insecure });
       const host = bound.address.includes(':') ? `[${bound.address}]` : bound.address;
       process.stdout.write(`runcvm nfs-serve: listening on ${host}:${bound.port}\n`);
     } catch (err) {

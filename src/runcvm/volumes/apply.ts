@@ -163,7 +163,8 @@ export async function ensureDataDisk(d: DataDisk, tools: VolumeTools, log: Logge
   return true;
 }
 
-export async function setUpVolumes(volumes: readonly Volume[], log: Logger, tools: VolumeTools = CONTAINER_TOOLS): Promise<VolumeSetup> {
+/** nfsClients: the VM's addresses, the only peers the NFS server answers (network/plan.ts guestAddresses). */
+export async function setUpVolumes(volumes: readonly Volume[], log: Logger, tools: VolumeTools = CONTAINER_TOOLS, nfsClients: readonly string[] = []): Promise<VolumeSetup> {
   const undo: (() => Promise<void>)[] = [];
   const undoAll = async () => {
     for (const u of undo.splice(0).reverse()) await u().catch(() => {});
@@ -174,7 +175,7 @@ export async function setUpVolumes(volumes: readonly Volume[], log: Logger, tool
     for (const d of dataDisks(volumes)) if (await ensureDataDisk(d, tools, log)) created.push(d.id);
     // NFS transport (volumes/nfs.ts): one in-process NFSv3 server on 169.254.1.254:2049 for all of them
     const nfs = sharedVolumes(volumes).filter((v) => v.transport === 'nfs');
-    if (nfs.length > 0) undo.push(await startNfsExports(nfs, log));
+    if (nfs.length > 0) undo.push(await startNfsExports(nfs, log, nfsClients));
     const shared = sharedVolumes(volumes).filter((v) => v.transport !== 'nfs');
     if (shared.length > 0) {
       const nofile = hardNofile(await readFile('/proc/self/limits', 'utf8').catch(() => ''));

@@ -1,7 +1,8 @@
 /**
  * NFS volume transport in the launcher (container PID 1): the project's NFSv3 server (src/runcvm/nfs) runs in this
  * process, exports each `/.runcvm/vols/<id>` and listens on the identity IP 169.254.1.254:2049 (br-eth0, set up by
- * the network step first). The guest mounts `169.254.1.254:/.runcvm/vols/<id>` (src/runcvm/guest/vol.c).
+ * the network step first). The guest mounts `169.254.1.254:/.runcvm/vols/<id>` (src/runcvm/guest/vol.c). Only the VM's
+ * own addresses may connect, from a reserved port (its root): not a sidecar sharing the pod's network namespace.
  */
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
@@ -10,8 +11,11 @@ import { NFS_PORT, NFS_SERVER_IP, type SharedVolume } from './plan.js';
 
 const { fail } = runcvmErrors;
 
-/** Start the server; resolves with its stop function (closes the socket and every open file). */
-export async function startNfsExports(volumes: readonly SharedVolume[], log: Logger, listen: { host: string; port: number } = { host: NFS_SERVER_IP, port: NFS_PORT }): Promise<() => Promise<void>> {
+/**
+ * Start the server for the peers in `allow` (the VM's addresses: network/plan.ts guestAddresses); resolves with its
+ * stop function (closes the socket and every open file).
+ */
+export async function startNfsExports(volumes: readonly SharedVolume[], log: Logger, allow: readonly string[], listen: { host: string; port: number } = { host: NFS_SERVER_IP, port: NFS_PORT }): Promise<() => Promise<void>> {
   const names = volumes.map((v) => v.destination).join(', ');
   let server: NfsServer;
   try {
@@ -20,7 +24,7 @@ export async function startNfsExports(volumes: readonly SharedVolume[], log: Log
     throw fail('VOLUME_NFS', { volumes: names, problem: (err as Error).message, cause: 'each volume must be a folder at /.runcvm/vols/<id> in the container (moved there at create).', fix: 'check that the volume sources exist on the host; rerun with RUNCVM_LOG_LEVEL=DEBUG and read /tmp/runcvm-<id>.debug.' }, err);
   }
   try {
-    await server.listen(listen.host, listen.port);
+    await server.listen(listen.host, listen.port, { allow, reservedPortsOnly: true });
   } catch (err) {
     await server.close().catch(() => undefined);
     const code = (err as { code?: string }).code;

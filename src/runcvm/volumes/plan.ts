@@ -23,6 +23,7 @@
 import { posix } from 'node:path';
 import type { OciMount, OciSpec } from '../launch/oci.js';
 import { SettingError } from '../launch/settings.js';
+import { ConfigKey, NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP, VolumeFs } from '../guest/contract.js';
 
 /** The launcher container's folder that holds every relocated volume. */
 export const VOLUMES_DIR = '/.runcvm/vols';
@@ -312,10 +313,9 @@ export function dataDisks(volumes: readonly Volume[]): DataDisk[] {
   return volumes.filter((v): v is DataDisk => v.kind === 'disk');
 }
 
-/** NFS transport: the launcher's server address (identity IP on br-eth0) and the guest's mount options. */
-export const NFS_SERVER_IP = '169.254.1.254';
-export const NFS_PORT = 2049;
-export const NFS_MOUNT_OPTIONS = `vers=3,proto=tcp,port=${NFS_PORT},mountport=${NFS_PORT},mountproto=tcp,nolock,addr=${NFS_SERVER_IP}`;
+/** NFS transport: the launcher's server address (identity IP on br-eth0) and the guest's mount options (the guest
+ * contract's: guest/vol.c mounts with the same string from contract.h). */
+export { NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP };
 
 /**
  * Volume transport: Firecracker has no virtiofs → always nfs; QEMU → virtiofs unless RUNCVM_VOLUME_TRANSPORT=nfs.
@@ -360,9 +360,9 @@ export function volumeConfigLines(volumes: readonly Volume[], firstDataDiskIndex
   const lines: string[] = [];
   let disk = firstDataDiskIndex;
   for (const v of volumes) {
-    if (v.kind === 'virtiofs' && v.transport === 'nfs') lines.push(`volume=nfs ${esc(`${NFS_SERVER_IP}:${v.containerPath}`)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
-    else if (v.kind === 'virtiofs') lines.push(`volume=virtiofs ${esc(v.tag)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
-    else lines.push(`volume=${v.fs} ${dataDiskDevice(disk++)} ${esc(v.destination)} rw -`);
+    if (v.kind === 'virtiofs' && v.transport === 'nfs') lines.push(`${ConfigKey.volume}=${VolumeFs.nfs} ${esc(`${NFS_SERVER_IP}:${v.containerPath}`)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
+    else if (v.kind === 'virtiofs') lines.push(`${ConfigKey.volume}=${VolumeFs.virtiofs} ${esc(v.tag)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
+    else lines.push(`${ConfigKey.volume}=${v.fs} ${dataDiskDevice(disk++)} ${esc(v.destination)} rw -`);
   }
   return lines;
 }

@@ -1,17 +1,16 @@
 /**
  * The guest exec agent run on the host in its test mode (`runcvm-agent --socket PATH`), behind the launcher's real
- * exec mux: what exec-agent.test.ts and caps-agent.test.ts talk to without booting a VM. The source lists match
- * scripts/assets/30-runtime.sh, so a new guest source file is added in one place for the tests.
+ * exec mux: what exec-agent.test.ts and caps-agent.test.ts talk to without booting a VM. The source lists come from
+ * src/runcvm/guest/sources.txt, as scripts/assets/30-runtime.sh reads them: a new guest source file is added there once.
  */
 import { join } from 'node:path';
 import { run, spawnService } from '../../../src/core/exec/index.js';
 import type { CloserStack } from '../../../src/core/fsx/index.js';
-import { projectPath } from '../../../src/core/paths.js';
 import { startExecMux } from '../../../src/runcvm/agent/mux.js';
+import { guestSources } from '../guest-helpers.js';
 
-const guest = (f: string) => projectPath('src', 'runcvm', 'guest', f);
-export const AGENT_SOURCES = ['agent.c', 'io.c', 'caps.c'].map(guest);
-export const EXEC_CLIENT_SOURCES = ['exec-client.c', 'io.c'].map(guest);
+export const AGENT_SOURCES = guestSources('runcvm-agent');
+export const EXEC_CLIENT_SOURCES = guestSources('runcvm-exec');
 
 /** gcc -static with warnings as errors: the same flags for every guest binary a test builds. */
 export async function buildGuestBinary(output: string, sources: string[]): Promise<string> {

@@ -4,12 +4,12 @@ import type { DevicePlan, FirecrackerVmInput, VsockBody } from './types.js';
 
 /** The first CID a guest may use (0-2 are reserved: hypervisor, local, host). */
 export const GUEST_CID = 3;
-/** The guest agent connects to the host (CID 2) on this port; Firecracker forwards it to `${uds_path}_1024`. */
-export const AGENT_VSOCK_PORT = 1024;
-/** The exec agent (guest/agent.c) connects to the host on this port; the launcher's exec mux listens on `${uds_path}_1025`. */
-export const EXEC_VSOCK_PORT = 1025;
+/** The guest init's channel (AGENT_VSOCK_PORT, 1024) and the exec agent's (EXEC_VSOCK_PORT, 1025) on the host (CID 2);
+ * Firecracker forwards them to `${uds_path}_<port>`. Defined by the guest contract (guest/contract.ts). */
+export { IO_VSOCK_PORT as AGENT_VSOCK_PORT, EXEC_VSOCK_PORT } from '../../guest/contract.js';
+import { IO_VSOCK_PORT } from '../../guest/contract.js';
 
-export function agentListenPath(udsPath: string, port = AGENT_VSOCK_PORT): string {
+export function agentListenPath(udsPath: string, port: number = IO_VSOCK_PORT): string {
   return `${udsPath}_${port}`;
 }
 

@@ -29,6 +29,7 @@ import {
 import { ownerForNew, parseListen } from '../../../../src/runcvm/nfs/server.js';
 import { defaultStateDir, parseNfsServeArgs } from '../../../../src/runcvm/nfs/main.js';
 import { renameInMap, replayHandleLog } from '../../../../src/runcvm/nfs/handles.js';
+import { admit, peerMatcher } from '../../../../src/runcvm/nfs/transport.js';
 
 const stat = {
   mode: 0o100640n,
@@ -198,15 +199,27 @@ describe('handle log', () => {
 });
 
 describe('command line', () => {
-  it('parses --export (repeatable), --listen, --state, --verbose; ADDR:PORT forms', () => {
-    expect(parseNfsServeArgs(['--export', '/a', '--export=/b', '--listen', '169.254.1.254:2049', '--state', '/s', '-v'])).toEqual({
+  it('parses --export (repeatable), --listen, --allow (repeatable), --insecure, --state, --verbose; ADDR:PORT forms', () => {
+    expect(parseNfsServeArgs(['--export', '/a', '--export=/b', '--listen', '169.254.1.254:2049', '--allow', '169.254.1.1', '--allow=10.0.0.0/8', '--insecure', '--state', '/s', '-v'])).toEqual({
       exports: ['/a', '/b'],
       listen: { host: '169.254.1.254', port: 2049 },
       listenText: '169.254.1.254:2049',
+      allow: ['169.254.1.1', '10.0.0.0/8'],
+      insecure: true,
       stateDir: '/s',
       verbose: true,
     });
     expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
+  });
+
+  it('without --allow only loopback may connect, from reserved ports (knfsd secure)', () => {
+    expect(parseNfsServeArgs(['--export', '/a', '--listen', '127.0.0.1:2049'])).toMatchObject({ allow: ['127.0.0.0/8', '::1'], insecure: false });
+  });
+
+  it('--allow takes addresses and prefixes, nothing else', () => {
+    expect(() => parseNfsServeArgs(['--export', '/a', '--listen', '127.0.0.1:1', '--allow', 'example.com'])).toThrow(/--allow "example.com" is not an IP address/);
+    expect(() => parseNfsServeArgs(['--export', '/a', '--listen', '127.0.0.1:1', '--allow', '10.0.0.0/33'])).toThrow(/--allow "10.0.0.0\/33"/);
+    expect(() => parseNfsServeArgs(['--export', '/a', '--listen', '127.0.0.1:1', '--allow', '::1/129'])).toThrow(/--allow/);
   });
 
   it('default state folder: /run/runcvm/nfs for root, a per-user folder otherwise', () => {
@@ -221,5 +234,22 @@ describe('command line', () => {
     expect(() => parseNfsServeArgs(['--export', '/a', '--listen', '127.0.0.1'])).toThrow(/ADDR:PORT/);
     expect(() => parseNfsServeArgs(['--export', '/a', '--listen', '1.2.3.4:70000'])).toThrow(/ADDR:PORT/);
     expect(() => parseNfsServeArgs(['--bogus'])).toThrow(/unknown argument/);
+  });
+});
+
+describe('peers (transport.ts)', () => {
+  it('matches addresses, prefixes and IPv4-mapped IPv6 peers; nothing else', () => {
+    const ok = peerMatcher(['169.254.1.1', '10.0.0.0/8', 'fd00::/64']);
+    expect(['169.254.1.1', '::ffff:169.254.1.1', '10.200.3.4', 'fd00::5'].map(ok)).toEqual([true, true, true, true]);
+    expect(['169.254.1.2', '169.254.1.254', '11.0.0.1', 'fd01::5', '', 'junk'].map(ok)).toEqual([false, false, false, false, false, false]);
+    expect(peerMatcher([])('127.0.0.1')).toBe(false);
+  });
+
+  it('admits an allowed address, from a reserved port when asked', () => {
+    const policy = { allowed: peerMatcher(['169.254.1.1']), reservedPortsOnly: true };
+    expect(admit(policy, '169.254.1.1', 712)).toBeUndefined();
+    expect(admit(policy, '169.254.1.1', 40000)).toMatch(/source port 40000 is not a reserved port/);
+    expect(admit(policy, '169.254.1.254', 712)).toMatch(/address 169.254.1.254 is not allowed/);
+    expect(admit({ ...policy, reservedPortsOnly: false }, '169.254.1.1', 40000)).toBeUndefined();
   });
 });

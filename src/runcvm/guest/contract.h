@@ -1,0 +1,67 @@
+/* GENERATED from src/runcvm/guest/contract.ts by `npm run gen:guest-contract`: do not edit by hand.
+ * The guest contract: frame types, port names, the launch hand-off (paths and config keys), the exec request
+ * keys and the NFS mount options, shared by runcvm-init, runcvm-agent and runcvm-exec with the host side. */
+#ifndef RUNCVM_GUEST_CONTRACT_H
+#define RUNCVM_GUEST_CONTRACT_H
+
+#define FRAME_HEADER_BYTES 8
+#define FRAME_MAX_PAYLOAD 65536
+enum runcvm_frame_type { T_DATA = 1, T_EOF = 2, T_EXIT = 3, T_SIGNAL = 4, T_WINSIZE = 5, T_ACK = 6, T_READY = 7, T_LOG = 8, T_OPEN = 16, T_CLOSE = 17 };
+enum runcvm_channel { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
+
+#define IO_PORT_NAME "runcvm.io"
+#define AGENT_PORT_NAME "org.runcvm.agent"
+#define IO_VSOCK_PORT 1024
+#define EXEC_VSOCK_PORT 1025
+
+#define PATH_CONFIG "/.runcvm/config"
+#define PATH_ENTRYPOINT "/.runcvm/entrypoint"
+#define PATH_BIN "/.runcvm/guest/bin"
+#define PATH_BUSYBOX "/.runcvm/guest/bin/busybox"
+#define PATH_AGENT "/.runcvm/guest/bin/runcvm-agent"
+#define PATH_VOLUMES "/.runcvm/vols"
+#define PATH_EXEC_STATE "/.runcvm/state"
+#define PATH_EXEC_SOCKET "/.runcvm/state/exec.sock"
+
+#define KEY_VERSION "version"
+#define KEY_ID "id"
+#define KEY_HOSTNAME "hostname"
+#define KEY_UID "uid"
+#define KEY_GID "gid"
+#define KEY_GROUPS "groups"
+#define KEY_UMASK "umask"
+#define KEY_CWD "cwd"
+#define KEY_TERMINAL "terminal"
+#define KEY_NONEWPRIVS "nonewprivs"
+#define KEY_LOGLEVEL "loglevel"
+#define KEY_BREAK "break"
+#define KEY_CAP "cap"
+#define KEY_READONLY "readonly"
+#define KEY_READONLY_RUN "readonly_run"
+#define KEY_RLIMIT "rlimit"
+#define KEY_TMPFS "tmpfs"
+#define KEY_VOLUME "volume"
+#define KEY_ENV "env"
+#define LOGLEVEL_DEBUG "debug"
+#define BREAK_PREINIT "preinit"
+#define BREAK_PRERUN "prerun"
+#define VOLUME_FS_VIRTIOFS "virtiofs"
+#define VOLUME_FS_NFS "nfs"
+
+#define EXEC_KEY_UID "uid"
+#define EXEC_KEY_GID "gid"
+#define EXEC_KEY_GROUPS "groups"
+#define EXEC_KEY_CWD "cwd"
+#define EXEC_KEY_TTY "tty"
+#define EXEC_KEY_ROWS "rows"
+#define EXEC_KEY_COLS "cols"
+#define EXEC_KEY_CAP "cap"
+#define EXEC_KEY_ARG "arg"
+#define EXEC_KEY_ENV "env"
+#define INIT_FAILURE_STATUS 125
+
+#define NFS_SERVER_IP "169.254.1.254"
+#define NFS_PORT 2049
+#define NFS_MOUNT_OPTIONS "vers=3,proto=tcp,port=2049,mountport=2049,mountproto=tcp,nolock,addr=169.254.1.254"
+
+#endif

@@ -1,0 +1,186 @@
+/**
+ * The guest contract: every fact the host's TypeScript and the guest's C programs (runcvm-init, runcvm-agent,
+ * runcvm-exec) must agree on, written once. `contract.h` is generated from this module
+ * (`npm run gen:guest-contract`); scripts/assets/30-runtime.sh refuses to build the guest binaries from a stale
+ * header and test/unit/runcvm/guest-contract.test.ts checks it, so the two languages cannot drift.
+ *
+ * Pure data: no imports, so every side (agent/, launch/, volumes/, hypervisor/, the generator) can depend on it.
+ */
+
+// ----- frames (agent/codec.ts encodes and decodes them on the host) -----
+
+/** Frame header: `type u8 | channel u8 | session u16 BE | length u32 BE`, then `length` payload bytes. */
+export const FRAME_HEADER_BYTES = 8;
+/** The largest payload either side sends or accepts (a longer frame is a broken or hostile peer). */
+export const FRAME_MAX_PAYLOAD = 64 * 1024;
+
+export const FrameType = {
+  /** bytes of a stream: channel 0 stdin (host→guest), 1 stdout, 2 stderr (guest→host) */
+  DATA: 1,
+  /** end of a stream (channel as in DATA) */
+  EOF: 2,
+  /** guest→host: the process ended; payload i32 BE exit code (128+N for a signal), u8 signal number (0 if none) */
+  EXIT: 3,
+  /** host→guest: deliver a signal; payload u8 signal number */
+  SIGNAL: 4,
+  /** host→guest: terminal size; payload u16 BE rows, u16 BE cols */
+  WINSIZE: 5,
+  /** host→guest: the EXIT frame was received (init may power off) */
+  ACK: 6,
+  /** guest→host: init is up and the workload is about to start / the exec agent listens */
+  READY: 7,
+  /** guest→host: a log line from the guest init (UTF-8 text) */
+  LOG: 8,
+  /** host→guest, agent port: start a command; payload = NUL-terminated `ExecKey=value` entries */
+  OPEN: 16,
+  /** host→guest, agent port: the exec client went away; the agent kills the command and forgets the session */
+  CLOSE: 17,
+} as const;
+export type FrameTypeName = keyof typeof FrameType;
+
+export const Channel = { stdin: 0, stdout: 1, stderr: 2 } as const;
+
+// ----- where the frames travel -----
+
+/** virtio-serial port names (QEMU) */
+export const IO_PORT_NAME = 'runcvm.io';
+export const AGENT_PORT_NAME = 'org.runcvm.agent';
+/** vsock ports on the host (CID 2) under Firecracker, which forwards them to `<uds_path>_<port>` */
+export const IO_VSOCK_PORT = 1024;
+export const EXEC_VSOCK_PORT = 1025;
+
+// ----- the launch hand-off: files on the VM's disk, read by runcvm-init -----
+
+export const GuestPath = {
+  /** `key=value` lines (ConfigKey), %-escaped values */
+  config: '/.runcvm/config',
+  /** the command, one %-escaped argument per line; empty: `[VM-START] No entrypoint found, sleeping` */
+  entrypoint: '/.runcvm/entrypoint',
+  /** the guest package's tools, first in init's own PATH */
+  bin: '/.runcvm/guest/bin',
+  busybox: '/.runcvm/guest/bin/busybox',
+  agent: '/.runcvm/guest/bin/runcvm-agent',
+  /** folders of single-file volumes are mounted here, hidden from the workload's view of DEST */
+  volumes: '/.runcvm/vols',
+  /** exec requests `exec-<id>.req` and the launcher's exec socket (in the launcher container) */
+  execState: '/.runcvm/state',
+  execSocket: '/.runcvm/state/exec.sock',
+} as const;
+
+/**
+ * The keys of `/.runcvm/config` (one `key=value` line each, in any order; repeated keys accumulate). Values are
+ * %-escaped (`%` → %25, LF → %0A, CR → %0D; inside space-separated fields a space is %20 too).
+ */
+export const ConfigKey = {
+  /** the LaunchSpec version (informational) */
+  version: 'version',
+  /** the container id (informational) */
+  id: 'id',
+  hostname: 'hostname',
+  /** decimal uid / gid; groups: comma-separated decimal gids (may be empty) */
+  uid: 'uid',
+  gid: 'gid',
+  groups: 'groups',
+  /** decimal (not octal) umask */
+  umask: 'umask',
+  cwd: 'cwd',
+  /** 0 | 1 */
+  terminal: 'terminal',
+  nonewprivs: 'nonewprivs',
+  /** LogLevelValue.debug turns on init's debug lines */
+  loglevel: 'loglevel',
+  /** BreakPoint: a busybox shell on the console at that point */
+  break: 'break',
+  /** `<set> <n,n,…|->` per capability set (bounding, effective, inheritable, permitted, ambient) */
+  cap: 'cap',
+  /** 1: the root is read-only (OCI root.readonly); readonly_run: /run follows it */
+  readonly: 'readonly',
+  readonlyRun: 'readonly_run',
+  /** `<resource number> <soft> <hard>` */
+  rlimit: 'rlimit',
+  /** `<dest> <options,…|->` (space-separated, %20-escaped fields) */
+  tmpfs: 'tmpfs',
+  /** `<fstype> <source> <dest> <ro|rw[,nosuid][,nodev][,noexec]> <file|->` (see guest/vol.c) */
+  volume: 'volume',
+  /** one environment entry `NAME=value` per line */
+  env: 'env',
+} as const;
+export type ConfigKeyName = keyof typeof ConfigKey;
+
+export const LogLevelValue = { debug: 'debug' } as const;
+export const BreakPoint = { preinit: 'preinit', prerun: 'prerun' } as const;
+
+/** The volume kinds a `volume=` line names (vol.c mounts nfs ones after the network is up). */
+export const VolumeFs = { virtiofs: 'virtiofs', nfs: 'nfs' } as const;
+
+/** The OPEN payload: NUL-terminated `key=value` entries (agent/exec.ts writes, guest/agent.c reads). */
+export const ExecKey = {
+  uid: 'uid',
+  gid: 'gid',
+  groups: 'groups',
+  cwd: 'cwd',
+  /** 0 | 1 */
+  tty: 'tty',
+  rows: 'rows',
+  cols: 'cols',
+  /** as ConfigKey.cap */
+  cap: 'cap',
+  /** repeated, in order */
+  arg: 'arg',
+  env: 'env',
+} as const;
+
+/** The status an init that cannot start the workload reports in its EXIT frame (runc's own failure status). */
+export const INIT_FAILURE_STATUS = 125;
+
+// ----- NFS volumes (the launcher's server, src/runcvm/nfs; the guest's mount, guest/vol.c) -----
+
+/** The identity IP (network/plan.ts IDENTITY_IP) on br-eth0, where the launcher's NFS server listens. */
+export const NFS_SERVER_IP = '169.254.1.254';
+/** NFS and MOUNT on one TCP port: the guest needs no portmapper. */
+export const NFS_PORT = 2049;
+export const NFS_MOUNT_OPTIONS = `vers=3,proto=tcp,port=${NFS_PORT},mountport=${NFS_PORT},mountproto=tcp,nolock,addr=${NFS_SERVER_IP}`;
+
+// ----- the C header -----
+
+const cString = (s: string): string => JSON.stringify(s); // the strings here are ASCII: JSON quoting is C quoting
+const macro = (camel: string): string => camel.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+
+/** The text of src/runcvm/guest/contract.h. Pure; the same input always gives the same bytes. */
+export function renderContractHeader(): string {
+  const out: string[] = [
+    '/* GENERATED from src/runcvm/guest/contract.ts by `npm run gen:guest-contract`: do not edit by hand.',
+    ' * The guest contract: frame types, port names, the launch hand-off (paths and config keys), the exec request',
+    ' * keys and the NFS mount options, shared by runcvm-init, runcvm-agent and runcvm-exec with the host side. */',
+    '#ifndef RUNCVM_GUEST_CONTRACT_H',
+    '#define RUNCVM_GUEST_CONTRACT_H',
+    '',
+    `#define FRAME_HEADER_BYTES ${FRAME_HEADER_BYTES}`,
+    `#define FRAME_MAX_PAYLOAD ${FRAME_MAX_PAYLOAD}`,
+    `enum runcvm_frame_type { ${Object.entries(FrameType).map(([k, v]) => `T_${k} = ${v}`).join(', ')} };`,
+    `enum runcvm_channel { ${Object.entries(Channel).map(([k, v]) => `CH_${k.toUpperCase()} = ${v}`).join(', ')} };`,
+    '',
+    `#define IO_PORT_NAME ${cString(IO_PORT_NAME)}`,
+    `#define AGENT_PORT_NAME ${cString(AGENT_PORT_NAME)}`,
+    `#define IO_VSOCK_PORT ${IO_VSOCK_PORT}`,
+    `#define EXEC_VSOCK_PORT ${EXEC_VSOCK_PORT}`,
+    '',
+    ...Object.entries(GuestPath).map(([k, v]) => `#define PATH_${macro(k)} ${cString(v)}`),
+    '',
+    ...Object.entries(ConfigKey).map(([k, v]) => `#define KEY_${macro(k)} ${cString(v)}`),
+    ...Object.entries(LogLevelValue).map(([k, v]) => `#define LOGLEVEL_${macro(k)} ${cString(v)}`),
+    ...Object.entries(BreakPoint).map(([k, v]) => `#define BREAK_${macro(k)} ${cString(v)}`),
+    ...Object.entries(VolumeFs).map(([k, v]) => `#define VOLUME_FS_${macro(k)} ${cString(v)}`),
+    '',
+    ...Object.entries(ExecKey).map(([k, v]) => `#define EXEC_KEY_${macro(k)} ${cString(v)}`),
+    `#define INIT_FAILURE_STATUS ${INIT_FAILURE_STATUS}`,
+    '',
+    `#define NFS_SERVER_IP ${cString(NFS_SERVER_IP)}`,
+    `#define NFS_PORT ${NFS_PORT}`,
+    `#define NFS_MOUNT_OPTIONS ${cString(NFS_MOUNT_OPTIONS)}`,
+    '',
+    '#endif',
+    '',
+  ];
+  return out.join('\n');
+}
