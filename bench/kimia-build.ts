@@ -118,9 +118,11 @@ async function main(): Promise<void> {
      * tsc output it is built from, interleaved.
      */
     const startupCase = async (ctx: string, home: string, n: number): Promise<CaseResult> => {
+      // the tsc output through an entry like bin/kimia's, without the bundle
+      const tscEntry = await ws.write('entry-tsc.mjs', `import(${JSON.stringify(projectPath('dist', 'kimia', 'main.js'))}).then((m) => m.main(process.argv.slice(2))).then((c) => process.exit(c ?? 0));\n`);
       const entries = {
         'kimia (bin/kimia, bundle)': [projectPath('bin', 'kimia')],
-        'kimia (tsc output)': ['--input-type=module', '-e', `import(${JSON.stringify(projectPath('dist', 'kimia', 'main.js'))}).then((m) => m.main(process.argv.slice(1))).then((c) => process.exit(c))`],
+        'kimia (tsc output)': [tscEntry],
       };
       const values = new Map<string, number[]>(Object.keys(entries).map((k) => [k, []]));
       for (let i = 0; i < n; i++) {

@@ -102,10 +102,10 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     import('./errors.js'),
   ]);
   const log = await makeLog(request);
-  // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan), which has no
-  // effect outside the private folder; nothing reaches buildah until it has passed. When a build key recorded
-  // beside the storage may answer this build without buildah, it starts only once buildah is needed: its probes
-  // (a user-namespace child among them) are then not on the unchanged path.
+  // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan, build key), which
+  // has no effect outside the private folder; nothing reaches buildah until it has passed. An unchanged build does
+  // not wait for it. (Starting it only after a build key missed saves ~15 ms on an unchanged build and costs ~25 ms
+  // on every other one: measured with scratch runs at load 3, so it starts at once.)
   let preflight: ReturnType<typeof runPreflight> | undefined;
   const startPreflight = () => {
     if (!preflight && !request.skipPreflight && !request.dryRun) {
@@ -114,8 +114,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     }
     return preflight;
   };
-  const { buildKeyMayAnswer } = await import('./buildkey/record.js');
-  if (!(await buildKeyMayAnswer(request))) startPreflight();
+  startPreflight();
   let preflightChecked = false;
   const passPreflight = async () => {
     const started = startPreflight();
@@ -137,6 +136,8 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   for (const n of request.notes) log.info(n, { event: 'note' });
 
   await using closers = new CloserStack();
+  // a build answered without waiting for the preflight still lets it finish: its probes remove what they create
+  closers.push('preflight probes', () => preflight?.then(() => undefined, () => undefined));
   const privateDir = await tempDir('kimia', closers);
 
   // SIGTERM (pod deletion) or SIGINT stops a clone, a download or buildah, and the private files are still removed

@@ -96,6 +96,8 @@ describe('an unchanged build is answered without buildah bud', () => {
     expect(again.digest).toBe(first.digest);
     expect(again.stderr).toMatch(new RegExp(`unchanged: build key [0-9a-f]{12} matches ${first.digest}, built \\d{4}-\\d\\d-\\d\\dT`));
     expect(again.stderr).toContain(`already holds ${first.digest}`);
+    // the preflight it did not wait for still cleaned up after its probes
+    expect((await readdir(ws.path('home-app', '.local', 'share', 'containers'))).filter((n) => n.startsWith('.kimia'))).toEqual([]);
   });
 
   it('a touched file (mtime only) and a changed ignored file keep the key', async () => {

@@ -9,9 +9,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { StatCache } from './context.js';
-import type { BuildRequest } from '../cli/request.js';
-import { storageFor } from '../plan/plan.js';
-import { keyDisabled } from './key.js';
 
 export const MAX_RECORDS = 100;
 export const MAX_STAT_CACHES = 20;
@@ -100,9 +97,3 @@ export async function storedImage(storage: { root: string; driver: string }, ima
   }
 }
 
-/** Could a recorded build key answer this request (key enabled and a record beside its storage)? Cheap: one readdir. */
-export async function buildKeyMayAnswer(request: BuildRequest): Promise<boolean> {
-  if (keyDisabled(request)) return false;
-  const names = await readdir(join(keyDir(storageFor(request).root), 'records')).catch(() => [] as string[]);
-  return names.some((n) => n.endsWith('.json'));
-}
