@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { mkdir, writeFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { run, runBinary } from '../../src/core/exec/index.js';
+import { run } from '../../src/core/exec/index.js';
 import { tempDir } from '../../src/core/fsx/index.js';
 
 export interface GitServer extends AsyncDisposable {
@@ -58,8 +58,12 @@ export async function startGitServer(opts: { token: string | undefined; user?: s
       return;
     }
     const body = await readBody(req);
-    const r = await runBinary('git', ['http-backend'], {
+    const r = await run('git', ['http-backend'], {
       input: body,
+      encoding: 'buffer',
+      reject: false,
+      timeoutMs: 60_000,
+      extendEnv: false,
       env: {
         PATH: process.env.PATH,
         GIT_PROJECT_ROOT: root,

@@ -1,7 +1,7 @@
 /** Run a BuildPlan: bud with live progress, pushes with retry/backoff, exports. Failures map to exit codes. */
 import { chmod, mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { runLight as run, type RunResult } from '../../core/exec/index.js';
+import { run, type RunResult } from '../../core/exec/index.js';
 import { formatSize } from '../../core/config.js';
 import type { Log } from '../log.js';
 import type { BuildPlan, PushStep } from '../plan/plan.js';

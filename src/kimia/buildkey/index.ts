@@ -198,7 +198,7 @@ export function storageName(name: string): string {
 export async function answerUnchanged(keyed: KeyedBuild, input: KeyInput, opts: { baseDelayMs: number; signal?: AbortSignal }): Promise<{ destination: string; digest: string }[]> {
   const record = keyed.match!;
   const { request, plan, log } = input;
-  const [{ writePlanFiles, pushWithRetry, runExports }, { outputFiles, writeOutputs }, { runLight }] = await Promise.all([
+  const [{ writePlanFiles, pushWithRetry, runExports }, { outputFiles, writeOutputs }, { run }] = await Promise.all([
     import('../buildah/run.js'), import('../outputs/index.js'), import('../../core/exec/index.js'),
   ]);
   let filesWritten = false;
@@ -213,7 +213,7 @@ export async function answerUnchanged(keyed: KeyedBuild, input: KeyInput, opts: 
   const missing = names.filter((n) => !stored?.names.includes(storageName(n)));
   if (missing.length) {
     await engineFiles();
-    await runLight(plan.buildah, [...global, 'tag', record.imageId, ...missing], { env: plan.env });
+    await run(plan.buildah, [...global, 'tag', record.imageId, ...missing], { env: plan.env });
   }
   const pushed: { destination: string; digest: string }[] = [];
   const checks = await Promise.all(plan.pushes.map((step) => destinationHolds(step.destination, record, input).catch(() => undefined)));

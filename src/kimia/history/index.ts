@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runLight as run } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { Redactor } from '../../core/redact.js';
 import type { Log } from '../log.js';
 import type { BuildPlan } from '../plan/plan.js';

@@ -3,6 +3,7 @@
  * and the environment buildah runs with. Pure. The real run and `--dry-run` both print/execute this same plan.
  */
 import type { BuildRequest } from '../cli/request.js';
+import { stringify as stringifyToml } from 'smol-toml';
 import { budBuildArgs, budSecrets, secretArgsInHistory } from './build-args.js';
 
 export interface PlanFacts {
@@ -59,28 +60,19 @@ export const DEFAULT_LOCAL_IMAGE = 'localhost/kimia-build:latest';
 
 export function containersConf(): string {
   // Rootless buildah 1.28 needs the host network namespace (no slirp4netns) and runc (crun refuses hybrid cgroups).
-  return ['[containers]', 'netns = "host"', '', '[engine]', 'runtime = "runc"', ''].join('\n');
+  return stringifyToml({ containers: { netns: 'host' }, engine: { runtime: 'runc' } });
 }
 
 export function registriesConf(request: Pick<BuildRequest, 'insecureRegistries' | 'registryMirrors'>): string {
-  const lines = ['unqualified-search-registries = ["docker.io"]', ''];
+  const registry: Record<string, unknown>[] = [];
   if (request.registryMirrors.length) {
-    lines.push('[[registry]]', 'prefix = "docker.io"', 'location = "docker.io"');
-    for (const m of request.registryMirrors) {
-      lines.push('', '[[registry.mirror]]', `location = ${tomlString(m.replace(/^https?:\/\//, ''))}`);
-      if (request.insecureRegistries.includes(m)) lines.push('insecure = true');
-    }
-    lines.push('');
+    const mirror = request.registryMirrors.map((m) => ({ location: m.replace(/^https?:\/\//, ''), ...(request.insecureRegistries.includes(m) ? { insecure: true } : {}) }));
+    registry.push({ prefix: 'docker.io', location: 'docker.io', mirror });
   }
   for (const host of request.insecureRegistries) {
-    if (request.registryMirrors.includes(host)) continue;
-    lines.push('[[registry]]', `location = ${tomlString(host)}`, 'insecure = true', '');
+    if (!request.registryMirrors.includes(host)) registry.push({ location: host, insecure: true });
   }
-  return lines.join('\n');
-}
-
-function tomlString(s: string): string {
-  return JSON.stringify(s);
+  return stringifyToml({ 'unqualified-search-registries': ['docker.io'], ...(registry.length ? { registry } : {}) });
 }
 
 /**

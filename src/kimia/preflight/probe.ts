@@ -4,7 +4,7 @@
  */
 import { access, constants, mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
-import { runQuick } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { parseSize } from '../../core/config.js';
 import type { BuildRequest } from '../cli/request.js';
 import { storageFor } from '../plan/plan.js';
@@ -120,7 +120,7 @@ async function probeNamespace(overlayBase: string | undefined): Promise<{ userns
     }
   }
   try {
-    const r = await runQuick('unshare', [...args, ...command], { timeoutMs: 10_000 });
+    const r = await run('unshare', [...args, ...command], { timeoutMs: 10_000, reject: false });
     const err = (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}`;
     if (r.exitCode === 0) return overlayBase ? { userns: { ok: true }, overlay: { ok: true } } : { userns: { ok: true } };
     if (!overlayBase) return { userns: { ok: false, error: err } };

@@ -2,11 +2,10 @@
  * config.json (as the engine wrote it) + settings + host facts → LaunchSpec. Pure: the host side reads the files and
  * passes them in, so the same function serves `create` and `runcvm plan`.
  */
-import type { OciSpec } from './oci.js';
+import { normalizeDestination, type OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
-import { normalizeDestination } from '../volumes/plan.js';
 
 export const DEFAULT_MEMORY_MIB = 512;
 export const MIN_MEMORY_MIB = 64;
@@ -103,6 +102,10 @@ export interface LaunchContext {
   settings: Settings;
   /** true when the runtime provides the debug log file at CONTAINER_PATHS.debugLog */
   debugLog: boolean;
+  /** the debug log's path on the node, named by error messages */
+  debugLogHostPath?: string;
+  /** RUNCVM_KERNEL was resolved to a host file: the guest boots the copy bound at CONTAINER_PATHS.customKernel */
+  customKernel?: boolean;
   /** the container joins the runtime's own (the node's) network namespace: network/host.ts joinsHostNetwork */
   hostNetwork?: boolean;
 }
@@ -139,7 +142,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
       memoryMiB: memoryFromResources(spec.linux?.resources?.memory),
     },
     kernel: {
-      path: `${CONTAINER_PATHS.kernelDir}/vmlinux`,
+      path: ctx.customKernel ? CONTAINER_PATHS.customKernel : `${CONTAINER_PATHS.kernelDir}/vmlinux`,
       initrd: `${CONTAINER_PATHS.kernelDir}/initramfs.img`,
       append: settings.kernelAppend,
       debug: settings.kernelDebug,
@@ -150,7 +153,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
     ],
     mounts: guestMountsFromSpec(spec),
     network: { mode: networkModeFromSpec(spec, ctx.hostNetwork ?? false) },
-    log: { level: settings.logLevel, ...(ctx.debugLog ? { file: CONTAINER_PATHS.debugLog } : {}) },
+    log: { level: settings.logLevel, ...(ctx.debugLog ? { file: CONTAINER_PATHS.debugLog } : {}), ...(ctx.debugLogHostPath ? { hostPath: ctx.debugLogHostPath } : {}) },
     channel: { io: CONTAINER_PATHS.ioSocket, console: CONTAINER_PATHS.consoleSocket },
   };
   if (settings.break) launch.break = settings.break;

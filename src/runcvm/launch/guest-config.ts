@@ -6,7 +6,7 @@
  */
 import { ConfigKey as K } from '../guest/contract.js';
 import type { LaunchSpec } from './schema.js';
-import { volumeConfigLines } from '../volumes/plan.js';
+import { volumeConfigLines } from './guest-volumes.js';
 import { capabilityConfigLines } from './capabilities.js';
 
 export function escapeValue(value: string): string {

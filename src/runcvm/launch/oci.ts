@@ -1,4 +1,5 @@
 /** The parts of the OCI runtime spec (config.json) runcvm reads or rewrites; everything else is carried as is. */
+import { posix } from 'node:path';
 
 export interface OciUser {
   uid: number;
@@ -80,6 +81,12 @@ export interface OciSpec {
   annotations?: Record<string, string>;
   linux?: OciLinux;
   [key: string]: unknown;
+}
+
+/** A mount destination as a normalized absolute path (`data/` → `/data`), so destinations compare as equal. */
+export function normalizeDestination(dest: string): string {
+  const n = posix.normalize(dest.startsWith('/') ? dest : `/${dest}`);
+  return n.length > 1 ? n.replace(/\/+$/, '') : n;
 }
 
 export function envMap(env: readonly string[] | undefined): Record<string, string> {

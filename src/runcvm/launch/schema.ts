@@ -4,7 +4,7 @@
  * per-container state dir (0700) as launch.json (0600), bind-mounted read-only at /.runcvm/state.
  */
 import { z } from 'zod';
-import { volumeSchema } from '../volumes/schema.js';
+import { volumeSchema } from './volume-schema.js';
 
 export const LAUNCH_SPEC_VERSION = 1;
 
@@ -24,6 +24,8 @@ export const CONTAINER_PATHS = {
   node: '/.runcvm/guest/bin/node',
   /** the firecracker binary the runtime chose on the node (package, RUNCVM_FIRECRACKER or PATH), bound read-only */
   firecracker: '/.runcvm/firecracker',
+  /** RUNCVM_KERNEL's file (launch/kernel.ts), bound read-only, nosuid, nodev */
+  customKernel: '/.runcvm/kernel-custom/vmlinux',
 } as const;
 
 /** Paths inside the VM (the guest's view). */
@@ -115,7 +117,13 @@ export const launchSpecSchema = z.object({
    * (none found → loopback only, as `--network none`); 'none' never touches the namespace (e.g. the host's).
    */
   network: z.object({ mode: z.enum(['auto', 'none']) }),
-  log: z.object({ level: z.enum(['off', 'error', 'info', 'debug']), file: z.string().optional() }),
+  log: z.object({
+    level: z.enum(['off', 'error', 'info', 'debug']),
+    /** the debug log in the container (CONTAINER_PATHS.debugLog), when the runtime provides one */
+    file: z.string().optional(),
+    /** the same log's path on the node ($RUNCVM_LOG_DIR/runcvm-<id>.debug): error messages name it, never open it */
+    hostPath: z.string().optional(),
+  }),
   break: z.string().optional(),
   channel: z.object({ io: z.string(), console: z.string() }),
 });

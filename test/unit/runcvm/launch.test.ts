@@ -14,7 +14,7 @@ describe('settings', () => {
   });
   it('parses every setting', () => {
     const s = parseSettings({ RUNCVM_LOG_LEVEL: 'DEBUG', RUNCVM_KERNEL: '/k', RUNCVM_KERNEL_APPEND: ' a=b ', RUNCVM_KERNEL_DEBUG: '1', RUNCVM_HYPERVISOR: 'firecracker', RUNCVM_ROOTFS_SIZE: '2G', RUNCVM_BREAK: 'initramfs', RUNCVM_ACCEL: 'tcg' });
-    expect(s).toMatchObject({ logLevel: 'debug', kernel: '/k', kernelAppend: 'a=b', kernelDebug: true, hypervisor: 'firecracker', rootfsSizeBytes: 2 * 1024 ** 3, break: 'initramfs', accel: 'tcg' });
+    expect(s).toMatchObject({ logLevel: 'debug', kernel: { value: '/k', origin: 'container' }, kernelAppend: 'a=b', kernelDebug: true, hypervisor: 'firecracker', rootfsSizeBytes: 2 * 1024 ** 3, break: 'initramfs', accel: 'tcg' });
   });
   it('names the bad setting and its fix', () => {
     expect(() => parseSettings({ RUNCVM_ROOTFS_SIZE: 'lots' })).toThrow(SettingError);
