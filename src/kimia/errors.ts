@@ -1,11 +1,11 @@
 /**
  * kimia's error table. Messages that the troubleshooting guide prints are kept verbatim (they are a contract);
  * each entry says why it happens and the exact fix (YAML or command). Exit codes: 2 usage/config, 3 build,
- * 4 push, 5 auth, 6 environment (preflight).
+ * 4 push, 5 auth, 6 environment (preflight), 7 base image not found.
  */
 import { defineErrors } from '../core/errors.js';
 
-export const EXIT = { ok: 0, usage: 2, build: 3, push: 4, auth: 5, environment: 6 } as const;
+export const EXIT = { ok: 0, usage: 2, build: 3, push: 4, auth: 5, environment: 6, baseImageNotFound: 7 } as const;
 
 const SECURITY_CONTEXT_FIX = `add to the container spec:
 securityContext:
@@ -187,6 +187,54 @@ or skip submodules: --git recurse-submodules=false`,
     message: 'cannot fetch build context {url}: {detail}',
     cause: 'the tarball context could not be downloaded or unpacked.',
     fix: 'check the URL and that it serves a .tar.gz',
+  },
+  DOCKERFILE_SYNTAX: {
+    exit: EXIT.usage,
+    message: 'Dockerfile syntax error at {file}:{line}: {problem}',
+    cause: 'line {line} reads `{instruction}`; kimia checks the Dockerfile before pulling anything.',
+    fix: '{hint}',
+  },
+  DOCKERFILE_UNSUPPORTED: {
+    exit: EXIT.usage,
+    message: '{file}:{line}: {feature} is not supported by kimia\'s engines (it needs Buildah {needs} or later; kimia\'s image has Buildah {imageVersion}, this engine is Buildah {version})',
+    cause: 'line {line} reads `{instruction}`; docker build (BuildKit) and Buildah {needs} or later build it.',
+    fix: 'rewrite the instruction without {feature} (see docs/kimia.md, "Dockerfile support")',
+  },
+  ENGINE_TOO_OLD: {
+    exit: EXIT.environment,
+    message: '{file}:{line}: {feature} needs Buildah {needs} or later; this engine is Buildah {version}',
+    cause: 'line {line} reads `{instruction}`; kimia here drives {buildah} (Buildah {version}), which predates the feature.',
+    fix: 'build with kimia\'s image, which carries Buildah {imageVersion} from {imageDistribution}; or install Buildah {needs} or later',
+  },
+  GLOB_NAME: {
+    exit: EXIT.build,
+    message: '{step}: Buildah reads `{text}` as a pattern and finds no file',
+    cause: 'the source name holds glob characters ([ ]); docker build copies a file of that literal name, Buildah only matches the pattern.',
+    fix: 'escape each [ as [[] in the source (COPY arr[0].txt → COPY arr[[]0].txt), which docker build reads the same way',
+  },
+  OWNER_OUT_OF_RANGE: {
+    exit: EXIT.environment,
+    message: '{step}: owner {uid}:{gid} of {path} is outside the build user\'s subordinate ID range',
+    cause: 'a rootless build maps container IDs 0-{max} onto the build user\'s subordinate range; an archive or --chown naming a larger ID cannot be stored.',
+    fix: 'give the build user a larger range (e.g. kimia:100000:600000 in /etc/subuid and /etc/subgid), or set the owner with ADD --chown=0:0 / COPY --chown',
+  },
+  BUILD_STEP_FAILED: {
+    exit: EXIT.build,
+    message: '{step} exited {status}',
+    cause: 'the command `{text}` returned status {status}{stage}.',
+    fix: 'read the step\'s output above (indented under its step line); rerun with --verbosity=debug for the full buildah command',
+  },
+  BUILD_STEP_ERROR: {
+    exit: EXIT.build,
+    message: '{step} failed: {detail}',
+    cause: 'Buildah could not carry out `{text}`{stage}.',
+    fix: 'check the instruction and the files it names in the build context (and .dockerignore)',
+  },
+  BASE_IMAGE_NOT_FOUND: {
+    exit: EXIT.baseImageNotFound,
+    message: 'base image {image} not found in registry {registry}{where}',
+    cause: 'the registry {registry} answered "{answer}": it has no {what}.',
+    fix: 'check the FROM line and the build args that make it; list the tags the registry has: skopeo list-tags docker://{repository}',
   },
   BUILD_FAILED: {
     exit: EXIT.build,

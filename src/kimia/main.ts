@@ -5,6 +5,7 @@
 import type { BuildRequest, Command } from './cli/request.js';
 import type { Log } from './log.js';
 import type { ToolError } from '../core/errors.js';
+import type { EngineFound } from './buildah/engine.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -74,10 +75,10 @@ async function makeLog(request: BuildRequest): Promise<Log> {
   return createLog({ level: request.verbosity, format: request.logFormat, timestamps: request.logTimestamp });
 }
 
-async function runPreflight(request: BuildRequest, env: Env) {
+async function runPreflight(request: BuildRequest, env: Env, engine?: Promise<EngineFound>) {
   const [{ probe }, { judge }] = await Promise.all([import('./preflight/probe.js'), import('./preflight/verdicts.js')]);
   const started = performance.now();
-  const facts = await probe(request, env);
+  const facts = await probe(request, env, ...(engine ? [engine] : []));
   const verdicts = judge(facts);
   return { facts, verdicts, durationMs: Math.round(performance.now() - started) };
 }
@@ -99,9 +100,11 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const modules = Promise.all([
     import('../core/redact.js'), import('../core/fsx/index.js'), import('node:fs/promises'), import('./context/classify.js'),
     import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'), import('./certs.js'), import('./buildah/run.js'),
-    import('./errors.js'),
+    import('./errors.js'), import('./dockerfile/parse.js'), import('./dockerfile/check.js'), import('./buildah/engine.js'),
   ]);
   const log = await makeLog(request);
+  // buildah's path and version, looked up once at start: the preflight, the build key and the plan read this answer
+  const engineFound = import('./buildah/engine.js').then(({ findEngine }) => findEngine(env)).catch(() => ({}) as EngineFound);
   // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan, build key), which
   // has no effect outside the private folder; nothing reaches buildah until it has passed. An unchanged build does
   // not wait for it. (Starting it only after a build key missed saves ~15 ms on an unchanged build and costs ~25 ms
@@ -109,7 +112,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   let preflight: ReturnType<typeof runPreflight> | undefined;
   const startPreflight = () => {
     if (!preflight && !request.skipPreflight && !request.dryRun) {
-      preflight = runPreflight(request, env);
+      preflight = runPreflight(request, env, engineFound);
       preflight.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
     }
     return preflight;
@@ -130,6 +133,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const [
     { globalRedactor, formatCommand }, { CloserStack, tempDir }, { readFile }, { classifyContext }, { fetchContext }, { planBuild, planCommands },
     { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, describeLayers }, { fail },
+    { parseDockerfile }, { syntaxError, engineError }, { IMAGE_ENGINE },
   ] = await modules;
   // secret values registered (and kimia's own argv rewritten) before anything can print
   await (await import('./secrets.js')).protectSecrets(request, env);
@@ -158,7 +162,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const { signal } = abort;
 
   let prepared: {
-    contextDir: string; plan: ReturnType<typeof planBuild>; dockerfileText?: string; certDir?: string; credentials: { registry: string; username: string; password: string }[];
+    contextDir: string; plan: ReturnType<typeof planBuild>; certDir?: string; credentials: { registry: string; username: string; password: string }[];
   };
   try {
     let contextDir: string;
@@ -180,6 +184,11 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       dockerfileText = await readFile(dockerfilePath, 'utf8').catch(() => undefined);
       if (dockerfileText === undefined) throw fail('DOCKERFILE_NOT_FOUND', { path: dockerfilePath });
     }
+    // one parse for the syntax check, the engine check, the format decision and the step → line map;
+    // a Dockerfile error is reported before anything is pulled
+    const dockerfile = dockerfileText === undefined ? undefined : parseDockerfile(dockerfileText, request.dockerfile);
+    const syntax = dockerfile && syntaxError(dockerfile);
+    if (syntax) throw syntax;
 
     const auth = request.dryRun
       ? { authFile: `${privateDir}/auth.json` }
@@ -190,10 +199,10 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       privateDir,
       ...(auth.authFile ? { authFile: auth.authFile } : {}),
       ...(certDir ? { certDir } : {}),
-      ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+      ...(dockerfile ? { dockerfile } : {}),
     });
     prepared = {
-      contextDir, plan, ...(dockerfileText !== undefined ? { dockerfileText } : {}), ...(certDir ? { certDir } : {}),
+      contextDir, plan, ...(certDir ? { certDir } : {}),
       credentials: 'merge' in auth ? auth.merge.credentials : [],
     };
   } catch (err) {
@@ -206,14 +215,15 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const { contextDir } = prepared;
   let { plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
+  for (const n of plan.notes) log.info(n, { event: 'format' });
   for (const w of plan.warnings) log.warn(w, { event: 'warning' });
   const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
 
   // The build key: an unchanged build is answered here, before buildah starts (and without waiting for preflight,
   // which is about running buildah). Any failure to compute it means an ordinary build.
-  const buildKey = !request.dryRun && prepared.dockerfileText !== undefined ? await import('./buildkey/index.js') : undefined;
-  const keyInput = buildKey && {
-    request, plan, contextDir, dockerfileText: prepared.dockerfileText!, credentials: prepared.credentials, env, log,
+  const buildKey = !request.dryRun && plan.dockerfile ? await import('./buildkey/index.js') : undefined;
+  const keyInput = buildKey && plan.dockerfile && {
+    request, plan, contextDir, dockerfile: plan.dockerfile, engine: engineFound, credentials: prepared.credentials, env, log,
     ...(prepared.certDir ? { certDir: prepared.certDir } : {}),
     ...(classifyContext(request.context).kind === 'dir' ? { contextId: contextDir } : {}),
   };
@@ -230,10 +240,17 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   }
 
   await passPreflight();
-  // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
-  const started = startPreflight();
-  const buildahPath = started ? (await started).facts.buildahPath : undefined;
-  if (buildahPath) plan = { ...plan, buildah: buildahPath };
+  // buildah as found on PATH at start: no second PATH search at spawn time (a dry run prints the name, as typed)
+  const found = await engineFound;
+  if (found.path && !request.dryRun) plan = { ...plan, buildah: found.path };
+  // which engine runs, and whether it builds every feature the Dockerfile uses (before any pull)
+  if (found.engine) {
+    const { engine } = found;
+    log.info(`engine: buildah ${engine.version} (${plan.buildah})`, { event: 'engine', engine: engine.name, version: engine.version });
+    const tooOld = plan.dockerfile && engineError(plan.dockerfile, engine, plan.buildah, IMAGE_ENGINE);
+    if (tooOld) throw tooOld;
+    plan = { ...plan, engine };
+  }
 
   if (request.dryRun) {
     for (const cmd of planCommands(plan)) process.stdout.write(formatCommand(cmd[0]!, cmd.slice(1)) + '\n');

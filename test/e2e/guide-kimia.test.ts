@@ -365,12 +365,18 @@ describe('Kimia guide: Error: Git Clone Failed', () => {
 });
 
 describe('Kimia guide: Error: HEALTHCHECK Instruction Ignored', () => {
-  it('OCI (the default) warns with the guide\'s text and drops it; BUILDAH_FORMAT=docker keeps it; lint names the fix', async () => {
-    const oci = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:oci`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig } });
+  it('the default keeps HEALTHCHECK (Docker format chosen for it); forced OCI warns with the guide\'s text; BUILDAH_FORMAT=docker still works; lint names the fix', async () => {
+    const creds = reg.auth!;
+    const auto = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:auto`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig } });
+    expect(auto.exitCode, auto.all).toBe(0);
+    expect(auto.stderr).not.toContain('HEALTHCHECK instruction ignored');
+    expect(auto.stderr).toContain('building in Docker format: the Dockerfile uses HEALTHCHECK');
+    expect((await imageConfig(`${reg.host}/guide-health:auto`, { creds })).config?.Healthcheck?.Test).toEqual(['CMD', '/bin/true']);
+
+    const oci = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:oci`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig, BUILDAH_FORMAT: 'oci' } });
     expect(oci.exitCode, oci.all).toBe(0);
     expect(oci.stderr).toContain('Warning: HEALTHCHECK instruction ignored');
     expect(oci.stderr).toContain('BUILDAH_FORMAT=docker');
-    const creds = reg.auth!;
     expect((await imageConfig(`${reg.host}/guide-health:oci`, { creds })).config?.Healthcheck).toBeUndefined();
 
     const docker = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:docker`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig, BUILDAH_FORMAT: 'docker' } });
@@ -378,13 +384,16 @@ describe('Kimia guide: Error: HEALTHCHECK Instruction Ignored', () => {
     expect(docker.stderr).not.toContain('HEALTHCHECK instruction ignored');
     expect((await imageConfig(`${reg.host}/guide-health:docker`, { creds })).config?.Healthcheck?.Test).toEqual(['CMD', '/bin/true']);
 
-    const r = await lint('health', job(), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
+    const forced = '        env:\n        - name: BUILDAH_FORMAT\n          value: "oci"\n';
+    const r = await lint('health', job({ env: forced }), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
     const f = rule(r.findings, 'kimia/dockerfile-format');
     expect(f.message).toContain('HEALTHCHECK');
     expect(f.fix).toContain('BUILDAH_FORMAT');
     expect(f.fix).toContain('docker');
     const fixed = await lint('health-fixed', job({ env: '        env:\n        - name: BUILDAH_FORMAT\n          value: "docker"\n' }), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
     expect(fixed.findings).toEqual([]);
+    const unset = await lint('health-unset', job(), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
+    expect(unset.findings).toEqual([]);
   });
 });
 

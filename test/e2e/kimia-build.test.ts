@@ -105,15 +105,26 @@ describe.each(['overlay', 'vfs'] as const)('rootless build with %s storage', (dr
 });
 
 describe('image format', () => {
-  it('with the default OCI format warns once that HEALTHCHECK is ignored, with the fix', async () => {
+  it('a Dockerfile with HEALTHCHECK is built in Docker format by default; BUILDAH_FORMAT=oci keeps OCI and warns once', async () => {
     const ctx = await writeContext('ctx-oci');
-    const r = await kimia(['-c', ctx, '-d', `${reg.host}/app-oci:1`, '-t', 'final', '--storage-driver=overlay', ...insecure(), '--build-arg', 'GIT_TOKEN=x1y2z3'], {
+    const auto = await kimia(['-c', ctx, '-d', `${reg.host}/app-auto:1`, '-t', 'final', '--storage-driver=overlay', ...insecure(), '--build-arg', 'GIT_TOKEN=x1y2z3'], {
       home: ws.path('home-oci'), env: { DOCKER_CONFIG: dockerConfig },
+    });
+    expect(auto.exitCode, auto.all).toBe(0);
+    expect(auto.all).toMatch(/building in Docker format: the Dockerfile uses HEALTHCHECK \(Dockerfile:11\), SHELL \(Dockerfile:12\)/);
+    expect(auto.all).not.toContain('instruction ignored');
+    expect((await reg.manifest('app-auto', '1')).contentType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    expect((await imageConfig(`${reg.host}/app-auto:1`, { creds })).config?.Healthcheck?.Test).toEqual(['CMD-SHELL', 'true']);
+
+    const r = await kimia(['-c', ctx, '-d', `${reg.host}/app-oci:1`, '-t', 'final', '--storage-driver=overlay', ...insecure(), '--build-arg', 'GIT_TOKEN=x1y2z3'], {
+      home: ws.path('home-oci'), env: { DOCKER_CONFIG: dockerConfig, BUILDAH_FORMAT: 'oci' },
     });
     expect(r.exitCode, r.all).toBe(0);
     expect(r.all.match(/Warning: HEALTHCHECK instruction ignored/g)).toHaveLength(1);
+    expect(r.all).toContain('HEALTHCHECK at Dockerfile:11: the image has no health check');
     expect(r.all).toContain('BUILDAH_FORMAT=docker');
     expect(r.all).not.toMatch(/HEALTHCHECK is not supported for OCI image format/);
+    expect((await reg.manifest('app-oci', '1')).contentType).toBe('application/vnd.oci.image.manifest.v1+json');
     const cfg = await imageConfig(`${reg.host}/app-oci:1`, { creds });
     expect(cfg.config?.Healthcheck).toBeUndefined();
     // STOPSIGNAL has an OCI field and survives, so kimia does not claim it was dropped

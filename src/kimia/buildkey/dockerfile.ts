@@ -1,60 +1,28 @@
 /**
  * What a Dockerfile pulls from outside the context, for the build key: the base images (FROM), the images that
  * `COPY --from` and `RUN --mount=…,from=` name, and whether anything is fetched by URL (ADD https://…, ADD of a Git
- * URL), which no key can prove unchanged. Pure; a scanner of instructions, not a full parser: anything it cannot
- * read with certainty makes the build unprovable, so a build is never skipped on a guess.
+ * URL), which no key can prove unchanged. Pure; it reads the one parse of the Dockerfile (dockerfile/parse.ts), and
+ * anything it cannot read with certainty makes the build unprovable, so a build is never skipped on a guess.
  */
+import { createHash } from 'node:crypto';
+import type { ParsedDockerfile } from '../dockerfile/parse.js';
 
 export type ExternalInputs =
   | { kind: 'known'; images: string[] }
   | { kind: 'unprovable'; reason: string };
 
-interface Instruction {
-  keyword: string;
-  args: string;
-  line: number;
+/**
+ * The Dockerfile as the build reads it, for the build key: the escape character and every instruction exactly as
+ * written (continuation lines and here-document bodies included). Comments and blank lines between instructions
+ * change nothing Buildah builds, so they do not change the key.
+ */
+export function dockerfileDigest(df: ParsedDockerfile): string {
+  return createHash('sha256').update(JSON.stringify({ escape: df.escape, instructions: df.instructions.map((i) => i.source) })).digest('hex');
 }
 
-const HEREDOC = /<<(-?)\s*(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/g;
-
-/** Instructions with continuation lines joined; comments, parser directives and here-document bodies skipped. */
-export function instructions(text: string): Instruction[] {
-  const lines = text.split(/\r?\n/);
-  let escape = '\\';
-  // parser directives: `# escape=` before anything else
-  for (const l of lines) {
-    const m = /^#\s*(\w+)\s*=\s*(\S+)\s*$/.exec(l);
-    if (!m) break;
-    if (m[1]!.toLowerCase() === 'escape') escape = m[2]!;
-  }
-  const out: Instruction[] = [];
-  let i = 0;
-  while (i < lines.length) {
-    const start = i;
-    let line = lines[i++]!;
-    if (/^\s*(#|$)/.test(line)) continue;
-    let joined = '';
-    while (line.trimEnd().endsWith(escape) && i < lines.length) {
-      joined += line.trimEnd().slice(0, -escape.length) + ' ';
-      line = lines[i++]!;
-      while (i < lines.length && /^\s*#/.test(line)) line = lines[i++]!; // comment lines inside a continuation
-    }
-    joined += line;
-    const m = /^\s*(\S+)\s*(.*)$/.exec(joined);
-    if (!m) continue;
-    const keyword = m[1]!.toUpperCase();
-    out.push({ keyword, args: m[2]!.trim(), line: start + 1 });
-    // skip here-document bodies: each `<<EOF` in RUN/COPY/ADD ends at a line that is exactly its word
-    if (['RUN', 'COPY', 'ADD'].includes(keyword)) {
-      for (const h of joined.matchAll(HEREDOC)) {
-        const word = h[3]!;
-        const strip = h[1] === '-';
-        while (i < lines.length && (strip ? lines[i]!.replace(/^\t+/, '') : lines[i]!) !== word) i++;
-        i++;
-      }
-    }
-  }
-  return out;
+/** An instruction's arguments: its normalized text without the keyword (a here-document's first line only). */
+function argsOf(text: string): string {
+  return /^\s*\S+\s*(.*)$/s.exec(text)?.[1]?.trim() ?? '';
 }
 
 /** `--name=value` flags at the start of an instruction's arguments, and the rest. */
@@ -103,7 +71,7 @@ export function platformArgs(target: string, build: string): Map<string, string>
  * The images a build reads besides its context. `buildArgs`: the values given to the build (they override the
  * defaults of the ARGs declared before the first FROM); `platform`: target and build platform (os/arch).
  */
-export function externalInputs(text: string, buildArgs: ReadonlyMap<string, string>, platform: { target: string; build: string }): ExternalInputs {
+export function externalInputs(df: ParsedDockerfile, buildArgs: ReadonlyMap<string, string>, platform: { target: string; build: string }): ExternalInputs {
   const vars = platformArgs(platform.target, platform.build);
   const stages: string[] = [];
   const images = new Set<string>();
@@ -115,8 +83,8 @@ export function externalInputs(text: string, buildArgs: ReadonlyMap<string, stri
     images.add(ref);
     return `${what} ${ref}`;
   };
-  for (const ins of instructions(text)) {
-    const { flags, rest } = splitFlags(ins.args);
+  for (const ins of df.instructions) {
+    const { flags, rest } = splitFlags(argsOf(ins.text));
     switch (ins.keyword) {
       case 'ARG':
         // only the ARGs before the first FROM reach FROM lines; stage ARGs are in the Dockerfile text of the key

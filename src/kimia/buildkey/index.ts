@@ -6,14 +6,16 @@
  * cannot cover (see key.ts, dockerfile.ts) makes kimia build, as it would without a key.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { BuildRequest } from '../cli/request.js';
 import type { Credential } from '../auth/merge.js';
 import type { Log } from '../log.js';
 import type { BuildPlan } from '../plan/plan.js';
+import type { ParsedDockerfile } from '../dockerfile/parse.js';
+import type { EngineFound } from '../buildah/engine.js';
 import { projectVersion } from '../../core/version.js';
 import { hashContext, type StatCache } from './context.js';
-import { externalInputs } from './dockerfile.js';
+import { dockerfileDigest, externalInputs } from './dockerfile.js';
 import { ignoreMatcher } from './ignore.js';
 import { buildKey, keyDisabled } from './key.js';
 import { keyDir, loadSalt, readRecord, readStatCache, storedImage, writeRecord, writeStatCache, type BuildRecord } from './record.js';
@@ -25,7 +27,9 @@ export interface KeyInput {
   contextDir: string;
   /** identifies the context across runs for the stat cache (the --context value; a fetched context gets none) */
   contextId?: string;
-  dockerfileText: string;
+  dockerfile: ParsedDockerfile;
+  /** buildah on PATH and its version (looked up once when kimia starts) */
+  engine: Promise<EngineFound>;
   certDir?: string;
   credentials: Credential[];
   env: Record<string, string | undefined>;
@@ -49,14 +53,12 @@ function hostPlatform(): string {
   return `linux/${arch}`;
 }
 
-/** The Buildah binary's identity without running it: where it is, its size and mtime (a new package changes them). */
-async function buildahIdentity(file: string, env: Record<string, string | undefined>): Promise<string | undefined> {
-  const candidates = file.includes('/') ? [file] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, file));
-  for (const c of candidates) {
-    const st = await stat(c).catch(() => undefined);
-    if (st?.isFile()) return `${c}:${st.size}:${Math.trunc(st.mtimeMs)}`;
-  }
-  return undefined;
+/** The Buildah binary's version and identity: where it is, its size and mtime (a new package changes them). */
+async function buildahIdentity(found: Promise<EngineFound>): Promise<{ version: string; identity: string } | undefined> {
+  const { path, engine } = await found;
+  if (!path || !engine) return undefined;
+  const st = await stat(path).catch(() => undefined);
+  return st?.isFile() ? { version: engine.version, identity: `${path}:${st.size}:${Math.trunc(st.mtimeMs)}` } : undefined;
 }
 
 /** TLS, CA files and credentials for a registry host, as Buildah would use them (--cert-dir, auth.json, flags). */
@@ -116,17 +118,17 @@ export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | undef
   }
   const args = new Map<string, string>();
   for (const a of request.buildArgs) if (!a.unset) args.set(a.name, a.value);
-  const inputs = externalInputs(input.dockerfileText, args, { target: request.platforms[0] ?? hostPlatform(), build: hostPlatform() });
+  const inputs = externalInputs(input.dockerfile, args, { target: request.platforms[0] ?? hostPlatform(), build: hostPlatform() });
   if (inputs.kind === 'unprovable') return unusable(inputs.reason);
 
   const [ignore, previous, buildah, secrets, resolved] = await Promise.all([
     ignoreText(input.contextDir, plan.dockerfilePath),
     input.contextId ? readStatCache(dir, input.contextId) : Promise.resolve(undefined),
-    buildahIdentity(plan.buildah, input.env),
+    buildahIdentity(input.engine),
     secretValues(request, input.env),
     Promise.all(inputs.images.map(async (ref) => [ref, await manifestDigest(ref, await accessFor(parseImageRef(ref).registry, 'pull', input))] as const)),
   ]);
-  if (!buildah) return unusable(`${plan.buildah} not found`);
+  if (!buildah) return unusable('buildah or its version not found on PATH');
   const images: Record<string, string> = {};
   for (const [ref, answer] of resolved) {
     if (answer.kind !== 'digest') return unusable(`the digest of ${ref} is unknown (${answer.kind === 'error' ? answer.detail : 'not found'})`);
@@ -136,8 +138,8 @@ export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | undef
   for (const s of matcher.skipped) log.debug(`build key: ignore pattern not applied (${s})`, { event: 'build-key' });
   const context = await hashContext(input.contextDir, matcher, previous);
   const key = buildKey(request, {
-    kimiaVersion: projectVersion(), buildah, dockerfileText: input.dockerfileText, ignoreText: ignore.text, contextDigest: context.digest,
-    images, secretValues: secrets, salt,
+    kimiaVersion: projectVersion(), engineVersion: buildah.version, buildah: buildah.identity, dockerfile: dockerfileDigest(input.dockerfile),
+    format: plan.format, ignoreText: ignore.text, contextDigest: context.digest, images, secretValues: secrets, salt,
   });
   const durationMs = Math.round(performance.now() - started);
   log.debug(`build key ${key.slice(0, 12)} in ${durationMs} ms (${context.files} files, ${context.bytes} bytes, ${context.reused} hashes reused; ${Object.keys(images).length} image digests)`, {

@@ -241,6 +241,7 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
   const format: ImageFormat = last(raw, 'format') !== undefined
     ? oneOf('--format', last(raw, 'format')!, ['oci', 'docker'] as const)
     : envEnum('BUILDAH_FORMAT', env.BUILDAH_FORMAT, ['oci', 'docker'] as const, 'oci');
+  const formatSource = last(raw, 'format') !== undefined ? 'flag' : env.BUILDAH_FORMAT ? 'env' : 'default';
   const isolation: Isolation = last(raw, 'isolation') !== undefined
     ? oneOf('--isolation', last(raw, 'isolation')!, ['chroot', 'oci', 'rootless'] as const)
     : envEnum('BUILDAH_ISOLATION', env.BUILDAH_ISOLATION, ['chroot', 'oci', 'rootless'] as const, 'chroot');
@@ -303,6 +304,7 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
     reproducible,
     squash: bool(raw, 'single-snapshot'),
     format,
+    formatSource,
     isolation,
     verbosity,
     logFormat,

@@ -70,6 +70,8 @@ export interface BuildRequest {
   compression?: string;
   compressionLevel?: number;
   format: ImageFormat;
+  /** where the format came from: only an explicit OCI request keeps OCI for a Dockerfile with HEALTHCHECK/SHELL/ONBUILD */
+  formatSource: 'flag' | 'env' | 'default';
   isolation: Isolation;
   verbosity: Verbosity;
   logFormat: LogFormat;

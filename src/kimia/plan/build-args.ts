@@ -12,6 +12,7 @@
  */
 import type { BuildArg, BuildSecret } from '../cli/request.js';
 import { fail } from '../errors.js';
+import type { ParsedDockerfile } from '../dockerfile/parse.js';
 
 // Names Buildah 1.28/1.39 or the libraries under it (containers/image, containers/storage, the Go runtime, gpgme,
 // newuidmap) read from their environment. Exact names where a prefix would catch plausible build-arg names
@@ -64,12 +65,12 @@ export function budSecrets(secrets: readonly BuildSecret[]): string[] {
 }
 
 /** Names declared by `ARG NAME` (any stage, or before the first FROM) in a Dockerfile. */
-export function declaredArgs(dockerfileText: string): Set<string> {
+export function declaredArgs(dockerfile: ParsedDockerfile): Set<string> {
   const out = new Set<string>();
-  for (const line of dockerfileText.split('\n')) {
-    const m = /^\s*ARG\s+(.+)$/i.exec(line);
-    if (!m) continue;
-    for (const word of m[1]!.trim().split(/\s+/)) {
+  for (const i of dockerfile.instructions) {
+    if (i.keyword !== 'ARG') continue;
+    // a quoted default with spaces yields extra words: a name too many only masks more
+    for (const word of i.text.replace(/^\S+\s*/, '').split(/\s+/)) {
       const name = /^([A-Za-z_][A-Za-z0-9_]*)/.exec(word)?.[1];
       if (name) out.add(name);
     }
@@ -82,7 +83,7 @@ export function declaredArgs(dockerfileText: string): Set<string> {
  * every RUN of a stage that declares them): secret, with a value, and declared (all of them when the Dockerfile is
  * not known yet, as in a dry run of a remote context).
  */
-export function secretArgsInHistory(args: readonly BuildArg[], dockerfileText: string | undefined): BuildArg[] {
-  const declared = dockerfileText === undefined ? undefined : declaredArgs(dockerfileText);
+export function secretArgsInHistory(args: readonly BuildArg[], dockerfile: ParsedDockerfile | undefined): BuildArg[] {
+  const declared = dockerfile === undefined ? undefined : declaredArgs(dockerfile);
   return args.filter((a) => a.secret && !a.unset && a.value.length > 0 && (!declared || declared.has(a.name)));
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { expand, externalInputs, instructions } from '../../../src/kimia/buildkey/dockerfile.js';
+import { dockerfileDigest, expand, externalInputs } from '../../../src/kimia/buildkey/dockerfile.js';
+import { parseDockerfile } from '../../../src/kimia/dockerfile/parse.js';
+import { decideFormat } from '../../../src/kimia/dockerfile/format.js';
 import { ignoreMatcher } from '../../../src/kimia/buildkey/ignore.js';
 import { buildKey, keyDisabled, keyDocument, type KeyFacts } from '../../../src/kimia/buildkey/key.js';
 import { parseChallenge, parseImageRef } from '../../../src/kimia/buildkey/registry.js';
@@ -9,7 +11,7 @@ import { parseCommand } from '../../../src/kimia/cli/parse.js';
 import type { BuildRequest } from '../../../src/kimia/cli/request.js';
 
 const platform = { target: 'linux/amd64', build: 'linux/amd64' };
-const known = (text: string, args: Record<string, string> = {}) => externalInputs(text, new Map(Object.entries(args)), platform);
+const known = (text: string, args: Record<string, string> = {}) => externalInputs(parseDockerfile(text), new Map(Object.entries(args)), platform);
 
 describe('externalInputs: what a Dockerfile reads besides its context', () => {
   it('FROM images, stage references and scratch skipped, COPY --from and RUN --mount from= images', () => {
@@ -31,8 +33,20 @@ describe('externalInputs: what a Dockerfile reads besides its context', () => {
   });
   it('continuations, comments inside them, the escape directive and heredoc bodies', () => {
     const text = '# escape=`\nFROM busybox `\n  AS a\nRUN <<EOF\nFROM evil:1\nEOF\nCOPY <<-X /f\n\tFROM evil:2\n\tX\nFROM a\n';
-    expect(instructions(text).map((i) => i.keyword)).toEqual(['FROM', 'RUN', 'COPY', 'FROM']);
+    expect(parseDockerfile(text).instructions.map((i) => i.keyword)).toEqual(['FROM', 'RUN', 'COPY', 'FROM']);
     expect(known(text)).toEqual({ kind: 'known', images: ['busybox'] });
+  });
+  it('the parsed Dockerfile in the key: comments and blank lines between instructions do not count; instructions, here-document bodies (their # lines too) and the escape character do', () => {
+    const digest = (text: string) => dockerfileDigest(parseDockerfile(text));
+    const base = 'FROM busybox\nRUN <<EOF\n# a line of the script\necho hi\nEOF\nCOPY a \\\n  b /dst/\n';
+    expect(digest(`# a comment\n\n${base.replace('RUN', '\n# another\nRUN')}\n\n`)).toBe(digest(base));
+    for (const changed of [
+      base.replace('echo hi', 'echo bye'),
+      base.replace('# a line of the script', '# another line of the script'),
+      base.replace('a \\\n  b', 'a \\\n  c'),
+      base.replace('FROM busybox', 'FROM busybox:1'),
+      `# escape=\`\n${base}`,
+    ]) expect(digest(changed), changed).not.toBe(digest(base));
   });
   it('expand', () => {
     const vars = new Map([['A', 'x'], ['E', '']]);
@@ -66,7 +80,8 @@ function request(argv: string[], env: Record<string, string> = {}): BuildRequest
 }
 
 const facts: KeyFacts = {
-  kimiaVersion: '0.1.0', buildah: '/usr/bin/buildah:1:2', dockerfileText: 'FROM b\n', ignoreText: '', contextDigest: 'c0ffee',
+  kimiaVersion: '0.1.0', engineVersion: '1.28.2', buildah: '/usr/bin/buildah:1:2', dockerfile: dockerfileDigest(parseDockerfile('FROM b\n')),
+  format: { build: 'oci', output: 'oci' }, ignoreText: '', contextDigest: 'c0ffee',
   images: { b: 'sha256:aa' }, secretValues: { npmrc: 'the-npmrc-content' }, salt: 's1',
 };
 
@@ -83,11 +98,22 @@ describe('the build key', () => {
     const base = k(['--label', 'a=1', '--label', 'b=2']);
     expect(k(['--label', 'b=2', '--label', 'a=1'])).toBe(base);
     expect(k(['--label', 'a=1', '--label', 'b=2', '-d', 'other/x:2'])).toBe(base);
-    for (const changed of [k(['--label', 'a=1', '--label', 'b=3']), k(['--label', 'a=1', '--label', 'b=2', '--target', 't']), k(['--label', 'a=1', '--label', 'b=2', '--format', 'docker']),
+    for (const changed of [k(['--label', 'a=1', '--label', 'b=3']), k(['--label', 'a=1', '--label', 'b=2', '--target', 't']),
+      k(['--label', 'a=1', '--label', 'b=2'], { format: { build: 'docker', output: 'docker' } }), k(['--label', 'a=1', '--label', 'b=2'], { format: { build: 'docker', output: 'oci' } }),
+      k(['--label', 'a=1', '--label', 'b=2'], { engineVersion: '1.39.3' }), k(['--label', 'a=1', '--label', 'b=2'], { dockerfile: dockerfileDigest(parseDockerfile('FROM c\n')) }),
       k(['--label', 'a=1', '--label', 'b=2'], { contextDigest: 'other' }), k(['--label', 'a=1', '--label', 'b=2'], { images: { b: 'sha256:bb' } }),
       k(['--label', 'a=1', '--label', 'b=2'], { buildah: '/usr/bin/buildah:1:3' }), k(['--label', 'a=1', '--label', 'b=2'], { secretValues: { npmrc: 'rotated' } })]) {
       expect(changed).not.toBe(base);
     }
+  });
+  it('hashes the format the plan builds and pushes, not the one asked for', () => {
+    // HEALTHCHECK: the default (OCI) is built in Docker format; an explicit OCI request is built and pushed as OCI
+    const df = parseDockerfile('FROM b\nHEALTHCHECK CMD true\n');
+    const byDefault = request([]);
+    const asked = request(['--format', 'oci']);
+    expect(byDefault.format).toBe(asked.format);
+    const key = (r: BuildRequest) => buildKey(r, { ...facts, format: decideFormat(r.format, r.formatSource, df) });
+    expect(key(byDefault)).not.toBe(key(asked));
   });
   it('is off without the layer cache, with --no-build-key, for several platforms, with mirrors', () => {
     expect(keyDisabled(request([]))).toBeUndefined();

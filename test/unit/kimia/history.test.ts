@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { maskConfig } from '../../../src/kimia/history/mask.js';
+import { parseDockerfile } from '../../../src/kimia/dockerfile/parse.js';
 import { declaredArgs, engineReadsEnv, secretArgsInHistory } from '../../../src/kimia/plan/build-args.js';
 
 // the shape buildah 1.28 writes (taken from a real build with ARG API_TOKEN and ARG OTHER)
@@ -57,7 +58,7 @@ describe('build args and the engine', () => {
     }
   });
   it('declaredArgs reads ARG lines of every stage, with defaults and several names', () => {
-    expect([...declaredArgs('ARG BASE=x\nFROM $BASE\n  arg  A B=2\nRUN echo ARG C\n')]).toEqual(['BASE', 'A', 'B']);
+    expect([...declaredArgs(parseDockerfile('ARG BASE=x\nFROM $BASE\n  arg  A B=2\nRUN echo ARG C\n'))]).toEqual(['BASE', 'A', 'B']);
   });
   it('secretArgsInHistory: secret, with a value, declared (all when the Dockerfile is unknown)', () => {
     const args = [
@@ -66,7 +67,7 @@ describe('build args and the engine', () => {
       { name: 'C', value: 'v', fromEnv: false, secret: false },
       { name: 'D', value: 'v', fromEnv: false, secret: true },
     ];
-    expect(secretArgsInHistory(args, 'FROM x\nARG A B C\n').map((a) => a.name)).toEqual(['A']);
+    expect(secretArgsInHistory(args, parseDockerfile('FROM x\nARG A B C\n')).map((a) => a.name)).toEqual(['A']);
     expect(secretArgsInHistory(args, undefined).map((a) => a.name)).toEqual(['A', 'D']);
   });
 });

@@ -10,5 +10,7 @@ describe('plainHttpFailure', () => {
   });
   it('other errors are not it', () => {
     expect(plainHttpFailure('x509: certificate signed by unknown authority')).toBeUndefined();
+    // a Go program in a RUN step talking to some plain-HTTP service: no registry endpoint on its line
+    expect(plainHttpFailure('Get "https://api.internal:8080/status": http: server gave HTTP response to HTTPS client\nsubprocess exited with status 1')).toBeUndefined();
   });
 });
