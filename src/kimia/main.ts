@@ -103,8 +103,11 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     import('./errors.js'), import('./dockerfile/parse.js'), import('./dockerfile/check.js'), import('./buildah/engine.js'),
   ]);
   const log = await makeLog(request);
-  // buildah's path and version, looked up once at start: the preflight, the build key and the plan read this answer
-  const engineFound = import('./buildah/engine.js').then(({ findEngine }) => findEngine(env)).catch(() => ({}) as EngineFound);
+  // buildah's path and version, looked up once at start: the preflight, the build key and the plan read this answer.
+  // With the build key on, the version of a binary seen before is read from beside the keys (no buildah process).
+  const engineFound = Promise.all([import('./buildah/engine.js'), import('./buildkey/key.js'), import('./buildkey/record.js'), import('./plan/plan.js')])
+    .then(([{ findEngine }, { keyDisabled }, { knownEnginesFile }, { storageFor }]) => findEngine(env, keyDisabled(request) ? undefined : knownEnginesFile(storageFor(request).root)))
+    .catch(() => ({}) as EngineFound);
   // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan, build key), which
   // has no effect outside the private folder; nothing reaches buildah until it has passed. An unchanged build does
   // not wait for it. (Starting it only after a build key missed saves ~15 ms on an unchanged build and costs ~25 ms

@@ -92,7 +92,7 @@ describe('an unchanged build is answered without buildah bud', () => {
   it('the same build again: no buildah call at all, the same digest file, and the unchanged line', async () => {
     const again = await build('app', ['--build-arg', 'NPM_TOKEN'], { NPM_TOKEN: SECRET });
     expect(again.exitCode, again.all).toBe(0);
-    expect(again.verbs).toEqual([]);
+    expect(again.verbs, again.all).toEqual([]);
     expect(again.digest).toBe(first.digest);
     expect(again.stderr).toMatch(new RegExp(`unchanged: build key [0-9a-f]{12} matches ${first.digest}, built \\d{4}-\\d\\d-\\d\\dT`));
     expect(again.stderr).toContain(`already holds ${first.digest}`);
@@ -105,8 +105,24 @@ describe('an unchanged build is answered without buildah bud', () => {
     await ws.write('app/notes/todo.txt', 'still ignored, changed\n');
     const again = await build('app', ['--build-arg', 'NPM_TOKEN'], { NPM_TOKEN: SECRET });
     expect(again.exitCode, again.all).toBe(0);
-    expect(again.verbs).toEqual([]);
+    expect(again.verbs, again.all).toEqual([]);
     expect(again.digest).toBe(first.digest);
+  });
+
+  it('a comment or a blank line added to an ignored Dockerfile keeps the key (the parsed Dockerfile is hashed)', async () => {
+    // a Dockerfile inside the context is a context file (COPY . copies it) unless .dockerignore names it
+    const df = `FROM ${base}\nCOPY app.txt /app.txt\n`;
+    await context('comment', df, { 'app.txt': 'c\n', '.dockerignore': 'Dockerfile\n' });
+    const built = await build('comment');
+    expect(built.exitCode, built.all).toBe(0);
+    expect(built.verbs).toContain('bud');
+    await ws.write('comment/Dockerfile', `# built by CI\n\n${df.replace('COPY', '# the app\nCOPY')}\n`);
+    const again = await build('comment');
+    expect(again.exitCode, again.all).toBe(0);
+    expect(again.verbs, again.all).toEqual([]);
+    expect(again.digest).toBe(built.digest);
+    await ws.write('comment/Dockerfile', df.replace('COPY', 'LABEL x=1\nCOPY'));
+    expect((await build('comment')).verbs).toContain('bud');
   });
 
   it('the secret build arg is in no record, key or cache file (only its salted hash)', async () => {
@@ -161,7 +177,7 @@ describe('an unchanged build is answered without buildah bud', () => {
     expect(changed.verbs).toContain('bud');
     expect(changed.digest).not.toBe(first.digest);
     const again = await build('app', ['--build-arg', 'NPM_TOKEN'], { NPM_TOKEN: SECRET });
-    expect(again.verbs).toEqual([]);
+    expect(again.verbs, again.all).toEqual([]);
     expect(again.digest).toBe(changed.digest);
   });
 
@@ -173,6 +189,22 @@ describe('an unchanged build is answered without buildah bud', () => {
     const again = await build('app', ['--build-arg', 'NPM_TOKEN'], { NPM_TOKEN: SECRET });
     expect(again.exitCode, again.all).toBe(0);
     expect(again.verbs).toContain('bud');
+  });
+});
+
+describe('the format the plan decides is in the key', () => {
+  it('HEALTHCHECK builds in Docker format by default; --format=oci then builds again (OCI), and each is unchanged after', async () => {
+    await context('health', `FROM ${base}\nHEALTHCHECK CMD true\nRUN echo x > /x\n`);
+    const docker = await build('health');
+    expect(docker.exitCode, docker.all).toBe(0);
+    expect(docker.verbs).toContain('bud');
+    expect((await reg.manifest('bk-health', '1')).contentType).toContain('docker');
+    expect((await build('health')).verbs).toEqual([]);
+    const oci = await build('health', ['--format=oci']);
+    expect(oci.exitCode, oci.all).toBe(0);
+    expect(oci.verbs).toContain('bud');
+    expect((await reg.manifest('bk-health', '1')).contentType).toContain('oci');
+    expect((await build('health', ['--format=oci'])).verbs).toEqual([]);
   });
 });
 

@@ -53,12 +53,10 @@ function hostPlatform(): string {
   return `linux/${arch}`;
 }
 
-/** The Buildah binary's version and identity: where it is, its size and mtime (a new package changes them). */
+/** The Buildah binary's version and identity (real path, inode, size, mtime, ctime: a new package changes them). */
 async function buildahIdentity(found: Promise<EngineFound>): Promise<{ version: string; identity: string } | undefined> {
-  const { path, engine } = await found;
-  if (!path || !engine) return undefined;
-  const st = await stat(path).catch(() => undefined);
-  return st?.isFile() ? { version: engine.version, identity: `${path}:${st.size}:${Math.trunc(st.mtimeMs)}` } : undefined;
+  const { identity, engine } = await found;
+  return identity && engine ? { version: engine.version, identity } : undefined;
 }
 
 /** TLS, CA files and credentials for a registry host, as Buildah would use them (--cert-dir, auth.json, flags). */

@@ -3,7 +3,8 @@
  * `/cache/kimia-build-keys`; else next to `$HOME/.local/share/containers/storage`), so a record is read only with
  * the storage that holds its image. In it: `salt` (32 random bytes, 0600, made on first use), one record per key
  * (the image ID, the manifest digests it was pushed as, when it was built; at most MAX_RECORDS, oldest dropped), and
- * the stat cache of each context folder (at most MAX_STAT_CACHES).
+ * the stat cache of each context folder (at most MAX_STAT_CACHES), and `engines`: the version of each Buildah binary
+ * seen (buildah/engine.ts), so that an unchanged build runs no `buildah --version`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
@@ -24,6 +25,11 @@ export interface BuildRecord {
 
 export function keyDir(storageRoot: string): string {
   return join(dirname(storageRoot.replace(/\/+$/, '')), 'kimia-build-keys');
+}
+
+/** Buildah's version per binary identity (no `.json` suffix: the stat-cache pruning leaves it alone). */
+export function knownEnginesFile(storageRoot: string): string {
+  return join(keyDir(storageRoot), 'engines');
 }
 
 async function writeAtomic(path: string, data: string): Promise<void> {
