@@ -170,6 +170,13 @@ volumeMounts:
   mountPath: /secrets
   readOnly: true`,
   },
+  GIT_AUTH_OTHER_ORIGIN: {
+    exit: EXIT.auth,
+    message: 'fatal: could not read Username for {hosts}: the Git token is only sent to {origin}',
+    cause: 'a submodule or a redirect of {url} leads to another host, which asks for credentials. kimia sends the --git-token-file token only to the context\'s origin (scheme, host and port), so that whoever can push to a repository cannot collect the token by naming their own server in .gitmodules.',
+    fix: `put the submodule on the context's origin (a relative URL such as ../lib.git in .gitmodules), or make it readable without credentials,
+or skip submodules: --git recurse-submodules=false`,
+  },
   GIT_FAILED: {
     exit: EXIT.build,
     message: 'git {what} failed for {url}: {detail}',
@@ -236,6 +243,24 @@ volumeMounts:
     cause: 'buildah exited with code {code}.',
     fix: 'read the step output above; rerun with --verbosity=debug for the full buildah command',
   },
+  SECRET_IN_IMAGE: {
+    exit: EXIT.build,
+    message: 'the image would carry the value of secret build arg(s) {names}: {where}',
+    cause: 'the Dockerfile copies a secret build arg into the image configuration (ENV, LABEL, CMD, …), which is pushed as is; kimia masks secret values only in the image history. Nothing was pushed.',
+    fix: `pass the secret as a build secret, mounted only while a RUN step runs:
+  kimia … --secret id=api_token,env=API_TOKEN      (or --secret id=api_token,src=/secrets/api_token)
+  RUN --mount=type=secret,id=api_token API_TOKEN="$(cat /run/secrets/api_token)" make
+or, if the value is not secret: drop --secret-arg for it, or rename a build arg whose name looks secret
+(names with PASSWORD, TOKEN, SECRET, KEY, AUTH … are secret: docs/kimia.md, Secrets)`,
+  },
+  HISTORY_MASK_FAILED: {
+    exit: EXIT.build,
+    message: 'cannot mask secret build-arg values in the image history: {detail}',
+    cause: 'Buildah records build-arg values in the history of each RUN step; kimia rewrites that history before pushing, and that step failed. Nothing was pushed.',
+    fix: `pass the secret as a build secret instead of a build arg:
+  kimia … --secret id=api_token,env=API_TOKEN
+  RUN --mount=type=secret,id=api_token API_TOKEN="$(cat /run/secrets/api_token)" make`,
+  },
   PULL_UNAUTHORIZED: {
     exit: EXIT.auth,
     message: 'unauthorized: authentication required',
@@ -259,6 +284,20 @@ volumeMounts:
     message: 'push of {destination} failed after {attempts} attempt(s): {detail}',
     cause: 'the registry could not be reached or answered with an error.',
     fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries',
+  },
+  PULL_PLAIN_HTTP: {
+    exit: EXIT.build,
+    message: 'registry {host} answers in plain HTTP: {text}',
+    cause: 'kimia (Buildah) speaks HTTPS to a registry unless told otherwise, and {host} answered in plain HTTP while the base image or the cache was pulled.',
+    fix: `if {host} is meant to be plain HTTP (a registry inside the cluster): --insecure-registry={host} (this registry only)
+or --insecure-pull (every pull); otherwise serve the registry over TLS`,
+  },
+  PUSH_PLAIN_HTTP: {
+    exit: EXIT.push,
+    message: 'registry {host} answers in plain HTTP: {text}',
+    cause: 'kimia (Buildah) speaks HTTPS to a registry unless told otherwise, and {host} answered in plain HTTP when {destination} was pushed.',
+    fix: `if {host} is meant to be plain HTTP (a registry inside the cluster): --insecure-registry={host} (this registry only)
+or --insecure (every push); otherwise serve the registry over TLS`,
   },
   PULL_UNREACHABLE: {
     exit: EXIT.build,

@@ -428,7 +428,7 @@ describe('Kimia guide: Debugging Commands', () => {
 });
 
 describe('Kimia guide: Performance Issues / Slow Builds', () => {
-  it('check-environment points at overlay when vfs is used, overlay works rootless, and --cache reuses layers on the second build', async () => {
+  it('check-environment points at overlay when vfs is used, overlay works rootless, and --cache answers the same build from its key (and reuses layers with --no-build-key)', async () => {
     const vfs = await kimia(['check-environment']);
     expect(vfs.stdout).toMatch(/\[ok {2}\] storage driver +vfs \(works everywhere; --storage-driver=overlay is faster\)/);
     const overlay = await kimia(['check-environment', '--storage-driver=overlay']);
@@ -442,7 +442,10 @@ describe('Kimia guide: Performance Issues / Slow Builds', () => {
     expect(first.exitCode, first.all).toBe(0);
     const second = await kimia(args);
     expect(second.exitCode, second.all).toBe(0);
-    expect(second.stderr).toMatch(/cache: [1-9]\d* hit\(s\), 0 miss\(es\)/);
+    expect(second.stderr).toMatch(/unchanged: build key [0-9a-f]{12} matches sha256:[0-9a-f]{64}/);
+    const layers = await kimia([...args, '--no-build-key']);
+    expect(layers.exitCode, layers.all).toBe(0);
+    expect(layers.stderr).toMatch(/cache: [1-9]\d* hit\(s\), 0 miss\(es\)/);
   });
 });
 

@@ -179,7 +179,7 @@ describe('multi-platform', () => {
 });
 
 describe('cache', () => {
-  it('--cache with a persistent --cache-dir: an unchanged rebuild in a new process hits every step', async () => {
+  it('--cache with a persistent --cache-dir: an unchanged rebuild in a new process is answered from the build key; with --no-build-key it hits every step', async () => {
     await ws.write('ctx-cache/Dockerfile', `FROM ${base}\nRUN echo one > /1\nCOPY app.txt /app.txt\nRUN echo two > /2\nENV A=b\n`);
     await ws.write('ctx-cache/app.txt', 'x\n');
     const args = ['-c', ws.path('ctx-cache'), '--no-push', '--cache', '--cache-dir', ws.path('cache'), '--storage-driver', 'overlay', ...insecure(), '--log-format', 'json'];
@@ -187,9 +187,13 @@ describe('cache', () => {
     expect(first.exitCode, first.all).toBe(0);
     const second = await kimia(args, { home: ws.path('home-cache-2'), env: { DOCKER_CONFIG: dockerConfig } });
     expect(second.exitCode, second.all).toBe(0);
-    const done = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.event === 'built')!;
-    expect(done(first.stderr)).toMatchObject({ cacheHits: 0, cacheMisses: 4 });
-    expect(done(second.stderr)).toMatchObject({ cacheHits: 4, cacheMisses: 0 });
+    const third = await kimia([...args, '--no-build-key'], { home: ws.path('home-cache-3'), env: { DOCKER_CONFIG: dockerConfig } });
+    expect(third.exitCode, third.all).toBe(0);
+    const event = (out: string, name: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.event === name);
+    expect(event(first.stderr, 'built')).toMatchObject({ cacheHits: 0, cacheMisses: 4 });
+    expect(event(second.stderr, 'built')).toBeUndefined();
+    expect(event(second.stderr, 'unchanged')).toMatchObject({ imageId: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(event(third.stderr, 'built')).toMatchObject({ cacheHits: 4, cacheMisses: 0 });
   });
 
   it('--cache-repo pushes layers and a build from an empty storage reuses them', async () => {

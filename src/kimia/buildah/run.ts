@@ -6,6 +6,7 @@ import { formatSize } from '../../core/config.js';
 import type { Log } from '../log.js';
 import type { BuildPlan, PushStep } from '../plan/plan.js';
 import { fail } from '../errors.js';
+import { plainHttpFailure } from './plain-http.js';
 import {
   CacheCounter, StepClock, backoffMs, baseImageMissing, classifyFailure, describeNoSpace, dnsFailure, formatDuration, globNameFailure, ownerOutOfRange,
   parseLine, quoteChildError, stepFailure, stepLabel, storagePermissionFailure, type StepEvent,
@@ -178,6 +179,9 @@ export async function removeLeftovers(plan: BuildPlan, before: Set<string>, log:
 async function budFailure(plan: BuildPlan, result: RunResult, lastStep?: StepEvent) {
   const output = result.stderr || result.stdout;
   const quoted = quoteChildError(output);
+  // Go's TLS-to-plain-HTTP text is Buildah's own pull (of a base or cache image), whichever step was last
+  const plain = plainHttpFailure(output);
+  if (plain) return fail('PULL_PLAIN_HTTP', plain);
   const located = plan.dockerfile && lastStep ? locateStep(plan.dockerfile, lastStep, plan.target) : undefined;
   const where = located ? describeStep(plan.dockerfile!, located) : lastStep ? `${lastStep.instruction.split(' ')[0]} (step ${lastStep.index})` : undefined;
   const stage = lastStep?.stage && plan.dockerfile ? ` in stage ${lastStep.stage.index}${plan.dockerfile.stages[lastStep.stage.index - 1]?.name ? ` (${plan.dockerfile.stages[lastStep.stage.index - 1]!.name})` : ''}` : '';
@@ -274,6 +278,8 @@ export async function pushWithRetry(
       return { destination: step.destination, digest, attempts: attempt + 1 };
     }
     const quoted = quoteChildError(result.stderr);
+    const plain = plainHttpFailure(result.stderr);
+    if (plain) throw fail('PUSH_PLAIN_HTTP', { ...plain, destination: step.destination });
     const kind = classifyFailure(result.stderr);
     if (kind === 'auth') throw fail('PUSH_UNAUTHORIZED', { destination: step.destination, detail: quoted });
     if (kind === 'no-space') throw await noSpaceError(plan, result.stderr, 'push');
@@ -287,19 +293,6 @@ export async function pushWithRetry(
     const delay = backoffMs(attempt, opts.baseDelayMs);
     log.warn(`push of ${step.destination} failed (${quoted}); retrying in ${delay} ms`, { event: 'push-retry', attempt: attempt + 1, delayMs: delay });
     await sleep(delay);
-  }
-}
-
-/** Layer sizes of the built image, from buildah's stored manifest (for the progress report). */
-export async function layerSizes(plan: BuildPlan): Promise<{ digest: string; size: number }[]> {
-  const global = plan.bud.slice(0, plan.bud.indexOf('bud'));
-  const r = await run(plan.buildah, [...global, 'inspect', '--type', 'image', '--format', '{{.Manifest}}', plan.localImage], { env: plan.env, reject: false });
-  if (r.exitCode !== 0) return [];
-  try {
-    const m = JSON.parse(r.stdout) as { layers?: { digest: string; size: number }[] };
-    return (m.layers ?? []).map((l) => ({ digest: l.digest, size: l.size }));
-  } catch {
-    return [];
   }
 }
 

@@ -19,6 +19,8 @@ export interface DockerfileInstruction {
   endLine: number;
   /** the instruction as written, continuations joined: what buildah prints after "STEP n/N:" */
   text: string;
+  /** the instruction exactly as in the file: every line of it, here-document bodies included (the build key) */
+  source: string;
   flags: DockerfileFlag[];
   /** RUN/COPY/ADD with a here-document (<<EOF) */
   heredoc: boolean;
@@ -47,6 +49,8 @@ export interface ParsedDockerfile {
   stages: DockerfileStage[];
   /** ARGs before the first FROM */
   globalArgs: DockerfileInstruction[];
+  /** the escape character (`# escape=` directive, default backslash) */
+  escape: string;
 }
 
 /** Continuation lines joined, whitespace runs collapsed: how buildah prints a step, and how steps are compared. */
@@ -90,7 +94,7 @@ export function parseDockerfile(text: string, name = 'Dockerfile'): ParsedDocker
     const heredoc = heredocsOf(i);
     // a heredoc's body is not part of the step text buildah prints (it prints the first line)
     const text = heredoc ? raw[0]!.trim() : normalizeInstructionText(raw.join('\n'), escape);
-    const ins: DockerfileInstruction = { keyword, written: i.getInstruction(), line, endLine, text, flags: flagsOf(i), heredoc, stage: -1, step: 0 };
+    const ins: DockerfileInstruction = { keyword, written: i.getInstruction(), line, endLine, text, source: raw.join('\n'), flags: flagsOf(i), heredoc, stage: -1, step: 0 };
     if (keyword === 'ONBUILD') {
       const trig = (i as Instruction & { getTriggerInstruction?: () => Instruction | null }).getTriggerInstruction?.();
       const trigText = text.replace(/^\S+\s+/, '');
@@ -112,7 +116,7 @@ export function parseDockerfile(text: string, name = 'Dockerfile'): ParsedDocker
     } else if (keyword === 'ARG') globalArgs.push(ins);
     instructions.push(ins);
   }
-  return { name, instructions, stages, globalArgs };
+  return { name, instructions, stages, globalArgs, escape };
 }
 
 export const DOCKER_ONLY = ['HEALTHCHECK', 'SHELL', 'ONBUILD'] as const;

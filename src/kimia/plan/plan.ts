@@ -4,6 +4,7 @@
  */
 import type { BuildRequest } from '../cli/request.js';
 import { stringify as stringifyToml } from 'smol-toml';
+import { budBuildArgs, budSecrets, secretArgsInHistory } from './build-args.js';
 import type { ParsedDockerfile } from '../dockerfile/parse.js';
 import { decideFormat, type FormatDecision } from '../dockerfile/format.js';
 import type { EngineVersion } from '../dockerfile/check.js';
@@ -61,6 +62,11 @@ export interface BuildPlan {
   warnings: string[];
   /** values that must never be printed */
   secrets: string[];
+  /**
+   * secret build args whose values Buildah writes into the history of the built image: masked after `bud`, before
+   * anything leaves the local storage (history/ does it); absent when there is nothing to mask
+   */
+  historyMask?: { args: { name: string; value: string }[] };
 }
 
 export const DEFAULT_LOCAL_IMAGE = 'localhost/kimia-build:latest';
@@ -115,11 +121,26 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   if (multi) bud.push('--manifest', localImage);
   else for (const d of request.destinations.length ? request.destinations : [DEFAULT_LOCAL_IMAGE]) bud.push('-t', d);
   if (request.target) bud.push('--target', request.target);
-  // `--build-arg NAME` with NAME unset in the environment leaves the Dockerfile's ARG default alone (as docker does)
-  for (const a of request.buildArgs) if (!a.unset) bud.push('--build-arg', `${a.name}=${a.value}`);
+  // values travel in buildah's environment, never in its argv (see build-args.ts)
+  const args = budBuildArgs(request.buildArgs);
+  bud.push(...args.argv, ...budSecrets(request.buildSecrets));
   for (const l of request.labels) bud.push('--label', `${l.key}=${l.value}`);
   bud.push(request.cache ? '--layers' : '--layers=false');
-  if (request.cacheRepo) bud.push('--cache-from', request.cacheRepo, '--cache-to', request.cacheRepo);
+  const warnings: string[] = [];
+  const inHistory = secretArgsInHistory(request.buildArgs, facts.dockerfile);
+  const names = inHistory.map((a) => a.name).join(', ');
+  if (request.cacheRepo) {
+    bud.push('--cache-from', request.cacheRepo);
+    // cache images carry the history of every step, secret build-arg values included: read the cache, never write it
+    if (inHistory.length) warnings.push(`the cache repository ${request.cacheRepo} is read but not written: its images would record the value of secret build arg(s) ${names} in their history. Pass secrets with --secret and RUN --mount=type=secret instead.`);
+    else bud.push('--cache-to', request.cacheRepo);
+  }
+  // one image per platform in a manifest list: no per-image masking, so no history at all (RUN steps are then not
+  // found in the layer cache: Buildah compares histories)
+  if (inHistory.length && multi) {
+    bud.push('--omit-history');
+    warnings.push(`the images are built without history: Buildah would record the value of secret build arg(s) ${names} in it. Pass secrets with --secret and RUN --mount=type=secret instead.`);
+  }
   if (request.platforms.length) bud.push('--platform', request.platforms.join(','));
   if (request.timestamp !== undefined) bud.push('--timestamp', String(request.timestamp));
   // no io.buildah.version label: docker build and Kaniko add no builder label, and a base image's own label stays
@@ -158,7 +179,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
     exports.push({ kind: 'oci', path: request.ociLayoutPath, argv: [...global, ...verb, localImage, `oci:${request.ociLayoutPath}`] });
   }
 
-  const warnings = format.warning ? [format.warning] : [];
+  if (format.warning) warnings.push(format.warning);
   const notes = format.note ? [format.note] : [];
 
   const containersConfPath = `${facts.privateDir}/containers.conf`;
@@ -170,6 +191,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
       CONTAINERS_REGISTRIES_CONF: registriesConfPath,
       BUILDAH_ISOLATION: request.isolation,
       HOME: request.home,
+      ...args.env,
     },
     files: [
       { path: containersConfPath, content: containersConf(), mode: 0o600 },
@@ -190,6 +212,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
     notes,
     warnings,
     secrets,
+    ...(inHistory.length && !multi ? { historyMask: { args: inHistory.map((a) => ({ name: a.name, value: a.value })) } } : {}),
   };
 }
 

@@ -6,7 +6,9 @@
  *                  sets, no_new_privs (runc parity);
  *   userns         the workload may use user namespaces with subordinate IDs, as a rootless builder needs:
  *                  CAP_SETUID and CAP_SETGID join the bounding set (so newuidmap/newgidmap's file capabilities
- *                  work) and no_new_privs is off inside the guest. The user, every other capability restriction,
+ *                  work), no_new_privs is off and the container's seccomp profile is not loaded inside the guest
+ *                  (a runtime's default profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN; Kata's
+ *                  disable_guest_seccomp, RUNCVM_GUEST_SECCOMP=off for this handler only). The user, every other capability restriction,
  *                  and all of the container's restrictions on the node (user, capabilities, no_new_privs, seccomp
  *                  of the processes that run the VM) are unchanged: the VM, with its own kernel, is the boundary.
  * The installer registers this as its own runtime handler (runcvm-userns, whose BinaryName bin/runcvm-runtime-userns
@@ -27,7 +29,7 @@ const USERNS_CAPS = ['CAP_SETUID', 'CAP_SETGID'];
 export function describeGuestPrivileges(p: GuestPrivileges): string {
   return p === 'pod'
     ? 'pod (the container\'s user, capabilities and no_new_privs apply inside the VM, as under runc)'
-    : 'userns (inside the VM: CAP_SETUID and CAP_SETGID in the bounding set, no_new_privs off, for user namespaces; the user and the container\'s restrictions on the node are unchanged)';
+    : 'userns (inside the VM: CAP_SETUID and CAP_SETGID in the bounding set, no_new_privs off, no seccomp profile, for user namespaces; the user and the container\'s restrictions on the node are unchanged)';
 }
 
 /** The launch spec's process with the userns privileges inside the guest (pod leaves it unchanged). */
@@ -35,8 +37,10 @@ export function withGuestPrivileges(launch: LaunchSpec, privileges: GuestPrivile
   if (privileges === 'pod') return launch;
   const caps = launch.process.capabilities;
   const bounding = [...new Set([...(caps?.bounding ?? []), ...USERNS_CAPS])];
+  // the profile stays on the node (config.json: the launcher and QEMU); in the guest it would refuse the user namespace
+  const { seccomp: _guestSeccomp, ...rest } = launch;
   return {
-    ...launch,
+    ...rest,
     process: {
       ...launch.process,
       noNewPrivileges: false,

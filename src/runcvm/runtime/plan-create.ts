@@ -14,6 +14,7 @@ import { envMap, type OciSpec } from '../launch/oci.js';
 import { kernelCandidate, kernelChoice } from '../launch/kernel.js';
 import { mergeSettingEnv, parseNodeSettings, readSettings, type Settings } from '../launch/settings.js';
 import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
+import { GuestSpecError } from '../launch/rootfs.js';
 import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { describeGuestPrivileges, withGuestPrivileges, type GuestPrivileges } from '../launch/guest-privileges.js';
 import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
@@ -84,6 +85,16 @@ function requestedHypervisor(value: string | undefined): 'auto' | HypervisorName
   return v === 'qemu' || v === 'firecracker' ? v : 'auto';
 }
 
+/** What the guest cannot apply (launch/rootfs.ts, the seccomp profile) fails create as GUEST_SPEC. */
+function guestApplicable<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    if (err instanceof GuestSpecError) throw fail('GUEST_SPEC', { problem: err.problem, fix: err.fix });
+    throw err;
+  }
+}
+
 export function planCreate(input: CreateInput, facts: CreateFacts | undefined): CreatePlan {
   const { spec, nodeEnv, id } = input;
   const runc: CreateAction = { op: 'runc', ...input.runc };
@@ -152,10 +163,12 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   // the hand-off: network mode from the namespace fact (never the node's own), volumes, kernel, and what the
   // workload may do inside the VM (the node's choice: runtime env only, never the container's)
   const launchSpec = withGuestPrivileges(withVolumesInLaunch(
-    buildLaunchSpec(spec, { containerId: id, settings, debugLog: debugLog !== undefined, debugLogHostPath: paths.debugLog, hostNetwork: facts.hostNetwork, customKernel: customKernel !== undefined }),
+    guestApplicable(() => buildLaunchSpec(spec, { containerId: id, settings, debugLog: debugLog !== undefined, debugLogHostPath: paths.debugLog, hostNetwork: facts.hostNetwork, customKernel: customKernel !== undefined, guestSeccomp: node.guestSeccomp })),
     volumes.plan,
   ), node.guestPrivileges);
   log.push({ level: 'info', msg: `guest privileges: ${describeGuestPrivileges(node.guestPrivileges)}` });
+  // RUNCVM_GUEST_SECCOMP=off is the node's choice (the runtime's own environment, never the container's)
+  if (!node.guestSeccomp && spec.linux?.seccomp) log.push({ level: 'info', msg: 'the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)' });
   // runc warns about these in its own log when it starts the launcher container (same spec); the VM ignores them too
   const unknownCaps = capabilitiesFromSpec(spec.process?.capabilities).unknown;
   if (unknownCaps.length) log.push({ level: 'info', msg: 'ignoring unknown or unavailable capabilities', fields: { names: unknownCaps.join(',') } });

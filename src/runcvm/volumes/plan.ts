@@ -287,7 +287,7 @@ export const CLONE_FS = 0x200;
  * (no new namespaces). Specs without a seccomp profile (ctr's default) are left alone.
  */
 export function withUnshareFsAllowed(spec: OciSpec): OciSpec {
-  const seccomp = spec.linux?.seccomp as { syscalls?: unknown[] } | undefined;
+  const seccomp = spec.linux?.seccomp;
   if (!seccomp) return spec;
   const rule = { names: ['unshare'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: CLONE_FS, op: 'SCMP_CMP_EQ' }] };
   return { ...spec, linux: { ...spec.linux, seccomp: { ...seccomp, syscalls: [...(seccomp.syscalls ?? []), rule] } } };

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { parseCommand } from '../../../src/kimia/cli/parse.js';
 import { planBuild, planCommands, registriesConf } from '../../../src/kimia/plan/plan.js';
 import { dockerOnlyInstructions, parseDockerfile } from '../../../src/kimia/dockerfile/parse.js';
-import { formatCommand, Redactor } from '../../../src/core/redact.js';
 
 function plan(argv: string[], text = 'FROM busybox\n', env: Record<string, string> = {}) {
   const c = parseCommand(argv, { HOME: '/home/kimia', ...env });
@@ -107,7 +106,9 @@ describe('planBuild', () => {
     if (c.kind !== 'build') throw new Error('not build');
     const p = planBuild(c.request, { contextDir: '/ctx', privateDir: '/p' });
     const args = p.bud.flatMap((a, i) => (p.bud[i - 1] === '--build-arg' ? [a] : []));
-    expect(args).toEqual(['SET_ONE=v', 'EMPTY_ONE=']);
+    expect(args).toEqual(['SET_ONE', 'EMPTY_ONE']);
+    expect(p.env).toMatchObject({ SET_ONE: 'v', EMPTY_ONE: '' });
+    expect(p.env.MISSING_ONE).toBeUndefined();
   });
 
   it('runs the buildah that preflight found', () => {
@@ -117,13 +118,45 @@ describe('planBuild', () => {
     expect(planBuild(c.request, { contextDir: '/ctx', privateDir: '/p' }).buildah).toBe('buildah');
   });
 
-  it('marks secret build-arg values so the dry-run prints them masked', () => {
-    const p = plan(['-d', 'r/a', '--build-arg', 'API_KEY=sup3rs3cret', '--build-arg', 'V=1']);
+  it('build-arg values go in buildah\'s environment, never in its argv; secret ones are marked for the redactor', () => {
+    const p = plan(['-d', 'r/a', '--build-arg', 'API_KEY=sup3rs3cret', '--build-arg', 'V=plainvalue']);
     expect(p.secrets).toEqual(['sup3rs3cret']);
-    const printed = planCommands(p).map((c) => formatCommand(c[0]!, c.slice(1), new Redactor(p.secrets))).join('\n');
-    expect(printed).not.toContain('sup3rs3cret');
-    expect(printed).toContain("'API_KEY=***'");
-    expect(printed).toContain('V=1');
+    const argv = planCommands(p).flat().join(' ');
+    expect(argv).not.toContain('sup3rs3cret');
+    expect(argv).not.toContain('plainvalue');
+    expect(p.bud).toEqual(expect.arrayContaining(['--build-arg', 'API_KEY', '--build-arg', 'V']));
+    expect(p.env).toMatchObject({ API_KEY: 'sup3rs3cret', V: 'plainvalue' });
+  });
+
+  it('names buildah reads itself keep their value in argv; a secret one is refused with a fix', () => {
+    const p = plan(['-d', 'r/a', '--build-arg', 'http_proxy=http://proxy:3128', '--build-arg', 'HOME=/x']);
+    expect(p.bud).toEqual(expect.arrayContaining(['--build-arg', 'http_proxy=http://proxy:3128', '--build-arg', 'HOME=/x']));
+    expect(p.env.HOME).toBe('/home/kimia');
+    expect(() => plan(['-d', 'r/a', '--build-arg', 'HTTPS_PROXY=http://u:pw@p', '--secret-arg', 'HTTPS_PROXY'])).toThrow(/Buildah reads HTTPS_PROXY/);
+  });
+
+  it('--secret passes id and source (never a value) to buildah', () => {
+    const c = parseCommand(['-d', 'r/a', '--secret', 'id=npmrc,src=/s/npmrc', '--secret', 'id=tok,env=NPM_TOKEN'], { HOME: '/h', NPM_TOKEN: 'v4lue' });
+    if (c.kind !== 'build') throw new Error('not build');
+    const p = planBuild(c.request, { contextDir: '/ctx', privateDir: '/p' });
+    expect(p.bud).toEqual(expect.arrayContaining(['--secret', 'id=npmrc,src=/s/npmrc,type=file', '--secret', 'id=tok,env=NPM_TOKEN,type=env']));
+    expect(p.bud.join(' ')).not.toContain('v4lue');
+  });
+
+  it('secret build args declared in the Dockerfile are masked in the history; the cache repository is then only read', () => {
+    const text = 'FROM busybox\nARG NPM_TOKEN\nRUN npm ci\n';
+    expect(plan(['-d', 'r/a', '--build-arg', 'NPM_TOKEN=abc123'], text).historyMask).toEqual({ args: [{ name: 'NPM_TOKEN', value: 'abc123' }] });
+    // not declared: buildah records nothing, nothing to mask
+    expect(plan(['-d', 'r/a', '--build-arg', 'NPM_TOKEN=abc123'], 'FROM busybox\n').historyMask).toBeUndefined();
+    // not secret by name, but by --secret-arg
+    expect(plan(['-d', 'r/a', '--build-arg', 'CUSTOM=abc123', '--secret-arg', 'CUSTOM'], 'FROM b\nARG CUSTOM=x\n').historyMask?.args.map((a) => a.name)).toEqual(['CUSTOM']);
+    const cached = plan(['-d', 'r/a', '--build-arg', 'NPM_TOKEN=abc123', '--cache-repo', 'reg/cache'], text);
+    expect(cached.bud).toEqual(expect.arrayContaining(['--cache-from', 'reg/cache']));
+    expect(cached.bud).not.toContain('--cache-to');
+    expect(cached.warnings.join('\n')).toContain('read but not written');
+    const multi = plan(['-d', 'r/a', '--build-arg', 'NPM_TOKEN=abc123', '--custom-platform', 'linux/amd64,linux/arm64'], text);
+    expect(multi.bud).toContain('--omit-history');
+    expect(multi.historyMask).toBeUndefined();
   });
 
   it('registry mirrors for docker.io', () => {

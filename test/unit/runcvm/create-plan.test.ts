@@ -178,6 +178,8 @@ describe('what each fixture\'s plan decides', () => {
     expect(p.config.process).toMatchObject({ noNewPrivileges: true });
     expect(JSON.stringify(p.config.process?.capabilities ?? {})).not.toMatch(/CAP_SETUID|CAP_SETGID/);
     expect(p.config.linux?.seccomp).toBeDefined();
+    // in the guest, no profile: containerd's default refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN
+    expect(p.launchSpec.seccomp).toBeUndefined();
     expect(renderCreatePlan(p)).toContain('# guest privileges: userns (inside the VM: CAP_SETUID and CAP_SETGID in the bounding set');
     expect(p.log.map((l) => l.msg).find((m) => m.startsWith('guest privileges:'))).toMatch(/^guest privileges: userns/);
     // the same container on a node that did not choose userns: the container's own RUNCVM_GUEST_PRIVILEGES is not read
@@ -185,6 +187,7 @@ describe('what each fixture\'s plan decides', () => {
     const podOnly = planCreate(inputFor({ ...fx, nodeEnv: {}, config: { ...fx.config, process: { ...fx.config.process!, env: [...fx.config.process!.env!.filter((e) => !e.startsWith('RUNCVM_GUEST')), 'RUNCVM_GUEST_PRIVILEGES=userns'] } } }), facts()) as VmCreatePlan;
     expect(podOnly.guestPrivileges).toBe('pod');
     expect(podOnly.launchSpec.process).toMatchObject({ noNewPrivileges: true, capabilities: { bounding: [] } });
+    expect(podOnly.launchSpec.seccomp).toBeDefined();
   });
 
   it('sandbox: plain runc, even with a setting that would be refused for a VM', () => {

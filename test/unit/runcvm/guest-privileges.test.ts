@@ -24,6 +24,12 @@ describe('RUNCVM_GUEST_PRIVILEGES (a node setting)', () => {
     expect(p.user).toEqual({ uid: 1000, gid: 1000, additionalGids: [1000] });
   });
 
+  it('userns loads no seccomp profile in the guest (RuntimeDefault refuses unshare(CLONE_NEWUSER)); pod keeps it', () => {
+    const withProfile = { ...restricted, seccomp: { defaultAction: 'SCMP_ACT_ERRNO' } } as unknown as LaunchSpec;
+    expect(withGuestPrivileges(withProfile, 'userns').seccomp).toBeUndefined();
+    expect(withGuestPrivileges(withProfile, 'pod').seccomp).toBeDefined();
+  });
+
   it('anything else is refused, naming the setting and the fix', () => {
     let err: unknown;
     try {
