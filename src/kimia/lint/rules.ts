@@ -72,7 +72,10 @@ export function parseKimiaArgs(pod: PodSpecInfo, c: ContainerInfo): KimiaArg[] {
 
 /** Runs kimia: the image name says so, or the long build flags are there (short ones like `sh -c` prove nothing). */
 export function isKimiaContainer(c: ContainerInfo): boolean {
-  return /kimia/i.test(c.image) || [...c.command, ...c.args].some((a) => /^--(context|destination)(=|$)/.test(a));
+  // the repository's own name (after the last '/', before the tag or digest), not the registry or prefix: the node
+  // installer, registry.example.com/kimia-runcvm/runcvm-installer, is no kimia container
+  const repository = (c.image.split('@')[0] ?? '').split('/').pop()?.replace(/:[^:]*$/, '') ?? '';
+  return /kimia/i.test(repository) || [...c.command, ...c.args].some((a) => /^--(context|destination)(=|$)/.test(a));
 }
 
 export function kimiaTargets(files: readonly LoadedManifest[]): KimiaTarget[] {
