@@ -248,7 +248,9 @@ describe('examples/kimia-restricted-pod.yaml: a build in a pod that passes the P
       const r = await p.waitForExit('kimia', 15 * 60_000);
       // the Dockerfile's RUN needs a user namespace with subordinate IDs (with a single-ID mapping it fails at
       // setgroups): a build that succeeds had one
-      expect(r.exitCode, `${r.reason} ${r.message}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      // runcvm's debug log (the launcher's and the guest's lines) says why, when the VM itself failed
+      const debugTail = r.exitCode === 0 ? '' : (await readFile(join(cluster.nodeRoot, 'tmp', `runcvm-${p.containerId('kimia')}.debug`), 'utf8').catch((e: Error) => e.message)).split('\n').slice(-80).join('\n');
+      expect(r.exitCode, `${r.reason} ${r.message}\n${r.stdout}\n${r.stderr}\n--- runcvm debug log (tail)\n${debugTail}`).toBe(0);
       const digest = (await cluster.registry.manifest('org/restricted-vm', '1')).digest;
       const log = `${r.stdout}\n${r.stderr}`;
       expect(log).toContain(`pushed ${image}@${digest}`);

@@ -156,6 +156,10 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
         'containerd', configPath, ...binds.flatMap((b) => [b.source, b.target])], { logPath, ...(opts.env ? { env: opts.env } : {}) });
     let proc = await launch();
     const namespacesSeen = new Set<string>([namespace]);
+    // ids of this containerd's tasks and containers: the default runc roots (/run/containerd/runc/NS) are shared with
+    // every other containerd on the machine (the CRI plugin's namespace is always k8s.io, and a runtime entry without
+    // options.Root, as runcvm's installer writes, uses that default), so only these are force-deleted there
+    const idsSeen = new Set<string>();
     const ctrRaw = (args: string[], o: RunOptions = {}) => run('ctr', ['--address', socket, ...args], o);
 
     // Teardown order (LIFO): clean tasks/containers → stop containerd → kill stray shims/runc state → unmount → rm.
@@ -167,7 +171,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
       } catch {
         /* no CRI runc roots */
       }
-      for (const r of roots) await forceDeleteRunc(r);
+      for (const r of roots) await forceDeleteRunc(r, r.startsWith(dir) || r === shimRuncRoot(namespace) ? undefined : idsSeen);
     });
     closers.push('kill stray shims', () => killMatching(`-address ${socket}`));
     closers.push('stop containerd', () => proc.stop(10_000));
@@ -181,7 +185,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
       if (!proc.alive()) return;
       const nss = await ctrRaw(['namespaces', 'ls', '-q'], { reject: false, timeoutMs: 10_000 });
       for (const ns of nss.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) namespacesSeen.add(ns);
-      for (const ns of namespacesSeen) await cleanNamespace(ctrRaw, ns);
+      for (const ns of namespacesSeen) for (const id of await cleanNamespace(ctrRaw, ns)) idsSeen.add(id);
     });
 
     await ready();
@@ -218,7 +222,8 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
   }
 }
 
-async function cleanNamespace(ctr: (args: string[], o?: RunOptions) => Promise<RunResult>, ns: string): Promise<void> {
+/** Kills and deletes every task and container of `ns`; returns their ids. */
+async function cleanNamespace(ctr: (args: string[], o?: RunOptions) => Promise<RunResult>, ns: string): Promise<string[]> {
   const o = { reject: false, timeoutMs: 15_000 } as const;
   const ids = (r: RunResult) => r.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter(Boolean);
   const tasks = await ctr(['-n', ns, 'tasks', 'ls', '-q'], o);
@@ -228,13 +233,17 @@ async function cleanNamespace(ctr: (args: string[], o?: RunOptions) => Promise<R
   }
   const containers = await ctr(['-n', ns, 'containers', 'ls', '-q'], o);
   for (const id of ids(containers)) await ctr(['-n', ns, 'containers', 'rm', id], o);
+  return [...ids(tasks), ...ids(containers)];
 }
 
-/** `runc --root R delete --force` for every container left in R, then remove R if empty. */
-async function forceDeleteRunc(runcRoot: string): Promise<void> {
+/**
+ * `runc --root R delete --force` for every container left in R (only those of `only` when given: R is shared with
+ * other containerd instances, whose containers must live on), then remove R if empty.
+ */
+async function forceDeleteRunc(runcRoot: string, only?: ReadonlySet<string>): Promise<void> {
   let entries: string[];
   try {
-    entries = await readdir(runcRoot);
+    entries = (await readdir(runcRoot)).filter((id) => !only || only.has(id));
   } catch {
     return;
   }
