@@ -26,6 +26,12 @@ export const runcvmErrors = defineErrors({
     cause: 'a RUNCVM_* setting in the container environment has a value runcvm does not understand.',
     fix: '{fix}',
   },
+  BAD_NODE_SETTING: {
+    exit: RUNTIME_EXIT.setup,
+    message: '{name}="{value}" is not valid: {problem}',
+    cause: "a RUNCVM_* setting in the runtime's own environment (the engine's configuration on this node) has a value runcvm does not understand.",
+    fix: '{fix}',
+  },
   NO_KERNEL: {
     exit: RUNTIME_EXIT.setup,
     message: 'guest kernel not found: {path}',

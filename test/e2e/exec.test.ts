@@ -141,7 +141,7 @@ describe('exec into a runcvm container (ctr task exec)', () => {
       return s.exitCode === 0 && (JSON.parse(s.stdout) as { status: string }).status === 'stopped';
     }, { timeoutMs: 120_000, intervalMs: 500 });
     const r = await run(fx.wrapper, ['--root', root, 'exec', 'ex-short', 'true'], { reject: false });
-    expect(r.exitCode).toBe(1);
+    expect(r.exitCode).toBe(255); // runc's code for an exec that cannot start
     expect(r.stderr).toContain('cannot exec: container ex-short is stopped');
     await cd.ctr(['task', 'delete', 'ex-short'], { reject: false });
     await cd.ctr(['container', 'delete', 'ex-short'], { reject: false });

@@ -2,7 +2,10 @@
  * RUNCVM_HYPERVISOR=firecracker through the real runtime path: containerd → bin/runcvm-runtime create → runc →
  * launcher (container PID 1) → firecracker. Firecracker cannot run here, so the guest package gets the fake
  * (test/fixtures/fake-firecracker, run by the package's node) as bin/firecracker, set up as a node without working
- * KVM. What this proves: the runtime selects the backend, the launcher writes the --config-file (which the fake
+ * KVM. The node's KVM state is set by the tests, never taken from the machine: the runtime's node-level
+ * RUNCVM_KVM_DEVICE points at a stand-in file (exists and opens read/write, as create's check for an explicit
+ * RUNCVM_HYPERVISOR=firecracker asks), at a missing path (no KVM), or at a folder (a device that cannot be opened), so
+ * every branch runs and asserts its outcome on a machine with a usable /dev/kvm, a KVM-PVM one, or none. What this proves: the runtime selects the backend, the launcher writes the --config-file (which the fake
  * checks against the schema and Firecracker's rules: kernel, drives, vsock all present), and a Firecracker
  * `Kvm(Error(19))` reaches the container's stderr as a runcvm error with cause and fix, with a non-zero exit.
  * With the fake playing a booted guest (FAKE_FC_GUEST=1): Firecracker gets the container's id as --id (sanitised),
@@ -11,6 +14,7 @@
  * when the guest ignores it, with SIGKILL after the launcher's bounded wait (exit 143 too: the stop was a SIGTERM).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, spawnPiped, type RunResult } from '../../src/core/exec/index.js';
@@ -18,15 +22,17 @@ import { CloserStack } from '../../src/core/fsx/index.js';
 import { projectPath } from '../../src/core/paths.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
 import { ctrRunIn, leftovers, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
-import { hostAccelFacts } from '../../src/runcvm/hypervisor/firecracker/host.js';
-import { kvmProblem } from '../../src/runcvm/hypervisor/accel.js';
+import { cpuFlagsFromCpuinfo, kvmProblem } from '../../src/runcvm/hypervisor/accel.js';
+import { readCpuinfo } from '../../src/runcvm/hypervisor/facts.js';
 import { instanceId } from '../../src/runcvm/hypervisor/firecracker/plan.js';
 import { requestViolations } from '../../src/runcvm/hypervisor/firecracker/schema.js';
 import { waitFor } from '../harness/wait.js';
 
-/** on this kind of machine KVM is KVM-PVM, so the default falls back to QEMU; on a real KVM host it would not */
-const kvmNotUsable = kvmProblem(await hostAccelFacts()) !== undefined;
 const closers = new CloserStack();
+/** the node's KVM device as each wrapper's RUNCVM_KVM_DEVICE: a stand-in that opens, a missing path, a folder */
+let kvmStandIn: string;
+let kvmMissing: string;
+let kvmUnopenable: string;
 let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let busybox: string;
@@ -60,6 +66,9 @@ async function guestWithFakeFirecracker(dir: string, name: string, fakeEnv: Reco
   await chmod(join(guest, 'bin', 'firecracker'), 0o755);
   return guest;
 }
+
+/** The guest package with the fake that answers Kvm(Error(19)), made in beforeAll. */
+const noKvmGuest = () => join(fx.dir, 'guest-fc');
 
 interface FakeLogEntry {
   method: string;
@@ -131,14 +140,20 @@ async function ctrRun(wrapper: string, env: string[], cmd: string[]): Promise<Ru
 describe('RUNCVM_HYPERVISOR=firecracker through containerd (fake Firecracker, no KVM)', () => {
   beforeAll(async () => {
     ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
+    kvmStandIn = join(fx.dir, 'kvm-stand-in');
+    await writeFile(kvmStandIn, '', { mode: 0o600 });
+    kvmMissing = join(fx.dir, 'no-kvm-here');
+    kvmUnopenable = join(fx.dir, 'kvm-folder');
+    await mkdir(kvmUnopenable);
+    const kvm = { RUNCVM_KVM_DEVICE: kvmStandIn };
     const guest = await guestWithFakeFirecracker(fx.dir, 'guest-fc', { FAKE_FC_NO_KVM: '1' });
-    fcWrapper = await fx.wrapperWith('runcvm-runtime-fc', { RUNCVM_GUEST_DIR: guest });
+    fcWrapper = await fx.wrapperWith('runcvm-runtime-fc', { RUNCVM_GUEST_DIR: guest, ...kvm });
     const booted = await guestWithFakeFirecracker(fx.dir, 'guest-fc-boot', { FAKE_FC_GUEST: '1', FAKE_FC_EXEC_AGENT: '1', FAKE_FC_LOG: FAKE_LOG });
-    bootWrapper = await fx.wrapperWith('runcvm-runtime-fc-boot', { RUNCVM_GUEST_DIR: booted });
+    bootWrapper = await fx.wrapperWith('runcvm-runtime-fc-boot', { RUNCVM_GUEST_DIR: booted, ...kvm });
     const ignoring = await guestWithFakeFirecracker(fx.dir, 'guest-fc-ignore', { FAKE_FC_GUEST: '1', FAKE_FC_IGNORE_CAD: '1', FAKE_FC_LOG: FAKE_LOG });
-    ignoreWrapper = await fx.wrapperWith('runcvm-runtime-fc-ignore', { RUNCVM_GUEST_DIR: ignoring });
+    ignoreWrapper = await fx.wrapperWith('runcvm-runtime-fc-ignore', { RUNCVM_GUEST_DIR: ignoring, ...kvm });
     const withIo = await guestWithFakeFirecracker(fx.dir, 'guest-fc-io', { FAKE_FC_GUEST: '1', FAKE_FC_GUEST_IO: '1', FAKE_FC_LOG: FAKE_LOG });
-    ioWrapper = await fx.wrapperWith('runcvm-runtime-fc-io', { RUNCVM_GUEST_DIR: withIo });
+    ioWrapper = await fx.wrapperWith('runcvm-runtime-fc-io', { RUNCVM_GUEST_DIR: withIo, ...kvm });
   });
   afterAll(async () => {
     await closers.close();
@@ -157,7 +172,8 @@ describe('RUNCVM_HYPERVISOR=firecracker through containerd (fake Firecracker, no
   });
 
   it('RUNCVM_HYPERVISOR=firecracker without a firecracker binary fails at create, plainly', async () => {
-    const r = await ctrRun(fx.wrapper, ['RUNCVM_HYPERVISOR=firecracker'], ['echo', 'never printed']);
+    const noBinary = await fx.wrapperWith('runcvm-runtime-nofc', { RUNCVM_KVM_DEVICE: kvmStandIn });
+    const r = await ctrRun(noBinary, ['RUNCVM_HYPERVISOR=firecracker'], ['echo', 'never printed']);
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).not.toContain('never printed');
     expect(r.stderr).toMatch(/firecracker is not installed on this node/);
@@ -169,8 +185,8 @@ describe('RUNCVM_HYPERVISOR=firecracker through containerd (fake Firecracker, no
     const outside = join(fx.dir, 'node-bin', 'firecracker');
     await mkdir(join(fx.dir, 'node-bin'), { recursive: true });
     await rename(join(guest, 'bin', 'firecracker'), outside);
-    const noBinary = await fx.wrapperWith('runcvm-runtime-fc-nobin', { RUNCVM_GUEST_DIR: guest });
-    const viaEnv = await fx.wrapperWith('runcvm-runtime-fc-ext', { RUNCVM_GUEST_DIR: guest, RUNCVM_FIRECRACKER: outside });
+    const noBinary = await fx.wrapperWith('runcvm-runtime-fc-nobin', { RUNCVM_GUEST_DIR: guest, RUNCVM_KVM_DEVICE: kvmStandIn });
+    const viaEnv = await fx.wrapperWith('runcvm-runtime-fc-ext', { RUNCVM_GUEST_DIR: guest, RUNCVM_FIRECRACKER: outside, RUNCVM_KVM_DEVICE: kvmStandIn });
     // the control: the package has no firecracker, and a path in the container's env is not the node's configuration
     const refused = await ctrRun(noBinary, ['RUNCVM_HYPERVISOR=firecracker', `RUNCVM_FIRECRACKER=${outside}`], ['echo', 'never printed']);
     expect(refused.exitCode).not.toBe(0);
@@ -181,13 +197,47 @@ describe('RUNCVM_HYPERVISOR=firecracker through containerd (fake Firecracker, no
     expect(r.stderr).toContain('runcvm: error: firecracker cannot start the microVM: KVM is not available on this node (no /dev/kvm)');
   });
 
-  // Depends on the host, not on the set-up: on a host with usable KVM the runtime picks the Firecracker it finds (here
-  // the fake, which then fails with Kvm(Error(19)) by design), so the QEMU fallback this case proves cannot happen
-  // there; on this kind of machine (KVM-PVM, every CI run) it always runs.
-  it.skipIf(!kvmNotUsable)('unset RUNCVM_HYPERVISOR: firecracker is present but KVM is not fully usable here, so QEMU runs the container', async () => {
+  describe('the node has no usable KVM device (RUNCVM_KVM_DEVICE set by the test)', () => {
+    it('no device: RUNCVM_HYPERVISOR=firecracker is refused at create, naming the device and the fix, before Firecracker runs; a container cannot choose the device', async () => {
+      const wrapper = await fx.wrapperWith('runcvm-runtime-fc-nokvm', { RUNCVM_GUEST_DIR: noKvmGuest(), RUNCVM_KVM_DEVICE: kvmMissing });
+      // the container's own RUNCVM_KVM_DEVICE is not the node's configuration: it is ignored
+      const r = await ctrRun(wrapper, ['RUNCVM_HYPERVISOR=firecracker', `RUNCVM_KVM_DEVICE=${kvmStandIn}`], ['echo', 'never printed']);
+      expect(r.exitCode, r.stderr).not.toBe(0);
+      expect(r.stdout).not.toContain('never printed');
+      expect(r.stderr).toContain(`runcvm: error: RUNCVM_HYPERVISOR=firecracker but KVM is not usable here: ${kvmMissing} does not exist`);
+      expect(r.stderr).toMatch(/RUNCVM_HYPERVISOR=qemu/);
+      expect(r.stderr).not.toContain('Kvm(Error('); // runcvm's own check answered: the fake never started
+    });
+
+    it('a device that cannot be opened read/write: refused at create the same way', async () => {
+      const wrapper = await fx.wrapperWith('runcvm-runtime-fc-badkvm', { RUNCVM_GUEST_DIR: noKvmGuest(), RUNCVM_KVM_DEVICE: kvmUnopenable });
+      const r = await ctrRun(wrapper, ['RUNCVM_HYPERVISOR=firecracker'], ['echo', 'never printed']);
+      expect(r.exitCode, r.stderr).not.toBe(0);
+      expect(r.stderr).toContain(`runcvm: error: RUNCVM_HYPERVISOR=firecracker but KVM is not usable here: ${kvmUnopenable} cannot be opened read/write`);
+    });
+
+    it('unset RUNCVM_HYPERVISOR, firecracker present, no KVM device: QEMU runs the container (TCG)', async () => {
+      const wrapper = await fx.wrapperWith('runcvm-runtime-auto-nokvm', { RUNCVM_GUEST_DIR: noKvmGuest(), RUNCVM_KVM_DEVICE: kvmMissing });
+      const r = await ctrRun(wrapper, [], ['echo', 'hello from qemu']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toBe('hello from qemu\n');
+    });
+  });
+
+  // The default choice with a device that opens also asks the CPU (vmx/svm, not KVM-PVM), which no test can set: on
+  // a KVM host the runtime picks the Firecracker it finds (the fake, which fails with Kvm(Error(19)) by design, exit
+  // 125); on a KVM-PVM or virtualization-less host it picks QEMU. Both outcomes are asserted, each where it applies;
+  // the pure choice is unit-tested for every combination (test/unit/runcvm/hypervisor/firecracker/errors.test.ts).
+  it('unset RUNCVM_HYPERVISOR, firecracker present, a device that opens: the CPU decides, Firecracker on a KVM host, QEMU otherwise', async () => {
+    const cpu = kvmProblem({ kvmExists: true, kvmOpenable: true, cpuFlags: cpuFlagsFromCpuinfo(readCpuinfo()), kvmPvm: existsSync('/sys/module/kvm_pvm') });
     const r = await ctrRun(fcWrapper, [], ['echo', 'hello from qemu']);
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toBe('hello from qemu\n');
+    if (cpu === undefined) {
+      expect(r.exitCode, r.stderr).toBe(125);
+      expect(r.stderr).toContain('runcvm: error: firecracker cannot start the microVM: KVM is not available on this node (no /dev/kvm)');
+    } else {
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toBe('hello from qemu\n');
+    }
   });
 
   describe('a booted guest (the fake plays it): --id, exec over vsock port 1025, graceful stop', () => {

@@ -34,11 +34,16 @@ interface LogEntry {
 
 const closers = new CloserStack();
 let dir: string;
+/** the node's KVM state is set by each test, never taken from the machine: a stand-in device the fake opens, a missing one */
+let kvmStandIn: string;
+let kvmMissing: string;
 let n = 0;
 
 beforeAll(async () => {
   dir = await tempDir('runcvm-fc', closers);
-  for (const f of ['vmlinux', 'initramfs.img', 'base.ext4', 'upper.ext4']) writeFileSync(join(dir, f), '');
+  for (const f of ['vmlinux', 'initramfs.img', 'base.ext4', 'upper.ext4', 'kvm-stand-in']) writeFileSync(join(dir, f), '');
+  kvmStandIn = join(dir, 'kvm-stand-in');
+  kvmMissing = join(dir, 'no-kvm-here');
 });
 afterAll(async () => {
   await closers.close();
@@ -66,7 +71,7 @@ async function setup(env: Record<string, string> = {}): Promise<{ opts: StartOpt
     id: `ctr-${n}`,
     input,
     workDir: work,
-    env: { ...process.env, FAKE_FC_LOG: log, FAKE_FC_REQUIRE_ROOT: '1', ...env },
+    env: { ...process.env, FAKE_FC_LOG: log, FAKE_FC_REQUIRE_ROOT: '1', FAKE_FC_KVM_DEVICE: kvmStandIn, ...env },
   };
   return { opts, log, work };
 }
@@ -195,6 +200,22 @@ describe('Firecracker driver against the schema-checking fake', () => {
     expect(r.stderr.trim()).toBe(GUIDE_ERROR);
     const mapped = exitError({ exitCode: r.exitCode, signal: null, output: r.stderr });
     expect(mapped.render()).toMatch(/^error: firecracker cannot start the microVM: KVM is not available on this node \(no \/dev\/kvm\)\ncause: KVM is not available on this node \(no \/dev\/kvm\)/);
+  });
+
+  it('no KVM device at all (the fake opens a missing path): Kvm(Error(2)) is KVM_UNAVAILABLE, naming ENOENT', async () => {
+    const { opts, log } = await setup({ FAKE_FC_KVM_DEVICE: kvmMissing });
+    const err = await startFails(opts);
+    expect(err.code).toBe('KVM_UNAVAILABLE');
+    expect(err.exitCode).toBe(125);
+    expect(err.causeText).toContain('Firecracker reported Kvm(Error(2)) (ENOENT, /dev/kvm does not exist)');
+    expect(readLog(log).at(-1)).toMatchObject({ path: '/actions', status: 400 });
+  });
+
+  it('a KVM device that cannot be opened read/write (a folder): its errno is reported, InstanceStart fails', async () => {
+    const { opts } = await setup({ FAKE_FC_KVM_DEVICE: dir });
+    const err = await startFails(opts);
+    expect(err.code).toBe('KVM_UNAVAILABLE');
+    expect(err.causeText).toContain('Firecracker reported Kvm(Error(21)) (errno 21)');
   });
 
   it('KVM permission problems are told apart from missing KVM', async () => {

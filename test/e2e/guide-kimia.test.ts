@@ -17,6 +17,7 @@ import { Redactor } from '../../src/core/redact.js';
 import { startRegistry, type StartedRegistry } from '../harness/services/registry.js';
 import { startGitServer, type GitServer } from '../harness/git-server.js';
 import { buildKimia, chownTree, ensureSubIds, imageConfig, workspace, type Workspace } from './kimia-helpers.js';
+import { kimiaForBuildUser } from '../harness/build-user.js';
 
 const KIMIA = projectPath('bin', 'kimia');
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -42,7 +43,8 @@ async function kimia(args: string[], opts: { env?: Record<string, string>; home?
   await mkdir(home, { recursive: true });
   await chown(home, 1000, 1000);
   const env = Object.entries({ PATH, LANG: 'C.UTF-8', HOME: home, KIMIA_PUSH_RETRY_DELAY_MS: '100', ...opts.env }).map(([k, v]) => `${k}=${v}`);
-  const argv = [...(opts.wrap ?? []), 'setpriv', '--reuid', '1000', '--regid', '1000', '--init-groups', ...(opts.restrict ?? []), 'env', '-i', ...env, process.execPath, KIMIA, ...args];
+  // UID 1000 runs the staged copy of bin/kimia it can reach, wherever the checkout is (test/harness/build-user.ts)
+  const argv = [...(opts.wrap ?? []), 'setpriv', '--reuid', '1000', '--regid', '1000', '--init-groups', ...(opts.restrict ?? []), 'env', '-i', ...env, process.execPath, await kimiaForBuildUser(), ...args];
   const r = await run(argv[0]!, argv.slice(1), { reject: false, cwd: ws.dir, timeoutMs: 240_000, redactor: new Redactor(), extendEnv: false });
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, all: `${r.stdout}\n${r.stderr}` };
 }

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from '../../src/core/exec/index.js';
 import { projectPath } from '../../src/core/paths.js';
+import { BUILD_UID, buildUser, kimiaForBuildUser } from '../harness/build-user.js';
 
-export const BUILD_UID = 1000;
-export const BUILD_USER = 'cloudsdk';
+export { BUILD_UID };
 /** dist/ is built once by the suite's global set-up (scripts/setup.sh); fail clearly if it is missing. */
 export async function buildKimia(): Promise<void> {
   await access(projectPath('dist', 'kimia', 'main.js')).catch(() => {
@@ -17,12 +17,13 @@ export async function buildKimia(): Promise<void> {
   });
 }
 
-/** Idempotent: give uid 1000 the subordinate range 100000-165535. */
+/** Idempotent: give uid 1000 (created where the machine has none) the subordinate range 100000-165535. */
 export async function ensureSubIds(): Promise<void> {
+  const user = await buildUser();
   const [subuid, subgid] = await Promise.all([readFile('/etc/subuid', 'utf8').catch(() => ''), readFile('/etc/subgid', 'utf8').catch(() => '')]);
-  const has = (t: string) => t.split('\n').some((l) => l.startsWith(`${BUILD_USER}:`));
+  const has = (t: string) => t.split('\n').some((l) => l.startsWith(`${user}:`) || l.startsWith(`${BUILD_UID}:`));
   if (has(subuid) && has(subgid)) return;
-  await run('usermod', ['--add-subuids', '100000-165535', '--add-subgids', '100000-165535', BUILD_USER]);
+  await run('usermod', ['--add-subuids', '100000-165535', '--add-subgids', '100000-165535', user]);
 }
 
 export interface Workspace {
@@ -71,13 +72,16 @@ export interface KimiaRun extends RunResult {
 
 const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
 
-/** Run bin/kimia as uid 1000 with only the given environment (plus PATH, HOME). */
+/**
+ * Run bin/kimia as uid 1000 with only the given environment (plus PATH, HOME); asRoot runs the checkout's bin/kimia
+ * as root. UID 1000 runs the staged copy it can reach (test/harness/build-user.ts), wherever the checkout is.
+ */
 export async function kimia(args: string[], opts: { home: string; env?: Record<string, string>; cwd?: string; asRoot?: boolean; timeoutMs?: number; prefix?: string[] }): Promise<KimiaRun> {
   await mkdir(opts.home, { recursive: true });
   if (!opts.asRoot) await chown(opts.home, BUILD_UID, BUILD_UID);
   const env = { ...BASE_ENV, HOME: opts.home, KIMIA_PUSH_RETRY_DELAY_MS: '200', ...opts.env };
   const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const node = [process.execPath, projectPath('bin', 'kimia'), ...args];
+  const node = [process.execPath, opts.asRoot ? projectPath('bin', 'kimia') : await kimiaForBuildUser(), ...args];
   const argv = [...(opts.prefix ?? []), ...(opts.asRoot
     ? ['env', '-i', ...envArgs, ...node]
     : ['setpriv', '--reuid', String(BUILD_UID), '--regid', String(BUILD_UID), '--init-groups', 'env', '-i', ...envArgs, ...node])];

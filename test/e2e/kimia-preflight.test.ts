@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, chmod } from 'node:fs/promises';
 import { run } from '../../src/core/exec/index.js';
-import { projectPath } from '../../src/core/paths.js';
 import { buildKimia, ensureSubIds, kimia, workspace, type Workspace } from './kimia-helpers.js';
+import { kimiaForBuildUser } from '../harness/build-user.js';
 
 let ws: Workspace;
 
@@ -26,7 +26,7 @@ afterAll(async () => {
 async function kimiaRestricted(restrict: string[], args: string[]) {
   const { Redactor } = await import('../../src/core/redact.js');
   const r = await run('setpriv', ['--reuid', '1000', '--regid', '1000', '--init-groups', ...restrict, 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${ws.home}`,
-    process.execPath, projectPath('bin', 'kimia'), ...args], { reject: false, redactor: new Redactor() });
+    process.execPath, await kimiaForBuildUser(), ...args], { reject: false, redactor: new Redactor() });
   return { ...r, all: `${r.stdout}\n${r.stderr}` };
 }
 

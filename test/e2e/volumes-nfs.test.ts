@@ -160,11 +160,15 @@ describe('runcvm volumes over NFS (RUNCVM_VOLUME_TRANSPORT=nfs, containerd, QEMU
     expect(r.stderr).toMatch(/fix: .*drop --network none/);
   }, 150_000);
 
-  it('Firecracker (fake, no KVM here): volumes are accepted and served over NFS, the redirect log says FIRECRACKER', async () => {
+  it('Firecracker (fake, set up as a node without KVM): volumes are accepted and served over NFS, the redirect log says FIRECRACKER', async () => {
     const pvc = join(kubelet, 'pods', '1f0e7b1c-0000-4000-8000-000000000003', 'volumes', 'kubernetes.io~csi', 'pv-fc');
     await mkdir(pvc, { recursive: true });
     const guest = await guestWithFakeFirecracker(fx.dir);
-    const fcWrapper = await fx.wrapperWith('runcvm-runtime-fc', { RUNCVM_GUEST_DIR: guest, RUNCVM_KUBELET_DIR: kubelet });
+    // the node's KVM device is a stand-in that opens (create's check for RUNCVM_HYPERVISOR=firecracker passes on any
+    // machine, with or without /dev/kvm); the fake then fails as Firecracker does on a node without KVM
+    const kvmStandIn = join(fx.dir, 'kvm-stand-in');
+    await writeFile(kvmStandIn, '', { mode: 0o600 });
+    const fcWrapper = await fx.wrapperWith('runcvm-runtime-fc', { RUNCVM_GUEST_DIR: guest, RUNCVM_KUBELET_DIR: kubelet, RUNCVM_KVM_DEVICE: kvmStandIn });
     const flags = ['--runc-binary', fcWrapper, '--with-ns', `network:${net.nsPath}`, '--env', 'RUNCVM_HYPERVISOR=firecracker', '--env', 'RUNCVM_LOG_LEVEL=DEBUG'];
     const r = await cd.ctr(['run', '--rm', ...flags, ...bind(pvc, '/data'), busybox, `volnfs${++seq}`, 'true'], { reject: false, timeoutMs: 120_000 });
     // the fake stops at KVM (exit 125), after create accepted the volume and the launcher served it over NFS

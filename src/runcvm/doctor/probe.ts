@@ -140,7 +140,7 @@ export async function probeNode(o: NodeProbeOptions): Promise<NodeFacts> {
   const containerdPath = await findInPath('containerd', o.env);
   return {
     uid: process.getuid?.() ?? -1,
-    kvm: await fileFact('/dev/kvm'),
+    kvm: await fileFact(o.env.RUNCVM_KVM_DEVICE || '/dev/kvm'),
     cpuFlags,
     kvmModules,
     tun: await fileFact('/dev/net/tun'),

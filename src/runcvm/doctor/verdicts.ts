@@ -26,39 +26,42 @@ const check = (id: string, title: string, status: Status, cause: string, fix = '
 // ---------------------------------------------------------------- node: virtualization (guide 10)
 
 export function kvmDeviceCheck(f: NodeFacts): Check {
-  const title = 'KVM device /dev/kvm';
   const k = f.kvm;
+  // the device the runtime uses: RUNCVM_KVM_DEVICE (node setting), default /dev/kvm
+  const dev = k.path;
+  const title = `KVM device ${dev}`;
   if (!k.exists) {
     return check('kvm-device', title, 'warn',
-      '/dev/kvm is missing: hardware virtualization (KVM) is not available or not enabled on this node. Firecracker fails with "Error: RunWithoutApiError(BuildMicroVMFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))"; runcvm falls back to QEMU TCG (software emulation, many times slower).',
-      'ls -l /dev/kvm; enable virtualization (VT-x/AMD-V) in the BIOS/firmware, or nested virtualization in the hypervisor settings if this node is a VM (Colima, UTM, cloud instance), then `modprobe kvm_intel` or `modprobe kvm_amd`');
+      `${dev} is missing: hardware virtualization (KVM) is not available or not enabled on this node. Firecracker fails with "Error: RunWithoutApiError(BuildMicroVMFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))"; runcvm falls back to QEMU TCG (software emulation, many times slower).`,
+      `ls -l ${dev}; enable virtualization (VT-x/AMD-V) in the BIOS/firmware, or nested virtualization in the hypervisor settings if this node is a VM (Colima, UTM, cloud instance), then \`modprobe kvm_intel\` or \`modprobe kvm_amd\``);
   }
   if (!k.isCharDevice || k.rdevMajor !== KVM_MAJOR || k.rdevMinor !== KVM_MINOR) {
     return check('kvm-device', title, 'fail',
-      `/dev/kvm exists but is not the KVM device (expected character device ${KVM_MAJOR}:${KVM_MINOR}, found ${k.isCharDevice ? `${k.rdevMajor}:${k.rdevMinor}` : 'not a character device'})`,
-      `sudo rm /dev/kvm && sudo mknod -m 660 /dev/kvm c ${KVM_MAJOR} ${KVM_MINOR} && sudo chgrp kvm /dev/kvm`);
+      `${dev} exists but is not the KVM device (expected character device ${KVM_MAJOR}:${KVM_MINOR}, found ${k.isCharDevice ? `${k.rdevMajor}:${k.rdevMinor}` : 'not a character device'})`,
+      `sudo rm ${dev} && sudo mknod -m 660 ${dev} c ${KVM_MAJOR} ${KVM_MINOR} && sudo chgrp kvm ${dev}`);
   }
   if (!k.readWrite) {
     return check('kvm-device', title, f.uid === 0 ? 'fail' : 'warn',
-      `/dev/kvm (mode ${modeText(k.mode)}, uid ${k.uid}, gid ${k.gid}) cannot be opened read-write by uid ${f.uid}; the runtime (run by containerd/k3s) needs read/write access`,
-      'sudo chmod 660 /dev/kvm && sudo chgrp kvm /dev/kvm; run containerd/k3s as root or add its user to the kvm group');
+      `${dev} (mode ${modeText(k.mode)}, uid ${k.uid}, gid ${k.gid}) cannot be opened read-write by uid ${f.uid}; the runtime (run by containerd/k3s) needs read/write access`,
+      `sudo chmod 660 ${dev} && sudo chgrp kvm ${dev}; run containerd/k3s as root or add its user to the kvm group`);
   }
-  return check('kvm-device', title, 'pass', `/dev/kvm is a character device (${KVM_MAJOR}:${KVM_MINOR}, mode ${modeText(k.mode)}) this user can open`);
+  return check('kvm-device', title, 'pass', `${dev} is a character device (${KVM_MAJOR}:${KVM_MINOR}, mode ${modeText(k.mode)}) this user can open`);
 }
 
 export function kvmUsableCheck(f: NodeFacts): Check {
   const title = 'KVM usable by a stock guest kernel';
+  const dev = f.kvm.path;
   const tcg = 'microVMs run under QEMU TCG (software emulation): they work, but boot and run many times slower, and RUNCVM_HYPERVISOR=firecracker cannot run at all';
-  if (!f.kvm.exists) return check('kvm-usable', title, 'warn', `no /dev/kvm, so ${tcg}`, 'see the kvm-device check');
+  if (!f.kvm.exists) return check('kvm-usable', title, 'warn', `no ${dev}, so ${tcg}`, 'see the kvm-device check');
   if (f.kvmModules.includes('kvm_pvm')) {
     return check('kvm-usable', title, 'warn',
-      `/dev/kvm is KVM-PVM (module kvm_pvm: this node is itself a guest without nested virtualization); a stock kernel hangs under -enable-kvm and "-cpu host" aborts with "failed to set MSR 0x10a". runcvm does not use it: ${tcg}`,
+      `${dev} is KVM-PVM (module kvm_pvm: this node is itself a guest without nested virtualization); a stock kernel hangs under -enable-kvm and "-cpu host" aborts with "failed to set MSR 0x10a". runcvm does not use it: ${tcg}`,
       'enable nested virtualization for this node (cloud: an instance type/flag with nested virtualization; local: the hypervisor setting), so that kvm_intel or kvm_amd loads instead of kvm_pvm');
   }
   const hw = f.cpuFlags.includes('vmx') || f.cpuFlags.includes('svm');
   if (!hw) {
     return check('kvm-usable', title, 'warn',
-      `/dev/kvm exists but the CPU flags show neither vmx nor svm${f.cpuFlags.includes('hypervisor') ? ' (this node is a VM without nested virtualization)' : ''}; KVM may refuse to create VMs, and ${tcg}`,
+      `${dev} exists but the CPU flags show neither vmx nor svm${f.cpuFlags.includes('hypervisor') ? ' (this node is a VM without nested virtualization)' : ''}; KVM may refuse to create VMs, and ${tcg}`,
       'enable VT-x/AMD-V (nested virtualization if this node is a VM) and check `grep -cE "vmx|svm" /proc/cpuinfo`');
   }
   return check('kvm-usable', title, 'pass', `CPU has ${f.cpuFlags.includes('vmx') ? 'vmx (Intel VT-x)' : 'svm (AMD-V)'}; modules: ${f.kvmModules.join(', ') || 'built in'}`);

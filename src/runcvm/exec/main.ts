@@ -1,12 +1,14 @@
 /**
- * `runcvm-runtime exec` (the sh dispatcher sends `exec` here only when the container has a runcvm state dir):
- * parse runc's exec flags → check the container is running → the original process (--process file, or runc's
- * flag rules over the original process kept in launch.json) → rewrite (rewrite.ts): request file for the guest
- * (0600, state dir) + client process file → `runc exec` with the rewritten process. Anything runc would reject
- * itself (bad flags, unknown container) goes to runc unchanged so the engine sees runc's own message.
+ * `runcvm-runtime exec` (the sh dispatcher sends `exec` here only for a VM container: a launch.json in
+ * RUNCVM_STATE_DIR, or runc's record showing runcvm's mounts): parse runc's exec flags → find the container's state
+ * folder (locate.ts; a VM container never falls back to a process on the host) → check it is running → the
+ * original process (--process file, or runc's flag rules over the original process kept in launch.json) → rewrite
+ * (rewrite.ts): request file for the guest (0600, state dir) + client process file → wait for the launcher's exec
+ * socket (right after `run -d` the VM may still be starting) → `runc exec` with the rewritten process. Anything runc
+ * would reject itself (bad flags, unknown container) goes to runc unchanged so the engine sees runc's own message.
  */
 import { randomBytes } from 'node:crypto';
-import { access, appendFile, readFile, rm } from 'node:fs/promises';
+import { access, appendFile, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runInherit, runQuick } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
@@ -19,6 +21,7 @@ import { encodeOpenRequest, requestFileName } from '../agent/exec.js';
 import { ExecArgsError, parseExecArgs, type ExecArgs } from './args.js';
 import { processFromFlags, rewriteExecProcess, runcExecArgv } from './rewrite.js';
 import { execErrors } from './errors.js';
+import { classifyRuncRecord, runcRoot, runcStatePath } from './locate.js';
 
 const { fail } = execErrors;
 
@@ -95,14 +98,18 @@ export async function execMain(argv: string[]): Promise<number> {
     if (err instanceof ExecArgsError) return (await runInherit(runcBinary(), argv)).exitCode;
     throw err;
   }
-  const paths = containerPaths(hostDirs(process.env), args.id);
-  const isVm = await access(paths.launchSpec).then(() => true, () => false);
-  if (!isVm) return (await runInherit(runcBinary(), argv, { passFds: args.preserveFds })).exitCode;
-
   const requestId = randomBytes(8).toString('hex');
-  const requestFile = join(paths.state, requestFileName(requestId));
-  const processFile = join(paths.state, `exec-${requestId}.process.json`);
+  let requestFile: string | undefined;
+  let processFile: string | undefined;
   try {
+    const where = await locateState(inv.globalValues.root, args.id);
+    if (where.kind === 'plain') return (await runInherit(runcBinary(), argv, { passFds: args.preserveFds })).exitCode;
+    const paths = { state: where.stateDir, launchSpec: join(where.stateDir, 'launch.json') };
+    // host descriptors cannot cross into the VM: refused plainly rather than dropped (the command would not see them)
+    if (args.preserveFds > 0) throw fail('EXEC_PRESERVE_FDS', { id: args.id, n: args.preserveFds, last: 2 + args.preserveFds });
+    requestFile = join(paths.state, requestFileName(requestId));
+    processFile = join(paths.state, `exec-${requestId}.process.json`);
+    const files = { request: requestFile, process: processFile };
     // the state check (a runc call) runs while the request is prepared: exec latency is what users feel
     const statusP = containerStatus(inv.globals, args.id);
     const prepared = (async () => {
@@ -111,18 +118,19 @@ export async function execMain(argv: string[]): Promise<number> {
       if (unsupported) throw unsupported;
       const original = await originalProcess(args, launch);
       const { request, process: client } = rewriteExecProcess(original, requestId);
-      await atomicWrite(requestFile, encodeOpenRequest(request), 0o600);
-      await atomicWrite(processFile, JSON.stringify(client), 0o600);
+      await atomicWrite(files.request, encodeOpenRequest(request), 0o600);
+      await atomicWrite(files.process, JSON.stringify(client), 0o600);
     })();
     const [status] = await Promise.all([statusP, prepared.catch(() => undefined)]);
     const wrong = args.ignorePaused && status === 'paused' ? undefined : stateVerdict(args.id, status);
     if (wrong) throw wrong;
     await prepared;
-    const r = await runInherit(runcBinary(), runcExecArgv(inv.globals, args, processFile), { passFds: args.preserveFds });
+    await waitForExecSocket(inv.globals, args.id, paths.state);
+    const r = await runInherit(runcBinary(), runcExecArgv(inv.globals, args, processFile));
     if (r.exitCode !== 0) await rm(requestFile, { force: true });
     return r.exitCode;
   } catch (err) {
-    await rm(requestFile, { force: true });
+    if (requestFile) await rm(requestFile, { force: true });
     if (!isToolError(err)) throw err;
     const text = err.render();
     process.stderr.write(`runcvm: ${text}\n`);
@@ -131,6 +139,46 @@ export async function execMain(argv: string[]): Promise<number> {
     if (logFile) await appendFile(logFile, JSON.stringify({ level: 'error', msg: `runcvm: ${err.message}`, time: new Date().toISOString() }) + '\n').catch(() => {});
     return err.exitCode;
   } finally {
-    await rm(processFile, { force: true });
+    if (processFile) await rm(processFile, { force: true });
+  }
+}
+
+/**
+ * The container's state folder: RUNCVM_STATE_DIR/<id> when its launch.json is there, else the folder runc's record
+ * names (the source of the /.runcvm/state mount). 'plain' only when runc's record shows no runcvm mounts, or
+ * there is no record at all (runc then reports the unknown container itself). A VM container whose state cannot be
+ * found is an error, never a process on the host.
+ */
+async function locateState(globalRoot: string | undefined, id: string): Promise<{ kind: 'vm'; stateDir: string } | { kind: 'plain' }> {
+  const paths = containerPaths(hostDirs(process.env), id);
+  if (await access(paths.launchSpec).then(() => true, () => false)) return { kind: 'vm', stateDir: paths.state };
+  const root = runcRoot(globalRoot, process.env, process.geteuid?.());
+  const record = classifyRuncRecord(await readFile(runcStatePath(root, id), 'utf8').catch(() => undefined));
+  if (record.kind !== 'vm') return { kind: 'plain' };
+  if (record.stateDir && (await access(join(record.stateDir, 'launch.json')).then(() => true, () => false))) return { kind: 'vm', stateDir: record.stateDir };
+  throw fail('EXEC_NO_VM_STATE', { id, expected: paths.state, recorded: record.stateDir ?? 'not recorded' });
+}
+
+/** How long exec waits for a running container's launcher to open its exec socket (a TCG boot under load). */
+const EXEC_SOCKET_WAIT_MS = 120_000;
+
+/**
+ * Right after `run -d` / `start` the container is "running" while its launcher is still setting up networking and
+ * volumes; its exec socket appears just before the hypervisor starts (the agent's own start is then queued by the
+ * launcher). Waits for the socket, and gives up with the state's message if the container stops meanwhile.
+ */
+async function waitForExecSocket(globals: readonly string[], id: string, stateDir: string): Promise<void> {
+  const socket = join(stateDir, 'exec.sock');
+  const deadline = Date.now() + EXEC_SOCKET_WAIT_MS;
+  let nextStateCheck = Date.now() + 1000;
+  for (;;) {
+    if (await stat(socket).then((s) => s.isSocket(), () => false)) return;
+    if (Date.now() >= deadline) throw fail('EXEC_NO_AGENT', { id, socket, seconds: EXEC_SOCKET_WAIT_MS / 1000 });
+    if (Date.now() >= nextStateCheck) {
+      nextStateCheck = Date.now() + 1000;
+      const wrong = stateVerdict(id, await containerStatus(globals, id));
+      if (wrong) throw wrong;
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -5,7 +5,9 @@
  */
 
 export interface AccelFacts {
-  /** /dev/kvm exists and opens O_RDWR */
+  /** the KVM device these facts were read from (default /dev/kvm), for messages */
+  kvmDevice?: string;
+  /** the device exists and opens O_RDWR */
   kvmOpenable: boolean;
   kvmExists: boolean;
   /** flags line of /proc/cpuinfo */
@@ -19,8 +21,9 @@ export type AccelDecision =
   | { ok: false; reason: string };
 
 export function kvmProblem(f: AccelFacts): string | undefined {
-  if (!f.kvmExists) return '/dev/kvm does not exist';
-  if (!f.kvmOpenable) return '/dev/kvm cannot be opened read/write (permissions, or not passed into the container)';
+  const device = f.kvmDevice ?? '/dev/kvm';
+  if (!f.kvmExists) return `${device} does not exist`;
+  if (!f.kvmOpenable) return `${device} cannot be opened read/write (permissions, or not passed into the container)`;
   if (!f.cpuFlags.includes('vmx') && !f.cpuFlags.includes('svm')) return 'the CPU reports neither vmx nor svm (no hardware virtualization exposed)';
   if (f.kvmPvm) return 'KVM here is KVM-PVM (kvm_pvm module), which cannot boot a stock guest kernel';
   return undefined;

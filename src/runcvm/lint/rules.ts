@@ -24,6 +24,7 @@ export const RULES = {
   'runcvm/rootfs-size': 'RUNCVM_ROOTFS_SIZE is not a size the runtime accepts (guide 6)',
   'runcvm/setting-invalid': 'another RUNCVM_* setting has a value the runtime refuses at create',
   'runcvm/setting-unknown': 'a RUNCVM_* name the runtime does not read from a container (misspelt, or a node-side setting)',
+  'runcvm/host-network-loopback': 'hostNetwork: the workload\'s 127.0.0.1 is the VM\'s own loopback, not the node\'s (docs/conformance.md)',
 } as const;
 export type RuleId = keyof typeof RULES;
 
@@ -64,6 +65,14 @@ export function lintRuncvm(files: readonly LoadedManifest[]): Finding[] {
           file, line: pod.runtimeClassName.line, level: 'warn', rule: 'runcvm/runtimeclass-missing',
           message: `${pod.kind} ${pod.name} uses runtimeClassName: runcvm but no RuntimeClass runcvm is in these files; without it the pod is rejected (FailedCreatePodSandBox: no runtime for "runcvm" is configured)`,
           fix: 'ensure `kubectl get runtimeclass runcvm` exists, or apply deploy/kubernetes/runtimeclass.yaml',
+        });
+      }
+      if (pod.spec.hostNetwork === true) {
+        // a design choice of runcvm (issue 16): the VM has its own kernel, hence its own loopback device
+        out.push({
+          file, line: pod.lineOf(['hostNetwork']), level: 'info', rule: 'runcvm/host-network-loopback',
+          message: `${pod.kind} ${pod.name} uses hostNetwork: inside the microVM, 127.0.0.1 is the VM's own loopback, so a service listening on the node's 127.0.0.1 (a node-local agent, a cache) is unreachable, and the node cannot reach the pod's 127.0.0.1 either`,
+          fix: 'reach node services by the node\'s address (env from the downward API: `valueFrom: {fieldRef: {fieldPath: status.hostIP}}`) with the service listening there, or run this pod without runtimeClassName: runcvm',
         });
       }
       for (const c of [...pod.initContainers, ...pod.containers]) out.push(...containerRules(file, pod, c));

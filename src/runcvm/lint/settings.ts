@@ -14,7 +14,7 @@ import { parseDisksSetting, volumeTransport } from '../volumes/plan.js';
  */
 export const NODE_SETTING_NAMES = [
   'RUNCVM_STATE_DIR', 'RUNCVM_LOG_DIR', 'RUNCVM_CACHE_DIR', 'RUNCVM_ASSETS', 'RUNCVM_GUEST_DIR', 'RUNCVM_RUNC',
-  'RUNCVM_NODE', 'RUNCVM_KUBELET_DIR', 'RUNCVM_FIRECRACKER',
+  'RUNCVM_NODE', 'RUNCVM_KUBELET_DIR', 'RUNCVM_FIRECRACKER', 'RUNCVM_KVM_DEVICE',
 ] as const;
 
 export type SettingVerdict =

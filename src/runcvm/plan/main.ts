@@ -14,7 +14,7 @@ import { renderGuestConfig } from '../launch/guest-config.js';
 import type { LaunchSpec } from '../launch/schema.js';
 import { passThroughReason, rewriteForVm } from '../bundle/transforms/index.js';
 import { decideAccel } from '../hypervisor/accel.js';
-import { gatherAccelFacts, tscKhz } from '../hypervisor/facts.js';
+import { gatherAccelFacts, kvmDevicePath, tscKhz } from '../hypervisor/facts.js';
 import { HYPERVISORS, planVm } from '../hypervisor/index.js';
 import { hypervisorView, renderHypervisorView } from './plan-hypervisor.js';
 
@@ -76,7 +76,7 @@ export async function planMain(argv: string[]): Promise<number> {
     throw err;
   }
   const launch = buildLaunchSpec(spec, { containerId: id, settings, debugLog: settings.logLevel !== 'off' });
-  const decision = decideAccel(launch.vm.accel, gatherAccelFacts());
+  const decision = decideAccel(launch.vm.accel, gatherAccelFacts(undefined, kvmDevicePath(process.env)));
   const accel = decision.ok ? decision.accel : 'kvm';
   const khz = tscKhz();
   const vmPlan = planVm(launch, accel, khz ? { tscKhz: khz } : {});

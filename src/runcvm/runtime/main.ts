@@ -24,6 +24,7 @@ import { passThroughReason, rewriteForVm, type HostDevice } from '../bundle/tran
 import { containerPaths, hostDirs } from '../state/index.js';
 import { lookPathInRoot } from './lookpath.js';
 import { chooseHypervisor } from '../hypervisor/firecracker/host.js';
+import { KVM_DEVICE, kvmDevicePath } from '../hypervisor/facts.js';
 import { buildUpperDisk, ensureBaseDisk, stageFile, stageParents, stageTree } from '../storage/apply.js';
 import { planContainerVolumes } from '../volumes/host.js';
 import { rewriteForVolumes, withVolumesInLaunch } from '../volumes/plan.js';
@@ -307,7 +308,9 @@ async function prepare(args: CreateArgs): Promise<'vm' | 'pass-through'> {
 
   await atomicWrite(paths.launchSpec, JSON.stringify(launch, null, 2) + '\n', 0o600);
 
-  const devices = (await Promise.all(['/dev/kvm', '/dev/net/tun'].map(charDevice))).filter((d): d is HostDevice => Boolean(d));
+  // the node's KVM device (RUNCVM_KVM_DEVICE, runtime env only) appears in the container as /dev/kvm
+  const kvm = await charDevice(kvmDevicePath(process.env));
+  const devices = [kvm && { ...kvm, path: KVM_DEVICE }, await charDevice('/dev/net/tun')].filter((d): d is HostDevice => Boolean(d));
   let rewritten = rewriteForVm(spec, {
     guestDir: assets.guestDir,
     kernelDir: assets.kernelDir,

@@ -30,3 +30,33 @@ describe('accelerator decision', () => {
     expect(cpuKhzFromCpuinfo('nothing')).toBeUndefined();
   });
 });
+
+describe('the node KVM device (RUNCVM_KVM_DEVICE, runtime env only)', () => {
+  it('defaults to /dev/kvm, takes an absolute path, refuses a relative one with the fix', async () => {
+    const { kvmDevicePath } = await import('../../../src/runcvm/hypervisor/facts.js');
+    expect(kvmDevicePath({})).toBe('/dev/kvm');
+    expect(kvmDevicePath({ RUNCVM_KVM_DEVICE: '' })).toBe('/dev/kvm');
+    expect(kvmDevicePath({ RUNCVM_KVM_DEVICE: '/srv/kvm' })).toBe('/srv/kvm');
+    expect(() => kvmDevicePath({ RUNCVM_KVM_DEVICE: 'dev/kvm' })).toThrow(/RUNCVM_KVM_DEVICE="dev\/kvm" is not valid: not an absolute path/);
+  });
+  it('the facts are read from that path, and each problem names it', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { gatherAccelFacts } = await import('../../../src/runcvm/hypervisor/facts.js');
+    const dir = mkdtempSync(join(tmpdir(), 'kvm-facts-'));
+    try {
+      writeFileSync(join(dir, 'kvm'), '');
+      const standIn = gatherAccelFacts(CPUINFO_VMX, join(dir, 'kvm'));
+      expect(standIn).toMatchObject({ kvmDevice: join(dir, 'kvm'), kvmExists: true, kvmOpenable: true });
+      expect(kvmProblem({ ...standIn, kvmPvm: false })).toBeUndefined();
+      const missing = gatherAccelFacts(CPUINFO_VMX, join(dir, 'none'));
+      expect(kvmProblem(missing)).toBe(`${join(dir, 'none')} does not exist`);
+      const folder = gatherAccelFacts(CPUINFO_VMX, dir);
+      expect(folder).toMatchObject({ kvmExists: true, kvmOpenable: false });
+      expect(kvmProblem(folder)).toMatch(new RegExp(`^${dir} cannot be opened read/write`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,6 +3,7 @@
  * state dir and debug log only after runc succeeded, and keeps a DEBUG container's log. runc is a stub script here.
  */
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +63,52 @@ describe('runcvm-runtime dispatcher', () => {
     await dispatch(['delete', 'c3']);
     expect(await exists(join(dir, 'state', 'c3'))).toBe(false);
     expect(await exists(join(dir, 'log', 'runcvm-c3.debug'))).toBe(true);
+  });
+
+  it('exec of a container runc records without runcvm mounts goes to runc unchanged', async () => {
+    const root = join(dir, 'runc-root');
+    await mkdir(join(root, 'p1'), { recursive: true });
+    await writeFile(join(root, 'p1', 'state.json'), JSON.stringify({ config: { mounts: [{ source: 'proc', destination: '/proc' }] } }));
+    await rm(join(dir, 'argv'), { force: true });
+    const args = ['--root', root, 'exec', '-t', 'p1', 'uname', '-r'];
+    expect((await dispatch(args)).exitCode).toBe(0);
+    expect((await readFile(join(dir, 'argv'), 'utf8')).split('\n').slice(0, -1)).toEqual(args);
+  });
+
+  it('exec of a VM container whose state folder is not in RUNCVM_STATE_DIR never reaches runc (no process on the host)', async () => {
+    const root = join(dir, 'runc-root');
+    await mkdir(join(root, 'v1'), { recursive: true });
+    await writeFile(join(root, 'v1', 'state.json'), JSON.stringify({ config: { mounts: [{ source: join(dir, 'gone', 'v1'), destination: '/.runcvm/state' }] } }));
+    await rm(join(dir, 'argv'), { force: true });
+    const r = await dispatch([`--root=${root}`, 'exec', 'v1', 'uname', '-r']);
+    expect(r.exitCode).toBe(255);
+    expect(r.stderr).toContain('cannot exec in container v1: it runs as a microVM but its runcvm state folder is missing');
+    expect(await exists(join(dir, 'argv'))).toBe(false);
+  });
+
+  it('exec waits for the VM\'s exec socket before it runs runc exec (right after `run -d` the launcher may not have opened it yet)', async () => {
+    const state = join(dir, 'state', 'w1');
+    await mkdir(state, { recursive: true });
+    await writeFile(join(state, 'launch.json'), JSON.stringify({ process: { args: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false }, vm: { hypervisor: 'qemu' } }));
+    // a runc that reports the container running and notes, at exec time, whether the socket was there
+    const runcAt = join(dir, 'runc-socket-stub');
+    await writeFile(runcAt, '#!/bin/sh\nfor a; do case $a in state) echo \'{"status":"running"}\'; exit 0 ;; exec) if [ -S "$SOCK" ]; then echo yes; else echo no; fi > "$STUB_OUT"; exit 0 ;; esac; done\nexit 9\n');
+    await chmod(runcAt, 0o755);
+    const sock = join(state, 'exec.sock');
+    const pending = run(projectPath('bin', 'runcvm-runtime'), ['exec', 'w1', 'true'], {
+      reject: false,
+      env: { RUNCVM_RUNC: runcAt, SOCK: sock, STUB_OUT: join(dir, 'socket-seen'), RUNCVM_STATE_DIR: join(dir, 'state'), RUNCVM_LOG_DIR: join(dir, 'log') },
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const r = await pending;
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(await readFile(join(dir, 'socket-seen'), 'utf8')).toBe('yes\n');
+    } finally {
+      server.close();
+    }
   });
 
   it('never removes anything for a path-like id', async () => {

@@ -7,16 +7,19 @@
 import { constants as fsc } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { kvmProblem, type AccelFacts } from '../accel.js';
-import { gatherAccelFacts } from '../facts.js';
+import { gatherAccelFacts, kvmDevicePath } from '../facts.js';
 import { firecrackerCandidates, selectHypervisor } from './select.js';
 
 async function executable(path: string): Promise<boolean> {
   return access(path, fsc.X_OK).then(() => true, () => false);
 }
 
-/** The same facts the launcher's accelerator decision reads (hypervisor/facts.ts), here on the host at create. */
-export async function hostAccelFacts(): Promise<AccelFacts> {
-  return gatherAccelFacts();
+/**
+ * The same facts the launcher's accelerator decision reads (hypervisor/facts.ts), here on the host at create, from
+ * the node's KVM device (RUNCVM_KVM_DEVICE in the runtime's own environment, default /dev/kvm).
+ */
+export async function hostAccelFacts(nodeEnv: Record<string, string | undefined> = {}): Promise<AccelFacts> {
+  return gatherAccelFacts(undefined, kvmDevicePath(nodeEnv));
 }
 
 export interface HypervisorDecision {
@@ -42,11 +45,11 @@ export async function chooseHypervisor(requested: string | undefined, guestBinDi
       break;
     }
   }
-  const facts = await hostAccelFacts();
+  const facts = await hostAccelFacts(nodeEnv);
   let problem: string | undefined;
   if (want === 'firecracker') {
-    if (!facts.kvmExists) problem = '/dev/kvm does not exist';
-    else if (!facts.kvmOpenable) problem = '/dev/kvm cannot be opened read/write';
+    if (!facts.kvmExists) problem = `${facts.kvmDevice} does not exist`;
+    else if (!facts.kvmOpenable) problem = `${facts.kvmDevice} cannot be opened read/write`;
   } else problem = kvmProblem(facts);
   const choice = selectHypervisor(want === 'firecracker' ? 'firecracker' : 'auto', {
     ...(path ? { firecrackerPath: path } : {}),

@@ -6,10 +6,10 @@ describe('stateVerdict: exec only into a running container, else a message namin
     expect(stateVerdict('abc', 'running')).toBeUndefined();
     expect(stateVerdict('abc', undefined)).toBeUndefined();
   });
-  it('stopped, paused, created: the exact message, exit 1, and a fix', () => {
+  it('stopped, paused, created: the exact message, exit 255 (runc\'s exec failure code), and a fix', () => {
     const s = stateVerdict('abc', 'stopped')!;
     expect(s.message).toBe('cannot exec: container abc is stopped');
-    expect(s.exitCode).toBe(1);
+    expect(s.exitCode).toBe(255);
     expect(s.render()).toBe(
       'error: cannot exec: container abc is stopped\n' +
         'cause: a command can only be run in a running container (its VM is up); a stopped container has none.\n' +
@@ -28,7 +28,7 @@ describe('hypervisorVerdict', () => {
     expect(hypervisorVerdict('abc', undefined)).toBeUndefined();
     const f = hypervisorVerdict('abc', 'cloud-hypervisor')!;
     expect(f.message).toBe('cannot exec in container abc: exec into cloud-hypervisor VMs is not supported');
-    expect(f.exitCode).toBe(1);
+    expect(f.exitCode).toBe(255);
     expect(f.fix).toContain('RUNCVM_HYPERVISOR=qemu or firecracker');
   });
 });

@@ -35,6 +35,15 @@ describe('runcvm lint rules (one fixture per guide mistake)', () => {
     expect(rules(fs)).not.toContain('runcvm/runtimeclass-missing');
   });
 
+  it('hostNetwork under runcvm: says that 127.0.0.1 is the VM\'s own loopback (issue 16 design choice), only for runcvm pods', () => {
+    const text = fixture('runcvm/host-network.yaml');
+    const fs = lint('host-network.yaml');
+    expect(fs).toHaveLength(1);
+    expect(fs[0]).toMatchObject({ rule: 'runcvm/host-network-loopback', level: 'info', line: lineWith(text, 'hostNetwork: true') });
+    expect(fs[0]!.message).toContain('Pod node-agent uses hostNetwork: inside the microVM, 127.0.0.1 is the VM\'s own loopback');
+    expect(fs[0]!.fix).toContain('status.hostIP');
+  });
+
   it('RuntimeClass without overhead warns at the RuntimeClass', () => {
     const text = fixture('runcvm/mistakes.yaml');
     const f = lint('mistakes.yaml').find((x) => x.rule === 'runcvm/runtimeclass-overhead')!;

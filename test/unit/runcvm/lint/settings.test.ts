@@ -85,6 +85,8 @@ describe('runcvm lint: RUNCVM_* values judged by the runtime\'s own parsers', ()
     expect(node).toMatchObject({ rule: 'runcvm/setting-unknown', level: 'warn' });
     expect(node!.message).toContain('a setting of the runtime on the node');
     expect(node!.fix).toContain('environment of the engine');
+    // the node's KVM device cannot be chosen by a pod
+    expect(judgeSetting('RUNCVM_KVM_DEVICE', '/dev/null')).toMatchObject({ kind: 'node-only' });
     // other variables are the workload's business
     expect(judgeSetting('MYSQL_ROOT_PASSWORD', 'x')).toBeUndefined();
   });

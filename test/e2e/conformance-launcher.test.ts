@@ -1,0 +1,113 @@
+/**
+ * Issue 16, causes 1, 2, 3, 7 and 10: the workload's own limits and privileges (seccomp profile, rlimits,
+ * capabilities, read-only root, user namespace) must reach the workload in the guest, not cripple runcvm's launcher,
+ * QEMU or virtiofsd on the host; and a VM too small to boot is refused at create. Each case runs the same bundle
+ * under runc (the oracle) and runcvm.
+ *
+ * Every test here is marked `it.fails`: fixed in phase 2 (the launcher's container spec is built in
+ * src/runcvm/bundle/transforms and runtime/main.ts, which issue 13's refactor owns right now). docs/conformance.md
+ * says where each fix goes. When a fix lands, its `it.fails` becomes `it`.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloserStack } from '../../src/core/fsx/index.js';
+import type { OciSpec } from '../../src/runcvm/launch/oci.js';
+import { conformanceFixture, DOCKER_DEFAULT_CAPS, expectOracle, setCaps, type ConformanceFixture } from './conformance/bundles.js';
+
+const closers = new CloserStack();
+let cf: ConformanceFixture;
+let shared: string;
+
+const MiB = 1024 * 1024;
+
+function withBindMount(spec: OciSpec, source: string): void {
+  spec.mounts = [...(spec.mounts ?? []), { destination: '/data', type: 'bind', source, options: ['rbind', 'rw'] }];
+}
+
+describe('conformance: the workload\'s limits belong to the workload (issue 16 causes 1, 2, 3, 7, 10)', { timeout: 480_000 }, () => {
+  beforeAll(async () => {
+    cf = await conformanceFixture(closers);
+    shared = join(cf.dir, 'shared');
+    await mkdir(shared);
+    await writeFile(join(shared, 'f'), 'shared content\n');
+  });
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  // fixed in phase 2: cause 1 (the launcher container gets no seccomp profile; the guest applies it)
+  it.fails('cause 1: a seccomp profile without clone3 (as runtime-tools\' default) runs the workload, not a dead launcher', async () => {
+    const out = await cf.both((s) => {
+      s.process!.args = ['echo', 'hello'];
+      s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+    });
+    expectOracle(out.runc, { stdout: 'hello\n' });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // fixed in phase 2: cause 1 (the launcher container gets no rlimits; the guest init applies them to the workload)
+  it.fails('cause 1: RLIMIT_AS 1 GiB limits the workload (ulimit -v), not QEMU', async () => {
+    const out = await cf.both((s) => {
+      s.process!.args = ['sh', '-c', 'ulimit -v'];
+      s.process!.rlimits = [...(s.process!.rlimits ?? []), { type: 'RLIMIT_AS', soft: 1024 * MiB, hard: 1024 * MiB }];
+    });
+    expectOracle(out.runc, { stdout: '1048576\n' });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // fixed in phase 2: cause 2 (the launcher container's root stays writable; root.readonly is the guest's business)
+  it.fails('cause 2: a read-only root (runc spec\'s default) with a bind mount: the workload reads the volume', async () => {
+    const out = await cf.both((s) => {
+      s.process!.args = ['cat', '/data/f'];
+      s.root!.readonly = true;
+      setCaps(s, DOCKER_DEFAULT_CAPS);
+      withBindMount(s, shared);
+    });
+    expectOracle(out.runc, { stdout: 'shared content\n' });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // fixed in phase 2: cause 10 (the launcher keeps the capabilities virtiofsd and QEMU need; the workload's set is
+  // applied in the guest, where it already is today)
+  it.fails('cause 10: a bind mount with a reduced capability set (runc spec\'s default) boots and reads the volume', async () => {
+    const out = await cf.both((s) => {
+      s.process!.args = ['sh', '-c', 'cat /data/f; grep CapEff /proc/self/status'];
+      s.root!.readonly = false;
+      withBindMount(s, shared);
+    });
+    // runc spec's default: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE only
+    expectOracle(out.runc, { stdout: 'shared content\nCapEff:\t0000000020000420\n' });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // fixed in phase 2: cause 3 (the launcher runs in a root runcvm owns, mount points made as the mapped root; the
+  // guest init gives the workload the same user namespace mapping)
+  it.fails('cause 3: a user namespace (0 → 100000, 65536 ids): created, and the workload sees runc\'s mapping', async () => {
+    const out = await cf.both((s) => {
+      s.process!.args = ['sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox'];
+      s.linux!.namespaces = [...(s.linux!.namespaces ?? []), { type: 'user' }];
+      s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    });
+    // files owned by a host id outside the mapping show as the overflow id (65534), in the VM too
+    expectOracle(out.runc, { stdout: /^\s+0\s+100000\s+65536\n\s+0\s+100000\s+65536\n0\n65534\n$/ });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // fixed in phase 2: cause 7 (create refuses a memory limit below what the guest needs to boot)
+  it.fails('cause 7: a 32 MiB memory limit is refused at create with the minimum and the fix (no VM that cannot boot)', async () => {
+    const edit = (s: OciSpec) => {
+      s.process!.args = ['echo', 'alive'];
+      s.linux!.resources = { ...(s.linux!.resources ?? {}), memory: { limit: 32 * MiB } };
+    };
+    expectOracle(await cf.run('runc', await cf.bundle(edit), cf.newId('mem-runc')), { stdout: 'alive\n' });
+    const id = cf.newId('mem-vm');
+    const created = await cf.run('runcvm', await cf.bundle(edit), id, { verb: 'create' });
+    expect(created.exit).not.toBe(0);
+    expect(created.stderr).toMatch(/memory limit of 32 MiB is below the \d+ MiB/);
+    expect(created.stderr).toMatch(/fix: /);
+    // nothing was created: runc does not know the container
+    expect((await cf.verb('runc', ['state', id])).exitCode).not.toBe(0);
+  });
+});
