@@ -22,9 +22,12 @@
  *            the target's own disk (/root: runc's overlay, the bare VM's ext4 root, runcvm's overlay on its upper
  *            disk; read after drop_caches), timed inside the target (busybox time, 10 ms resolution).
  * Every case records the load average (this machine is shared) and the ratios runcvm / bare VM and runcvm / runc,
- * taken per interleaved round. Results: bench/results/runcvm-datapath.json and SVGs.
+ * taken per interleaved round. Wall times move with the load; each network and volume case has a companion case with
+ * the host CPU time the VM spent on it (QEMU, plus virtiofsd for /data), which moves far less. Results:
+ * bench/results/runcvm-datapath.json and SVGs.
  */
 import { createConnection } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunResult } from '../src/core/exec/index.js';
@@ -38,7 +41,7 @@ import { runtimeFixture } from '../test/e2e/runcvm/setup.js';
 import { podNetwork, POD_IP, PEER_IP, type PodNetwork } from '../test/e2e/network-helpers.js';
 import { waitFor } from '../test/harness/wait.js';
 import { startBareVm, oneLine, type BareVm } from './lib/bare-vm.js';
-import { derivedCase, loadMark, measureCase, repsAtMost, REPS, type CaseResult } from './lib/measure.js';
+import { derivedCase, loadMark, measureCase, repsAtMost, REPS, WARMUPS, type CaseResult } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 
 const BENCH = 'runcvm-datapath';
@@ -59,6 +62,37 @@ interface Target {
   sh(script: string): Promise<string>;
   /** the peer's never-ending stdin for the download client (a fifo) */
   fifo: string;
+  /** the host processes that run the VM (QEMU; virtiofsd) for CPU accounting; none for runc */
+  vmPids?: () => { qemu: number[]; virtiofsd: number[] };
+}
+
+/** A process and its descendants (from /proc/PID/task/TID/children). */
+function processTree(pid: number): number[] {
+  let kids: number[] = [];
+  try {
+    kids = readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+  return [pid, ...kids.flatMap(processTree)];
+}
+
+function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** utime + stime of a process (all its threads), in ms. */
+function cpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks: USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
 }
 
 /** The servers every target runs (same busybox applets in all three). */
@@ -86,11 +120,19 @@ async function ctrTarget(cd: StartedContainerd, name: 'runc' | 'runcvm', wrapper
     await cd.ctr(['container', 'delete', id], { reject: false });
   });
   let n = 0;
+  let pids: { qemu: number[]; virtiofsd: number[] } | undefined;
+  const vmPids = async () => {
+    const line = (await cd.ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id} `));
+    const tree = processTree(Number(line?.trim().split(/\s+/)[1]));
+    return { qemu: tree.filter((p) => commandOf(p).includes('qemu-system')), virtiofsd: tree.filter((p) => commandOf(p).includes('virtiofsd')) };
+  };
+  if (name === 'runcvm') await waitFor('the runcvm QEMU process', async () => ((pids = await vmPids()).qemu.length > 0), { timeoutMs: 120_000, intervalMs: 300 });
   return {
     name,
     net,
     share,
     fifo: await fifo(work, name),
+    ...(pids ? { vmPids: () => pids! } : {}),
     sh: async (script) => {
       const r = await cd.ctr(['task', 'exec', '--exec-id', `e${++n}`, id, 'sh', '-c', script], { reject: false, timeoutMs: 900_000 });
       if (r.exitCode !== 0) throw new Error(`${name}: script failed (${r.exitCode}): ${r.stderr.slice(-1500)}\n${script}`);
@@ -113,6 +155,7 @@ async function bareTarget(work: string): Promise<{ target: Target; vm: BareVm }>
     net,
     share,
     fifo: await fifo(work, 'bare'),
+    vmPids: () => ({ qemu: [vm.pid], virtiofsd: vm.virtiofsdPid ? processTree(vm.virtiofsdPid) : [] }),
     sh: async (script) => {
       const r = await vm.sh(oneLine(script), 900_000);
       if (r.status !== 0) throw new Error(`bare VM: script failed (${r.status}): ${r.output.slice(-1500)}\n${script}`);
@@ -154,25 +197,15 @@ function agentRoundTrip(socket: string): Promise<number> {
   });
 }
 
-/** busybox `time` around each dd (10 ms resolution); lines `<label> <seconds>`. */
-function ddRound(label: string, dir: string, readFile: string, i: number, opts: { fresh: boolean }): string {
-  const secs = (what: string) => `sed -n 's/^real[^0-9]*\\([0-9]*\\)m *\\([0-9.]*\\)s.*/${label}-${what} \\1 \\2/p'`;
-  return [
-    `{ time dd if=/dev/zero of=${dir}/w${i} bs=1M count=${VOL_MIB} conv=fsync; } 2>&1 | ${secs('write')}`,
-    // the target's own page cache must not serve the read: drop it (a runc container cannot; the host's cache serves)
-    opts.fresh ? 'sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null' : 'true',
-    `{ time dd if=${readFile} of=/dev/null bs=1M; } 2>&1 | ${secs('read')}`,
-    `rm -f ${dir}/w${i}`,
-  ].join('\n');
+/** One dd under busybox `time` (10 ms resolution), printing `<label> <min> <sec>`. */
+function timedDd(label: string, dd: string): string {
+  return `{ time ${dd}; } 2>&1 | sed -n 's/^real[^0-9]*\\([0-9]*\\)m *\\([0-9.]*\\)s.*/${label} \\1 \\2/p'`;
 }
 
-function parseDd(out: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const line of out.split('\n')) {
-    const x = /^(\S+) (\d+) ([0-9.]+)$/.exec(line.trim());
-    if (x) m.set(x[1]!, (Number(x[2]) * 60 + Number(x[3])) * 1000);
-  }
-  return m;
+function parseDd(out: string, label: string): number {
+  const x = new RegExp(`^${label} (\\d+) ([0-9.]+)$`, 'm').exec(out);
+  if (!x) throw new Error(`no ${label} timing in: ${out.slice(-500)}`);
+  return (Number(x[1]) * 60 + Number(x[2])) * 1000;
 }
 
 try {
@@ -189,7 +222,15 @@ try {
   const runc = await ctrTarget(cd, 'runc', fx.wrapper, image, work);
   const runcvm = await ctrTarget(cd, 'runcvm', fx.wrapper, image, work);
   const { target: bare, vm } = await bareTarget(work);
-  const targets: Target[] = [runc, bare, runcvm];
+  // the bare VM first: it is the baseline of every network and volume case (runc is for scale)
+  const targets: Target[] = [bare, runcvm, runc];
+  const vms = targets.filter((t) => t.vmPids);
+  /** host CPU of the VM's processes around fn, in ms (QEMU; with virtiofsd when asked) */
+  const cpuOf = (t: Target, withVirtiofsd: boolean) => {
+    const p = t.vmPids!();
+    const all = [...p.qemu, ...(withVirtiofsd ? p.virtiofsd : [])];
+    return () => all.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  };
   const bytes = MIB * 1024 * 1024;
   for (const t of targets) {
     // serving: the pod IP answers and one download completes (both VMs boot under TCG: many seconds)
@@ -224,57 +265,72 @@ try {
         const out = await peer(t, `busybox ping -c 20 -i 0.05 -W 2 ${POD_IP}`);
         const values = [...out.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
         if (values.length < 15) throw new Error(`${t.name}: ping lost packets: ${out.stdout}`);
-        rtts.get(t.name)!.push(...values.slice(1, 16)); // the first echo may include ARP; 15 per round each
+        rtts.get(t.name)!.push(...values.slice(1, 16).map((ms) => ms * 1000)); // the first echo may include ARP; 15 per round each
       }
     }
-    cases.push(derivedCase({ bench: BENCH, case: 'ping RTT peer to target', unit: 'ms', load: load.end(), pairs: VM_PAIRS, repetitions: REPS, warmups: 0, notes: `each sample is one ICMP echo RTT reported by busybox ping (${REPS} rounds × 15 per target, interleaved)` },
+    cases.push(derivedCase({ bench: BENCH, case: 'ping RTT peer to target', unit: 'µs', load: load.end(), pairs: VM_PAIRS, repetitions: REPS, warmups: 0, notes: `each sample is one ICMP echo RTT reported by busybox ping (${REPS} rounds × 15 per target, interleaved)` },
       targets.map((t) => ({ name: t.name, values: rtts.get(t.name)! }))));
   }
   const check = (what: string, got: RunResult) => {
     if (got.stdout.trim() !== String(bytes)) throw new Error(`${what}: expected ${bytes} bytes, got "${got.stdout.trim()}" ${got.stderr}`);
   };
   const netCase = async (name: string, notes: string, script: (t: Target) => string, reps = REPS) => {
+    const cpu = new Map<string, number[]>(vms.map((t) => [t.name, []]));
     const c = await measureCase({ bench: BENCH, case: name, repetitions: reps, pairs: VM_PAIRS, notes },
-      targets.map((t) => ({ name: t.name, run: async () => check(`${t.name}: ${name}`, await peer(t, script(t))) })));
+      targets.map((t) => ({
+        name: t.name,
+        run: async () => {
+          const used = t.vmPids ? cpuOf(t, false) : undefined;
+          const before = used?.() ?? 0;
+          check(`${t.name}: ${name}`, await peer(t, script(t)));
+          if (used) cpu.get(t.name)!.push(used() - before);
+        },
+      })));
     const mbps = c.variants.map((v) => `${v.name} ${((bytes * 8) / (v.medianMs / 1000) / 1e6).toFixed(0)} Mbit/s`).join(', ');
     c.notes = `${c.notes}; median throughput: ${mbps}`;
     cases.push(c);
+    cases.push(derivedCase({ bench: BENCH, case: `${name}: host CPU of the VM`, unit: 'ms CPU', ...(c.load ? { load: c.load } : {}), pairs: [VM_PAIRS[0]], repetitions: reps, warmups: 0, notes: 'user + system CPU time of the QEMU process during each transfer (same rounds as the wall times; moves far less with the load)' },
+      vms.map((t) => ({ name: t.name, values: cpu.get(t.name)!.slice(WARMUPS) }))));
   };
   await netCase(`TCP upload ${MIB} MiB peer to target`, 'peer: dd | busybox nc; target: nc -l -e wc -c (wc reads the socket, 4 KiB reads); time to the byte count', () => `dd if=/dev/zero bs=64k count=${MIB * 16} 2>/dev/null | busybox nc ${POD_IP} 9000`);
   await netCase(`TCP download ${MIB} MiB target to peer`, 'target: nc -l -e dd bs=64k (dd writes 64 KiB to the socket itself); peer: busybox nc | wc -c to EOF', (t) => `busybox nc ${POD_IP} 9001 <>${t.fifo} | wc -c`);
   await netCase(`TCP download ${MIB} MiB through busybox nc's copy loop`, `target: dd | nc -l (nc copies with poll + 1 KiB read + 1 KiB write: ${MIB * 1024} rounds of three syscalls, CPU-bound in an emulated guest); the old bench's case, kept to show where its 9 s went; ${SLOW_REPS} repetitions (capped)`, (t) => `busybox nc ${POD_IP} 9003 <>${t.fifo} | wc -c`, SLOW_REPS);
   await netCase(`HTTP download ${MIB} MiB target to peer`, 'busybox httpd (sendfile) in the target; busybox wget in the peer', () => `busybox wget -q -O - http://${POD_IP}:9002/blob | wc -c`);
 
-  // ---- volumes: /data (virtiofs in the VMs) and the target's own disk ----
+  // ---- volumes: /data (virtiofs in the VMs) and the target's own disk, one dd per call, rounds interleaved ----
   {
     const load = loadMark();
     const chunk = Buffer.alloc(1024 * 1024, 7);
     const file = Buffer.concat(Array.from({ length: VOL_MIB }, () => chunk));
     for (const t of targets) for (let i = 1; i <= VOL_REPS; i++) await writeFile(join(t.share, `r${i}`), file);
-    const got = new Map<string, Map<Name, number[]>>();
+    // the read of the own disk must come from the disk, not the target's page cache: dropped first (runc cannot
+    // drop the host's cache: its figure is a page-cache read)
+    const drop = 'sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null';
+    const ops: { key: string; name: string; virtiofs: boolean; script: (i: number) => string; notes: string }[] = [
+      { key: 'data-write', name: `write ${VOL_MIB} MiB to /data (virtiofs)`, virtiofs: true, script: (i) => `${timedDd('t', `dd if=/dev/zero of=/data/w${i} bs=1M count=${VOL_MIB} conv=fsync`)}; rm -f /data/w${i}`, notes: 'dd bs=1M conv=fsync; runc: bind mount; VMs: virtiofs (bare VM: Debian virtiofsd with its defaults)' },
+      { key: 'data-read', name: `read ${VOL_MIB} MiB from /data (virtiofs)`, virtiofs: true, script: (i) => timedDd('t', `dd if=/data/r${i} of=/dev/null bs=1M`), notes: 'dd bs=1M of a file the host wrote (never in the guest\'s cache)' },
+      { key: 'disk-write', name: `write ${VOL_MIB} MiB to the own disk`, virtiofs: false, script: (i) => timedDd('t', `dd if=/dev/zero of=/root/w${i} bs=1M count=${VOL_MIB} conv=fsync`), notes: 'dd bs=1M conv=fsync to /root; runc: its overlay rootfs; bare VM: ext4 root (virtio-blk, QEMU default cache); runcvm: overlay on its upper disk' },
+      { key: 'disk-read', name: `read ${VOL_MIB} MiB from the own disk`, virtiofs: false, script: (i) => `${drop}; ${timedDd('t', `dd if=/root/w${i} of=/dev/null bs=1M`)}; rm -f /root/w${i}`, notes: 'dd bs=1M of the file just written, after drop_caches (runc cannot drop the host\'s cache: a page-cache read)' },
+    ];
+    const wall = new Map(ops.map((o) => [o.key, new Map<Name, number[]>(targets.map((t) => [t.name, []]))]));
+    const cpu = new Map(ops.map((o) => [o.key, new Map<Name, number[]>(vms.map((t) => [t.name, []]))]));
     for (let i = 1; i <= VOL_REPS; i++) {
-      for (const t of targets) {
-        const out = await t.sh([ddRound('data', '/data', `/data/r${i}`, i, { fresh: false }), ddRound('disk', '/root', `/root/w${i}`, i, { fresh: true })].join('\n'));
-        for (const [k, ms] of parseDd(out)) {
-          if (!got.has(k)) got.set(k, new Map());
-          const per = got.get(k)!;
-          per.set(t.name, [...(per.get(t.name) ?? []), ms]);
+      for (const o of ops) {
+        for (const t of targets) {
+          const used = t.vmPids ? cpuOf(t, o.virtiofs) : undefined;
+          const before = used?.() ?? 0;
+          const out = await t.sh(o.script(i));
+          if (used) cpu.get(o.key)!.get(t.name)!.push(used() - before);
+          wall.get(o.key)!.get(t.name)!.push(parseDd(out, 't'));
         }
       }
     }
     const end = load.end();
-    const labels: [string, string][] = [
-      ['data-write', `write ${VOL_MIB} MiB to /data (virtiofs)`],
-      ['data-read', `read ${VOL_MIB} MiB from /data (virtiofs)`],
-      ['disk-write', `write ${VOL_MIB} MiB to the own disk`],
-      ['disk-read', `read ${VOL_MIB} MiB from the own disk`],
-    ];
-    for (const [key, name] of labels) {
-      const per = got.get(key);
-      if (!per) throw new Error(`no ${key} timings parsed`);
-      cases.push(derivedCase({ bench: BENCH, case: name, load: end, pairs: VM_PAIRS, repetitions: VOL_REPS, warmups: 0,
-        notes: `bs=1M, busybox time inside the target; ${key.startsWith('data') ? 'runc: bind mount; VMs: virtiofs (bare: Debian virtiofsd defaults); reads of files the host wrote (never in the guest\'s cache)' : 'runc: its overlay rootfs; bare VM: ext4 root (virtio-blk, QEMU default cache); runcvm: overlay on its upper disk; read after drop_caches (runc cannot drop: the host cache serves it)'}; ${VOL_REPS} rounds interleaved` },
-        targets.map((t) => ({ name: t.name, values: per.get(t.name) ?? [] }))));
+    for (const o of ops) {
+      cases.push(derivedCase({ bench: BENCH, case: o.name, load: end, pairs: VM_PAIRS, repetitions: VOL_REPS, warmups: 0, notes: `${o.notes}; busybox time inside the target (10 ms resolution); ${VOL_REPS} rounds interleaved` },
+        targets.map((t) => ({ name: t.name, values: wall.get(o.key)!.get(t.name)! }))));
+      cases.push(derivedCase({ bench: BENCH, case: `${o.name}: host CPU of the VM`, unit: 'ms CPU', load: end, pairs: [VM_PAIRS[0]], repetitions: VOL_REPS, warmups: 0, notes: `user + system CPU time of QEMU${o.virtiofs ? ' and virtiofsd' : ''} during each dd call (includes the exec of its shell)` },
+        vms.map((t) => ({ name: t.name, values: cpu.get(o.key)!.get(t.name)! }))));
     }
   }
   const medians = cases.map((c) => `${c.case}: ${c.pairs?.map((p) => `${p.of}/${p.to} ×${p.ratio.toFixed(2)}`).join(', ') ?? ''}`);

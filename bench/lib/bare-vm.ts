@@ -46,6 +46,10 @@ export interface BareVmOptions {
   /** the root disk's size (room for what the measurements write), e.g. '512M' */
   diskSize?: string;
   memoryMiB?: number;
+  /** more kernel parameters */
+  append?: string;
+  /** more QEMU arguments (e.g. a second disk) */
+  extraArgs?: string[];
   /** runs once in the guest before the control loop (e.g. start servers); its output goes to the console */
   boot?: string;
 }
@@ -119,13 +123,14 @@ export async function startBareVm(o: BareVmOptions): Promise<BareVm> {
     const qemuArgs = [
       ...machineArgs({ accel: 'tcg', vcpus: 1, memoryMiB: o.memoryMiB ?? 512, firmwareDir: '/usr/share/qemu' }),
       '-kernel', kernelAssets().vmlinux, '-initrd', kernelAssets().initramfs,
-      '-append', kernelCmdline({ rootDevice: '/dev/vda', debug: false, kernelDebug: false, append: 'runcvm.init=/init.sh', modules: 'none', ...tsc() }),
+      '-append', kernelCmdline({ rootDevice: '/dev/vda', debug: false, kernelDebug: false, append: ['runcvm.init=/init.sh', o.append ?? ''].join(' ').trim(), modules: 'none', tscReliable: true, ...tsc() }),
       '-drive', `id=root,file=${image},format=raw,if=none`, '-device', 'virtio-blk-device,drive=root',
       '-device', 'virtio-serial-device',
       '-chardev', `socket,id=ctl,path=${join(o.dir, 'ctl.sock')},server=on,wait=off`,
       '-device', `virtserialport,chardev=ctl,name=${CONTROL_PORT}`,
       '-serial', 'stdio',
     ];
+    qemuArgs.push(...(o.extraArgs ?? []));
     if (o.pod) qemuArgs.push('-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-device,netdev=n0');
     let virtiofsdPid: number | undefined;
     if (o.share) {

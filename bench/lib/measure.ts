@@ -85,9 +85,11 @@ export function pairRatios(values: Map<string, number[]>, pairs: readonly (reado
   return pairs.flatMap(([of, to]) => {
     const a = values.get(of)?.filter(Number.isFinite) ?? [];
     const b = values.get(to)?.filter(Number.isFinite) ?? [];
-    if (!a.length || !b.length) return [];
+    // a zero below the line (e.g. a 10 ms timer reading 0 for a page-cache read) gives no ratio
+    if (!a.length || !b.length || median(b) <= 0) return [];
     const ratioOfMedians = median(a) / median(b);
-    const paired = a.length === b.length ? median(a.map((x, i) => x / b[i]!)) : ratioOfMedians;
+    const rounds = a.length === b.length ? a.map((x, i) => x / b[i]!).filter(Number.isFinite) : [];
+    const paired = rounds.length ? median(rounds) : ratioOfMedians;
     return [{ of, to, ratio: r3(paired), ratioOfMedians: r3(ratioOfMedians) }];
   });
 }
