@@ -54,7 +54,7 @@ build_guest() {
 
 build_guest runcvm-init
 
-common=(--bundle --platform=node --target=node20 --format=esm --external:execa --log-level=warning
+common=(--bundle --platform=node --target=node20 --format=esm --log-level=warning
   "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
 "$ESBUILD" src/runcvm/launcher/entry.ts "${common[@]}" --outfile="$tmp/launcher.mjs"
 install -D -m 0644 "$tmp/launcher.mjs" "$GUEST/lib/runcvm/launcher.mjs"

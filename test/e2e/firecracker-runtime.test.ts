@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, spawnPiped, type RunResult } from '../../src/core/exec/index.js';
+import { run, spawnChild, type RunResult } from '../../src/core/exec/index.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
 import { projectPath } from '../../src/core/paths.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
@@ -98,7 +98,7 @@ async function startDetached(wrapper: string, id: string): Promise<{ log: string
  * log and the launcher's debug log, and delete the task and the container.
  */
 async function killAndCollect(id: string, log: string, debugLog: string): Promise<{ entries: FakeLogEntry[]; debug: string; exitCode: number; sockets: string[] }> {
-  const events = await spawnPiped('ctr', ['--address', cd.socket, '-n', cd.namespace, 'events']);
+  const events = await spawnChild('ctr', ['--address', cd.socket, '-n', cd.namespace, 'events']);
   let text = '';
   events.stdout?.on('data', (d: Buffer) => (text += d.toString('utf8')));
   let exitCode: number | undefined;

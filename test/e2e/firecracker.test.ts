@@ -1,24 +1,24 @@
 /**
- * The Firecracker driver against the fake Firecracker (test/fixtures/fake-firecracker), over a real Unix socket.
- * The fake checks every request against schemas/firecracker-api.json with its own validator and enforces
- * Firecracker's ordering rules; it cannot boot a guest. What this proves and what it does not: docs/firecracker.md.
+ * The Firecracker backend (hypervisor/firecracker: plan → start → RunningVm) against the fake Firecracker
+ * (test/fixtures/fake-firecracker), over real Unix sockets. The fake checks every request and the --config-file
+ * against schemas/firecracker-api.json with its own interpreter and enforces Firecracker's ordering rules; it cannot
+ * boot a guest. What this proves and what it does not: docs/firecracker.md.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { isToolError, type ToolError } from '../../src/core/errors.js';
 import { projectPath } from '../../src/core/paths.js';
-import { startFirecracker, type RunningFirecracker, type StartOptions } from '../../src/runcvm/hypervisor/firecracker/vmm.js';
-import { agentListenPath } from '../../src/runcvm/hypervisor/firecracker/vsock.js';
+import { firecracker } from '../../src/runcvm/hypervisor/firecracker/index.js';
+import { FirecrackerClient } from '../../src/runcvm/hypervisor/firecracker/client.js';
 import { exitError } from '../../src/runcvm/hypervisor/firecracker/errors.js';
-import { planFirecracker } from '../../src/runcvm/hypervisor/firecracker/plan.js';
+import { fromVmPlan, planFirecracker } from '../../src/runcvm/hypervisor/firecracker/plan.js';
 import { requestViolations, violations, type HttpMethod } from '../../src/runcvm/hypervisor/firecracker/schema.js';
-import type { FirecrackerVmInput } from '../../src/runcvm/hypervisor/firecracker/types.js';
-import { kernelCmdline } from '../../src/runcvm/hypervisor/index.js';
+import { kernelCmdline, type HypervisorPlan, type RunningVm, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
 import { waitFor } from '../harness/wait.js';
 
 const FAKE = projectPath('test', 'fixtures', 'fake-firecracker', 'fake-firecracker.mjs');
@@ -49,31 +49,30 @@ afterAll(async () => {
   await closers.close();
 });
 
-/** A fresh work dir and input per test (Firecracker's sockets must not exist beforehand). */
-async function setup(env: Record<string, string> = {}): Promise<{ opts: StartOptions; log: string; work: string }> {
+/** A fresh work dir (the container's state dir: Firecracker's sockets must not exist beforehand) and VmPlan. */
+async function setup(env: Record<string, string> = {}): Promise<{ vm: VmPlan; plan: HypervisorPlan; log: string; work: string }> {
   const work = await tempDir(`vm${n++}`, undefined, dir);
   const log = join(work, 'requests.jsonl');
-  const input: FirecrackerVmInput = {
+  const vm: VmPlan = {
+    containerId: `ctr-${n}`,
+    accel: 'kvm',
     vcpus: 2,
     memoryMiB: 256,
     kernel: join(dir, 'vmlinux'),
     initrd: join(dir, 'initramfs.img'),
     cmdline: kernelCmdline({ rootDevice: '/dev/vda', upperDevice: '/dev/vdb', debug: false, kernelDebug: false, append: '' }),
     disks: [
-      { id: 'base', path: join(dir, 'base.ext4'), readOnly: true, root: true },
-      { id: 'upper', path: join(dir, 'upper.ext4'), readOnly: false, root: false },
+      { id: 'base', path: join(dir, 'base.ext4'), readOnly: true },
+      { id: 'upper', path: join(dir, 'upper.ext4'), readOnly: false },
     ],
+    console: { socket: join(work, 'console.sock') },
+    io: { socket: join(work, 'io.sock'), portName: 'runcvm.io' },
     nics: [{ id: 'net0', tap: 'tap-eth0', mac: '02:42:ac:11:00:02' }],
-    vsock: { cid: 3, udsPath: join(work, 'io.vsock') },
   };
-  const opts: StartOptions = {
-    binary: FAKE,
-    id: `ctr-${n}`,
-    input,
-    workDir: work,
-    env: { ...process.env, FAKE_FC_LOG: log, FAKE_FC_REQUIRE_ROOT: '1', FAKE_FC_KVM_DEVICE: kvmStandIn, ...env },
-  };
-  return { opts, log, work };
+  // the backend's own plan, with the fake in place of /.runcvm/firecracker
+  const planned = firecracker.plan(vm);
+  const plan: HypervisorPlan = { ...planned, argv: [FAKE, ...planned.argv.slice(1)], env: { ...process.env, FAKE_FC_LOG: log, FAKE_FC_REQUIRE_ROOT: '1', FAKE_FC_KVM_DEVICE: kvmStandIn, ...env } as Record<string, string> };
+  return { vm, plan, log, work };
 }
 
 function readLog(path: string): LogEntry[] {
@@ -81,16 +80,16 @@ function readLog(path: string): LogEntry[] {
   return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry);
 }
 
-async function start(o: StartOptions): Promise<RunningFirecracker> {
-  const vm = await startFirecracker(o);
-  closers.push(`kill fake firecracker ${vm.pid}`, () => vm.stop({ graceMs: 0 }));
+async function start(plan: HypervisorPlan): Promise<RunningVm> {
+  const vm = await firecracker.start(plan, { onStdout: () => undefined });
+  closers.push(`kill fake firecracker ${vm.pid}`, () => vm.kill());
   return vm;
 }
 
-async function startFails(o: StartOptions): Promise<ToolError> {
+async function startFails(plan: HypervisorPlan): Promise<ToolError> {
   try {
-    const vm = await start(o);
-    await vm.stop({ graceMs: 0 });
+    const vm = await start(plan);
+    vm.kill();
   } catch (err) {
     if (isToolError(err)) return err;
     throw err;
@@ -113,10 +112,34 @@ function raw(socketPath: string, method: string, path: string, body?: unknown): 
   });
 }
 
-describe('Firecracker driver against the schema-checking fake', () => {
-  it('boots through the API: every request accepted, in order, each one schema-valid', async () => {
-    const { opts, log } = await setup();
-    const vm = await start(opts);
+describe('the Firecracker backend against the schema-checking fake', () => {
+  it('boots from its --config-file (schema-valid, 0600), its API answers, and shutdown ends it gracefully', async () => {
+    const { vm, plan, log, work } = await setup();
+    const running = await start(plan);
+    const file = join(work, 'firecracker.json');
+    const doc: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    expect(violations('VmmConfigFile', doc)).toEqual([]);
+    expect(doc).toEqual(planFirecracker(fromVmPlan(vm)).configFile);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readLog(log)[0]).toMatchObject({ method: 'CONFIG' });
+    expect(await new FirecrackerClient(plan.control!).get('/', 'InstanceInfo')).toMatchObject({ state: 'Running', id: vm.containerId });
+    expect(running.shutdown).toBeDefined();
+    expect(await running.shutdown!(30_000)).toEqual({ sent: true, graceful: true, alreadyExited: false });
+    expect(await running.exited).toMatchObject({ code: 0 });
+    expect(readLog(log).at(-1)).toMatchObject({ method: 'PUT', path: '/actions', body: { action_type: 'SendCtrlAltDel' }, status: 204 });
+    // the sockets Firecracker leaves behind are gone once its exit is seen
+    for (const p of plan.cleanup) expect(existsSync(p), p).toBe(false);
+  });
+
+  it('the same configuration as API calls (what `runcvm plan` prints) is accepted by the API, in order, each schema-valid', async () => {
+    const { vm, plan, log, work } = await setup();
+    const sock = join(work, 'api-only.sock');
+    const { spawnChild } = await import('../../src/core/exec/index.js');
+    const child = await spawnChild(FAKE, ['--api-sock', sock], { env: plan.env });
+    closers.push('kill api-mode fake', () => child.kill('SIGKILL'));
+    const client = new FirecrackerClient(sock);
+    await client.waitReady({ timeoutMs: 30_000 });
+    for (const call of planFirecracker(fromVmPlan(vm)).calls) await client.call(call);
     const entries = readLog(log);
     expect(entries.map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual([
       'GET / 200',
@@ -132,69 +155,41 @@ describe('Firecracker driver against the schema-checking fake', () => {
     expect(entries.find((e) => e.path === '/network-interfaces/net0')?.body).toEqual({ iface_id: 'net0', host_dev_name: 'tap-eth0', guest_mac: '02:42:ac:11:00:02' });
     expect(entries.find((e) => e.path === '/machine-config')?.body).toEqual({ vcpu_count: 2, mem_size_mib: 256, smt: false });
     expect(entries.at(-1)?.body).toEqual({ action_type: 'InstanceStart' });
-    expect(await vm.client.get('/', 'InstanceInfo')).toMatchObject({ state: 'Running', id: opts.id });
-
-    const stopped = await vm.stop({ graceMs: 30_000 });
-    expect(stopped).toMatchObject({ graceful: true, exitCode: 0 });
-    expect(readLog(log).at(-1)).toMatchObject({ method: 'PUT', path: '/actions', body: { action_type: 'SendCtrlAltDel' }, status: 204 });
   });
 
-  it('boots from --config-file (API kept for the graceful stop); the file is schema-valid and 0600', async () => {
-    const { opts, log, work } = await setup();
-    const vm = await start({ ...opts, mode: 'config-file' });
-    const file = join(work, 'firecracker.json');
-    const doc: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    expect(violations('VmmConfigFile', doc)).toEqual([]);
-    expect(doc).toEqual(planFirecracker(opts.input).configFile);
-    expect((await import('node:fs')).statSync(file).mode & 0o777).toBe(0o600);
-    expect(readLog(log)[0]).toMatchObject({ method: 'CONFIG' });
-    const stopped = await vm.stop({ graceMs: 30_000 });
-    expect(stopped.graceful).toBe(true);
-  });
-
-  it('the guest agent channel: a guest connection to vsock port 1024 reaches <uds_path>_1024 on the host', async () => {
-    const { opts } = await setup({ FAKE_FC_GUEST_CONNECT: '1' });
-    const listenPath = agentListenPath(opts.input.vsock.udsPath);
+  it('the guest agent channel: a guest connection to vsock port 1024 reaches the plan\'s io listen path', async () => {
+    const { plan } = await setup({ FAKE_FC_GUEST_CONNECT: '1' });
     const server: Server = createServer();
-    await new Promise<void>((r) => server.listen(listenPath, r));
+    await new Promise<void>((r) => server.listen(plan.listen.io, r));
     closers.push('close agent listener', () => new Promise((r) => server.close(() => r(undefined))));
     const hello = new Promise<string>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => resolve(d.toString('utf8')))));
-    const vm = await start(opts);
+    const running = await start(plan);
     expect(await hello).toBe('READY\n');
-    await vm.stop({ graceMs: 30_000 });
+    await running.shutdown!(30_000);
   });
 
   it('a guest that ignores Ctrl-Alt-Del is killed after the bounded wait', async () => {
-    const { opts, log } = await setup({ FAKE_FC_IGNORE_CAD: '1' });
-    const vm = await start(opts);
-    const stopped = await vm.stop({ graceMs: 300 });
-    expect(stopped).toMatchObject({ graceful: false, signal: 'SIGKILL' });
+    const { plan, log } = await setup({ FAKE_FC_IGNORE_CAD: '1' });
+    const running = await start(plan);
+    expect(await running.shutdown!(300)).toEqual({ sent: true, graceful: false, alreadyExited: false });
+    expect(await running.exited).toMatchObject({ signal: 'SIGKILL' });
     expect(readLog(log).at(-1)?.body).toEqual({ action_type: 'SendCtrlAltDel' });
   });
 
-  it('missing KVM (API mode): InstanceStart fails and runcvm reports cause and fix', async () => {
-    const { opts, log } = await setup({ FAKE_FC_NO_KVM: '1' });
-    const err = await startFails(opts);
+  it('missing KVM: Firecracker exits 1 with Kvm(Error(19)) and start reports cause and fix', async () => {
+    const { plan } = await setup({ FAKE_FC_NO_KVM: '1' });
+    const err = await startFails(plan);
     expect(err.code).toBe('KVM_UNAVAILABLE');
     expect(err.exitCode).toBe(125);
     expect(err.causeText).toMatch(/^KVM is not available on this node \(no \/dev\/kvm\)/);
-    expect(err.fix).toContain('ls -l /dev/kvm');
-    const last = readLog(log).at(-1);
-    expect(last).toMatchObject({ path: '/actions', status: 400 });
-    expect(last?.fault).toMatch(/Kvm error: .*\(os error 19\)/);
-  });
-
-  it('missing KVM (--config-file): Firecracker exits 1 and the error is mapped the same way', async () => {
-    const { opts } = await setup({ FAKE_FC_NO_KVM: '1' });
-    const err = await startFails({ ...opts, mode: 'config-file' });
-    expect(err.code).toBe('KVM_UNAVAILABLE');
     expect(err.causeText).toContain('Kvm(Error(19))');
+    expect(err.fix).toContain('ls -l /dev/kvm');
   });
 
   it('missing KVM with --no-api: exactly the guide\'s error text and exit 1, mapped to cause and fix', async () => {
-    const { opts, work } = await setup({ FAKE_FC_NO_KVM: '1' });
+    const { vm, work } = await setup({ FAKE_FC_NO_KVM: '1' });
     const cfg = join(work, 'vm.json');
-    writeFileSync(cfg, JSON.stringify(planFirecracker(opts.input).configFile));
+    writeFileSync(cfg, JSON.stringify(planFirecracker(fromVmPlan(vm)).configFile));
     const r = await run(FAKE, ['--no-api', '--config-file', cfg], { reject: false, env: { FAKE_FC_NO_KVM: '1' } });
     expect(r.exitCode).toBe(1);
     expect(r.stderr.trim()).toBe(GUIDE_ERROR);
@@ -203,38 +198,40 @@ describe('Firecracker driver against the schema-checking fake', () => {
   });
 
   it('no KVM device at all (the fake opens a missing path): Kvm(Error(2)) is KVM_UNAVAILABLE, naming ENOENT', async () => {
-    const { opts, log } = await setup({ FAKE_FC_KVM_DEVICE: kvmMissing });
-    const err = await startFails(opts);
+    const { plan, log } = await setup({ FAKE_FC_KVM_DEVICE: kvmMissing });
+    const err = await startFails(plan);
     expect(err.code).toBe('KVM_UNAVAILABLE');
     expect(err.exitCode).toBe(125);
     expect(err.causeText).toContain('Firecracker reported Kvm(Error(2)) (ENOENT, /dev/kvm does not exist)');
-    expect(readLog(log).at(-1)).toMatchObject({ path: '/actions', status: 400 });
+    // the configuration itself was accepted; the start failed on KVM
+    expect(readLog(log).at(-1)).toMatchObject({ method: 'CONFIG' });
   });
 
-  it('a KVM device that cannot be opened read/write (a folder): its errno is reported, InstanceStart fails', async () => {
-    const { opts } = await setup({ FAKE_FC_KVM_DEVICE: dir });
-    const err = await startFails(opts);
+  it('a KVM device that cannot be opened read/write (a folder): its errno is reported, the start fails', async () => {
+    const { plan } = await setup({ FAKE_FC_KVM_DEVICE: dir });
+    const err = await startFails(plan);
     expect(err.code).toBe('KVM_UNAVAILABLE');
     expect(err.causeText).toContain('Firecracker reported Kvm(Error(21)) (errno 21)');
   });
 
   it('KVM permission problems are told apart from missing KVM', async () => {
-    const { opts } = await setup({ FAKE_FC_KVM_ERRNO: '13' });
-    expect((await startFails(opts)).code).toBe('KVM_NO_ACCESS');
+    const { plan } = await setup({ FAKE_FC_KVM_ERRNO: '13' });
+    expect((await startFails(plan)).code).toBe('KVM_NO_ACCESS');
   });
 
-  it('a missing disk file is Firecracker\'s fault_message, kept word for word', async () => {
-    const { opts } = await setup();
-    const err = await startFails({ ...opts, input: { ...opts.input, disks: [{ id: 'base', path: join(dir, 'nope.ext4'), readOnly: true, root: true }] } });
-    expect(err.code).toBe('FIRECRACKER_API');
-    expect(err.message).toBe('firecracker rejected PUT /drives/base: Unable to create the virtio block device: No such file or directory (os error 2)');
+  it('a missing disk file: Firecracker\'s own words, kept', async () => {
+    const { vm, plan } = await setup();
+    const bad = firecracker.plan({ ...vm, disks: [{ id: 'base', path: join(dir, 'nope.ext4'), readOnly: true }] });
+    const err = await startFails({ ...plan, files: bad.files });
+    expect(err.code).toBe('FIRECRACKER_EXITED');
+    expect(err.message).toMatch(/^firecracker exited \(exit code 1\) before the microVM started: .*Unable to create the virtio block device: No such file or directory \(os error 2\)/);
   });
 
   it('a binary that exits at once is reported with its output', async () => {
-    const { opts, work } = await setup();
-    const bad = join(work, 'broken-firecracker');
-    writeFileSync(bad, '#!/bin/sh\necho "firecracker: cannot do that" >&2\nexit 3\n', { mode: 0o755 });
-    const err = await startFails({ ...opts, binary: bad });
+    const { plan, work } = await setup();
+    const broken = join(work, 'broken-firecracker');
+    writeFileSync(broken, '#!/bin/sh\necho "firecracker: cannot do that" >&2\nexit 3\n', { mode: 0o755 });
+    const err = await startFails({ ...plan, argv: [broken, ...plan.argv.slice(1)] });
     expect(err.code).toBe('FIRECRACKER_EXITED');
     expect(err.message).toBe('firecracker exited (exit code 3) before the microVM started: firecracker: cannot do that');
   });
@@ -243,10 +240,10 @@ describe('Firecracker driver against the schema-checking fake', () => {
 describe('the fake enforces Firecracker\'s schema and rules (so passing tests mean something)', () => {
   let sock: string;
   beforeAll(async () => {
-    const { opts, work } = await setup();
+    const { plan, work } = await setup();
     sock = join(work, 'manual.sock');
-    const { spawnPiped } = await import('../../src/core/exec/index.js');
-    const child = await spawnPiped(FAKE, ['--api-sock', sock], { env: opts.env ?? {} });
+    const { spawnChild } = await import('../../src/core/exec/index.js');
+    const child = await spawnChild(FAKE, ['--api-sock', sock], { env: plan.env });
     closers.push('kill manual fake', () => child.kill('SIGKILL'));
     // The socket file appears at bind(), before listen(): only an answered request proves the fake is ready.
     await waitFor('fake Firecracker API on ' + sock, async () => (await raw(sock, 'GET', '/')).status === 200, { timeoutMs: 20_000 });

@@ -53,9 +53,10 @@ describe('runcvm errors: cause and fix, non-zero exit, no leftovers', () => {
   });
 
   it('a hypervisor that dies: the container exits non-zero with the reason', async () => {
+    // a kernel the node itself names (RUNCVM_KERNEL in the runtime's environment: any regular file of the node)
     const junk = join(fx.dir, 'junk-vmlinux');
     await writeFile(junk, 'this is not a kernel\n');
-    const r = await ctrRun(fx.wrapper, ['echo', 'never'], [`RUNCVM_KERNEL=${junk}`]);
+    const r = await ctrRun(await fx.wrapperWith('junk-kernel', { RUNCVM_KERNEL: junk }), ['echo', 'never']);
     expect(r.exit).toBe(125);
     expect(r.stderr).toMatch(/the hypervisor qemu exited \(exit code 1\) before the workload reported its exit status: .*kernel/i);
   });

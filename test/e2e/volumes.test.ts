@@ -35,9 +35,15 @@ function bind(src: string, dst: string, ro = false): string[] {
   return ['--mount', `type=bind,src=${src},dst=${dst},options=rbind:${ro ? 'ro' : 'rw'}`];
 }
 
-async function virtiofsdProcesses(): Promise<string[]> {
+/** virtiofsd processes of this fixture's containers (other suites may run theirs at the same time) */
+async function virtiofsdProcesses(of: RuntimeFixture): Promise<string[]> {
   const ps = await run('ps', ['-eo', 'pid,args'], { reject: false });
-  return ps.stdout.split('\n').filter((l) => l.includes('virtiofsd') && l.includes('/.runcvm/'));
+  const mine: string[] = [];
+  for (const line of ps.stdout.split('\n').filter((l) => l.includes('virtiofsd') && l.includes('/.runcvm/'))) {
+    const mi = await readFile(`/proc/${line.trim().split(/\s+/)[0]}/mountinfo`, 'utf8').catch(() => '');
+    if (mi.includes(of.dir)) mine.push(line);
+  }
+  return mine;
 }
 
 describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
@@ -159,7 +165,7 @@ describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
   });
 
   it('leaves nothing behind (no QEMU, no virtiofsd, no state)', async () => {
-    expect(await virtiofsdProcesses()).toEqual([]);
+    expect(await virtiofsdProcesses(fx)).toEqual([]);
     const left = await leftovers(fx);
     expect(left.qemu).toEqual([]);
     expect(left.state).toEqual([]);
@@ -227,7 +233,7 @@ describe('runcvm volumes (dockerd, docker run --runtime runcvm)', () => {
   });
 
   it('leaves nothing behind', async () => {
-    expect(await virtiofsdProcesses()).toEqual([]);
+    expect(await virtiofsdProcesses(dfx)).toEqual([]);
     const left = await leftovers(dfx);
     expect(left.qemu).toEqual([]);
     expect(left.state).toEqual([]);

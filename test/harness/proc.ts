@@ -10,7 +10,7 @@
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { run, spawnService } from '../../src/core/exec/index.js';
+import { run, spawnChild } from '../../src/core/exec/index.js';
 import { GiveUp } from './wait.js';
 
 const live = new Set<number>();
@@ -60,7 +60,7 @@ export async function startProcess(
   options: { logPath: string; env?: Record<string, string | undefined>; cwd?: string },
 ): Promise<ServiceProcess> {
   installExitHook();
-  const child = await spawnService(file, args, { stdoutFile: options.logPath, env: options.env, cwd: options.cwd, detached: true });
+  const child = await spawnChild(file, args, { output: { file: options.logPath }, ...(options.env ? { env: options.env } : {}), ...(options.cwd ? { cwd: options.cwd } : {}), detached: true });
   let exit: { code: number | null; signal: string | null } | undefined;
   let spawnError: Error | undefined;
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {

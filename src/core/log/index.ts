@@ -10,7 +10,13 @@ export type LogFormat = 'text' | 'json';
 
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, off: 100 };
 
-export type Sink = (line: string) => void;
+/** Where a rendered line goes; Logger also passes the line's level, so a sink can keep its own threshold. */
+export type Sink = (line: string, level?: Exclude<Level, 'off'>) => void;
+
+/** True when `level` is at least `threshold` ('off' lets nothing through). */
+export function atLeast(level: Level, threshold: Level): boolean {
+  return threshold !== 'off' && level !== 'off' && RANK[level] >= RANK[threshold];
+}
 
 export interface LoggerOptions {
   level?: Level;
@@ -20,6 +26,13 @@ export interface LoggerOptions {
   redactor?: Redactor;
   sinks?: Sink[];
   /** fields added to every JSON record (e.g. container id) */
+  fields?: Record<string, unknown>;
+}
+
+/** A log line as data, for pure plans that say what to log (written by whoever performs the plan). */
+export interface LogEntry {
+  level: Exclude<Level, 'off'>;
+  msg: string;
   fields?: Record<string, unknown>;
 }
 
@@ -103,7 +116,7 @@ export class Logger {
     if (!this.enabled(level)) return;
     const line = this.format === 'json' ? this.jsonLine(level, msg, fields) : this.textLine(level, msg, fields);
     const safe = this.redactor.redact(line);
-    for (const sink of this.sinks) sink(safe);
+    for (const sink of this.sinks) sink(safe, level);
   }
 
   private textLine(level: string, msg: string, fields: Record<string, unknown>): string {

@@ -4,7 +4,7 @@
  */
 import { access, constants, readFile, readdir, readlink, stat, statfs } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
-import { capture } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { findRuntimeEntries, parseTomlText, stripGoTemplate } from '../install/runtime-config.js';
 import { DEFAULT_CACHE_DIR, DEFAULT_STATE_ROOT } from '../state/index.js';
 import type { ConfigFileFact, ContainerFacts, DebugLogFact, FileFact, IpAddr, NodeFacts, ToolFact } from './facts.js';
@@ -78,7 +78,7 @@ export async function findInPath(name: string, env: Record<string, string | unde
 async function tool(name: string, env: Record<string, string | undefined>, versionArgs: string[] | undefined): Promise<ToolFact> {
   const path = await findInPath(name, env);
   if (!path || !versionArgs) return { path };
-  const version = await capture(path, versionArgs, { timeoutMs: 5000 }).catch((err: Error) => err.message);
+  const version = await run(path, versionArgs, { timeoutMs: 5000 }).then((r) => r.stdout.trim(), (err: Error) => err.message);
   return { path, version };
 }
 
@@ -152,7 +152,7 @@ export async function probeNode(o: NodeProbeOptions): Promise<NodeFacts> {
     guestLd: await fileFact(join(o.assetsDir, 'guest', 'lib', 'ld')),
     guestQemu: await fileFact(join(o.assetsDir, 'guest', 'bin', 'qemu-system-x86_64')),
     containerd,
-    containerdVersion: containerdPath ? await capture(containerdPath, ['--version'], { timeoutMs: 5000 }).catch(() => undefined) : undefined,
+    containerdVersion: containerdPath ? await run(containerdPath, ['--version'], { timeoutMs: 5000 }).then((r) => r.stdout.trim(), () => undefined) : undefined,
     k3sTemplate,
     docker,
     binaries,
@@ -175,7 +175,7 @@ export async function probeContainer(env: Record<string, string | undefined>, ro
     return [src, target, type] as const;
   });
   const json = async (args: string[]): Promise<unknown> => {
-    const out = await capture('ip', ['-json', ...args], { timeoutMs: 5000 }).catch(() => undefined);
+    const out = await run('ip', ['-json', ...args], { timeoutMs: 5000 }).then((r) => r.stdout.trim(), () => undefined);
     if (out === undefined) return undefined;
     try {
       return JSON.parse(out) as unknown;

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, appendFile, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runInherit, runQuick } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
 import { splitRuncArgs } from '../runtime/args.js';
@@ -20,10 +20,13 @@ import type { LaunchProcess } from '../launch/schema.js';
 import { encodeOpenRequest, requestFileName } from '../agent/exec.js';
 import { ExecArgsError, parseExecArgs, type ExecArgs } from './args.js';
 import { processFromFlags, rewriteExecProcess, runcExecArgv } from './rewrite.js';
-import { execErrors } from './errors.js';
+import { runcvmErrors } from '../errors.js';
 import { classifyRuncRecord, runcRoot, runcStatePath } from './locate.js';
 
-const { fail } = execErrors;
+const { fail } = runcvmErrors;
+
+/** runc runs with our stdio; its exit code is ours */
+const INHERIT = { stdio: 'inherit', reject: false } as const;
 
 function runcBinary(): string {
   return process.env.RUNCVM_RUNC || 'runc';
@@ -54,7 +57,7 @@ export function hypervisorVerdict(id: string, hypervisor: string | undefined): T
 }
 
 async function containerStatus(globals: readonly string[], id: string): Promise<string | undefined> {
-  const r = await runQuick(runcBinary(), [...globals, 'state', id], { timeoutMs: 10_000 });
+  const r = await run(runcBinary(), [...globals, 'state', id], { timeoutMs: 10_000, reject: false });
   if (r.exitCode !== 0) return undefined; // unknown container: runc exec will say so itself
   try {
     return (JSON.parse(r.stdout) as { status?: string }).status;
@@ -95,7 +98,7 @@ export async function execMain(argv: string[]): Promise<number> {
   try {
     args = parseExecArgs(inv.verbArgs);
   } catch (err) {
-    if (err instanceof ExecArgsError) return (await runInherit(runcBinary(), argv)).exitCode;
+    if (err instanceof ExecArgsError) return (await run(runcBinary(), argv, INHERIT)).exitCode;
     throw err;
   }
   const requestId = randomBytes(8).toString('hex');
@@ -103,7 +106,7 @@ export async function execMain(argv: string[]): Promise<number> {
   let processFile: string | undefined;
   try {
     const where = await locateState(inv.globalValues.root, args.id);
-    if (where.kind === 'plain') return (await runInherit(runcBinary(), argv, { passFds: args.preserveFds })).exitCode;
+    if (where.kind === 'plain') return (await run(runcBinary(), argv, { ...INHERIT, passFds: args.preserveFds })).exitCode;
     const paths = { state: where.stateDir, launchSpec: join(where.stateDir, 'launch.json') };
     // host descriptors cannot cross into the VM: refused plainly rather than dropped (the command would not see them)
     if (args.preserveFds > 0) throw fail('EXEC_PRESERVE_FDS', { id: args.id, n: args.preserveFds, last: 2 + args.preserveFds });
@@ -126,13 +129,13 @@ export async function execMain(argv: string[]): Promise<number> {
     if (wrong) throw wrong;
     await prepared;
     await waitForExecSocket(inv.globals, args.id, paths.state);
-    const r = await runInherit(runcBinary(), runcExecArgv(inv.globals, args, processFile));
+    const r = await run(runcBinary(), runcExecArgv(inv.globals, args, processFile), INHERIT);
     if (r.exitCode !== 0) await rm(requestFile, { force: true });
     return r.exitCode;
   } catch (err) {
     if (requestFile) await rm(requestFile, { force: true });
     if (!isToolError(err)) throw err;
-    const text = err.render();
+    const text = err.withDetails({ debugLog: containerPaths(hostDirs(process.env), args.id).debugLog }).render();
     process.stderr.write(`runcvm: ${text}\n`);
     // containerd reads runc's --log (JSON lines) to explain a failed exec
     const logFile = inv.globalValues.log;

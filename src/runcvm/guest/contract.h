@@ -43,6 +43,14 @@ enum runcvm_channel { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 #define KEY_TMPFS "tmpfs"
 #define KEY_VOLUME "volume"
 #define KEY_ENV "env"
+#define KEY_MOUNT "mount"
+#define KEY_DEVICE "device"
+#define KEY_MASKED_PATH "masked_path"
+#define KEY_READONLY_PATH "readonly_path"
+#define KEY_SYSCTL "sysctl"
+#define KEY_OOM_SCORE_ADJ "oom_score_adj"
+#define KEY_SECCOMP "seccomp"
+#define KEY_SECCOMP_FLAGS "seccomp_flags"
 #define LOGLEVEL_DEBUG "debug"
 #define BREAK_PREINIT "preinit"
 #define BREAK_PRERUN "prerun"
@@ -54,6 +62,7 @@ enum runcvm_channel { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 #define EXEC_KEY_GROUPS "groups"
 #define EXEC_KEY_CWD "cwd"
 #define EXEC_KEY_TTY "tty"
+#define EXEC_KEY_NONEWPRIVS "nonewprivs"
 #define EXEC_KEY_ROWS "rows"
 #define EXEC_KEY_COLS "cols"
 #define EXEC_KEY_CAP "cap"
@@ -63,6 +72,7 @@ enum runcvm_channel { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 #define CAPABILITY_COUNT 41
 #define CAPABILITY_NAMES { "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE" }
 #define INIT_FAILURE_STATUS 125
+#define EXEC_FAILURE_STATUS 255
 
 #define NFS_SERVER_IP "169.254.1.254"
 #define NFS_PORT 2049

@@ -371,6 +371,8 @@ static int request_payload(const struct original *o, struct sbuf *b) {
     snprintf(num, sizeof num, "%u", o->cols);
     put_entry(b, EXEC_KEY_COLS, num);
   }
+  /* runc sets no_new_privs for the exec as the process asks; the agent orders the seccomp load by it */
+  if (o->no_new_privs) put_entry(b, EXEC_KEY_NONEWPRIVS, "1");
   /* the five sets always travel (none in the process: five empty sets, as runc 1.1) */
   unsigned long long masks[5];
   cap_masks(o->caps, masks);

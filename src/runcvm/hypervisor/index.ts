@@ -1,52 +1,47 @@
 /**
- * Hypervisor backends behind one interface, registered here. A VmPlan is the backend-neutral description of one
- * microVM (from the LaunchSpec plus the launcher's accel decision); each backend turns it into its invocation.
+ * Hypervisor backends behind one interface (./types.ts), registered here, and what is common to them: the choice
+ * of backend (selectHypervisor, from host facts through each backend's `supports`), and the backend-neutral VmPlan
+ * (planVm) every backend turns into its own plan.
  */
 import type { LaunchSpec } from '../launch/schema.js';
-import { CONTAINER_PATHS } from '../launch/schema.js';
-import { qemuInvocation } from './qemu/index.js';
 import { AGENT_PORT_NAME, EXEC_PATHS } from '../agent/exec.js';
 import { IO_PORT_NAME } from '../guest/contract.js';
-import { explainFirecrackerExit, firecrackerInvocation } from './firecracker/invocation.js';
 import type { ToolError } from '../../core/errors.js';
-import type { HostFacts, Invocation, VmPlan } from './vm-plan.js';
+import { qemu } from './qemu/index.js';
+import { firecracker } from './firecracker/index.js';
+import type { HostBind, HostFacts, Hypervisor, HypervisorName, VmPlan } from './types.js';
 
-export type { HostFacts, Invocation, VmPlan } from './vm-plan.js';
+export type * from './types.js';
 
-/** Where the launcher listens for the guest exec agent: the backend's own place, else QEMU's agent-port chardev. */
-export function execPortSocket(inv: Pick<Invocation, 'execSocket'>, plan: VmPlan): string | undefined {
-  return inv.execSocket ?? plan.agent?.socket;
+export const HYPERVISORS: Readonly<Record<HypervisorName, Hypervisor>> = { qemu, firecracker };
+
+/** The default choice, in order of preference: the first backend that `supports` the host confidently. */
+export const PREFERENCE: readonly HypervisorName[] = ['firecracker', 'qemu'];
+
+export type HypervisorChoice =
+  | { ok: true; hypervisor: HypervisorName; reason: string; binds: HostBind[] }
+  | { ok: false; error: ToolError };
+
+/**
+ * RUNCVM_HYPERVISOR=qemu|firecracker is honoured when that backend can run (else its error says why); unset
+ * ('auto'), the first backend of PREFERENCE that supports the host. Pure: facts in, decision out.
+ */
+export function selectHypervisor(requested: 'auto' | HypervisorName | undefined, facts: HostFacts): HypervisorChoice {
+  if (requested && requested !== 'auto') {
+    const s = HYPERVISORS[requested].supports(facts, true);
+    return s.ok ? { ok: true, hypervisor: requested, reason: `RUNCVM_HYPERVISOR=${requested}`, binds: s.binds } : { ok: false, error: s.error };
+  }
+  const passed: string[] = [];
+  let last: ToolError | undefined;
+  for (const name of PREFERENCE) {
+    const s = HYPERVISORS[name].supports(facts, false);
+    if (s.ok) return { ok: true, hypervisor: name, reason: [...passed, s.reason].join('; '), binds: s.binds };
+    passed.push(`not ${name}: ${s.reason}`);
+    last = s.error;
+  }
+  // QEMU supports every host today; should a backend ever not, the last refusal says why
+  return { ok: false, error: last! };
 }
-
-export interface Hypervisor {
-  name: 'qemu' | 'firecracker';
-  /** the package binary this backend needs */
-  binary: string;
-  supports(facts: HostFacts): boolean;
-  toInvocation(plan: VmPlan): Invocation;
-  /** a backend-specific explanation of an exit without the workload's exit report (e.g. Firecracker's KVM errors) */
-  explainExit?(e: { code: number | null; signal: string | null; output: string }): ToolError | undefined;
-}
-
-const GUEST_BIN = `${CONTAINER_PATHS.guest}/bin`;
-
-export const qemu: Hypervisor = {
-  name: 'qemu',
-  binary: `${GUEST_BIN}/qemu-system-x86_64`,
-  supports: (f) => f.binaries.has('qemu-system-x86_64'),
-  toInvocation: (plan) => qemuInvocation(plan, `${GUEST_BIN}/qemu-system-x86_64`),
-};
-
-export const firecracker: Hypervisor = {
-  name: 'firecracker',
-  // wherever the node keeps it, create binds the chosen binary here (runtime/main.ts)
-  binary: CONTAINER_PATHS.firecracker,
-  supports: (f) => f.binaries.has('firecracker'),
-  toInvocation: (plan) => firecrackerInvocation(plan, CONTAINER_PATHS.firecracker, plan.containerId ?? 'runcvm'),
-  explainExit: explainFirecrackerExit,
-};
-
-export const HYPERVISORS: Record<Hypervisor['name'], Hypervisor> = { qemu, firecracker };
 
 export interface KernelCmdlineInput {
   rootDevice: string;
@@ -117,6 +112,5 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
     console: { socket: spec.channel.console },
     io: { socket: spec.channel.io, portName: IO_PORT_NAME },
     agent: { socket: EXEC_PATHS.portSocket, portName: AGENT_PORT_NAME },
-    firmwareDir: `${CONTAINER_PATHS.guest}/share/qemu`,
   };
 }

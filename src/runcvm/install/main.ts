@@ -6,7 +6,7 @@
 import { access, constants, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { atomicWrite } from '../../core/fsx/index.js';
-import { capture } from '../../core/exec/index.js';
+import { run } from '../../core/exec/index.js';
 import { projectPath } from '../../core/paths.js';
 import { InstallRefused, planContainerd, planDocker, planK3sTemplate, type InstallPlan, type InstallTarget } from './plan.js';
 
@@ -115,7 +115,7 @@ export async function installMain(argv: string[]): Promise<number> {
     if (args.target === 'containerd') {
       let version = args.containerdVersion;
       if (version === undefined && !/^\s*version\s*=/m.test(existing ?? '')) {
-        version = await capture('containerd', ['--version']).catch(() => undefined);
+        version = await run('containerd', ['--version']).then((r) => r.stdout.trim(), () => undefined);
       }
       plan = planContainerd(existing ?? '', { binaryName: args.runtime, containerdVersion: version });
     } else if (args.target === 'k3s') {

@@ -2,7 +2,7 @@
  * What a correct runcvm registration looks like in containerd, k3s and Docker configs, and how to read those
  * configs. Shared by the install planners (which write it) and the doctor (which checks it). Pure.
  */
-import { parse as parseToml, TomlError } from 'smol-toml';
+import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 
 export const RUNTIME_NAME = 'runcvm';
 export const RUNTIME_TYPE = 'io.containerd.runc.v2';
@@ -21,15 +21,13 @@ export function runtimeSection(plugin: string): string {
   return `[plugins."${plugin}".containerd.runtimes.${RUNTIME_NAME}]`;
 }
 
+/** One runtime entry as TOML (smol-toml writes it; its table header is runtimeSection's). */
+function runtimeEntry(plugin: string, name: string, entry: Record<string, unknown>): string {
+  return stringifyToml({ plugins: { [plugin]: { containerd: { runtimes: { [name]: entry } } } } });
+}
+
 export function runtimeBlock(plugin: string, binaryName: string): string {
-  const head = runtimeSection(plugin);
-  return [
-    head,
-    `  runtime_type = "${RUNTIME_TYPE}"`,
-    `  ${head.slice(0, -1)}.options]`,
-    `    BinaryName = ${JSON.stringify(binaryName)}`,
-    '',
-  ].join('\n');
+  return runtimeEntry(plugin, RUNTIME_NAME, { runtime_type: RUNTIME_TYPE, options: { BinaryName: binaryName } });
 }
 
 export type ParsedToml = { ok: true; value: Record<string, unknown> } | { ok: false; line: number; column: number; message: string };
@@ -130,5 +128,5 @@ export function missingDefaultRuntime(config: Record<string, unknown>, plugin: s
 }
 
 export function defaultRuntimeBlock(plugin: string, name: string): string {
-  return [`[plugins."${plugin}".containerd.runtimes.${name}]`, `  runtime_type = "${RUNTIME_TYPE}"`, ''].join('\n');
+  return runtimeEntry(plugin, name, { runtime_type: RUNTIME_TYPE });
 }

@@ -1,4 +1,6 @@
 /** The parts of the OCI runtime spec (config.json) runcvm reads or rewrites; everything else is carried as is. */
+import { posix } from 'node:path';
+import type { SeccompProfile } from '../seccomp/profile.js';
 
 export interface OciUser {
   uid: number;
@@ -68,6 +70,11 @@ export interface OciLinux {
   devices?: OciDevice[];
   resources?: OciResources;
   namespaces?: { type: string; path?: string }[];
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  sysctl?: Record<string, string>;
+  /** checked where it is used (src/runcvm/seccomp: shape by its schema, meaning by its plan) */
+  seccomp?: SeccompProfile;
   [key: string]: unknown;
 }
 
@@ -80,6 +87,12 @@ export interface OciSpec {
   annotations?: Record<string, string>;
   linux?: OciLinux;
   [key: string]: unknown;
+}
+
+/** A mount destination as a normalized absolute path (`data/` → `/data`), so destinations compare as equal. */
+export function normalizeDestination(dest: string): string {
+  const n = posix.normalize(dest.startsWith('/') ? dest : `/${dest}`);
+  return n.length > 1 ? n.replace(/\/+$/, '') : n;
 }
 
 export function envMap(env: readonly string[] | undefined): Record<string, string> {

@@ -4,7 +4,8 @@
  * per-container state dir (0700) as launch.json (0600), bind-mounted read-only at /.runcvm/state.
  */
 import { z } from 'zod';
-import { volumeSchema } from '../volumes/schema.js';
+import { volumeSchema } from './volume-schema.js';
+import { seccompProfileSchema } from '../seccomp/profile.js';
 
 export const LAUNCH_SPEC_VERSION = 1;
 
@@ -24,6 +25,8 @@ export const CONTAINER_PATHS = {
   node: '/.runcvm/guest/bin/node',
   /** the firecracker binary the runtime chose on the node (package, RUNCVM_FIRECRACKER or PATH), bound read-only */
   firecracker: '/.runcvm/firecracker',
+  /** RUNCVM_KERNEL's file (launch/kernel.ts), bound read-only, nosuid, nodev */
+  customKernel: '/.runcvm/kernel-custom/vmlinux',
 } as const;
 
 /** Paths inside the VM (the guest's view). */
@@ -62,6 +65,8 @@ export const processSchema = z.object({
    * applies them. Optional only so older launch.json files still parse: buildLaunchSpec always sets it.
    */
   capabilities: capabilitySets.optional(),
+  /** OCI process.oomScoreAdj: the workload's and every exec's /proc/self/oom_score_adj in the guest */
+  oomScoreAdj: z.number().int().optional(),
 });
 
 export const guestMountSchema = z.object({
@@ -69,6 +74,26 @@ export const guestMountSchema = z.object({
   /** tmpfs today; virtiofs / nfs volumes slot in here later */
   type: z.enum(['tmpfs']),
   options: z.array(z.string()),
+});
+
+/** The workload's /proc, /dev, /sys in the guest (launch/rootfs.ts, applied by guest/rootfs.c). */
+export const rootfsSchema = z.object({
+  /** the spec's mounts there, in its order, replayed in the workload's own mount namespace */
+  mounts: z.array(z.object({ type: z.string(), source: z.string(), destination: z.string(), options: z.array(z.string()) })),
+  /** nodes made in the workload's /dev: runc's defaults, then linux.devices */
+  devices: z.array(
+    z.object({
+      path: z.string(),
+      type: z.enum(['c', 'b', 'p']),
+      major: z.number().int().nonnegative(),
+      minor: z.number().int().nonnegative(),
+      fileMode: z.number().int().nonnegative(),
+      uid: z.number().int().nonnegative(),
+      gid: z.number().int().nonnegative(),
+    }),
+  ),
+  maskedPaths: z.array(z.string()),
+  readonlyPaths: z.array(z.string()),
 });
 
 export const diskSchema = z.object({
@@ -92,6 +117,15 @@ export const launchSpecSchema = z.object({
       readonlyRun: z.literal(true).optional(),
     })
     .optional(),
+  /** optional only so older launch.json files still parse: buildLaunchSpec always sets it */
+  rootfs: rootfsSchema.optional(),
+  /** OCI linux.sysctl, written to the guest's /proc/sys before the workload starts */
+  sysctl: z.record(z.string()).optional(),
+  /**
+   * OCI linux.seccomp: the workload's profile, compiled on the host (src/runcvm/seccomp) and loaded in the guest for
+   * the workload and every exec. Absent: no profile, or the node turned guest seccomp off (RUNCVM_GUEST_SECCOMP=off).
+   */
+  seccomp: seccompProfileSchema.optional(),
   vm: z.object({
     hypervisor: z.enum(['qemu', 'firecracker']),
     /** what the user asked for; the launcher decides auto → kvm|tcg from what it can open */
@@ -115,7 +149,13 @@ export const launchSpecSchema = z.object({
    * (none found → loopback only, as `--network none`); 'none' never touches the namespace (e.g. the host's).
    */
   network: z.object({ mode: z.enum(['auto', 'none']) }),
-  log: z.object({ level: z.enum(['off', 'error', 'info', 'debug']), file: z.string().optional() }),
+  log: z.object({
+    level: z.enum(['off', 'error', 'info', 'debug']),
+    /** the debug log in the container (CONTAINER_PATHS.debugLog), when the runtime provides one */
+    file: z.string().optional(),
+    /** the same log's path on the node ($RUNCVM_LOG_DIR/runcvm-<id>.debug): error messages name it, never open it */
+    hostPath: z.string().optional(),
+  }),
   break: z.string().optional(),
   channel: z.object({ io: z.string(), console: z.string() }),
 });

@@ -1,11 +1,26 @@
 /**
- * User settings: the RUNCVM_* variables a user puts in the container's environment (or an operator in the
- * runtime's). Parsed once here into a typed record; decisions never travel in environment variables afterwards.
+ * Settings, by who may set them (the trust boundary between a node admin and a pod or image author):
+ * - container settings (CONTAINER_SETTING_NAMES, an explicit allow-list): read from the container's environment
+ *   (image ENV, pod env, `docker run -e`), with the runtime's own environment as the node's default. None of them
+ *   names a host path or sizes a host resource unchecked: RUNCVM_KERNEL names a kernel inside the node-approved
+ *   folder (RUNCVM_KERNELS_DIR, launch/kernel.ts), and RUNCVM_ROOTFS_SIZE / RUNCVM_DISKS sizes stay under the node's
+ *   caps (RUNCVM_MAX_ROOTFS_SIZE, RUNCVM_MAX_DISK_SIZE).
+ * - node settings (NODE_SETTING_NAMES): read from the runtime's own environment only (the engine's runtime entry or
+ *   a wrapper the node admin writes); a container's value is never read.
+ * Parsed once here into typed records; decisions never travel in environment variables afterwards. Pure.
  */
-import { parseBool, parseEnum, parseSize } from '../../core/config.js';
+import { formatSize, parseBool, parseEnum, parseSize } from '../../core/config.js';
 
 export const DEFAULT_ROOTFS_SIZE = '256M';
-export const SETTING_NAMES = [
+/** RUNCVM_ROOTFS_SIZE cap unless the node sets RUNCVM_MAX_ROOTFS_SIZE: the writable disk lives in the state dir (/run: RAM) */
+export const DEFAULT_MAX_ROOTFS_SIZE = '16G';
+/** cap of each RUNCVM_DISKS image unless the node sets RUNCVM_MAX_DISK_SIZE */
+export const DEFAULT_MAX_DISK_SIZE = '64G';
+/** the folder of kernels a container may choose with RUNCVM_KERNEL, unless the node sets RUNCVM_KERNELS_DIR */
+export const DEFAULT_KERNELS_DIR = '/var/lib/runcvm/kernels';
+
+/** What a container may set (its environment); the runtime's environment supplies the node's defaults. */
+export const CONTAINER_SETTING_NAMES = [
   'RUNCVM_LOG_LEVEL',
   'RUNCVM_KERNEL',
   'RUNCVM_KERNEL_APPEND',
@@ -19,9 +34,37 @@ export const SETTING_NAMES = [
   'RUNCVM_VOLUME_TRANSPORT',
 ] as const;
 
+/**
+ * Settings of the runtime process on the node (its own environment), never of a container: each names a host path
+ * or a host resource limit. A container's value is ignored (and `runcvm lint` says so).
+ */
+export const NODE_SETTING_NAMES = [
+  'RUNCVM_STATE_DIR', 'RUNCVM_LOG_DIR', 'RUNCVM_CACHE_DIR', 'RUNCVM_ASSETS', 'RUNCVM_GUEST_DIR', 'RUNCVM_RUNC',
+  'RUNCVM_NODE', 'RUNCVM_KUBELET_DIR', 'RUNCVM_FIRECRACKER', 'RUNCVM_KVM_DEVICE', 'RUNCVM_KERNELS_DIR',
+  'RUNCVM_MAX_ROOTFS_SIZE', 'RUNCVM_MAX_DISK_SIZE', 'RUNCVM_GUEST_SECCOMP',
+] as const;
+
+export type Origin = 'node' | 'container';
+
+/** RUNCVM_KERNEL as given, and by whom (a node value may name any host file; a container's only the approved folder). */
+export interface KernelRequest {
+  value: string;
+  origin: Origin;
+}
+
+/** The node's limits on what a container may ask for. */
+export interface NodeSettings {
+  maxRootfsBytes: number;
+  maxDiskBytes: number;
+  /** folder of kernels containers may choose (RUNCVM_KERNEL=NAME) */
+  kernelsDir: string;
+  /** false: RUNCVM_GUEST_SECCOMP=off, workloads run without their seccomp profile in the guest (guestSeccompSetting) */
+  guestSeccomp: boolean;
+}
+
 export interface Settings {
   logLevel: 'off' | 'error' | 'info' | 'debug';
-  kernel?: string;
+  kernel?: KernelRequest;
   kernelAppend: string;
   kernelDebug: boolean;
   hypervisor: 'qemu' | 'firecracker';
@@ -31,14 +74,24 @@ export interface Settings {
   disabled: boolean;
 }
 
+/** How the runtime reports a SettingError (a code of runcvm/errors.ts, filled with `details`). */
+export type SettingErrorCode = 'BAD_SETTING' | 'BAD_NODE_SETTING' | 'SETTING_NOT_ALLOWED' | 'SIZE_OVER_CAP';
+
 export class SettingError extends Error {
   constructor(
     readonly setting: string,
     readonly value: string,
     readonly problem: string,
     readonly fix: string,
+    readonly code: SettingErrorCode = 'BAD_SETTING',
+    readonly extra: Readonly<Record<string, string>> = {},
   ) {
-    super(`${setting}="${value}" is not valid: ${problem}`);
+    super(`${setting}="${value}" is ${code === 'BAD_SETTING' || code === 'BAD_NODE_SETTING' ? 'not valid' : 'not allowed'}: ${problem}`);
+  }
+
+  /** the details of the runcvm error it becomes */
+  details(): Record<string, string> {
+    return { name: this.setting, value: this.value, problem: this.problem, fix: this.fix, ...this.extra };
   }
 }
 
@@ -81,16 +134,64 @@ export function kernelAppendProblem(text: string): string | undefined {
   return undefined;
 }
 
-/** Later sources win: typically (runtime env, container env). */
+/** Later sources win: typically (runtime env, container env). Only the container allow-list is read. */
 export function mergeSettingEnv(...sources: Record<string, string | undefined>[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const src of sources) {
-    for (const name of SETTING_NAMES) {
+    for (const name of CONTAINER_SETTING_NAMES) {
       const v = src[name];
       if (v !== undefined) out[name] = v;
     }
   }
   return out;
+}
+
+/** Who gave each container setting: the container's env wins over the runtime's (the node's default). */
+export function settingOrigins(nodeEnv: Record<string, string | undefined>, containerEnv: Record<string, string | undefined>): Record<string, Origin> {
+  const out: Record<string, Origin> = {};
+  for (const name of CONTAINER_SETTING_NAMES) {
+    if (containerEnv[name] !== undefined) out[name] = 'container';
+    else if (nodeEnv[name] !== undefined) out[name] = 'node';
+  }
+  return out;
+}
+
+function nodeSize(env: Record<string, string | undefined>, name: string, fallback: string): number {
+  const text = env[name] || fallback;
+  return guard(name, text, `set ${name} in the runtime's environment to a size such as 16G or 512G`, () => parseSize(text));
+}
+
+/** The node's limits, from the runtime's own environment only. */
+export function parseNodeSettings(nodeEnv: Record<string, string | undefined>): NodeSettings {
+  return {
+    maxRootfsBytes: nodeSize(nodeEnv, 'RUNCVM_MAX_ROOTFS_SIZE', DEFAULT_MAX_ROOTFS_SIZE),
+    maxDiskBytes: nodeSize(nodeEnv, 'RUNCVM_MAX_DISK_SIZE', DEFAULT_MAX_DISK_SIZE),
+    kernelsDir: nodeEnv.RUNCVM_KERNELS_DIR || DEFAULT_KERNELS_DIR,
+    guestSeccomp: guestSeccompSetting(nodeEnv),
+  };
+}
+
+export const DEFAULT_NODE_SETTINGS: NodeSettings = parseNodeSettings({});
+
+/**
+ * A size a container asked for, above the node's cap: refused with the cap and how the node admin raises it.
+ * `where` says what the size costs on the node.
+ */
+export function overCap(name: string, value: string, bytes: number, cap: number, capSetting: string, where: string, subject = 'it'): SettingError | undefined {
+  if (bytes <= cap) return undefined;
+  return new SettingError(
+    name,
+    value,
+    `${subject} asks for ${formatSize(bytes)}, more than this node allows (${formatSize(cap)}, ${capSetting})`,
+    `ask for at most ${formatSize(cap)}; or, as the node admin, raise the cap: set ${capSetting}=SIZE in the runtime's own environment (the engine's runtime entry or a wrapper script), never in the container's`,
+    'SIZE_OVER_CAP',
+    { size: formatSize(bytes), cap: formatSize(cap), capSetting, where },
+  );
+}
+
+/** The container's settings: its env over the runtime's (node defaults), judged against the node's limits. */
+export function readSettings(nodeEnv: Record<string, string | undefined>, containerEnv: Record<string, string | undefined>, node: NodeSettings = parseNodeSettings(nodeEnv)): Settings {
+  return parseSettings(mergeSettingEnv(nodeEnv, containerEnv), { origins: settingOrigins(nodeEnv, containerEnv), node });
 }
 
 function checkedKernelAppend(value: string | undefined): string {
@@ -100,7 +201,14 @@ function checkedKernelAppend(value: string | undefined): string {
   return text;
 }
 
-export function parseSettings(env: Record<string, string | undefined>): Settings {
+export interface ParseOptions {
+  /** who gave each value; a value of unknown origin counts as the container's (the less trusted) */
+  origins?: Readonly<Record<string, Origin>>;
+  node?: NodeSettings;
+}
+
+export function parseSettings(env: Record<string, string | undefined>, opts: ParseOptions = {}): Settings {
+  const node = opts.node ?? DEFAULT_NODE_SETTINGS;
   const level = guard('RUNCVM_LOG_LEVEL', env.RUNCVM_LOG_LEVEL, 'use RUNCVM_LOG_LEVEL=OFF, ERROR, INFO or DEBUG', () =>
     parseEnum('RUNCVM_LOG_LEVEL', env.RUNCVM_LOG_LEVEL, ['OFF', 'ERROR', 'INFO', 'DEBUG'] as const, 'ERROR'),
   );
@@ -109,6 +217,8 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
   if (rootfsSizeBytes < 16 * 1024 * 1024) {
     throw new SettingError('RUNCVM_ROOTFS_SIZE', sizeText, 'smaller than 16M', 'use a size of at least 16M (default 256M)');
   }
+  const capped = overCap('RUNCVM_ROOTFS_SIZE', sizeText, rootfsSizeBytes, node.maxRootfsBytes, 'RUNCVM_MAX_ROOTFS_SIZE', 'the writable disk is a sparse file in the state folder, /run by default: node memory');
+  if (capped) throw capped;
   const settings: Settings = {
     logLevel: level.toLowerCase() as Settings['logLevel'],
     kernelAppend: checkedKernelAppend(env.RUNCVM_KERNEL_APPEND),
@@ -122,7 +232,7 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
     ),
     disabled: guard('RUNCVM_DISABLE', env.RUNCVM_DISABLE, 'use RUNCVM_DISABLE=1 or 0', () => parseBool(env.RUNCVM_DISABLE)),
   };
-  if (env.RUNCVM_KERNEL) settings.kernel = env.RUNCVM_KERNEL;
+  if (env.RUNCVM_KERNEL) settings.kernel = { value: env.RUNCVM_KERNEL, origin: opts.origins?.RUNCVM_KERNEL ?? 'container' };
   if (env.RUNCVM_BREAK) {
     const b = env.RUNCVM_BREAK.trim();
     if (!['initramfs', 'preinit', 'prerun'].includes(b)) {
@@ -131,4 +241,17 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
     settings.break = b;
   }
   return settings;
+}
+
+/**
+ * RUNCVM_GUEST_SECCOMP, a node setting (read from the runtime's own environment only, never a container's: a pod
+ * author must not switch off their own sandbox): `off` runs workloads without their seccomp profile in the guest,
+ * for a RuntimeClass whose VM is the boundary (Kata's disable_guest_seccomp). Unset or `on`: the profile applies, as
+ * under runc. true when it applies.
+ */
+export function guestSeccompSetting(nodeEnv: Record<string, string | undefined>): boolean {
+  const v = nodeEnv.RUNCVM_GUEST_SECCOMP;
+  if (v === undefined || v === '' || v === 'on') return true;
+  if (v === 'off') return false;
+  throw new SettingError('RUNCVM_GUEST_SECCOMP', v, 'it is neither on nor off', "set RUNCVM_GUEST_SECCOMP=off in the runtime's own environment (the engine's runtime entry or a wrapper) to run workloads without their seccomp profile in the guest, or leave it unset", 'BAD_NODE_SETTING');
 }

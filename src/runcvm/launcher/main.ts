@@ -1,99 +1,54 @@
 /**
  * The launcher: PID 1 of the container that runc starts (as root, from the read-only package at /.runcvm/guest,
- * through the bundled loader). LaunchSpec → accel decision → VmPlan → QEMU; relays the guest's framed stdout,
- * stderr and exit status to the container's own stdio, forwards stdin, signals and the terminal size, and exits
- * with the workload's exit code (128+N for a signal). A hypervisor that dies without an exit report ends the
- * container non-zero with a one-line reason.
+ * through the bundled loader). LaunchSpec → accel decision → VmPlan → network and volumes (each undone on every
+ * path) → the hypervisor's plan → GuestChannel (listening before the start) → Hypervisor.start → relay until the
+ * VM ends → the workload's exit code (128+N for a signal). It talks only to the Hypervisor (hypervisor/) and to the
+ * GuestChannel (channel.ts); a hypervisor that dies without the workload's exit report ends the container non-zero
+ * with a one-line reason.
  *
  * Bundled by esbuild into /.runcvm/guest/lib/runcvm/launcher.mjs (scripts/assets/30-runtime.sh).
  */
-import { appendFileSync, readFileSync, existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
-import { Logger, type Level, type Sink } from '../../core/log/index.js';
-import { runInherit, spawnPiped } from '../../core/exec/index.js';
-import { atomicWrite } from '../../core/fsx/index.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import type { Logger } from '../../core/log/index.js';
+import { run } from '../../core/exec/index.js';
+import { CloserStack } from '../../core/fsx/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
 import { CONTAINER_PATHS, parseLaunchSpec, type LaunchSpec } from '../launch/schema.js';
 import { decideAccel, cpuKhzFromCpuinfo } from '../hypervisor/accel.js';
-import { gatherAccelFacts } from '../hypervisor/facts.js';
-import { execPortSocket, HYPERVISORS, planVm, type Hypervisor, type VmPlan } from '../hypervisor/index.js';
-import { FirecrackerClient } from '../hypervisor/firecracker/client.js';
-import { stopGracefully } from '../hypervisor/firecracker/stop.js';
+import { gatherAccelFacts, readCpuinfo } from '../hypervisor/facts.js';
+import { HYPERVISORS, planVm, type Hypervisor, type HypervisorPlan, type RunningVm, type VmExit } from '../hypervisor/index.js';
 import { CTRL_ALT_DEL_GRACE_MS, describeStop, signalAction, stopExitCode, VMM_EXIT_AFTER_WORKLOAD_MS } from './plan-stop.js';
 import { guestAddresses } from '../network/plan.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
-import { startExecMux } from '../agent/mux.js';
-import { EXEC_PATHS } from '../agent/exec.js';
-import { Channel, decodeExit, encodeData, encodeFrame, encodeSignal, encodeWinsize, FrameDecoder, FrameType } from '../agent/codec.js';
+import { GuestChannel } from './channel.js';
+import { launcherLogger } from './log.js';
 
 const { fail } = runcvmErrors;
 
-const FORWARDED_SIGNALS: Record<string, number> = { SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12 };
+/** forwarded to the workload; numbers from the platform's table (the guest is Linux x86-64, as the host) */
+const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
-function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-export { gatherAccelFacts };
-
-function makeLogger(spec: LaunchSpec | undefined): Logger {
-  const sinks: Sink[] = [];
-  const level = spec?.log.level ?? 'error';
-  const file = spec?.log.file;
-  const fileLevel: Level = level === 'off' ? 'off' : level === 'debug' ? 'debug' : 'info';
-  const stderrRank: Record<string, number> = { debug: 10, info: 20, warn: 30, error: 40, off: 100 };
-  const lineRank = (line: string): number => {
-    const m = /\b(DEBUG|INFO|WARN|ERROR)\b/.exec(line);
-    return m ? (stderrRank[m[1]!.toLowerCase()] ?? 40) : 40;
-  };
-  if (file && fileLevel !== 'off') {
-    sinks.push((line) => {
-      try {
-        appendFileSync(file, line + '\n');
-      } catch {
-        /* never fail on logging */
-      }
-    });
-  }
-  sinks.push((line) => {
-    if (level !== 'off' && lineRank(line) >= (stderrRank[level] ?? 40)) process.stderr.write(`runcvm: ${line}\n`);
-  });
-  return new Logger({ level: fileLevel === 'off' ? (level === 'off' ? 'off' : 'error') : fileLevel, namespace: `launcher ${spec?.containerId ?? ''}`.trim(), timestamps: true, sinks });
-}
-
-async function listen(path: string): Promise<Server> {
-  await rm(path, { force: true });
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(path, () => resolve(server));
-  });
-}
-
-function firstConnection(server: Server): Promise<Socket> {
-  return new Promise((resolve) => server.once('connection', resolve));
-}
+/** how long the last output may take to arrive once the hypervisor has exited */
+const DRAIN_MS = 2000;
 
 export async function launch(): Promise<number> {
   let spec: LaunchSpec | undefined;
-  let log = makeLogger(undefined);
+  let log = launcherLogger(undefined);
   try {
     try {
       spec = parseLaunchSpec(readFileSync(CONTAINER_PATHS.launchSpec, 'utf8'));
     } catch (err) {
       throw fail('LAUNCH_SPEC', { path: CONTAINER_PATHS.launchSpec, problem: (err as Error).message.split('\n')[0] ?? '' });
     }
-    log = makeLogger(spec);
+    log = launcherLogger(spec);
     return await runVm(spec, log);
   } catch (err) {
-    const te: ToolError | undefined = isToolError(err) ? err : undefined;
+    // error texts name the container's debug log where the node keeps it (RUNCVM_LOG_DIR), known from the launch spec
+    const debugLog = spec?.log.hostPath ?? `$RUNCVM_LOG_DIR/runcvm-${spec?.containerId ?? '<id>'}.debug`;
+    const te: ToolError | undefined = isToolError(err) ? err.withDetails({ debugLog }) : undefined;
     const text = te ? te.render() : `error: ${(err as Error)?.stack ?? String(err)}`;
     log.debug('launcher failed', { error: text });
     process.stderr.write(text.split('\n').map((l) => `runcvm: ${l}`).join('\n') + '\n');
@@ -107,223 +62,197 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
   if (!existsSync(hv.binary)) throw fail('HYPERVISOR_NOT_INSTALLED', { name: hv.name, path: hv.binary });
   if (!existsSync(spec.kernel.path)) throw fail('NO_KERNEL', { path: spec.kernel.path, reason: 'the kernel is not visible inside the container.' });
 
-  const facts = gatherAccelFacts();
-  const decision = decideAccel(spec.vm.accel, facts);
+  const cpuinfo = readCpuinfo();
+  const decision = decideAccel(spec.vm.accel, gatherAccelFacts(cpuinfo));
   if (!decision.ok) throw fail('KVM_REQUIRED', { reason: decision.reason });
   log.info(`accelerator: ${decision.accel} (${decision.reason})`);
-
-  const cpuinfo = readText('/proc/cpuinfo');
   const tscKhz = cpuKhzFromCpuinfo(cpuinfo);
   const vmPlan = planVm(spec, decision.accel, tscKhz ? { tscKhz } : {});
-  // networking (src/runcvm/network): the container's eth* go to the VM before QEMU starts; undone on every path
-  const network = await setUpNetwork(spec.network.mode, log);
+
+  const undo = new CloserStack();
   try {
-    // volumes (src/runcvm/volumes): virtiofsd per shared folder + RUNCVM_DISKS images; undone on every path
+    // networking (src/runcvm/network): the container's eth* go to the VM before it starts
+    const network = await setUpNetwork(spec.network.mode, log);
+    undo.push('network', () => network.undo());
+    // volumes (src/runcvm/volumes): virtiofsd per shared folder, NFS exports, RUNCVM_DISKS images
     const volumes = await setUpVolumes(spec.volumes ?? [], log, undefined, guestAddresses(network.plan));
-    try {
-      return await bootVm(spec, log, hv, withVolumes(withNetwork(vmPlan, network), volumes, spec.volumes ?? []), started);
-    } finally {
-      await volumes.undo();
-    }
+    undo.push('volumes', () => volumes.undo());
+    const plan = hv.plan(withVolumes(withNetwork(vmPlan, network), volumes, spec.volumes ?? []));
+    log.debug('hypervisor command', { argv: plan.argv.join(' ') });
+    return await relayVm(spec, log, hv, plan, started);
   } finally {
-    await network.undo();
+    for (const e of await undo.close()) log.warn(e.message);
   }
 }
 
-async function bootVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: VmPlan, started: number): Promise<number> {
-  const inv = hv.toInvocation(plan);
-  for (const path of inv.removeFirst ?? []) await rm(path, { force: true });
-  for (const f of inv.files ?? []) await atomicWrite(f.path, f.content);
-  const file = inv.direct ? inv.file : CONTAINER_PATHS.loader;
-  const args = inv.direct ? inv.args : ['--library-path', `${CONTAINER_PATHS.guest}/lib`, inv.file, ...inv.args];
-  log.debug('hypervisor command', { argv: [file, ...args].join(' ') });
+/**
+ * stdin's owner: the guest console while a RUNCVM_BREAK shell may read it, then (once init reports READY) the
+ * workload, with the end of stdin; without a break, the workload from the start (a /dev/null stdin ends at once:
+ * the workload sees EOF, as under runc).
+ */
+class StdinRouter {
+  private toConsole: boolean;
+  private ended = false;
+  private attached = false;
 
-  const ioServer = await listen(inv.ioSocket ?? plan.io.socket);
-  const conServer = await listen(plan.console.socket);
-  const ioConn = firstConnection(ioServer);
-  const conConn = firstConnection(conServer);
-  // exec (owner: exec, agent/mux.ts): the agent port's chardev socket (QEMU connects at start) + the exec clients'.
-  // Under Firecracker the agent connects over vsock port 1025, which Firecracker forwards to <uds_path>_1025.
-  const execPort = execPortSocket(inv, plan);
-  const execMux = execPort ? await startExecMux({ portSocket: execPort, clientSocket: EXEC_PATHS.clientSocket, log }) : undefined;
-
-  const qemu = await spawnPiped(file, args, { env: { PATH: '/.runcvm/guest/bin:/usr/bin:/bin', QEMU_MODULE_DIR: `${CONTAINER_PATHS.guest}/lib/x86_64-linux-gnu/qemu` } });
-  let qemuStderr = '';
-  let qemuRunning = true;
-  qemu.stdout?.on('data', (d: Buffer) => {
-    process.stdout.write(d);
-  });
-  qemu.stderr?.on('data', (d: Buffer) => {
-    qemuStderr = (qemuStderr + d.toString('utf8')).slice(-4000);
-    log.debug('qemu stderr', { text: d.toString('utf8').trimEnd() });
-  });
-  const qemuExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    qemu.on('exit', (code, signal) => {
-      qemuRunning = false;
-      resolve({ code, signal });
-    });
-    qemu.on('error', (err) => {
-      qemuRunning = false;
-      qemuStderr += `\n${err.message}`;
-      resolve({ code: 127, signal: null });
-    });
-  });
-
-  let exit: { code: number; signal: number } | undefined;
-  let exitWatch: NodeJS.Timeout | undefined;
-  let io: Socket | undefined;
-  const pending: Buffer[] = [];
-  const send = (buf: Buffer) => {
-    if (io && !io.destroyed) io.write(buf);
-    else pending.push(buf);
-  };
-
-  // Graceful VM stop through the hypervisor's API (Firecracker: SendCtrlAltDel, bounded wait, SIGKILL; see
-  // plan-stop.ts for when). QEMU has no apiSocket: its path is unchanged.
-  let stopSignal: number | undefined;
-  let stopping: Promise<void> | undefined;
-  const apiSocket = inv.apiSocket;
-  const stopVmm = (why: string): Promise<void> => {
-    if (!apiSocket) return Promise.resolve();
-    stopping ??= stopGracefully(
-      {
-        client: new FirecrackerClient(apiSocket, CTRL_ALT_DEL_GRACE_MS),
-        exited: qemuExit,
-        isRunning: () => qemuRunning,
-        kill: () => {
-          if (qemuRunning) qemu.kill('SIGKILL');
-        },
-        onCall: (c) => log.debug('firecracker API call', { method: c.method, path: c.path, body: c.body }),
-      },
-      CTRL_ALT_DEL_GRACE_MS,
-    ).then((outcome) => {
-      const line = describeStop(why, outcome, CTRL_ALT_DEL_GRACE_MS);
-      if (outcome.graceful) log.info(line);
-      else log.warn(line);
-    });
-    return stopping;
-  };
-
-  // Signals: forwarded to the workload (PID 1 of its own PID namespace in the guest, so runc's rules apply).
-  for (const [name, num] of Object.entries(FORWARDED_SIGNALS)) {
-    process.on(name as NodeJS.Signals, () => {
-      const action = signalAction({ name, signal: num, canStopVmm: apiSocket !== undefined, channelConnected: io !== undefined, stopping: stopping !== undefined });
-      if (action.kind === 'ignore') {
-        log.info(`${name} while the VM is being stopped: nothing more to do`);
-      } else if (action.kind === 'graceful-stop') {
-        stopSignal = action.signal;
-        void stopVmm(`${name} before the guest connected`);
-      } else {
-        log.info(`forwarding ${name} to the guest`);
-        send(encodeSignal(action.signal));
-      }
-    });
+  constructor(
+    private readonly channel: () => GuestChannel,
+    breakShell: boolean,
+  ) {
+    this.toConsole = breakShell;
   }
 
+  /** attach when the side that reads stdin first (console with a break, else the io channel) is connected */
+  attachIf(side: 'console' | 'io'): void {
+    if ((side === 'console') === this.toConsole) this.attach();
+  }
+
+  private attach(): void {
+    if (this.attached) return;
+    this.attached = true;
+    const end = () => {
+      if (this.ended) return;
+      this.ended = true;
+      if (!this.toConsole) this.channel().endStdin();
+    };
+    process.stdin.on('data', (d: Buffer) => {
+      if (this.toConsole) this.channel().toConsole(d);
+      else this.channel().stdin(d);
+    });
+    process.stdin.on('end', end);
+    process.stdin.on('error', end);
+  }
+
+  /** READY: what follows, and the end of stdin, go to the workload */
+  toWorkload(): void {
+    if (!this.toConsole) return;
+    this.toConsole = false;
+    this.attach();
+    if (this.ended) this.channel().endStdin();
+  }
+}
+
+/** Stops a VM whose backend has an orderly shutdown, once; the outcome is logged. */
+class VmStopper {
+  stopping: Promise<void> | undefined;
+  /** the stop signal that ended the VM (exit 128+N when the workload reported nothing) */
+  signal: number | undefined;
+  /** the VM, once its hypervisor has started */
+  vm: RunningVm | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  get possible(): boolean {
+    return this.vm?.shutdown !== undefined;
+  }
+
+  stop(why: string): Promise<void> {
+    const shutdown = this.vm?.shutdown;
+    if (!shutdown) return Promise.resolve();
+    this.stopping ??= shutdown(CTRL_ALT_DEL_GRACE_MS).then((outcome) => {
+      const line = describeStop(why, outcome, CTRL_ALT_DEL_GRACE_MS);
+      if (outcome.graceful) this.log.info(line);
+      else this.log.warn(line);
+    });
+    return this.stopping;
+  }
+}
+
+async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: HypervisorPlan, started: number): Promise<number> {
+  let exit: { code: number; signal: number } | undefined;
+  let exitWatch: NodeJS.Timeout | undefined;
+  const stopper = new VmStopper(log);
+  const stdin = new StdinRouter(() => channel, Boolean(spec.break));
+  const channel: GuestChannel = await GuestChannel.open(
+    plan.listen,
+    {
+      output: (stream, data) => (stream === 'stdout' ? process.stdout : process.stderr).write(data),
+      exit: (status) => {
+        exit = status;
+        log.info('workload exited', { code: status.code, signal: status.signal, ms: Date.now() - started });
+        // the guest resets the VM right after the ACK; a hypervisor still running later is stopped
+        if (stopper.possible && !exitWatch) {
+          exitWatch = setTimeout(() => void stopper.stop(`${hv.name} still running ${VMM_EXIT_AFTER_WORKLOAD_MS} ms after the workload's exit`), VMM_EXIT_AFTER_WORKLOAD_MS);
+        }
+      },
+      ready: () => {
+        log.info('guest init ready', { ms: Date.now() - started });
+        stdin.toWorkload();
+      },
+      log: (text) => log.info(`guest: ${text}`),
+      console: (data) => process.stdout.write(data),
+      connected: () => stdin.attachIf('io'),
+      consoleConnected: () => stdin.attachIf('console'),
+    },
+    log,
+  );
+
+  // Signals go to the workload (PID 1 of its own PID namespace in the guest, so runc's rules apply); a stop signal
+  // before the guest is connected shuts the VM down where the backend can (plan-stop.ts). Handlers are in place
+  // before the hypervisor starts: a signal during its start is kept and acted on once it runs.
+  let early: { name: string; signo: number } | undefined;
+  const onSignal = (name: string, signo: number) => {
+    if (!stopper.vm) {
+      early = { name, signo };
+      return;
+    }
+    const action = signalAction({ name, signal: signo, canStopVmm: stopper.possible, channelConnected: channel.connected, stopping: stopper.stopping !== undefined });
+    if (action.kind === 'ignore') {
+      log.info(`${name} while the VM is being stopped: nothing more to do`);
+    } else if (action.kind === 'graceful-stop') {
+      stopper.signal = action.signal;
+      void stopper.stop(`${name} before the guest connected`);
+    } else {
+      log.info(`forwarding ${name} to the guest`);
+      channel.signal(action.signal);
+    }
+  };
+  for (const name of FORWARDED_SIGNALS) process.on(name, () => onSignal(name, constants.signals[name]));
+
+  let vm: RunningVm;
+  try {
+    vm = await hv.start(plan, {
+      onStdout: (d) => process.stdout.write(d),
+      onStderrLine: (line) => log.debug(`${hv.name} stderr`, { text: line }),
+      onControl: (request) => log.debug(`${hv.name} control request`, { request }),
+    });
+  } catch (err) {
+    await channel.close();
+    throw err;
+  }
+  stopper.vm = vm;
+  if (early) onSignal(early.name, early.signo);
+
   // Terminal: raw mode on the container's tty, window size to the guest's pty.
-  const tty = spec.process.terminal && process.stdin.isTTY;
-  if (tty) {
+  if (spec.process.terminal && process.stdin.isTTY) {
     // cfmakeraw on the container's tty (Node's raw mode keeps ONLCR, which would double every \r): the guest's
     // own pty does all line discipline, exactly once, as under runc.
-    await runInherit(`${CONTAINER_PATHS.guest}/bin/busybox`, ['stty', 'raw', '-echo']); // no execa in the bundle
+    await run(`${CONTAINER_PATHS.guest}/bin/busybox`, ['stty', 'raw', '-echo'], { stdio: 'inherit', reject: false });
     const sendSize = () => {
-      if (process.stdout.rows && process.stdout.columns) send(encodeWinsize(process.stdout.rows, process.stdout.columns));
+      if (process.stdout.rows && process.stdout.columns) channel.winsize(process.stdout.rows, process.stdout.columns);
     };
     sendSize();
     process.stdout.on('resize', sendSize);
   }
 
-  // stdin → guest. Without RUNCVM_BREAK it is the workload's (a /dev/null stdin ends at once: the workload sees EOF,
-  // as under runc). With one it first feeds the guest console, where the break shell reads, until init reports READY
-  // (sent once every break shell has exited): what follows, and the end of stdin, then reach the workload, which would
-  // otherwise wait for input forever.
-  let stdinToConsole = Boolean(spec.break);
-  let stdinEnded = false;
-  let stdinAttached = false;
-  let consoleSock: Socket | undefined;
-  const attachStdin = () => {
-    if (stdinAttached) return;
-    stdinAttached = true;
-    const end = () => {
-      if (stdinEnded) return;
-      stdinEnded = true;
-      if (!stdinToConsole) send(encodeFrame(FrameType.EOF, Channel.stdin));
-    };
-    process.stdin.on('data', (d: Buffer) => {
-      if (stdinToConsole) consoleSock?.write(d);
-      else for (const fr of encodeData(Channel.stdin, d)) send(fr);
-    });
-    process.stdin.on('end', end);
-    process.stdin.on('error', end);
-  };
-  const stdinToWorkload = () => {
-    if (!stdinToConsole) return;
-    stdinToConsole = false;
-    attachStdin();
-    if (stdinEnded) send(encodeFrame(FrameType.EOF, Channel.stdin));
-  };
-
-  const ioDone = ioConn.then(
-    (sock) =>
-      new Promise<void>((resolve) => {
-        io = sock;
-        for (const b of pending.splice(0)) sock.write(b);
-        const dec = new FrameDecoder();
-        sock.on('data', (chunk: Buffer) => {
-          for (const f of dec.push(chunk)) {
-            if (f.type === FrameType.DATA) {
-              if (f.channel === Channel.stdout) process.stdout.write(f.payload);
-              else if (f.channel === Channel.stderr) process.stderr.write(f.payload);
-            } else if (f.type === FrameType.EXIT) {
-              exit = decodeExit(f.payload);
-              log.info('workload exited', { code: exit.code, signal: exit.signal, ms: Date.now() - started });
-              sock.write(encodeFrame(FrameType.ACK, 0));
-              // the guest resets the VM right after the ACK; a Firecracker still running later is stopped
-              if (apiSocket && !exitWatch) {
-                exitWatch = setTimeout(() => void stopVmm(`firecracker still running ${VMM_EXIT_AFTER_WORKLOAD_MS} ms after the workload's exit`), VMM_EXIT_AFTER_WORKLOAD_MS);
-              }
-            } else if (f.type === FrameType.READY) {
-              log.info('guest init ready', { ms: Date.now() - started });
-              stdinToWorkload();
-            } else if (f.type === FrameType.LOG) {
-              log.info(`guest: ${f.payload.toString('utf8')}`);
-            }
-          }
-        });
-        sock.on('close', () => resolve());
-        sock.on('error', () => resolve());
-        if (!stdinToConsole) attachStdin();
-      }),
-  );
-  const conDone = conConn.then(
-    (sock) =>
-      new Promise<void>((resolve) => {
-        sock.on('data', (d: Buffer) => process.stdout.write(d));
-        consoleSock = sock;
-        if (stdinToConsole) attachStdin();
-        sock.on('close', () => resolve());
-        sock.on('error', () => resolve());
-      }),
-  );
-
-  const ended = await qemuExit;
+  const ended = await vm.exited;
   if (exitWatch) clearTimeout(exitWatch);
-  await stopping;
-  // QEMU closed its sockets when it exited: wait (briefly) for the last bytes to be relayed.
-  await Promise.race([Promise.all([ioDone, inv.consoleOnStdout ? undefined : conDone]), new Promise((r) => setTimeout(r, 2000))]);
-  ioServer.close();
-  conServer.close();
-  await execMux?.close();
-  // Firecracker leaves its API socket and vsock socket behind when it is killed
-  for (const path of inv.removeFirst ?? []) await rm(path, { force: true });
+  await stopper.stopping;
+  await channel.drain(DRAIN_MS);
+  await channel.close();
   process.stdin.pause();
   log.info('hypervisor exited', { code: ended.code, signal: ended.signal, ms: Date.now() - started });
+  return outcome(spec, hv, vm, ended, exit, stopper.signal);
+}
+
+/** The container's exit code, or the error that says why there is none. */
+function outcome(spec: LaunchSpec, hv: Hypervisor, vm: RunningVm, ended: VmExit, exit: { code: number } | undefined, stopSignal: number | undefined): number {
   if (exit) return exit.code;
   if (stopSignal !== undefined) return stopExitCode(stopSignal);
-  const how = ended.signal ? `signal ${ended.signal}` : `exit code ${ended.code}`;
-  const explained = hv.explainExit?.({ code: ended.code, signal: ended.signal, output: qemuStderr });
+  const explained = vm.explainExit(ended);
   if (explained) throw explained;
-  const reason = lastMeaningfulLine(qemuStderr) || 'no exit status was reported by the guest';
+  const how = ended.signal ? `signal ${ended.signal}` : `exit code ${ended.code}`;
+  const reason = lastMeaningfulLine(ended.output) || 'no exit status was reported by the guest';
   throw fail('HYPERVISOR_CRASHED', { name: hv.name, how, reason, id: spec.containerId });
 }
 
@@ -331,4 +260,3 @@ export function lastMeaningfulLine(text: string): string {
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   return lines[lines.length - 1] ?? '';
 }
-

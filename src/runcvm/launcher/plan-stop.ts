@@ -8,10 +8,11 @@
  * Firecracker a stop signal (SIGTERM, SIGINT) becomes a graceful VM shutdown: SendCtrlAltDel (the guest init turns
  * it into SIGTERM for the workload), a bounded wait, then SIGKILL of Firecracker.
  */
-import type { StopOutcome } from '../hypervisor/firecracker/stop.js';
+import { constants } from 'node:os';
+import type { StopOutcome } from '../hypervisor/types.js';
 
 /** The signals an engine uses to stop a container (docker/ctr/kubelet send SIGTERM; a terminal sends SIGINT). */
-export const STOP_SIGNALS: Readonly<Record<string, number>> = { SIGTERM: 15, SIGINT: 2 };
+export const STOP_SIGNALS: Readonly<Record<string, number>> = { SIGTERM: constants.signals.SIGTERM, SIGINT: constants.signals.SIGINT };
 
 /**
  * How long Firecracker gets to end by itself after SendCtrlAltDel. REFERENCE.md names no setting for it, so it is a

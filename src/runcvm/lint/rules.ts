@@ -24,6 +24,7 @@ export const RULES = {
   'runcvm/rootfs-size': 'RUNCVM_ROOTFS_SIZE is not a size the runtime accepts (guide 6)',
   'runcvm/setting-invalid': 'another RUNCVM_* setting has a value the runtime refuses at create',
   'runcvm/setting-unknown': 'a RUNCVM_* name the runtime does not read from a container (misspelt, or a node-side setting)',
+  'runcvm/kernel-unapproved': 'RUNCVM_KERNEL names a file outside the default approved kernel folder (create refuses it unless the node approves a folder holding it)',
   'runcvm/host-network-loopback': 'hostNetwork: the workload\'s 127.0.0.1 is the VM\'s own loopback, not the node\'s (docs/conformance.md)',
 } as const;
 export type RuleId = keyof typeof RULES;
@@ -115,6 +116,8 @@ function containerRules(file: string, pod: PodSpecInfo, c: ContainerInfo): Out[]
         message: `${where}: RUNCVM_ROOTFS_SIZE=${JSON.stringify(e.value)} is not valid (${verdict.problem}): the runtime refuses to create the container`,
         fix: 'use a size such as "2G" or "512M" (at least 16M); the root filesystem is never made smaller than the image content',
       });
+    } else if (verdict.kind === 'node-approval') {
+      out.push({ file, line: e.line, level: 'warn', rule: 'runcvm/kernel-unapproved', message: `${where}: ${verdict.problem}`, fix: verdict.fix });
     } else if (verdict.kind === 'invalid') {
       out.push({
         file, line: e.line, level: 'error', rule: 'runcvm/setting-invalid',

@@ -5,28 +5,30 @@
  * reported too: the runtime strips every `RUNCVM_*` variable from the workload's env, so a misspelt one vanishes
  * without a trace. Pure.
  */
-import { parseSettings, SETTING_NAMES, SettingError } from '../launch/settings.js';
+import { CONTAINER_SETTING_NAMES, DEFAULT_KERNELS_DIR, NODE_SETTING_NAMES, parseSettings, SettingError } from '../launch/settings.js';
+import { kernelCandidate } from '../launch/kernel.js';
 import { parseDisksSetting, volumeTransport } from '../volumes/plan.js';
-
-/**
- * Settings of the runtime process on the node (its own environment, from the engine's config or the installer),
- * never of a container: in a pod's env they do nothing.
- */
-export const NODE_SETTING_NAMES = [
-  'RUNCVM_STATE_DIR', 'RUNCVM_LOG_DIR', 'RUNCVM_CACHE_DIR', 'RUNCVM_ASSETS', 'RUNCVM_GUEST_DIR', 'RUNCVM_RUNC',
-  'RUNCVM_NODE', 'RUNCVM_KUBELET_DIR', 'RUNCVM_FIRECRACKER', 'RUNCVM_KVM_DEVICE',
-] as const;
 
 export type SettingVerdict =
   | { kind: 'invalid'; problem: string; fix: string }
   | { kind: 'node-only'; problem: string; fix: string }
-  | { kind: 'unknown'; problem: string; fix: string };
+  | { kind: 'unknown'; problem: string; fix: string }
+  /** accepted only if the node approves it (a RUNCVM_KERNEL outside the default kernel folder) */
+  | { kind: 'node-approval'; problem: string; fix: string };
 
-const isKnown = (name: string): boolean => (SETTING_NAMES as readonly string[]).includes(name);
+const isKnown = (name: string): boolean => (CONTAINER_SETTING_NAMES as readonly string[]).includes(name);
 
 /** undefined: the runtime accepts NAME=VALUE in a container's environment. */
 export function judgeSetting(name: string, value: string): SettingVerdict | undefined {
   if (!name.startsWith('RUNCVM_')) return undefined;
+  if (name === 'RUNCVM_KERNEL' && value.trim() !== '') {
+    const c = kernelCandidate({ value, origin: 'container' }, DEFAULT_KERNELS_DIR);
+    if (!c.ok) {
+      // `..` is refused whatever the node's folder; another absolute path only if the node approves a folder holding it
+      const always = value.split('/').includes('..');
+      return { kind: always ? 'invalid' : 'node-approval', problem: always ? c.error.message.replace(/^.*? is not allowed: /, '') : `${value} is outside the default approved kernel folder ${DEFAULT_KERNELS_DIR}: create refuses it unless the node's RUNCVM_KERNELS_DIR holds it`, fix: c.error.fix };
+    }
+  }
   if (isKnown(name)) {
     try {
       if (name === 'RUNCVM_DISKS') parseDisksSetting(value);
@@ -49,14 +51,14 @@ export function judgeSetting(name: string, value: string): SettingVerdict | unde
   return {
     kind: 'unknown',
     problem: `the runtime reads no ${name}; it removes every RUNCVM_* variable from the workload's environment, so this one is lost`,
-    fix: `${near ? `did you mean ${near}? ` : ''}the container settings are ${SETTING_NAMES.join(', ')}`,
+    fix: `${near ? `did you mean ${near}? ` : ''}the container settings are ${CONTAINER_SETTING_NAMES.join(', ')}`,
   };
 }
 
 /** The known setting nearest to a misspelt name (edit distance at most 3), if any. */
 export function closestSetting(name: string): string | undefined {
   let best: { name: string; d: number } | undefined;
-  for (const known of SETTING_NAMES) {
+  for (const known of CONTAINER_SETTING_NAMES) {
     const d = editDistance(name, known);
     if (d <= 3 && (!best || d < best.d)) best = { name: known, d };
   }

@@ -7,7 +7,7 @@
  * the host's `ip` with `-n <netns>` in front of every command (IpCommand.prefix).
  */
 import { readFile } from 'node:fs/promises';
-import { runQuick, type RunResult } from '../../core/exec/index.js';
+import { run, type RunResult } from '../../core/exec/index.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import { runcvmErrors } from '../errors.js';
 import type { IpLink, IpRoute, IpStep, NetworkFacts, NetworkPlan } from './plan.js';
@@ -30,7 +30,7 @@ export interface NetLog {
 }
 
 export async function ip(cmd: IpCommand, args: readonly string[]): Promise<RunResult> {
-  return runQuick(cmd.file, [...cmd.prefix, ...args], { timeoutMs: 10_000 });
+  return run(cmd.file, [...cmd.prefix, ...args], { timeoutMs: 10_000, reject: false });
 }
 
 function describe(cmd: IpCommand, args: readonly string[]): string {

@@ -13,36 +13,13 @@
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineErrors, isToolError } from '../../core/errors.js';
+import { isToolError } from '../../core/errors.js';
+import { runcvmErrors } from '../errors.js';
 import { LOOPBACK_ONLY, NfsServer, parseListen } from './server.js';
 import { peerMatcher, PeerPolicyError } from './transport.js';
 
-export const nfsErrors = defineErrors({
-  NFS_USAGE: {
-    exit: 2,
-    message: 'runcvm nfs-serve: {problem}',
-    cause: 'the command line is incomplete or has an option nfs-serve does not know.',
-    fix: 'runcvm nfs-serve --export /srv/vol --listen 169.254.1.254:2049 --allow 169.254.1.1 [--insecure] [--state /run/runcvm/nfs] [--verbose]',
-  },
-  NFS_EXPORT: {
-    exit: 1,
-    message: 'cannot export {path}: {problem}',
-    cause: 'an exported folder must exist, be a directory, be given as an absolute path, and be listed once.',
-    fix: 'create the folder (mkdir -p {path}) or correct the --export argument.',
-  },
-  NFS_STATE: {
-    exit: 1,
-    message: 'cannot use the state folder {dir}: {problem}',
-    cause: 'the server keeps its file-handle map there (so handles survive a restart) and must be able to create and write it.',
-    fix: 'pass a writable folder with --state DIR (e.g. --state /.runcvm/nfs-state), or run as root for the default /run/runcvm/nfs.',
-  },
-  NFS_LISTEN: {
-    exit: 1,
-    message: 'cannot listen on {listen}: {problem}',
-    cause: 'the address is not assigned to an interface of this network namespace, or the port is taken.',
-    fix: 'check `ip addr` for the address (the identity IP 169.254.1.254 lives on br-eth0) and `ss -ltnp` for the port; or pick another port.',
-  },
-});
+/** nfs-serve's errors are in runcvm's one table (src/runcvm/errors.ts, the nfs-serve section). */
+const nfsErrors = runcvmErrors;
 
 export interface NfsServeArgs {
   exports: string[];

@@ -1,21 +1,27 @@
 /**
- * `runcvm plan <bundle> [--id ID] [--json]`: what `create` and the launcher would do with this bundle, without
- * starting anything — the LaunchSpec, the accelerator decision on this host, the hypervisor argv, and the config.json
- * changes. Built by the same functions the real path uses (launch/build, bundle/transforms, hypervisor/*).
- * Environment values whose names look secret are masked.
+ * `runcvm plan [BUNDLE] [--id ID] [--json]`: what `runcvm-runtime create` would do with this bundle on this node,
+ * without changing anything: the same facts (runtime/facts.ts, reads only) and the same plan (planCreate) create
+ * uses, printed: the hypervisor choice, the LaunchSpec, every action create performs in order (the ones applyCreate
+ * performs, nothing else), the config.json rewrite, and what the launcher will start (the accelerator decision on
+ * this host and the backend's command). Environment values whose names look secret are masked; file contents are
+ * given by size only. Exit 0: printed; 1: create would refuse the bundle (the error is printed); 2: usage.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { isToolError } from '../../core/errors.js';
 import { looksSecretName } from '../../core/redact.js';
-import { envMap, type OciSpec } from '../launch/oci.js';
-import { mergeSettingEnv, parseSettings, SettingError } from '../launch/settings.js';
-import { buildLaunchSpec } from '../launch/build.js';
+import { runcvmErrors } from '../errors.js';
+import type { OciSpec } from '../launch/oci.js';
+import { SettingError } from '../launch/settings.js';
 import { renderGuestConfig } from '../launch/guest-config.js';
 import type { LaunchSpec } from '../launch/schema.js';
-import { passThroughReason, rewriteForVm } from '../bundle/transforms/index.js';
+import { containerPaths, hostDirs } from '../state/index.js';
 import { decideAccel } from '../hypervisor/accel.js';
 import { gatherAccelFacts, kvmDevicePath, tscKhz } from '../hypervisor/facts.js';
 import { HYPERVISORS, planVm } from '../hypervisor/index.js';
+import { readCreateFacts, type CreateInput } from '../runtime/facts.js';
+import { planCreate, RuncStyleError, type CreatePlan } from '../runtime/plan-create.js';
+import { describeAction } from '../runtime/actions.js';
 import { hypervisorView, renderHypervisorView } from './plan-hypervisor.js';
 
 const USAGE = 'usage: runcvm plan [BUNDLE] [--id ID] [--json]   (BUNDLE defaults to the current folder)';
@@ -34,6 +40,34 @@ export function maskLaunchSpec(l: LaunchSpec): LaunchSpec {
 /** Shell-quote one argv for display. */
 export function shellQuote(args: readonly string[]): string {
   return args.map((a) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** The lines `runcvm plan` prints for create's actions, in order: exactly what applyCreate performs. */
+export function actionLines(plan: CreatePlan): string[] {
+  return plan.actions.map(describeAction);
+}
+
+/** The human-readable plan (pure). */
+export function renderCreatePlan(plan: CreatePlan): string {
+  if (plan.kind === 'pass-through') return [`pass-through to runc: ${plan.reason}`, '', '# create\'s actions, in order', ...actionLines(plan), ''].join('\n');
+  const masked = maskLaunchSpec(plan.launchSpec);
+  const out: string[] = [];
+  out.push(`# hypervisor: ${plan.hypervisor.name} (${plan.hypervisor.reason})`, '');
+  out.push(`# create's actions, in order${plan.debugLog ? ` (logged to ${plan.debugLog})` : ''}`, ...actionLines(plan), '');
+  out.push('# LaunchSpec (/.runcvm/state/launch.json)', JSON.stringify(masked, null, 2), '');
+  out.push('# guest init config (/.runcvm/config in the writable disk)', renderGuestConfig(masked).trimEnd(), '');
+  out.push('# config.json after the rewrite: process', JSON.stringify(plan.config.process, null, 2), '');
+  out.push('# config.json after the rewrite: runcvm\'s mounts', ...(plan.config.mounts ?? []).filter((m) => m.destination.startsWith('/.runcvm')).map((m) => `${m.destination} <- ${m.source} (${(m.options ?? []).join(',')})`), '');
+  return out.join('\n');
+}
+
+/** What the launcher will start, as decided on this host (the accelerator is the launcher's decision). */
+function launcherView(plan: Extract<CreatePlan, { kind: 'vm' }>) {
+  // the node's KVM device (RUNCVM_KVM_DEVICE) is what the launcher will see as /dev/kvm
+  const decision = decideAccel(plan.launchSpec.vm.accel, gatherAccelFacts(undefined, kvmDevicePath(process.env)));
+  const khz = tscKhz();
+  const vmPlan = planVm(plan.launchSpec, decision.ok ? decision.accel : 'kvm', khz ? { tscKhz: khz } : {});
+  return { decision, view: hypervisorView(HYPERVISORS[plan.hypervisor.name], vmPlan) };
 }
 
 export async function planMain(argv: string[]): Promise<number> {
@@ -60,51 +94,38 @@ export async function planMain(argv: string[]): Promise<number> {
     process.stderr.write(`runcvm plan: cannot read ${join(bundle, 'config.json')}: ${(err as Error).message}\n`);
     return 2;
   }
-  const reason = passThroughReason(spec);
-  if (reason) {
-    process.stdout.write(json ? JSON.stringify({ passThrough: reason }) + '\n' : `pass-through to runc: ${reason}\n`);
-    return 0;
-  }
-  let settings;
+  // the engine's own command line is not known here: this is the one create gets from `runc create`
+  const input: CreateInput = { id, bundle, spec, runc: { file: process.env.RUNCVM_RUNC || 'runc', argv: ['create', '--bundle', bundle, id], passFds: 0 }, nodeEnv: process.env };
+  let plan: CreatePlan;
   try {
-    settings = parseSettings(mergeSettingEnv(process.env, envMap(spec.process?.env)));
+    plan = planCreate(input, await readCreateFacts(input));
   } catch (err) {
-    if (err instanceof SettingError) {
-      process.stderr.write(`runcvm plan: ${err.message}\nfix: ${err.fix}\n`);
-      return 2;
-    }
-    throw err;
+    const te = err instanceof SettingError ? runcvmErrors.fail(err.code, err.details()) : isToolError(err) ? err : undefined;
+    if (!te && !(err instanceof RuncStyleError)) throw err;
+    const text = te ? te.withDetails({ debugLog: containerPaths(hostDirs(process.env), id).debugLog }).render() : `runc create failed: unable to start container process: ${(err as Error).message}`;
+    process.stderr.write(`runcvm plan: create would refuse this bundle:\n${text}\n`);
+    return 1;
   }
-  const launch = buildLaunchSpec(spec, { containerId: id, settings, debugLog: settings.logLevel !== 'off' });
-  const decision = decideAccel(launch.vm.accel, gatherAccelFacts(undefined, kvmDevicePath(process.env)));
-  const accel = decision.ok ? decision.accel : 'kvm';
-  const khz = tscKhz();
-  const vmPlan = planVm(launch, accel, khz ? { tscKhz: khz } : {});
-  const hv = HYPERVISORS[launch.vm.hypervisor];
-  // the command as the launcher runs it; for Firecracker also its config file and API calls
-  const hvView = hypervisorView(hv, vmPlan);
-  const rewritten = rewriteForVm(spec, {
-    guestDir: '<assets>/guest',
-    kernelDir: '<assets>/kernel',
-    stateDir: `<state>/${id}`,
-    baseDisk: '<cache>/<image key>.ext4',
-    debugLog: `<logdir>/runcvm-${id}.debug`,
-    devices: [],
-  });
-  const masked = maskLaunchSpec(launch);
-  if (json) {
-    process.stdout.write(
-      JSON.stringify({ launchSpec: masked, accel: decision, hypervisor: hvView, process: rewritten.process, mounts: rewritten.mounts }, null, 2) + '\n',
-    );
+  if (plan.kind === 'pass-through') {
+    process.stdout.write(json ? JSON.stringify({ passThrough: plan.reason, actions: actionLines(plan) }) + '\n' : renderCreatePlan(plan));
     return 0;
   }
-  const out: string[] = [];
-  out.push('# LaunchSpec (/.runcvm/state/launch.json)', JSON.stringify(masked, null, 2), '');
-  out.push(`# accelerator on this host: ${decision.ok ? decision.accel : 'refused'} (${decision.reason})`, '');
-  out.push(...renderHypervisorView(hvView, shellQuote));
-  out.push('# guest init config (/.runcvm/config in the writable disk)', renderGuestConfig(masked).trimEnd(), '');
-  out.push('# config.json after rewriteForVm: process', JSON.stringify(rewritten.process, null, 2), '');
-  out.push('# added mounts', ...(rewritten.mounts ?? []).filter((m) => m.destination.startsWith('/.runcvm')).map((m) => `${m.destination} <- ${m.source} (${(m.options ?? []).join(',')})`));
+  const launcher = launcherView(plan);
+  if (json) {
+    const doc = {
+      hypervisor: plan.hypervisor,
+      actions: actionLines(plan),
+      launchSpec: maskLaunchSpec(plan.launchSpec),
+      config: { process: plan.config.process, mounts: plan.config.mounts },
+      accel: launcher.decision,
+      launcher: launcher.view,
+    };
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+    return 0;
+  }
+  const out = [renderCreatePlan(plan)];
+  out.push(`# the launcher: accelerator on this host: ${launcher.decision.ok ? launcher.decision.accel : 'refused'} (${launcher.decision.reason}); network and volumes are added at start`, '');
+  out.push(...renderHypervisorView(launcher.view, shellQuote));
   process.stdout.write(out.join('\n') + '\n');
   return 0;
 }

@@ -4,9 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { chmod, chown, copyFile, lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile, access } from 'node:fs/promises';
+import { chmod, chown, copyFile, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile, access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../../core/exec/index.js';
+import { atomicWrite } from '../../core/fsx/index.js';
 import { formatSize } from '../../core/config.js';
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
@@ -17,7 +18,11 @@ import {
   parseMountinfo,
   splitVolatileLowers,
   upperDiskSize,
+  baseDiskPath,
   BASE_RECIPE,
+  type BaseDiskPlan,
+  type BaseSource,
+  type StorageAction,
   type DiskSize,
   type TreeUsage,
 } from './plan.js';
@@ -71,26 +76,21 @@ export async function treeFingerprint(root: string): Promise<string> {
   return h.digest('hex');
 }
 
-export interface BaseSource {
-  /** cache key (hex) */
-  key: string;
-  /** folder (or ro overlay we mount) to build the base disk from */
-  buildFrom: () => Promise<{ dir: string; release: () => Promise<void> }>;
-  /** folders whose content goes into the writable layer (docker's -init layer, a non-empty upper) */
-  extraLayers: string[];
-  how: string;
-}
-
 async function dirHasEntries(dir: string): Promise<boolean> {
   const entries = await readdir(dir).catch(() => []);
   return entries.length > 0;
 }
 
-/** Decide what the base disk is made of, and its cache key. */
-export async function planBaseSource(rootfs: string, tmpBase: string): Promise<BaseSource> {
+/**
+ * What the base disk of this rootfs is made of, and its cache key (storage/plan.ts BaseSource), read without
+ * changing anything: the overlay layers from /proc/self/mountinfo, else a fingerprint of the tree. The cached disk's
+ * measured content when the cache already holds it.
+ */
+export async function readBaseSource(rootfs: string, cacheDir: string): Promise<BaseSource> {
   const real = await realpath(rootfs);
   const mounts = parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
   const layers = overlayLayersAt(mounts, real);
+  let source: Omit<BaseSource, 'cached'> | undefined;
   if (layers) {
     const resolved = await Promise.all(layers.lowers.map((l) => realpath(l).catch(() => l)));
     const { shared, volatile } = splitVolatileLowers(layers.lowers, resolved);
@@ -103,29 +103,43 @@ export async function planBaseSource(rootfs: string, tmpBase: string): Promise<B
           return { path: p, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs };
         }),
       );
-      const key = createHash('sha256').update(layerCacheKeyMaterial(ids)).digest('hex');
-      return {
-        key,
-        extraLayers: extra.reverse(), // lowest first, so later copies win
+      source = {
+        key: createHash('sha256').update(layerCacheKeyMaterial(ids)).digest('hex'),
+        // lowest first, so later copies win
+        extraLayers: extra.reverse(),
         how: `overlay layers (${shared.length} shared, ${volatile.length} per-container)`,
-        buildFrom: async () => {
-          if (shared.length === 1) return { dir: shared[0]!, release: async () => {} };
-          const mnt = join(tmpBase, `lower-${process.pid}-${Date.now()}`);
-          await mkdir(mnt, { recursive: true });
-          await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${shared.join(':')}`, mnt]);
-          return {
-            dir: mnt,
-            release: async () => {
-              await run('umount', [mnt], { reject: false });
-              await rm(mnt, { recursive: true, force: true });
-            },
-          };
-        },
+        from: shared.length === 1 ? { kind: 'dir', dir: shared[0]! } : { kind: 'overlay', lowers: shared },
       };
     }
   }
-  const key = await treeFingerprint(real);
-  return { key, extraLayers: [], how: 'file tree fingerprint', buildFrom: async () => ({ dir: real, release: async () => {} }) };
+  source ??= { key: await treeFingerprint(real), extraLayers: [], how: 'file tree fingerprint', from: { kind: 'dir', dir: real } };
+  const cached = await readCachedUsage(baseDiskPath(cacheDir, source.key));
+  return cached ? { ...source, cached } : source;
+}
+
+/** The cache entry's measured content, when the disk and its usage file are both there. */
+async function readCachedUsage(path: string): Promise<TreeUsage | undefined> {
+  try {
+    await access(path, fsc.R_OK);
+    return JSON.parse(await readFile(`${path}.json`, 'utf8')) as TreeUsage;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The folder to build from: a layer itself, or a read-only overlay of the shared layers mounted for the build. */
+async function mountSource(from: BaseSource['from'], tmpBase: string): Promise<{ dir: string; release: () => Promise<void> }> {
+  if (from.kind === 'dir') return { dir: from.dir, release: async () => {} };
+  const mnt = join(tmpBase, `lower-${process.pid}-${Date.now()}`);
+  await mkdir(mnt, { recursive: true });
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${from.lowers.join(':')}`, mnt]);
+  return {
+    dir: mnt,
+    release: async () => {
+      await run('umount', [mnt], { reject: false });
+      await rm(mnt, { recursive: true, force: true });
+    },
+  };
 }
 
 function mke2fsArgs(source: string, out: string, size: DiskSize, opts: { journal: boolean; label: string }): string[] {
@@ -162,41 +176,31 @@ function lastLine(text: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
-export interface BaseDisk {
-  path: string;
-  usage: TreeUsage;
-  cached: boolean;
-  key: string;
-  extraLayers: string[];
-}
-
-/** The cached base disk for this rootfs, building it once (temp file + rename: concurrent builders are safe). */
-export async function ensureBaseDisk(rootfs: string, cacheDir: string, id: string, log: Logger): Promise<BaseDisk> {
-  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
-  const src = await planBaseSource(rootfs, cacheDir);
-  const path = join(cacheDir, `${src.key.slice(0, 32)}.ext4`);
-  const usagePath = `${path}.json`;
-  log.debug('base disk source', { how: src.how, key: src.key.slice(0, 32), extraLayers: src.extraLayers });
-  try {
-    await access(path, fsc.R_OK);
-    const usage = JSON.parse(await readFile(usagePath, 'utf8')) as TreeUsage;
-    log.info('base disk cache hit', { path });
-    return { path, usage, cached: true, key: src.key, extraLayers: src.extraLayers };
-  } catch {
-    /* build it */
+/**
+ * The cached base disk (storage/plan.ts BaseDiskPlan): reused when the cache holds it, else built once (temp file +
+ * rename: concurrent builders are safe). Returns the measured content (the writable disk is sized from it).
+ */
+export async function ensureBaseDisk(plan: BaseDiskPlan, id: string, log: Logger): Promise<TreeUsage> {
+  await mkdir(plan.cacheDir, { recursive: true, mode: 0o700 });
+  log.debug('base disk source', { how: plan.source.how, key: plan.source.key.slice(0, 32), extraLayers: plan.source.extraLayers });
+  // the cache entry of the facts, or one a concurrent create finished since
+  const usage = plan.source.cached ?? (await readCachedUsage(plan.path));
+  if (usage) {
+    log.info('base disk cache hit', { path: plan.path });
+    return usage;
   }
   const started = Date.now();
-  const { dir, release } = await src.buildFrom();
+  const { dir, release } = await mountSource(plan.source.from, plan.cacheDir);
   try {
-    const usage = await measureTree(dir);
-    const size = baseDiskSize(usage);
-    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-    await mkext4(dir, tmp, size, { journal: false, label: 'runcvm-base', which: 'base', id, usage });
+    const measured = await measureTree(dir);
+    const size = baseDiskSize(measured);
+    const tmp = `${plan.path}.${process.pid}.${Date.now()}.tmp`;
+    await mkext4(dir, tmp, size, { journal: false, label: 'runcvm-base', which: 'base', id, usage: measured });
     await chmod(tmp, 0o644);
-    await writeFile(usagePath, JSON.stringify(usage));
-    await rename(tmp, path);
-    log.info('base disk built', { path, content: formatSize(usage.bytes), files: usage.inodes, disk: formatSize(size.bytes), ms: Date.now() - started });
-    return { path, usage, cached: false, key: src.key, extraLayers: src.extraLayers };
+    await writeFile(`${plan.path}.json`, JSON.stringify(measured));
+    await rename(tmp, plan.path);
+    log.info('base disk built', { path: plan.path, content: formatSize(measured.bytes), files: measured.inodes, disk: formatSize(size.bytes), ms: Date.now() - started });
+    return measured;
   } finally {
     await release();
   }
@@ -241,4 +245,52 @@ export async function buildUpperDisk(stagingTop: string, out: string, usage: Tre
   return size;
 }
 
-export { copyFile, readlink, symlink };
+/** What storage's actions need from earlier ones: the base disk's measured content sizes the writable disk. */
+export interface StorageContext {
+  log: Logger;
+  usage?: TreeUsage;
+}
+
+/**
+ * Perform one storage action of create's plan (storage/plan.ts planDisks). A host tool's failure while building the
+ * disks is a disk-build failure, said in the tool's own words.
+ */
+export async function applyStorageAction(a: StorageAction, ctx: StorageContext): Promise<void> {
+  switch (a.op) {
+    case 'mkdir':
+      await mkdir(a.path, { mode: a.mode, recursive: a.recursive ?? false });
+      return;
+    case 'remove':
+      await rm(a.path, { recursive: true, force: true });
+      return;
+    case 'write':
+      if (a.atomic) await atomicWrite(a.path, a.content, a.mode);
+      else await writeFile(a.path, a.content, { mode: a.mode });
+      return;
+    case 'chmod':
+      await chmod(a.path, a.mode);
+      return;
+    case 'base-disk':
+      ctx.usage = await ensureBaseDisk(a.disk, a.id, ctx.log);
+      return;
+    case 'stage-tree':
+      await stageTree(a.into, a.from);
+      return;
+    case 'stage-file':
+      await stageFile(a.into, a.rootfs, a.destination, 'file' in a.from ? await readFile(a.from.file) : a.from.content, a.mode);
+      return;
+    case 'stage-parents':
+      await stageParents(a.into, a.rootfs, a.dir);
+      return;
+    case 'copy':
+      await copyFile(a.from, a.to);
+      await chmod(a.to, a.mode);
+      return;
+    case 'upper-disk': {
+      if (!ctx.usage) throw new Error('the writable disk is sized from the base disk, which no earlier step provided');
+      const size = await buildUpperDisk(a.from, a.to, ctx.usage, a.rootfsSizeBytes, a.id);
+      ctx.log.info('writable disk built', { path: a.to, bytes: size.bytes });
+      return;
+    }
+  }
+}

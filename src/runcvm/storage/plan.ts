@@ -2,8 +2,11 @@
  * Root filesystem plan. The image becomes a read-only base ext4 disk (cached by image content and shared by every
  * container of that image) plus a per-container sparse writable ext4 (the overlay upper, also carrying
  * /.runcvm/{entrypoint,config} and the guest init). Sizes come from measured content, never from a fixed number,
- * so nothing is ever truncated. Pure: facts in, plan out.
+ * so nothing is ever truncated. planDisks is storage's part of create's plan: the actions that build both disks
+ * (storage/apply.ts performs them). Pure: facts in, plan out.
  */
+import { formatSize } from '../../core/config.js';
+import { GUEST_PATHS } from '../launch/schema.js';
 
 export const BLOCK = 4096;
 const MiB = 1024 * 1024;
@@ -124,4 +127,126 @@ export interface LayerIdentity {
 /** Cache key of a base disk built from these (immutable) layers. */
 export function layerCacheKeyMaterial(layers: readonly LayerIdentity[]): string {
   return [BASE_RECIPE, 'layers', ...layers.map((l) => `${l.path}|${l.dev}|${l.ino}|${Math.trunc(l.mtimeMs)}`)].join('\n');
+}
+
+/** What the base disk of a rootfs is made of (read by storage/apply.ts readBaseSource). */
+export interface BaseSource {
+  /** cache key (hex) */
+  key: string;
+  /** how the key was found, for the log */
+  how: string;
+  /** folders whose content goes into the writable layer (docker's -init layer, a non-empty upper), lowest first */
+  extraLayers: string[];
+  /** what to build from: one layer folder, or a read-only overlay of the shared layers */
+  from: { kind: 'dir'; dir: string } | { kind: 'overlay'; lowers: string[] };
+  /** the cache already holds this disk: its measured content */
+  cached?: TreeUsage;
+}
+
+export interface BaseDiskPlan {
+  cacheDir: string;
+  path: string;
+  source: BaseSource;
+}
+
+/** The cache file of a base disk. */
+export function baseDiskPath(cacheDir: string, key: string): string {
+  return `${cacheDir.replace(/\/+$/, '')}/${key.slice(0, 32)}.ext4`;
+}
+
+/** Filesystem changes of create (the state folder, files it writes). */
+export type FsAction =
+  | { op: 'mkdir'; path: string; mode: number; recursive?: true; removeOnFailure?: true }
+  | { op: 'remove'; path: string }
+  | { op: 'write'; path: string; content: string; mode: number; what: string; atomic?: true }
+  | { op: 'chmod'; path: string; mode: number };
+
+/** Building the disks. */
+export type DiskAction =
+  /** reuse the cached base disk, or build it (storage/apply.ts ensureBaseDisk) */
+  | { op: 'base-disk'; disk: BaseDiskPlan; id: string }
+  /** copy a whole layer folder into the staging tree, owners kept */
+  | { op: 'stage-tree'; from: string; into: string }
+  /** a file into the staging tree, its parents made with the image's own modes and owners */
+  | { op: 'stage-file'; into: string; rootfs: string; destination: string; mode: number; from: { file: string } | { content: string; what: string } }
+  | { op: 'stage-parents'; into: string; rootfs: string; dir: string }
+  | { op: 'copy'; from: string; to: string; mode: number }
+  /** the per-container writable disk from the staging tree, sized from the base disk's content (upperDiskSize) */
+  | { op: 'upper-disk'; from: string; to: string; rootfsSizeBytes: number; id: string };
+
+export type StorageAction = FsAction | DiskAction;
+
+export interface DisksInput {
+  id: string;
+  /** the image rootfs on the host and its root folder's mode */
+  rootfs: { path: string; mode: number };
+  base: BaseDiskPlan;
+  /** the per-container staging folder and writable disk (state/index.ts containerPaths) */
+  staging: string;
+  upperDisk: string;
+  rootfsSizeBytes: number;
+  /** the engine's /etc/hosts etc. (launch/build.ts copiedFilesFromSpec), those the host has */
+  engineFiles: readonly { source: string; destination: string }[];
+  /** /.runcvm/entrypoint and /.runcvm/config, rendered (launch/guest-config.ts) */
+  entrypoint: string;
+  guestConfig: string;
+  /** guest binaries from the package: the init always, busybox and the exec agent when the package has them */
+  binaries: { init: string; busybox?: string; agent?: string };
+}
+
+/** Storage's part of create: the base disk (cached), the staging tree of the writable layer, the writable disk. */
+export function planDisks(i: DisksInput): StorageAction[] {
+  const top = `${i.staging}/upper`;
+  const stage = (destination: string, mode: number, from: { file: string } | { content: string; what: string }): DiskAction => ({ op: 'stage-file', into: top, rootfs: i.rootfs.path, destination, mode, from });
+  const bin = (name: string) => `${top}${GUEST_PATHS.bin}/${name}`;
+  return [
+    { op: 'base-disk', disk: i.base, id: i.id },
+    { op: 'mkdir', path: `${i.staging}/work`, mode: 0o700, recursive: true },
+    { op: 'mkdir', path: top, mode: 0o755 },
+    // the overlay's upper root takes the image root's mode (a 0755 upper over a 0700 root would change it)
+    { op: 'chmod', path: top, mode: i.rootfs.mode & 0o7777 },
+    ...i.base.source.extraLayers.map((layer): DiskAction => ({ op: 'stage-tree', from: layer, into: top })),
+    ...i.engineFiles.map((f) => stage(f.destination, 0o644, { file: f.source })),
+    stage(GUEST_PATHS.entrypoint, 0o600, { content: i.entrypoint, what: 'the command, one argument per line' }),
+    stage(GUEST_PATHS.config, 0o600, { content: i.guestConfig, what: 'the guest init config' }),
+    { op: 'chmod', path: `${top}/.runcvm`, mode: 0o711 },
+    { op: 'stage-parents', into: top, rootfs: i.rootfs.path, dir: GUEST_PATHS.bin },
+    { op: 'copy', from: i.binaries.init, to: `${top}${GUEST_PATHS.init}`, mode: 0o755 },
+    // busybox in the VM: guest networking (net.c runs `busybox ip`) and the break shells
+    ...(i.binaries.busybox ? [{ op: 'copy', from: i.binaries.busybox, to: bin('busybox'), mode: 0o755 } as const] : []),
+    // the exec agent, started by runcvm-init at boot
+    ...(i.binaries.agent ? [{ op: 'copy', from: i.binaries.agent, to: bin('runcvm-agent'), mode: 0o755 } as const] : []),
+    // the disk holds upper/ and work/ of the guest's overlay
+    { op: 'upper-disk', from: i.staging, to: i.upperDisk, rootfsSizeBytes: i.rootfsSizeBytes, id: i.id },
+    { op: 'remove', path: i.staging },
+  ];
+}
+
+const octal = (mode: number): string => `0${(mode & 0o7777).toString(8)}`;
+
+export function describeStorageAction(a: StorageAction): string {
+  switch (a.op) {
+    case 'mkdir':
+      return `mkdir${a.recursive ? ' -p' : ''} ${a.path} ${octal(a.mode)}${a.removeOnFailure ? ' (removed on failure)' : ''}`;
+    case 'remove':
+      return `remove ${a.path}`;
+    case 'write':
+      return `write ${a.path} ${octal(a.mode)}${a.atomic ? ' atomically' : ''}: ${a.what}, ${Buffer.byteLength(a.content)} bytes`;
+    case 'chmod':
+      return `chmod ${octal(a.mode)} ${a.path}`;
+    case 'base-disk':
+      return a.disk.source.cached
+        ? `base disk ${a.disk.path}: reuse the cached disk (${formatSize(a.disk.source.cached.bytes)} of content, ${a.disk.source.cached.inodes} files)`
+        : `base disk ${a.disk.path}: build it from the ${a.disk.source.how} (${a.disk.source.from.kind === 'dir' ? a.disk.source.from.dir : `overlay of ${a.disk.source.from.lowers.join(':')}`}), read-only ext4 sized from the content`;
+    case 'stage-tree':
+      return `stage ${a.from}/. into ${a.into}`;
+    case 'stage-file':
+      return `stage ${a.destination} ${octal(a.mode)} into ${a.into}: ${'file' in a.from ? `copy of ${a.from.file}` : `${a.from.what}, ${Buffer.byteLength(a.from.content)} bytes`}`;
+    case 'stage-parents':
+      return `stage the folders of ${a.dir} into ${a.into} (the image's modes and owners)`;
+    case 'copy':
+      return `copy ${a.from} to ${a.to} ${octal(a.mode)}`;
+    case 'upper-disk':
+      return `writable disk ${a.to} from ${a.from}: sparse ext4 of at least ${formatSize(a.rootfsSizeBytes)} (RUNCVM_ROOTFS_SIZE), never smaller than the image content + 10 % + 64 MiB`;
+  }
 }

@@ -5,15 +5,15 @@
  * every launcher exit path (virtiofsd killed, sockets removed; disks are user data and stay).
  */
 import { constants as fsc } from 'node:fs';
-import { access, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { runLight, spawnPiped } from '../../core/exec/index.js';
+import { run, spawnChild } from '../../core/exec/index.js';
 import { isToolError } from '../../core/errors.js';
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
 import type { VmPlan } from '../hypervisor/index.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
-import { dataDisks, sharedVolumes, type DataDisk, type SharedVolume, type Volume } from './plan.js';
+import { dataDisks, diskPathProblem, sharedVolumes, type DataDisk, type SharedVolume, type Volume } from './plan.js';
 import { startNfsExports } from './nfs.js';
 
 const { fail } = runcvmErrors;
@@ -88,7 +88,7 @@ async function startVirtiofsd(v: SharedVolume, tools: VolumeTools, log: Logger, 
   }
   const t = tool(tools, 'virtiofsd', virtiofsdArgs({ socket, source: v.containerPath }, nofile ? { nofile } : {}));
   log.debug('virtiofsd', { destination: v.destination, argv: [t.file, ...t.args].join(' ') });
-  const child = await spawnPiped(t.file, t.args, { env: { PATH: '/usr/bin:/bin' } });
+  const child = await spawnChild(t.file, t.args, { env: { PATH: '/usr/bin:/bin' }, extendEnv: false });
   let output = '';
   let exited = false;
   const onData = (d: Buffer) => {
@@ -131,24 +131,43 @@ export function mkfsArgs(d: Pick<DataDisk, 'fs' | 'id'>, file: string): string[]
   return ['-t', d.fs, '-q', '-F', '-L', d.id.slice(0, 16), '-E', 'lazy_itable_init=1,lazy_journal_init=1', file];
 }
 
-/** Create and format the disk image unless it exists; true when it was created. Never reformats. */
+/** The real path of `path`'s deepest existing ancestor (itself when it exists). */
+async function realAncestor(path: string): Promise<string> {
+  for (let p = path; ; p = dirname(p)) {
+    const real = await realpath(p).catch(() => undefined);
+    if (real !== undefined) return real;
+    if (p === '/') return '/';
+  }
+}
+
+async function checkDiskPath(d: DataDisk, path: string): Promise<void> {
+  const problem = diskPathProblem(await realAncestor(path));
+  if (problem) throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source}: ${problem}`, command: '-' });
+}
+
+/**
+ * Create and format the disk image unless it exists; true when it was created. Never reformats. Symlinks are not
+ * followed out of the container's own files (diskPathProblem), and the image itself must be a regular file.
+ */
 export async function ensureDataDisk(d: DataDisk, tools: VolumeTools, log: Logger): Promise<boolean> {
-  const existing = await stat(d.containerPath).catch(() => undefined);
+  await checkDiskPath(d, dirname(d.containerPath));
+  const existing = await lstat(d.containerPath).catch(() => undefined);
   if (existing) {
     if (!existing.isFile()) {
-      throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source} exists and is not a file`, command: '-' });
+      throw fail('VOLUME_SETUP', { destination: d.destination, step: 'disk', problem: `${d.source} exists and is not a regular file`, command: '-' });
     }
     log.info('data disk reused', { source: d.source, destination: d.destination, bytes: existing.size });
     return false;
   }
   await mkdir(dirname(d.containerPath), { recursive: true });
+  await checkDiskPath(d, dirname(d.containerPath));
   const tmp = `${d.containerPath}.runcvm-${process.pid}.tmp`;
   try {
     const fh = await open(tmp, 'wx', 0o600);
     await fh.truncate(d.sizeBytes);
     await fh.close();
     const t = tool(tools, 'mke2fs', mkfsArgs(d, tmp));
-    const r = await runLight(t.file, t.args, { reject: false, env: { MKE2FS_CONFIG: `${tools.guestDir}/etc/mke2fs.conf` } });
+    const r = await run(t.file, t.args, { reject: false, env: { MKE2FS_CONFIG: `${tools.guestDir}/etc/mke2fs.conf` } });
     if (r.exitCode !== 0) {
       throw fail('VOLUME_SETUP', { destination: d.destination, step: 'mkfs', problem: (r.stderr || r.stdout).trim().split('\n').pop() ?? `exit ${r.exitCode}`, command: r.command });
     }

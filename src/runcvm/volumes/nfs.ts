@@ -21,7 +21,7 @@ export async function startNfsExports(volumes: readonly SharedVolume[], log: Log
   try {
     server = await NfsServer.create({ exports: [...new Set(volumes.map((v) => v.containerPath))], log: (line) => log.debug(`nfs: ${line}`) });
   } catch (err) {
-    throw fail('VOLUME_NFS', { volumes: names, problem: (err as Error).message, cause: 'each volume must be a folder at /.runcvm/vols/<id> in the container (moved there at create).', fix: 'check that the volume sources exist on the host; rerun with RUNCVM_LOG_LEVEL=DEBUG and read /tmp/runcvm-<id>.debug.' }, err);
+    throw fail('VOLUME_NFS', { volumes: names, problem: (err as Error).message, cause: 'each volume must be a folder at /.runcvm/vols/<id> in the container (moved there at create).', fix: 'check that the volume sources exist on the host; rerun with RUNCVM_LOG_LEVEL=DEBUG and read {debugLog}.' }, err);
   }
   try {
     await server.listen(listen.host, listen.port, { allow, reservedPortsOnly: true });

@@ -21,9 +21,16 @@
  * `dst` in the guest.
  */
 import { posix } from 'node:path';
-import type { OciMount, OciSpec } from '../launch/oci.js';
-import { SettingError } from '../launch/settings.js';
-import { ConfigKey, NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP, VolumeFs } from '../guest/contract.js';
+import type { LogEntry } from '../../core/log/index.js';
+import { runcvmErrors } from '../errors.js';
+import { DEFAULT_NODE_SETTINGS, overCap, SettingError } from '../launch/settings.js';
+import { normalizeDestination, type OciMount, type OciSpec } from '../launch/oci.js';
+import type { DataDisk, DiskFs, SharedVolume, Volume, VolumeFlags } from '../launch/volume-schema.js';
+import { NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP, volumeConfigLines, flagsText, dataDiskDevice } from '../launch/guest-volumes.js';
+
+// the guest's view of volumes (config lines, NFS mount) is part of the hand-off, defined in launch/; re-exported here
+export { normalizeDestination, NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP, volumeConfigLines, flagsText, dataDiskDevice };
+export type { DataDisk, DiskFs, SharedVolume, Volume, VolumeFlags };
 
 /** The launcher container's folder that holds every relocated volume. */
 export const VOLUMES_DIR = '/.runcvm/vols';
@@ -44,10 +51,6 @@ const COPIED_DESTINATIONS = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv
 
 export type MountClass = 'system' | 'copied' | 'tmpfs' | 'volume' | 'pvc' | 'unsupported';
 
-export function normalizeDestination(dest: string): string {
-  const n = posix.normalize(dest.startsWith('/') ? dest : `/${dest}`);
-  return n.length > 1 ? n.replace(/\/+$/, '') : n;
-}
 
 export function isBindMount(m: OciMount): boolean {
   const opts = m.options ?? [];
@@ -87,13 +90,6 @@ export function classifyMount(m: OciMount, kubeletDir: string = DEFAULT_KUBELET_
 /** What the host says about a bind source (stat at create). Missing → treated as a folder: runc reports it. */
 export type SourceKind = 'dir' | 'file' | 'missing';
 
-/** Flags the guest applies to the mount (the OCI options it understands). */
-export interface VolumeFlags {
-  readOnly: boolean;
-  nosuid: boolean;
-  nodev: boolean;
-  noexec: boolean;
-}
 
 export function volumeFlags(options: readonly string[] | undefined): VolumeFlags {
   const f: VolumeFlags = { readOnly: false, nosuid: false, nodev: false, noexec: false };
@@ -110,46 +106,11 @@ export function volumeFlags(options: readonly string[] | undefined): VolumeFlags
   return f;
 }
 
-export function flagsText(f: VolumeFlags): string {
-  return [f.readOnly ? 'ro' : 'rw', ...(f.nosuid ? ['nosuid'] : []), ...(f.nodev ? ['nodev'] : []), ...(f.noexec ? ['noexec'] : [])].join(',');
-}
 
-/** One shared folder (virtiofs) or one data disk, as the LaunchSpec carries it. */
-export interface SharedVolume {
-  kind: 'virtiofs';
-  id: string;
-  /** virtiofs tag (≤ 36 bytes) */
-  tag: string;
-  /** where the workload sees it in the VM */
-  destination: string;
-  /** the folder the launcher serves (in the launcher container) */
-  containerPath: string;
-  /** set for a single-file bind: the file's name inside containerPath */
-  file?: string;
-  flags: VolumeFlags;
-  /** the host path it came from (for logs; never used inside the container) */
-  hostSource: string;
-  pvc?: { plugin: string; name: string };
-  /** 'nfs': exported by the launcher's NFSv3 server from the identity IP instead of virtiofsd (see volumeTransport) */
-  transport?: 'nfs';
-}
 
-export type DiskFs = 'ext4' | 'ext3' | 'ext2';
 export const SUPPORTED_DISK_FS: readonly DiskFs[] = ['ext4', 'ext3', 'ext2'];
 
-export interface DataDisk {
-  kind: 'disk';
-  id: string;
-  /** the image file as the user wrote it (path in the container) */
-  source: string;
-  /** the image file in the launcher container (a volume's source moved under /.runcvm/vols) */
-  containerPath: string;
-  destination: string;
-  fs: DiskFs;
-  sizeBytes: number;
-}
 
-export type Volume = SharedVolume | DataDisk;
 
 export interface VolumePlan {
   volumes: Volume[];
@@ -180,8 +141,22 @@ function parseDiskSize(text: string): number | undefined {
   return Number.isFinite(n) ? Math.floor(n) : undefined;
 }
 
-/** Parse RUNCVM_DISKS. Every error names the bad entry and how to write it. */
-export function parseDisksSetting(text: string | undefined): DiskRequest[] {
+/**
+ * Folders a disk image may not live in: the runtime's own (/.runcvm holds the host's state, log and package mounts)
+ * and the kernel's. A disk on a volume is written as its path in the container (/data/x.img), never under /.runcvm.
+ */
+export const RESERVED_DISK_DIRS = ['/.runcvm', '/proc', '/sys', '/dev'] as const;
+
+export function reservedDiskDir(path: string): string | undefined {
+  const n = normalizeDestination(path);
+  return RESERVED_DISK_DIRS.find((d) => n === d || n.startsWith(`${d}/`));
+}
+
+/**
+ * Parse RUNCVM_DISKS. Every error names the bad entry and how to write it. Sizes above the node's cap
+ * (RUNCVM_MAX_DISK_SIZE) are refused with the cap and how the node admin raises it.
+ */
+export function parseDisksSetting(text: string | undefined, opts: { maxDiskBytes?: number } = {}): DiskRequest[] {
   if (!text || !text.trim()) return [];
   const out: DiskRequest[] = [];
   const entries = text.split(';').map((e) => e.trim()).filter(Boolean);
@@ -192,6 +167,8 @@ export function parseDisksSetting(text: string | undefined): DiskRequest[] {
     const [src, dst, fs, size] = parts as [string, string, string, string];
     if (!src.startsWith('/')) throw bad(entry, `SRC "${src}" is not an absolute path`);
     if (src.endsWith('/')) throw bad(entry, `SRC "${src}" names a folder, not an image file`);
+    const reserved = reservedDiskDir(src);
+    if (reserved) throw bad(entry, `SRC "${src}" is under ${reserved}, which belongs to the runtime or the kernel, not to the container`);
     if (!dst.startsWith('/')) throw bad(entry, `DST "${dst}" is not an absolute path`);
     if (normalizeDestination(dst) === '/') throw bad(entry, 'DST cannot be / (the root filesystem)');
     const fsName = fs.toLowerCase();
@@ -202,6 +179,8 @@ export function parseDisksSetting(text: string | undefined): DiskRequest[] {
     const bytes = parseDiskSize(size);
     if (bytes === undefined) throw bad(entry, `SIZE "${size}" is not a size`);
     if (bytes < MIN_DISK_BYTES) throw bad(entry, `SIZE "${size}" is below the 8M minimum`);
+    const capped = overCap('RUNCVM_DISKS', text, bytes, opts.maxDiskBytes ?? DEFAULT_NODE_SETTINGS.maxDiskBytes, 'RUNCVM_MAX_DISK_SIZE', "each image file is created on the node's disk: on a volume or in the container's own layer", `entry "${entry}"`);
+    if (capped) throw capped;
     out.push({ source: posix.normalize(src), destination: normalizeDestination(dst), fs: fsName as DiskFs, sizeBytes: bytes });
   }
   const dests = new Set<string>();
@@ -226,6 +205,8 @@ export interface VolumeFacts {
   kubeletDir: string;
   /** RUNCVM_DISKS text */
   disks?: string;
+  /** the node's cap on each disk image (RUNCVM_MAX_DISK_SIZE) */
+  maxDiskBytes?: number;
 }
 
 export function planVolumes(spec: OciSpec, facts: VolumeFacts): VolumePlan {
@@ -259,13 +240,26 @@ export function planVolumes(spec: OciSpec, facts: VolumeFacts): VolumePlan {
     relocations.push({ index, from: m.destination, to: file ? `${containerPath}/${file}` : containerPath });
     if (pvc) redirects.push({ destination, to: containerPath, plugin: pvc.plugin, name: pvc.name });
   });
-  parseDisksSetting(facts.disks).forEach((d, n) => {
+  parseDisksSetting(facts.disks, facts.maxDiskBytes === undefined ? {} : { maxDiskBytes: facts.maxDiskBytes }).forEach((d, n) => {
     // the image file lives where the container sees it: on a volume (deepest destination wins) or in the image
     const on = [...shared].filter((v) => !v.file && isUnder(d.source, v.destination)).sort((a, b) => b.destination.length - a.destination.length)[0];
     const containerPath = on ? `${on.containerPath}${d.source.slice(on.destination === '/' ? 0 : on.destination.length)}` : d.source;
     volumes.push({ kind: 'disk', id: `disk${n}`, source: d.source, containerPath, destination: d.destination, fs: d.fs, sizeBytes: d.sizeBytes });
   });
   return { volumes, relocations, redirects };
+}
+
+/**
+ * Why a data disk image may not be created or opened at `resolved` (the real path of its folder, or of the file,
+ * in the launcher container): symlinks in the image may point anywhere in the launcher container, whose /.runcvm
+ * holds the runtime's own host mounts (state, debug log, package); only the relocated volumes under /.runcvm/vols
+ * belong to the container there.
+ */
+export function diskPathProblem(resolved: string): string | undefined {
+  const n = normalizeDestination(resolved);
+  if (isUnder(n, VOLUMES_DIR)) return undefined;
+  const reserved = reservedDiskDir(n);
+  return reserved ? `it resolves to ${n}, under ${reserved}, which belongs to the runtime or the kernel` : undefined;
 }
 
 /** The launcher container's mounts: each volume moved to its /.runcvm/vols/<id> path, options kept. */
@@ -293,7 +287,7 @@ export const CLONE_FS = 0x200;
  * (no new namespaces). Specs without a seccomp profile (ctr's default) are left alone.
  */
 export function withUnshareFsAllowed(spec: OciSpec): OciSpec {
-  const seccomp = spec.linux?.seccomp as { syscalls?: unknown[] } | undefined;
+  const seccomp = spec.linux?.seccomp;
   if (!seccomp) return spec;
   const rule = { names: ['unshare'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: CLONE_FS, op: 'SCMP_CMP_EQ' }] };
   return { ...spec, linux: { ...spec.linux, seccomp: { ...seccomp, syscalls: [...(seccomp.syscalls ?? []), rule] } } };
@@ -312,10 +306,6 @@ export function sharedVolumes(volumes: readonly Volume[]): SharedVolume[] {
 export function dataDisks(volumes: readonly Volume[]): DataDisk[] {
   return volumes.filter((v): v is DataDisk => v.kind === 'disk');
 }
-
-/** NFS transport: the launcher's server address (identity IP on br-eth0) and the guest's mount options (the guest
- * contract's: guest/vol.c mounts with the same string from contract.h). */
-export { NFS_MOUNT_OPTIONS, NFS_PORT, NFS_SERVER_IP };
 
 /**
  * Volume transport: Firecracker has no virtiofs → always nfs; QEMU → virtiofs unless RUNCVM_VOLUME_TRANSPORT=nfs.
@@ -336,35 +326,35 @@ export function withVolumeTransport(plan: VolumePlan, transport: 'virtiofs' | 'n
   return { ...plan, volumes: plan.volumes.map((v) => (v.kind === 'virtiofs' ? { ...v, transport: 'nfs' as const } : v)) };
 }
 
+/**
+ * Volumes' part of create: the plan (volumes and RUNCVM_DISKS, with their transport) and what create logs about
+ * them (PVC redirects, one line per volume). Refuses volumes a backend cannot share.
+ */
+export function planContainerVolumes(
+  spec: OciSpec,
+  input: { sources: Readonly<Record<string, SourceKind>>; kubeletDir?: string | undefined; disks?: string | undefined; maxDiskBytes?: number; hypervisor: string; transport?: string | undefined },
+): { plan: VolumePlan; log: LogEntry[] } {
+  const kubeletDir = input.kubeletDir || DEFAULT_KUBELET_DIR;
+  const transport = volumeTransport(input.hypervisor, input.transport);
+  const plan = withVolumeTransport(
+    planVolumes(spec, { sources: input.sources, kubeletDir, ...(input.disks !== undefined ? { disks: input.disks } : {}), ...(input.maxDiskBytes !== undefined ? { maxDiskBytes: input.maxDiskBytes } : {}) }),
+    transport,
+  );
+  const shared = sharedVolumes(plan.volumes);
+  if (shared.length > 0 && input.hypervisor !== 'qemu' && transport !== 'nfs') {
+    throw runcvmErrors.fail('VOLUMES_UNSUPPORTED', { hypervisor: input.hypervisor, volumes: shared.map((v) => v.destination).join(', ') });
+  }
+  const log: LogEntry[] = plan.redirects.map((r) => ({ level: 'info', msg: redirectLogLine(input.hypervisor, r) }));
+  for (const v of plan.volumes) {
+    if (v.kind === 'virtiofs') log.push({ level: 'info', msg: 'volume', fields: { transport, destination: v.destination, source: v.hostSource, container: v.containerPath, readOnly: v.flags.readOnly, file: v.file ?? '' } });
+    else log.push({ level: 'info', msg: 'data disk', fields: { source: v.source, container: v.containerPath, destination: v.destination, fs: v.fs, bytes: v.sizeBytes } });
+  }
+  return { plan, log };
+}
+
 /** The one-line PVC redirect message of the troubleshooting guide (`FIRECRACKER:` / `QEMU:` = the hypervisor). */
 export function redirectLogLine(hypervisor: string, r: { destination: string; to: string }): string {
   return `[RunCVM-Runtime] ${hypervisor.toUpperCase()}: PVC Redirect: ${r.destination} -> ${r.to}`;
-}
-
-/** Kernel device names of the data disks: they follow the root and upper disks in the virtio-blk order. */
-export function dataDiskDevice(diskIndex: number): string {
-  return `/dev/vd${String.fromCharCode('a'.charCodeAt(0) + diskIndex)}`;
-}
-
-function esc(value: string): string {
-  return value.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/\r/g, '%0D').replace(/ /g, '%20');
-}
-
-/**
- * `/.runcvm/config` lines for the guest init (src/runcvm/guest/vol.c), in mount order:
- *   `volume=FSTYPE SOURCE DEST FLAGS FILE` — FSTYPE virtiofs|ext4|…, SOURCE the virtiofs tag or the disk device,
- *   FLAGS `ro|rw[,nosuid][,nodev][,noexec]`, FILE the file name for a single-file bind or `-`. %-escaped, spaces too.
- * `firstDataDiskIndex` = how many disks come before the data disks (root + upper = 2).
- */
-export function volumeConfigLines(volumes: readonly Volume[], firstDataDiskIndex: number): string[] {
-  const lines: string[] = [];
-  let disk = firstDataDiskIndex;
-  for (const v of volumes) {
-    if (v.kind === 'virtiofs' && v.transport === 'nfs') lines.push(`${ConfigKey.volume}=${VolumeFs.nfs} ${esc(`${NFS_SERVER_IP}:${v.containerPath}`)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
-    else if (v.kind === 'virtiofs') lines.push(`${ConfigKey.volume}=${VolumeFs.virtiofs} ${esc(v.tag)} ${esc(v.destination)} ${flagsText(v.flags)} ${v.file ? esc(v.file) : '-'}`);
-    else lines.push(`${ConfigKey.volume}=${v.fs} ${dataDiskDevice(disk++)} ${esc(v.destination)} rw -`);
-  }
-  return lines;
 }
 
 /** The LaunchSpec with the volumes and the data disks (after root + upper, in RUNCVM_DISKS order). */

@@ -4,7 +4,7 @@
  * src/runcvm/guest/sources.txt, as scripts/assets/30-runtime.sh reads them: a new guest source file is added there once.
  */
 import { join } from 'node:path';
-import { run, spawnService } from '../../../src/core/exec/index.js';
+import { run, spawnChild } from '../../../src/core/exec/index.js';
 import type { CloserStack } from '../../../src/core/fsx/index.js';
 import { startExecMux } from '../../../src/runcvm/agent/mux.js';
 import { guestSources } from '../guest-helpers.js';
@@ -24,7 +24,7 @@ export async function startHostAgent(dir: string, closers: CloserStack): Promise
   const clientSocket = join(dir, 'exec.sock');
   const mux = await startExecMux({ portSocket: join(dir, 'agent.sock'), clientSocket });
   closers.push('mux', () => mux.close());
-  const child = await spawnService(agent, ['--socket', join(dir, 'agent.sock')], { stdoutFile: join(dir, 'agent.log'), detached: true });
+  const child = await spawnChild(agent, ['--socket', join(dir, 'agent.sock')], { output: { file: join(dir, 'agent.log') }, detached: true });
   closers.push('agent', async () => {
     try {
       process.kill(-child.pid!, 'SIGKILL');

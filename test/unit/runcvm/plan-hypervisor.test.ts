@@ -3,6 +3,7 @@ import { hypervisorView, renderHypervisorView } from '../../../src/runcvm/plan/p
 import { shellQuote } from '../../../src/runcvm/plan/main.js';
 import { HYPERVISORS, planVm, type VmPlan } from '../../../src/runcvm/hypervisor/index.js';
 import { requestViolations, violations, type HttpMethod } from '../../../src/runcvm/hypervisor/firecracker/schema.js';
+import { fromVmPlan, planFirecracker } from '../../../src/runcvm/hypervisor/firecracker/plan.js';
 import { buildLaunchSpec } from '../../../src/runcvm/launch/build.js';
 import { parseSettings } from '../../../src/runcvm/launch/settings.js';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
@@ -23,13 +24,18 @@ describe('runcvm plan: the hypervisor part', () => {
     const doc = JSON.parse(v.files![0]!.content) as Record<string, unknown>;
     expect(violations('VmmConfigFile', doc)).toEqual([]);
     // the calls stand for the same configuration as the file, in an order Firecracker accepts, each schema-valid
-    const calls = v.apiCalls!;
+    const calls = planFirecracker(fromVmPlan(plan({ RUNCVM_HYPERVISOR: 'firecracker' }))).calls;
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(['PUT /machine-config', 'PUT /boot-source', 'PUT /drives/base', 'PUT /drives/upper', 'PUT /vsock', 'PUT /actions']);
     for (const c of calls) expect(requestViolations(c.method as HttpMethod, c.path, c.body)).toEqual([]);
     expect(calls.find((c) => c.path === '/boot-source')?.body).toEqual(doc['boot-source']);
     expect(calls.find((c) => c.path === '/vsock')?.body).toEqual(doc.vsock);
     expect(calls.at(-1)?.body).toEqual({ action_type: 'InstanceStart' });
-    expect(v.stopCalls).toEqual([{ method: 'PUT', path: '/actions', body: { action_type: 'SendCtrlAltDel' } }]);
+    expect(v.notes?.map((n) => n.title)).toEqual([
+      'the same configuration as firecracker API calls (PUT on the API socket before InstanceStart)',
+      'on a stop signal before the guest connects (then SIGKILL after a bounded wait)',
+    ]);
+    expect(v.notes?.[0]?.lines).toEqual(calls.map((c) => `${c.method} ${c.path} ${JSON.stringify(c.body)}`));
+    expect(v.notes?.[1]?.lines).toEqual(['PUT /actions {"action_type":"SendCtrlAltDel"}']);
 
     const text = renderHypervisorView(v, shellQuote).join('\n');
     expect(text).toContain(`# firecracker command (inside the container)\n${shellQuote(v.argv!)}\n`);
@@ -42,10 +48,9 @@ describe('runcvm plan: the hypervisor part', () => {
     const p = plan({});
     const v = hypervisorView(HYPERVISORS.qemu, p);
     expect(v.argv?.slice(0, 4)).toEqual(['/.runcvm/guest/lib/ld', '--library-path', '/.runcvm/guest/lib', '/.runcvm/guest/bin/qemu-system-x86_64']);
-    expect(v.argv?.slice(4)).toEqual(HYPERVISORS.qemu.toInvocation(p).args);
+    expect(v.argv).toEqual(HYPERVISORS.qemu.plan(p).argv);
     expect(v.files).toBeUndefined();
-    expect(v.apiCalls).toBeUndefined();
-    expect(v.stopCalls).toBeUndefined();
+    expect(v.notes).toBeUndefined();
     expect(renderHypervisorView(v, shellQuote)).toEqual(['# qemu command (inside the container)', shellQuote(v.argv!), '']);
   });
 

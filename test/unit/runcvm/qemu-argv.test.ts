@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import { buildLaunchSpec } from '../../../src/runcvm/launch/build.js';
 import { parseSettings } from '../../../src/runcvm/launch/settings.js';
-import { guestDiskName, kernelCmdline, planVm, qemu } from '../../../src/runcvm/hypervisor/index.js';
-import { blockArgs, machineArgs } from '../../../src/runcvm/hypervisor/qemu/index.js';
+import { guestDiskName, kernelCmdline, planVm } from '../../../src/runcvm/hypervisor/index.js';
+import { blockArgs, machineArgs, qemu } from '../../../src/runcvm/hypervisor/qemu/index.js';
 
 const fixture = (): OciSpec => JSON.parse(readFileSync(new URL('../../fixtures/runcvm/config.docker.json', import.meta.url), 'utf8')) as OciSpec;
 
@@ -15,10 +15,18 @@ function argAfter(args: string[], flag: string): string[] {
 describe('QEMU microvm argv', () => {
   const launch = buildLaunchSpec(fixture(), { containerId: 'c1', settings: parseSettings({ RUNCVM_KERNEL_APPEND: 'foo=bar' }), debugLog: false });
   const plan = planVm(launch, 'tcg', { tscKhz: 2199998 });
-  const inv = qemu.toInvocation(plan);
+  const hp = qemu.plan(plan);
+  // the command runs through the guest package's loader: QEMU's own argv follows its binary
+  const inv = { file: hp.argv[3], args: hp.argv.slice(4) };
 
   it('machine: microvm with the PIT, TCG with -cpu max, vCPUs and memory from the spec', () => {
+    expect(hp.argv.slice(0, 3)).toEqual(['/.runcvm/guest/lib/ld', '--library-path', '/.runcvm/guest/lib']);
     expect(inv.file).toBe('/.runcvm/guest/bin/qemu-system-x86_64');
+    expect(hp.env).toEqual({ PATH: '/.runcvm/guest/bin:/usr/bin:/bin', QEMU_MODULE_DIR: '/.runcvm/guest/lib/x86_64-linux-gnu/qemu' });
+    // QEMU connects to the launcher's sockets: console, io and the exec agent's port
+    expect(hp.listen).toEqual({ io: '/.runcvm/state/io.sock', console: '/.runcvm/state/console.sock', agent: '/.runcvm/state/agent.sock' });
+    expect(hp.files).toEqual([]);
+    expect(hp.control).toBeUndefined();
     expect(argAfter(inv.args, '-M')[0]).toMatch(/^microvm,pit=on/);
     expect(argAfter(inv.args, '-accel')[0]).toMatch(/^tcg/);
     expect(argAfter(inv.args, '-cpu')).toEqual(['max']);

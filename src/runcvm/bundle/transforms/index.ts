@@ -1,6 +1,6 @@
 /**
  * Pure config.json transforms (containerd SpecOpts style): each takes a spec and returns a new one; rewriteForVm
- * composes them in one place. The result is written once, atomically, by bundle/io.ts.
+ * composes them in one place. The result is written once, atomically, by create (runtime/main.ts).
  */
 import type { OciDevice, OciMount, OciSpec } from '../../launch/oci.js';
 import { CONTAINER_PATHS } from '../../launch/schema.js';
@@ -47,6 +47,12 @@ export const withStateMount = (stateDir: string): SpecTransform => withMount(bin
 export const withKernelMount = (kernelDir: string): SpecTransform => withMount(bind(kernelDir, CONTAINER_PATHS.kernelDir, true));
 export const withBaseDiskMount = (diskPath: string): SpecTransform => withMount(bind(diskPath, CONTAINER_PATHS.baseDisk, true));
 export const withDebugLogMount = (logPath: string): SpecTransform => withMount(bind(logPath, CONTAINER_PATHS.debugLog, false));
+/** RUNCVM_KERNEL's file (launch/kernel.ts): one regular file, bound read-only, nosuid, nodev; never a folder tree */
+export const withCustomKernelMount = (hostFile: string): SpecTransform =>
+  withMount({ destination: CONTAINER_PATHS.customKernel, type: 'bind', source: hostFile, options: ['bind', 'ro', 'nosuid', 'nodev'] });
+/** node files a hypervisor backend needs in the container (Firecracker's binary), bound read-only */
+export const withHostBinds = (binds: readonly { source: string; destination: string }[]): SpecTransform =>
+  compose(...binds.map((b) => withMount({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'ro', 'nosuid', 'nodev'] })));
 
 export interface HostDevice {
   path: string;
@@ -97,6 +103,10 @@ export interface VmRewrite {
   stateDir: string;
   baseDisk: string;
   debugLog?: string;
+  /** RUNCVM_KERNEL's host file, resolved and checked (launch/kernel.ts) */
+  customKernel?: string;
+  /** node files the chosen hypervisor needs in the container (hypervisor selection: Firecracker's binary) */
+  binds?: readonly { source: string; destination: string }[];
   devices: readonly HostDevice[];
   memoryOverheadMiB?: number;
 }
@@ -113,6 +123,8 @@ export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
     withStateMount(r.stateDir),
     withBaseDiskMount(r.baseDisk),
     ...(r.debugLog ? [withDebugLogMount(r.debugLog)] : []),
+    ...(r.customKernel ? [withCustomKernelMount(r.customKernel)] : []),
+    withHostBinds(r.binds ?? []),
     withKvmDevices(r.devices),
     // networking: the launcher bridges eth0 to the VM's tap (network/apply.ts)
     withCaps(['CAP_NET_ADMIN']),

@@ -4,7 +4,7 @@
  * the runtime core's backend-neutral VmPlan and the firecracker argv. Pure: `runcvm plan` prints exactly this.
  */
 import { posix } from 'node:path';
-import type { VmPlan } from '../vm-plan.js';
+import type { VmPlan } from '../types.js';
 import { bootSource } from './boot.js';
 import { drives } from './block.js';
 import { machineConfig } from './machine.js';

@@ -1,10 +1,12 @@
 /**
- * Our re-expression of Firecracker's published API (schemas/firecracker-api.json, taken from Firecracker v1.16.1) and
- * a small validator for the JSON-Schema subset it uses: type, required, properties, additionalProperties, enum,
- * minimum, maximum, pattern, items, $ref. Every builder checks its own output with it before returning; the fake
- * Firecracker used in tests checks every request it receives with an independent implementation of the same subset.
- * Pure: no I/O.
+ * Our re-expression of Firecracker's published API (schemas/firecracker-api.json, taken from Firecracker v1.16.1),
+ * checked with zod: the JSON-Schema subset it uses (type, required, properties, additionalProperties, enum, minimum,
+ * maximum, pattern, items, $ref) becomes zod schemas, with Firecracker's own wording in the messages. Every builder
+ * checks its own output before returning. The fake Firecracker used in tests plays Firecracker's side: it checks
+ * every request it receives with its own interpreter of the same file (it runs from the guest package, without our
+ * node_modules, and must not share our code, or a bug in one would hide in the other). Pure: no I/O.
  */
+import { z } from 'zod';
 import { FIRECRACKER_API_SCHEMA } from './api-schema.js';
 
 /** A node of the schema as data (the subset we interpret). */
@@ -52,58 +54,109 @@ function typeOf(v: unknown): string {
   return typeof v;
 }
 
-function typeMatches(expected: string, actual: string): boolean {
-  return expected === actual || (expected === 'number' && actual === 'integer');
+/** zod issue → one violation (or several, one per unknown key), in Firecracker's (serde's) words */
+const typeMessage = (expected: string) => (_issue: z.ZodIssueOptionalMessage, ctx: { data: unknown; defaultError: string }) => ({
+  message: ctx.data === undefined ? 'missing' : `invalid type: expected ${expected}, got ${typeOf(ctx.data)}`,
+});
+
+/**
+ * The JSON-Schema subset of SUPPORTED_KEYWORDS as a zod schema, built once per node: zod does the checking, the
+ * messages say what Firecracker's serde says (unknown field, invalid type, missing field, unknown variant).
+ */
+const compiled = new WeakMap<SchemaNode, z.ZodTypeAny>();
+
+function toZod(node: SchemaNode): z.ZodTypeAny {
+  const hit = compiled.get(node);
+  if (hit) return hit;
+  const built = build(node);
+  compiled.set(node, built);
+  return built;
 }
 
-function walk(node: SchemaNode, value: unknown, path: string, out: SchemaViolation[]): void {
+function build(node: SchemaNode): z.ZodTypeAny {
   if (node.$ref) {
-    walk(resolveRef(node.$ref), value, path, out);
-    return;
+    const ref = node.$ref;
+    return z.lazy(() => toZod(resolveRef(ref)));
   }
-  const actual = typeOf(value);
-  if (node.type !== undefined) {
-    const types: readonly string[] = typeof node.type === 'string' ? [node.type] : node.type;
-    if (!types.some((t) => typeMatches(t, actual))) {
-      out.push({ path, problem: `invalid type: expected ${types.join(' or ')}, got ${actual}` });
-      return;
-    }
-  }
-  if (node.enum && !node.enum.includes(value as string | number | boolean)) {
-    out.push({ path, problem: `unknown variant ${JSON.stringify(value)}, expected one of ${node.enum.map((e) => JSON.stringify(e)).join(', ')}` });
-  }
-  if (typeof value === 'number') {
-    if (node.minimum !== undefined && value < node.minimum) out.push({ path, problem: `${value} is below the minimum ${node.minimum}` });
-    if (node.maximum !== undefined && value > node.maximum) out.push({ path, problem: `${value} is above the maximum ${node.maximum}` });
-  }
-  if (typeof value === 'string' && node.pattern !== undefined && !new RegExp(node.pattern).test(value)) {
-    out.push({ path, problem: `${JSON.stringify(value)} does not match ${node.pattern}` });
-  }
-  if (actual === 'array' && node.items) {
-    (value as unknown[]).forEach((item, i) => walk(node.items as SchemaNode, item, `${path}/${i}`, out));
-  }
-  if (actual === 'object') {
-    const obj = value as Record<string, unknown>;
-    for (const key of node.required ?? []) {
-      if (!(key in obj)) out.push({ path, problem: `missing field \`${key}\`` });
-    }
+  const types: readonly string[] = node.type === undefined ? [] : typeof node.type === 'string' ? [node.type] : node.type;
+  if (types.length > 1) return z.union(types.map((t) => build({ ...node, type: t })) as unknown as [z.ZodTypeAny, z.ZodTypeAny]);
+  const type = types[0];
+  let schema: z.ZodTypeAny;
+  if (type === 'object') {
     const props = node.properties ?? {};
-    for (const [key, v] of Object.entries(obj)) {
-      const child = props[key];
-      if (child) walk(child, v, `${path}/${key}`, out);
-      else if (node.additionalProperties === false) {
-        out.push({ path, problem: `unknown field \`${key}\`, expected one of ${Object.keys(props).map((k) => `\`${k}\``).join(', ')}` });
-      } else if (typeof node.additionalProperties === 'object') walk(node.additionalProperties, v, `${path}/${key}`, out);
+    const required = new Set(node.required ?? []);
+    const shape = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, required.has(k) ? toZod(v) : toZod(v).optional()]));
+    // a required field that has no schema of its own still has to be there
+    for (const k of required) if (!(k in shape)) shape[k] = z.unknown().refine((v) => v !== undefined, { message: 'missing' });
+    const obj = z.object(shape, { errorMap: typeMessage('object') });
+    const ap = node.additionalProperties;
+    schema = ap === false ? obj.strict() : typeof ap === 'object' ? obj.catchall(toZod(ap)) : obj.passthrough();
+  } else if (type === 'array') {
+    schema = z.array(node.items ? toZod(node.items) : z.unknown(), { errorMap: typeMessage('array') });
+  } else if (type === 'integer' || type === 'number') {
+    const n = z.number({ errorMap: typeMessage(type) });
+    schema = type === 'integer' ? n.int({ message: 'invalid type: expected integer, got number' }) : n;
+    const { minimum, maximum } = node;
+    if (minimum !== undefined) schema = schema.refine((v: number) => v >= minimum, (v: number) => ({ message: `${v} is below the minimum ${minimum}` }));
+    if (maximum !== undefined) schema = schema.refine((v: number) => v <= maximum, (v: number) => ({ message: `${v} is above the maximum ${maximum}` }));
+  } else if (type === 'string') {
+    schema = z.string({ errorMap: typeMessage('string') });
+    const { pattern } = node;
+    if (pattern !== undefined) {
+      const re = new RegExp(pattern);
+      schema = schema.refine((v: string) => re.test(v), (v: string) => ({ message: `${JSON.stringify(v)} does not match ${pattern}` }));
     }
+  } else if (type === 'boolean') {
+    schema = z.boolean({ errorMap: typeMessage('boolean') });
+  } else if (type === 'null') {
+    schema = z.null({ errorMap: typeMessage('null') });
+  } else {
+    schema = z.unknown();
   }
+  const choices = node.enum;
+  if (choices) {
+    schema = schema.refine(
+      (v: unknown) => choices.includes(v as string | number | boolean),
+      (v: unknown) => ({ message: `unknown variant ${JSON.stringify(v)}, expected one of ${choices.map((e) => JSON.stringify(e)).join(', ')}` }),
+    );
+  }
+  return schema;
+}
+
+function pointer(path: readonly (string | number)[]): string {
+  return path.map((p) => `/${p}`).join('');
+}
+
+function fromIssue(issue: z.ZodIssue, node: (path: readonly (string | number)[]) => SchemaNode | undefined): SchemaViolation[] {
+  if (issue.message === 'missing') {
+    const parent = issue.path.slice(0, -1);
+    return [{ path: pointer(parent), problem: `missing field \`${String(issue.path.at(-1))}\`` }];
+  }
+  if (issue.code === 'unrecognized_keys') {
+    const props = Object.keys(node(issue.path)?.properties ?? {});
+    const expected = props.map((k) => `\`${k}\``).join(', ');
+    return issue.keys.map((k) => ({ path: pointer(issue.path), problem: `unknown field \`${k}\`, expected one of ${expected}` }));
+  }
+  return [{ path: pointer(issue.path), problem: issue.message }];
+}
+
+/** The schema node at a value path (for the expected field names of an unknown-field message). */
+function nodeAt(root: SchemaNode, path: readonly (string | number)[]): SchemaNode | undefined {
+  let n: SchemaNode | undefined = root;
+  for (const p of path) {
+    while (n?.$ref) n = resolveRef(n.$ref);
+    if (!n) return undefined;
+    n = typeof p === 'number' ? n.items : (n.properties?.[p] ?? (typeof n.additionalProperties === 'object' ? n.additionalProperties : undefined));
+  }
+  while (n?.$ref) n = resolveRef(n.$ref);
+  return n;
 }
 
 /** Check `value` against a definition (or any node); returns every violation, empty when valid. */
 export function violations(def: DefinitionName | SchemaNode, value: unknown): SchemaViolation[] {
   const node = typeof def === 'string' ? resolveRef(`#/definitions/${def}`) : def;
-  const out: SchemaViolation[] = [];
-  walk(node, value, '', out);
-  return out;
+  const r = toZod(node).safeParse(value);
+  return r.success ? [] : r.error.issues.flatMap((i) => fromIssue(i, (p) => nodeAt(node, p)));
 }
 
 export function formatViolations(what: string, vs: readonly SchemaViolation[]): string {

@@ -1,11 +1,10 @@
 /**
- * Stopping a running Firecracker gracefully: PUT /actions SendCtrlAltDel on its API socket, a bounded wait for the
- * process to end, then SIGKILL. One implementation for both callers: the driver (vmm.ts, which spawned Firecracker
- * itself) and the container launcher (launcher/main.ts, which spawned it through the generic hypervisor path).
- * Kept free of process spawning and file writes so the launcher bundle pulls in only the HTTP client.
+ * Stopping a running Firecracker gracefully (RunningVm.shutdown of the backend, start.ts): PUT /actions
+ * SendCtrlAltDel on its API socket, a bounded wait for the process to end, then SIGKILL.
  */
 import type { FirecrackerClient } from './client.js';
 import { SEND_CTRL_ALT_DEL } from './plan.js';
+import type { StopOutcome } from '../types.js';
 import type { ApiCall } from './types.js';
 
 export interface StopTarget {
@@ -18,17 +17,6 @@ export interface StopTarget {
   kill(): void;
   /** called with the API call just before it is sent (debug log) */
   onCall?: (call: ApiCall) => void;
-}
-
-export interface StopOutcome {
-  /** SendCtrlAltDel was accepted by Firecracker (2xx) */
-  sent: boolean;
-  /** the process ended by itself within the wait, without SIGKILL */
-  graceful: boolean;
-  /** it was already gone when the stop began */
-  alreadyExited: boolean;
-  /** why SendCtrlAltDel could not be sent (API not up yet, refused before boot, …) */
-  problem?: string;
 }
 
 export async function stopGracefully(t: StopTarget, graceMs: number): Promise<StopOutcome> {

@@ -1,12 +1,23 @@
 /**
- * QEMU microvm argv, one pure builder per device. Flags known to work under TCG on this kind of host:
- * `-M microvm,pit=on`, `-cpu max`, `tsc_early_khz` on the kernel command line (see docs: ENVIRONMENT).
+ * The QEMU backend: the microvm argv, one pure builder per device, and the process it starts. Flags known to work
+ * under TCG on this kind of host: `-M microvm,pit=on`, `-cpu max`, `tsc_early_khz` on the kernel command line (see
+ * docs: ENVIRONMENT). QEMU and its libraries come from the guest package and run through its loader. QEMU connects to
+ * the launcher's sockets (console, io, agent) as a client before the guest runs, so nothing is lost; it has no
+ * orderly shutdown here: the launcher stops a workload through the guest channel.
  */
-import type { Invocation, VmPlan } from '../vm-plan.js';
+import { CONTAINER_PATHS } from '../../launch/schema.js';
+import { startProcess } from '../process.js';
+import type { Hypervisor, HypervisorPlan, VmPlan } from '../types.js';
 import { netArgs } from './net.js';
 import { volumeArgs } from './volumes.js';
 
-export function machineArgs(plan: Pick<VmPlan, 'accel' | 'vcpus' | 'memoryMiB' | 'firmwareDir'>): string[] {
+export const QEMU_BINARY = `${CONTAINER_PATHS.guest}/bin/qemu-system-x86_64`;
+/** QEMU's firmware and option ROMs (-L), in the guest package */
+export const QEMU_FIRMWARE_DIR = `${CONTAINER_PATHS.guest}/share/qemu`;
+/** QEMU runs through the loader, so it finds its modules only where this says */
+export const QEMU_ENV = { PATH: `${CONTAINER_PATHS.guest}/bin:/usr/bin:/bin`, QEMU_MODULE_DIR: `${CONTAINER_PATHS.guest}/lib/x86_64-linux-gnu/qemu` };
+
+export function machineArgs(plan: Pick<VmPlan, 'accel' | 'vcpus' | 'memoryMiB'>): string[] {
   const accel = plan.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max'];
   return [
     '-M', 'microvm,pit=on,pic=off,rtc=on',
@@ -14,7 +25,7 @@ export function machineArgs(plan: Pick<VmPlan, 'accel' | 'vcpus' | 'memoryMiB' |
     '-smp', String(plan.vcpus),
     '-m', `${plan.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-no-reboot', '-nographic',
-    '-L', plan.firmwareDir,
+    '-L', QEMU_FIRMWARE_DIR,
   ];
 }
 
@@ -60,6 +71,28 @@ export function qemuArgs(plan: VmPlan): string[] {
   return [...machineArgs(plan), ...kernelArgs(plan), ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io), ...agentArgs(plan.agent), ...netArgs(plan.nics ?? []), ...volumeArgs(plan.shares, plan.memoryMiB)];
 }
 
-export function qemuInvocation(plan: VmPlan, binary: string): Invocation {
-  return { file: binary, args: qemuArgs(plan) };
+/** The whole command inside the container: through the package's loader. */
+export function qemuPlan(vm: VmPlan): HypervisorPlan {
+  return {
+    hypervisor: 'qemu',
+    argv: [CONTAINER_PATHS.loader, '--library-path', `${CONTAINER_PATHS.guest}/lib`, QEMU_BINARY, ...qemuArgs(vm)],
+    env: { ...QEMU_ENV },
+    files: [],
+    cleanup: [],
+    listen: { io: vm.io.socket, console: vm.console.socket, ...(vm.agent ? { agent: vm.agent.socket } : {}) },
+    notes: [],
+  };
 }
+
+export const qemu: Hypervisor = {
+  name: 'qemu',
+  binary: QEMU_BINARY,
+  // the guest package carries QEMU (create checks the package); TCG makes it run on any x86-64 host
+  supports: () => ({ ok: true, reason: 'QEMU from the guest package (KVM when usable, else TCG)', binds: [] }),
+  plan: qemuPlan,
+  async start(plan, opts) {
+    const p = await startProcess(plan, opts);
+    // nothing QEMU-specific to add: the launcher quotes its last stderr line
+    return { ...p, explainExit: () => undefined };
+  },
+};

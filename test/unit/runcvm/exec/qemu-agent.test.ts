@@ -14,7 +14,7 @@ describe('the agent port in the QEMU argv', () => {
   it('comes after runcvm.io, so the io port keeps the first (unnamed) virtio-serial bus', () => {
     const plan: VmPlan = {
       accel: 'tcg', vcpus: 1, memoryMiB: 256, kernel: '/k', initrd: '/i', cmdline: 'x', disks: [], console: { socket: '/c' },
-      io: { socket: '/io', portName: 'runcvm.io' }, agent: { socket: '/a', portName: 'org.runcvm.agent' }, firmwareDir: '/f',
+      io: { socket: '/io', portName: 'runcvm.io' }, agent: { socket: '/a', portName: 'org.runcvm.agent' },
     };
     const args = qemuArgs(plan);
     expect(args.indexOf('virtserialport,chardev=io,name=runcvm.io,nr=1')).toBeLessThan(args.indexOf('virtio-serial-device,id=agentser,max_ports=2'));

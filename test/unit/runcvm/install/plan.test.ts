@@ -20,7 +20,7 @@ describe('planContainerd', () => {
     expect(plan.changed).toBe(true);
     expect(plan.section).toBe('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm]');
     expect(plan.text.startsWith(before)).toBe(true);
-    expect(plan.text).toContain('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm]\n  runtime_type = "io.containerd.runc.v2"\n  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm.options]\n    BinaryName = "/opt/runcvm/bin/runcvm-runtime"\n');
+    expect(plan.text).toContain('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm]\nruntime_type = "io.containerd.runc.v2"\n\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runcvm.options]\nBinaryName = "/opt/runcvm/bin/runcvm-runtime"\n');
     const parsed = toml(plan.text);
     expect(findRuntimeEntries(parsed)).toEqual([{ plugin: 'io.containerd.grpc.v1.cri', runtimeType: 'io.containerd.runc.v2', binaryName: BIN }]);
     expect(parsed.root).toBe('/var/lib/containerd');

@@ -49,7 +49,7 @@ describe('runcvm lint: RUNCVM_* values judged by the runtime\'s own parsers', ()
 
   it('every setting the guide and REFERENCE name is accepted with a good value', () => {
     expect(lint({
-      RUNCVM_LOG_LEVEL: 'debug', RUNCVM_ROOTFS_SIZE: '256M', RUNCVM_HYPERVISOR: 'firecracker', RUNCVM_KERNEL: '/opt/vmlinux',
+      RUNCVM_LOG_LEVEL: 'debug', RUNCVM_ROOTFS_SIZE: '256M', RUNCVM_HYPERVISOR: 'firecracker', RUNCVM_KERNEL: 'vmlinux-6.12',
       RUNCVM_KERNEL_APPEND: 'loglevel=7', RUNCVM_KERNEL_DEBUG: '1', RUNCVM_BREAK: 'prerun', RUNCVM_ACCEL: 'tcg',
       RUNCVM_DISKS: '/disks/data.img,/data,ext4,1G', RUNCVM_VOLUME_TRANSPORT: 'nfs', RUNCVM_DISABLE: '0',
     })).toEqual([]);
@@ -85,6 +85,10 @@ describe('runcvm lint: RUNCVM_* values judged by the runtime\'s own parsers', ()
     expect(node).toMatchObject({ rule: 'runcvm/setting-unknown', level: 'warn' });
     expect(node!.message).toContain('a setting of the runtime on the node');
     expect(node!.fix).toContain('environment of the engine');
+    // a pod cannot switch off its own seccomp sandbox: RUNCVM_GUEST_SECCOMP is the node's
+    const [seccomp] = lint({ RUNCVM_GUEST_SECCOMP: 'off' });
+    expect(seccomp).toMatchObject({ rule: 'runcvm/setting-unknown', level: 'warn' });
+    expect(seccomp!.message).toContain('RUNCVM_GUEST_SECCOMP is a setting of the runtime on the node');
     // the node's KVM device cannot be chosen by a pod
     expect(judgeSetting('RUNCVM_KVM_DEVICE', '/dev/null')).toMatchObject({ kind: 'node-only' });
     // other variables are the workload's business
@@ -95,5 +99,14 @@ describe('runcvm lint: RUNCVM_* values judged by the runtime\'s own parsers', ()
     expect(closestSetting('RUNCVM_ROOTFSSIZE')).toBe('RUNCVM_ROOTFS_SIZE');
     expect(closestSetting('RUNCVM_HYPERVISER')).toBe('RUNCVM_HYPERVISOR');
     expect(closestSetting('RUNCVM_SOMETHING_ELSE')).toBeUndefined();
+  });
+
+  it('RUNCVM_KERNEL from a pod: a file of the approved folder passes; elsewhere only if the node approves it; `..` never', () => {
+    expect(lint({ RUNCVM_KERNEL: '/var/lib/runcvm/kernels/vmlinux-6.12' })).toEqual([]);
+    const [outside] = lint({ RUNCVM_KERNEL: '/etc/shadow' });
+    expect(outside).toMatchObject({ rule: 'runcvm/kernel-unapproved', level: 'warn' });
+    expect(outside!.message).toContain('create refuses it unless the node\'s RUNCVM_KERNELS_DIR holds it');
+    const [up] = lint({ RUNCVM_KERNEL: '../../etc/shadow' });
+    expect(up).toMatchObject({ rule: 'runcvm/setting-invalid', level: 'error' });
   });
 });

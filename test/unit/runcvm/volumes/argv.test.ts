@@ -5,10 +5,10 @@ import type { VmPlan } from '../../../../src/runcvm/hypervisor/index.js';
 import { hardNofile, mkfsArgs, virtiofsdArgs, withVolumes } from '../../../../src/runcvm/volumes/apply.js';
 import type { Volume } from '../../../../src/runcvm/volumes/plan.js';
 import { launchSpecSchema } from '../../../../src/runcvm/launch/schema.js';
-import { volumeSchema } from '../../../../src/runcvm/volumes/schema.js';
+import { volumeSchema } from '../../../../src/runcvm/launch/volume-schema.js';
 
 const plan: VmPlan = {
-  accel: 'tcg', vcpus: 1, memoryMiB: 512, kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0', firmwareDir: '/fw',
+  accel: 'tcg', vcpus: 1, memoryMiB: 512, kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0',
   disks: [
     { id: 'base', path: '/b', readOnly: true },
     { id: 'upper', path: '/u', readOnly: false },

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { Logger } from '../../../../src/core/log/index.js';
 import type { OciSpec } from '../../../../src/runcvm/launch/oci.js';
-import { planContainerVolumes } from '../../../../src/runcvm/volumes/host.js';
+import { readVolumeSources } from '../../../../src/runcvm/volumes/host.js';
 import { SettingError } from '../../../../src/runcvm/launch/settings.js';
-import { NFS_MOUNT_OPTIONS, planVolumes, volumeConfigLines, volumeTransport, withVolumeTransport } from '../../../../src/runcvm/volumes/plan.js';
-import { sharedVolumeSchema } from '../../../../src/runcvm/volumes/schema.js';
+import { NFS_MOUNT_OPTIONS, planContainerVolumes, planVolumes, volumeConfigLines, volumeTransport, withVolumeTransport } from '../../../../src/runcvm/volumes/plan.js';
+import { sharedVolumeSchema } from '../../../../src/runcvm/launch/volume-schema.js';
 
 const K = '/var/lib/kubelet';
 const spec: OciSpec = {
@@ -54,12 +53,11 @@ describe('volume transport (virtiofs | nfs)', () => {
   });
 
   it('Firecracker: volumes are planned for nfs (no VOLUMES_UNSUPPORTED) and the PVC redirect names FIRECRACKER', async () => {
-    const lines: string[] = [];
-    const log = new Logger({ level: 'info', sinks: [(l) => lines.push(l)] });
-    const plan = await planContainerVolumes(spec, { hypervisor: 'firecracker', kubeletDir: K }, log);
+    const sources = await readVolumeSources(spec, K);
+    const { plan, log } = planContainerVolumes(spec, { hypervisor: 'firecracker', kubeletDir: K, sources });
     expect(plan.volumes.map((v) => (v.kind === 'virtiofs' ? v.transport : v.kind))).toEqual(['nfs', 'nfs', 'nfs']);
-    expect(lines.join('\n')).toContain('[RunCVM-Runtime] FIRECRACKER: PVC Redirect: /data -> /.runcvm/vols/v0-pv-data');
-    const qemu = await planContainerVolumes(spec, { hypervisor: 'qemu', kubeletDir: K }, log);
+    expect(log.map((l) => l.msg).join('\n')).toContain('[RunCVM-Runtime] FIRECRACKER: PVC Redirect: /data -> /.runcvm/vols/v0-pv-data');
+    const qemu = planContainerVolumes(spec, { hypervisor: 'qemu', kubeletDir: K, sources }).plan;
     expect(qemu.volumes.every((v) => v.kind === 'virtiofs' && v.transport === undefined)).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ import {
 import { requestViolations, violations, type HttpMethod } from '../../../../../src/runcvm/hypervisor/firecracker/schema.js';
 import type { ApiCall, FirecrackerVmInput } from '../../../../../src/runcvm/hypervisor/firecracker/types.js';
 import { HYPERVISORS, kernelCmdline, planVm, type VmPlan } from '../../../../../src/runcvm/hypervisor/index.js';
-import { explainFirecrackerExit } from '../../../../../src/runcvm/hypervisor/firecracker/invocation.js';
+import { explainFirecrackerExit } from '../../../../../src/runcvm/hypervisor/firecracker/start.js';
 import { qemuArgs } from '../../../../../src/runcvm/hypervisor/qemu/index.js';
 import { buildLaunchSpec } from '../../../../../src/runcvm/launch/build.js';
 import { parseSettings } from '../../../../../src/runcvm/launch/settings.js';
@@ -183,38 +183,37 @@ describe('the whole plan', () => {
   });
 });
 
-describe('the registry entry (what the launcher runs)', () => {
+describe('the backend\'s plan (what the launcher starts and `runcvm plan` prints)', () => {
   const oci = { process: { args: ['true'], env: [], cwd: '/' }, root: { path: 'rootfs' } } as unknown as OciSpec;
   const spec = buildLaunchSpec(oci, { containerId: 'c1', settings: parseSettings({ RUNCVM_HYPERVISOR: 'firecracker' }), debugLog: false });
   const plan = planVm(spec, 'kvm', {});
 
   it('firecracker --config-file with the API kept, a schema-valid config file, the agent on vsock', () => {
-    const inv = HYPERVISORS.firecracker.toInvocation(plan);
-    expect(inv.file).toBe('/.runcvm/firecracker');
-    expect(inv.direct).toBe(true);
-    expect(inv.args).toEqual([
-      '--id', 'c1', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
+    const p = HYPERVISORS.firecracker.plan(plan);
+    // a static binary: run directly, not through the guest package's loader
+    expect(p.argv).toEqual([
+      '/.runcvm/firecracker', '--id', 'c1', '--log-path', '/.runcvm/state/firecracker.log', '--level', 'Warning',
       '--api-sock', '/.runcvm/state/firecracker.sock', '--config-file', '/.runcvm/state/firecracker.json',
     ]);
-    expect(inv.files?.map((f) => f.path)).toEqual(['/.runcvm/state/firecracker.json']);
-    const doc: unknown = JSON.parse(inv.files![0]!.content);
+    expect(p.files.map((f) => f.path)).toEqual(['/.runcvm/state/firecracker.json']);
+    const doc: unknown = JSON.parse(p.files[0]!.content);
     expect(violations('VmmConfigFile', doc)).toEqual([]);
     expect(doc).toEqual(planFirecracker(fromVmPlan(plan)).configFile);
-    expect(inv.ioSocket).toBe('/.runcvm/state/io.vsock_1024');
-    expect(inv.removeFirst).toEqual(['/.runcvm/state/firecracker.sock', '/.runcvm/state/io.vsock']);
-    expect(inv.consoleOnStdout).toBe(true);
+    // the console is Firecracker's stdout: no console socket to listen on
+    expect(p.listen).toEqual({ io: '/.runcvm/state/io.vsock_1024', agent: '/.runcvm/state/io.vsock_1025' });
+    expect(p.cleanup).toEqual(['/.runcvm/state/firecracker.sock', '/.runcvm/state/io.vsock']);
+    expect(p.control).toBe('/.runcvm/state/firecracker.sock');
   });
 
-  it('QEMU keeps its own invocation (no Firecracker fields)', () => {
-    const inv = HYPERVISORS.qemu.toInvocation(plan);
-    expect(inv.direct).toBeUndefined();
-    expect(inv.ioSocket).toBeUndefined();
-    expect(HYPERVISORS.qemu.explainExit).toBeUndefined();
+  it('QEMU\'s plan has nothing of Firecracker\'s (no control socket, no files, a console socket)', () => {
+    const p = HYPERVISORS.qemu.plan(plan);
+    expect(p.control).toBeUndefined();
+    expect(p.files).toEqual([]);
+    expect(p.listen.console).toBe('/.runcvm/state/console.sock');
   });
 
   it('explains a Firecracker exit only when it is a KVM problem', () => {
     expect(explainFirecrackerExit({ code: 1, signal: null, output: 'Error: RunWithApi(BuildFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))' })?.code).toBe('KVM_UNAVAILABLE');
     expect(explainFirecrackerExit({ code: 0, signal: null, output: '' })).toBeUndefined();
-    expect(HYPERVISORS.firecracker.explainExit).toBe(explainFirecrackerExit);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { apiError, exitError, kvmErrno, kvmError } from '../../../../../src/runcvm/hypervisor/firecracker/errors.js';
-import { firecrackerCandidates, selectHypervisor } from '../../../../../src/runcvm/hypervisor/firecracker/select.js';
+import { firecrackerCandidates } from '../../../../../src/runcvm/hypervisor/facts.js';
+import { selectHypervisor, type HostFacts } from '../../../../../src/runcvm/hypervisor/index.js';
 
 const GUIDE = 'Error: RunWithoutApiError(BuildMicroVMFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))';
 
@@ -39,28 +40,34 @@ describe('Firecracker failures → runcvm errors', () => {
   });
 });
 
-describe('hypervisor selection', () => {
+describe('hypervisor selection (each backend\'s supports(), in the registry\'s order)', () => {
   const looked = '/.runcvm/guest/bin/firecracker';
+  const kvmOk = { kvmExists: true, kvmOpenable: true, cpuFlags: ['vmx'], kvmPvm: false };
+  const pvm = { ...kvmOk, kvmPvm: true };
+  const facts = (more: Partial<HostFacts> = {}): HostFacts => ({ kvm: kvmOk, firecrackerLookedFor: looked, ...more });
   it('explicit qemu always wins', () => {
-    expect(selectHypervisor('qemu', { firecrackerPath: '/fc', firecrackerLookedFor: looked })).toMatchObject({ ok: true, hypervisor: 'qemu' });
+    expect(selectHypervisor('qemu', facts({ firecrackerPath: '/fc' }))).toMatchObject({ ok: true, hypervisor: 'qemu', binds: [] });
   });
-  it('explicit firecracker needs the binary and KVM, and says so plainly', () => {
-    const missing = selectHypervisor('firecracker', { firecrackerLookedFor: looked });
+  it('explicit firecracker needs the binary and a /dev/kvm it can open, and says so plainly', () => {
+    const missing = selectHypervisor('firecracker', facts());
     expect(missing.ok).toBe(false);
     if (!missing.ok) {
       expect(missing.error.message).toBe(`RUNCVM_HYPERVISOR=firecracker: firecracker is not installed on this node (looked for ${looked})`);
       expect(missing.error.fix).toContain(`at ${looked}`);
       expect(missing.error.fix).toMatch(/RUNCVM_HYPERVISOR=qemu/);
     }
-    const noKvm = selectHypervisor('firecracker', { firecrackerPath: '/fc', firecrackerLookedFor: looked, kvmProblem: '/dev/kvm does not exist' });
+    const noKvm = selectHypervisor('firecracker', facts({ firecrackerPath: '/fc', kvm: { ...kvmOk, kvmExists: false, kvmOpenable: false } }));
     expect(noKvm.ok).toBe(false);
     if (!noKvm.ok) expect(noKvm.error.code).toBe('FIRECRACKER_NEEDS_KVM');
-    expect(selectHypervisor('firecracker', { firecrackerPath: '/fc', firecrackerLookedFor: looked })).toMatchObject({ ok: true, hypervisor: 'firecracker' });
+    // asked for by name, a KVM-PVM host is left to Firecracker itself to refuse (it says why, mapped to cause and fix)
+    expect(selectHypervisor('firecracker', facts({ firecrackerPath: '/fc', kvm: pvm }))).toMatchObject({ ok: true, hypervisor: 'firecracker', binds: [{ source: '/fc', destination: '/.runcvm/firecracker' }] });
   });
-  it('default: firecracker when present and KVM works, else qemu', () => {
-    expect(selectHypervisor(undefined, { firecrackerPath: '/fc', firecrackerLookedFor: looked })).toMatchObject({ ok: true, hypervisor: 'firecracker' });
-    expect(selectHypervisor('auto', { firecrackerPath: '/fc', firecrackerLookedFor: looked, kvmProblem: 'KVM-PVM' })).toMatchObject({ ok: true, hypervisor: 'qemu' });
-    expect(selectHypervisor('auto', { firecrackerLookedFor: looked })).toMatchObject({ ok: true, hypervisor: 'qemu' });
+  it('default: firecracker when present and KVM works, else qemu, saying why', () => {
+    expect(selectHypervisor(undefined, facts({ firecrackerPath: '/fc' }))).toMatchObject({ ok: true, hypervisor: 'firecracker' });
+    const onPvm = selectHypervisor('auto', facts({ firecrackerPath: '/fc', kvm: pvm }));
+    expect(onPvm).toMatchObject({ ok: true, hypervisor: 'qemu', binds: [] });
+    expect(onPvm.ok && onPvm.reason).toMatch(/^not firecracker: .*KVM-PVM/);
+    expect(selectHypervisor('auto', facts())).toMatchObject({ ok: true, hypervisor: 'qemu' });
   });
   it('looks in RUNCVM_FIRECRACKER, else the guest package then PATH', () => {
     expect(firecrackerCandidates({ RUNCVM_FIRECRACKER: '/opt/fc' }, '/g/bin')).toEqual(['/opt/fc']);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execPortSocket, HYPERVISORS, planVm } from '../../../../../src/runcvm/hypervisor/index.js';
-import { firecrackerInvocation } from '../../../../../src/runcvm/hypervisor/firecracker/invocation.js';
+import { HYPERVISORS, planVm } from '../../../../../src/runcvm/hypervisor/index.js';
 import { instanceId } from '../../../../../src/runcvm/hypervisor/firecracker/plan.js';
 import { EXEC_VSOCK_PORT } from '../../../../../src/runcvm/hypervisor/firecracker/vsock.js';
 import { EXEC_PATHS } from '../../../../../src/runcvm/agent/exec.js';
@@ -35,37 +34,32 @@ describe('instanceId: a container id made acceptable to Firecracker', () => {
 describe('the launcher path gets the container id, the API socket and the exec port', () => {
   it('--id is the sanitised container id (no longer the fixed "runcvm")', () => {
     expect(planFor('fc_boot.1', 'firecracker').containerId).toBe('fc_boot.1');
-    const inv = HYPERVISORS.firecracker.toInvocation(planFor('fc_boot.1', 'firecracker'));
-    expect(idArg(inv.args)).toBe('fc-boot-1');
+    expect(idArg(HYPERVISORS.firecracker.plan(planFor('fc_boot.1', 'firecracker')).argv)).toBe('fc-boot-1');
     // a plan made for no container keeps a valid id
     const { containerId: _c, ...anonymous } = planFor('x', 'firecracker');
-    expect(idArg(HYPERVISORS.firecracker.toInvocation(anonymous).args)).toBe('runcvm');
+    expect(idArg(HYPERVISORS.firecracker.plan(anonymous).argv)).toBe('runcvm');
   });
 
-  it('Firecracker: API socket for the graceful stop, exec agent on <uds_path>_1025 next to io on _1024', () => {
+  it('Firecracker: API socket for the orderly shutdown, exec agent on <uds_path>_1025 next to io on _1024', () => {
     const plan = planFor('c1', 'firecracker');
-    const inv = HYPERVISORS.firecracker.toInvocation(plan);
-    expect(inv.apiSocket).toBe('/.runcvm/state/firecracker.sock');
-    expect(inv.args[inv.args.indexOf('--api-sock') + 1]).toBe(inv.apiSocket);
+    const p = HYPERVISORS.firecracker.plan(plan);
+    expect(p.control).toBe('/.runcvm/state/firecracker.sock');
+    expect(p.argv[p.argv.indexOf('--api-sock') + 1]).toBe(p.control);
     expect(EXEC_VSOCK_PORT).toBe(1025);
-    expect(inv.ioSocket).toBe('/.runcvm/state/io.vsock_1024');
-    expect(inv.execSocket).toBe('/.runcvm/state/io.vsock_1025');
-    expect(execPortSocket(inv, plan)).toBe('/.runcvm/state/io.vsock_1025');
+    expect(p.listen.io).toBe('/.runcvm/state/io.vsock_1024');
+    expect(p.listen.agent).toBe('/.runcvm/state/io.vsock_1025');
     // the uds path itself is Firecracker's (removed first); the launcher's listeners are the _PORT paths
-    expect(inv.removeFirst).toContain('/.runcvm/state/io.vsock');
+    expect(p.cleanup).toContain('/.runcvm/state/io.vsock');
     // no agent in the plan: no exec port
     const { agent: _a, ...noAgent } = plan;
-    const bare = firecrackerInvocation(noAgent, '/fc', 'c1');
-    expect(bare.execSocket).toBeUndefined();
-    expect(execPortSocket(bare, noAgent)).toBeUndefined();
+    expect(HYPERVISORS.firecracker.plan(noAgent).listen.agent).toBeUndefined();
   });
 
-  it('QEMU is unchanged: no API socket, the exec mux on the agent port chardev', () => {
+  it('QEMU: no control socket, the exec mux on the agent port chardev', () => {
     const plan = planFor('c1', 'qemu');
-    const inv = HYPERVISORS.qemu.toInvocation(plan);
-    expect(inv.apiSocket).toBeUndefined();
-    expect(inv.execSocket).toBeUndefined();
-    expect(execPortSocket(inv, plan)).toBe(EXEC_PATHS.portSocket);
-    expect(inv.args.join(' ')).not.toContain('c1'); // QEMU's argv does not depend on the new containerId field
+    const p = HYPERVISORS.qemu.plan(plan);
+    expect(p.control).toBeUndefined();
+    expect(p.listen.agent).toBe(EXEC_PATHS.portSocket);
+    expect(p.argv.join(' ')).not.toContain('c1'); // QEMU's argv does not depend on the containerId field
   });
 });

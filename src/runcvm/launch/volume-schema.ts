@@ -1,4 +1,8 @@
-/** LaunchSpec `volumes` section (zod), matching the Volume types of volumes/plan.ts. */
+/**
+ * The LaunchSpec's `volumes` section (zod) and the types made from it: a shared folder (virtiofs, or NFS from the
+ * launcher) or a RUNCVM_DISKS data disk. Planned by src/runcvm/volumes (planVolumes), read by the launcher and
+ * rendered for the guest init (guest-config.ts volumeConfigLines).
+ */
 import { z } from 'zod';
 
 const flags = z.object({ readOnly: z.boolean(), nosuid: z.boolean(), nodev: z.boolean(), noexec: z.boolean() });
@@ -27,3 +31,11 @@ export const dataDiskSchema = z.object({
 });
 
 export const volumeSchema = z.discriminatedUnion('kind', [sharedVolumeSchema, dataDiskSchema]);
+
+export type VolumeFlags = z.infer<typeof flags>;
+/** One shared folder, as the LaunchSpec carries it. */
+export type SharedVolume = z.infer<typeof sharedVolumeSchema>;
+/** One RUNCVM_DISKS image. */
+export type DataDisk = z.infer<typeof dataDiskSchema>;
+export type Volume = SharedVolume | DataDisk;
+export type DiskFs = DataDisk['fs'];

@@ -1,0 +1,133 @@
+/**
+ * applyCreate: performs a create plan (plan-create.ts), action by action, and nothing else. Each action that leaves
+ * something behind registers its undo; a failing action, or a runc that refuses the rewritten bundle, undoes the
+ * earlier ones (the state folder, the debug log unless kept) before the error is reported. The effects themselves
+ * are behind CreateEffects: the real ones here, and a recorder (dry mode) that only notes what would be done, which
+ * the tests compare with the plan `runcvm plan` prints.
+ */
+import { constants as fsc, appendFileSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { isToolError } from '../../core/errors.js';
+import { Logger, type Sink } from '../../core/log/index.js';
+import { run } from '../../core/exec/index.js';
+import { runcvmErrors } from '../errors.js';
+import { applyStorageAction, type StorageContext } from '../storage/apply.js';
+import { describeAction, type CreateAction } from './actions.js';
+import type { CreatePlan } from './plan-create.js';
+
+const { fail } = runcvmErrors;
+
+export interface CreateEffects {
+  /** perform one action; 'runc' answers runc's exit code */
+  perform(action: CreateAction): Promise<number | void>;
+  /** the log create writes into (the debug log once it is open) */
+  readonly log: Logger;
+}
+
+/** Actions that build the disks: a host tool's failure there is a disk-build failure, in the tool's own words. */
+const DISK_OPS = new Set<CreateAction['op']>(['base-disk', 'stage-tree', 'stage-file', 'stage-parents', 'copy', 'upper-disk']);
+
+export async function applyCreate(plan: CreatePlan, effects: CreateEffects, id: string): Promise<number> {
+  const undo: CreateAction[] = [];
+  const undoAll = async () => {
+    for (const a of undo.splice(0).reverse()) await effects.perform(a).catch(() => undefined);
+  };
+  try {
+    for (const action of plan.actions) {
+      if (action.op === 'runc' && plan.kind === 'vm') {
+        effects.log.info('bundle rewritten for a microVM', { hypervisor: plan.hypervisor.name, vcpus: plan.launchSpec.vm.vcpus, memoryMiB: plan.launchSpec.vm.memoryMiB });
+      }
+      let result: number | void;
+      try {
+        result = await effects.perform(action);
+      } catch (err) {
+        if (isToolError(err) || !DISK_OPS.has(action.op)) throw err;
+        throw fail('DISK_BUILD_FAILED', { which: action.op === 'base-disk' ? 'base' : 'writable', id, problem: (err as Error)?.message ?? String(err), dir: 'to' in action ? action.to : 'into' in action ? action.into : '-' }, err);
+      }
+      if (action.op === 'open-log') {
+        if (action.removeOnFailure) undo.push({ op: 'remove', path: action.path });
+        if (plan.kind === 'vm') for (const e of plan.log) effects.log.write(e.level, e.msg, e.fields);
+      } else if (action.op === 'mkdir' && action.removeOnFailure) {
+        undo.push({ op: 'remove', path: action.path });
+      } else if (action.op === 'runc') {
+        const code = typeof result === 'number' ? result : 0;
+        if (code !== 0) await undoAll();
+        return code;
+      }
+    }
+    return 0;
+  } catch (err) {
+    await undoAll();
+    throw err;
+  }
+}
+
+/** Open (or create) the debug log without trusting what is at its path: no symlink, no FIFO, a plain own file. */
+async function openDebugLog(path: string): Promise<void> {
+  const fh = await open(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, 0o600).catch((err: NodeJS.ErrnoException) => {
+    throw fail('UNEXPECTED', { step: 'create', problem: err.code === 'ELOOP' ? `${path} became a symbolic link` : err.message }, err);
+  });
+  try {
+    const st = await fh.stat();
+    const uid = process.getuid?.();
+    const problem = !st.isFile() ? 'is not a regular file' : st.nlink > 1 ? 'has other hard links' : uid !== undefined && st.uid !== uid ? `belongs to uid ${st.uid}` : undefined;
+    // the facts said the path was free or ours: something changed it since
+    if (problem) throw fail('UNEXPECTED', { step: 'create', problem: `${path} ${problem} (it changed while create ran)` });
+    await fh.chmod(0o600);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The real effects: the host changes, a logger that writes the debug log once it is open. */
+export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug'): CreateEffects {
+  let logFile: string | undefined;
+  const sinks: Sink[] = [
+    (line) => {
+      if (!logFile) return;
+      try {
+        appendFileSync(logFile, line + '\n');
+      } catch {
+        /* logging never fails a create */
+      }
+    },
+  ];
+  // the debug file always gets INFO (DEBUG when asked); stderr stays runc's
+  const log = new Logger({ level: level === 'off' ? 'off' : level === 'debug' ? 'debug' : 'info', namespace: `runcvm-runtime ${id}`, timestamps: true, sinks });
+  const storage: StorageContext = { log };
+  return {
+    log,
+    async perform(a) {
+      switch (a.op) {
+        case 'open-log':
+          await openDebugLog(a.path);
+          logFile = a.path;
+          return;
+        case 'warn':
+          process.stderr.write(`${a.text}\n`);
+          return;
+        case 'runc':
+          return (await run(a.file, a.argv, { stdio: 'inherit', reject: false, passFds: a.passFds })).exitCode;
+        case 'remove':
+          // the undo of open-log (a file), of the state folder, and the plan's own removals
+          await rm(a.path, { recursive: true, force: true });
+          return;
+        default:
+          await applyStorageAction(a, storage);
+      }
+    },
+  };
+}
+
+/** Dry mode: notes each action as `runcvm plan` describes it, changes nothing; runc "exits" with `runcExit`. */
+export function recordingEffects(runcExit = 0): CreateEffects & { readonly records: string[] } {
+  const records: string[] = [];
+  return {
+    records,
+    log: new Logger({ level: 'off', sinks: [] }),
+    async perform(a) {
+      records.push(describeAction(a));
+      return a.op === 'runc' ? runcExit : undefined;
+    },
+  };
+}

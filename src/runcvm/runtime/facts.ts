@@ -1,0 +1,174 @@
+/**
+ * What `create` (and `runcvm plan`) read from the host before deciding anything, in one place: the bundle's rootfs,
+ * the guest assets, the hypervisor facts, RUNCVM_KERNEL's candidate file, the volumes' sources, the network
+ * namespace, the devices, the engine's files, the debug log's path and the base disk's source. Reads only: nothing
+ * here changes the host, so `runcvm plan` can run it anywhere. planCreate (plan-create.ts) turns these into the plan.
+ */
+import { constants as fsc } from 'node:fs';
+import { access, lstat, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assetsDir } from '../../core/paths.js';
+import { envMap, type OciSpec } from '../launch/oci.js';
+import { kernelCandidate, type KernelFacts } from '../launch/kernel.js';
+import { parseNodeSettings, readSettings } from '../launch/settings.js';
+import { copiedFilesFromSpec } from '../launch/build.js';
+import type { HostDevice } from '../bundle/transforms/index.js';
+import { passThroughReason } from '../bundle/transforms/index.js';
+import { containerPaths, hostDirs } from '../state/index.js';
+import { KVM_DEVICE, kvmDevicePath, readHostFacts } from '../hypervisor/facts.js';
+import type { HostFacts } from '../hypervisor/types.js';
+import { joinsHostNetwork } from '../network/host.js';
+import { DEFAULT_KUBELET_DIR, type SourceKind } from '../volumes/plan.js';
+import { readVolumeSources } from '../volumes/host.js';
+import { readBaseSource } from '../storage/apply.js';
+import type { BaseSource } from '../storage/plan.js';
+import { lookPathInRoot, type LookResult } from './lookpath.js';
+
+/** What create was asked to do. */
+export interface CreateInput {
+  id: string;
+  /** the bundle folder and its config.json as the engine wrote it */
+  bundle: string;
+  spec: OciSpec;
+  /** the engine's command line, handed to runc unchanged once the bundle is rewritten */
+  runc: { file: string; argv: string[]; passFds: number };
+  /** the runtime's own environment: node settings and the node's defaults of the container settings */
+  nodeEnv: Readonly<Record<string, string | undefined>>;
+}
+
+/** The files of the guest assets create looks for, relative to the assets folder (guest/…, kernel/…). */
+export const ASSET_FILES = [
+  'kernel/vmlinux',
+  'kernel/initramfs.img',
+  'guest/lib/ld',
+  'guest/bin/node',
+  'guest/bin/runcvm-init',
+  'guest/lib/runcvm/launcher.mjs',
+  'guest/bin/qemu-system-x86_64',
+  'guest/bin/busybox',
+  'guest/bin/runcvm-agent',
+] as const;
+
+export type DebugLogFacts =
+  | { kind: 'missing' }
+  | { kind: 'file'; uid: number; nlink: number }
+  | { kind: 'symlink' }
+  | { kind: 'other'; what: string };
+
+export interface CreateFacts {
+  /** the package folders, symlinks resolved once (20-guest.sh swaps `guest` atomically: one create sees one build) */
+  assets: { guestDir: string; kernelDir: string; present: string[] };
+  /** the image rootfs on the host and its root folder's mode; undefined when it does not exist */
+  rootfs?: { path: string; mode: number };
+  /** args[0] looked up in the rootfs as runc does */
+  lookPath: LookResult;
+  hypervisor: HostFacts;
+  /** RUNCVM_KERNEL's candidate file (when the setting names one acceptably: launch/kernel.ts) */
+  kernel?: KernelFacts;
+  volumeSources: Record<string, SourceKind>;
+  /** the container joins the runtime's own (the node's) network namespace */
+  hostNetwork: boolean;
+  /** /dev/kvm and /dev/net/tun when the host has them */
+  devices: HostDevice[];
+  /** the engine's /etc/hosts, /etc/resolv.conf, /etc/hostname sources that are readable files */
+  engineFiles: string[];
+  /** what is at the debug log's path now, and who the runtime is */
+  debugLog: DebugLogFacts;
+  runtimeUid?: number;
+  /** the base disk's source and cache state; undefined when the rootfs does not exist */
+  base?: BaseSource;
+}
+
+export function assetFolders(env: Readonly<Record<string, string | undefined>>): { guestDir: string; kernelDir: string } {
+  // the bundled runtime (dist/runcvm/runtime/runtime.mjs) cannot locate the project from its own URL: the dispatcher
+  // tells it where it lives (RUNCVM_HOME)
+  const base = env.RUNCVM_ASSETS || (env.RUNCVM_HOME ? join(env.RUNCVM_HOME, 'var', 'assets') : assetsDir(env));
+  return { guestDir: env.RUNCVM_GUEST_DIR || join(base, 'guest'), kernelDir: join(base, 'kernel') };
+}
+
+export function rootfsPath(spec: OciSpec, bundle: string): string {
+  const p = spec.root?.path ?? 'rootfs';
+  return p.startsWith('/') ? p : join(bundle, p);
+}
+
+const exists = (path: string) => access(path, fsc.F_OK).then(() => true, () => false);
+
+async function charDevice(path: string): Promise<HostDevice | undefined> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isCharacterDevice()) return undefined;
+  const rdev = st.rdev;
+  return { path, type: 'c', major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
+}
+
+/** /dev/kvm and /dev/net/tun when the host has them; the node's KVM device (RUNCVM_KVM_DEVICE) appears in the container as /dev/kvm. */
+async function hostDevices(nodeEnv: Readonly<Record<string, string | undefined>>): Promise<HostDevice[]> {
+  const kvm = await charDevice(kvmDevicePath(nodeEnv));
+  return [kvm && { ...kvm, path: KVM_DEVICE }, await charDevice('/dev/net/tun')].filter((d): d is HostDevice => Boolean(d));
+}
+
+async function debugLogFacts(path: string): Promise<DebugLogFacts> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : err));
+  if (st === undefined) return { kind: 'missing' };
+  if (st instanceof Error) return { kind: 'other', what: st.message };
+  if (st.isSymbolicLink()) return { kind: 'symlink' };
+  if (st.isFile()) return { kind: 'file', uid: st.uid, nlink: st.nlink };
+  return { kind: 'other', what: 'not a regular file' };
+}
+
+/** Read every fact planCreate needs; undefined for a container that stays plain runc (nothing to read). */
+export async function readCreateFacts(input: CreateInput): Promise<CreateFacts | undefined> {
+  const { spec, nodeEnv } = input;
+  if (passThroughReason(spec)) return undefined;
+  const containerEnv = envMap(spec.process?.env);
+  const node = parseNodeSettings(nodeEnv);
+  // a bad setting fails here already, with the same error planCreate would give
+  const settings = readSettings(nodeEnv, containerEnv, node);
+  const paths = containerPaths(hostDirs(nodeEnv), input.id);
+
+  const folders = assetFolders(nodeEnv);
+  const guestDir = await realpath(folders.guestDir).catch(() => folders.guestDir);
+  const kernelDir = await realpath(folders.kernelDir).catch(() => folders.kernelDir);
+  const present: string[] = [];
+  for (const f of ASSET_FILES) {
+    const [top, ...rest] = f.split('/');
+    if (await exists(join(top === 'kernel' ? kernelDir : guestDir, ...rest))) present.push(f);
+  }
+
+  const rootfs = rootfsPath(spec, input.bundle);
+  const rootStat = await stat(rootfs).catch(() => undefined);
+  const proc = spec.process;
+  const lookPath = await lookPathInRoot(rootfs, proc?.args?.[0], proc?.env ?? [], proc?.cwd || '/');
+
+  let kernel: KernelFacts | undefined;
+  if (settings.kernel) {
+    const c = kernelCandidate(settings.kernel, node.kernelsDir);
+    // a value refused on its text is never looked up on the host (no existence oracle)
+    if (c.ok) {
+      const realPath = await realpath(c.path).catch(() => undefined);
+      const realKernelsDir = await realpath(node.kernelsDir).catch(() => undefined);
+      const st = realPath ? await lstat(realPath).catch(() => undefined) : undefined;
+      kernel = { kind: !st ? 'missing' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', ...(realPath ? { realPath } : {}), ...(realKernelsDir ? { realKernelsDir } : {}) };
+    }
+  }
+
+  const engineFiles: string[] = [];
+  for (const f of copiedFilesFromSpec(spec)) {
+    if ((await stat(f.source).catch(() => undefined))?.isFile() && (await access(f.source, fsc.R_OK).then(() => true, () => false))) engineFiles.push(f.source);
+  }
+
+  const uid = process.getuid?.();
+  return {
+    assets: { guestDir, kernelDir, present },
+    ...(rootStat ? { rootfs: { path: rootfs, mode: rootStat.mode } } : {}),
+    lookPath,
+    hypervisor: await readHostFacts(join(guestDir, 'bin'), nodeEnv),
+    ...(kernel ? { kernel } : {}),
+    volumeSources: await readVolumeSources(spec, nodeEnv.RUNCVM_KUBELET_DIR || DEFAULT_KUBELET_DIR),
+    hostNetwork: await joinsHostNetwork(spec),
+    devices: await hostDevices(nodeEnv),
+    engineFiles,
+    debugLog: settings.logLevel === 'off' ? { kind: 'missing' } : await debugLogFacts(paths.debugLog),
+    ...(uid !== undefined ? { runtimeUid: uid } : {}),
+    ...(rootStat ? { base: await readBaseSource(rootfs, hostDirs(nodeEnv).cacheDir) } : {}),
+  };
+}

@@ -1,0 +1,220 @@
+/**
+ * planCreate: what `runcvm-runtime create` will do with a bundle, decided in one pure function from the request and
+ * the facts read before (facts.ts). `create` performs it (apply-create.ts); `runcvm plan` prints it. Each subsystem
+ * contributes its part once:
+ *   settings (launch/settings.ts) → kernel (launch/kernel.ts) → hypervisor (selectHypervisor) → volumes
+ *   (planContainerVolumes) → network (the mode, from the namespace fact) → the LaunchSpec (launch/build.ts) →
+ *   storage (planDisks: the state folder's disks) → the config.json rewrite (bundle/transforms, volumes) → runc.
+ * Every refusal happens here, before any host change.
+ */
+import type { LogEntry } from '../../core/log/index.js';
+import type { ToolError } from '../../core/errors.js';
+import { runcvmErrors } from '../errors.js';
+import { envMap, type OciSpec } from '../launch/oci.js';
+import { kernelCandidate, kernelChoice } from '../launch/kernel.js';
+import { mergeSettingEnv, parseNodeSettings, readSettings, type Settings } from '../launch/settings.js';
+import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
+import { GuestSpecError } from '../launch/rootfs.js';
+import { capabilitiesFromSpec } from '../launch/capabilities.js';
+import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
+import type { LaunchSpec } from '../launch/schema.js';
+import { passThroughReason, rewriteForVm } from '../bundle/transforms/index.js';
+import { containerPaths, hostDirs } from '../state/index.js';
+import { selectHypervisor, type HypervisorName } from '../hypervisor/index.js';
+import { planContainerVolumes, rewriteForVolumes, withVolumesInLaunch } from '../volumes/plan.js';
+import { baseDiskPath, planDisks } from '../storage/plan.js';
+import type { CreateAction } from './actions.js';
+import type { CreateFacts, CreateInput, DebugLogFacts } from './facts.js';
+import { entrypointLogLine, kubernetesLogLine, kubernetesMetadata } from './describe.js';
+
+const { fail } = runcvmErrors;
+
+/** A failure runc itself would report at create: printed with runc's wording, exit 1 (as runc). */
+export class RuncStyleError extends Error {}
+
+export type CreatePlan = PassThroughPlan | VmCreatePlan;
+
+export interface PassThroughPlan {
+  kind: 'pass-through';
+  reason: string;
+  actions: CreateAction[];
+}
+
+export interface VmCreatePlan {
+  kind: 'vm';
+  id: string;
+  hypervisor: { name: HypervisorName; reason: string };
+  /** the container's debug log on the node, when create keeps one */
+  debugLog?: string;
+  /** what create writes into the debug log once it is open */
+  log: LogEntry[];
+  /** the hand-off to the launcher (launch.json) */
+  launchSpec: LaunchSpec;
+  /** config.json after the rewrite */
+  config: OciSpec;
+  /** every host change, in order (actions.ts) */
+  actions: CreateAction[];
+}
+
+/** Why the debug log's path cannot be used (something already there that is not the runtime's plain file), if so. */
+export function debugLogProblem(path: string, f: DebugLogFacts, uid: number | undefined): string | undefined {
+  if (f.kind === 'missing') return undefined;
+  if (f.kind === 'symlink') return `${path} is a symbolic link`;
+  if (f.kind === 'other') return `${path} is ${f.what}`;
+  if (f.nlink > 1) return `${path} has other hard links`;
+  if (uid !== undefined && f.uid !== uid) return `${path} belongs to uid ${f.uid}, not to the runtime (uid ${uid})`;
+  return undefined;
+}
+
+/** The guest assets a VM needs, by what the host has (facts.assets.present). */
+function assetProblem(facts: CreateFacts, hypervisor: HypervisorName, customKernel: boolean): ToolError | undefined {
+  const has = (f: string) => facts.assets.present.includes(f);
+  const kernelDir = facts.assets.kernelDir;
+  if (!customKernel && !has('kernel/vmlinux')) return fail('NO_KERNEL', { path: `${kernelDir}/vmlinux`, reason: 'the kernel asset has not been built.' });
+  if (!has('kernel/initramfs.img')) return fail('NO_KERNEL', { path: `${kernelDir}/initramfs.img`, reason: 'the initramfs asset has not been built.' });
+  const needed = ['lib/ld', 'bin/node', 'bin/runcvm-init', 'lib/runcvm/launcher.mjs', ...(hypervisor === 'qemu' ? ['bin/qemu-system-x86_64'] : [])];
+  const missing = needed.filter((f) => !has(`guest/${f}`));
+  return missing.length ? fail('NO_GUEST_PACKAGE', { path: facts.assets.guestDir, missing: missing.join(', ') }) : undefined;
+}
+
+function requestedHypervisor(value: string | undefined): 'auto' | HypervisorName {
+  const v = value?.trim().toLowerCase();
+  return v === 'qemu' || v === 'firecracker' ? v : 'auto';
+}
+
+/** What the guest cannot apply (launch/rootfs.ts, the seccomp profile) fails create as GUEST_SPEC. */
+function guestApplicable<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    if (err instanceof GuestSpecError) throw fail('GUEST_SPEC', { problem: err.problem, fix: err.fix });
+    throw err;
+  }
+}
+
+export function planCreate(input: CreateInput, facts: CreateFacts | undefined): CreatePlan {
+  const { spec, nodeEnv, id } = input;
+  const runc: CreateAction = { op: 'runc', ...input.runc };
+  const reason = passThroughReason(spec);
+  if (reason) return { kind: 'pass-through', reason, actions: [runc] };
+  if (!facts) throw new Error('planCreate: no facts for a VM container');
+
+  // settings: the container's allow-list over the node's defaults, judged against the node's limits
+  const containerEnv = envMap(spec.process?.env);
+  const node = parseNodeSettings(nodeEnv);
+  const requested = readSettings(nodeEnv, containerEnv, node);
+  const raw = mergeSettingEnv(nodeEnv, containerEnv);
+  const dirs = hostDirs(nodeEnv);
+  const paths = containerPaths(dirs, id);
+  const actions: CreateAction[] = [];
+  const log: LogEntry[] = [{ level: 'info', msg: 'create', fields: { bundle: input.bundle, id } }];
+
+  // the debug log: the runtime's own plain file, never something planted at its path (guide 8)
+  let debugLog: string | undefined;
+  if (requested.logLevel !== 'off') {
+    const problem = debugLogProblem(paths.debugLog, facts.debugLog, facts.runtimeUid);
+    if (problem) {
+      // a log problem ("Permission denied") must never stop the container: say so and run without the log
+      actions.push({ op: 'warn', text: `runcvm: warning: no debug log for container ${id}: ${problem}; the container runs without it (fix: remove ${paths.debugLog}, or point RUNCVM_LOG_DIR at a folder only the runtime writes)` });
+    } else {
+      debugLog = paths.debugLog;
+      // with RUNCVM_LOG_LEVEL=DEBUG a failed create keeps its debug log
+      actions.push({ op: 'open-log', path: debugLog, removeOnFailure: requested.logLevel !== 'debug' });
+    }
+  }
+  // which pod this id is (guide 8: find the log of a pod among many with `grep -l 'pod NS/NAME' runcvm-*.debug`)
+  const kube = kubernetesMetadata(spec.annotations);
+  if (kube) log.push({ level: 'info', msg: kubernetesLogLine(kube) });
+
+  if (!facts.lookPath.ok) throw new RuncStyleError(facts.lookPath.message);
+
+  // hypervisor: RUNCVM_HYPERVISOR, else the first backend that supports this node
+  const choice = selectHypervisor(requestedHypervisor(raw.RUNCVM_HYPERVISOR), facts.hypervisor);
+  if (!choice.ok) throw choice.error;
+  const settings: Settings = { ...requested, hypervisor: choice.hypervisor };
+  log.push({ level: 'info', msg: `hypervisor: ${choice.hypervisor} (${choice.reason})` });
+
+  // kernel: a node path, or a file of the node-approved folder when the container chose it
+  let customKernel: string | undefined;
+  if (settings.kernel) {
+    const candidate = kernelCandidate(settings.kernel, node.kernelsDir);
+    if (!candidate.ok) throw candidate.error;
+    const chosen = kernelChoice(settings.kernel, node.kernelsDir, candidate.path, facts.kernel ?? { kind: 'missing' });
+    if (!chosen.ok) throw chosen.error;
+    customKernel = chosen.hostPath;
+  }
+  const assets = assetProblem(facts, choice.hypervisor, customKernel !== undefined);
+  if (assets) throw assets;
+
+  // volumes + RUNCVM_DISKS: validated before any disk work
+  const volumes = planContainerVolumes(spec, {
+    sources: facts.volumeSources,
+    kubeletDir: nodeEnv.RUNCVM_KUBELET_DIR,
+    disks: raw.RUNCVM_DISKS,
+    maxDiskBytes: node.maxDiskBytes,
+    hypervisor: choice.hypervisor,
+    transport: raw.RUNCVM_VOLUME_TRANSPORT,
+  });
+  log.push(...volumes.log);
+
+  // the hand-off: network mode from the namespace fact (never the node's own), volumes, kernel
+  const launchSpec = withVolumesInLaunch(
+    guestApplicable(() => buildLaunchSpec(spec, { containerId: id, settings, debugLog: debugLog !== undefined, debugLogHostPath: paths.debugLog, hostNetwork: facts.hostNetwork, customKernel: customKernel !== undefined, guestSeccomp: node.guestSeccomp })),
+    volumes.plan,
+  );
+  // RUNCVM_GUEST_SECCOMP=off is the node's choice (the runtime's own environment, never the container's)
+  if (!node.guestSeccomp && spec.linux?.seccomp) log.push({ level: 'info', msg: 'the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)' });
+  // runc warns about these in its own log when it starts the launcher container (same spec); the VM ignores them too
+  const unknownCaps = capabilitiesFromSpec(spec.process?.capabilities).unknown;
+  if (unknownCaps.length) log.push({ level: 'info', msg: 'ignoring unknown or unavailable capabilities', fields: { names: unknownCaps.join(',') } });
+  // guide 1: the file the guest loads its command from, and a warning when it will be empty
+  const entry = entrypointLogLine(launchSpec.process.args);
+  log.push({ level: entry.level, msg: entry.line });
+
+  if (!facts.rootfs || !facts.base) throw fail('BAD_CONFIG', { bundle: input.bundle, problem: `the root filesystem ${spec.root?.path ?? 'rootfs'} does not exist` });
+  const base = { cacheDir: dirs.cacheDir, path: baseDiskPath(dirs.cacheDir, facts.base.key), source: facts.base };
+
+  const config = rewriteForVolumes(
+    rewriteForVm(spec, {
+      guestDir: facts.assets.guestDir,
+      kernelDir: facts.assets.kernelDir,
+      stateDir: paths.state,
+      baseDisk: base.path,
+      ...(debugLog ? { debugLog } : {}),
+      ...(customKernel ? { customKernel } : {}),
+      binds: choice.binds,
+      devices: facts.devices,
+    }),
+    volumes.plan,
+    spec,
+  );
+  const has = (f: string) => facts.assets.present.includes(f);
+  actions.push(
+    { op: 'mkdir', path: dirs.stateRoot, mode: 0o711, recursive: true },
+    { op: 'remove', path: paths.state },
+    { op: 'mkdir', path: paths.state, mode: 0o700, removeOnFailure: true },
+    // keep-log tells the dispatcher's delete to leave the log alone: kept for DEBUG, and never ours to remove when
+    // create did not make it (a foreign file or link at that path)
+    ...(requested.logLevel === 'debug' || !debugLog ? [{ op: 'write', path: paths.keepLog, content: '', mode: 0o644, what: 'marker: delete keeps the debug log' } as const] : []),
+    ...planDisks({
+      id,
+      rootfs: facts.rootfs,
+      base,
+      staging: paths.staging,
+      upperDisk: paths.upperDisk,
+      rootfsSizeBytes: settings.rootfsSizeBytes,
+      engineFiles: copiedFilesFromSpec(spec).filter((f) => facts.engineFiles.includes(f.source)),
+      entrypoint: renderEntrypoint(launchSpec.process.args),
+      guestConfig: renderGuestConfig(launchSpec),
+      binaries: {
+        init: `${facts.assets.guestDir}/bin/runcvm-init`,
+        ...(has('guest/bin/busybox') ? { busybox: `${facts.assets.guestDir}/bin/busybox` } : {}),
+        ...(has('guest/bin/runcvm-agent') ? { agent: `${facts.assets.guestDir}/bin/runcvm-agent` } : {}),
+      },
+    }),
+    { op: 'write', path: paths.launchSpec, content: JSON.stringify(launchSpec, null, 2) + '\n', mode: 0o600, atomic: true, what: 'the LaunchSpec' },
+    { op: 'write', path: `${input.bundle.replace(/\/+$/, '')}/config.json`, content: JSON.stringify(config), mode: 0o600, atomic: true, what: 'config.json rewritten for the launcher' },
+    runc,
+  );
+  return { kind: 'vm', id, hypervisor: { name: choice.hypervisor, reason: choice.reason }, ...(debugLog ? { debugLog } : {}), log, launchSpec, config, actions };
+}

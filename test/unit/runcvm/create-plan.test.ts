@@ -1,0 +1,204 @@
+/**
+ * `runcvm plan` prints exactly what `create` does: for every bundle fixture (test/fixtures/runcvm/bundles), the
+ * plan is made once (planCreate, from the request and the facts), applied in dry mode (applyCreate with effects that
+ * only record each action), and the recorded effects must equal, in order, the actions `runcvm plan` prints
+ * (renderCreatePlan). On a refusal by runc, the same holds for the undo (the state folder, the debug log). Then what
+ * each fixture's plan decides, the way a user would check it.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { applyCreate, recordingEffects } from '../../../src/runcvm/runtime/apply-create.js';
+import { planCreate, RuncStyleError, type CreatePlan, type VmCreatePlan } from '../../../src/runcvm/runtime/plan-create.js';
+import type { CreateFacts, CreateInput } from '../../../src/runcvm/runtime/facts.js';
+import { actionLines, renderCreatePlan } from '../../../src/runcvm/plan/main.js';
+import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
+import { isToolError } from '../../../src/core/errors.js';
+
+const DIR = new URL('../../fixtures/runcvm/bundles/', import.meta.url);
+
+interface Fixture {
+  about: string;
+  config: OciSpec;
+  nodeEnv?: Record<string, string>;
+  facts?: Partial<CreateFacts>;
+}
+
+const NODE_ENV = { RUNCVM_STATE_DIR: '/run/runcvm', RUNCVM_CACHE_DIR: '/var/lib/runcvm/disks', RUNCVM_LOG_DIR: '/var/log/runcvm', RUNCVM_ASSETS: '/opt/runcvm/var/assets' };
+const G = '/opt/runcvm/var/assets/.guest-1';
+
+/** The facts of a node that has everything (every asset, no KVM, no firecracker); each fixture changes some. */
+function facts(more: Partial<CreateFacts> = {}): CreateFacts {
+  return {
+    assets: {
+      guestDir: G,
+      kernelDir: '/opt/runcvm/var/assets/kernel',
+      present: ['kernel/vmlinux', 'kernel/initramfs.img', 'guest/lib/ld', 'guest/bin/node', 'guest/bin/runcvm-init', 'guest/lib/runcvm/launcher.mjs', 'guest/bin/qemu-system-x86_64', 'guest/bin/busybox', 'guest/bin/runcvm-agent'],
+    },
+    rootfs: { path: '/bundles/c1/rootfs', mode: 0o40755 },
+    lookPath: { ok: true },
+    hypervisor: { kvm: { kvmExists: true, kvmOpenable: true, cpuFlags: [], kvmPvm: true }, firecrackerLookedFor: `${G}/bin/firecracker or on the runtime's PATH` },
+    volumeSources: {},
+    hostNetwork: false,
+    devices: [{ path: '/dev/kvm', type: 'c', major: 10, minor: 232 }, { path: '/dev/net/tun', type: 'c', major: 10, minor: 200 }],
+    engineFiles: [],
+    debugLog: { kind: 'missing' },
+    runtimeUid: 0,
+    base: { key: 'b'.repeat(64), how: 'file tree fingerprint', extraLayers: [], from: { kind: 'dir', dir: '/bundles/c1/rootfs' }, cached: { bytes: 4 << 20, inodes: 120 } },
+    ...more,
+  };
+}
+
+const fixtures = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort().map((f) => [f.replace(/\.json$/, ''), JSON.parse(readFileSync(new URL(f, DIR), 'utf8')) as Fixture] as const);
+
+function inputFor(fx: Fixture): CreateInput {
+  return {
+    id: 'c1',
+    bundle: '/bundles/c1',
+    spec: fx.config,
+    runc: { file: 'runc', argv: ['--root', '/run/runc', 'create', '--bundle', '/bundles/c1', '--pid-file', '/run/c1.pid', 'c1'], passFds: 0 },
+    nodeEnv: { ...NODE_ENV, ...fx.nodeEnv },
+  };
+}
+
+function plan(fx: Fixture): CreatePlan {
+  return planCreate(inputFor(fx), facts(fx.facts));
+}
+
+/** The action lines under `runcvm plan`'s "create's actions" heading. */
+function printedActions(p: CreatePlan): string[] {
+  const lines = renderCreatePlan(p).split('\n');
+  const start = lines.findIndex((l) => l.startsWith("# create's actions, in order")) + 1;
+  const end = lines.indexOf('', start);
+  return lines.slice(start, end);
+}
+
+describe('runcvm plan prints exactly what create does (every bundle fixture)', () => {
+  it('has fixtures', () => {
+    expect(fixtures.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it.each(fixtures)('%s: the effects applied in dry mode equal the printed actions, in order', async (_name, fx) => {
+    const p = plan(fx);
+    const rec = recordingEffects();
+    expect(await applyCreate(p, rec, 'c1')).toBe(0);
+    expect(rec.records).toEqual(actionLines(p));
+    expect(printedActions(p)).toEqual(rec.records);
+    // the last thing create does is hand the engine's own command line to runc
+    expect(rec.records.at(-1)).toBe('run runc --root /run/runc create --bundle /bundles/c1 --pid-file /run/c1.pid c1');
+  });
+
+  it.each(fixtures)('%s: when runc refuses the bundle, create undoes what it made, as planned', async (_name, fx) => {
+    const p = plan(fx);
+    const rec = recordingEffects(1);
+    expect(await applyCreate(p, rec, 'c1')).toBe(1);
+    const undo = p.actions.flatMap((a) => (a.op === 'open-log' && a.removeOnFailure) || (a.op === 'mkdir' && a.removeOnFailure) ? [`remove ${a.path}`] : []).reverse();
+    expect(rec.records).toEqual([...actionLines(p), ...undo]);
+  });
+});
+
+describe('what each fixture\'s plan decides', () => {
+  const byName = Object.fromEntries(fixtures) as Record<string, Fixture>;
+  const vm = (name: string): VmCreatePlan => {
+    const p = plan(byName[name]!);
+    if (p.kind !== 'vm') throw new Error(`${name} is not a VM plan`);
+    return p;
+  };
+
+  it('docker: the cached base disk is reused, docker\'s -init layer and the engine files go into the writable layer; no secret is printed', () => {
+    const p = vm('docker');
+    const lines = actionLines(p);
+    expect(lines[0]).toBe('open debug log /var/log/runcvm/runcvm-c1.debug (0600, no symlink followed), kept on failure');
+    expect(lines).toContain('base disk /var/lib/runcvm/disks/1f2e3d4c5b6a79881f2e3d4c5b6a7988.ext4: reuse the cached disk (12 MiB of content, 480 files)');
+    expect(lines).toContain('stage /var/lib/docker/overlay2/abc-init/diff/. into /run/runcvm/c1/staging/upper');
+    expect(lines).toContain('stage /etc/hosts 0644 into /run/runcvm/c1/staging/upper: copy of /var/lib/docker/containers/abc/hosts');
+    expect(lines).toContain('write /run/runcvm/c1/keep-log 0644: marker: delete keeps the debug log, 0 bytes');
+    expect(lines).toContain('writable disk /run/runcvm/c1/upper.ext4 from /run/runcvm/c1/staging: sparse ext4 of at least 1.0 GiB (RUNCVM_ROOTFS_SIZE), never smaller than the image content + 10 % + 64 MiB');
+    expect(p.launchSpec.vm).toMatchObject({ hypervisor: 'qemu', vcpus: 2, memoryMiB: 512 });
+    expect(p.log.map((l) => l.msg)).toContain('ignoring unknown or unavailable capabilities');
+    expect(renderCreatePlan(p)).not.toContain('s3cr3t-value');
+  });
+
+  it('ctr: no cache yet, so the base disk is built; no keep-log marker; the network is handed to the VM', () => {
+    const p = vm('ctr');
+    const lines = actionLines(p);
+    expect(lines.find((l) => l.startsWith('base disk'))).toMatch(/: build it from the overlay layers \(1 shared, 0 per-container\)/);
+    expect(lines.some((l) => l.includes('keep-log'))).toBe(false);
+    expect(p.launchSpec.network.mode).toBe('auto');
+  });
+
+  it('kubernetes: the pod is named in the log, volumes are relocated and shared, the disk image lives on the PVC', () => {
+    const p = vm('kubernetes');
+    expect(p.log.map((l) => l.msg)).toContain('kubernetes: pod db/mysql-0 container mysql (pod uid 5d3f0b0e-1111-2222-3333-444455556666, sandbox 0123456789abcdef)');
+    expect(p.log.map((l) => l.msg)).toContain('[RunCVM-Runtime] QEMU: PVC Redirect: /var/lib/mysql -> /.runcvm/vols/v2-pv-data');
+    expect(p.launchSpec.volumes?.map((v) => (v.kind === 'disk' ? `disk ${v.containerPath}` : `${v.destination}${v.file ? ` (${v.file})` : ''}`))).toEqual([
+      '/tmp/scratch', '/etc/mysql/my.cnf (my.cnf)', '/var/lib/mysql', 'disk /.runcvm/vols/v2-pv-data/disk.img',
+    ]);
+    // virtiofsd's unshare(CLONE_FS) is allowed by the (docker-style) seccomp profile, and nothing else
+    expect(JSON.stringify(p.config.linux?.seccomp)).toContain('"value":512');
+    expect(p.config.mounts?.some((m) => m.destination === '/.runcvm/vols/v2-pv-data')).toBe(true);
+    expect(renderCreatePlan(p)).not.toContain('hunter2');
+  });
+
+  it('host network: the node\'s namespace is never bridged; OFF keeps no log; a read-only root', () => {
+    const p = vm('host-network');
+    expect(p.launchSpec.network.mode).toBe('none');
+    expect(p.debugLog).toBeUndefined();
+    expect(actionLines(p).some((l) => l.startsWith('open debug log'))).toBe(false);
+    expect(p.launchSpec.root).toEqual({ readonly: true, readonlyRun: true });
+  });
+
+  it('custom kernel: the approved file is bound read-only, nosuid, nodev and booted', () => {
+    const p = vm('custom-kernel');
+    expect(p.launchSpec.kernel).toMatchObject({ path: '/.runcvm/kernel-custom/vmlinux', append: 'loglevel=7' });
+    expect(p.config.mounts?.find((m) => m.destination === '/.runcvm/kernel-custom/vmlinux')).toEqual({ destination: '/.runcvm/kernel-custom/vmlinux', type: 'bind', source: '/srv/kernels/vmlinux-6.12', options: ['bind', 'ro', 'nosuid', 'nodev'] });
+    expect(p.launchSpec.break).toBe('prerun');
+  });
+
+  it('firecracker: chosen by name, its node binary bound read-only, the volume over NFS', () => {
+    const p = vm('firecracker');
+    expect(p.hypervisor).toEqual({ name: 'firecracker', reason: 'RUNCVM_HYPERVISOR=firecracker' });
+    expect(p.config.mounts?.find((m) => m.destination === '/.runcvm/firecracker')).toMatchObject({ source: '/usr/local/bin/firecracker', options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+    expect(p.launchSpec.volumes?.[0]).toMatchObject({ destination: '/data', transport: 'nfs', flags: { readOnly: true } });
+  });
+
+  it('a debug log path someone took: a warning, no log, the marker that keeps delete away from it', () => {
+    const p = vm('log-taken');
+    const lines = actionLines(p);
+    expect(lines[0]).toBe('warn on stderr: runcvm: warning: no debug log for container c1: /var/log/runcvm/runcvm-c1.debug is a symbolic link; the container runs without it (fix: remove /var/log/runcvm/runcvm-c1.debug, or point RUNCVM_LOG_DIR at a folder only the runtime writes)');
+    expect(p.launchSpec.log.file).toBeUndefined();
+    expect(p.config.mounts?.some((m) => m.destination === '/.runcvm/debug.log')).toBe(false);
+    expect(lines).toContain('write /run/runcvm/c1/keep-log 0644: marker: delete keeps the debug log, 0 bytes');
+  });
+
+  it('sandbox: plain runc, even with a setting that would be refused for a VM', () => {
+    const p = plan(byName.sandbox!);
+    expect(p.kind).toBe('pass-through');
+    expect(actionLines(p)).toEqual(['run runc --root /run/runc create --bundle /bundles/c1 --pid-file /run/c1.pid c1']);
+  });
+});
+
+describe('every refusal comes from the plan, before any action', () => {
+  const base = fixtures.find(([n]) => n === 'ctr')![1];
+  const refuse = (change: (fx: Fixture) => Fixture): unknown => {
+    try {
+      plan(change(structuredClone(base)));
+    } catch (err) {
+      return err;
+    }
+    throw new Error('expected a refusal');
+  };
+  it('runc\'s own words for a missing program', () => {
+    const err = refuse((fx) => ({ ...fx, facts: { lookPath: { ok: false, message: 'exec: "nope": executable file not found in $PATH' } } }));
+    expect(err).toBeInstanceOf(RuncStyleError);
+  });
+  it('a missing kernel asset, a missing guest package file', () => {
+    const noKernel = refuse((fx) => ({ ...fx, facts: { assets: { ...facts().assets, present: facts().assets.present.filter((f) => f !== 'kernel/vmlinux') } } }));
+    expect(isToolError(noKernel) && noKernel.code).toBe('NO_KERNEL');
+    const noQemu = refuse((fx) => ({ ...fx, facts: { assets: { ...facts().assets, present: facts().assets.present.filter((f) => f !== 'guest/bin/qemu-system-x86_64') } } }));
+    expect(isToolError(noQemu) && noQemu.message).toBe(`runcvm guest package not found or incomplete: ${G} (missing bin/qemu-system-x86_64)`);
+  });
+  it('firecracker asked for on a node without it', () => {
+    const err = refuse((fx) => ({ ...fx, config: { ...fx.config, process: { ...fx.config.process!, env: ['RUNCVM_HYPERVISOR=firecracker'] } } }));
+    expect(isToolError(err) && err.code).toBe('FIRECRACKER_NOT_INSTALLED');
+  });
+});
