@@ -121,7 +121,7 @@ export async function startBareVm(o: BareVmOptions): Promise<BareVm> {
       for (const l of ['br0', 'tap0']) await ip(['link', 'set', l, 'up']);
     }
     const qemuArgs = [
-      ...machineArgs({ accel: 'tcg', vcpus: 1, memoryMiB: o.memoryMiB ?? 512, firmwareDir: '/usr/share/qemu' }),
+      ...machineArgs({ accel: 'tcg', vcpus: 1, memoryMiB: o.memoryMiB ?? 512 }),
       '-kernel', kernelAssets().vmlinux, '-initrd', kernelAssets().initramfs,
       '-append', kernelCmdline({ rootDevice: '/dev/vda', debug: false, kernelDebug: false, append: ['runcvm.init=/init.sh', o.append ?? ''].join(' ').trim(), modules: 'none', tscReliable: true, ...tsc() }),
       '-drive', `id=root,file=${image},format=raw,if=none`, '-device', 'virtio-blk-device,drive=root',
