@@ -4,6 +4,7 @@
  * Results are plain data; bench/lib/report.ts writes them to JSON and draws the SVG plots.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 
 export interface Variant {
   name: string;
@@ -50,6 +51,47 @@ export interface CaseResult {
   warmups?: number;
   repetitions?: number;
   notes?: string;
+  /** 1/5/15-minute load averages when the case started and ended (the machine is shared: every figure carries it) */
+  load?: CaseLoad;
+  /** ratios between two named variants (e.g. runcvm / bare VM, runcvm / runc) besides the ratios to the baseline */
+  pairs?: PairRatio[];
+}
+
+export interface CaseLoad {
+  start: number[];
+  end: number[];
+}
+
+export interface PairRatio {
+  of: string;
+  to: string;
+  /** median over the interleaved rounds of of[i] / to[i] (noise in one round hits both); ratio of medians if unpaired */
+  ratio: number;
+  /** median(of) / median(to) */
+  ratioOfMedians: number;
+}
+
+const roundLoad = () => loadavg().map((x) => Math.round(x * 100) / 100);
+
+/** The load now; `end()` gives the case's {start, end}. */
+export function loadMark(): { end: () => CaseLoad } {
+  const start = roundLoad();
+  return { end: () => ({ start, end: roundLoad() }) };
+}
+
+/** Pair ratios from per-round values (index i of each list is the same interleaved round). */
+export function pairRatios(values: Map<string, number[]>, pairs: readonly (readonly [string, string])[]): PairRatio[] {
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  return pairs.flatMap(([of, to]) => {
+    const a = values.get(of)?.filter(Number.isFinite) ?? [];
+    const b = values.get(to)?.filter(Number.isFinite) ?? [];
+    // a zero below the line (e.g. a 10 ms timer reading 0 for a page-cache read) gives no ratio
+    if (!a.length || !b.length || median(b) <= 0) return [];
+    const ratioOfMedians = median(a) / median(b);
+    const rounds = a.length === b.length ? a.map((x, i) => x / b[i]!).filter(Number.isFinite) : [];
+    const paired = rounds.length ? median(rounds) : ratioOfMedians;
+    return [{ of, to, ratio: r3(paired), ratioOfMedians: r3(ratioOfMedians) }];
+  });
 }
 
 export function median(values: number[]): number {
@@ -123,6 +165,8 @@ export interface CaseOptions {
   warmups?: number;
   repetitions?: number;
   notes?: string;
+  /** extra ratios [of, to] to report, from the same interleaved rounds */
+  pairs?: readonly (readonly [string, string])[];
 }
 
 /** Runs the variants interleaved (A B C, A B C, …); the first variant is the baseline for the ratios. */
@@ -131,6 +175,7 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
   const reps = options.repetitions ?? REPS;
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const peaks = new Map<string, number>();
+  const load = loadMark();
   for (let i = 0; i < warmups + reps; i++) {
     for (const v of variants) {
       if (v.before) await v.before();
@@ -161,15 +206,16 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
   });
   const base = results[0]!.medianMs;
   const ratios = Object.fromEntries(results.map((r) => [r.name, Math.round((r.medianMs / base) * 1000) / 1000]));
-  const out: CaseResult = { bench: options.bench, case: options.case, baseline: results[0]!.name, variants: results, ratios, warmups, repetitions: reps };
+  const out: CaseResult = { bench: options.bench, case: options.case, baseline: results[0]!.name, variants: results, ratios, warmups, repetitions: reps, load: load.end() };
   if (options.notes) out.notes = options.notes;
+  if (options.pairs) out.pairs = pairRatios(times, options.pairs);
   printCase(out);
   return out;
 }
 
 /** A case built from values measured inside the variants (e.g. time to first output, idle RSS): same shape and ratios. */
 export function derivedCase(
-  options: { bench: string; case: string; unit?: string; notes?: string; warmups?: number; repetitions?: number },
+  options: { bench: string; case: string; unit?: string; notes?: string; warmups?: number; repetitions?: number; load?: CaseLoad; pairs?: readonly (readonly [string, string])[] },
   values: { name: string; values: number[] }[],
 ): CaseResult {
   const round = (x: number) => Math.round(x * 10) / 10;
@@ -186,6 +232,8 @@ export function derivedCase(
   if (options.warmups !== undefined) out.warmups = options.warmups;
   if (options.repetitions !== undefined) out.repetitions = options.repetitions;
   if (options.notes) out.notes = options.notes;
+  if (options.load) out.load = options.load;
+  if (options.pairs) out.pairs = pairRatios(new Map(values.map((v) => [v.name, v.values])), options.pairs);
   printCase(out);
   return out;
 }
@@ -196,5 +244,7 @@ export function printCase(r: CaseResult): void {
     const mem = v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '';
     lines.push(`  ${v.name.padEnd(28)} median ${String(v.medianMs).padStart(9)} ${r.unit ?? 'ms'}  ratio ${(r.ratios[v.name] ?? NaN).toFixed(3)}${mem}`);
   }
+  for (const p of r.pairs ?? []) lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (per round; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
+  if (r.load) lines.push(`  load ${r.load.start.join(' ')} → ${r.load.end.join(' ')}`);
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -11,7 +11,7 @@ import type { CaseResult, VariantResult } from './measure.js';
 
 const argv = process.argv.slice(2);
 const imagesAt = argv.includes('--images') ? argv[argv.indexOf('--images') + 1] ?? '../bench/results/' : '../bench/results/';
-const ORDER = ['kimia-build', 'runcvm-start', 'guest-boot', 'runcvm-exec', 'runcvm-network', 'runcvm-volumes'];
+const ORDER = ['kimia-build', 'runcvm-start', 'guest-boot', 'runcvm-datapath'];
 
 const files = readAllResults()
   .filter((f) => f.machine && Array.isArray(f.cases))
@@ -26,6 +26,10 @@ const fmt = (x: number | null | undefined, unit: string) => {
 };
 const ratio = (c: CaseResult, v: VariantResult) => `×${num(c.ratios[v.name], 2)}`;
 const load = (l: number[] | undefined) => (l?.length ? l.map((x) => x.toFixed(2)).join(' / ') : 'not recorded');
+/** `runcvm / bare VM ×1.05` for each pair ratio the case records (median of per-round ratios). */
+const pairs = (c: CaseResult) => (c.pairs ?? []).map((p) => `${p.of} / ${p.to} ×${num(p.ratio, 2)}`).join('; ');
+/** the 1-minute load average at the case's start and end */
+const caseLoad = (c: CaseResult) => (c.load ? `${c.load.start[0]?.toFixed(1)}→${c.load.end[0]?.toFixed(1)}` : '');
 
 const out: string[] = [];
 out.push('# Benchmarks', '');
@@ -56,13 +60,15 @@ if (!files.length) {
   out.push('');
 
   out.push('## Ratios at a glance', '');
-  out.push('Median of each variant over the median of the case\'s baseline (first variant).', '');
-  out.push('| bench | case | baseline (median) | others: median (ratio) |', '|---|---|---|---|');
+  out.push('Median of each variant over the median of the case\'s baseline (first variant); where a case names pairs (e.g.');
+  out.push('runcvm / bare VM), the median of the per-round ratios of the interleaved runs; the load is the 1-minute average at the');
+  out.push('case\'s start → end.', '');
+  out.push('| bench | case | baseline (median) | others: median (ratio) | pairs | load |', '|---|---|---|---|---|---|');
   for (const f of files) {
     for (const c of f.cases) {
       const base = c.variants.find((v) => v.name === c.baseline) ?? c.variants[0]!;
       const others = c.variants.filter((v) => v !== base).map((v) => `${v.name}: ${fmt(v.medianMs, unitOf(c))} (${ratio(c, v)})`).join('; ');
-      out.push(`| ${f.bench} | ${c.case} | ${base.name}: ${fmt(base.medianMs, unitOf(c))} | ${others} |`);
+      out.push(`| ${f.bench} | ${c.case} | ${base.name}: ${fmt(base.medianMs, unitOf(c))} | ${others} | ${pairs(c)} | ${caseLoad(c)} |`);
     }
   }
   out.push('');
@@ -96,12 +102,13 @@ function benchSection(f: BenchFile): string[] {
   s.push(`Taken ${f.takenAt.slice(0, 19).replace('T', ' ')} UTC, accel ${f.machine.accel}, load ${load(f.load?.start)} → ${load(f.load?.end)}.`, '');
   for (const n of f.notes ?? []) s.push(`- ${n}`);
   if (f.notes?.length) s.push('');
-  s.push('| case | variant | median | min – max | ratio | peak RSS MiB | reps |', '|---|---|---:|---:|---:|---:|---:|');
+  s.push('| case | variant | median | min – max | ratio | peak RSS MiB | reps | load (1 min) |', '|---|---|---:|---:|---:|---:|---:|---:|');
   for (const c of f.cases) {
     const u = unitOf(c);
     for (const v of c.variants) {
-      s.push(`| ${c.case} | ${v.name}${v.name === c.baseline ? ' (baseline)' : ''} | ${fmt(v.medianMs, u)} | ${fmt(v.minMs, u)} – ${fmt(v.maxMs, u)} | ${ratio(c, v)} | ${v.peakRssMiB ?? ''} | ${v.timesMs.length} |`);
+      s.push(`| ${c.case} | ${v.name}${v.name === c.baseline ? ' (baseline)' : ''} | ${fmt(v.medianMs, u)} | ${fmt(v.minMs, u)} – ${fmt(v.maxMs, u)} | ${ratio(c, v)} | ${v.peakRssMiB ?? ''} | ${v.timesMs.length} | ${caseLoad(c)} |`);
     }
+    if (c.pairs?.length) s.push(`| ${c.case} | *${pairs(c)}* (per round) | | | | | | |`);
   }
   s.push('');
   const withNotes = f.cases.filter((c) => c.notes);

@@ -6,7 +6,7 @@
  * answer does not depend on being in a VM. Exec into a stopped container names the state. Nothing is left behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { open, readFile } from 'node:fs/promises';
+import { chmod, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run, type RunResult } from '../../src/core/exec/index.js';
@@ -21,6 +21,9 @@ let cd: StartedContainerd;
 let fx: RuntimeFixture;
 let busybox: string;
 let seq = 0;
+/** the VM container's runtime: fx's, with RUNCVM_NODE a stub that records each call, then runs this Node */
+let vmWrapper: string;
+let nodeCalls: string;
 
 type Runtime = 'runc' | 'runcvm';
 const CTR_ID: Record<Runtime, string> = { runc: 'ex-runc', runcvm: 'ex-vm' };
@@ -40,8 +43,14 @@ async function both(cmd: string[], opts: { flags?: string[]; input?: string } = 
 describe('exec into a runcvm container (ctr task exec)', () => {
   beforeAll(async () => {
     ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
+    const watch = await tempDir('runcvm-exec-node', closers);
+    nodeCalls = join(watch, 'calls');
+    const stub = join(watch, 'node');
+    await writeFile(stub, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${nodeCalls}'\nexec '${process.execPath}' "$@"\n`);
+    await chmod(stub, 0o755);
+    vmWrapper = await fx.wrapperWith('runcvm-runtime-node-watch', { RUNCVM_NODE: stub });
     await cd.ctr(['run', '-d', busybox, CTR_ID.runc, 'sleep', '100000']);
-    await cd.ctr(['run', '-d', '--runc-binary', fx.wrapper, busybox, CTR_ID.runcvm, 'sleep', '100000']);
+    await cd.ctr(['run', '-d', '--runc-binary', vmWrapper, busybox, CTR_ID.runcvm, 'sleep', '100000']);
     // the first exec waits for the guest agent (the VM boots under TCG here)
     await waitFor('the VM to answer an exec', async () => (await taskExec('runcvm', ['true'])).exitCode === 0, { timeoutMs: 120_000, intervalMs: 500 });
   });
@@ -131,6 +140,21 @@ describe('exec into a runcvm container (ctr task exec)', () => {
     const root = `/run/containerd/runc/${cd.namespace}`;
     const r = await run(fx.wrapper, ['--root', root, 'exec', '-e', 'GREETING=hello world', '--cwd', '/tmp', '-u', '1000:1000', CTR_ID.runcvm, 'sh', '-c', 'echo "$GREETING"; pwd; id -u'], { reject: false, timeoutMs: 90_000 });
     expect(summary(r)).toEqual({ exit: 0, stdout: 'hello world\n/tmp\n1000\n', stderr: '' });
+  });
+
+  it('exec of the running VM starts no Node: containerd\'s --process form and the flag form run through the static client', async () => {
+    const root = `/run/containerd/runc/${cd.namespace}`;
+    await writeFile(nodeCalls, '');
+    expect(summary(await taskExec('runcvm', ['sh', '-c', 'echo out; echo err >&2; exit 3']))).toEqual({ exit: 3, stdout: 'out\n', stderr: 'err\n' });
+    expect(summary(await taskExec('runcvm', ['sh', '-c', 'id -u; pwd; wc -c'], { flags: ['--user', '1000:1000', '--cwd', '/tmp'], input: 'abc' }))).toEqual({ exit: 0, stdout: '1000\n/tmp\n3\n', stderr: '' });
+    const flags = await run(vmWrapper, ['--root', root, 'exec', '-e', 'GREETING=hi', CTR_ID.runcvm, 'sh', '-c', 'echo "$GREETING"'], { reject: false, timeoutMs: 90_000 });
+    expect(summary(flags)).toEqual({ exit: 0, stdout: 'hi\n', stderr: '' });
+    expect(await readFile(nodeCalls, 'utf8')).toBe('');
+    // the control: a refusal Node explains does reach the stub, so an exec that started Node would be seen above
+    const refused = await run(vmWrapper, ['--root', root, 'exec', '--preserve-fds', '1', CTR_ID.runcvm, 'true'], { reject: false, timeoutMs: 90_000 });
+    expect(refused.exitCode).toBe(255);
+    expect(refused.stderr).toContain('--preserve-fds 1');
+    expect((await readFile(nodeCalls, 'utf8')).split('\n').filter((l) => / exec --preserve-fds 1 /.test(l))).toHaveLength(1);
   });
 
   it('exec into a stopped container names the state', async () => {

@@ -34,7 +34,7 @@ export const EXEC_PATHS = {
   /** request files `exec-<id>.req` (0600, the OPEN payload) written by the runtime, read and removed by the client */
   stateDir: GuestPath.execState,
   /** the exec client (static C, src/runcvm/guest/exec-client.c) in the guest package */
-  client: '/.runcvm/guest/bin/runcvm-exec',
+  client: GuestPath.execClient,
 } as const;
 
 /** request file name in the state dir */

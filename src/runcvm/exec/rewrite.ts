@@ -8,6 +8,7 @@ import type { LaunchProcess } from '../launch/schema.js';
 import type { OciProcess } from '../launch/oci.js';
 import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { EXEC_PATHS, type ExecRequest } from '../agent/exec.js';
+import { EXEC_CLIENT_ENV } from '../guest/contract.js';
 export { requestFileName } from '../agent/exec.js';
 import { ExecArgsError, parseUserFlag, type ExecArgs } from './args.js';
 
@@ -16,7 +17,7 @@ export function clientArgs(requestId: string): string[] {
   return [EXEC_PATHS.client, requestId];
 }
 
-export const CLIENT_ENV = ['PATH=/.runcvm/guest/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/'];
+export const CLIENT_ENV: readonly string[] = EXEC_CLIENT_ENV;
 
 /** Later entries win (`-e A=2` overrides the image's `A=1`); order of first appearance is kept. */
 export function mergeEnv(...lists: readonly (readonly string[])[]): string[] {

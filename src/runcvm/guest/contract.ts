@@ -65,6 +65,8 @@ export const GuestPath = {
   /** exec requests `exec-<id>.req` and the launcher's exec socket (in the launcher container) */
   execState: '/.runcvm/state',
   execSocket: '/.runcvm/state/exec.sock',
+  /** the exec client (static C, guest/exec-client.c) that runc starts in the launcher container */
+  execClient: '/.runcvm/guest/bin/runcvm-exec',
 } as const;
 
 /**
@@ -156,6 +158,54 @@ export const ExecKey = {
   env: 'env',
 } as const;
 
+/** The environment of the exec client's process (runc needs one; the command's own env travels in the request). */
+export const EXEC_CLIENT_ENV = ['PATH=/.runcvm/guest/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/'] as const;
+
+/** Linux capability numbers (include/uapi/linux/capability.h); 40 is the last one as of Linux 6.x. */
+export const CAPABILITY_NUMBERS: Readonly<Record<string, number>> = {
+  CAP_CHOWN: 0,
+  CAP_DAC_OVERRIDE: 1,
+  CAP_DAC_READ_SEARCH: 2,
+  CAP_FOWNER: 3,
+  CAP_FSETID: 4,
+  CAP_KILL: 5,
+  CAP_SETGID: 6,
+  CAP_SETUID: 7,
+  CAP_SETPCAP: 8,
+  CAP_LINUX_IMMUTABLE: 9,
+  CAP_NET_BIND_SERVICE: 10,
+  CAP_NET_BROADCAST: 11,
+  CAP_NET_ADMIN: 12,
+  CAP_NET_RAW: 13,
+  CAP_IPC_LOCK: 14,
+  CAP_IPC_OWNER: 15,
+  CAP_SYS_MODULE: 16,
+  CAP_SYS_RAWIO: 17,
+  CAP_SYS_CHROOT: 18,
+  CAP_SYS_PTRACE: 19,
+  CAP_SYS_PACCT: 20,
+  CAP_SYS_ADMIN: 21,
+  CAP_SYS_BOOT: 22,
+  CAP_SYS_NICE: 23,
+  CAP_SYS_RESOURCE: 24,
+  CAP_SYS_TIME: 25,
+  CAP_SYS_TTY_CONFIG: 26,
+  CAP_MKNOD: 27,
+  CAP_LEASE: 28,
+  CAP_AUDIT_WRITE: 29,
+  CAP_AUDIT_CONTROL: 30,
+  CAP_SETFCAP: 31,
+  CAP_MAC_OVERRIDE: 32,
+  CAP_MAC_ADMIN: 33,
+  CAP_SYSLOG: 34,
+  CAP_WAKE_ALARM: 35,
+  CAP_BLOCK_SUSPEND: 36,
+  CAP_AUDIT_READ: 37,
+  CAP_PERFMON: 38,
+  CAP_BPF: 39,
+  CAP_CHECKPOINT_RESTORE: 40,
+};
+
 /** The status an init that cannot start the workload reports in its EXIT frame (runc's own failure status). */
 export const INIT_FAILURE_STATUS = 125;
 /** The status of an exec whose command could not start (cwd, user, capabilities, seccomp, not found): runc's 255. */
@@ -201,6 +251,10 @@ export function renderContractHeader(): string {
     ...Object.entries(VolumeFs).map(([k, v]) => `#define VOLUME_FS_${macro(k)} ${cString(v)}`),
     '',
     ...Object.entries(ExecKey).map(([k, v]) => `#define EXEC_KEY_${macro(k)} ${cString(v)}`),
+    `#define EXEC_CLIENT_ENV { ${EXEC_CLIENT_ENV.map(cString).join(', ')} }`,
+    `#define CAPABILITY_COUNT ${Object.keys(CAPABILITY_NUMBERS).length}`,
+    // index = the capability's number (the table is dense from 0)
+    `#define CAPABILITY_NAMES { ${Object.entries(CAPABILITY_NUMBERS).sort((a, b) => a[1] - b[1]).map(([k]) => cString(k)).join(', ')} }`,
     `#define INIT_FAILURE_STATUS ${INIT_FAILURE_STATUS}`,
     `#define EXEC_FAILURE_STATUS ${EXEC_FAILURE_STATUS}`,
     '',

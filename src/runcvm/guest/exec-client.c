@@ -11,6 +11,7 @@
  * Static and dependency-free on purpose: it starts in about a millisecond (a Node client costs a Node start-up per
  * exec) and needs nothing from the image or the package's loader. Built by scripts/assets/30-runtime.sh.
  * Test mode: RUNCVM_EXEC_STATE=DIR and RUNCVM_EXEC_SOCKET=PATH override the two container paths.
+ * `runcvm-exec --runtime NODE ENTRY -- ARGS` is the other end, on the host: the runtime's exec verb (exec-prep.c).
  */
 #define _GNU_SOURCE
 #include "io.h"
@@ -69,7 +70,10 @@ static int request_is_tty(const char *p, size_t len) {
   return 0;
 }
 
+int exec_prep_main(int argc, char **argv); /* exec-prep.c: the host side, for bin/runcvm-runtime */
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--runtime")) return exec_prep_main(argc, argv);
   if (argc < 2 || !argv[1][0] || strchr(argv[1], '/'))
     return fail("the exec client was started without a valid request id", "it is started by `runcvm-runtime exec`; do not run it by hand");
   const char *state = getenv("RUNCVM_EXEC_STATE");

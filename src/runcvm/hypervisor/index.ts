@@ -49,6 +49,13 @@ export interface KernelCmdlineInput {
   debug: boolean;
   kernelDebug: boolean;
   tscKhz?: number;
+  /**
+   * `tsc=reliable`: under TCG the kernel's clocksource watchdog compares the TSC with jiffies, which lag whenever
+   * the host is busy, marks the TSC unstable and falls back to refined-jiffies: a periodic tick (idle QEMU ~10×
+   * the CPU) and jiffy-resolution clocks in the guest. QEMU's TCG TSC follows the host's monotonic clock, so it
+   * is reliable (docs/dev/notes/bench.md has the measurement).
+   */
+  tscReliable?: boolean;
   breakAt?: string;
   /** initramfs module groups besides core (`none`, `nfs`, `vsock`); unset = all */
   modules?: string;
@@ -61,6 +68,7 @@ export function kernelCmdline(i: KernelCmdlineInput): string {
   if (i.upperDevice) parts.push(`runcvm.upper=${i.upperDevice}`);
   if (!i.kernelDebug) parts.push('quiet', 'loglevel=0');
   if (i.tscKhz) parts.push(`tsc_early_khz=${i.tscKhz}`);
+  if (i.tscReliable) parts.push('tsc=reliable');
   if (i.debug) parts.push('runcvm.debug=1');
   if (i.modules) parts.push(`runcvm.modules=${i.modules}`);
   if (i.breakAt) parts.push(`runcvm.break=${i.breakAt}`);
@@ -85,6 +93,7 @@ export function planVm(spec: LaunchSpec, accel: 'kvm' | 'tcg', facts: { tscKhz?:
   };
   if (upperIndex >= 0) cmd.upperDevice = guestDiskName(upperIndex);
   if (facts.tscKhz) cmd.tscKhz = facts.tscKhz;
+  if (accel === 'tcg') cmd.tscReliable = true;
   if (spec.break === 'initramfs') cmd.breakAt = 'initramfs';
   // QEMU guests need only the core modules (virtio, overlay, virtiofs); the NFS group alone costs ~1 s of a TCG boot.
   // Firecracker (NFS volumes, vsock channel) keeps them all.

@@ -43,6 +43,9 @@ describe('QEMU microvm argv', () => {
     expect(cmdline).toContain('quiet');
     expect(cmdline).toContain('tsc_early_khz=2199998');
     expect(cmdline.endsWith(' foo=bar')).toBe(true);
+    // TCG: the clocksource watchdog would mark the (host-clock-driven) TSC unstable under host load
+    expect(cmdline).toContain(' tsc=reliable ');
+    expect(kernelCmdline({ rootDevice: '/dev/vda', debug: false, kernelDebug: false, append: '' })).not.toContain('tsc=reliable');
     expect(kernelCmdline({ rootDevice: '/dev/vda', debug: true, kernelDebug: true, append: '', breakAt: 'initramfs' })).toBe(
       'console=ttyS0 root=/dev/vda panic=-1 reboot=t runcvm.debug=1 runcvm.break=initramfs',
     );
