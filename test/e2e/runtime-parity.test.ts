@@ -188,10 +188,12 @@ describe('runcvm parity with runc (containerd, ctr --runc-binary)', () => {
     const id = `sec${++seq}`;
     await cd.ctr(['run', '-d', '--runc-binary', fx.wrapper, '--env', `API_TOKEN=${secret}`, busybox, id, 'sh', '-c', 'sleep 60']);
     try {
-      const bundleConfig = join(cd.state, 'io.containerd.runtime.v2.task', cd.namespace, id, 'config.json');
-      const cfg = await stat(bundleConfig);
+      // the engine's bundle is containerd's (runcvm never writes it); the launcher's config in runcvm's private
+      // bundle carries no workload environment
+      const launcherConfig = join(fx.stateDir, id, 'bundle', 'config.json');
+      const cfg = await stat(launcherConfig);
       expect(cfg.mode & 0o077).toBe(0);
-      expect(await readFile(bundleConfig, 'utf8')).not.toContain(secret);
+      expect(await readFile(launcherConfig, 'utf8')).not.toContain(secret);
       expect((await stat(join(fx.stateDir, id))).mode & 0o777).toBe(0o700);
       expect((await stat(join(fx.stateDir, id, 'launch.json'))).mode & 0o777).toBe(0o600);
       // every file in the bundles (containerd state), runcvm's dirs or /tmp that holds the secret is private (containerd's
