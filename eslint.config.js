@@ -34,9 +34,10 @@ export default tseslint.config(
   },
   { files: ['src/core/exec/**/*.ts'], rules: { 'no-restricted-imports': 'off' } },
   { files: ['src/kimia/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: noSpawn.paths, patterns: [{ group: ['**/runcvm/**'], message: 'kimia and runcvm never import each other.' }] }] } },
+  { files: ['src/images/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: noSpawn.paths, patterns: [{ group: ['**/kimia/**', '**/runcvm/**'], message: 'the image builder runs kimia and runcvm as programs, never imports them.' }] }] } },
   { files: ['src/runcvm/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: noSpawn.paths, patterns: [{ group: ['**/kimia/**'], message: 'kimia and runcvm never import each other.' }] }] } },
   {
-    files: ['src/runcvm/**/plan*.ts', 'src/runcvm/cli/**/*.ts', 'src/runcvm/bundle/transforms/**/*.ts', 'src/runcvm/launch/**/*.ts', 'src/kimia/**/plan*.ts', 'src/kimia/cli/**/*.ts'],
+    files: ['src/runcvm/**/plan*.ts', 'src/runcvm/cli/**/*.ts', 'src/runcvm/bundle/transforms/**/*.ts', 'src/runcvm/launch/**/*.ts', 'src/runcvm/seccomp/**/*.ts', 'src/kimia/**/plan*.ts', 'src/kimia/cli/**/*.ts', 'src/images/plan*.ts'],
     rules: { 'no-restricted-imports': ['error', { paths: pureEffects }] },
   },
 );

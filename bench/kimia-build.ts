@@ -9,7 +9,10 @@
  * hit), and a one-line change of a file copied late, rebuilt and pushed to the local registry. Variants, interleaved
  * A/B/C/D: raw `buildah bud` with the flags kimia passes (overlay, chroot isolation, --layers; the baseline), kimia
  * with overlay, kimia with vfs (kimia's default inside a pod), and `docker build` with BuildKit (Debian's dockerd
- * 20.10 started by the harness, /usr/bin/docker with DOCKER_BUILDKIT=1).
+ * 20.10 started by the harness, /usr/bin/docker with DOCKER_BUILDKIT=1). kimia runs with --cache, so an unchanged
+ * rebuild is answered from its build key without buildah; the unchanged case also runs kimia with --no-build-key
+ * (Buildah's layer cache), and a fourth case measures kimia's own time before buildah starts (its `-v debug` line)
+ * for the bundled entry (bin/kimia) against the tsc output it is built from.
  *
  * Peak memory: RSS summed over the process tree of the build (kimia → buildah → its user-namespace children); for
  * docker build the daemon does the work, so the sampler watches dockerd's tree (dockerd, its containerd, BuildKit
@@ -27,7 +30,7 @@ import { startRegistry } from '../test/harness/services/registry.js';
 import { pushBusyboxImage, pushDebootstrapImage } from '../test/harness/images.js';
 import { dockerdAvailable, startDockerd, type StartedDockerd } from '../test/harness/services/dockerd.js';
 import { buildKimia, ensureSubIds, workspace } from '../test/e2e/kimia-helpers.js';
-import { measureCase, repsAtMost, WARMUPS, type CaseResult, type Variant } from './lib/measure.js';
+import { derivedCase, measureCase, repsAtMost, WARMUPS, type CaseResult, type Variant } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 
 const BENCH = 'kimia-build';
@@ -109,6 +112,29 @@ async function main(): Promise<void> {
     } else {
       notes.push('docker build not measured: dockerd/docker.io not installed or not root');
     }
+    /**
+     * kimia's own time before buildah starts (the `-v debug` line "starting buildah N ms after kimia started",
+     * counted from process start), --no-build-key so that buildah always starts: bin/kimia (the bundle) against the
+     * tsc output it is built from, interleaved.
+     */
+    const startupCase = async (ctx: string, home: string, n: number): Promise<CaseResult> => {
+      // the tsc output through an entry like bin/kimia's, without the bundle
+      const tscEntry = await ws.write('entry-tsc.mjs', `import(${JSON.stringify(projectPath('dist', 'kimia', 'main.js'))}).then((m) => m.main(process.argv.slice(2))).then((c) => process.exit(c ?? 0));\n`);
+      const entries = {
+        'kimia (bin/kimia, bundle)': [projectPath('bin', 'kimia')],
+        'kimia (tsc output)': [tscEntry],
+      };
+      const values = new Map<string, number[]>(Object.keys(entries).map((k) => [k, []]));
+      for (let i = 0; i < n; i++) {
+        for (const [name, entry] of Object.entries(entries)) {
+          const argv = asUser(home, [process.execPath, ...entry, '-c', ctx, '--no-push', '--cache', '--no-build-key', '--storage-driver=overlay', '--insecure-registry', reg.host, '-v', 'debug']);
+          const r = await run(argv[0]!, argv.slice(1), { reject: false, timeoutMs: 300_000 });
+          values.get(name)!.push(Number(/starting buildah (\d+) ms after kimia started/.exec(r.stderr)?.[1]));
+        }
+      }
+      return derivedCase({ bench: BENCH, case: 'small: kimia start-up before buildah', unit: 'ms', repetitions: n, notes: 'milliseconds from process start to the buildah spawn, reported by kimia -v debug; --no-build-key, layer cache warm' },
+        [...values.entries()].map(([name, v]) => ({ name, values: v })));
+    };
     const dockerPid = async () => Number((await readFile(join(dockerd!.dir, 'docker.pid'), 'utf8')).trim());
     const docker = async (args: string[], sample?: (pid: number) => void) => {
       const r = await dockerd!.docker(args, { reject: false, timeoutMs: 900_000, env: { DOCKER_BUILDKIT: '1' }, ...(sample ? { onSpawn: sample } : {}) });
@@ -137,12 +163,13 @@ async function main(): Promise<void> {
         await chown(p, 1000, 1000);
       };
 
-      type Tool = 'buildah' | 'kimia-overlay' | 'kimia-vfs' | 'docker';
+      type Tool = 'buildah' | 'kimia-overlay' | 'kimia-vfs' | 'docker' | 'kimia-overlay-nokey';
       const labels: Record<Tool, string> = {
         buildah: 'raw buildah (overlay)',
         'kimia-overlay': 'kimia overlay',
         'kimia-vfs': 'kimia vfs',
         docker: 'docker build (BuildKit)',
+        'kimia-overlay-nokey': 'kimia overlay --no-build-key',
       };
       const tools: Tool[] = dockerd ? ['buildah', 'kimia-overlay', 'kimia-vfs', 'docker'] : ['buildah', 'kimia-overlay', 'kimia-vfs'];
       const build = async (tool: Tool, home: string, push: boolean, sample?: (pid: number) => void) => {
@@ -159,7 +186,8 @@ async function main(): Promise<void> {
         }
         const driver = tool === 'kimia-vfs' ? 'vfs' : 'overlay';
         const out = push ? ['--destination', dest(tool)] : ['--no-push'];
-        await exec(asUser(home, [process.execPath, projectPath('bin', 'kimia'), '-c', ctx, ...out, '--cache', `--storage-driver=${driver}`, '--insecure-registry', reg.host]), sample);
+        const nokey = tool === 'kimia-overlay-nokey' ? ['--no-build-key'] : [];
+        await exec(asUser(home, [process.execPath, projectPath('bin', 'kimia'), '-c', ctx, ...out, '--cache', ...nokey, `--storage-driver=${driver}`, '--insecure-registry', reg.host]), sample);
       };
 
       // cold: a fresh, empty storage every run (docker: builder cache pruned, images removed)
@@ -188,11 +216,16 @@ async function main(): Promise<void> {
         await build(tool, homes[tool], false);
         primed.add(tool);
       };
-      cases.push(await measureCase({ bench: BENCH, case: `${df}: unchanged rebuild`, warmups, repetitions: reps, notes: 'same storage, every step a cache hit, no push' },
-        tools.map((tool) => ({ name: labels[tool], before: () => prime(tool), run: (sample) => build(tool, homes[tool], false, sample) }))));
+      // kimia --no-build-key shares the storage (and the key records) of kimia overlay: the same cached layers
+      const unchangedTools: Tool[] = [...tools.slice(0, 2), 'kimia-overlay-nokey', ...tools.slice(2)];
+      homes['kimia-overlay-nokey'] = homes['kimia-overlay'];
+      primed.add('kimia-overlay-nokey');
+      cases.push(await measureCase({ bench: BENCH, case: `${df}: unchanged rebuild`, warmups, repetitions: reps, notes: 'same storage, every step a cache hit, no push; kimia answers from its build key (no buildah call), kimia --no-build-key runs buildah and its layer cache' },
+        unchangedTools.map((tool) => ({ name: labels[tool], before: () => prime(tool), run: (sample) => build(tool, homes[tool], false, sample) }))));
+      if (df === 'small') cases.push(await startupCase(ctx, homes['kimia-overlay'], reps + warmups));
       cases.push(await measureCase({ bench: BENCH, case: `${df}: one-line change, rebuild + push`, warmups, repetitions: reps, notes: 'first line of the file copied by the last stage rewritten before every run; build then push to the local registry (plain HTTP); unchanged layers already in the registry' },
         tools.map((tool) => ({ name: labels[tool], before: async () => { await prime(tool); await changeOneLine(); }, run: (sample) => build(tool, homes[tool], true, sample) }))));
-      for (const h of Object.values(homes)) await dropHome(h);
+      for (const h of new Set(Object.values(homes))) await dropHome(h);
     }
     notes.push(`repetitions capped to keep npm run bench short on a loaded 2-core machine: small Dockerfile ${SMALL_REPS} (+${WARMUPS} warm-up), large Dockerfile cold ${LARGE_COLD_REPS} and rebuilds ${LARGE_REPS} (no timed warm-up; the rebuilds reuse the storage of the last cold build)`);
     notes.push('raw buildah = the `buildah bud` flags kimia passes (overlay, --isolation chroot, --format oci, --layers); no raw buildah vfs variant (time budget)');

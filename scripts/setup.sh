@@ -156,6 +156,7 @@ step_build() {
   local started; started=$(mktemp)
   rm -rf dist
   npx tsc -p tsconfig.build.json
+  bash scripts/bundle-kimia.sh
   mv "$started" "$stamp"
 }
 

@@ -57,9 +57,20 @@ export class Redactor {
 /** One process-wide redactor: the runner and the logger both use it, so no caller can forget. */
 export const globalRedactor = new Redactor();
 
-/** Names that look secret (used to mark build-args and env values as secrets by name, on top of by value). */
+// Words that make a name secret wherever they appear (separators removed: API_KEY → apikey), and words that do so
+// only as a whole part of the name (DB_PASS, BASIC_AUTH, SSH_KEY, GH_PAT, but not PASSPORT, AUTHOR, MONKEY).
+const SECRET_WORDS = /password|passwd|passphrase|secret|token|credential|apikey|privatekey|accesskey|signingkey|authorization/;
+const SECRET_PARTS = new Set(['pass', 'pwd', 'pw', 'auth', 'oauth', 'key', 'pat', 'cred', 'creds', 'jwt']);
+
+/**
+ * Names that look secret (used to mark build-args and env values as secrets by name, on top of by value):
+ * *PASSWORD*, *PASSWD*, *PASSPHRASE*, *SECRET*, *TOKEN*, *CREDENTIAL*, *API_KEY*, *PRIVATE_KEY*, *ACCESS_KEY*,
+ * *SIGNING_KEY*, *AUTHORIZATION*, and names with a part PASS, PWD, PW, AUTH, OAUTH, KEY, PAT, CRED(S) or JWT
+ * (parts split at `_`, `-`, `.` and lower-to-upper case changes).
+ */
 export function looksSecretName(name: string): boolean {
-  return /(pass(word)?|secret|token|api[_-]?key|credential|private[_-]?key|auth)/i.test(name);
+  const parts = name.split(/[_\-.]+|(?<=[a-z0-9])(?=[A-Z])/).map((p) => p.toLowerCase()).filter(Boolean);
+  return SECRET_WORDS.test(parts.join('')) || parts.some((p) => SECRET_PARTS.has(p));
 }
 
 /** Quote an argv for display (shell-like), after redaction. */

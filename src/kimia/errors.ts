@@ -1,11 +1,11 @@
 /**
  * kimia's error table. Messages that the troubleshooting guide prints are kept verbatim (they are a contract);
  * each entry says why it happens and the exact fix (YAML or command). Exit codes: 2 usage/config, 3 build,
- * 4 push, 5 auth, 6 environment (preflight).
+ * 4 push, 5 auth, 6 environment (preflight), 7 base image not found.
  */
 import { defineErrors } from '../core/errors.js';
 
-export const EXIT = { ok: 0, usage: 2, build: 3, push: 4, auth: 5, environment: 6 } as const;
+export const EXIT = { ok: 0, usage: 2, build: 3, push: 4, auth: 5, environment: 6, baseImageNotFound: 7 } as const;
 
 const SECURITY_CONTEXT_FIX = `add to the container spec:
 securityContext:
@@ -169,6 +169,13 @@ volumeMounts:
   mountPath: /secrets
   readOnly: true`,
   },
+  GIT_AUTH_OTHER_ORIGIN: {
+    exit: EXIT.auth,
+    message: 'fatal: could not read Username for {hosts}: the Git token is only sent to {origin}',
+    cause: 'a submodule or a redirect of {url} leads to another host, which asks for credentials. kimia sends the --git-token-file token only to the context\'s origin (scheme, host and port), so that whoever can push to a repository cannot collect the token by naming their own server in .gitmodules.',
+    fix: `put the submodule on the context's origin (a relative URL such as ../lib.git in .gitmodules), or make it readable without credentials,
+or skip submodules: --git recurse-submodules=false`,
+  },
   GIT_FAILED: {
     exit: EXIT.build,
     message: 'git {what} failed for {url}: {detail}',
@@ -181,11 +188,77 @@ volumeMounts:
     cause: 'the tarball context could not be downloaded or unpacked.',
     fix: 'check the URL and that it serves a .tar.gz',
   },
+  DOCKERFILE_SYNTAX: {
+    exit: EXIT.usage,
+    message: 'Dockerfile syntax error at {file}:{line}: {problem}',
+    cause: 'line {line} reads `{instruction}`; kimia checks the Dockerfile before pulling anything.',
+    fix: '{hint}',
+  },
+  DOCKERFILE_UNSUPPORTED: {
+    exit: EXIT.usage,
+    message: '{file}:{line}: {feature} is not supported by kimia\'s engines (it needs Buildah {needs} or later; kimia\'s image has Buildah {imageVersion}, this engine is Buildah {version})',
+    cause: 'line {line} reads `{instruction}`; docker build (BuildKit) and Buildah {needs} or later build it.',
+    fix: 'rewrite the instruction without {feature} (see docs/kimia.md, "Dockerfile support")',
+  },
+  ENGINE_TOO_OLD: {
+    exit: EXIT.environment,
+    message: '{file}:{line}: {feature} needs Buildah {needs} or later; this engine is Buildah {version}',
+    cause: 'line {line} reads `{instruction}`; kimia here drives {buildah} (Buildah {version}), which predates the feature.',
+    fix: 'build with kimia\'s image, which carries Buildah {imageVersion} from {imageDistribution}; or install Buildah {needs} or later',
+  },
+  GLOB_NAME: {
+    exit: EXIT.build,
+    message: '{step}: Buildah reads `{text}` as a pattern and finds no file',
+    cause: 'the source name holds glob characters ([ ]); docker build copies a file of that literal name, Buildah only matches the pattern.',
+    fix: 'escape each [ as [[] in the source (COPY arr[0].txt → COPY arr[[]0].txt), which docker build reads the same way',
+  },
+  OWNER_OUT_OF_RANGE: {
+    exit: EXIT.environment,
+    message: '{step}: owner {uid}:{gid} of {path} is outside the build user\'s subordinate ID range',
+    cause: 'a rootless build maps container IDs 0-{max} onto the build user\'s subordinate range; an archive or --chown naming a larger ID cannot be stored.',
+    fix: 'give the build user a larger range (e.g. kimia:100000:600000 in /etc/subuid and /etc/subgid), or set the owner with ADD --chown=0:0 / COPY --chown',
+  },
+  BUILD_STEP_FAILED: {
+    exit: EXIT.build,
+    message: '{step} exited {status}',
+    cause: 'the command `{text}` returned status {status}{stage}.',
+    fix: 'read the step\'s output above (indented under its step line); rerun with --verbosity=debug for the full buildah command',
+  },
+  BUILD_STEP_ERROR: {
+    exit: EXIT.build,
+    message: '{step} failed: {detail}',
+    cause: 'Buildah could not carry out `{text}`{stage}.',
+    fix: 'check the instruction and the files it names in the build context (and .dockerignore)',
+  },
+  BASE_IMAGE_NOT_FOUND: {
+    exit: EXIT.baseImageNotFound,
+    message: 'base image {image} not found in registry {registry}{where}',
+    cause: 'the registry {registry} answered "{answer}": it has no {what}.',
+    fix: 'check the FROM line and the build args that make it; list the tags the registry has: skopeo list-tags docker://{repository}',
+  },
   BUILD_FAILED: {
     exit: EXIT.build,
     message: 'build failed: {detail}',
     cause: 'buildah exited with code {code}.',
     fix: 'read the step output above; rerun with --verbosity=debug for the full buildah command',
+  },
+  SECRET_IN_IMAGE: {
+    exit: EXIT.build,
+    message: 'the image would carry the value of secret build arg(s) {names}: {where}',
+    cause: 'the Dockerfile copies a secret build arg into the image configuration (ENV, LABEL, CMD, …), which is pushed as is; kimia masks secret values only in the image history. Nothing was pushed.',
+    fix: `pass the secret as a build secret, mounted only while a RUN step runs:
+  kimia … --secret id=api_token,env=API_TOKEN      (or --secret id=api_token,src=/secrets/api_token)
+  RUN --mount=type=secret,id=api_token API_TOKEN="$(cat /run/secrets/api_token)" make
+or, if the value is not secret: drop --secret-arg for it, or rename a build arg whose name looks secret
+(names with PASSWORD, TOKEN, SECRET, KEY, AUTH … are secret: docs/kimia.md, Secrets)`,
+  },
+  HISTORY_MASK_FAILED: {
+    exit: EXIT.build,
+    message: 'cannot mask secret build-arg values in the image history: {detail}',
+    cause: 'Buildah records build-arg values in the history of each RUN step; kimia rewrites that history before pushing, and that step failed. Nothing was pushed.',
+    fix: `pass the secret as a build secret instead of a build arg:
+  kimia … --secret id=api_token,env=API_TOKEN
+  RUN --mount=type=secret,id=api_token API_TOKEN="$(cat /run/secrets/api_token)" make`,
   },
   PULL_UNAUTHORIZED: {
     exit: EXIT.auth,
@@ -210,6 +283,20 @@ volumeMounts:
     message: 'push of {destination} failed after {attempts} attempt(s): {detail}',
     cause: 'the registry could not be reached or answered with an error.',
     fix: 'check the registry address and TLS flags (--registry-certificate, --skip-tls-verify); raise --push-retry for flaky registries',
+  },
+  PULL_PLAIN_HTTP: {
+    exit: EXIT.build,
+    message: 'registry {host} answers in plain HTTP: {text}',
+    cause: 'kimia (Buildah) speaks HTTPS to a registry unless told otherwise, and {host} answered in plain HTTP while the base image or the cache was pulled.',
+    fix: `if {host} is meant to be plain HTTP (a registry inside the cluster): --insecure-registry={host} (this registry only)
+or --insecure-pull (every pull); otherwise serve the registry over TLS`,
+  },
+  PUSH_PLAIN_HTTP: {
+    exit: EXIT.push,
+    message: 'registry {host} answers in plain HTTP: {text}',
+    cause: 'kimia (Buildah) speaks HTTPS to a registry unless told otherwise, and {host} answered in plain HTTP when {destination} was pushed.',
+    fix: `if {host} is meant to be plain HTTP (a registry inside the cluster): --insecure-registry={host} (this registry only)
+or --insecure (every push); otherwise serve the registry over TLS`,
   },
   PULL_UNREACHABLE: {
     exit: EXIT.build,

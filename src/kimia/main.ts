@@ -5,6 +5,7 @@
 import type { BuildRequest, Command } from './cli/request.js';
 import type { Log } from './log.js';
 import type { ToolError } from '../core/errors.js';
+import type { EngineFound } from './buildah/engine.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -64,19 +65,9 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
 }
 
 async function lint(argv: string[]): Promise<number> {
-  const path = './lint/index.js';
-  let mod: { lintMain?: (argv: string[]) => Promise<number> };
-  try {
-    mod = (await import(path)) as typeof mod;
-  } catch {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  if (typeof mod.lintMain !== 'function') {
-    process.stderr.write('kimia lint is not available in this build\n');
-    return 2;
-  }
-  return mod.lintMain(argv);
+  // a literal specifier, so that the image's bundle (src/images) carries the linter too
+  const { lintMain } = await import('./lint/index.js');
+  return lintMain(argv);
 }
 
 async function makeLog(request: BuildRequest): Promise<Log> {
@@ -84,10 +75,10 @@ async function makeLog(request: BuildRequest): Promise<Log> {
   return createLog({ level: request.verbosity, format: request.logFormat, timestamps: request.logTimestamp });
 }
 
-async function runPreflight(request: BuildRequest, env: Env) {
+async function runPreflight(request: BuildRequest, env: Env, engine?: Promise<EngineFound>) {
   const [{ probe }, { judge }] = await Promise.all([import('./preflight/probe.js'), import('./preflight/verdicts.js')]);
   const started = performance.now();
-  const facts = await probe(request, env);
+  const facts = await probe(request, env, ...(engine ? [engine] : []));
   const verdicts = judge(facts);
   return { facts, verdicts, durationMs: Math.round(performance.now() - started) };
 }
@@ -109,18 +100,33 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   const modules = Promise.all([
     import('../core/redact.js'), import('../core/fsx/index.js'), import('node:fs/promises'), import('./context/classify.js'),
     import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'), import('./certs.js'), import('./buildah/run.js'),
-    import('./errors.js'),
+    import('./errors.js'), import('./dockerfile/parse.js'), import('./dockerfile/check.js'), import('./buildah/engine.js'),
   ]);
   const log = await makeLog(request);
-  // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan), which has no
-  // effect outside the private folder; nothing reaches buildah until it has passed.
-  const preflight = !request.skipPreflight && !request.dryRun ? runPreflight(request, env) : undefined;
-  preflight?.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
+  // buildah's path and version, looked up once at start: the preflight, the build key and the plan read this answer.
+  // With the build key on, the version of a binary seen before is read from beside the keys (no buildah process).
+  const engineFound = Promise.all([import('./buildah/engine.js'), import('./buildkey/key.js'), import('./buildkey/record.js'), import('./plan/plan.js')])
+    .then(([{ findEngine }, { keyDisabled }, { knownEnginesFile }, { storageFor }]) => findEngine(env, keyDisabled(request) ? undefined : knownEnginesFile(storageFor(request).root)))
+    .catch(() => ({}) as EngineFound);
+  // Preflight starts first and runs beside the preparation below (context, Dockerfile, auth, plan, build key), which
+  // has no effect outside the private folder; nothing reaches buildah until it has passed. An unchanged build does
+  // not wait for it. (Starting it only after a build key missed saves ~15 ms on an unchanged build and costs ~25 ms
+  // on every other one: measured with scratch runs at load 3, so it starts at once.)
+  let preflight: ReturnType<typeof runPreflight> | undefined;
+  const startPreflight = () => {
+    if (!preflight && !request.skipPreflight && !request.dryRun) {
+      preflight = runPreflight(request, env, engineFound);
+      preflight.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
+    }
+    return preflight;
+  };
+  startPreflight();
   let preflightChecked = false;
   const passPreflight = async () => {
-    if (!preflight || preflightChecked) return;
+    const started = startPreflight();
+    if (!started || preflightChecked) return;
     preflightChecked = true;
-    const { verdicts, durationMs } = await preflight;
+    const { verdicts, durationMs } = await started;
     for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`, { event: 'preflight-warning', check: v.check });
     const failed = verdicts.find((v) => v.status === 'fail');
     if (failed?.error) throw failed.error;
@@ -129,12 +135,16 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
 
   const [
     { globalRedactor, formatCommand }, { CloserStack, tempDir }, { readFile }, { classifyContext }, { fetchContext }, { planBuild, planCommands },
-    { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, layerSizes, describeLayers }, { fail },
+    { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, describeLayers }, { fail },
+    { parseDockerfile }, { syntaxError, engineError }, { IMAGE_ENGINE },
   ] = await modules;
-  for (const a of request.buildArgs) if (a.secret) globalRedactor.add(a.value);
+  // secret values registered (and kimia's own argv rewritten) before anything can print
+  await (await import('./secrets.js')).protectSecrets(request, env);
   for (const n of request.notes) log.info(n, { event: 'note' });
 
   await using closers = new CloserStack();
+  // a build answered without waiting for the preflight still lets it finish: its probes remove what they create
+  closers.push('preflight probes', () => preflight?.then(() => undefined, () => undefined));
   const privateDir = await tempDir('kimia', closers);
 
   // SIGTERM (pod deletion) or SIGINT stops a clone, a download or buildah, and the private files are still removed
@@ -154,7 +164,9 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   });
   const { signal } = abort;
 
-  let prepared: { contextDir: string; plan: ReturnType<typeof planBuild> };
+  let prepared: {
+    contextDir: string; plan: ReturnType<typeof planBuild>; certDir?: string; credentials: { registry: string; username: string; password: string }[];
+  };
   try {
     let contextDir: string;
     const source = classifyContext(request.context);
@@ -175,22 +187,27 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       dockerfileText = await readFile(dockerfilePath, 'utf8').catch(() => undefined);
       if (dockerfileText === undefined) throw fail('DOCKERFILE_NOT_FOUND', { path: dockerfilePath });
     }
+    // one parse for the syntax check, the engine check, the format decision and the step → line map;
+    // a Dockerfile error is reported before anything is pulled
+    const dockerfile = dockerfileText === undefined ? undefined : parseDockerfile(dockerfileText, request.dockerfile);
+    const syntax = dockerfile && syntaxError(dockerfile);
+    if (syntax) throw syntax;
 
     const auth = request.dryRun
       ? { authFile: `${privateDir}/auth.json` }
       : await prepareAuth(request, env, privateDir);
     const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
-    // the preflight already found buildah on PATH: reuse its path instead of a second PATH search at spawn time
-    const buildahPath = preflight ? (await preflight).facts.buildahPath : undefined;
     const plan = planBuild(request, {
       contextDir,
       privateDir,
       ...(auth.authFile ? { authFile: auth.authFile } : {}),
       ...(certDir ? { certDir } : {}),
-      ...(dockerfileText !== undefined ? { dockerfileText } : {}),
-      ...(buildahPath ? { buildahPath } : {}),
+      ...(dockerfile ? { dockerfile } : {}),
     });
-    prepared = { contextDir, plan };
+    prepared = {
+      contextDir, plan, ...(certDir ? { certDir } : {}),
+      credentials: 'merge' in auth ? auth.merge.credentials : [],
+    };
   } catch (err) {
     if (signal.aborted) return 130;
     // the environment is the first thing to fix: its failure wins over what the preparation ran into meanwhile
@@ -198,10 +215,45 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     throw err;
   }
   if (signal.aborted) return 130;
-  await passPreflight();
-  const { contextDir, plan } = prepared;
+  const { contextDir } = prepared;
+  let { plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
+  for (const n of plan.notes) log.info(n, { event: 'format' });
   for (const w of plan.warnings) log.warn(w, { event: 'warning' });
+  const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
+
+  // The build key: an unchanged build is answered here, before buildah starts (and without waiting for preflight,
+  // which is about running buildah). Any failure to compute it means an ordinary build.
+  const buildKey = !request.dryRun && plan.dockerfile ? await import('./buildkey/index.js') : undefined;
+  const keyInput = buildKey && plan.dockerfile && {
+    request, plan, contextDir, dockerfile: plan.dockerfile, engine: engineFound, credentials: prepared.credentials, env, log,
+    ...(prepared.certDir ? { certDir: prepared.certDir } : {}),
+    ...(classifyContext(request.context).kind === 'dir' ? { contextId: contextDir } : {}),
+  };
+  const keyed = buildKey && keyInput
+    ? await buildKey.checkBuildKey(keyInput).catch((err: unknown) => {
+      log.debug(`build key not used: ${(err as Error).message}`, { event: 'build-key', used: false });
+      return undefined;
+    })
+    : undefined;
+  if (buildKey && keyInput && keyed?.match) {
+    const pushed = await buildKey.answerUnchanged(keyed, keyInput, { baseDelayMs, signal });
+    log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, { event: 'done', unchanged: true });
+    return 0;
+  }
+
+  await passPreflight();
+  // buildah as found on PATH at start: no second PATH search at spawn time (a dry run prints the name, as typed)
+  const found = await engineFound;
+  if (found.path && !request.dryRun) plan = { ...plan, buildah: found.path };
+  // which engine runs, and whether it builds every feature the Dockerfile uses (before any pull)
+  if (found.engine) {
+    const { engine } = found;
+    log.info(`engine: buildah ${engine.version} (${plan.buildah})`, { event: 'engine', engine: engine.name, version: engine.version });
+    const tooOld = plan.dockerfile && engineError(plan.dockerfile, engine, plan.buildah, IMAGE_ENGINE);
+    if (tooOld) throw tooOld;
+    plan = { ...plan, engine };
+  }
 
   if (request.dryRun) {
     for (const cmd of planCommands(plan)) process.stdout.write(formatCommand(cmd[0]!, cmd.slice(1)) + '\n');
@@ -218,16 +270,19 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   });
   const bud = await stopped(runBud(plan, contextDir, log, signal));
   if (!bud || signal.aborted) return 130;
+  if (plan.historyMask && bud.imageId) {
+    const { maskImageHistory } = await import('./history/index.js');
+    bud.imageId = await maskImageHistory(plan, bud.imageId, { cache: request.cache, workDir: privateDir, log, signal });
+  }
 
   const pushed: { destination: string; digest: string }[] = [];
   if (plan.pushes.length) {
     // the layer list is only for the log: read it beside the first push instead of before it
     const layersReported = plan.multiPlatform
       ? Promise.resolve()
-      : layerSizes(plan).then((layers) => {
+      : import('./buildah/layers.js').then(({ storedLayers }) => storedLayers(plan.storage, bud.imageId)).then((layers) => {
         if (layers.length) log.info(`layers to push: ${describeLayers(layers)}`, { event: 'layers', layers });
       }, () => undefined);
-    const baseDelayMs = env.KIMIA_PUSH_RETRY_DELAY_MS ? Number(env.KIMIA_PUSH_RETRY_DELAY_MS) : 1000;
     try {
       for (const step of plan.pushes) {
         if (signal.aborted) return 130;
@@ -242,6 +297,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   await runExports(plan, log);
   const { outputFiles, writeOutputs } = await import('./outputs/index.js');
   await writeOutputs(outputFiles(request, pushed));
+  if (buildKey && keyed) await buildKey.recordBuild(keyed, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log);
   log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, {
     event: 'done', cacheHits: bud.cacheHits, cacheMisses: bud.cacheMisses,
   });

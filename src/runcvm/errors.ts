@@ -32,6 +32,12 @@ export const runcvmErrors = defineErrors({
     cause: 'a RUNCVM_* setting in the container environment has a value runcvm does not understand.',
     fix: '{fix}',
   },
+  GUEST_SPEC: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'config.json cannot be applied inside the microVM: {problem}',
+    cause: 'runcvm applies the workload\'s mounts, devices, sysctls and seccomp profile inside the guest, and checks them at create.',
+    fix: '{fix}',
+  },
   SETTING_NOT_ALLOWED: {
     exit: RUNTIME_EXIT.setup,
     message: '{name}="{value}" is not allowed: {problem}',

@@ -69,9 +69,9 @@ describe('conformance: exec (issue 16 causes 5 and 6)', { timeout: 300_000 }, ()
     expect(vm.stderr).toMatch(/fix: /);
   });
 
-  // fixed in phase 2: the guest agent (src/runcvm/guest/agent.c, child_exec) exits 127/126 when the command cannot
-  // start; runc exits 255 for every exec that fails before the command runs (docs/conformance.md, cause 5).
-  it.fails('cause 5: exec of a missing binary exits 255 with runc\'s message', async () => {
+  // cause 5: runc exits 255 for every exec that fails before the command runs; so does the guest agent
+  // (src/runcvm/guest/agent.c child_exec, EXEC_FAILURE_STATUS), with runc's words
+  it('cause 5: exec of a missing binary exits 255 with runc\'s message', async () => {
     const out = {} as Record<RuntimeName, Outcome>;
     for (const rt of ['runc', 'runcvm'] as const) out[rt] = outcome(await cf.verb(rt, ['exec', id[rt], 'no-such-binary']));
     expect(out.runc.exit).toBe(255);
@@ -80,9 +80,8 @@ describe('conformance: exec (issue 16 causes 5 and 6)', { timeout: 300_000 }, ()
     expect(out.runcvm.stderr).toContain('exec: "no-such-binary": executable file not found in $PATH');
   });
 
-  // fixed in phase 2: cause 4 for exec (src/runcvm/guest/agent.c: the exec's pty is chowned to the exec's uid and
-  // the devpts tty group, as runc does; today it stays 0:5)
-  it.fails('cause 4: `exec -t` as a non-root user gets a terminal that user owns (runc: uid:5)', async () => {
+  // cause 4 for exec: the exec's pty comes from the workload's devpts and is chowned to the exec's uid (gid 5 stays)
+  it('cause 4: `exec -t` as a non-root user gets a terminal that user owns (runc: uid:5)', async () => {
     const out = {} as Record<RuntimeName, Outcome>;
     for (const rt of ['runc', 'runcvm'] as const) {
       const bin = rt === 'runc' ? 'runc' : cf.fx.wrapper;
@@ -91,6 +90,29 @@ describe('conformance: exec (issue 16 causes 5 and 6)', { timeout: 300_000 }, ()
       out[rt] = { exit: r.exitCode, stdout: r.stdout.replace(/\^@|[\0\r]/g, ''), stderr: r.stderr };
     }
     expectOracle(out.runc, { stdout: '1000:5\n' });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // cause 11 for exec, and oom_score_adj: runc applies the container's seccomp profile and process.oomScoreAdj to
+  // every exec'd process too; the guest agent gets both from the guest init at boot (never from the exec request)
+  it('cause 11: an exec\'d process gets the container\'s seccomp filter and oom_score_adj, as under runc', async () => {
+    const out = {} as Record<RuntimeName, Outcome>;
+    for (const rt of ['runc', 'runcvm'] as const) {
+      const b = await cf.bundle((s) => {
+        s.process!.args = ['sleep', '600'];
+        s.process!.oomScoreAdj = 77;
+        s.root!.readonly = false;
+        s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+      });
+      const cid = cf.newId(`exec-seccomp-${rt}`);
+      expect(await cf.runDetached(rt, b, cid), `${rt} run -d`).toMatchObject({ exit: 0 });
+      try {
+        out[rt] = outcome(await cf.verb(rt, ['exec', cid, 'sh', '-c', 'grep Seccomp: /proc/self/status; cat /proc/self/oom_score_adj; mkdir /tmp/x 2>&1; echo "mkdir exit $?"'], { timeoutMs: 240_000 }));
+      } finally {
+        await cf.verb(rt, ['delete', '-f', cid]);
+      }
+    }
+    expectOracle(out.runc, { stdout: "Seccomp:\t2\n77\nmkdir: can't create directory '/tmp/x': Operation not permitted\nmkdir exit 1\n" });
     expect(out.runcvm).toEqual(out.runc);
   });
 

@@ -4,9 +4,8 @@
  * owner, the seccomp profile) the guest init applies to the workload inside the VM. Same bundle under runc (the
  * oracle) and runcvm; the workload prints the facts, the outputs must be equal.
  *
- * Every test here is marked `it.fails`: fixed in phase 2 (the guest's workload set-up, src/runcvm/guest/workload.c
- * and agent.c, with the guest config written by src/runcvm/launch/, which issue 13 is refactoring). docs/conformance.md
- * says where each fix goes. When a fix lands, its `it.fails` becomes `it`.
+ * Applied by the guest's workload set-up (src/runcvm/guest/rootfs.c, workload.c, agent.c) from the LaunchSpec
+ * (src/runcvm/launch/rootfs.ts; the seccomp profile compiled by src/runcvm/seccomp).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec/index.js';
@@ -27,8 +26,10 @@ const FACTS = [
   'echo "/dev mount: $(awk \'$2 == "/dev" {split($4, o, ","); print o[1]}\' /proc/mounts)"',
   'awk \'($3 == "cgroup" || $3 == "cgroup2") && $2 ~ "^/sys/fs/cgroup" {o[$2]=$4} END {n=0; rw=0; for (m in o) {n++; if (o[m] !~ /^ro/) rw++}; print "cgroup mounts: " (n > 0 ? "present" : "none") (rw ? ", writable" : ", read-only")}\' /proc/mounts',
   'echo "/sys mount: $(awk \'$2 == "/sys" {split($4, o, ","); print o[1]}\' /proc/mounts)"',
+  // the VM's own disks (vda, vdb …) are not the workload's devices: /dev is the spec's tmpfs with runc's nodes only
+  'echo "block devices in /dev: $(find /dev -type b | wc -l)"',
   // the spec's mounts, in the spec's order (runtime-tools checks the order)
-  'echo "spec mounts: $(awk \'{print $5}\' /proc/self/mountinfo | grep -E "^/(proc|dev|dev/pts|dev/shm|dev/mqueue|sys|sys/fs/cgroup)$" | tr "\\n" " ")"',
+  'echo "spec mounts: $(awk \'{print $5}\' /proc/self/mountinfo | grep -E "^/(proc|dev|dev/pts|dev/shm|dev/mqueue|sys|sys/fs/cgroup|scratch)$" | tr "\\n" " ")"',
 ].join('\n');
 
 function withFacts(s: OciSpec): void {
@@ -38,6 +39,8 @@ function withFacts(s: OciSpec): void {
   s.linux!.sysctl = { 'kernel.shm_rmid_forced': '1' };
   s.process!.oomScoreAdj = 123;
   s.mounts = (s.mounts ?? []).map((m) => (m.destination === '/dev' ? { ...m, options: [...(m.options ?? []), 'ro'] } : m));
+  // a tmpfs of the spec's own, after the system mounts: it keeps its place in the order too
+  s.mounts.push({ destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'size=1m'] });
 }
 
 describe('conformance: the workload\'s process and mounts in the guest (issue 16 causes 4 and 11)', { timeout: 480_000 }, () => {
@@ -48,9 +51,9 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
     await closers.close();
   });
 
-  // fixed in phase 2: cause 4 (guest init replays the spec's mounts for the workload in the spec's order with their
-  // options, then applies maskedPaths, readonlyPaths, linux.devices, linux.sysctl and oomScoreAdj)
-  it.fails('cause 4: masked and read-only paths, devices, sysctls, oom_score_adj, the spec\'s mounts in order, as runc gives them', async () => {
+  // cause 4: the guest init replays the spec's mounts for the workload in the spec's order with their options, then
+  // applies maskedPaths, readonlyPaths, linux.devices, linux.sysctl and oomScoreAdj
+  it('cause 4: masked and read-only paths, devices, sysctls, oom_score_adj, the spec\'s mounts in order, as runc gives them', async () => {
     const out = await cf.both(withFacts);
     expectOracle(out.runc, {
       stdout: [
@@ -62,15 +65,16 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
         '/dev mount: ro',
         'cgroup mounts: present, read-only',
         '/sys mount: ro',
-        'spec mounts: /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup ',
+        'block devices in /dev: 0',
+        'spec mounts: /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup /scratch ',
         '',
       ].join('\n'),
     });
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 4 (the guest pty is chowned to the process's uid, gid from the devpts mount's gid=5)
-  it.fails('cause 4: a non-root user\'s terminal is owned by that user (runc: uid:5, mode 620)', async () => {
+  // cause 4: the workload's pty comes from its own devpts (gid=5, mode 620) and is chowned to its uid, as runc does
+  it('cause 4: a non-root user\'s terminal is owned by that user (runc: uid:5, mode 620)', async () => {
     const out = {} as Record<RuntimeName, Outcome>;
     for (const rt of ['runc', 'runcvm'] as const) {
       const b = await cf.bundle((s) => {
@@ -88,9 +92,9 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: found while running runc's cwd.bats (not in the issue's list): runc changes into the cwd while
-  // still root when the user cannot, then drops privileges; the guest init changes directory only after setuid
-  it.fails('cause 4: a cwd only root may enter (/root 0700) works for a non-root user, as under runc', async () => {
+  // cause 4, found while running runc's cwd.bats: runc changes into the cwd while still root, and again as the user
+  // only when root was refused; the guest init used to change directory only after setuid
+  it('cause 4: a cwd only root may enter (/root 0700) works for a non-root user, as under runc', async () => {
     const out = await cf.both((s) => {
       s.process!.cwd = '/root';
       s.process!.user = { uid: 42, gid: 42 };
@@ -100,9 +104,8 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 11 (the guest init loads the workload's seccomp filter, after the capability and user
-  // change, as runc does)
-  it.fails('cause 11: the workload\'s seccomp profile is applied in the guest (a denied syscall fails as under runc)', async () => {
+  // cause 11: the guest init loads the workload's seccomp filter (compiled on the host), at runc's point
+  it('cause 11: the workload\'s seccomp profile is applied in the guest (a denied syscall fails as under runc)', async () => {
     const out = await cf.both((s) => {
       s.root!.readonly = false;
       s.process!.args = ['sh', '-c', 'grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; echo "mkdir exit $?"'];
@@ -112,9 +115,9 @@ describe('conformance: the workload\'s process and mounts in the guest (issue 16
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 11, the node-level opt-out (Kata's disable_guest_seccomp): only the runtime's own
-  // environment can relax it, never the container's (a pod author must not switch off their own sandbox)
-  it.fails('cause 11: RUNCVM_GUEST_SECCOMP=off in the runtime\'s environment (not the container\'s) leaves the guest workload unfiltered', async () => {
+  // cause 11, the node-level opt-out (Kata's disable_guest_seccomp): only the runtime's own environment can relax it,
+  // never the container's (a pod author must not switch off their own sandbox)
+  it('cause 11: RUNCVM_GUEST_SECCOMP=off in the runtime\'s environment (not the container\'s) leaves the guest workload unfiltered', async () => {
     const profile = (s: OciSpec) => {
       s.process!.args = ['grep', 'Seccomp:', '/proc/self/status'];
       s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };

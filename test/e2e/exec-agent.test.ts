@@ -103,13 +103,16 @@ describe('exec agent + launcher mux on the host (no VM)', () => {
     expect(lines.slice(4).filter((l) => !l.startsWith('PWD=') && !l.startsWith('SHLVL=') && !l.startsWith('_=')).join('\n')).toMatch(/^FOO=bar baz\nHOME=\S+\nPATH=\/usr\/bin:\/bin$/);
   });
 
-  it('a missing command: 127 with runc-like wording; a bad cwd: 126', async () => {
+  it('a command that cannot start (missing, bad cwd): 255 with runc\'s wording; a command\'s own 127 stays 127', async () => {
     const r = await startExec({ args: ['no-such-cmd'] }).done;
-    expect(r.code).toBe(127);
-    expect(r.stderr).toContain('exec: "no-such-cmd": executable file not found in $PATH');
+    expect(r.code).toBe(255);
+    expect(r.stderr).toBe('exec failed: unable to start container process: exec: "no-such-cmd": executable file not found in $PATH\n');
+    const p = await startExec({ args: ['/no/such/cmd'] }).done;
+    expect(p).toMatchObject({ code: 255, stderr: 'exec failed: unable to start container process: exec: "/no/such/cmd": stat /no/such/cmd: no such file or directory\n' });
     const c = await startExec({ args: ['true'], cwd: '/no/such/dir' }).done;
-    expect(c.code).toBe(126);
-    expect(c.stderr).toContain('chdir to cwd ("/no/such/dir")');
+    expect(c.code).toBe(255);
+    expect(c.stderr).toContain('exec failed: unable to start container process: chdir to cwd ("/no/such/dir") set in config.json failed');
+    expect((await sh('exit 127')).code).toBe(127);
   });
 
   it('stdin reaches the command and EOF ends it', async () => {

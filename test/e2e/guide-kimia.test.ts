@@ -365,12 +365,18 @@ describe('Kimia guide: Error: Git Clone Failed', () => {
 });
 
 describe('Kimia guide: Error: HEALTHCHECK Instruction Ignored', () => {
-  it('OCI (the default) warns with the guide\'s text and drops it; BUILDAH_FORMAT=docker keeps it; lint names the fix', async () => {
-    const oci = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:oci`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig } });
+  it('the default keeps HEALTHCHECK (Docker format chosen for it); forced OCI warns with the guide\'s text; BUILDAH_FORMAT=docker still works; lint names the fix', async () => {
+    const creds = reg.auth!;
+    const auto = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:auto`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig } });
+    expect(auto.exitCode, auto.all).toBe(0);
+    expect(auto.stderr).not.toContain('HEALTHCHECK instruction ignored');
+    expect(auto.stderr).toContain('building in Docker format: the Dockerfile uses HEALTHCHECK');
+    expect((await imageConfig(`${reg.host}/guide-health:auto`, { creds })).config?.Healthcheck?.Test).toEqual(['CMD', '/bin/true']);
+
+    const oci = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:oci`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig, BUILDAH_FORMAT: 'oci' } });
     expect(oci.exitCode, oci.all).toBe(0);
     expect(oci.stderr).toContain('Warning: HEALTHCHECK instruction ignored');
     expect(oci.stderr).toContain('BUILDAH_FORMAT=docker');
-    const creds = reg.auth!;
     expect((await imageConfig(`${reg.host}/guide-health:oci`, { creds })).config?.Healthcheck).toBeUndefined();
 
     const docker = await kimia(['-c', ws.path('ctx-health'), '-d', `${reg.host}/guide-health:docker`, '--insecure-registry', reg.host, '--storage-driver=overlay'], { env: { DOCKER_CONFIG: dockerConfig, BUILDAH_FORMAT: 'docker' } });
@@ -378,13 +384,16 @@ describe('Kimia guide: Error: HEALTHCHECK Instruction Ignored', () => {
     expect(docker.stderr).not.toContain('HEALTHCHECK instruction ignored');
     expect((await imageConfig(`${reg.host}/guide-health:docker`, { creds })).config?.Healthcheck?.Test).toEqual(['CMD', '/bin/true']);
 
-    const r = await lint('health', job(), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
+    const forced = '        env:\n        - name: BUILDAH_FORMAT\n          value: "oci"\n';
+    const r = await lint('health', job({ env: forced }), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
     const f = rule(r.findings, 'kimia/dockerfile-format');
     expect(f.message).toContain('HEALTHCHECK');
     expect(f.fix).toContain('BUILDAH_FORMAT');
     expect(f.fix).toContain('docker');
     const fixed = await lint('health-fixed', job({ env: '        env:\n        - name: BUILDAH_FORMAT\n          value: "docker"\n' }), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
     expect(fixed.findings).toEqual([]);
+    const unset = await lint('health-unset', job(), ['--dockerfile', ws.path('ctx-health', 'Dockerfile')]);
+    expect(unset.findings).toEqual([]);
   });
 });
 
@@ -419,7 +428,7 @@ describe('Kimia guide: Debugging Commands', () => {
 });
 
 describe('Kimia guide: Performance Issues / Slow Builds', () => {
-  it('check-environment points at overlay when vfs is used, overlay works rootless, and --cache reuses layers on the second build', async () => {
+  it('check-environment points at overlay when vfs is used, overlay works rootless, and --cache answers the same build from its key (and reuses layers with --no-build-key)', async () => {
     const vfs = await kimia(['check-environment']);
     expect(vfs.stdout).toMatch(/\[ok {2}\] storage driver +vfs \(works everywhere; --storage-driver=overlay is faster\)/);
     const overlay = await kimia(['check-environment', '--storage-driver=overlay']);
@@ -433,7 +442,10 @@ describe('Kimia guide: Performance Issues / Slow Builds', () => {
     expect(first.exitCode, first.all).toBe(0);
     const second = await kimia(args);
     expect(second.exitCode, second.all).toBe(0);
-    expect(second.stderr).toMatch(/cache: [1-9]\d* hit\(s\), 0 miss\(es\)/);
+    expect(second.stderr).toMatch(/unchanged: build key [0-9a-f]{12} matches sha256:[0-9a-f]{64}/);
+    const layers = await kimia([...args, '--no-build-key']);
+    expect(layers.exitCode, layers.all).toBe(0);
+    expect(layers.stderr).toMatch(/cache: [1-9]\d* hit\(s\), 0 miss\(es\)/);
   });
 });
 

@@ -105,15 +105,26 @@ describe.each(['overlay', 'vfs'] as const)('rootless build with %s storage', (dr
 });
 
 describe('image format', () => {
-  it('with the default OCI format warns once that HEALTHCHECK is ignored, with the fix', async () => {
+  it('a Dockerfile with HEALTHCHECK is built in Docker format by default; BUILDAH_FORMAT=oci keeps OCI and warns once', async () => {
     const ctx = await writeContext('ctx-oci');
-    const r = await kimia(['-c', ctx, '-d', `${reg.host}/app-oci:1`, '-t', 'final', '--storage-driver=overlay', ...insecure(), '--build-arg', 'GIT_TOKEN=x1y2z3'], {
+    const auto = await kimia(['-c', ctx, '-d', `${reg.host}/app-auto:1`, '-t', 'final', '--storage-driver=overlay', ...insecure(), '--build-arg', 'GIT_TOKEN=x1y2z3'], {
       home: ws.path('home-oci'), env: { DOCKER_CONFIG: dockerConfig },
+    });
+    expect(auto.exitCode, auto.all).toBe(0);
+    expect(auto.all).toMatch(/building in Docker format: the Dockerfile uses HEALTHCHECK \(Dockerfile:11\), SHELL \(Dockerfile:12\)/);
+    expect(auto.all).not.toContain('instruction ignored');
+    expect((await reg.manifest('app-auto', '1')).contentType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    expect((await imageConfig(`${reg.host}/app-auto:1`, { creds })).config?.Healthcheck?.Test).toEqual(['CMD-SHELL', 'true']);
+
+    const r = await kimia(['-c', ctx, '-d', `${reg.host}/app-oci:1`, '-t', 'final', '--storage-driver=overlay', ...insecure(), '--build-arg', 'GIT_TOKEN=x1y2z3'], {
+      home: ws.path('home-oci'), env: { DOCKER_CONFIG: dockerConfig, BUILDAH_FORMAT: 'oci' },
     });
     expect(r.exitCode, r.all).toBe(0);
     expect(r.all.match(/Warning: HEALTHCHECK instruction ignored/g)).toHaveLength(1);
+    expect(r.all).toContain('HEALTHCHECK at Dockerfile:11: the image has no health check');
     expect(r.all).toContain('BUILDAH_FORMAT=docker');
     expect(r.all).not.toMatch(/HEALTHCHECK is not supported for OCI image format/);
+    expect((await reg.manifest('app-oci', '1')).contentType).toBe('application/vnd.oci.image.manifest.v1+json');
     const cfg = await imageConfig(`${reg.host}/app-oci:1`, { creds });
     expect(cfg.config?.Healthcheck).toBeUndefined();
     // STOPSIGNAL has an OCI field and survives, so kimia does not claim it was dropped
@@ -168,7 +179,7 @@ describe('multi-platform', () => {
 });
 
 describe('cache', () => {
-  it('--cache with a persistent --cache-dir: an unchanged rebuild in a new process hits every step', async () => {
+  it('--cache with a persistent --cache-dir: an unchanged rebuild in a new process is answered from the build key; with --no-build-key it hits every step', async () => {
     await ws.write('ctx-cache/Dockerfile', `FROM ${base}\nRUN echo one > /1\nCOPY app.txt /app.txt\nRUN echo two > /2\nENV A=b\n`);
     await ws.write('ctx-cache/app.txt', 'x\n');
     const args = ['-c', ws.path('ctx-cache'), '--no-push', '--cache', '--cache-dir', ws.path('cache'), '--storage-driver', 'overlay', ...insecure(), '--log-format', 'json'];
@@ -176,9 +187,13 @@ describe('cache', () => {
     expect(first.exitCode, first.all).toBe(0);
     const second = await kimia(args, { home: ws.path('home-cache-2'), env: { DOCKER_CONFIG: dockerConfig } });
     expect(second.exitCode, second.all).toBe(0);
-    const done = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.event === 'built')!;
-    expect(done(first.stderr)).toMatchObject({ cacheHits: 0, cacheMisses: 4 });
-    expect(done(second.stderr)).toMatchObject({ cacheHits: 4, cacheMisses: 0 });
+    const third = await kimia([...args, '--no-build-key'], { home: ws.path('home-cache-3'), env: { DOCKER_CONFIG: dockerConfig } });
+    expect(third.exitCode, third.all).toBe(0);
+    const event = (out: string, name: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.event === name);
+    expect(event(first.stderr, 'built')).toMatchObject({ cacheHits: 0, cacheMisses: 4 });
+    expect(event(second.stderr, 'built')).toBeUndefined();
+    expect(event(second.stderr, 'unchanged')).toMatchObject({ imageId: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(event(third.stderr, 'built')).toMatchObject({ cacheHits: 4, cacheMisses: 0 });
   });
 
   it('--cache-repo pushes layers and a build from an empty storage reuses them', async () => {

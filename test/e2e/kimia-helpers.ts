@@ -47,9 +47,12 @@ export async function workspace(prefix = 'kimia-e2e'): Promise<Workspace> {
     path: (...p) => join(dir, ...p),
     async write(rel, content) {
       const p = join(dir, rel);
-      await mkdir(join(p, '..'), { recursive: true });
+      const made = await mkdir(join(p, '..'), { recursive: true });
       await writeFile(p, content);
-      await run('chown', ['-R', `${BUILD_UID}:${BUILD_UID}`, dir]);
+      // only what this write made or changed: a chown -R of the workspace would also rewrite the ownership (and
+      // ctime) of Buildah's storage and of every context file, which the build key rightly notices
+      await run('chown', [...(made ? ['-R'] : []), `${BUILD_UID}:${BUILD_UID}`, made ?? p]);
+      if (made) await chown(p, BUILD_UID, BUILD_UID);
       return p;
     },
     async cleanup() {

@@ -116,11 +116,11 @@ describe('command line', () => {
     expect(noop.stderr).toContain('--snapshot-mode accepted for Kaniko compatibility');
   });
 
-  it('a failing RUN is exit 3 with buildah\'s error quoted', async () => {
+  it('a failing step is exit 3 with its Dockerfile line and buildah\'s error quoted', async () => {
     await ws.write('bad/Dockerfile', 'FROM scratch\nCOPY nothing-here /x\n');
     const r = await kimia(['-c', ws.path('bad'), '--no-push', '--storage-driver=overlay'], { home: ws.home });
     expect(r.exitCode, r.all).toBe(3);
-    expect(r.stderr).toMatch(/error: build failed: .*nothing-here/);
+    expect(r.stderr).toMatch(/error: COPY at Dockerfile:2 failed: .*nothing-here/);
   });
 
   it('--label, --custom-platform, --reproducible with SOURCE_DATE_EPOCH and --build-arg from the environment reach the image', async () => {

@@ -78,6 +78,23 @@ describe('plain HTTP', () => {
   });
 });
 
+describe('plain HTTP without the flag', () => {
+  it('a pull names --insecure-registry=HOST and --insecure-pull with the actual host (exit 3)', async () => {
+    const r = await kimia(['-c', ws.path('ctx-plain'), '--no-push', '--storage-driver=overlay'], { home: ws.path('home-plain-pull') });
+    expect(r.exitCode, r.all).toBe(3);
+    expect(r.stderr).toContain(`error: registry ${plain.host} answers in plain HTTP: http: server gave HTTP response to HTTPS client`);
+    expect(r.stderr).toContain(`--insecure-registry=${plain.host}`);
+    expect(r.stderr).toContain('--insecure-pull');
+  });
+  it('a push names --insecure-registry=HOST and --insecure (exit 4)', async () => {
+    const r = await kimia(['-c', ws.path('ctx-plain'), '-d', `${plain.host}/plain-push:1`, '--insecure-pull', '--storage-driver=overlay'], { home: ws.path('home-plain-push') });
+    expect(r.exitCode, r.all).toBe(4);
+    expect(r.stderr).toContain(`error: registry ${plain.host} answers in plain HTTP`);
+    expect(r.stderr).toContain(`--insecure-registry=${plain.host}`);
+    expect(r.stderr).toMatch(/or --insecure \(every push\)/);
+  });
+});
+
 describe('registry mirror', () => {
   it('--registry-mirror serves docker.io base images (FROM busybox) from the mirror', async () => {
     await pushBusyboxImage(plain, 'library/busybox');

@@ -35,6 +35,15 @@ describe('runcvm under dockerd (daemon.json runtimes)', () => {
     expect(kb).toBeLessThanOrEqual(512 * 1024);
   });
 
+  it('Docker\'s default seccomp profile filters the workload inside the guest, as runc applies it (issue 16 cause 11)', async () => {
+    // unshare(CLONE_NEWUSER) needs no capability, but Docker's profile refuses unshare without CAP_SYS_ADMIN
+    const args = [image, 'sh', '-c', 'grep Seccomp: /proc/self/status; unshare -U true 2>&1; echo "rc=$?"'];
+    const runc = await docker('runc', args);
+    const vm = await docker('runcvm', args);
+    expect(runc).toMatchObject({ exit: 0, stdout: "Seccomp:\t2\nunshare: unshare(0x10000000): Operation not permitted\nrc=1\n" });
+    expect(vm).toEqual(runc);
+  });
+
   it('user, workdir, env, hostname, /etc/hosts, --tmpfs and exit code match runc', async () => {
     const args = ['--user', '1000:1000', '-w', '/tmp', '-e', 'GREETING=hello world', '--hostname', 'vmhost', '--tmpfs', '/cache:size=8m',
       image, 'sh', '-c', 'id; pwd; echo "$GREETING"; hostname; grep -c vmhost /etc/hosts; stat -f -c %T /cache; touch /cache/x && echo tmpfs-writable; echo err >&2; exit 42'];

@@ -1,6 +1,9 @@
 /**
  * A Git smart-HTTP server for tests: `git http-backend` behind a small node:http CGI bridge on 127.0.0.1, requiring
  * HTTP basic auth (any user name, the given token as password). Repositories live in a temp dir.
+ * `token: undefined` serves without auth (a public server); `redirectTo` answers every (authorized) request with a
+ * 302 to the same path on another base URL. Every request's raw Authorization header is recorded, so a test can
+ * prove which server saw which credential.
  *
  *   await using git = await startGitServer({ token: 's3cret' });
  *   const url = await git.createRepo('app', { 'Dockerfile': 'FROM …' }, { branches: { dev: {...} } });
@@ -16,9 +19,11 @@ import { tempDir } from '../../src/core/fsx/index.js';
 export interface GitServer extends AsyncDisposable {
   url: string;
   root: string;
-  /** requests seen, with whether they carried valid credentials */
-  requests: { path: string; authorized: boolean }[];
-  createRepo(name: string, files: Record<string, string>, opts?: { branches?: Record<string, Record<string, string>>; submodules?: Record<string, string> }): Promise<{ url: string; head: string; commits: Record<string, string> }>;
+  /** requests seen, with whether they carried valid credentials and the raw Authorization header */
+  requests: { path: string; authorized: boolean; authorization?: string }[];
+  /** did any request carry `secret` as its basic-auth password or anywhere in its Authorization header? */
+  sawSecret(secret: string): boolean;
+  createRepo(name: string, files: Record<string, string>, opts?: { branches?: Record<string, Record<string, string>>; submodules?: Record<string, string | { url: string; dir: string }>; gitlinks?: Record<string, string> }): Promise<{ url: string; head: string; commits: Record<string, string>; dir: string }>;
   stop(): Promise<void>;
 }
 
@@ -30,7 +35,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function startGitServer(opts: { token: string; user?: string }): Promise<GitServer> {
+export async function startGitServer(opts: { token: string | undefined; user?: string; redirectTo?: string }): Promise<GitServer> {
   const root = await tempDir('kimia-git');
   const requests: GitServer['requests'] = [];
   const expected = opts.token;
@@ -40,11 +45,16 @@ export async function startGitServer(opts: { token: string; user?: string }): Pr
     const header = req.headers.authorization ?? '';
     const decoded = header.startsWith('Basic ') ? Buffer.from(header.slice(6), 'base64').toString('utf8') : '';
     const password = decoded.slice(decoded.indexOf(':') + 1);
-    const authorized = decoded.includes(':') && password === expected && (!opts.user || decoded.startsWith(`${opts.user}:`));
-    requests.push({ path: url.pathname, authorized });
+    const authorized = expected === undefined || (decoded.includes(':') && password === expected && (!opts.user || decoded.startsWith(`${opts.user}:`)));
+    requests.push({ path: url.pathname, authorized, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
     if (!authorized) {
       res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' });
       res.end('unauthorized');
+      return;
+    }
+    if (opts.redirectTo) {
+      res.writeHead(302, { Location: `${opts.redirectTo}${url.pathname}${url.search}` });
+      res.end();
       return;
     }
     const body = await readBody(req);
@@ -109,12 +119,26 @@ export async function startGitServer(opts: { token: string; user?: string }): Pr
     url: base,
     root,
     requests,
+    sawSecret(secret) {
+      return requests.some((r) => {
+        const h = r.authorization ?? '';
+        const decoded = h.startsWith('Basic ') ? Buffer.from(h.slice(6), 'base64').toString('utf8') : '';
+        return h.includes(secret) || decoded.includes(secret);
+      });
+    },
     async createRepo(name, files, o = {}) {
       const work = join(root, `.work-${name}`);
       await mkdir(work, { recursive: true });
       await git(['init', '-q', '-b', 'main'], work);
       await writeTree(work, files);
-      for (const [path, subUrl] of Object.entries(o.submodules ?? {})) {
+      for (const [path, sub] of Object.entries(o.submodules ?? {})) {
+        if (typeof sub !== 'string') {
+          // a repository of another server that needs credentials: add it from its folder, then name its URL
+          await git(['-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', sub.dir, path], work);
+          await git(['config', '-f', '.gitmodules', `submodule.${path}.url`, sub.url], work);
+          continue;
+        }
+        const subUrl = sub;
         await git(['-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', subUrl, path], work).catch(async () => {
           // the submodule lives on this same server (needs auth): clone it from disk, then point .gitmodules at the URL
           const repoName = new URL(subUrl).pathname.slice(1);
@@ -123,6 +147,8 @@ export async function startGitServer(opts: { token: string; user?: string }): Pr
         });
       }
       await git(['add', '-A'], work);
+      // raw submodule entries (any commit id, any .gitmodules text the caller wrote): what a hostile repository holds
+      for (const [path, commit] of Object.entries(o.gitlinks ?? {})) await git(['update-index', '--add', '--cacheinfo', `160000,${commit},${path}`], work);
       await git(['commit', '-q', '-m', 'main'], work);
       const commits: Record<string, string> = { main: (await git(['rev-parse', 'HEAD'], work)).stdout.trim() };
       for (const [branch, extra] of Object.entries(o.branches ?? {})) {
@@ -138,7 +164,7 @@ export async function startGitServer(opts: { token: string; user?: string }): Pr
       await git(['config', 'http.receivepack', 'false'], bare);
       await git(['config', 'uploadpack.allowAnySHA1InWant', 'true'], bare);
       await rm(work, { recursive: true, force: true });
-      return { url: `${base}/${name}.git`, head: commits.main!, commits };
+      return { url: `${base}/${name}.git`, head: commits.main!, commits, dir: bare };
     },
     async stop() {
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -20,6 +20,17 @@ import type { StartedRegistry } from './services/registry.js';
 import { unmountAll } from './proc.js';
 
 export const CACHE_DIR = projectPath('var', 'cache');
+/**
+ * Caches that outlive a checkout (a fresh clone, a CI workspace wiped between runs): the Debian 13 base tree and the
+ * layer cache of the images built by `npm run images`. `KIMIA_RUNCVM_CACHE` moves it; root's default is under
+ * /var/cache, another user's under ~/.cache. Bounded: one tree and one OCI layout per Debian suite, and the image
+ * build cache, which kimia itself keeps (one storage folder).
+ */
+export function sharedCacheDir(env: Record<string, string | undefined> = process.env): string {
+  if (env.KIMIA_RUNCVM_CACHE) return env.KIMIA_RUNCVM_CACHE;
+  if (process.getuid?.() === 0) return '/var/cache/kimia-runcvm';
+  return join(env.XDG_CACHE_HOME || join(env.HOME || '/tmp', '.cache'), 'kimia-runcvm');
+}
 const BUSYBOX_CACHE = join(CACHE_DIR, 'busybox-rootfs');
 const DEBOOTSTRAP_CACHE = join(CACHE_DIR, 'debootstrap');
 const DEBOOTSTRAP_TAR = join(DEBOOTSTRAP_CACHE, 'bookworm-minbase.tar');
@@ -174,57 +185,115 @@ export async function pushBusyboxImage(registry: StartedRegistry, name = 'busybo
   return ref;
 }
 
-async function ensureDebootstrapTar(): Promise<string> {
-  if (await exists(DEBOOTSTRAP_TAR)) return DEBOOTSTRAP_TAR;
-  await mkdir(DEBOOTSTRAP_CACHE, { recursive: true });
-  const work = await import('node:fs/promises').then((fs) => fs.mkdtemp(join(DEBOOTSTRAP_CACHE, 'build-')));
+export type DebianSuite = 'bookworm' | 'trixie';
+
+interface DebianCache {
+  dir: string;
+  tar: string;
+  oci: string;
+  lock: string;
+}
+
+/** bookworm stays where the suite always kept it (var/cache); trixie lives in the shared cache outside the checkout. */
+function debianCache(suite: DebianSuite): DebianCache {
+  if (suite === 'bookworm') return { dir: DEBOOTSTRAP_CACHE, tar: DEBOOTSTRAP_TAR, oci: DEBOOTSTRAP_OCI, lock: join(CACHE_DIR, 'debootstrap.lock') };
+  const dir = join(sharedCacheDir(), 'debootstrap');
+  return { dir, tar: join(dir, `${suite}-minbase.tar`), oci: join(dir, `${suite}-minbase.oci`), lock: join(dir, `${suite}.lock`) };
+}
+
+/**
+ * What the official `debian:*-slim` images leave out (their /etc/dpkg/dpkg.cfg.d exclusions): documentation, man
+ * pages and translations of packages installed later. Written into the trixie tree so that an image built on it
+ * is as lean as one built on the public slim image.
+ */
+const SLIM_DPKG_EXCLUDES = [
+  '# like debian:*-slim: no documentation, man pages or translations from packages installed later',
+  'path-exclude /usr/share/doc/*',
+  'path-include /usr/share/doc/*/copyright',
+  'path-exclude /usr/share/man/*',
+  'path-exclude /usr/share/info/*',
+  'path-exclude /usr/share/locale/*',
+  'path-include /usr/share/locale/locale.alias',
+  'path-exclude /usr/share/lintian/*',
+  '',
+].join('\n');
+
+async function ensureDebootstrapTar(suite: DebianSuite): Promise<string> {
+  const cache = debianCache(suite);
+  if (await exists(cache.tar)) return cache.tar;
+  await mkdir(cache.dir, { recursive: true });
+  const work = await import('node:fs/promises').then((fs) => fs.mkdtemp(join(cache.dir, 'build-')));
   try {
     const target = join(work, 'rootfs');
     const mirror = process.env.DEBOOTSTRAP_MIRROR || 'http://deb.debian.org/debian';
-    await run('debootstrap', ['--variant=minbase', 'bookworm', target, mirror], { timeoutMs: 15 * 60_000 });
+    await run('debootstrap', ['--variant=minbase', suite, target, mirror], { timeoutMs: 15 * 60_000 });
     await unmountAll(target);
+    if (suite !== 'bookworm') {
+      await writeFile(join(target, 'etc', 'dpkg', 'dpkg.cfg.d', 'slim'), SLIM_DPKG_EXCLUDES, { mode: 0o644 });
+      // apt's package lists are 50+ MB; an image build runs `apt-get update` first anyway
+      await run('sh', ['-c', 'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb', 'sh', target]);
+    }
     const partial = join(work, 'rootfs.tar');
     await run('tar', ['--numeric-owner', '--xattrs', '-C', target, '--exclude=./dev/*', '--exclude=./proc/*', '--exclude=./sys/*',
       '--exclude=./run/*', '--exclude=./tmp/*', '--exclude=./debootstrap', '-cf', partial, '.']);
-    await rename(partial, DEBOOTSTRAP_TAR);
+    await rename(partial, cache.tar);
   } finally {
     await unmountAll(work);
     await rm(work, { recursive: true, force: true });
   }
-  return DEBOOTSTRAP_TAR;
+  return cache.tar;
 }
 
-/** The committed image as an OCI layout (compressed once, so later pushes are plain uploads). */
-/** Build the cached debootstrap OCI layout if missing (the suite's global set-up calls this once, outside any test timeout). */
-export async function ensureDebootstrapOci(): Promise<string> {
-  if (await exists(join(DEBOOTSTRAP_OCI, 'index.json'))) return DEBOOTSTRAP_OCI;
-  return withLock(join(CACHE_DIR, 'debootstrap.lock'), async () => {
-    if (await exists(join(DEBOOTSTRAP_OCI, 'index.json'))) return DEBOOTSTRAP_OCI;
-    const tar = await ensureDebootstrapTar();
-    const partial = `${DEBOOTSTRAP_OCI}.tmp-${process.pid}`;
+/**
+ * Build the cached debootstrap OCI layout if missing (compressed once, so later pushes are plain uploads). The
+ * suite's global set-up calls this once per suite, outside any test timeout.
+ */
+export async function ensureDebootstrapOci(suite: DebianSuite = 'bookworm'): Promise<string> {
+  const cache = debianCache(suite);
+  if (await exists(join(cache.oci, 'index.json'))) return cache.oci;
+  return withLock(cache.lock, async () => {
+    if (await exists(join(cache.oci, 'index.json'))) return cache.oci;
+    const tar = await ensureDebootstrapTar(suite);
+    const partial = `${cache.oci}.tmp-${process.pid}`;
     await rm(partial, { recursive: true, force: true });
     const store = await buildahStore();
     try {
       const ctr = (await store.buildah(['from', '--isolation', 'chroot', '--name', 'harness-debian', 'scratch'])).stdout.trim();
       await store.buildah(['add', ctr, tar, '/']);
       await store.buildah(['config', '--cmd', 'bash', '--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ctr]);
-      await store.buildah(['commit', '--timestamp', '0', ctr, 'localhost/harness-debian:bookworm']);
-      await store.buildah(['push', 'localhost/harness-debian:bookworm', `oci:${partial}:bookworm`]);
+      await store.buildah(['commit', '--timestamp', '0', ctr, `localhost/harness-debian:${suite}`]);
+      await store.buildah(['push', `localhost/harness-debian:${suite}`, `oci:${partial}:${suite}`]);
     } finally {
       await store.close();
     }
-    await rm(DEBOOTSTRAP_OCI, { recursive: true, force: true });
-    await rename(partial, DEBOOTSTRAP_OCI);
-    return DEBOOTSTRAP_OCI;
+    await rm(cache.oci, { recursive: true, force: true });
+    await rename(partial, cache.oci);
+    return cache.oci;
   });
+}
+
+/** Copy an OCI layout's image to `ref` in the registry (skopeo, the registry's TLS and credentials). */
+async function copyLayoutToRegistry(registry: StartedRegistry, layout: string, tag: string, ref: string): Promise<void> {
+  const { args, secrets } = registryFlags(registry, '--dest-creds');
+  const destArgs = args.map((a) => (a === '--cert-dir' ? '--dest-cert-dir' : a === '--tls-verify=false' ? '--dest-tls-verify=false' : a));
+  await run('skopeo', ['copy', '--quiet', ...destArgs, `oci:${layout}:${tag}`, `docker://${ref}`], { secrets, timeoutMs: 10 * 60_000 });
+}
+
+/**
+ * debootstrap --variant=minbase trixie with the slim images' dpkg exclusions (~110 MB), pushed to the registry;
+ * returns "HOST/NAME:trixie-slim". The suite's stand-in for the public `debian:trixie-slim`.
+ */
+export async function pushTrixieImage(registry: StartedRegistry, name = 'debian'): Promise<string> {
+  const layout = await ensureDebootstrapOci('trixie');
+  const ref = refFor(registry, name, 'trixie-slim');
+  await copyLayoutToRegistry(registry, layout, 'trixie', ref);
+  return ref;
 }
 
 /** debootstrap --variant=minbase bookworm (~200 MB) pushed to the registry; returns "HOST/NAME:bookworm". */
 export async function pushDebootstrapImage(registry: StartedRegistry, name = 'debian'): Promise<string> {
-  const layout = await ensureDebootstrapOci();
+  const layout = await ensureDebootstrapOci('bookworm');
   const ref = refFor(registry, name, 'bookworm');
-  const { args, secrets } = registryFlags(registry, '--dest-creds');
-  const destArgs = args.map((a) => (a === '--cert-dir' ? '--dest-cert-dir' : a === '--tls-verify=false' ? '--dest-tls-verify=false' : a));
-  await run('skopeo', ['copy', '--quiet', ...destArgs, `oci:${layout}:bookworm`, `docker://${ref}`], { secrets, timeoutMs: 10 * 60_000 });
+  await copyLayoutToRegistry(registry, layout, 'bookworm', ref);
   return ref;
 }

@@ -149,6 +149,60 @@ export function quoteChildError(stderr: string): string {
   return (msg ?? err).replace(/\\"/g, '"');
 }
 
+/**
+ * A base image the registry does not have: containers/image's "initializing source docker://REF: reading manifest
+ * TAG in HOST/REPO: manifest unknown" (or "name unknown" for a repository the registry has never heard of).
+ */
+export function baseImageMissing(stderr: string): { image: string; registry: string; repository: string; answer: string; what: string } | undefined {
+  const m = /initializing source docker:\/\/(\S+?): reading manifest (\S+) in (\S+?): ((?:manifest|name) unknown)/.exec(stderr);
+  if (!m) return undefined;
+  const repository = m[3]!;
+  const registry = repository.split('/')[0]!;
+  const answer = m[4]!;
+  return {
+    image: m[1]!, registry, repository, answer,
+    what: answer === 'name unknown' ? `repository ${repository.slice(registry.length + 1)}` : `${m[2]!.startsWith('sha256:') ? 'manifest' : 'tag'} ${m[2]} in ${repository.slice(registry.length + 1)}`,
+  };
+}
+
+/**
+ * The step buildah stopped at: 'building at STEP "TEXT": DETAIL'; `status` when DETAIL is a command's exit status
+ * (a RUN that returned non-zero: buildah's own exit code is then that status too).
+ */
+export function stepFailure(stderr: string, printed?: string): { text: string; detail: string; status?: number } | undefined {
+  // buildah does not escape quotes inside the step text (RUN adduser --gecos "" …): the step line it printed is known
+  if (printed) {
+    const marker = `building at STEP "${printed}": `;
+    const at = stderr.lastIndexOf(marker);
+    if (at >= 0) {
+      const detail = stderr.slice(at + marker.length).split('\n')[0]!.trim();
+      const status = /(?:^|: )exit status (\d+)$/.exec(detail);
+      return { text: printed, detail, ...(status ? { status: Number(status[1]) } : {}) };
+    }
+  }
+  const m = /building at STEP "((?:[^"\\]|\\.)*)": (.*)$/m.exec(stderr);
+  if (!m) return undefined;
+  const detail = m[2]!.trim();
+  const status = /(?:^|: )exit status (\d+)$/.exec(detail);
+  return { text: m[1]!.replace(/\\"/g, '"'), detail, ...(status ? { status: Number(status[1]) } : {}) };
+}
+
+/**
+ * Buildah before 1.38 cannot COPY/ADD a file whose name holds glob characters ("arr[0].txt"): it matches the name
+ * as a pattern, and an escaped pattern (arr[[]0].txt) matches nothing either.
+ */
+export function globNameFailure(detail: string, instruction: string): boolean {
+  // the name is in the instruction (COPY arr[0].txt) or comes from a wildcard that matched it (ADD context/* …)
+  return (/[[\]]/.test(instruction) && /globs \[.*\] matched nothing|copier: stat: \["[^"]*[[\]]/.test(detail)) ||
+    /globs \[[^\]]*\[[^\]]*\][^\]]*\] matched nothing/.test(detail);
+}
+
+/** An owner the user namespace cannot represent: buildah's "error setting ownership of P to UID:GID: lchown P: invalid argument". */
+export function ownerOutOfRange(stderr: string): { path: string; uid: number; gid: number } | undefined {
+  const m = /error setting ownership of "([^"]*)" to (\d+):(\d+): lchown [^:]*: invalid argument/.exec(stderr);
+  return m ? { path: m[1]!, uid: Number(m[2]), gid: Number(m[3]) } : undefined;
+}
+
 /** The guide's symptom inside buildah's error: `dial tcp: lookup HOST[ on NS]: no such host`, and the host. */
 export function dnsFailure(stderr: string): { host: string; text: string } | undefined {
   const m = /dial tcp: lookup ([^\s:]+)(?: on [^\s]+)?: no such host/.exec(stderr);

@@ -6,10 +6,14 @@ import { formatSize } from '../../core/config.js';
 import type { Log } from '../log.js';
 import type { BuildPlan, PushStep } from '../plan/plan.js';
 import { fail } from '../errors.js';
+import { plainHttpFailure } from './plain-http.js';
 import {
-  CacheCounter, StepClock, backoffMs, classifyFailure, describeNoSpace, dnsFailure, formatDuration, parseLine, quoteChildError, stepLabel,
-  storagePermissionFailure,
+  CacheCounter, StepClock, backoffMs, baseImageMissing, classifyFailure, describeNoSpace, dnsFailure, formatDuration, globNameFailure, ownerOutOfRange,
+  parseLine, quoteChildError, stepFailure, stepLabel, storagePermissionFailure, type StepEvent,
 } from './progress.js';
+import { describeStep, locateStep } from '../dockerfile/steps.js';
+import { versionAtLeast } from '../dockerfile/check.js';
+import { IMAGE_ENGINE } from './engine.js';
 
 export interface BudResult {
   steps: number;
@@ -44,6 +48,7 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: Ab
   const counter = new CacheCounter();
   const clock = new StepClock(HEARTBEAT_MS);
   let steps = 0;
+  let lastStep: StepEvent | undefined;
   let droppedWarned = plan.warnings.length > 0;
   const ended = (summary: ReturnType<StepClock['finish']>) => {
     if (!summary) return;
@@ -59,6 +64,7 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: Ab
       case 'step':
         ended(clock.begin(ev, performance.now()));
         steps = ev.total;
+        lastStep = ev;
         log.info(`${stepLabel(ev)}: ${ev.instruction}`, { event: 'step', step: ev.index, total: ev.total, ...(ev.stage ? { stage: ev.stage.index } : {}) });
         break;
       case 'cache-hit':
@@ -98,6 +104,8 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: Ab
     }
   });
   let result: RunResult;
+  // working containers that exist before the build are someone else's; those that appear during it are this build's
+  const before = await containerIds(plan.cleanup.containersFile);
   try {
     for (const argv of plan.prepare) await run(plan.buildah, argv, { env: plan.env, reject: false });
     log.debug(`running buildah ${plan.bud.join(' ')}`);
@@ -111,10 +119,11 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: Ab
     });
   } finally {
     stopHeartbeat();
+    await removeLeftovers(plan, before, log);
   }
   ended(clock.finish(performance.now()));
   counter.close();
-  if (result.exitCode !== 0) throw await budFailure(plan, result);
+  if (result.exitCode !== 0) throw await budFailure(plan, result, lastStep);
   const iid = plan.bud.indexOf('--iidfile');
   const imageId = iid >= 0 ? await readFile(plan.bud[iid + 1]!, 'utf8').then((s) => s.trim(), () => undefined) : undefined;
   const out: BudResult = { steps, cacheHits: counter.hits, cacheMisses: counter.misses, durationMs: result.durationMs };
@@ -142,9 +151,66 @@ async function noSpaceError(plan: BuildPlan, stderr: string, phase: 'build' | 'p
   return fail('NO_SPACE_DURING_BUILD', describeNoSpace(free === undefined ? input : { ...input, free }));
 }
 
-async function budFailure(plan: BuildPlan, result: RunResult) {
+/** IDs of the containers in the storage (c/storage's containers.json: read directly, no buildah process). */
+export async function containerIds(containersFile: string): Promise<Set<string>> {
+  try {
+    const list = JSON.parse(await readFile(containersFile, 'utf8')) as { id?: string }[] | null;
+    return new Set((list ?? []).map((c) => c.id).filter((id): id is string => typeof id === 'string'));
+  } catch {
+    return new Set();
+  }
+}
+
+/**
+ * Remove the working containers this build left (Buildah 1.28 keeps one after a stage that is only FROM, and any
+ * version leaves them when it is killed): `buildah rm` unmounts and deletes them, so none pile up in a persistent
+ * --cache-dir. Failures are logged, never thrown: the build's own outcome is what the user needs to see.
+ */
+export async function removeLeftovers(plan: BuildPlan, before: Set<string>, log: Log): Promise<string[]> {
+  const after = await containerIds(plan.cleanup.containersFile);
+  const left = [...after].filter((id) => !before.has(id));
+  if (!left.length) return [];
+  const r = await run(plan.buildah, [...plan.cleanup.rm, ...left], { env: plan.env, reject: false });
+  if (r.exitCode === 0) log.debug(`removed ${left.length} working container(s) left by buildah: ${left.map((id) => id.slice(0, 12)).join(', ')}`, { event: 'cleanup', containers: left.length });
+  else log.warn(`could not remove working container(s) ${left.map((id) => id.slice(0, 12)).join(', ')}: ${quoteChildError(r.stderr)}`, { event: 'cleanup' });
+  return left;
+}
+
+async function budFailure(plan: BuildPlan, result: RunResult, lastStep?: StepEvent) {
   const output = result.stderr || result.stdout;
   const quoted = quoteChildError(output);
+  // Go's TLS-to-plain-HTTP text is Buildah's own pull (of a base or cache image), whichever step was last
+  const plain = plainHttpFailure(output);
+  if (plain) return fail('PULL_PLAIN_HTTP', plain);
+  const located = plan.dockerfile && lastStep ? locateStep(plan.dockerfile, lastStep, plan.target) : undefined;
+  const where = located ? describeStep(plan.dockerfile!, located) : lastStep ? `${lastStep.instruction.split(' ')[0]} (step ${lastStep.index})` : undefined;
+  const stage = lastStep?.stage && plan.dockerfile ? ` in stage ${lastStep.stage.index}${plan.dockerfile.stages[lastStep.stage.index - 1]?.name ? ` (${plan.dockerfile.stages[lastStep.stage.index - 1]!.name})` : ''}` : '';
+  const missing = baseImageMissing(output);
+  if (missing) {
+    return fail('BASE_IMAGE_NOT_FOUND', {
+      image: missing.image, registry: missing.registry, repository: missing.repository, answer: missing.answer, what: missing.what,
+      where: located ? ` (FROM at ${plan.dockerfile!.name}:${located.instruction.line})` : '',
+    });
+  }
+  const step = stepFailure(output, lastStep?.instruction);
+  const owner = ownerOutOfRange(output);
+  if (owner && where) {
+    return fail('OWNER_OUT_OF_RANGE', { step: where, uid: owner.uid, gid: owner.gid, path: owner.path, max: 65535 });
+  }
+  if (step && where && located && globNameFailure(step.detail, located.instruction.text)) {
+    if (!plan.engine || versionAtLeast(plan.engine.version, '1.38.0')) return fail('GLOB_NAME', { step: where, text: located.instruction.text });
+    return fail('ENGINE_TOO_OLD', {
+      file: plan.dockerfile!.name, line: located.instruction.line, instruction: located.instruction.text, feature: 'a file name with glob characters ([ ]) in COPY/ADD',
+      needs: '1.38.0', version: plan.engine.version, buildah: plan.buildah, imageVersion: IMAGE_ENGINE.version, imageDistribution: IMAGE_ENGINE.distribution,
+    });
+  }
+  if (step && where) {
+    const text = located?.instruction.text ?? lastStep?.instruction ?? step.text;
+    if (step.status !== undefined) return fail('BUILD_STEP_FAILED', { step: where, status: step.status, text: text.replace(/^RUN\s+/i, ''), stage });
+    // an ADD of a URL whose host does not resolve is the step's failure, not a registry's
+    const urlStep = located && located.instruction.keyword !== 'FROM' && classifyFailure(output) === 'dns';
+    if (urlStep || (classifyFailure(output) === 'fatal' && !storagePermissionFailure(output, plan.storage))) return fail('BUILD_STEP_ERROR', { step: where, detail: step.detail, text, stage });
+  }
   switch (classifyFailure(output)) {
     case 'auth':
       return fail('PULL_UNAUTHORIZED', { detail: quoted });
@@ -212,6 +278,8 @@ export async function pushWithRetry(
       return { destination: step.destination, digest, attempts: attempt + 1 };
     }
     const quoted = quoteChildError(result.stderr);
+    const plain = plainHttpFailure(result.stderr);
+    if (plain) throw fail('PUSH_PLAIN_HTTP', { ...plain, destination: step.destination });
     const kind = classifyFailure(result.stderr);
     if (kind === 'auth') throw fail('PUSH_UNAUTHORIZED', { destination: step.destination, detail: quoted });
     if (kind === 'no-space') throw await noSpaceError(plan, result.stderr, 'push');
@@ -225,19 +293,6 @@ export async function pushWithRetry(
     const delay = backoffMs(attempt, opts.baseDelayMs);
     log.warn(`push of ${step.destination} failed (${quoted}); retrying in ${delay} ms`, { event: 'push-retry', attempt: attempt + 1, delayMs: delay });
     await sleep(delay);
-  }
-}
-
-/** Layer sizes of the built image, from buildah's stored manifest (for the progress report). */
-export async function layerSizes(plan: BuildPlan): Promise<{ digest: string; size: number }[]> {
-  const global = plan.bud.slice(0, plan.bud.indexOf('bud'));
-  const r = await run(plan.buildah, [...global, 'inspect', '--type', 'image', '--format', '{{.Manifest}}', plan.localImage], { env: plan.env, reject: false });
-  if (r.exitCode !== 0) return [];
-  try {
-    const m = JSON.parse(r.stdout) as { layers?: { digest: string; size: number }[] };
-    return (m.layers ?? []).map((l) => ({ digest: l.digest, size: l.size }));
-  } catch {
-    return [];
   }
 }
 

@@ -9,7 +9,7 @@ import { looksSecretName } from '../../core/redact.js';
 import { parseLevel } from '../../core/log/index.js';
 import { fail } from '../errors.js';
 import { FLAGS, KANIKO_NOOPS, KANIKO_REFUSED, KANIKO_REFUSED_SHORT, findFlag, findShort, suggestFlag, type FlagType } from './flags.js';
-import type { BuildArg, BuildRequest, Command, ImageFormat, Isolation, LogFormat, StorageDriver, Verbosity } from './request.js';
+import type { BuildArg, BuildRequest, BuildSecret, Command, ImageFormat, Isolation, LogFormat, StorageDriver, Verbosity } from './request.js';
 
 type Raw = Map<string, string[]>;
 
@@ -142,6 +142,40 @@ export function parseBuildArg(text: string, env: Env): BuildArg {
   return arg;
 }
 
+/**
+ * `id=ID,src=FILE`, `id=ID,env=VAR` (Buildah's and BuildKit's spelling; `source=` and `type=file|env` too). With
+ * neither, the environment variable ID when it is set, else the file ID (as Buildah decides).
+ */
+export function parseSecret(text: string, env: Env): BuildSecret {
+  const bad = (reason: string) => fail('BAD_FLAG_VALUE', { flag: '--secret', reason, hint: '--secret id=npmrc,src=/secrets/npmrc or --secret id=token,env=NPM_TOKEN, used as RUN --mount=type=secret,id=npmrc …' });
+  let id: string | undefined;
+  let src: string | undefined;
+  let type: string | undefined;
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw bad(`"${part}" is not KEY=VALUE`);
+    const k = part.slice(0, eq).trim();
+    const v = part.slice(eq + 1);
+    if (k === 'id') id = v;
+    else if (k === 'src' || k === 'source') src = v;
+    else if (k === 'env') {
+      src = v;
+      type = 'env';
+    } else if (k === 'type') type = v;
+    else throw bad(`unknown key "${k}"`);
+  }
+  if (!id || !/^[A-Za-z0-9_.-]+$/.test(id)) throw bad(id ? `"${id}" is not a valid id (letters, digits, . _ -)` : 'no id=');
+  if (type !== undefined && type !== 'file' && type !== 'env') throw bad(`type "${type}" is not file or env`);
+  const source = src ?? id;
+  const kind = type ?? (src === undefined && env[id] !== undefined ? 'env' : 'file');
+  if (kind === 'env') {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(source)) throw bad(`"${source}" is not an environment variable name`);
+    if (env[source] === undefined) throw bad(`the environment variable ${source} is not set`);
+    return { id, source: { kind: 'env', name: source } };
+  }
+  return { id, source: { kind: 'file', path: source } };
+}
+
 function parseLabel(text: string): { key: string; value: string } {
   const eq = text.indexOf('=');
   if (eq <= 0) throw fail('BAD_FLAG_VALUE', { flag: '--label', reason: `"${text}" is not KEY=VALUE`, hint: '--label org.opencontainers.image.source=https://...' });
@@ -207,6 +241,7 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
   const format: ImageFormat = last(raw, 'format') !== undefined
     ? oneOf('--format', last(raw, 'format')!, ['oci', 'docker'] as const)
     : envEnum('BUILDAH_FORMAT', env.BUILDAH_FORMAT, ['oci', 'docker'] as const, 'oci');
+  const formatSource = last(raw, 'format') !== undefined ? 'flag' : env.BUILDAH_FORMAT ? 'env' : 'default';
   const isolation: Isolation = last(raw, 'isolation') !== undefined
     ? oneOf('--isolation', last(raw, 'isolation')!, ['chroot', 'oci', 'rootless'] as const)
     : envEnum('BUILDAH_ISOLATION', env.BUILDAH_ISOLATION, ['chroot', 'oci', 'rootless'] as const, 'chroot');
@@ -241,8 +276,10 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
     dockerfile: last(raw, 'dockerfile') ?? 'Dockerfile',
     destinations: all(raw, 'destination').flatMap((d) => d.split(',')).map((d) => d.trim()).filter(Boolean),
     buildArgs: all(raw, 'build-arg').map((b) => parseBuildArg(b, env)),
+    buildSecrets: all(raw, 'secret').map((t) => parseSecret(t, env)),
     labels: all(raw, 'label').map(parseLabel),
-    cache: bool(raw, 'cache') || last(raw, 'cache-repo') !== undefined && last(raw, 'cache') !== 'false',
+    cache: !bool(raw, 'no-cache') && (bool(raw, 'cache') || last(raw, 'cache-repo') !== undefined && last(raw, 'cache') !== 'false'),
+    noBuildKey: bool(raw, 'no-build-key'),
     storageDriver,
     noPush: bool(raw, 'no-push'),
     insecure: bool(raw, 'insecure'),
@@ -267,6 +304,7 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
     reproducible,
     squash: bool(raw, 'single-snapshot'),
     format,
+    formatSource,
     isolation,
     verbosity,
     logFormat,
@@ -304,6 +342,14 @@ export function toRequest(raw: Raw, env: Env, forBuild: boolean): BuildRequest {
   const tokenFile = last(raw, 'git-token-file');
   if (tokenFile !== undefined) request.git.tokenFile = tokenFile;
 
+  for (const name of all(raw, 'secret-arg')) {
+    const args = request.buildArgs.filter((a) => a.name === name);
+    if (!args.length) notes.push(`--secret-arg ${name} names no --build-arg: nothing to mask`);
+    for (const a of args) a.secret = true;
+  }
+  const ids = request.buildSecrets.map((s) => s.id);
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (twice) throw fail('BAD_FLAG_VALUE', { flag: '--secret', reason: `id "${twice}" is given twice`, hint: 'give each secret its own id' });
   if (forBuild && !request.dryRun && request.destinations.length === 0 && !request.noPush && !request.tarPath && !request.ociLayoutPath) {
     throw fail('NO_DESTINATION');
   }

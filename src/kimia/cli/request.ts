@@ -24,6 +24,12 @@ export interface BuildArg {
   secret: boolean;
 }
 
+/** `--secret id=ID,src=FILE|env=VAR`: mounted at /run/secrets/ID by `RUN --mount=type=secret,id=ID`. */
+export interface BuildSecret {
+  id: string;
+  source: { kind: 'file'; path: string } | { kind: 'env'; name: string };
+}
+
 export interface BuildRequest {
   context: string;
   contextSubPath?: string;
@@ -31,8 +37,11 @@ export interface BuildRequest {
   destinations: string[];
   target?: string;
   buildArgs: BuildArg[];
+  buildSecrets: BuildSecret[];
   labels: { key: string; value: string }[];
   cache: boolean;
+  /** never answer a build from its build key (--no-build-key) */
+  noBuildKey: boolean;
   cacheDir?: string;
   cacheRepo?: string;
   storageDriver: StorageDriver;
@@ -61,6 +70,8 @@ export interface BuildRequest {
   compression?: string;
   compressionLevel?: number;
   format: ImageFormat;
+  /** where the format came from: only an explicit OCI request keeps OCI for a Dockerfile with HEALTHCHECK/SHELL/ONBUILD */
+  formatSource: 'flag' | 'env' | 'default';
   isolation: Isolation;
   verbosity: Verbosity;
   logFormat: LogFormat;

@@ -1,6 +1,7 @@
 /**
- * Fetch a classified context into a local folder: Git through the git CLI (the token travels in an HTTP header set
- * through GIT_CONFIG_* variables, never in a URL or an argv), tarballs from a file or an http(s) URL.
+ * Fetch a classified context into a local folder: Git through the git CLI (the token comes from a credential helper
+ * that answers only for the context's origin, see git-auth.ts; never in a URL or an argv), tarballs from a file or an
+ * http(s) URL.
  */
 import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -12,6 +13,7 @@ import type { Log } from '../log.js';
 import type { BuildRequest } from '../cli/request.js';
 import { fail } from '../errors.js';
 import { classifyContext, safeUrl, staysInside, type ContextSource } from './classify.js';
+import { foreignSubmodules, gitAuthEnv, gitOrigin, originText } from './git-auth.js';
 
 export interface FetchedContext {
   dir: string;
@@ -110,18 +112,6 @@ async function extractTarball(file: string, dir: string, label: string): Promise
   }
 }
 
-/** Environment that gives git the token as an Authorization header without putting it in argv or URL. */
-export function gitAuthEnv(user: string, token: string | undefined): Record<string, string> {
-  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false', SSH_ASKPASS: '/bin/false', GIT_PROTOCOL_FROM_USER: '0' };
-  if (token) {
-    const basic = Buffer.from(`${user}:${token}`).toString('base64');
-    env.GIT_CONFIG_COUNT = '1';
-    env.GIT_CONFIG_KEY_0 = 'http.extraHeader';
-    env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
-  }
-  return env;
-}
-
 async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request: BuildRequest, dir: string, log: Log, signal?: AbortSignal): Promise<void> {
   let token: string | undefined;
   if (request.git.tokenFile) {
@@ -140,18 +130,27 @@ async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request
   } catch {
     /* scp-like git@host:path */
   }
-  const env = gitAuthEnv(request.git.tokenUser, token);
+  const origin = gitOrigin(source.url);
+  const printable = safeUrl(source.url);
+  if (token && !origin) log.warn(`--git-token-file is for http(s) Git URLs; ${printable} is not one, so the token is not used`, { event: 'git-token-unused' });
+  // hosts that asked for credentials and got none (the helper writes them here): named in a warning or the error
+  const refusedFile = join(dir, '..', 'git-refused-hosts');
+  const env = gitAuthEnv({ user: request.git.tokenUser, ...(token ? { token } : {}), ...(origin ? { origin } : {}), refusedFile });
   const branch = request.git.branch ?? source.ref;
   const revision = request.git.revision ?? source.revision;
   const submodules = request.git.recurseSubmodules;
-  const printable = safeUrl(source.url);
   log.info(`fetching Git context ${printable}${branch ? ` branch ${branch}` : ''}${revision ? ` revision ${revision}` : ''}`);
+  const refusedHosts = async () => [...new Set((await readFile(refusedFile, 'utf8').catch(() => '')).split('\n').filter(Boolean))];
   const git = async (what: string, args: string[], cwd?: string) => {
     try {
-      await run('git', args, { env, ...(cwd ? { cwd } : {}), timeoutMs: 600_000, ...(signal ? { signal } : {}) });
+      return await run('git', args, { env, ...(cwd ? { cwd } : {}), timeoutMs: 600_000, ...(signal ? { signal } : {}) });
     } catch (err) {
       if (err instanceof ProcessError) {
         if (/could not read (Username|Password)|Authentication failed|401|403/i.test(err.stderr)) {
+          const refused = token && origin ? await refusedHosts() : [];
+          if (refused.length) {
+            throw fail('GIT_AUTH_OTHER_ORIGIN', { hosts: refused.join(', '), origin: originText(origin!), url: printable }, err);
+          }
           throw fail('GIT_AUTH', { url: printable }, err);
         }
         throw fail('GIT_FAILED', { what, url: printable, detail: lastLine(err.stderr) }, err);
@@ -162,11 +161,25 @@ async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request
   if (revision) {
     await git('clone', ['clone', '--no-checkout', ...(branch ? ['--branch', branch] : []), '--', source.url, dir]);
     await git('checkout', ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', revision], dir);
-    if (submodules) await git('submodule update', ['submodule', 'update', '--init', '--recursive'], dir);
   } else {
-    const args = ['clone', '--depth', '1', ...(branch ? ['--branch', branch] : [])];
-    if (submodules) args.push('--recurse-submodules', '--shallow-submodules');
-    await git('clone', [...args, '--', source.url, dir]);
+    await git('clone', ['clone', '--depth', '1', ...(branch ? ['--branch', branch] : []), '--', source.url, dir]);
+  }
+  // Submodules after the checkout, so that those on other hosts are named before git contacts them.
+  if (submodules && (await stat(join(dir, '.gitmodules')).catch(() => undefined))) {
+    if (token && origin) {
+      const urls = await run('git', ['config', '-f', '.gitmodules', '--get-regexp', '^submodule\\..*\\.url$'], { cwd: dir, env, reject: false });
+      for (const sub of foreignSubmodules(urls.stdout, origin)) {
+        log.warn(`submodule ${sub.name} (${safeUrl(sub.url)}) is not on the context's origin ${originText(origin)}: it is fetched without the Git token (the token is not sent to other hosts)`, {
+          event: 'git-submodule-foreign', submodule: sub.name,
+        });
+      }
+    }
+    await git('submodule update', ['submodule', 'update', '--init', '--recursive', ...(revision ? [] : ['--depth', '1'])], dir);
+  }
+  if (token && origin) {
+    for (const host of await refusedHosts()) {
+      log.warn(`${host} asked for credentials: the Git token was not sent (it is only for ${originText(origin)})`, { event: 'git-token-refused', host });
+    }
   }
 }
 

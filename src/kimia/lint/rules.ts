@@ -4,6 +4,8 @@
  */
 import { extractPodSpecs, isRecord, type ContainerInfo, type Finding, type PodSpecInfo } from '../../core/k8s/index.js';
 import type { LoadedManifest } from '../../core/k8s/cli.js';
+import { dockerOnlyInstructions, parseDockerfile, type ParsedDockerfile } from '../dockerfile/parse.js';
+import { syntaxProblems } from '../dockerfile/check.js';
 
 export const KIMIA_UID = 1000;
 export const KIMIA_DOCKER_CONFIG = '/home/kimia/.docker';
@@ -20,7 +22,8 @@ export const RULES = {
   'kimia/registry-auth-mount': 'pushes but no registry secret at /home/kimia/.docker (Unauthorized)',
   'kimia/ephemeral-storage': `ephemeral-storage limit missing or below ${MIN_EPHEMERAL_STORAGE} (No Space Left on Device)`,
   'kimia/git-token': 'Git context without --git-token-file (Git Clone Failed)',
-  'kimia/dockerfile-format': 'HEALTHCHECK/SHELL/ONBUILD without BUILDAH_FORMAT=docker (HEALTHCHECK Instruction Ignored)',
+  'kimia/dockerfile-format': 'HEALTHCHECK/SHELL/ONBUILD with BUILDAH_FORMAT=oci forced (HEALTHCHECK Instruction Ignored)',
+  'kimia/dockerfile-syntax': 'the Dockerfile does not parse (unknown instruction, flag, or an instruction outside a stage)',
   'kimia/cache-permissions': '--cache-dir on a volume that UID 1000 cannot write (Cache Directory Permission Denied)',
 } as const;
 export type RuleId = keyof typeof RULES;
@@ -47,7 +50,7 @@ export interface DockerfileFact {
 }
 
 const ALIASES: Record<string, string> = { '-c': '--context', '-f': '--dockerfile', '-d': '--destination', '-t': '--target' };
-const VALUE_FLAGS = new Set(['--context', '--dockerfile', '--destination', '--cache-dir', '--git-token-file', '--git-token-user', '--context-sub-path', '--target', '--tar-path', '--storage-driver', '--cache-repo', '--dockerfile-content']);
+const VALUE_FLAGS = new Set(['--context', '--dockerfile', '--destination', '--cache-dir', '--git-token-file', '--git-token-user', '--context-sub-path', '--target', '--tar-path', '--storage-driver', '--cache-repo', '--dockerfile-content', '--format']);
 
 export function parseKimiaArgs(pod: PodSpecInfo, c: ContainerInfo): KimiaArg[] {
   const key = c.init ? 'initContainers' : 'containers';
@@ -94,21 +97,12 @@ export function isGitContext(context: string): boolean {
 }
 
 /**
- * Lines of Docker-format-only instructions in a Dockerfile: HEALTHCHECK, SHELL and ONBUILD, which buildah drops from
- * an OCI image. STOPSIGNAL is kept (the OCI config has StopSignal), so it is not flagged.
+ * Lines of Docker-format-only instructions in a Dockerfile: HEALTHCHECK, SHELL and ONBUILD, which the OCI format
+ * cannot carry. STOPSIGNAL is kept (the OCI config has StopSignal), so it is not flagged. Read from the same parse
+ * the build uses.
  */
-export function dockerOnlyInstructions(text: string): { instruction: string; line: number }[] {
-  const out: { instruction: string; line: number }[] = [];
-  let continued = false;
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/\r$/, '');
-    const wasContinued = continued;
-    continued = /\\\s*$/.test(line) && !/^\s*#/.test(line);
-    if (wasContinued) return;
-    const m = /^\s*(HEALTHCHECK|SHELL|ONBUILD)\b/i.exec(line);
-    if (m) out.push({ instruction: m[1]!.toUpperCase(), line: i + 1 });
-  });
-  return out;
+export function dockerOnlyLines(df: ParsedDockerfile): { instruction: string; line: number }[] {
+  return dockerOnlyInstructions(df).map((i) => ({ instruction: i.keyword, line: i.line }));
 }
 
 function sc(pod: PodSpecInfo): Record<string, unknown> {
@@ -209,14 +203,26 @@ export function lintKimiaTarget(t: KimiaTarget, dockerfile?: DockerfileFact): Fi
   }
 
   if (dockerfile) {
-    const found = dockerOnlyInstructions(dockerfile.text);
+    const df = parseDockerfile(dockerfile.text, dockerfile.path);
+    const where = flag('--dockerfile')?.line ?? context?.line ?? c.line;
+    for (const p of syntaxProblems(df)) {
+      out.push({
+        file, line: where, level: 'error', rule: 'kimia/dockerfile-syntax',
+        message: `${who}: ${dockerfile.path}:${p.line}: ${p.message} (\`${p.instruction}\`)`,
+        fix: p.hint,
+      });
+    }
+    const found = dockerOnlyLines(df);
+    // kimia builds a Dockerfile with these in Docker format unless OCI is forced: only then is anything lost
     const format = envOf('BUILDAH_FORMAT');
-    if (found.length > 0 && format?.value?.toLowerCase() !== 'docker') {
+    const formatFlag = flag('--format');
+    const forced = formatFlag?.value ? { line: formatFlag.line, how: `--format=${formatFlag.value}` } : format?.value ? { line: format.line, how: `BUILDAH_FORMAT=${format.value}` } : undefined;
+    if (found.length > 0 && forced && /^oci$/i.test(forced.how.split('=')[1]!)) {
       const list = found.map((f) => `${f.instruction} (${dockerfile.path}:${f.line})`).join(', ');
       out.push({
-        file, line: format?.line ?? flag('--dockerfile')?.line ?? context?.line ?? c.line, level: 'warn', rule: 'kimia/dockerfile-format',
-        message: `${who}: the Dockerfile uses ${list} but BUILDAH_FORMAT is ${format?.value ?? 'not set (oci)'}; the OCI format drops them ("Warning: HEALTHCHECK instruction ignored")`,
-        fix: 'env:\n- name: BUILDAH_FORMAT\n  value: "docker"',
+        file, line: forced.line, level: 'warn', rule: 'kimia/dockerfile-format',
+        message: `${who}: the Dockerfile uses ${list} but ${forced.how} forces the OCI format, which has no field for them ("Warning: HEALTHCHECK instruction ignored")`,
+        fix: 'remove BUILDAH_FORMAT=oci (kimia then builds this Dockerfile in Docker format), or set:\nenv:\n- name: BUILDAH_FORMAT\n  value: "docker"',
       });
     }
   }

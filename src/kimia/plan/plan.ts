@@ -4,6 +4,10 @@
  */
 import type { BuildRequest } from '../cli/request.js';
 import { stringify as stringifyToml } from 'smol-toml';
+import { budBuildArgs, budSecrets, secretArgsInHistory } from './build-args.js';
+import type { ParsedDockerfile } from '../dockerfile/parse.js';
+import { decideFormat, type FormatDecision } from '../dockerfile/format.js';
+import type { EngineVersion } from '../dockerfile/check.js';
 
 export interface PlanFacts {
   /** resolved local folder of the build context (after fetching and --context-sub-path) */
@@ -14,8 +18,8 @@ export interface PlanFacts {
   authFile?: string;
   /** folder passed as --cert-dir (undefined when no certificates were given) */
   certDir?: string;
-  /** Dockerfile text, scanned for Docker-only instructions */
-  dockerfileText?: string;
+  /** the parsed Dockerfile: the format decision and the step → line map read it */
+  dockerfile?: ParsedDockerfile;
   buildahPath?: string;
 }
 
@@ -45,9 +49,24 @@ export interface BuildPlan {
   localImage: string;
   multiPlatform: boolean;
   dockerfilePath: string;
+  /** the Dockerfile as parsed (undefined in a dry run of a remote context): failures are mapped to its lines */
+  dockerfile?: ParsedDockerfile;
+  target?: string;
+  /** the Buildah that runs the plan (set once it is known: from preflight or `buildah --version`) */
+  engine?: EngineVersion;
+  format: FormatDecision;
+  /** after bud, on every outcome: working containers this build left are removed (`rm` + their IDs) */
+  cleanup: { containersFile: string; rm: string[] };
+  /** info lines (why a format was chosen) */
+  notes: string[];
   warnings: string[];
   /** values that must never be printed */
   secrets: string[];
+  /**
+   * secret build args whose values Buildah writes into the history of the built image: masked after `bud`, before
+   * anything leaves the local storage (history/ does it); absent when there is nothing to mask
+   */
+  historyMask?: { args: { name: string; value: string }[] };
 }
 
 export const DEFAULT_LOCAL_IMAGE = 'localhost/kimia-build:latest';
@@ -67,19 +86,6 @@ export function registriesConf(request: Pick<BuildRequest, 'insecureRegistries' 
     if (!request.registryMirrors.includes(host)) registry.push({ location: host, insecure: true });
   }
   return stringifyToml({ 'unqualified-search-registries': ['docker.io'], ...(registry.length ? { registry } : {}) });
-}
-
-/**
- * Docker-only instructions a Dockerfile uses: buildah drops them from an OCI image (checked with buildah 1.28).
- * STOPSIGNAL is not one of them: the OCI config has StopSignal and buildah keeps it.
- */
-export function dockerOnlyInstructions(dockerfileText: string): string[] {
-  const found = new Set<string>();
-  for (const raw of dockerfileText.split('\n')) {
-    const m = /^\s*(HEALTHCHECK|SHELL|ONBUILD)\b/i.exec(raw);
-    if (m) found.add(m[1]!.toUpperCase());
-  }
-  return [...found];
 }
 
 export function storageFor(request: BuildRequest): { root: string; runroot: string; driver: string } {
@@ -108,18 +114,37 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   const certs = facts.certDir ? ['--cert-dir', facts.certDir] : [];
 
   const multi = request.platforms.length > 1;
-  const bud = [...global, 'bud', '--isolation', request.isolation, '--format', request.format, '-f', dockerfilePath];
+  const format = decideFormat(request.format, request.formatSource, facts.dockerfile);
+  // pushes convert to OCI when the build ran in Docker format for SHELL/ONBUILD's sake (see dockerfile/format.ts)
+  const convert = format.build !== format.output ? ['--format', format.output] : [];
+  const bud = [...global, 'bud', '--isolation', request.isolation, '--format', format.build, '-f', dockerfilePath];
   if (multi) bud.push('--manifest', localImage);
   else for (const d of request.destinations.length ? request.destinations : [DEFAULT_LOCAL_IMAGE]) bud.push('-t', d);
   if (request.target) bud.push('--target', request.target);
-  // `--build-arg NAME` with NAME unset in the environment leaves the Dockerfile's ARG default alone (as docker does)
-  for (const a of request.buildArgs) if (!a.unset) bud.push('--build-arg', `${a.name}=${a.value}`);
+  // values travel in buildah's environment, never in its argv (see build-args.ts)
+  const args = budBuildArgs(request.buildArgs);
+  bud.push(...args.argv, ...budSecrets(request.buildSecrets));
   for (const l of request.labels) bud.push('--label', `${l.key}=${l.value}`);
   bud.push(request.cache ? '--layers' : '--layers=false');
-  if (request.cacheRepo) bud.push('--cache-from', request.cacheRepo, '--cache-to', request.cacheRepo);
+  const warnings: string[] = [];
+  const inHistory = secretArgsInHistory(request.buildArgs, facts.dockerfile);
+  const names = inHistory.map((a) => a.name).join(', ');
+  if (request.cacheRepo) {
+    bud.push('--cache-from', request.cacheRepo);
+    // cache images carry the history of every step, secret build-arg values included: read the cache, never write it
+    if (inHistory.length) warnings.push(`the cache repository ${request.cacheRepo} is read but not written: its images would record the value of secret build arg(s) ${names} in their history. Pass secrets with --secret and RUN --mount=type=secret instead.`);
+    else bud.push('--cache-to', request.cacheRepo);
+  }
+  // one image per platform in a manifest list: no per-image masking, so no history at all (RUN steps are then not
+  // found in the layer cache: Buildah compares histories)
+  if (inHistory.length && multi) {
+    bud.push('--omit-history');
+    warnings.push(`the images are built without history: Buildah would record the value of secret build arg(s) ${names} in it. Pass secrets with --secret and RUN --mount=type=secret instead.`);
+  }
   if (request.platforms.length) bud.push('--platform', request.platforms.join(','));
   if (request.timestamp !== undefined) bud.push('--timestamp', String(request.timestamp));
-  if (request.reproducible) bud.push('--identity-label=false');
+  // no io.buildah.version label: docker build and Kaniko add no builder label, and a base image's own label stays
+  bud.push('--identity-label=false');
   if (request.squash) bud.push('--squash');
   const pullInsecure = request.insecurePull || request.skipTlsVerifyPull || (Boolean(request.cacheRepo) && (request.insecure || request.skipTlsVerify));
   if (pullInsecure) bud.push('--tls-verify=false');
@@ -132,7 +157,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
   if (!request.noPush) {
     request.destinations.forEach((destination, i) => {
       const digestFile = `${facts.privateDir}/digest-${i}`;
-      const argv = multi ? [...global, 'manifest', 'push', '--all', ...auth, ...certs] : [...global, 'push', ...auth, ...certs];
+      const argv = multi ? [...global, 'manifest', 'push', '--all', ...convert, ...auth, ...certs] : [...global, 'push', ...convert, ...auth, ...certs];
       const insecureHost = request.insecureRegistries.includes(hostOf(destination));
       if (request.insecure || request.skipTlsVerify || insecureHost) argv.push('--tls-verify=false');
       if (!multi) {
@@ -154,11 +179,8 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
     exports.push({ kind: 'oci', path: request.ociLayoutPath, argv: [...global, ...verb, localImage, `oci:${request.ociLayoutPath}`] });
   }
 
-  const warnings: string[] = [];
-  if (request.format === 'oci' && facts.dockerfileText) {
-    const dropped = dockerOnlyInstructions(facts.dockerfileText);
-    if (dropped.length) warnings.push(healthcheckWarning(dropped));
-  }
+  if (format.warning) warnings.push(format.warning);
+  const notes = format.note ? [format.note] : [];
 
   const containersConfPath = `${facts.privateDir}/containers.conf`;
   const registriesConfPath = `${facts.privateDir}/registries.conf`;
@@ -169,6 +191,7 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
       CONTAINERS_REGISTRIES_CONF: registriesConfPath,
       BUILDAH_ISOLATION: request.isolation,
       HOME: request.home,
+      ...args.env,
     },
     files: [
       { path: containersConfPath, content: containersConf(), mode: 0o600 },
@@ -182,18 +205,15 @@ export function planBuild(request: BuildRequest, facts: PlanFacts): BuildPlan {
     localImage,
     multiPlatform: multi,
     dockerfilePath,
+    ...(facts.dockerfile ? { dockerfile: facts.dockerfile } : {}),
+    ...(request.target ? { target: request.target } : {}),
+    format,
+    cleanup: { containersFile: `${storage.root}/${storage.driver}-containers/containers.json`, rm: [...global, 'rm'] },
+    notes,
     warnings,
     secrets,
+    ...(inHistory.length && !multi ? { historyMask: { args: inHistory.map((a) => ({ name: a.name, value: a.value })) } } : {}),
   };
-}
-
-export function healthcheckWarning(dropped: string[]): string {
-  const also = dropped.filter((d) => d !== 'HEALTHCHECK');
-  const first = dropped.includes('HEALTHCHECK') ? 'HEALTHCHECK' : dropped[0]!;
-  return `Warning: ${first} instruction ignored` +
-    (also.length && first === 'HEALTHCHECK' ? ` (also ${also.join(', ')})` : '') +
-    ' — the OCI image format (default) has no place for it. Fix: set BUILDAH_FORMAT=docker' +
-    ' (env: - name: BUILDAH_FORMAT  value: "docker")';
 }
 
 /** The plan as the shell commands it stands for (redaction is applied by the caller's formatter). */

@@ -3,13 +3,14 @@
  * single `unshare` child that creates a real user namespace (and, for overlay, mounts an overlay inside it).
  */
 import { access, constants, mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run } from '../../core/exec/index.js';
 import { parseSize } from '../../core/config.js';
 import type { BuildRequest } from '../cli/request.js';
 import { storageFor } from '../plan/plan.js';
 import { KANIKO_DOCKER_CONFIG } from '../auth/index.js';
 import type { PreflightFacts, ProbeResult } from './verdicts.js';
+import { findEngine, which, type EngineFound } from '../buildah/engine.js';
 
 export const DEFAULT_MIN_FREE = 512 * 1024 * 1024;
 
@@ -19,19 +20,6 @@ async function readText(path: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-}
-
-export async function which(name: string, env: Record<string, string | undefined>): Promise<string | undefined> {
-  for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin').split(delimiter)) {
-    const p = join(dir || '.', name);
-    try {
-      await access(p, constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
 }
 
 async function setuidTool(name: string, env: Record<string, string | undefined>) {
@@ -136,7 +124,8 @@ async function probeNamespace(overlayBase: string | undefined): Promise<{ userns
   }
 }
 
-export async function probe(request: BuildRequest, env: Record<string, string | undefined>): Promise<PreflightFacts> {
+/** `found`: buildah's path and version when the caller already looks them up (a build does, for its key). */
+export async function probe(request: BuildRequest, env: Record<string, string | undefined>, found: Promise<EngineFound> = findEngine(env)): Promise<PreflightFacts> {
   const started = performance.now();
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
@@ -151,7 +140,10 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     return st ? { dir, bytes: Number(st.bavail) * Number(st.bsize) } : undefined;
   });
   const blocked = storageWritable.then(async (w) => (w.writable ? (await Promise.all([blockedEntries(storage.root), blockedEntries(storage.runroot)])).flat() : []));
-  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked] = await Promise.all([
+  const buildahFound = found.then((f) => f.path, () => undefined);
+  // the engine's version: the log names it, and the Dockerfile check refuses features it is too old for
+  const engine = found.then((f) => f.engine, () => undefined);
+  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked, engineVersion] = await Promise.all([
     readText('/proc/self/status'),
     readText('/proc/sys/user/max_user_namespaces'),
     readText('/etc/passwd'),
@@ -159,7 +151,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     readText('/etc/subgid'),
     setuidTool('newuidmap', env),
     setuidTool('newgidmap', env),
-    which('buildah', env),
+    buildahFound,
     access(join(request.dockerConfigDir, 'config.json')).then(() => true, () => false),
     access(join(KANIKO_DOCKER_CONFIG, 'config.json')).then(() => true, () => false),
     storageWritable,
@@ -167,6 +159,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     namespace,
     free,
     blocked,
+    engine,
   ]);
   const userName = passwd?.split('\n').map((l) => l.split(':')).find((p) => p[2] === String(uid))?.[0] ?? String(uid);
   const facts: PreflightFacts = {
@@ -196,6 +189,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   if (newuidmap) facts.newuidmap = newuidmap;
   if (newgidmap) facts.newgidmap = newgidmap;
   if (buildahPath) facts.buildahPath = buildahPath;
+  if (engineVersion) facts.engine = engineVersion;
   if (request.cacheDir && cacheW) facts.cacheDir = { path: request.cacheDir, ...cacheW };
   if (freeSpace) facts.free = freeSpace;
   facts.durationMs = Math.round(performance.now() - started);

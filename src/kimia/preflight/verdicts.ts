@@ -6,6 +6,7 @@ import type { ToolError } from '../../core/errors.js';
 import { formatSize } from '../../core/config.js';
 import { fail, type KimiaErrorCode } from '../errors.js';
 import { driverSpaceNote } from '../buildah/progress.js';
+import type { EngineVersion } from '../dockerfile/check.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -35,6 +36,8 @@ export interface PreflightFacts {
   dockerConfig: { dir: string; exists: boolean; kanikoExists: boolean; envCredentials: boolean; explicit: boolean };
   pushes: boolean;
   buildahPath?: string;
+  /** `buildah --version` of buildahPath */
+  engine?: EngineVersion;
   durationMs?: number;
 }
 
@@ -63,7 +66,7 @@ export function judge(f: PreflightFacts): Verdict[] {
   const rootless = f.uid !== 0;
 
   out.push(f.buildahPath
-    ? { check: 'buildah', status: 'ok', detail: f.buildahPath }
+    ? { check: 'buildah', status: 'ok', detail: `${f.buildahPath}${f.engine ? ` (buildah ${f.engine.version})` : ''}` }
     : failed('buildah', 'BUILDAH_MISSING', {}, 'not found in PATH'));
 
   // user namespaces: the sysctl, then a real creation

@@ -63,6 +63,8 @@ export interface ExecRequest {
   cols?: number;
   /** the exec's OCI capabilities (known names); absent: the agent leaves the command root's full set (old requests) */
   capabilities?: CapabilitySets;
+  /** OCI process.noNewPrivileges (the container's, or `exec --no-new-privs`) */
+  noNewPrivileges?: boolean;
 }
 
 export class ExecProtocolError extends Error {}
@@ -83,6 +85,7 @@ export function encodeOpenRequest(r: ExecRequest): Buffer {
     `${K.tty}=${r.terminal ? 1 : 0}`,
   ];
   if (r.terminal && r.rows && r.cols) entries.push(`${K.rows}=${r.rows}`, `${K.cols}=${r.cols}`);
+  if (r.noNewPrivileges) entries.push(`${K.nonewprivs}=1`);
   // `cap=<set> <n,n,…|->`: the guest init's format, parsed by the same C code (guest/caps.c)
   if (r.capabilities) entries.push(...capabilityConfigLines(r.capabilities));
   for (const a of r.args) entries.push(`${K.arg}=${a}`);
@@ -117,6 +120,7 @@ export function decodeOpenRequest(payload: Buffer): ExecRequest {
     else if (k === ExecKey.tty) r.terminal = v === '1';
     else if (k === ExecKey.rows) r.rows = Number(v);
     else if (k === ExecKey.cols) r.cols = Number(v);
+    else if (k === ExecKey.nonewprivs) r.noNewPrivileges = v === '1';
     else if (k === ExecKey.cap) {
       const [set, list = '-'] = v.split(' ');
       if (!(CAPABILITY_SETS as readonly string[]).includes(set ?? '')) throw new ExecProtocolError(`bad exec request entry ${JSON.stringify(p)}`);

@@ -90,6 +90,9 @@ export function rewriteExecProcess(original: OciProcess, requestId: string): Exe
   }
   // applied in the guest as runc applies them (none in the process → five empty sets, as runc 1.1)
   request.capabilities = capabilitiesFromSpec(original.capabilities).sets;
+  // runc sets no_new_privs for the exec as the process asks (the agent loads the container's seccomp filter
+  // accordingly: early without it, last before exec with it)
+  if (original.noNewPrivileges) request.noNewPrivileges = true;
   // Everything else (capabilities, rlimits, apparmor, selinux label, no-new-privileges, consoleSize) stays: it is the
   // engine's policy for the process it believes it runs, and the client needs none of the dropped privileges.
   const process: OciProcess = { ...original, args: clientArgs(requestId), env: [...CLIENT_ENV], cwd: '/', user: { uid: 0, gid: 0 }, terminal: Boolean(original.terminal) };

@@ -19,6 +19,7 @@
 #include "util.h"
 #include "caps.h" /* the exec's OCI capabilities, applied as runc does (caps.c) */
 #include "exec-request.h"
+#include "seccomp.h" /* the container's filter for every exec (seccomp.c) */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -124,10 +126,32 @@ static void close_fd(int *fd) {
 
 /* ----- the child: join the workload, become the user, exec ----- */
 
+/* What every exec gets from the container's config, as under runc: handed over by runcvm-init on the command line
+ * (--seccomp HEX, --seccomp-flags N, --oom-score-adj N), never from the exec request (the host's exec path only
+ * describes the process). */
+static struct sock_fprog exec_seccomp;
+static unsigned exec_seccomp_flags;
+static int has_oom_score_adj, oom_score_adj;
+
+/* Every failure before the command runs: runc's words and runc's status (EXEC_FAILURE_STATUS), on the exec's stderr. */
+#define EXEC_FAIL(...) do { dprintf(2, "exec failed: unable to start container process: " __VA_ARGS__); _exit(EXEC_FAILURE_STATUS); } while (0)
+
+static void load_seccomp(void) {
+  if (exec_seccomp.len && seccomp_load(&exec_seccomp, exec_seccomp_flags) != 0) EXEC_FAIL("error loading seccomp filter into kernel: %s\n", strerror(errno));
+}
+
+/* as Go's exec.LookPath words it (runc's message) */
+static void exec_not_started(const char *name, int e) {
+  if (e == ENOENT && !strchr(name, '/')) EXEC_FAIL("exec: \"%s\": executable file not found in $PATH\n", name);
+  if (e == ENOENT) EXEC_FAIL("exec: \"%s\": stat %s: no such file or directory\n", name, name);
+  if (e == EACCES) EXEC_FAIL("exec: \"%s\": permission denied\n", name);
+  EXEC_FAIL("exec %s: %s\n", name, strerror(e));
+}
+
 static void child_exec(struct exec_request *r, int mnt_fd, int in_fd, int out_fd, int err_fd, int slave) {
   if (mnt_fd >= 0 && setns(mnt_fd, CLONE_NEWNS) != 0) {
-    dprintf(err_fd >= 0 ? err_fd : slave, "runcvm-agent: cannot join the container's mount namespace: %s\n", strerror(errno));
-    _exit(126);
+    dprintf(err_fd >= 0 ? err_fd : slave, "exec failed: unable to start container process: cannot join the container's mount namespace: %s\n", strerror(errno));
+    _exit(EXEC_FAILURE_STATUS);
   }
   become_session_leader_with_stdio(slave, in_fd, out_fd, err_fd);
   sigset_t none;
@@ -135,16 +159,28 @@ static void child_exec(struct exec_request *r, int mnt_fd, int in_fd, int out_fd
   sigprocmask(SIG_SETMASK, &none, NULL);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
 
-  char caperr[300];
-  if (runcvm_caps_before_user(&r->caps, caperr, sizeof caperr) != 0) { dprintf(2, "exec failed: unable to start container process: %s\n", caperr); _exit(126); }
-  if (setgroups((size_t)r->ngroups, r->groups) != 0) { dprintf(2, "runcvm-agent: setgroups: %s\n", strerror(errno)); _exit(126); }
-  if (setgid(r->gid) != 0) { dprintf(2, "runcvm-agent: setgid %u: %s\n", r->gid, strerror(errno)); _exit(126); }
-  if (setuid(r->uid) != 0) { dprintf(2, "runcvm-agent: setuid %u: %s\n", r->uid, strerror(errno)); _exit(126); }
-  if (chdir(r->cwd) != 0) {
-    dprintf(2, "exec failed: unable to start container process: chdir to cwd (\"%s\") set in config.json failed: %s\n", r->cwd, strerror(errno));
-    _exit(126);
+  /* runc's setns init: oom_score_adj, no_new_privs, the filter early without it, then finalizeNamespace (cwd as
+   * root first, bounding set, terminal owner, user, cwd as the user if root could not, the other sets) */
+  if (has_oom_score_adj) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", oom_score_adj);
+    if (write_text("/proc/self/oom_score_adj", v) != 0) EXEC_FAIL("write oom_score_adj %s: %s\n", v, strerror(errno));
   }
-  if (runcvm_caps_after_user(&r->caps, caperr, sizeof caperr) != 0) { dprintf(2, "exec failed: unable to start container process: %s\n", caperr); _exit(126); }
+  if (r->nonewprivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) EXEC_FAIL("prctl(SET_NO_NEW_PRIVS): %s\n", strerror(errno));
+  if (!r->nonewprivs) load_seccomp();
+  int chdir_later = 0;
+  if (chdir(r->cwd) != 0) {
+    if (errno != EACCES && errno != EPERM) EXEC_FAIL("chdir to cwd (\"%s\") set in config.json failed: %s\n", r->cwd, strerror(errno));
+    chdir_later = 1;
+  }
+  char caperr[300];
+  if (runcvm_caps_before_user(&r->caps, caperr, sizeof caperr) != 0) EXEC_FAIL("%s\n", caperr);
+  fix_stdio_owner(r->uid);
+  if (setgroups((size_t)r->ngroups, r->groups) != 0) EXEC_FAIL("setgroups: %s\n", strerror(errno));
+  if (setgid(r->gid) != 0) EXEC_FAIL("setgid %u: %s\n", r->gid, strerror(errno));
+  if (setuid(r->uid) != 0) EXEC_FAIL("setuid %u: %s\n", r->uid, strerror(errno));
+  if (chdir_later && chdir(r->cwd) != 0) EXEC_FAIL("chdir to cwd (\"%s\") set in config.json failed: %s\n", r->cwd, strerror(errno));
+  if (runcvm_caps_after_user(&r->caps, caperr, sizeof caperr) != 0) EXEC_FAIL("%s\n", caperr);
   /* runc sets HOME from the image's /etc/passwd when the process has none */
   int has_home = 0;
   for (int i = 0; i < r->nenvs; i++)
@@ -157,13 +193,9 @@ static void child_exec(struct exec_request *r, int mnt_fd, int in_fd, int out_fd
     r->envs[r->nenvs] = NULL;
   }
   environ = r->envs;
+  if (r->nonewprivs) load_seccomp();
   execvp(r->args[0], r->args);
-  int e = errno;
-  if (e == ENOENT && !strchr(r->args[0], '/'))
-    dprintf(2, "exec failed: unable to start container process: exec: \"%s\": executable file not found in $PATH\n", r->args[0]);
-  else
-    dprintf(2, "exec failed: unable to start container process: exec %s: %s\n", r->args[0], strerror(e));
-  _exit(e == ENOENT ? 127 : 126);
+  exec_not_started(r->args[0], errno);
 }
 
 static void fail_open(uint16_t id, const char *fmt, ...) {
@@ -176,8 +208,29 @@ static void fail_open(uint16_t id, const char *fmt, ...) {
   send_frame(T_DATA, CH_STDERR, id, buf, (uint32_t)n);
   send_frame(T_EOF, CH_STDOUT, id, NULL, 0);
   send_frame(T_EOF, CH_STDERR, id, NULL, 0);
-  unsigned char pl[5] = {0, 0, 0, 126, 0};
+  unsigned char pl[5] = {0, 0, 0, EXEC_FAILURE_STATUS, 0};
   send_frame(T_EXIT, 0, id, pl, 5);
+}
+
+/* The exec's terminal comes from the workload's own devpts (its /dev/ptmx, through /proc/PID/root), so the command
+ * sees /dev/pts/N of its container, as under runc; without a workload, the VM's. */
+static int open_pty(int *slave) {
+  char ptmx[64] = "/dev/ptmx";
+  if (workload > 0) snprintf(ptmx, sizeof ptmx, "/proc/%d/root/dev/ptmx", (int)workload);
+  int master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return -1;
+  if (unlockpt(master) != 0) {
+    close(master);
+    return -1;
+  }
+  *slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*slave < 0) {
+    int e = errno;
+    close(master);
+    errno = e;
+    return -1;
+  }
+  return master;
 }
 
 static void open_session(uint16_t id, char *payload, size_t len) {
@@ -199,14 +252,12 @@ static void open_session(uint16_t id, char *payload, size_t len) {
   int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1};
   int master = -1, slave = -1;
   if (r.tty) {
-    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0 || grantpt(master) || unlockpt(master)) { fail_open(id, "runcvm-agent: cannot allocate a pty: %s\n", strerror(errno)); close_fd(&master); close_fd(&mnt_fd); return; }
+    master = open_pty(&slave);
+    if (master < 0) { fail_open(id, "exec failed: unable to start container process: cannot allocate a pty: %s\n", strerror(errno)); close_fd(&mnt_fd); return; }
     if (r.rows && r.cols) {
       struct winsize ws = {(unsigned short)r.rows, (unsigned short)r.cols, 0, 0};
       ioctl(master, TIOCSWINSZ, &ws);
     }
-    slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave < 0) { fail_open(id, "runcvm-agent: cannot open the pty: %s\n", strerror(errno)); close_fd(&master); close_fd(&mnt_fd); return; }
   } else if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC) || pipe2(pi, O_CLOEXEC)) {
     fail_open(id, "runcvm-agent: pipe: %s\n", strerror(errno));
     close_fd(&po[0]); close_fd(&po[1]); close_fd(&pe[0]); close_fd(&pe[1]); close_fd(&mnt_fd);
@@ -338,6 +389,18 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--pid") && i + 1 < argc) workload = (pid_t)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--socket") && i + 1 < argc) socket_path = argv[++i];
+    else if (!strcmp(argv[i], "--seccomp") && i + 1 < argc) {
+      char err[200];
+      if (seccomp_decode(argv[++i], &exec_seccomp, err, sizeof err) != 0) {
+        /* never run an exec without the container's filter: refuse every exec instead */
+        logmsg("%s: exec is unavailable", err);
+        return 1;
+      }
+    } else if (!strcmp(argv[i], "--seccomp-flags") && i + 1 < argc) exec_seccomp_flags = (unsigned)strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--oom-score-adj") && i + 1 < argc) {
+      has_oom_score_adj = 1;
+      oom_score_adj = atoi(argv[++i]);
+    }
   }
   signal(SIGPIPE, SIG_IGN);
   if (socket_path) {

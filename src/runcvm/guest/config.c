@@ -21,6 +21,52 @@ static void set_string(char *dst, size_t size, char *v) {
   snprintf(dst, size, "%s", v);
 }
 
+/* Split v at spaces into at most n fields, each %-unescaped in place; the number of fields found. */
+static int split_fields(char *v, char **out, int n) {
+  int k = 0;
+  char *save = NULL;
+  for (char *f = strtok_r(v, " ", &save); f && k < n; f = strtok_r(NULL, " ", &save)) {
+    pct_unescape(f);
+    out[k++] = f;
+  }
+  return k;
+}
+
+static void parse_mount(char *v, struct guest_config *c) {
+  char *f[6];
+  if (c->nmounts >= MAX_MOUNTS || split_fields(v, f, 6) != 6) return;
+  c->mounts[c->nmounts].type = f[0];
+  c->mounts[c->nmounts].source = f[1];
+  c->mounts[c->nmounts].dest = f[2];
+  c->mounts[c->nmounts].flags = strtoul(f[3], NULL, 10);
+  c->mounts[c->nmounts].data = strcmp(f[4], "-") ? f[4] : NULL;
+  c->mounts[c->nmounts].ro_after = atoi(f[5]);
+  c->nmounts++;
+}
+
+static void parse_device(char *v, struct guest_config *c) {
+  char *f[7];
+  if (c->ndevices >= MAX_DEVICES || split_fields(v, f, 7) != 7) return;
+  c->devices[c->ndevices].path = f[0];
+  c->devices[c->ndevices].type = f[1][0];
+  c->devices[c->ndevices].major = (unsigned)strtoul(f[2], NULL, 10);
+  c->devices[c->ndevices].minor = (unsigned)strtoul(f[3], NULL, 10);
+  c->devices[c->ndevices].mode = (mode_t)strtoul(f[4], NULL, 10);
+  c->devices[c->ndevices].uid = (uid_t)strtoul(f[5], NULL, 10);
+  c->devices[c->ndevices].gid = (gid_t)strtoul(f[6], NULL, 10);
+  c->ndevices++;
+}
+
+static void parse_sysctl(char *v, struct guest_config *c) {
+  char *f[2];
+  if (c->nsysctls >= MAX_SYSCTLS) return;
+  int n = split_fields(v, f, 2);
+  if (n < 1) return;
+  c->sysctls[c->nsysctls].key = f[0];
+  c->sysctls[c->nsysctls].value = n == 2 ? f[1] : (char *)"";
+  c->nsysctls++;
+}
+
 void config_parse(char *text, struct guest_config *c) {
   char *save = NULL;
   for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -59,7 +105,20 @@ void config_parse(char *text, struct guest_config *c) {
       c->ntmpfs++;
     } else if (!strcmp(k, KEY_VOLUME) && c->nvolumes < MAX_VOLUMES) {
       c->volumes[c->nvolumes++] = v;
-    }
+    } else if (!strcmp(k, KEY_MOUNT)) parse_mount(v, c);
+    else if (!strcmp(k, KEY_DEVICE)) parse_device(v, c);
+    else if (!strcmp(k, KEY_SYSCTL)) parse_sysctl(v, c);
+    else if (!strcmp(k, KEY_MASKED_PATH) && c->nmasked_paths < MAX_PATHS) {
+      pct_unescape(v);
+      c->masked_paths[c->nmasked_paths++] = v;
+    } else if (!strcmp(k, KEY_READONLY_PATH) && c->nreadonly_paths < MAX_PATHS) {
+      pct_unescape(v);
+      c->readonly_paths[c->nreadonly_paths++] = v;
+    } else if (!strcmp(k, KEY_OOM_SCORE_ADJ)) {
+      c->has_oom_score_adj = 1;
+      c->oom_score_adj = atoi(v);
+    } else if (!strcmp(k, KEY_SECCOMP)) c->seccomp_hex = v;
+    else if (!strcmp(k, KEY_SECCOMP_FLAGS)) c->seccomp_flags = (unsigned)strtoul(v, NULL, 10);
   }
   c->envs[c->nenvs] = NULL;
 }

@@ -42,6 +42,14 @@ enum runcvm_channel { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 #define KEY_TMPFS "tmpfs"
 #define KEY_VOLUME "volume"
 #define KEY_ENV "env"
+#define KEY_MOUNT "mount"
+#define KEY_DEVICE "device"
+#define KEY_MASKED_PATH "masked_path"
+#define KEY_READONLY_PATH "readonly_path"
+#define KEY_SYSCTL "sysctl"
+#define KEY_OOM_SCORE_ADJ "oom_score_adj"
+#define KEY_SECCOMP "seccomp"
+#define KEY_SECCOMP_FLAGS "seccomp_flags"
 #define LOGLEVEL_DEBUG "debug"
 #define BREAK_PREINIT "preinit"
 #define BREAK_PRERUN "prerun"
@@ -53,12 +61,14 @@ enum runcvm_channel { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 #define EXEC_KEY_GROUPS "groups"
 #define EXEC_KEY_CWD "cwd"
 #define EXEC_KEY_TTY "tty"
+#define EXEC_KEY_NONEWPRIVS "nonewprivs"
 #define EXEC_KEY_ROWS "rows"
 #define EXEC_KEY_COLS "cols"
 #define EXEC_KEY_CAP "cap"
 #define EXEC_KEY_ARG "arg"
 #define EXEC_KEY_ENV "env"
 #define INIT_FAILURE_STATUS 125
+#define EXEC_FAILURE_STATUS 255
 
 #define NFS_SERVER_IP "169.254.1.254"
 #define NFS_PORT 2049

@@ -104,6 +104,30 @@ export const ConfigKey = {
   volume: 'volume',
   /** one environment entry `NAME=value` per line */
   env: 'env',
+  /**
+   * `<type> <source> <dest> <flags> <data|-> <ro_after>`: a mount the workload's own mount namespace replays, in the
+   * spec's order, instead of init's pseudo filesystems (proc, sysfs, tmpfs, devpts, mqueue, cgroup2 at /proc, /dev,
+   * /sys and below; launch/rootfs.ts). flags: decimal mount(2) MS_* flags; data: the filesystem's options; ro_after 1:
+   * remount read-only once its contents exist (runc's order for /dev and tmpfs). Space-separated, %20-escaped
+   * fields. None at all: the workload keeps init's mounts (a fresh /proc).
+   */
+  mount: 'mount',
+  /** `<path> <c|b|p> <major> <minor> <mode> <uid> <gid>` (decimal mode): a node made in the workload's /dev */
+  device: 'device',
+  /** OCI linux.maskedPaths and linux.readonlyPaths: one path per line */
+  maskedPath: 'masked_path',
+  readonlyPath: 'readonly_path',
+  /** OCI linux.sysctl: `<key> <value>` (space-separated, %20-escaped fields), written to /proc/sys before exec */
+  sysctl: 'sysctl',
+  /** OCI process.oomScoreAdj (decimal), for the workload and every exec */
+  oomScoreAdj: 'oom_score_adj',
+  /**
+   * The workload's seccomp filter (OCI linux.seccomp compiled on the host, src/runcvm/seccomp): the BPF program
+   * (struct sock_filter[], 8 bytes each, little-endian) in hex, loaded last before exec in the workload and in every
+   * exec; seccomp_flags: decimal SECCOMP_FILTER_FLAG_* bits for seccomp(2). No line: no filter.
+   */
+  seccomp: 'seccomp',
+  seccompFlags: 'seccomp_flags',
 } as const;
 export type ConfigKeyName = keyof typeof ConfigKey;
 
@@ -121,6 +145,8 @@ export const ExecKey = {
   cwd: 'cwd',
   /** 0 | 1 */
   tty: 'tty',
+  /** 0 | 1: PR_SET_NO_NEW_PRIVS for the command (OCI process.noNewPrivileges) */
+  nonewprivs: 'nonewprivs',
   rows: 'rows',
   cols: 'cols',
   /** as ConfigKey.cap */
@@ -132,6 +158,8 @@ export const ExecKey = {
 
 /** The status an init that cannot start the workload reports in its EXIT frame (runc's own failure status). */
 export const INIT_FAILURE_STATUS = 125;
+/** The status of an exec whose command could not start (cwd, user, capabilities, seccomp, not found): runc's 255. */
+export const EXEC_FAILURE_STATUS = 255;
 
 // ----- NFS volumes (the launcher's server, src/runcvm/nfs; the guest's mount, guest/vol.c) -----
 
@@ -174,6 +202,7 @@ export function renderContractHeader(): string {
     '',
     ...Object.entries(ExecKey).map(([k, v]) => `#define EXEC_KEY_${macro(k)} ${cString(v)}`),
     `#define INIT_FAILURE_STATUS ${INIT_FAILURE_STATUS}`,
+    `#define EXEC_FAILURE_STATUS ${EXEC_FAILURE_STATUS}`,
     '',
     `#define NFS_SERVER_IP ${cString(NFS_SERVER_IP)}`,
     `#define NFS_PORT ${NFS_PORT}`,

@@ -22,6 +22,7 @@ int exec_request_parse(char *p, size_t len, struct exec_request *r) {
       else if (!strcmp(p, EXEC_KEY_GID)) r->gid = (gid_t)strtoul(v, NULL, 10);
       else if (!strcmp(p, EXEC_KEY_CWD)) r->cwd = v;
       else if (!strcmp(p, EXEC_KEY_TTY)) r->tty = atoi(v);
+      else if (!strcmp(p, EXEC_KEY_NONEWPRIVS)) r->nonewprivs = atoi(v);
       else if (!strcmp(p, EXEC_KEY_ROWS)) r->rows = (unsigned)strtoul(v, NULL, 10);
       else if (!strcmp(p, EXEC_KEY_COLS)) r->cols = (unsigned)strtoul(v, NULL, 10);
       else if (!strcmp(p, EXEC_KEY_CAP)) runcvm_caps_parse(&r->caps, v);

@@ -18,6 +18,7 @@ struct exec_request {
   int ngroups;
   char *cwd;
   int tty;
+  int nonewprivs;
   unsigned rows, cols;
   char *args[EXEC_MAX_ITEMS]; /* NULL-terminated */
   int nargs;

@@ -6,8 +6,10 @@
  *  2. mounts    /proc, /sys, /dev, /dev/pts, /dev/shm, /run and the spec's tmpfs mounts; hostname; lo up;
  *  3. channel   opens the framed channel to the launcher (frames: contract.h, src/runcvm/agent/codec.ts);
  *  4. volumes, network, nfs volumes (they need the network), then READY;
- *  5. workload  starts the workload as PID 1 of a new PID namespace with its own uid/gid/groups/cwd/env/rlimits/
- *               capabilities, stdout and stderr on separate pipes (or a pty in terminal mode), and the exec agent;
+ *  5. workload  starts the workload as PID 1 of a new PID namespace and its own mount namespace (the spec's /proc, /dev,
+ *               /sys mounts, devices, masked and read-only paths: rootfs.c), with its own uid/gid/groups/cwd/env/
+ *               rlimits/capabilities/sysctls/oom_score_adj/seccomp filter, stdout and stderr on separate pipes (or a
+ *               pty in terminal mode), and the exec agent;
  *  6. relay     relays output to the host, stdin / signals / window size back;
  *  7. report    after the last output byte sends EXIT, waits for ACK, powers off.
  *
@@ -110,7 +112,7 @@ int main(int argc, char **argv) {
   struct workload w = {.pid = -1, .out_r = -1, .err_r = -1, .in_w = -1, .pty_master = -1};
   if (cfg.nargs == 0 || cfg.args[0][0] == 0) console("[VM-START] No entrypoint found, sleeping");
   else workload_start(&cfg, &w, &mask);
-  exec_agent_start(w.pid > 0 ? w.pid : 0); /* exec (owner: exec) */
+  exec_agent_start(&cfg, w.pid > 0 ? w.pid : 0); /* exec (owner: exec) */
 
   struct exit_status st = relay_run(&cfg, &w, sfd);
   report_exit_and_power_off(st.code, st.signal);

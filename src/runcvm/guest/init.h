@@ -3,7 +3,9 @@
  *   config.c    /.runcvm/config + /.runcvm/entrypoint → struct guest_config (pure parsing; no I/O but the reads)
  *   channel.c   the framed channel to the launcher (virtio-serial IO_PORT_NAME or vsock), console and debug lines,
  *               fatal errors, the exit report and power-off
- *   mounts.c    /proc /sys /dev … and the spec's tmpfs mounts
+ *   mounts.c    init's own /proc /sys /dev … and the spec's tmpfs mounts
+ *   rootfs.c    the workload's view: the spec's /proc /dev /sys mounts replayed in its own mount namespace, device
+ *               nodes, the console, masked and read-only paths, sysctls
  *   vol.c       volumes (virtiofs, disks; nfs after the network)            net.c  the NICs, routes, DNS relay
  *   workload.c  the workload process: pipes or pty, PID namespace, rlimits, root read-only, user, capabilities, exec;
  *               the exec agent
@@ -22,6 +24,10 @@
 #define MAX_RLIMITS 32
 #define MAX_GROUPS 256
 #define MAX_VOLUMES 64
+#define MAX_MOUNTS 64
+#define MAX_DEVICES 1024
+#define MAX_PATHS 256
+#define MAX_SYSCTLS 256
 
 /* Everything init reads from the hand-off (keys: contract.h KEY_*). Strings point into the parsed text. */
 struct guest_config {
@@ -49,6 +55,21 @@ struct guest_config {
   struct runcvm_caps caps;  /* cap= lines */
   int readonly;             /* OCI root.readonly */
   int readonly_run;         /* the workload's /run read-only too (launch/guest-config.ts decides) */
+  /* the workload's mount namespace (rootfs.c), in the spec's order; nmounts 0: init's mounts and a fresh /proc */
+  struct { char *type, *source, *dest, *data; unsigned long flags; int ro_after; } mounts[MAX_MOUNTS];
+  int nmounts;
+  struct { char *path; char type; unsigned major, minor; mode_t mode; uid_t uid; gid_t gid; } devices[MAX_DEVICES];
+  int ndevices;
+  char *masked_paths[MAX_PATHS];
+  int nmasked_paths;
+  char *readonly_paths[MAX_PATHS];
+  int nreadonly_paths;
+  struct { char *key, *value; } sysctls[MAX_SYSCTLS];
+  int nsysctls;
+  int has_oom_score_adj;
+  int oom_score_adj;
+  char *seccomp_hex;        /* seccomp=: the compiled filter, hex (seccomp.c); NULL: none */
+  unsigned seccomp_flags;
 };
 
 /* config.c: defaults, then the config text and the entrypoint text parsed in place (they must outlive cfg).
@@ -76,13 +97,23 @@ void power_off(void) __attribute__((noreturn));
 /* mounts.c */
 void mounts_setup(const struct guest_config *cfg);
 
+/* rootfs.c, in the workload's child, in this order (runc's prepareRootfs / finalizeRootfs): each fails the child
+ * with a message (CHILD_FAIL) on an error runc would fail on */
+void rootfs_prepare(const struct guest_config *cfg);            /* replayed mounts, device nodes, /dev links */
+void rootfs_console(const struct guest_config *cfg, unsigned pts); /* terminal: /dev/pts/N on /dev/console */
+void rootfs_finalize(const struct guest_config *cfg);           /* read-only remounts of /dev and tmpfs mounts */
+void rootfs_paths(const struct guest_config *cfg);              /* sysctls, read-only paths, masked paths */
+
+/* A failure of the workload's set-up (in its child, before exec): the message on its stderr, exit 126. */
+#define CHILD_FAIL(...) do { dprintf(2, "runcvm-init: " __VA_ARGS__); _exit(126); } while (0)
+
 /* workload.c */
 struct workload {
   pid_t pid;       /* -1: no entrypoint */
   int out_r, err_r, in_w, pty_master;
 };
 void workload_start(struct guest_config *cfg, struct workload *w, const sigset_t *init_mask);
-void exec_agent_start(pid_t workload);
+void exec_agent_start(const struct guest_config *cfg, pid_t workload);
 
 /* relay.c: until the workload has exited and its output is drained (or a stop came with no workload) */
 struct exit_status {

@@ -49,4 +49,9 @@ int connect_vsock_host(unsigned port);
  * controlling terminal and fds 0-2, or else put in/out/err on 0-2; close every other descriptor. */
 void become_session_leader_with_stdio(int slave, int in_fd, int out_fd, int err_fd);
 
+/* One descriptor over a unix socket (SCM_RIGHTS), with one byte of data: 0 / the fd, or -1 (recv: also when the
+ * peer closed without sending one). */
+int send_fd(int sock, int fd);
+int recv_fd(int sock);
+
 #endif

@@ -128,3 +128,32 @@ const char *passwd_home(uid_t uid, char *out, size_t outlen) {
   fclose(f);
   return out;
 }
+
+void fix_stdio_owner(uid_t uid) {
+  struct stat null_st, st;
+  int have_null = stat("/dev/null", &null_st) == 0;
+  for (int fd = 0; fd < 3; fd++) {
+    if (fstat(fd, &st) != 0) continue;
+    if (have_null && S_ISCHR(st.st_mode) && st.st_rdev == null_st.st_rdev) continue;
+    /* EINVAL/EPERM (an id or owner this namespace cannot map) leave the fd as it is, as runc does */
+    if (fchown(fd, uid, st.st_gid) != 0) continue;
+  }
+}
+
+int write_text(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = strlen(text);
+  ssize_t n = write(fd, text, len);
+  int e = errno;
+  close(fd);
+  if (n < 0) {
+    errno = e;
+    return -1;
+  }
+  if ((size_t)n != len) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}

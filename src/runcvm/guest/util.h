@@ -23,4 +23,11 @@ int sysfs_find(const char *class_name, const char *attr, const char *want, int i
  * file or the user is missing. Returns out. */
 const char *passwd_home(uid_t uid, char *out, size_t outlen);
 
+/* runc's fixStdioPermissions: fds 0-2 (a pty, a pipe; never /dev/null) change owner to uid, keeping their group
+ * (a pty keeps the devpts gid=5), so a non-root process owns its terminal. Call as root, before the user change. */
+void fix_stdio_owner(uid_t uid);
+
+/* Write text to an existing file (a /proc/sys or /proc/self entry): 0, or -1 with errno. */
+int write_text(const char *path, const char *text);
+
 #endif

@@ -1,12 +1,15 @@
 /* The workload: started as PID 1 of a new PID namespace (so signals behave as under runc: a PID 1 without a handler
  * ignores SIGTERM), in its own mount namespace, with stdout and stderr on separate pipes (or one pty in terminal
- * mode). The child's set-up runs in runc's order, one step per function:
- *   namespaces → stdio → rlimits, signals → umask, cwd, read-only root → capabilities (bounding), user, chdir →
- *   capabilities (the rest), no_new_privs → HOME, exec.
+ * mode). The child's set-up runs in runc's order (standard_init_linux.go), one step per function:
+ *   mounts, devices (rootfs.c) → terminal → stdio → rlimits, signals → read-only remounts, umask, cwd, read-only
+ *   root → sysctls, read-only and masked paths → oom_score_adj → no_new_privs, seccomp without it → cwd as root,
+ *   capabilities (bounding), stdio owner, user, cwd as the user if root could not → capabilities (the rest) →
+ *   seccomp with no_new_privs → HOME, exec.
  * The exec agent is started here too: it joins the workload's namespaces for each exec. */
 #define _GNU_SOURCE
 #include "init.h"
 #include "io.h"
+#include "seccomp.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -25,14 +30,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHILD_FAIL(...) do { dprintf(2, "runcvm-init: " __VA_ARGS__); _exit(126); } while (0)
-
-/* own mount namespace with a /proc that shows the new PID namespace */
-static void child_namespaces(void) {
-  unshare(CLONE_NEWNS);
-  mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-  umount2("/proc", MNT_DETACH);
-  mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+/* the terminal, from the workload's own devpts (its /dev/ptmx), as runc's setupConsole: the master goes to init over
+ * `sock`, the slave becomes the workload's stdio. -1 when there is no terminal. */
+static int child_terminal(const struct guest_config *c, int sock) {
+  if (!c->terminal) return -1;
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) CHILD_FAIL("cannot allocate a pty: open /dev/ptmx: %s\n", strerror(errno));
+  if (unlockpt(master) != 0) CHILD_FAIL("cannot allocate a pty: unlockpt: %s\n", strerror(errno));
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  unsigned pts;
+  if (slave < 0 || ioctl(master, TIOCGPTN, &pts) != 0) CHILD_FAIL("cannot open the pty: %s\n", strerror(errno));
+  if (send_fd(sock, master) != 0) CHILD_FAIL("cannot hand the pty to init: %s\n", strerror(errno));
+  close(master);
+  rootfs_console(c, pts);
+  return slave;
 }
 
 static void child_limits_and_signals(const struct guest_config *c) {
@@ -49,6 +60,7 @@ static void child_limits_and_signals(const struct guest_config *c) {
 /* root.readonly: like runc, remount only this namespace's / read-only, after the cwd exists; /proc, /dev, /dev/shm,
  * tmpfs and volume mounts are mounts of their own and stay writable. Keep /'s other per-mount flags. */
 static void child_root(const struct guest_config *c) {
+  rootfs_finalize(c);
   umask(c->umask);
   /* runc creates a missing working directory; do the same, as root, before dropping privileges */
   mkdir_p(c->cwd, 0755);
@@ -70,16 +82,40 @@ static void child_root(const struct guest_config *c) {
     CHILD_FAIL("remount /run read-only: %s\n", strerror(errno));
 }
 
-/* runc's order: bounding set, user, then cwd (as the user), then the other capability sets */
+static void child_seccomp(const struct guest_config *c) {
+  if (!c->seccomp_hex) return;
+  struct sock_fprog prog;
+  char err[200];
+  if (seccomp_decode(c->seccomp_hex, &prog, err, sizeof err) != 0) CHILD_FAIL("%s\n", err);
+  if (seccomp_load(&prog, c->seccomp_flags) != 0) CHILD_FAIL("error loading seccomp filter into kernel: %s\n", strerror(errno));
+}
+
+/* runc's order (finalizeNamespace): the cwd as root first (a folder only root may enter), the bounding set, the
+ * terminal's owner, the user, the cwd again as the user if root was refused, then the other capability sets */
 static void child_user(const struct guest_config *c) {
+  if (c->has_oom_score_adj) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", c->oom_score_adj);
+    if (write_text("/proc/self/oom_score_adj", v) != 0) CHILD_FAIL("write oom_score_adj %s: %s\n", v, strerror(errno));
+  }
+  if (c->nonewprivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) CHILD_FAIL("prctl(SET_NO_NEW_PRIVS): %s\n", strerror(errno));
+  /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: before the capabilities go */
+  if (!c->nonewprivs) child_seccomp(c);
+  int chdir_later = 0;
+  if (chdir(c->cwd) != 0) {
+    if (errno != EACCES && errno != EPERM) CHILD_FAIL("chdir to cwd (\"%s\") set in config.json failed: %s\n", c->cwd, strerror(errno));
+    chdir_later = 1;
+  }
   char caperr[300];
   if (runcvm_caps_before_user(&c->caps, caperr, sizeof caperr) != 0) CHILD_FAIL("%s\n", caperr);
+  fix_stdio_owner(c->uid);
   if (setgroups((size_t)c->ngroups, c->groups) != 0) CHILD_FAIL("setgroups: %s\n", strerror(errno));
   if (setgid(c->gid) != 0) CHILD_FAIL("setgid %u: %s\n", c->gid, strerror(errno));
   if (setuid(c->uid) != 0) CHILD_FAIL("setuid %u: %s\n", c->uid, strerror(errno));
-  if (chdir(c->cwd) != 0) CHILD_FAIL("chdir to cwd (\"%s\") set in config.json failed: %s\n", c->cwd, strerror(errno));
+  if (chdir_later && chdir(c->cwd) != 0) CHILD_FAIL("chdir to cwd (\"%s\") set in config.json failed: %s\n", c->cwd, strerror(errno));
   if (runcvm_caps_after_user(&c->caps, caperr, sizeof caperr) != 0) CHILD_FAIL("%s\n", caperr);
-  if (c->nonewprivs) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  /* with no_new_privs: as late as possible, so the fewest syscalls run under the filter before exec */
+  if (c->nonewprivs) child_seccomp(c);
 }
 
 /* runc sets HOME from the image's /etc/passwd when the spec has none; so do we (falling back to "/") */
@@ -107,14 +143,10 @@ static void child_exec(struct guest_config *c) {
 void workload_start(struct guest_config *c, struct workload *w, const sigset_t *init_mask) {
   w->pid = -1;
   w->out_r = w->err_r = w->in_w = w->pty_master = -1;
-  int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1};
-  int slave = -1;
+  int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1}, sp[2] = {-1, -1};
   if (c->terminal) {
-    w->pty_master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (w->pty_master < 0 || grantpt(w->pty_master) || unlockpt(w->pty_master)) fatal("cannot allocate a pty: %s", strerror(errno));
-    char *name = ptsname(w->pty_master);
-    slave = open(name, O_RDWR | O_NOCTTY);
-    if (slave < 0) fatal("cannot open %s: %s", name, strerror(errno));
+    /* the child opens the pty in its own /dev/pts (the spec's devpts instance) and sends the master back */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) fatal("socketpair: %s", strerror(errno));
   } else if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC) || pipe2(pi, O_CLOEXEC)) {
     fatal("pipe: %s", strerror(errno));
   }
@@ -123,18 +155,25 @@ void workload_start(struct guest_config *c, struct workload *w, const sigset_t *
   if (child < 0) fatal("fork: %s", strerror(errno));
   if (child == 0) {
     sigprocmask(SIG_UNBLOCK, init_mask, NULL);
-    child_namespaces();
+    if (sp[0] >= 0) close(sp[0]);
+    rootfs_prepare(c);
+    int slave = child_terminal(c, sp[1]);
     become_session_leader_with_stdio(slave, pi[0], po[1], pe[1]);
     child_limits_and_signals(c);
     child_root(c);
+    rootfs_paths(c);
     child_user(c);
     child_exec(c);
   }
   w->pid = child;
   if (c->terminal) {
-    close(slave);
-    w->out_r = w->pty_master;
-    w->in_w = dup(w->pty_master);
+    close(sp[1]);
+    w->pty_master = recv_fd(sp[0]); /* -1: the child failed before its terminal existed (its exit status says so) */
+    close(sp[0]);
+    if (w->pty_master >= 0) {
+      w->out_r = w->pty_master;
+      w->in_w = dup(w->pty_master);
+    }
   } else {
     close(po[1]);
     close(pe[1]);
@@ -143,14 +182,14 @@ void workload_start(struct guest_config *c, struct workload *w, const sigset_t *
     w->err_r = pe[0];
     w->in_w = pi[1];
   }
-  set_nonblock(w->in_w);
+  if (w->in_w >= 0) set_nonblock(w->in_w);
   DBG("workload started as pid %d", child);
 }
 
 /* The exec agent (src/runcvm/guest/agent.c, docs/dev/notes/exec.md) is forked into init's own (root) PID namespace,
  * so `ps` in the container does not show it, once the workload runs, so it can join the workload's namespaces for
  * each exec. No binary: no exec. */
-void exec_agent_start(pid_t workload) {
+void exec_agent_start(const struct guest_config *c, pid_t workload) {
   if (access(PATH_AGENT, X_OK) != 0) return;
   int self_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   if (self_ns >= 0) {
@@ -165,9 +204,29 @@ void exec_agent_start(pid_t workload) {
     int nul = open("/dev/null", O_RDWR);
     if (nul >= 0) { dup2(nul, 0); dup2(nul, 1); dup2(nul, 2); }
     for (int fd = 3; fd < 1024; fd++) close(fd);
-    char pid[16];
+    char pid[16], flags[16], oom[16];
     snprintf(pid, sizeof pid, "%d", (int)workload);
-    execl(PATH_AGENT, "runcvm-agent", "--pid", pid, (char *)NULL);
+    snprintf(flags, sizeof flags, "%u", c->seccomp_flags);
+    snprintf(oom, sizeof oom, "%d", c->oom_score_adj);
+    /* what every exec gets from the container's config (the agent is in init's PID namespace: the workload never
+     * sees this command line) */
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)"runcvm-agent";
+    argv[n++] = (char *)"--pid";
+    argv[n++] = pid;
+    if (c->seccomp_hex) {
+      argv[n++] = (char *)"--seccomp";
+      argv[n++] = c->seccomp_hex;
+      argv[n++] = (char *)"--seccomp-flags";
+      argv[n++] = flags;
+    }
+    if (c->has_oom_score_adj) {
+      argv[n++] = (char *)"--oom-score-adj";
+      argv[n++] = oom;
+    }
+    argv[n] = NULL;
+    execv(PATH_AGENT, argv);
     _exit(127);
   }
   DBG("exec agent started as pid %d (workload %d)", (int)p, (int)workload);

@@ -6,6 +6,8 @@ import { normalizeDestination, type OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
+import { GuestSpecError, holdsVolume, rootfsFromSpec, sysctlFromSpec } from './rootfs.js';
+import { compileSeccomp, SeccompProfileError, SeccompProgramTooLarge, seccompProfileSchema, type SeccompProfile } from '../seccomp/index.js';
 
 export const DEFAULT_MEMORY_MIB = 512;
 /**
@@ -68,11 +70,16 @@ export function memoryFromResources(memory: { limit?: number } | undefined): num
   return DEFAULT_MEMORY_MIB;
 }
 
+/**
+ * The tmpfs mounts the guest init makes itself, before the volumes: only those a volume is mounted inside (the
+ * workload's namespace replays every other tmpfs in the spec's order, after the volumes: LaunchSpec rootfs).
+ */
 export function guestMountsFromSpec(spec: OciSpec): GuestMount[] {
   const out: GuestMount[] = [];
   for (const m of spec.mounts ?? []) {
     if (m.type !== 'tmpfs') continue;
     if (GUEST_BUILTIN_MOUNTS.has(m.destination)) continue;
+    if (!holdsVolume(spec, m.destination)) continue;
     out.push({ destination: m.destination, type: 'tmpfs', options: m.options ?? [] });
   }
   return out;
@@ -108,6 +115,26 @@ export function networkModeFromSpec(spec: OciSpec, hostNetwork = false): 'auto' 
   return (spec.linux?.namespaces ?? []).some((n) => n.type === 'network') ? 'auto' : 'none';
 }
 
+/**
+ * OCI linux.seccomp for the guest: checked here (shape, then meaning: it must compile), so a profile the guest could
+ * not load fails at create with the reason. undefined: no profile, or one that turns seccomp off.
+ */
+export function seccompFromSpec(spec: OciSpec): SeccompProfile | undefined {
+  const raw = spec.linux?.seccomp;
+  if (raw === undefined || raw === null) return undefined;
+  const parsed = seccompProfileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new GuestSpecError(`linux.seccomp.${issue.path.join('.')}: ${issue.message}`, 'give linux.seccomp the shape the OCI runtime spec defines');
+  }
+  try {
+    return compileSeccomp(parsed.data) ? parsed.data : undefined;
+  } catch (err) {
+    if (err instanceof SeccompProfileError || err instanceof SeccompProgramTooLarge) throw new GuestSpecError(err.message, 'fix the profile (runc would refuse it too), or leave linux.seccomp out');
+    throw err;
+  }
+}
+
 export interface LaunchContext {
   containerId: string;
   settings: Settings;
@@ -119,6 +146,8 @@ export interface LaunchContext {
   customKernel?: boolean;
   /** the container joins the runtime's own (the node's) network namespace: network/host.ts joinsHostNetwork */
   hostNetwork?: boolean;
+  /** false: the node turned guest seccomp off (RUNCVM_GUEST_SECCOMP=off in the runtime's environment) */
+  guestSeccomp?: boolean;
 }
 
 export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
@@ -143,9 +172,12 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
       rlimits: (proc.rlimits ?? []).map((r) => ({ type: r.type, soft: r.soft, hard: r.hard })),
       noNewPrivileges: Boolean(proc.noNewPrivileges),
       capabilities: capabilitiesFromSpec(proc.capabilities).sets,
+      ...(proc.oomScoreAdj !== undefined ? { oomScoreAdj: proc.oomScoreAdj } : {}),
     },
     hostname: spec.hostname ?? '',
     root: rootFromSpec(spec),
+    rootfs: rootfsFromSpec(spec),
+    sysctl: sysctlFromSpec(spec),
     vm: {
       hypervisor: settings.hypervisor,
       accel: settings.accel,
@@ -168,5 +200,8 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
     channel: { io: CONTAINER_PATHS.ioSocket, console: CONTAINER_PATHS.consoleSocket },
   };
   if (settings.break) launch.break = settings.break;
+  // checked even when the node turns it off: a profile runc would refuse is refused the same way
+  const seccomp = seccompFromSpec(spec);
+  if (seccomp && ctx.guestSeccomp !== false) launch.seccomp = seccomp;
   return launch;
 }

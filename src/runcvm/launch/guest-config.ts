@@ -8,6 +8,8 @@ import { ConfigKey as K } from '../guest/contract.js';
 import type { LaunchSpec } from './schema.js';
 import { volumeConfigLines } from './guest-volumes.js';
 import { capabilityConfigLines } from './capabilities.js';
+import { mountFlags, MS } from './rootfs.js';
+import { compileSeccomp } from '../seccomp/index.js';
 
 export function escapeValue(value: string): string {
   return value.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/\r/g, '%0D');
@@ -61,6 +63,21 @@ export function renderGuestConfig(spec: LaunchSpec): string {
   for (const m of spec.mounts) lines.push(`${K.tmpfs}=${sp(m.destination)} ${sp(m.options.join(',') || '-')}`);
   // volumes (src/runcvm/volumes, mounted by guest/vol.c after the tmpfs mounts); data disks follow root + upper
   lines.push(...volumeConfigLines(spec.volumes ?? [], spec.disks.filter((d) => d.role !== 'data').length));
+  // the workload's own /proc, /dev, /sys (guest/rootfs.c), in the spec's order
+  for (const m of spec.rootfs?.mounts ?? []) {
+    const { flags, data } = mountFlags(m.options);
+    // runc mounts /dev and a tmpfs writable, and makes them read-only once their contents exist
+    const roAfter = (flags & MS.RDONLY) !== 0 && (m.type === 'tmpfs' || m.destination === '/dev');
+    const now = roAfter ? flags & ~MS.RDONLY : flags;
+    lines.push(`${K.mount}=${[m.type, m.source || m.type, m.destination, String(now), data || '-', roAfter ? '1' : '0'].map(sp).join(' ')}`);
+  }
+  for (const d of spec.rootfs?.devices ?? []) lines.push(`${K.device}=${[d.path, d.type, d.major, d.minor, d.fileMode, d.uid, d.gid].map((v) => sp(String(v))).join(' ')}`);
+  for (const path of spec.rootfs?.maskedPaths ?? []) lines.push(`${K.maskedPath}=${escapeValue(path)}`);
+  for (const path of spec.rootfs?.readonlyPaths ?? []) lines.push(`${K.readonlyPath}=${escapeValue(path)}`);
+  for (const [key, value] of Object.entries(spec.sysctl ?? {})) lines.push(`${K.sysctl}=${sp(key)} ${sp(value)}`);
+  if (p.oomScoreAdj !== undefined) lines.push(`${K.oomScoreAdj}=${p.oomScoreAdj}`);
+  const seccomp = spec.seccomp ? compileSeccomp(spec.seccomp) : undefined;
+  if (seccomp) lines.push(`${K.seccomp}=${seccomp.program.toString('hex')}`, `${K.seccompFlags}=${seccomp.flags}`);
   for (const e of p.env) lines.push(`${K.env}=${escapeValue(e)}`);
   return lines.join('\n') + '\n';
 }

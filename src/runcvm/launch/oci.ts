@@ -1,5 +1,6 @@
 /** The parts of the OCI runtime spec (config.json) runcvm reads or rewrites; everything else is carried as is. */
 import { posix } from 'node:path';
+import type { SeccompProfile } from '../seccomp/profile.js';
 
 export interface OciUser {
   uid: number;
@@ -78,6 +79,11 @@ export interface OciLinux {
   devices?: OciDevice[];
   resources?: OciResources;
   namespaces?: { type: string; path?: string }[];
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  sysctl?: Record<string, string>;
+  /** checked where it is used (src/runcvm/seccomp: shape by its schema, meaning by its plan) */
+  seccomp?: SeccompProfile;
   [key: string]: unknown;
 }
 

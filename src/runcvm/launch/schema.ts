@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { volumeSchema } from './volume-schema.js';
+import { seccompProfileSchema } from '../seccomp/profile.js';
 
 export const LAUNCH_SPEC_VERSION = 1;
 
@@ -64,6 +65,8 @@ export const processSchema = z.object({
    * applies them. Optional only so older launch.json files still parse: buildLaunchSpec always sets it.
    */
   capabilities: capabilitySets.optional(),
+  /** OCI process.oomScoreAdj: the workload's and every exec's /proc/self/oom_score_adj in the guest */
+  oomScoreAdj: z.number().int().optional(),
 });
 
 export const guestMountSchema = z.object({
@@ -71,6 +74,26 @@ export const guestMountSchema = z.object({
   /** tmpfs today; virtiofs / nfs volumes slot in here later */
   type: z.enum(['tmpfs']),
   options: z.array(z.string()),
+});
+
+/** The workload's /proc, /dev, /sys in the guest (launch/rootfs.ts, applied by guest/rootfs.c). */
+export const rootfsSchema = z.object({
+  /** the spec's mounts there, in its order, replayed in the workload's own mount namespace */
+  mounts: z.array(z.object({ type: z.string(), source: z.string(), destination: z.string(), options: z.array(z.string()) })),
+  /** nodes made in the workload's /dev: runc's defaults, then linux.devices */
+  devices: z.array(
+    z.object({
+      path: z.string(),
+      type: z.enum(['c', 'b', 'p']),
+      major: z.number().int().nonnegative(),
+      minor: z.number().int().nonnegative(),
+      fileMode: z.number().int().nonnegative(),
+      uid: z.number().int().nonnegative(),
+      gid: z.number().int().nonnegative(),
+    }),
+  ),
+  maskedPaths: z.array(z.string()),
+  readonlyPaths: z.array(z.string()),
 });
 
 export const diskSchema = z.object({
@@ -94,6 +117,15 @@ export const launchSpecSchema = z.object({
       readonlyRun: z.literal(true).optional(),
     })
     .optional(),
+  /** optional only so older launch.json files still parse: buildLaunchSpec always sets it */
+  rootfs: rootfsSchema.optional(),
+  /** OCI linux.sysctl, written to the guest's /proc/sys before the workload starts */
+  sysctl: z.record(z.string()).optional(),
+  /**
+   * OCI linux.seccomp: the workload's profile, compiled on the host (src/runcvm/seccomp) and loaded in the guest for
+   * the workload and every exec. Absent: no profile, or the node turned guest seccomp off (RUNCVM_GUEST_SECCOMP=off).
+   */
+  seccomp: seccompProfileSchema.optional(),
   vm: z.object({
     hypervisor: z.enum(['qemu', 'firecracker']),
     /** what the user asked for; the launcher decides auto → kvm|tcg from what it can open */

@@ -43,7 +43,7 @@ export const CONTAINER_SETTING_NAMES = [
 export const NODE_SETTING_NAMES = [
   'RUNCVM_STATE_DIR', 'RUNCVM_LOG_DIR', 'RUNCVM_CACHE_DIR', 'RUNCVM_ASSETS', 'RUNCVM_GUEST_DIR', 'RUNCVM_RUNC',
   'RUNCVM_NODE', 'RUNCVM_KUBELET_DIR', 'RUNCVM_FIRECRACKER', 'RUNCVM_KVM_DEVICE', 'RUNCVM_KERNELS_DIR',
-  'RUNCVM_MAX_ROOTFS_SIZE', 'RUNCVM_MAX_DISK_SIZE', 'RUNCVM_CACHE_MAX',
+  'RUNCVM_MAX_ROOTFS_SIZE', 'RUNCVM_MAX_DISK_SIZE', 'RUNCVM_CACHE_MAX', 'RUNCVM_GUEST_SECCOMP',
 ] as const;
 
 export type Origin = 'node' | 'container';
@@ -62,6 +62,8 @@ export interface NodeSettings {
   cacheMaxBytes: number;
   /** folder of kernels containers may choose (RUNCVM_KERNEL=NAME) */
   kernelsDir: string;
+  /** false: RUNCVM_GUEST_SECCOMP=off, workloads run without their seccomp profile in the guest (guestSeccompSetting) */
+  guestSeccomp: boolean;
 }
 
 export interface Settings {
@@ -77,7 +79,7 @@ export interface Settings {
 }
 
 /** How the runtime reports a SettingError (a code of runcvm/errors.ts, filled with `details`). */
-export type SettingErrorCode = 'BAD_SETTING' | 'SETTING_NOT_ALLOWED' | 'SIZE_OVER_CAP';
+export type SettingErrorCode = 'BAD_SETTING' | 'BAD_NODE_SETTING' | 'SETTING_NOT_ALLOWED' | 'SIZE_OVER_CAP';
 
 export class SettingError extends Error {
   constructor(
@@ -88,7 +90,7 @@ export class SettingError extends Error {
     readonly code: SettingErrorCode = 'BAD_SETTING',
     readonly extra: Readonly<Record<string, string>> = {},
   ) {
-    super(`${setting}="${value}" is ${code === 'BAD_SETTING' ? 'not valid' : 'not allowed'}: ${problem}`);
+    super(`${setting}="${value}" is ${code === 'BAD_SETTING' || code === 'BAD_NODE_SETTING' ? 'not valid' : 'not allowed'}: ${problem}`);
   }
 
   /** the details of the runcvm error it becomes */
@@ -170,6 +172,7 @@ export function parseNodeSettings(nodeEnv: Record<string, string | undefined>): 
     maxDiskBytes: nodeSize(nodeEnv, 'RUNCVM_MAX_DISK_SIZE', DEFAULT_MAX_DISK_SIZE),
     cacheMaxBytes: nodeSize(nodeEnv, 'RUNCVM_CACHE_MAX', DEFAULT_CACHE_MAX),
     kernelsDir: nodeEnv.RUNCVM_KERNELS_DIR || DEFAULT_KERNELS_DIR,
+    guestSeccomp: guestSeccompSetting(nodeEnv),
   };
 }
 
@@ -243,4 +246,17 @@ export function parseSettings(env: Record<string, string | undefined>, opts: Par
     settings.break = b;
   }
   return settings;
+}
+
+/**
+ * RUNCVM_GUEST_SECCOMP, a node setting (read from the runtime's own environment only, never a container's: a pod
+ * author must not switch off their own sandbox): `off` runs workloads without their seccomp profile in the guest,
+ * for a RuntimeClass whose VM is the boundary (Kata's disable_guest_seccomp). Unset or `on`: the profile applies, as
+ * under runc. true when it applies.
+ */
+export function guestSeccompSetting(nodeEnv: Record<string, string | undefined>): boolean {
+  const v = nodeEnv.RUNCVM_GUEST_SECCOMP;
+  if (v === undefined || v === '' || v === 'on') return true;
+  if (v === 'off') return false;
+  throw new SettingError('RUNCVM_GUEST_SECCOMP', v, 'it is neither on nor off', "set RUNCVM_GUEST_SECCOMP=off in the runtime's own environment (the engine's runtime entry or a wrapper) to run workloads without their seccomp profile in the guest, or leave it unset", 'BAD_NODE_SETTING');
 }

@@ -17,6 +17,7 @@ import { envMap, type OciSpec } from '../launch/oci.js';
 import { kernelCandidate, kernelChoice } from '../launch/kernel.js';
 import { mergeSettingEnv, parseNodeSettings, readSettings, type Settings } from '../launch/settings.js';
 import { buildLaunchSpec, copiedFilesFromSpec, memoryBelowFloor, MIN_MEMORY_MIB } from '../launch/build.js';
+import { GuestSpecError } from '../launch/rootfs.js';
 import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
 import type { LaunchSpec } from '../launch/schema.js';
@@ -93,6 +94,16 @@ function requestedHypervisor(value: string | undefined): 'auto' | HypervisorName
   return v === 'qemu' || v === 'firecracker' ? v : 'auto';
 }
 
+/** What the guest cannot apply (launch/rootfs.ts, the seccomp profile) fails create as GUEST_SPEC. */
+function guestApplicable<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    if (err instanceof GuestSpecError) throw fail('GUEST_SPEC', { problem: err.problem, fix: err.fix });
+    throw err;
+  }
+}
+
 export function planCreate(input: CreateInput, facts: CreateFacts | undefined): CreatePlan {
   const { spec, nodeEnv, id } = input;
   const reason = passThroughReason(spec);
@@ -166,9 +177,11 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
 
   // the hand-off: network mode from the namespace fact (never the node's own), volumes, kernel
   const launchSpec = withVolumesInLaunch(
-    buildLaunchSpec(spec, { containerId: id, settings, debugLog: debugLog !== undefined, debugLogHostPath: paths.debugLog, hostNetwork: facts.hostNetwork, customKernel: customKernel !== undefined }),
+    guestApplicable(() => buildLaunchSpec(spec, { containerId: id, settings, debugLog: debugLog !== undefined, debugLogHostPath: paths.debugLog, hostNetwork: facts.hostNetwork, customKernel: customKernel !== undefined, guestSeccomp: node.guestSeccomp })),
     volumes.plan,
   );
+  // RUNCVM_GUEST_SECCOMP=off is the node's choice (the runtime's own environment, never the container's)
+  if (!node.guestSeccomp && spec.linux?.seccomp) log.push({ level: 'info', msg: 'the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)' });
   // runc warns about these in its own log when it starts the launcher container (same spec); the VM ignores them too
   const unknownCaps = capabilitiesFromSpec(spec.process?.capabilities).unknown;
   if (unknownCaps.length) log.push({ level: 'info', msg: 'ignoring unknown or unavailable capabilities', fields: { names: unknownCaps.join(',') } });

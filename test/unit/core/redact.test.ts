@@ -21,5 +21,11 @@ describe('Redactor', () => {
     expect(looksSecretName('GITHUB_TOKEN')).toBe(true);
     expect(looksSecretName('npm_password')).toBe(true);
     expect(looksSecretName('http_proxy')).toBe(false);
+    for (const n of ['API_KEY', 'apiKey', 'DB_PASS', 'BASIC_AUTH', 'SSH_KEY', 'GH_PAT', 'AWS_SECRET_ACCESS_KEY', 'NPM_TOKEN', 'dbPassword', 'GPG_PASSPHRASE', 'JWT']) {
+      expect(looksSecretName(n), n).toBe(true);
+    }
+    for (const n of ['AUTHOR', 'PASSPORT_ID', 'BYPASS_CACHE', 'MONKEY', 'KEYBOARD', 'VERSION', 'NODE_ENV', 'PATH', 'COMPASS']) {
+      expect(looksSecretName(n), n).toBe(false);
+    }
   });
 });

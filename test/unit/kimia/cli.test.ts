@@ -197,3 +197,30 @@ describe('registry certificates', () => {
     expect(err(['-d', 'r/a', '--registry-client-cert', 'r:5000=/c.cert']).code).toBe('BAD_FLAG_VALUE');
   });
 });
+
+describe('build secrets and secret build args', () => {
+  const build = (argv: string[], env: Record<string, string> = {}) => {
+    const c = parseCommand(['-d', 'r/a', ...argv], { HOME: '/h', ...env });
+    if (c.kind !== 'build') throw new Error('not build');
+    return c.request;
+  };
+  it('--secret id=…,src=… / env=… / type=…, and the id alone (env when set, else a file)', () => {
+    expect(build(['--secret', 'id=npmrc,src=/s/npmrc', '--secret', 'id=t,env=TOK', '--secret', 'id=TOK2', '--secret', 'id=f'], { TOK: '1', TOK2: '2' }).buildSecrets).toEqual([
+      { id: 'npmrc', source: { kind: 'file', path: '/s/npmrc' } },
+      { id: 't', source: { kind: 'env', name: 'TOK' } },
+      { id: 'TOK2', source: { kind: 'env', name: 'TOK2' } },
+      { id: 'f', source: { kind: 'file', path: 'f' } },
+    ]);
+  });
+  it('a malformed --secret is a usage error naming the problem', () => {
+    expect(() => build(['--secret', 'src=/x'])).toThrow(/no id=/);
+    expect(() => build(['--secret', 'id=a,env=UNSET_VAR'])).toThrow(/UNSET_VAR is not set/);
+    expect(() => build(['--secret', 'id=a,type=ssh'])).toThrow(/not file or env/);
+    expect(() => build(['--secret', 'id=a,src=/x', '--secret', 'id=a,src=/y'])).toThrow(/given twice/);
+  });
+  it('--secret-arg marks any build arg secret; one that names no build arg gets a note', () => {
+    const r = build(['--build-arg', 'CUSTOM=v', '--build-arg', 'VERSION=1', '--secret-arg', 'CUSTOM', '--secret-arg', 'NOPE']);
+    expect(r.buildArgs.map((a) => [a.name, a.secret])).toEqual([['CUSTOM', true], ['VERSION', false]]);
+    expect(r.notes.join('\n')).toContain('--secret-arg NOPE names no --build-arg');
+  });
+});

@@ -20,6 +20,8 @@ import { encodeOpenRequest } from '../../../src/runcvm/agent/exec.js';
 import { capabilityNumbers } from '../../../src/runcvm/launch/capabilities.js';
 import { buildLaunchSpec } from '../../../src/runcvm/launch/build.js';
 import { renderEntrypoint, renderGuestConfig } from '../../../src/runcvm/launch/guest-config.js';
+import { mountFlags, MS } from '../../../src/runcvm/launch/rootfs.js';
+import { compileSeccomp } from '../../../src/runcvm/seccomp/index.js';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import { parseSettings } from '../../../src/runcvm/launch/settings.js';
 import type { LaunchSpec } from '../../../src/runcvm/launch/schema.js';
@@ -95,8 +97,18 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
         terminal: true,
         env: ['A=line1\nline2', 'B=50%=half', 'C=with space', 'EMPTY='],
         capabilities: { bounding: ['CAP_CHOWN', 'CAP_NET_ADMIN'], effective: ['CAP_CHOWN'], inheritable: [], permitted: ['CAP_CHOWN'], ambient: [] },
+        oomScoreAdj: -17,
       },
       mounts: [...base.mounts, { destination: '/a dir', type: 'tmpfs', source: 'tmpfs', options: ['size=1m', 'mode=1777'] }],
+      rootfs: {
+        ...base.rootfs!,
+        mounts: [...base.rootfs!.mounts, { type: 'tmpfs', source: 'my tmp', destination: '/dev/a dir', options: ['ro', 'nosuid', 'size=1m', 'mode=1777'] }],
+        devices: [...base.rootfs!.devices, { path: '/dev/fuse 2', type: 'c', major: 10, minor: 229, fileMode: 0o640, uid: 7, gid: 8 }],
+        maskedPaths: ['/proc/keys', '/proc/with space'],
+        readonlyPaths: ['/proc/sys', '/proc/100%'],
+      },
+      sysctl: { 'net.ipv4.ip_local_port_range': '1024 65000', 'kernel.shm_rmid_forced': '1', 'kernel.empty': '' },
+      seccomp: { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_LOG'], syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] },
       volumes: [
         { kind: 'virtiofs', id: 'v1', tag: 'rcvm-v1', destination: '/data', containerPath: '/.runcvm/vols/v1', flags: { readOnly: true, nosuid: true, nodev: false, noexec: false }, hostSource: '/srv/data' },
         { kind: 'virtiofs', transport: 'nfs', id: 'v2', tag: 'rcvm-v2', destination: '/shared dir', containerPath: '/.runcvm/vols/v2', flags: { readOnly: false, nosuid: false, nodev: false, noexec: false }, hostSource: '/srv/shared' },
@@ -127,6 +139,20 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       tmpfs: [...base.mounts.map((m) => [m.destination, m.options.join(',') || '-']), ['/a dir', 'size=1m,mode=1777']],
     });
     expect(got.caps).toEqual({ present: 1, bounding: capMask(['CAP_CHOWN', 'CAP_NET_ADMIN']), effective: capMask(['CAP_CHOWN']), inheritable: '0', permitted: capMask(['CAP_CHOWN']), ambient: '0' });
+    // the workload's namespace: mounts with their mount(2) flags and data, in order; devices; paths; sysctls
+    expect((got.mounts as unknown[][]).map((m) => m[2])).toEqual(spec.rootfs!.mounts.map((m) => m.destination));
+    // a read-only tmpfs comes writable and is remounted read-only once its contents exist (runc's order)
+    expect(got.mounts).toContainEqual(['tmpfs', 'my tmp', '/dev/a dir', MS.NOSUID, 'size=1m,mode=1777', 1]);
+    expect(got.mounts).toContainEqual(['devpts', 'devpts', '/dev/pts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5', 0]);
+    expect(got.mounts).toContainEqual(['proc', 'proc', '/proc', mountFlags(['nosuid', 'noexec', 'nodev']).flags, null, 0]);
+    expect(got.devices).toEqual(spec.rootfs!.devices.map((d) => [d.path, d.type, d.major, d.minor, d.fileMode, d.uid, d.gid]));
+    expect(got.devices).toContainEqual(['/dev/fuse 2', 'c', 10, 229, 0o640, 7, 8]);
+    expect(got.maskedPaths).toEqual(['/proc/keys', '/proc/with space']);
+    expect(got.readonlyPaths).toEqual(['/proc/sys', '/proc/100%']);
+    expect(got.sysctl).toEqual([['net.ipv4.ip_local_port_range', '1024 65000'], ['kernel.shm_rmid_forced', '1'], ['kernel.empty', '']]);
+    expect(got.oomScoreAdj).toBe(-17);
+    expect(got.seccomp).toBe(compileSeccomp(spec.seccomp!)!.program.toString('hex'));
+    expect(got.seccompFlags).toBe(2);
     // vol.c splits these raw values itself; the NFS one names the contract's server
     expect(got.volumes).toEqual([expect.stringMatching(/^virtiofs rcvm-v1 \/data ro,nosuid -$/), `nfs ${NFS_SERVER_IP}:/.runcvm/vols/v2 /shared%20dir rw -`]);
   });
@@ -141,6 +167,7 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       rows: 40,
       cols: 120,
       capabilities: { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], inheritable: [], permitted: ['CAP_KILL'], ambient: ['CAP_KILL'] },
+      noNewPrivileges: true,
     };
     await writeFile(join(dir, 'open'), encodeOpenRequest(request));
     const { stdout } = await execFileP(bin('request-dump'), [join(dir, 'open')]);
@@ -150,6 +177,7 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       gid: 2000,
       groups: [3000, 4000],
       tty: 1,
+      nonewprivs: 1,
       rows: 40,
       cols: 120,
       cwd: '/tmp',

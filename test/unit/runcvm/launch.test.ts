@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
+import { MS } from '../../../src/runcvm/launch/rootfs.js';
 import { buildLaunchSpec, copiedFilesFromSpec, countCpuset, guestMountsFromSpec, memoryBelowFloor, memoryFromResources, vcpusFromResources } from '../../../src/runcvm/launch/build.js';
 import { parseSettings, mergeSettingEnv, SettingError } from '../../../src/runcvm/launch/settings.js';
 import { launchSpecSchema, parseLaunchSpec } from '../../../src/runcvm/launch/schema.js';
@@ -59,13 +60,18 @@ describe('buildLaunchSpec', () => {
     expect(l.process.cwd).toBe('/work');
     expect(l.hostname).toBe('abc');
     expect(l.vm).toEqual({ hypervisor: 'qemu', accel: 'auto', vcpus: 2, memoryMiB: 512 });
-    expect(l.mounts).toEqual([{ destination: '/cache', type: 'tmpfs', options: ['nosuid', 'nodev', 'size=10m'] }]);
+    // the tmpfs is the workload's (replayed in the spec's order); init mounts only a tmpfs that holds a volume
+    expect(l.mounts).toEqual([]);
+    expect(l.rootfs!.mounts.find((m) => m.destination === '/cache')).toEqual({ type: 'tmpfs', source: 'tmpfs', destination: '/cache', options: ['nosuid', 'nodev', 'size=10m'] });
     expect(l.log).toEqual({ level: 'info', file: '/.runcvm/debug.log' });
     expect(parseLaunchSpec(JSON.stringify(l))).toEqual(l);
   });
   it('lists the engine files copied into the VM and skips built-in mounts', () => {
     expect(copiedFilesFromSpec(fixture()).map((f) => f.destination)).toEqual(['/etc/resolv.conf', '/etc/hosts']);
-    expect(guestMountsFromSpec(fixture()).map((m) => m.destination)).toEqual(['/cache']);
+    expect(guestMountsFromSpec(fixture()).map((m) => m.destination)).toEqual([]);
+    const withVolume = fixture();
+    withVolume.mounts = [...(withVolume.mounts ?? []), { destination: '/cache/data', type: 'bind', source: '/srv/data', options: ['rbind'] }];
+    expect(guestMountsFromSpec(withVolume).map((m) => m.destination)).toEqual(['/cache']);
   });
   it('rejects a launch spec of another version', () => {
     const l = buildLaunchSpec(fixture(), { containerId: 'c1', settings, debugLog: false });
@@ -90,7 +96,7 @@ describe('guest config rendering', () => {
     expect(text).toContain('uid=1000\ngid=1000\ngroups=2000\n');
     expect(text).toContain('cwd=/work\n');
     expect(text).toContain('rlimit=7 1024 1048576\n');
-    expect(text).toContain('tmpfs=/cache nosuid,nodev,size=10m\n');
+    expect(text).toContain(`mount=tmpfs tmpfs /cache ${MS.NOSUID | MS.NODEV} size=10m 0\n`);
     expect(text).toContain('env=SECRET_TOKEN=s3cr3t-value\n');
     expect(text).toContain('umask=18\n');
   });

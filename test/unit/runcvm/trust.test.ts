@@ -33,10 +33,11 @@ describe('which settings a container may set', () => {
     expect(CONTAINER_SETTING_NAMES.filter((n) => (NODE_SETTING_NAMES as readonly string[]).includes(n))).toEqual([]);
   });
   it('a node-only setting in the container environment is never read', () => {
-    const containerEnv = { RUNCVM_MAX_ROOTFS_SIZE: '8T', RUNCVM_KERNELS_DIR: '/', RUNCVM_STATE_DIR: '/etc', RUNCVM_CACHE_MAX: '1T', RUNCVM_ROOTFS_SIZE: '1G' };
+    const containerEnv = { RUNCVM_MAX_ROOTFS_SIZE: '8T', RUNCVM_KERNELS_DIR: '/', RUNCVM_STATE_DIR: '/etc', RUNCVM_CACHE_MAX: '1T', RUNCVM_GUEST_SECCOMP: 'off', RUNCVM_ROOTFS_SIZE: '1G' };
     expect(mergeSettingEnv({}, containerEnv)).toEqual({ RUNCVM_ROOTFS_SIZE: '1G' });
-    expect(parseNodeSettings({})).toEqual({ maxRootfsBytes: 16 * 1024 ** 3, maxDiskBytes: 64 * 1024 ** 3, cacheMaxBytes: 10 * 1024 ** 3, kernelsDir: DIR });
+    expect(parseNodeSettings({})).toEqual({ maxRootfsBytes: 16 * 1024 ** 3, maxDiskBytes: 64 * 1024 ** 3, cacheMaxBytes: 10 * 1024 ** 3, kernelsDir: DIR, guestSeccomp: true });
     expect(parseNodeSettings({ RUNCVM_CACHE_MAX: '100M' }).cacheMaxBytes).toBe(100 * 1024 ** 2);
+    expect(parseNodeSettings({ RUNCVM_GUEST_SECCOMP: 'off' }).guestSeccomp).toBe(false);
   });
   it('the origin of each value: the container\'s wins over the node default', () => {
     expect(settingOrigins({ RUNCVM_KERNEL: '/a', RUNCVM_ACCEL: 'tcg' }, { RUNCVM_KERNEL: 'b' })).toEqual({ RUNCVM_KERNEL: 'container', RUNCVM_ACCEL: 'node' });

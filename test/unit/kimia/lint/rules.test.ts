@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readManifests, type Finding } from '../../../../src/core/k8s/index.js';
 import {
-  dockerOnlyInstructions, dockerfileLocation, isGitContext, kimiaTargets, lintKimia, parseQuantity,
+  dockerOnlyLines, dockerfileLocation, isGitContext, kimiaTargets, lintKimia, parseQuantity,
 } from '../../../../src/kimia/lint/rules.js';
+import { parseDockerfile } from '../../../../src/kimia/dockerfile/parse.js';
 import { lintMain } from '../../../../src/kimia/lint/index.js';
 import { FIXTURES, fixture, lineWith } from '../../core/k8s/fixture.js';
 
@@ -88,18 +89,34 @@ describe('kimia lint rules (one fixture per guide mistake)', () => {
     expect(f.fix).toContain('--git-token-file=/secrets/git-token');
   });
 
-  it('HEALTHCHECK Instruction Ignored: Docker-only instructions without BUILDAH_FORMAT=docker', () => {
+  it('HEALTHCHECK Instruction Ignored: Docker-only instructions with BUILDAH_FORMAT=oci forced', () => {
     const df = { path: 'dockerfile-ctx/Dockerfile.health', text: fixture('kimia/dockerfile-ctx/Dockerfile.health') };
     const { findings, text } = lint('healthcheck.yaml', df);
     const f = only(findings, 'kimia/dockerfile-format');
-    expect(f).toMatchObject({ level: 'warn', line: lineWith(text, '--dockerfile=Dockerfile.health') });
+    expect(f).toMatchObject({ level: 'warn', line: lineWith(text, '- name: BUILDAH_FORMAT') });
     expect(f.message).toContain('HEALTHCHECK (dockerfile-ctx/Dockerfile.health:3)');
-    // STOPSIGNAL (line 6) survives the OCI format, so it is not reported
+    expect(f.message).toContain('BUILDAH_FORMAT=oci forces the OCI format');
+    // STOPSIGNAL (line 6) survives the OCI format, so it is not reported; "SHELL" on line 5 continues a RUN
     expect(f.message).not.toContain('STOPSIGNAL');
+    expect(f.message).not.toContain('SHELL');
     expect(f.message).toContain('HEALTHCHECK instruction ignored');
     expect(f.fix).toContain('value: "docker"');
     // with BUILDAH_FORMAT=docker the good pod is clean even with that Dockerfile
     expect(lint('good.yaml', df).findings).toEqual([]);
+    // and so is a pod that leaves the format to kimia (it builds this Dockerfile in Docker format)
+    const unset = text.replace(/ {4}env:\n {4}- name: BUILDAH_FORMAT\n {6}value: oci\n/, '');
+    expect(unset).not.toContain('BUILDAH_FORMAT');
+    const targets = kimiaTargets([{ file: 'x', objects: readManifests(unset).objects }]);
+    expect(lintKimia(targets, new Map(targets.map((t) => [t, df] as const))).filter((x) => x.rule === 'kimia/dockerfile-format')).toEqual([]);
+  });
+
+  it('a Dockerfile that does not parse is an error with its line and a "did you mean"', () => {
+    const df = { path: 'ctx/Dockerfile', text: 'FROM busybox\nRUNN echo hi\nCOPY --chwon=1 a /a\n' };
+    const f = lint('good.yaml', df).findings.filter((x) => x.rule === 'kimia/dockerfile-syntax');
+    expect(f.map((x) => [x.level, x.message, x.fix])).toEqual([
+      ['error', 'container kimia: ctx/Dockerfile:2: unknown instruction RUNN (`RUNN echo hi`)', 'did you mean RUN?'],
+      ['error', 'container kimia: ctx/Dockerfile:3: COPY has no flag --chwon (`COPY --chwon=1 a /a`)', 'did you mean --chown?'],
+    ]);
   });
 
   it('Cache Directory Permission Denied: --cache-dir volume without fsGroup', () => {
@@ -149,7 +166,7 @@ describe('kimia lint helpers', () => {
     expect(isGitContext('/workspace')).toBe(false);
   });
   it('finds Docker-only instructions, skipping continuation lines', () => {
-    expect(dockerOnlyInstructions('FROM a\nhealthcheck CMD x\nRUN a \\\n  SHELL x\nSHELL ["sh"]\n')).toEqual([
+    expect(dockerOnlyLines(parseDockerfile('FROM a\nhealthcheck CMD x\nRUN a \\\n  SHELL x\nSHELL ["sh"]\n'))).toEqual([
       { instruction: 'HEALTHCHECK', line: 2 },
       { instruction: 'SHELL', line: 5 },
     ]);

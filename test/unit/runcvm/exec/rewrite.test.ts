@@ -28,6 +28,8 @@ describe('rewriteExecProcess', () => {
       rows: 40,
       cols: 120,
       capabilities: { bounding: ['CAP_CHOWN'], effective: ['CAP_CHOWN'], inheritable: [], permitted: ['CAP_CHOWN'], ambient: [] },
+      // the agent sets no_new_privs for the command and loads the container's seccomp filter last, as runc
+      noNewPrivileges: true,
     });
     expect(process.args).toEqual(['/.runcvm/guest/bin/runcvm-exec', 'abc123']);
     expect(process.user).toEqual({ uid: 0, gid: 0 });

@@ -85,6 +85,10 @@ describe('runcvm lint: RUNCVM_* values judged by the runtime\'s own parsers', ()
     expect(node).toMatchObject({ rule: 'runcvm/setting-unknown', level: 'warn' });
     expect(node!.message).toContain('a setting of the runtime on the node');
     expect(node!.fix).toContain('environment of the engine');
+    // a pod cannot switch off its own seccomp sandbox: RUNCVM_GUEST_SECCOMP is the node's
+    const [seccomp] = lint({ RUNCVM_GUEST_SECCOMP: 'off' });
+    expect(seccomp).toMatchObject({ rule: 'runcvm/setting-unknown', level: 'warn' });
+    expect(seccomp!.message).toContain('RUNCVM_GUEST_SECCOMP is a setting of the runtime on the node');
     // the node's KVM device cannot be chosen by a pod
     expect(judgeSetting('RUNCVM_KVM_DEVICE', '/dev/null')).toMatchObject({ kind: 'node-only' });
     // other variables are the workload's business
