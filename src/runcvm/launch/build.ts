@@ -2,10 +2,11 @@
  * config.json (as the engine wrote it) + settings + host facts → LaunchSpec. Pure: the host side reads the files and
  * passes them in, so the same function serves `create` and `runcvm plan`.
  */
-import { normalizeDestination, type OciSpec } from './oci.js';
+import { normalizeDestination, type OciRlimit, type OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
+import { RLIMIT_NUMBERS } from './guest-config.js';
 import { GuestSpecError, holdsVolume, rootfsFromSpec, sysctlFromSpec } from './rootfs.js';
 import { compileSeccomp, SeccompProfileError, SeccompProgramTooLarge, seccompProfileSchema, type SeccompProfile } from '../seccomp/index.js';
 
@@ -150,6 +151,17 @@ export interface LaunchContext {
   guestSeccomp?: boolean;
 }
 
+/**
+ * process.rlimits for the guest init. The launcher no longer carries them (runc would have refused an unknown type
+ * at create), so the refusal is made here: an unknown type fails create as runc's does, never dropped silently.
+ */
+export function rlimitsFromSpec(rlimits: readonly OciRlimit[] | undefined): LaunchSpec['process']['rlimits'] {
+  return (rlimits ?? []).map((r) => {
+    if (RLIMIT_NUMBERS[r.type] === undefined) throw new GuestSpecError(`process.rlimits: unknown rlimit type ${r.type}`, `use one of ${Object.keys(RLIMIT_NUMBERS).join(', ')}`);
+    return { type: r.type, soft: r.soft, hard: r.hard };
+  });
+}
+
 export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
   const proc = spec.process;
   if (!proc) throw new Error('config.json has no process');
@@ -169,7 +181,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
         ...(user.umask !== undefined ? { umask: user.umask } : {}),
       },
       terminal: Boolean(proc.terminal),
-      rlimits: (proc.rlimits ?? []).map((r) => ({ type: r.type, soft: r.soft, hard: r.hard })),
+      rlimits: rlimitsFromSpec(proc.rlimits),
       noNewPrivileges: Boolean(proc.noNewPrivileges),
       capabilities: capabilitiesFromSpec(proc.capabilities).sets,
       ...(proc.oomScoreAdj !== undefined ? { oomScoreAdj: proc.oomScoreAdj } : {}),

@@ -73,6 +73,13 @@ describe('buildLaunchSpec', () => {
     withVolume.mounts = [...(withVolume.mounts ?? []), { destination: '/cache/data', type: 'bind', source: '/srv/data', options: ['rbind'] }];
     expect(guestMountsFromSpec(withVolume).map((m) => m.destination)).toEqual(['/cache']);
   });
+  it('carries the workload\'s rlimits to the guest and refuses an unknown type, as runc does (the launcher carries none)', () => {
+    const withLimits = fixture();
+    withLimits.process!.rlimits = [{ type: 'RLIMIT_AS', soft: 1 << 30, hard: 1 << 30 }];
+    expect(buildLaunchSpec(withLimits, { containerId: 'c1', settings, debugLog: false }).process.rlimits).toEqual([{ type: 'RLIMIT_AS', soft: 1 << 30, hard: 1 << 30 }]);
+    withLimits.process!.rlimits = [{ type: 'RLIMIT_TEST', soft: 1, hard: 1 }];
+    expect(() => buildLaunchSpec(withLimits, { containerId: 'c1', settings, debugLog: false })).toThrow(/unknown rlimit type RLIMIT_TEST/);
+  });
   it('rejects a launch spec of another version', () => {
     const l = buildLaunchSpec(fixture(), { containerId: 'c1', settings, debugLog: false });
     expect(() => parseLaunchSpec(JSON.stringify({ ...l, version: 2 }))).toThrow();
