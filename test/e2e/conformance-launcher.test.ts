@@ -4,9 +4,10 @@
  * QEMU or virtiofsd on the host; and a VM too small to boot is refused at create. Each case runs the same bundle
  * under runc (the oracle) and runcvm.
  *
- * Every test here is marked `it.fails`: fixed in phase 2 (the launcher's container spec is built in
- * src/runcvm/bundle/transforms and runtime/main.ts, which issue 13's refactor owns right now). docs/conformance.md
- * says where each fix goes. When a fix lands, its `it.fails` becomes `it`.
+ * Causes 1, 2, 7 and 10 are fixed (the launcher runs from runcvm's private bundle with a fixed capability set and
+ * none of the workload's seccomp profile or rlimits: bundle/transforms, runtime/plan-create.ts). Cause 3 is still
+ * `it.fails`: the host side is done (the launcher runs as the mapped root), the guest does not yet give the workload
+ * the user namespace's mapping (docs/conformance.md). When it lands, its `it.fails` becomes `it`.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
