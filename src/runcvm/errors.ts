@@ -35,7 +35,7 @@ export const runcvmErrors = defineErrors({
   GUEST_SPEC: {
     exit: RUNTIME_EXIT.setup,
     message: 'config.json cannot be applied inside the microVM: {problem}',
-    cause: 'runcvm applies the workload\'s mounts, devices, sysctls and seccomp profile inside the guest, and checks them at create.',
+    cause: 'runcvm applies the workload\'s mounts, devices, sysctls, rlimits and seccomp profile inside the guest, and checks them at create.',
     fix: '{fix}',
   },
   SETTING_NOT_ALLOWED: {
