@@ -14,6 +14,7 @@ import { actionLines, renderCreatePlan } from '../../../src/runcvm/plan/main.js'
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import { isToolError } from '../../../src/core/errors.js';
 import { withAbsoluteSources } from '../../../src/runcvm/bundle/transforms/index.js';
+import { renderGuestConfig } from '../../../src/runcvm/launch/guest-config.js';
 
 const DIR = new URL('../../fixtures/runcvm/bundles/', import.meta.url);
 
@@ -221,6 +222,20 @@ describe('what each fixture\'s plan decides', () => {
       'remove /run/runcvm/c1',
       'remove /var/log/runcvm/runcvm-c1.debug',
     ]);
+  });
+
+  it('seccomp: the workload\'s profile is applied once, in the guest (launch.json), never on the launcher; RUNCVM_GUEST_SECCOMP=off applies it nowhere and says so', () => {
+    const fx = byName['runc-run']!;
+    const on = vm('runc-run');
+    expect(on.config.linux?.seccomp).toBeUndefined();
+    expect(on.launchSpec.seccomp).toMatchObject({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] });
+    expect(renderGuestConfig(on.launchSpec).split('\n').filter((l) => l.startsWith('seccomp='))).toHaveLength(1);
+    const off = plan({ ...fx, nodeEnv: { ...fx.nodeEnv, RUNCVM_GUEST_SECCOMP: 'off' } });
+    if (off.kind !== 'vm') throw new Error('not a VM plan');
+    expect(off.config.linux?.seccomp).toBeUndefined();
+    expect(off.launchSpec.seccomp).toBeUndefined();
+    expect(renderGuestConfig(off.launchSpec)).not.toMatch(/^seccomp=/m);
+    expect(off.log.map((l) => l.msg)).toContain('the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)');
   });
 
   it('sandbox: plain runc, even with a setting that would be refused for a VM', () => {
