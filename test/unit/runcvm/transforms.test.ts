@@ -10,6 +10,7 @@ import {
   withAbsoluteSources,
   withLauncherCaps,
   withoutWorkloadConfinement,
+  withLauncherMountNamespace,
   withKvmDevices,
   withLauncherEntrypoint,
   withMemoryOverhead,
@@ -65,6 +66,13 @@ describe('spec transforms', () => {
     expect(s.process!.rlimits).toBeUndefined();
     expect(s.linux!.namespaces).toEqual(input.linux.namespaces);
     expect(s.process!.args).toEqual(input.process!.args);
+  });
+  it('withLauncherMountNamespace: a spec without a mount namespace gets one for the launcher (its mounts never land in the node\'s namespace); one given, with or without a path, stays', () => {
+    const none = { ...fixture(), linux: { ...fixture().linux, namespaces: [{ type: 'network' }] } };
+    expect(withLauncherMountNamespace(none).linux!.namespaces).toEqual([{ type: 'network' }, { type: 'mount' }]);
+    expect(withLauncherMountNamespace({ ...fixture(), linux: {} }).linux!.namespaces).toEqual([{ type: 'mount' }]);
+    const joined = { ...fixture(), linux: { namespaces: [{ type: 'mount', path: '/proc/42/ns/mnt' }] } };
+    expect(withLauncherMountNamespace(joined)).toEqual(joined);
   });
   it('withAbsoluteSources: relative bind sources are the bundle\'s; absolute ones and non-binds stay', () => {
     const spec = { ...fixture(), mounts: [

@@ -111,6 +111,17 @@ export const withoutWorkloadConfinement: SpecTransform = (spec) => {
 };
 
 /**
+ * The launcher always has a mount namespace: without one (a spec that lists no `mount` namespace, as runtime-tools'
+ * linux_ns_itype), runc makes every launcher mount — runcvm's state, guest package, /proc, /dev — in the node's own
+ * namespace, where they outlive the container. The workload's namespaces are the guest's either way.
+ */
+export const withLauncherMountNamespace: SpecTransform = (spec) => {
+  const namespaces = spec.linux?.namespaces ?? [];
+  if (namespaces.some((n) => n.type === 'mount')) return spec;
+  return { ...spec, linux: { ...spec.linux, namespaces: [...namespaces, { type: 'mount' }] } };
+};
+
+/**
  * The launcher's root: a folder of runcvm's own (runtime/plan-create.ts makes it with the mount points), writable,
  * so virtiofsd can write /var/run/virtiofsd; the workload's root.readonly is the guest's (launch.json root).
  */
@@ -176,6 +187,7 @@ export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
     withLauncherRoot(r.launcherRoot),
     withCallerBundle(r.callerBundle),
     withoutWorkloadConfinement,
+    withLauncherMountNamespace,
     withGuestMount(r.guestDir),
     withKernelMount(r.kernelDir),
     withStateMount(r.stateDir),
