@@ -8,7 +8,7 @@
  *  3. the whole runtime: `ctr run --runc-binary bin/runcvm-runtime --with-ns network:<pod netns>` (and plain runc as
  *     the oracle), `--network none` (a namespace with only lo), and cleanup.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile, copyFile, chmod } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile, copyFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -185,7 +185,7 @@ describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, 
             served = (async () => {
               const got = await net.inPeer(['busybox', 'timeout', '20', 'busybox', 'wget', '-q', '-O', '-', `http://${POD_IP}:8080/`], { reject: false });
               fromVm = got.stdout;
-              await writeFile(join(www, 'done'), 'bye-from-peer\n');
+              await publishDone(www); // atomically: a wget between create and write would read an empty file
             })();
         },
       });
@@ -213,6 +213,12 @@ describe('guest networking on a bare QEMU boot (real kernel + initramfs, net.c, 
   });
 });
 
+
+/** The peer's answer appears whole or not at all (busybox httpd serves a file being written as empty). */
+async function publishDone(www: string): Promise<void> {
+  await writeFile(join(www, '.done.tmp'), 'bye-from-peer\n');
+  await rename(join(www, '.done.tmp'), join(www, 'done'));
+}
 /** The workload: prints its addresses and routes, pings the peer, serves HTTP on the pod IP, fetches from the peer. */
 const WORKLOAD = [
   'ip -o -4 addr show dev eth0 | sed "s/ brd .*//"',
@@ -263,7 +269,7 @@ describe('runcvm under containerd: the pod network goes to the VM (runc as the o
             // while the workload runs (the undo at exit takes eth0 down, which flushes the peer's neighbours)
             peerSeesMac = await neighbourMac(net, net.peer, POD_IP);
             neigh = (await net.ip(net.peer, ['neigh', 'show'], { reject: false })).stdout;
-            await writeFile(join(www, 'done'), 'bye-from-peer\n');
+            await publishDone(www); // atomically: a wget between create and write would read an empty file
           })();
         },
       });

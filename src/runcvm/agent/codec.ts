@@ -65,7 +65,18 @@ export function decodeExit(payload: Buffer): { code: number; signal: number } {
   return { code: payload.readInt32BE(0), signal: payload.length > 4 ? payload.readUInt8(4) : 0 };
 }
 
-/** Incremental decoder: feed chunks as they arrive, get whole frames back. */
+/** A header claimed more than MAX_PAYLOAD bytes: the peer is broken or hostile, the stream cannot be trusted further. */
+export class FrameTooLargeError extends Error {
+  constructor(readonly length: number) {
+    super(`frame of ${length} bytes announced; the limit is ${MAX_PAYLOAD}: closing the channel`);
+  }
+}
+
+/**
+ * Incremental decoder: feed chunks as they arrive, get whole frames back. A header announcing more than MAX_PAYLOAD
+ * throws FrameTooLargeError before anything is buffered for it: guest root must not make the host side hold up to
+ * 4 GiB per session (the caller closes the connection).
+ */
 export class FrameDecoder {
   private buffered: Buffer = Buffer.alloc(0);
 
@@ -74,6 +85,10 @@ export class FrameDecoder {
     const frames: Frame[] = [];
     while (this.buffered.length >= HEADER_BYTES) {
       const length = this.buffered.readUInt32BE(4);
+      if (length > MAX_PAYLOAD) {
+        this.buffered = Buffer.alloc(0);
+        throw new FrameTooLargeError(length);
+      }
       if (this.buffered.length < HEADER_BYTES + length) break;
       frames.push({
         type: this.buffered.readUInt8(0),

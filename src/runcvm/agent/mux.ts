@@ -123,7 +123,13 @@ export async function startExecMux(opts: { portSocket: string; clientSocket: str
     router.attachPort({ write: (b) => sock.write(b), end: () => sock.end() });
     const dec = new FrameDecoder();
     sock.on('data', (chunk: Buffer) => {
-      for (const f of dec.push(chunk)) router.fromPort(f);
+      try {
+        for (const f of dec.push(chunk)) router.fromPort(f);
+      } catch (err) {
+        // an oversized frame from the guest: this port is no longer trusted (its exec sessions end)
+        opts.log?.debug(`exec agent port: ${(err as Error).message}`);
+        sock.destroy();
+      }
     });
     const gone = () => {
       sockets.delete(sock);
@@ -143,7 +149,11 @@ export async function startExecMux(opts: { portSocket: string; clientSocket: str
     }
     const dec = new FrameDecoder();
     sock.on('data', (chunk: Buffer) => {
-      for (const f of dec.push(chunk)) router.fromClient(session, f);
+      try {
+        for (const f of dec.push(chunk)) router.fromClient(session, f);
+      } catch {
+        sock.destroy();
+      }
     });
     sock.on('close', () => {
       sockets.delete(sock);

@@ -89,7 +89,16 @@ export class GuestChannel {
     for (const b of this.pending.splice(0)) sock.write(b);
     const dec = new FrameDecoder();
     sock.on('data', (chunk: Buffer) => {
-      for (const f of dec.push(chunk)) {
+      let frames;
+      try {
+        frames = dec.push(chunk);
+      } catch (err) {
+        // an oversized frame: the guest is broken or hostile; closing the channel ends the container as a lost guest
+        this.events.log(`io channel: ${(err as Error).message}`);
+        sock.destroy();
+        return;
+      }
+      for (const f of frames) {
         if (f.type === FrameType.DATA) {
           if (f.channel === Channel.stdout) this.events.output('stdout', f.payload);
           else if (f.channel === Channel.stderr) this.events.output('stderr', f.payload);

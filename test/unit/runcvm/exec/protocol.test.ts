@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeOpenRequest, encodeClose, encodeOpen, encodeOpenRequest, ExecFrameType, exitCodeOf, type ExecRequest } from '../../../../src/runcvm/agent/exec.js';
-import { FrameDecoder, HEADER_BYTES, MAX_PAYLOAD } from '../../../../src/runcvm/agent/codec.js';
+import { FrameDecoder, FrameTooLargeError, HEADER_BYTES, MAX_PAYLOAD } from '../../../../src/runcvm/agent/codec.js';
 
 const req: ExecRequest = {
   args: ['sh', '-c', 'echo "a b" $HOME', ''],
@@ -40,5 +40,23 @@ describe('exec OPEN request', () => {
     expect(exitCodeOf({ code: 3, signal: 0 })).toBe(3);
     expect(exitCodeOf({ code: 137, signal: 9 })).toBe(137);
     expect(exitCodeOf({ code: 0, signal: 15 })).toBe(143);
+  });
+});
+
+describe('frame decoder bound (guest root must not make the host buffer gigabytes)', () => {
+  it('a header announcing more than MAX_PAYLOAD throws at once, before its payload arrives', () => {
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.writeUInt8(1, 0);
+    header.writeUInt32BE(1024 * 1024 * 1024, 4);
+    const dec = new FrameDecoder();
+    expect(() => dec.push(header)).toThrow(FrameTooLargeError);
+    expect(dec.pending).toBe(0);
+  });
+  it('exactly MAX_PAYLOAD is a frame', () => {
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.writeUInt32BE(MAX_PAYLOAD, 4);
+    const frames = new FrameDecoder().push(Buffer.concat([header, Buffer.alloc(MAX_PAYLOAD, 7)]));
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.payload.length).toBe(MAX_PAYLOAD);
   });
 });
