@@ -35,7 +35,7 @@ export const runcvmErrors = defineErrors({
   GUEST_SPEC: {
     exit: RUNTIME_EXIT.setup,
     message: 'config.json cannot be applied inside the microVM: {problem}',
-    cause: 'runcvm applies the workload\'s mounts, devices, sysctls and seccomp profile inside the guest, and checks them at create.',
+    cause: 'runcvm applies the workload\'s mounts, devices, sysctls, rlimits and seccomp profile inside the guest, and checks them at create.',
     fix: '{fix}',
   },
   SETTING_NOT_ALLOWED: {
@@ -55,6 +55,12 @@ export const runcvmErrors = defineErrors({
     message: '{name}="{value}" is not valid: {problem}',
     cause: "a RUNCVM_* setting in the runtime's own environment (the engine's configuration on this node) has a value runcvm does not understand.",
     fix: '{fix}',
+  },
+  MEMORY_TOO_SMALL: {
+    exit: RUNTIME_EXIT.setup,
+    message: 'memory limit of {limit} MiB is below the {min} MiB a runcvm microVM needs to boot',
+    cause: "the container's memory limit (docker run -m, resources.limits.memory) becomes the VM's RAM: the guest kernel, its init and the workload must all fit in it, and a smaller VM cannot boot.",
+    fix: 'give the container at least {min} MiB (`docker run -m {min}m`, `resources.limits.memory: {min}Mi`), or run it as a plain container with RUNCVM_DISABLE=1.',
   },
   NO_KERNEL: {
     exit: RUNTIME_EXIT.setup,

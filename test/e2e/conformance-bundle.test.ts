@@ -1,10 +1,7 @@
 /**
  * Issue 16, causes 8 and 9: runcvm leaves the caller's bundle as it found it (the OCI runtime suites reuse a bundle,
  * and so do people), cleans up after a foreground `run`, and keeps its base-disk cache within a bound.
- *
- * Every test here is marked `it.fails`: fixed in phase 2 (create, in src/runcvm/runtime/main.ts and
- * src/runcvm/storage/, is being refactored by issue 13 right now). docs/conformance.md says where each fix goes.
- * When a fix lands, its `it.fails` becomes `it`.
+ * (create writes the launcher's config into runcvm's private bundle under the state folder: runtime/plan-create.ts.)
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { release } from 'node:os';
@@ -30,9 +27,9 @@ describe('conformance: the caller\'s bundle and the host stay clean (issue 16 ca
     await closers.close();
   });
 
-  // fixed in phase 2: cause 8 (create writes the launcher's config into a bundle of its own under the state folder
-  // and runs runc with --bundle there; the launcher's root is a folder runcvm owns, not the image's rootfs)
-  it.fails('cause 8: the bundle is untouched (config.json byte for byte, no /.runcvm in the rootfs); running it again, and with plain runc, works', async () => {
+  // cause 8: create writes the launcher's config into a bundle of its own under the state folder and runs runc with
+  // --bundle there; the launcher's root is a folder runcvm owns, not the image's rootfs
+  it('cause 8: the bundle is untouched (config.json byte for byte, no /.runcvm in the rootfs); running it again, and with plain runc, works', async () => {
     const b = await cf.bundle((s) => {
       s.process!.args = ['uname', '-r'];
     });
@@ -48,9 +45,9 @@ describe('conformance: the caller\'s bundle and the host stay clean (issue 16 ca
     expect(await cf.run('runc', b, cf.newId('twice-runc'))).toEqual({ exit: 0, stdout: `${release()}\n`, stderr: '' });
   });
 
-  // fixed in phase 2: cause 9 (a foreground `run` ends with runc's own delete, which never reaches the dispatcher:
-  // create's caller removes the state folder and the debug log once runc returns)
-  it.fails('cause 9: a foreground run leaves no state folder and no debug log behind', async () => {
+  // cause 9: a foreground `run` ends with runc's own delete, which never reaches the dispatcher: create removes the
+  // state folder and the debug log once runc returns (the log stays with RUNCVM_LOG_LEVEL=DEBUG, as after delete)
+  it('cause 9: a foreground run leaves no state folder and no debug log behind', async () => {
     const id = cf.newId('fg');
     const b = await cf.bundle((s) => {
       s.process!.args = ['echo', 'done'];
@@ -60,21 +57,25 @@ describe('conformance: the caller\'s bundle and the host stay clean (issue 16 ca
     expect(await exists(join(cf.fx.logDir, `runcvm-${id}.debug`))).toBe(false);
   });
 
-  // fixed in phase 2: cause 9 (storage/apply.ts ensureBaseDisk evicts least recently used disks beyond
-  // RUNCVM_CACHE_MAX, a node-level size; the disk just built is never evicted)
-  it.fails('cause 9: the base-disk cache stays within RUNCVM_CACHE_MAX however many bundles are created', async () => {
+  // cause 9: storage/apply.ts ensureBaseDisk evicts least recently used disks beyond RUNCVM_CACHE_MAX, a node-level
+  // size; never the disk just built, nor one a container uses
+  it('cause 9: the base-disk cache stays within RUNCVM_CACHE_MAX however many bundles are created, and keeps the disk a container uses', async () => {
     const cache = join(cf.dir, 'bounded-cache');
     const bounded = await cf.fx.wrapperWith('bounded-cache', { RUNCVM_CACHE_DIR: cache, RUNCVM_CACHE_MAX: '100M' });
     let last = '';
+    let inUse = '';
+    const keptId = cf.newId('cache-kept');
     for (let i = 0; i < 4; i++) {
       // each bundle is a new copy of the image: a new disk (about 36 MiB for busybox)
       const b = await cf.bundle((s) => {
         s.process!.args = ['true'];
       });
-      const id = cf.newId(`cache-${i}`);
+      const id = i === 0 ? keptId : cf.newId(`cache-${i}`);
       const created = await cf.run('runcvm', b, id, { verb: 'create', binary: bounded });
       expect(created.exit, created.stderr).toBe(0);
-      expect((await cf.verb('runcvm', ['delete', '-f', id], { binary: bounded })).exitCode).toBe(0);
+      // the first container stays (created): its disk is in use and must survive the others' builds
+      if (i === 0) inUse = (await readFile(join(cf.fx.stateDir, id, 'base-disk'), 'utf8')).trim();
+      else expect((await cf.verb('runcvm', ['delete', '-f', id], { binary: bounded })).exitCode).toBe(0);
       const disks = (await readdir(cache)).filter((n) => n.endsWith('.ext4'));
       const newest = await Promise.all(disks.map(async (n) => ({ n, t: (await stat(join(cache, n))).mtimeMs })));
       last = newest.sort((a, z) => z.t - a.t)[0]?.n ?? '';
@@ -82,5 +83,9 @@ describe('conformance: the caller\'s bundle and the host stay clean (issue 16 ca
     const du = await run('du', ['-sb', '--apparent-size', cache]);
     expect(Number(du.stdout.split(/\s/)[0])).toBeLessThanOrEqual(100 * 1024 * 1024);
     expect(last).not.toBe('');
+    expect(inUse.startsWith(`${cache}/`)).toBe(true);
+    expect(await exists(inUse)).toBe(true);
+    expect(await exists(join(cache, last))).toBe(true);
+    expect((await cf.verb('runcvm', ['delete', '-f', keptId], { binary: bounded })).exitCode).toBe(0);
   });
 });

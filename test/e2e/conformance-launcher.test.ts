@@ -4,9 +4,10 @@
  * QEMU or virtiofsd on the host; and a VM too small to boot is refused at create. Each case runs the same bundle
  * under runc (the oracle) and runcvm.
  *
- * Every test here is marked `it.fails`: fixed in phase 2 (the launcher's container spec is built in
- * src/runcvm/bundle/transforms and runtime/main.ts, which issue 13's refactor owns right now). docs/conformance.md
- * says where each fix goes. When a fix lands, its `it.fails` becomes `it`.
+ * Causes 1, 2, 7 and 10 are fixed (the launcher runs from runcvm's private bundle with a fixed capability set and
+ * none of the workload's seccomp profile or rlimits: bundle/transforms, runtime/plan-create.ts). Cause 3 is still
+ * `it.fails`: the host side is done (the launcher runs as the mapped root), the guest does not yet give the workload
+ * the user namespace's mapping (docs/conformance.md). When it lands, its `it.fails` becomes `it`.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -36,8 +37,9 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
     await closers.close();
   });
 
-  // fixed in phase 2: cause 1 (the launcher container gets no seccomp profile; the guest applies it)
-  it.fails('cause 1: a seccomp profile without clone3 (as runtime-tools\' default) runs the workload, not a dead launcher', async () => {
+  // cause 1: the launcher container gets no seccomp profile (bundle/transforms withoutWorkloadConfinement); the
+  // guest applies it to the workload
+  it('cause 1: a seccomp profile without clone3 (as runtime-tools\' default) runs the workload, not a dead launcher', async () => {
     const out = await cf.both((s) => {
       s.process!.args = ['echo', 'hello'];
       s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
@@ -46,8 +48,9 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 1 (the launcher container gets no rlimits; the guest init applies them to the workload)
-  it.fails('cause 1: RLIMIT_AS 1 GiB limits the workload (ulimit -v), not QEMU', async () => {
+  // cause 1: the launcher container gets no rlimits (QEMU under RLIMIT_AS 1 GiB died, or not, depending on its
+  // allocations: the old failure was not even deterministic); the guest init applies them to the workload
+  it('cause 1: RLIMIT_AS 1 GiB limits the workload (ulimit -v), not QEMU', async () => {
     const out = await cf.both((s) => {
       s.process!.args = ['sh', '-c', 'ulimit -v'];
       s.process!.rlimits = [...(s.process!.rlimits ?? []), { type: 'RLIMIT_AS', soft: 1024 * MiB, hard: 1024 * MiB }];
@@ -56,8 +59,9 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 2 (the launcher container's root stays writable; root.readonly is the guest's business)
-  it.fails('cause 2: a read-only root (runc spec\'s default) with a bind mount: the workload reads the volume', async () => {
+  // cause 2: the launcher's root is runcvm's own, writable (virtiofsd writes /var/run/virtiofsd); root.readonly is
+  // applied to the workload in the guest
+  it('cause 2: a read-only root (runc spec\'s default) with a bind mount: the workload reads the volume', async () => {
     const out = await cf.both((s) => {
       s.process!.args = ['cat', '/data/f'];
       s.root!.readonly = true;
@@ -68,9 +72,9 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 10 (the launcher keeps the capabilities virtiofsd and QEMU need; the workload's set is
-  // applied in the guest, where it already is today)
-  it.fails('cause 10: a bind mount with a reduced capability set (runc spec\'s default) boots and reads the volume', async () => {
+  // cause 10: the launcher has a fixed capability set (Docker's defaults + CAP_NET_ADMIN: what virtiofsd and QEMU
+  // need); the workload's own set is applied in the guest (guest/caps.c)
+  it('cause 10: a bind mount with a reduced capability set (runc spec\'s default) boots and reads the volume', async () => {
     const out = await cf.both((s) => {
       s.process!.args = ['sh', '-c', 'cat /data/f; grep CapEff /proc/self/status'];
       s.root!.readonly = false;
@@ -95,8 +99,8 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 7 (create refuses a memory limit below what the guest needs to boot)
-  it.fails('cause 7: a 32 MiB memory limit is refused at create with the minimum and the fix (no VM that cannot boot)', async () => {
+  // cause 7: create refuses a memory limit below what the guest needs to boot (MIN_MEMORY_MIB, MEMORY_TOO_SMALL)
+  it('cause 7: a 32 MiB memory limit is refused at create with the minimum and the fix (no VM that cannot boot)', async () => {
     const edit = (s: OciSpec) => {
       s.process!.args = ['echo', 'alive'];
       s.linux!.resources = { ...(s.linux!.resources ?? {}), memory: { limit: 32 * MiB } };

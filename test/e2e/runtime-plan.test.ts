@@ -1,9 +1,10 @@
 /**
  * `runcvm plan` against the real `create` on one real bundle (a busybox rootfs folder, a volume, DEBUG logging): the
  * plan is printed first (`bin/runcvm plan --json`), then `bin/runcvm-runtime create` runs with a stand-in runc that
- * only records how it was called. What create left is what the plan said: the LaunchSpec byte for byte, the rewritten
- * config.json's process and mounts, every file the plan writes and the disks it builds, runc called with the engine's
- * command line. A second plan sees the base disk now cached and says it will reuse it. (Unit level, on every bundle
+ * only records how it was called. What create left is what the plan said: the LaunchSpec byte for byte, the
+ * launcher's config.json (in runcvm's private bundle) with its process and mounts, every file the plan writes and
+ * the disks it builds, runc called with the engine's command line pointed at that bundle; the caller's bundle
+ * untouched. A second plan sees the base disk now cached and says it will reuse it. (Unit level, on every bundle
  * fixture: test/unit/runcvm/create-plan.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,19 +73,26 @@ describe('runcvm plan and create agree on a real bundle', () => {
     const r = await run(projectPath('bin', 'runcvm-runtime'), argv, { env, reject: false, timeoutMs: 120_000 });
     expect(r.exitCode, r.stderr).toBe(0);
 
-    // runc got the engine's command line, as the plan's last action says
-    expect(before.actions.at(-1)).toBe(`run ${join(fx.dir, 'fake-runc')} ${argv.join(' ')}`);
-    expect((await readFile(join(fx.dir, 'runc-argv'), 'utf8')).trim().split('\n')).toEqual(argv);
-    // the hand-off and the rewrite, as planned
+    // runc got the engine's command line pointed at runcvm's private bundle, as the plan's last action says
+    const privateBundle = join(fx.stateDir, ID, 'bundle');
+    const runcArgv = ['create', '--bundle', privateBundle, ID];
+    expect(before.actions.at(-1)).toBe(`run ${join(fx.dir, 'fake-runc')} ${runcArgv.join(' ')}`);
+    expect((await readFile(join(fx.dir, 'runc-argv'), 'utf8')).trim().split('\n')).toEqual(runcArgv);
+    // the caller's bundle is as the engine wrote it
+    expect(await readFile(join(bundle, 'config.json'), 'utf8')).toBe(original);
+    // the hand-off and the launcher's config, as planned
     expect(JSON.parse(await readFile(join(fx.stateDir, ID, 'launch.json'), 'utf8'))).toEqual(before.launchSpec);
-    const config = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as PlanJson['config'];
+    const config = JSON.parse(await readFile(join(privateBundle, 'config.json'), 'utf8')) as PlanJson['config'];
     expect(config.process).toEqual(before.config.process);
     expect(config.mounts).toEqual(before.config.mounts);
     expect(config.mounts.find((m) => m.destination === '/.runcvm/vols/v0')?.source).toBe(join(fx.dir, 'volume'));
     // every file and folder the plan makes is there, unless a later action removes it again (the staging folder)
     const there = new Map<string, boolean>();
     for (const a of before.actions) {
-      const made = /^(?:write|mkdir(?: -p)?) (\S+)/.exec(a)?.[1];
+      const made = /^(?:write|mkdir(?: -p)?|launcher root) (\S+)/.exec(a)?.[1];
+      // the launcher's root holds its mount points: folders (a trailing /) and files
+      const points = /^launcher root (\S+) 0755: mount points (.*)$/.exec(a);
+      if (points) for (const p of points[2]!.split(' ')) there.set(join(points[1]!, p), true);
       const removed = /^remove (\S+)/.exec(a)?.[1];
       if (made) there.set(made, true);
       if (removed) for (const p of there.keys()) if (p === removed || p.startsWith(`${removed}/`)) there.set(p, false);
@@ -100,9 +108,7 @@ describe('runcvm plan and create agree on a real bundle', () => {
     expect((await run('debugfs', ['-R', 'stat /work', upper], { reject: false })).stderr).not.toMatch(/not found/i);
     expect(await exists(join(fx.logDir, `runcvm-${ID}.debug`))).toBe(true);
 
-    // the same bundle again (as the engine wrote it): the facts changed (the base disk is cached now), and so does
-    // the plan
-    await writeFile(join(bundle, 'config.json'), original);
+    // the same bundle again: the facts changed (the base disk is cached now), and so does the plan
     const after = await plan();
     expect(after.actions.find((a) => a.startsWith('base disk'))?.startsWith(`base disk ${baseDisk}: reuse the cached disk (`)).toBe(true);
   });

@@ -2,15 +2,21 @@
  * config.json (as the engine wrote it) + settings + host facts → LaunchSpec. Pure: the host side reads the files and
  * passes them in, so the same function serves `create` and `runcvm plan`.
  */
-import { normalizeDestination, type OciSpec } from './oci.js';
+import { normalizeDestination, type OciRlimit, type OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
+import { RLIMIT_NUMBERS } from './guest-config.js';
 import { GuestSpecError, holdsVolume, rootfsFromSpec, sysctlFromSpec } from './rootfs.js';
 import { compileSeccomp, SeccompProfileError, SeccompProgramTooLarge, seccompProfileSchema, type SeccompProfile } from '../seccomp/index.js';
 
 export const DEFAULT_MEMORY_MIB = 512;
-export const MIN_MEMORY_MIB = 64;
+/**
+ * The smallest VM create accepts (a lower memory limit is refused with this and the fix). Measured under TCG with
+ * the project's kernel and initramfs and a busybox image: 64 and 80 MiB do not boot, 96 MiB does; 128 leaves room
+ * for virtiofs and larger images.
+ */
+export const MIN_MEMORY_MIB = 128;
 export const MAX_VCPUS = 64;
 const MiB = 1024 * 1024;
 
@@ -50,6 +56,12 @@ export function countCpuset(text: string): number {
     n += b - a + 1;
   }
   return n;
+}
+
+/** A memory limit below MIN_MEMORY_MIB, in whole MiB (undefined: none, or enough). */
+export function memoryBelowFloor(memory: { limit?: number } | undefined): number | undefined {
+  const limit = memory?.limit;
+  return limit && limit > 0 && limit < MIN_MEMORY_MIB * MiB ? Math.floor(limit / MiB) : undefined;
 }
 
 /** Guest memory from the container memory limit (docker -m), else the default. */
@@ -139,6 +151,17 @@ export interface LaunchContext {
   guestSeccomp?: boolean;
 }
 
+/**
+ * process.rlimits for the guest init. The launcher no longer carries them (runc would have refused an unknown type
+ * at create), so the refusal is made here: an unknown type fails create as runc's does, never dropped silently.
+ */
+export function rlimitsFromSpec(rlimits: readonly OciRlimit[] | undefined): LaunchSpec['process']['rlimits'] {
+  return (rlimits ?? []).map((r) => {
+    if (RLIMIT_NUMBERS[r.type] === undefined) throw new GuestSpecError(`process.rlimits: unknown rlimit type ${r.type}`, `use one of ${Object.keys(RLIMIT_NUMBERS).join(', ')}`);
+    return { type: r.type, soft: r.soft, hard: r.hard };
+  });
+}
+
 export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
   const proc = spec.process;
   if (!proc) throw new Error('config.json has no process');
@@ -158,7 +181,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
         ...(user.umask !== undefined ? { umask: user.umask } : {}),
       },
       terminal: Boolean(proc.terminal),
-      rlimits: (proc.rlimits ?? []).map((r) => ({ type: r.type, soft: r.soft, hard: r.hard })),
+      rlimits: rlimitsFromSpec(proc.rlimits),
       noNewPrivileges: Boolean(proc.noNewPrivileges),
       capabilities: capabilitiesFromSpec(proc.capabilities).sets,
       ...(proc.oomScoreAdj !== undefined ? { oomScoreAdj: proc.oomScoreAdj } : {}),

@@ -66,7 +66,16 @@ export interface OciResources {
   [key: string]: unknown;
 }
 
+/** A user namespace map entry: ids containerID … containerID+size-1 are hostID … on the host. */
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
 export interface OciLinux {
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
   devices?: OciDevice[];
   resources?: OciResources;
   namespaces?: { type: string; path?: string }[];

@@ -17,6 +17,8 @@ export const DEFAULT_ROOTFS_SIZE = '256M';
 export const DEFAULT_MAX_ROOTFS_SIZE = '16G';
 /** cap of each RUNCVM_DISKS image unless the node sets RUNCVM_MAX_DISK_SIZE */
 export const DEFAULT_MAX_DISK_SIZE = '64G';
+/** the base-disk cache's bound unless the node sets RUNCVM_CACHE_MAX (least recently used disks beyond it are removed) */
+export const DEFAULT_CACHE_MAX = '10G';
 /** the folder of kernels a container may choose with RUNCVM_KERNEL, unless the node sets RUNCVM_KERNELS_DIR */
 export const DEFAULT_KERNELS_DIR = '/var/lib/runcvm/kernels';
 
@@ -42,7 +44,7 @@ export const CONTAINER_SETTING_NAMES = [
 export const NODE_SETTING_NAMES = [
   'RUNCVM_STATE_DIR', 'RUNCVM_LOG_DIR', 'RUNCVM_CACHE_DIR', 'RUNCVM_ASSETS', 'RUNCVM_GUEST_DIR', 'RUNCVM_RUNC',
   'RUNCVM_NODE', 'RUNCVM_KUBELET_DIR', 'RUNCVM_FIRECRACKER', 'RUNCVM_KVM_DEVICE', 'RUNCVM_KERNELS_DIR',
-  'RUNCVM_MAX_ROOTFS_SIZE', 'RUNCVM_MAX_DISK_SIZE', 'RUNCVM_GUEST_PRIVILEGES', 'RUNCVM_GUEST_SECCOMP',
+  'RUNCVM_MAX_ROOTFS_SIZE', 'RUNCVM_MAX_DISK_SIZE', 'RUNCVM_CACHE_MAX', 'RUNCVM_GUEST_PRIVILEGES', 'RUNCVM_GUEST_SECCOMP',
 ] as const;
 
 export type Origin = 'node' | 'container';
@@ -57,6 +59,8 @@ export interface KernelRequest {
 export interface NodeSettings {
   maxRootfsBytes: number;
   maxDiskBytes: number;
+  /** the base-disk cache's bound (RUNCVM_CACHE_MAX) */
+  cacheMaxBytes: number;
   /** folder of kernels containers may choose (RUNCVM_KERNEL=NAME) */
   kernelsDir: string;
   /** what the workload may do inside the VM (RUNCVM_GUEST_PRIVILEGES; launch/guest-privileges.ts) */
@@ -169,6 +173,7 @@ export function parseNodeSettings(nodeEnv: Record<string, string | undefined>): 
   return {
     maxRootfsBytes: nodeSize(nodeEnv, 'RUNCVM_MAX_ROOTFS_SIZE', DEFAULT_MAX_ROOTFS_SIZE),
     maxDiskBytes: nodeSize(nodeEnv, 'RUNCVM_MAX_DISK_SIZE', DEFAULT_MAX_DISK_SIZE),
+    cacheMaxBytes: nodeSize(nodeEnv, 'RUNCVM_CACHE_MAX', DEFAULT_CACHE_MAX),
     kernelsDir: nodeEnv.RUNCVM_KERNELS_DIR || DEFAULT_KERNELS_DIR,
     guestPrivileges: guard('RUNCVM_GUEST_PRIVILEGES', nodeEnv.RUNCVM_GUEST_PRIVILEGES, GUEST_PRIVILEGES_FIX, () =>
       parseEnum('RUNCVM_GUEST_PRIVILEGES', nodeEnv.RUNCVM_GUEST_PRIVILEGES, GUEST_PRIVILEGES, 'pod')),

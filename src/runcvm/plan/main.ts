@@ -12,6 +12,7 @@ import { isToolError } from '../../core/errors.js';
 import { looksSecretName } from '../../core/redact.js';
 import { runcvmErrors } from '../errors.js';
 import type { OciSpec } from '../launch/oci.js';
+import { withAbsoluteSources } from '../bundle/transforms/index.js';
 import { SettingError } from '../launch/settings.js';
 import { renderGuestConfig } from '../launch/guest-config.js';
 import { describeGuestPrivileges } from '../launch/guest-privileges.js';
@@ -57,8 +58,8 @@ export function renderCreatePlan(plan: CreatePlan): string {
   out.push(`# create's actions, in order${plan.debugLog ? ` (logged to ${plan.debugLog})` : ''}`, ...actionLines(plan), '');
   out.push('# LaunchSpec (/.runcvm/state/launch.json)', JSON.stringify(masked, null, 2), '');
   out.push('# guest init config (/.runcvm/config in the writable disk)', renderGuestConfig(masked).trimEnd(), '');
-  out.push('# config.json after the rewrite: process', JSON.stringify(plan.config.process, null, 2), '');
-  out.push('# config.json after the rewrite: runcvm\'s mounts', ...(plan.config.mounts ?? []).filter((m) => m.destination.startsWith('/.runcvm')).map((m) => `${m.destination} <- ${m.source} (${(m.options ?? []).join(',')})`), '');
+  out.push("# the launcher's config.json (runcvm's private bundle): process", JSON.stringify(plan.config.process, null, 2), '');
+  out.push("# the launcher's config.json: root and runcvm's mounts", `root ${plan.config.root?.path ?? ''} (${plan.config.root?.readonly ? 'read-only' : 'writable'})`, ...(plan.config.mounts ?? []).filter((m) => m.destination.startsWith('/.runcvm')).map((m) => `${m.destination} <- ${m.source} (${(m.options ?? []).join(',')})`), '');
   return out.join('\n');
 }
 
@@ -90,7 +91,7 @@ export async function planMain(argv: string[]): Promise<number> {
   }
   let spec: OciSpec;
   try {
-    spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as OciSpec;
+    spec = withAbsoluteSources(bundle)(JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as OciSpec);
   } catch (err) {
     process.stderr.write(`runcvm plan: cannot read ${join(bundle, 'config.json')}: ${(err as Error).message}\n`);
     return 2;

@@ -1,29 +1,47 @@
 /**
  * The effects of `create`, as data: every host change create makes is one of these actions, in the order of the plan
  * (plan-create.ts): storage's (storage/plan.ts: the state folder, the disks) and create's own (the debug log, a
- * warning, runc). applyCreate (apply-create.ts) performs them and nothing else; `runcvm plan` prints them with
- * describeAction. Contents that may hold secrets (the command, the environment) are never printed: only what is
- * written, where, with which mode and how many bytes. Pure.
+ * warning, the launcher's root, ownership for a user namespace, runc). applyCreate (apply-create.ts) performs them
+ * and nothing else; `runcvm plan` prints them with describeAction. Contents that may hold secrets (the command, the
+ * environment) are never printed: only what is written, where, with which mode and how many bytes. Pure.
  */
 import { describeStorageAction, type StorageAction } from '../storage/plan.js';
+import type { HostIds } from '../bundle/transforms/launcher-root.js';
+
+/** Host ids: the ones a user namespace's root maps to. */
+export type Owner = HostIds;
 
 export type CreateAction =
   | StorageAction
-  /** create or reopen the per-container debug log: 0600, no symlink followed, a plain single-link file of ours */
-  | { op: 'open-log'; path: string; removeOnFailure: boolean }
+  /**
+   * create or reopen the per-container debug log: 0600, no symlink followed, a plain single-link file of ours (or of
+   * `owner`, the user namespace's root, which the launcher writes it as)
+   */
+  | { op: 'open-log'; path: string; removeOnFailure: boolean; owner?: Owner }
   /** one line on the runtime's stderr */
   | { op: 'warn'; text: string }
-  /** hand the engine's own command line to runc */
-  | { op: 'runc'; file: string; argv: string[]; passFds: number };
+  /** the launcher's root folder (runcvm's private bundle): empty, with the mount points runc mounts onto */
+  | { op: 'launcher-root'; path: string; dirs: string[]; files: string[] }
+  /** a folder and everything in it to `owner` (symlinks not followed) */
+  | { op: 'chown'; path: string; owner: Owner; what: string }
+  /**
+   * hand the engine's command line (pointed at runcvm's private bundle) to runc. `foreground`: a `run` that lasts as
+   * long as the container; the runtime's signals are passed on to runc, as if the engine had started runc itself.
+   */
+  | { op: 'runc'; file: string; argv: string[]; passFds: number; foreground?: true };
 
 export function describeAction(a: CreateAction): string {
   switch (a.op) {
     case 'open-log':
-      return `open debug log ${a.path} (0600, no symlink followed)${a.removeOnFailure ? '' : ', kept on failure'}`;
+      return `open debug log ${a.path} (0600, no symlink followed${a.owner ? `, owned by ${a.owner.uid}:${a.owner.gid}` : ''})${a.removeOnFailure ? '' : ', kept on failure'}`;
     case 'warn':
       return `warn on stderr: ${a.text}`;
+    case 'launcher-root':
+      return `launcher root ${a.path} 0755: mount points ${[...a.dirs.map((d) => `${d}/`), ...a.files].join(' ')}`;
+    case 'chown':
+      return `chown -R ${a.owner.uid}:${a.owner.gid} ${a.path}: ${a.what}`;
     case 'runc':
-      return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}`;
+      return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}${a.foreground ? ' (foreground: signals passed on)' : ''}`;
     default:
       return describeStorageAction(a);
   }

@@ -1,18 +1,21 @@
 /**
  * applyCreate: performs a create plan (plan-create.ts), action by action, and nothing else. Each action that leaves
- * something behind registers its undo; a failing action, or a runc that refuses the rewritten bundle, undoes the
- * earlier ones (the state folder, the debug log unless kept) before the error is reported. The effects themselves
- * are behind CreateEffects: the real ones here, and a recorder (dry mode) that only notes what would be done, which
- * the tests compare with the plan `runcvm plan` prints.
+ * something behind registers its undo; a failing action, or a runc that refuses the launcher's bundle, undoes the
+ * earlier ones (the state folder, the debug log unless kept) before the error is reported. Actions after runc's (a
+ * foreground `run`: its clean-up) run whatever runc's exit code: runc has deleted the container either way. The
+ * effects themselves are behind CreateEffects: the real ones here, and a recorder (dry mode) that only notes what
+ * would be done, which the tests compare with the plan `runcvm plan` prints.
  */
 import { constants as fsc, appendFileSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { lchown, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { isatty } from 'node:tty';
 import { isToolError } from '../../core/errors.js';
 import { Logger, type Sink } from '../../core/log/index.js';
 import { run } from '../../core/exec/index.js';
 import { runcvmErrors } from '../errors.js';
 import { applyStorageAction, type StorageContext } from '../storage/apply.js';
-import { describeAction, type CreateAction } from './actions.js';
+import { describeAction, type CreateAction, type Owner } from './actions.js';
 import type { CreatePlan } from './plan-create.js';
 
 const { fail } = runcvmErrors;
@@ -51,7 +54,13 @@ export async function applyCreate(plan: CreatePlan, effects: CreateEffects, id: 
         undo.push({ op: 'remove', path: action.path });
       } else if (action.op === 'runc') {
         const code = typeof result === 'number' ? result : 0;
-        if (code !== 0) await undoAll();
+        const after = plan.actions.slice(plan.actions.indexOf(action) + 1);
+        if (after.length === 0) {
+          if (code !== 0) await undoAll();
+          return code;
+        }
+        undo.length = 0;
+        for (const a of after) await effects.perform(a);
         return code;
       }
     }
@@ -62,22 +71,54 @@ export async function applyCreate(plan: CreatePlan, effects: CreateEffects, id: 
   }
 }
 
-/** Open (or create) the debug log without trusting what is at its path: no symlink, no FIFO, a plain own file. */
-async function openDebugLog(path: string): Promise<void> {
+/**
+ * Open (or create) the debug log without trusting what is at its path: no symlink, no FIFO, a plain own file (or one
+ * of `owner`, the user namespace's root, which it is then given to).
+ */
+async function openDebugLog(path: string, owner: Owner | undefined): Promise<void> {
   const fh = await open(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, 0o600).catch((err: NodeJS.ErrnoException) => {
     throw fail('UNEXPECTED', { step: 'create', problem: err.code === 'ELOOP' ? `${path} became a symbolic link` : err.message }, err);
   });
   try {
     const st = await fh.stat();
     const uid = process.getuid?.();
-    const problem = !st.isFile() ? 'is not a regular file' : st.nlink > 1 ? 'has other hard links' : uid !== undefined && st.uid !== uid ? `belongs to uid ${st.uid}` : undefined;
+    const problem = !st.isFile() ? 'is not a regular file' : st.nlink > 1 ? 'has other hard links' : uid !== undefined && st.uid !== uid && st.uid !== owner?.uid ? `belongs to uid ${st.uid}` : undefined;
     // the facts said the path was free or ours: something changed it since
     if (problem) throw fail('UNEXPECTED', { step: 'create', problem: `${path} ${problem} (it changed while create ran)` });
     await fh.chmod(0o600);
+    if (owner) await fh.chown(owner.uid, owner.gid);
   } finally {
     await fh.close();
   }
 }
+
+/** The launcher's root: the folder, then each mount point (folders 0755, empty files 0644). */
+async function makeLauncherRoot(path: string, dirs: readonly string[], files: readonly string[]): Promise<void> {
+  await mkdir(path, { mode: 0o755 });
+  for (const d of dirs) await mkdir(join(path, d), { recursive: true, mode: 0o755 });
+  for (const f of files) {
+    await mkdir(dirname(join(path, f)), { recursive: true, mode: 0o755 });
+    await writeFile(join(path, f), '', { mode: 0o644, flag: 'wx' });
+  }
+}
+
+/** chown -R without following symlinks. */
+async function chownTree(path: string, owner: Owner): Promise<void> {
+  await lchown(path, owner.uid, owner.gid);
+  for (const e of await readdir(path, { withFileTypes: true })) {
+    const p = join(path, e.name);
+    if (e.isDirectory()) await chownTree(p, owner);
+    else await lchown(p, owner.uid, owner.gid);
+  }
+}
+
+/**
+ * Signals the runtime passes on to a foreground runc (which passes them on to the container, as it does itself).
+ * The terminal's own (^C, ^\, hang-up, a resize) reach runc directly when stdin is a terminal (same process group):
+ * then they are only kept from ending this process, or the container would get them twice.
+ */
+const FORWARDED = ['SIGTERM', 'SIGUSR1', 'SIGUSR2'] as const;
+const FROM_TERMINAL = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGWINCH'] as const;
 
 /** The real effects: the host changes, a logger that writes the debug log once it is open. */
 export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug'): CreateEffects {
@@ -100,16 +141,41 @@ export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug
     async perform(a) {
       switch (a.op) {
         case 'open-log':
-          await openDebugLog(a.path);
+          await openDebugLog(a.path, a.owner);
           logFile = a.path;
+          return;
+        case 'launcher-root':
+          await makeLauncherRoot(a.path, a.dirs, a.files);
+          return;
+        case 'chown':
+          await chownTree(a.path, a.owner);
           return;
         case 'warn':
           process.stderr.write(`${a.text}\n`);
           return;
-        case 'runc':
-          return (await run(a.file, a.argv, { stdio: 'inherit', reject: false, passFds: a.passFds })).exitCode;
+        case 'runc': {
+          if (!a.foreground) return (await run(a.file, a.argv, { stdio: 'inherit', reject: false, passFds: a.passFds })).exitCode;
+          // a foreground run: the engine (or a shell) signals this process as it would signal runc
+          let pid: number | undefined;
+          const pass = (name: NodeJS.Signals) => () => {
+            try {
+              if (pid !== undefined) process.kill(pid, name);
+            } catch {
+              /* runc has just exited */
+            }
+          };
+          const onTerminal = isatty(0);
+          const handlers = [...FORWARDED, ...FROM_TERMINAL].map((name) => [name, onTerminal && (FROM_TERMINAL as readonly string[]).includes(name) ? () => undefined : pass(name)] as const);
+          for (const [name, h] of handlers) process.on(name, h);
+          try {
+            return (await run(a.file, a.argv, { stdio: 'inherit', reject: false, passFds: a.passFds, onSpawn: (p) => (pid = p) })).exitCode;
+          } finally {
+            for (const [name, h] of handlers) process.off(name, h);
+          }
+        }
         case 'remove':
           // the undo of open-log (a file), of the state folder, and the plan's own removals
+          if (a.path === logFile) logFile = undefined; // a later log line must not make it again
           await rm(a.path, { recursive: true, force: true });
           return;
         default:

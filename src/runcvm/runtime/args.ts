@@ -108,3 +108,55 @@ export function parseCreateArgs(args: readonly string[], cwd: string): CreateArg
   if (consoleSocket !== undefined) out.consoleSocket = consoleSocket;
   return out;
 }
+
+/**
+ * The engine's `create`/`run` command line pointed at runcvm's private bundle: every `--bundle`/`-b` replaced by one
+ * `--bundle BUNDLE` right after the verb, the rest unchanged. A relative `--console-socket` is resolved against the
+ * caller's bundle, where runc would have looked for it (runc dials it after entering the bundle folder).
+ */
+export function withBundleArg(argv: readonly string[], bundle: string, callerBundle: string): string[] {
+  const inv = splitRuncArgs(argv);
+  if (inv.verb === undefined) return [...argv];
+  const a = inv.verbArgs;
+  const out: string[] = [];
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    if (x === '--' || !x.startsWith('-') || x === '-') {
+      out.push(x);
+      if (x === '--') {
+        out.push(...a.slice(i + 1));
+        break;
+      }
+      continue;
+    }
+    const eq = x.indexOf('=');
+    const name = eq > 0 ? x.slice(0, eq) : x;
+    if (!CREATE_VALUE_FLAGS.has(name)) {
+      out.push(x);
+      continue;
+    }
+    const value = eq > 0 ? x.slice(eq + 1) : a[++i];
+    if (name === '--bundle' || name === '-b') continue;
+    if (value === undefined) {
+      out.push(x);
+      continue;
+    }
+    const resolved = name === '--console-socket' && value !== '' && !value.startsWith('/') ? `${callerBundle.replace(/\/+$/, '')}/${value}` : value;
+    out.push(name, resolved);
+  }
+  return [...inv.globals, inv.verb, '--bundle', bundle, ...out];
+}
+
+/** `run` without `-d`/`--detach`/`--keep`: runc deletes the container itself when it ends (the dispatcher never sees a delete). */
+export function isForegroundRun(argv: readonly string[]): boolean {
+  const inv = splitRuncArgs(argv);
+  if (inv.verb !== 'run') return false;
+  const a = inv.verbArgs;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    if (x === '--') break;
+    if (CREATE_VALUE_FLAGS.has(x)) i++;
+    else if (/^(--detach|-d|--keep)(=(true|1))?$/.test(x)) return false;
+  }
+  return true;
+}

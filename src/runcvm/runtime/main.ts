@@ -11,6 +11,7 @@ import { isToolError, type ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
 import { splitRuncArgs, parseCreateArgs, ArgsError, type CreateArgs } from './args.js';
 import type { OciSpec } from '../launch/oci.js';
+import { withAbsoluteSources } from '../bundle/transforms/index.js';
 import { SettingError } from '../launch/settings.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import { readCreateFacts, type CreateInput } from './facts.js';
@@ -44,7 +45,8 @@ export async function main(argv: string[]): Promise<number> {
   const logFile = inv.globalValues.log;
   const debugLog = containerPaths(hostDirs(process.env), args.id).debugLog;
   try {
-    const spec = await readSpec(args.bundle);
+    // relative bind sources mean the caller's bundle, from wherever the launcher's config is written
+    const spec = withAbsoluteSources(args.bundle)(await readSpec(args.bundle));
     const input: CreateInput = { id: args.id, bundle: args.bundle, spec, runc: { file: runcBinary(), argv, passFds: args.preserveFds }, nodeEnv: process.env };
     const plan = planCreate(input, await readCreateFacts(input));
     return await applyCreate(plan, hostEffects(args.id, plan.kind === 'vm' ? plan.launchSpec.log.level : 'off'), args.id);

@@ -2,10 +2,13 @@
  * planCreate: what `runcvm-runtime create` will do with a bundle, decided in one pure function from the request and
  * the facts read before (facts.ts). `create` performs it (apply-create.ts); `runcvm plan` prints it. Each subsystem
  * contributes its part once:
- *   settings (launch/settings.ts) → kernel (launch/kernel.ts) → hypervisor (selectHypervisor) → volumes
- *   (planContainerVolumes) → network (the mode, from the namespace fact) → the LaunchSpec (launch/build.ts) →
- *   storage (planDisks: the state folder's disks) → the config.json rewrite (bundle/transforms, volumes) → runc.
- * Every refusal happens here, before any host change.
+ *   settings (launch/settings.ts) → memory floor → kernel (launch/kernel.ts) → hypervisor (selectHypervisor) →
+ *   volumes (planContainerVolumes) → network (the mode, from the namespace fact) → the LaunchSpec (launch/build.ts)
+ *   → storage (planDisks: the state folder's disks) → the launcher's config (bundle/transforms, volumes) in runcvm's
+ *   private bundle under the state folder, with its root of mount points → runc, given `--bundle` there → after a
+ *   foreground `run`, the state folder and the debug log go (runc deleted the container itself).
+ * The caller's bundle is only read: its config.json and rootfs stay as they were (a second run, or plain runc, on the
+ * same bundle behaves as the first). Every refusal happens here, before any host change.
  */
 import type { LogEntry } from '../../core/log/index.js';
 import type { ToolError } from '../../core/errors.js';
@@ -13,14 +16,17 @@ import { runcvmErrors } from '../errors.js';
 import { envMap, type OciSpec } from '../launch/oci.js';
 import { kernelCandidate, kernelChoice } from '../launch/kernel.js';
 import { mergeSettingEnv, parseNodeSettings, readSettings, type Settings } from '../launch/settings.js';
-import { buildLaunchSpec, copiedFilesFromSpec } from '../launch/build.js';
+import { buildLaunchSpec, copiedFilesFromSpec, memoryBelowFloor, MIN_MEMORY_MIB } from '../launch/build.js';
 import { GuestSpecError } from '../launch/rootfs.js';
 import { capabilitiesFromSpec } from '../launch/capabilities.js';
 import { describeGuestPrivileges, withGuestPrivileges, type GuestPrivileges } from '../launch/guest-privileges.js';
 import { renderEntrypoint, renderGuestConfig } from '../launch/guest-config.js';
 import type { LaunchSpec } from '../launch/schema.js';
 import { passThroughReason, rewriteForVm } from '../bundle/transforms/index.js';
+import { launcherMountPoints, userNamespaceRoot, type HostIds } from '../bundle/transforms/launcher-root.js';
+import { isForegroundRun, withBundleArg } from './args.js';
 import { containerPaths, hostDirs } from '../state/index.js';
+import { CONTAINER_PATHS } from '../launch/schema.js';
 import { selectHypervisor, type HypervisorName } from '../hypervisor/index.js';
 import { planContainerVolumes, rewriteForVolumes, withVolumesInLaunch } from '../volumes/plan.js';
 import { baseDiskPath, planDisks } from '../storage/plan.js';
@@ -29,6 +35,9 @@ import type { CreateFacts, CreateInput, DebugLogFacts } from './facts.js';
 import { entrypointLogLine, kubernetesLogLine, kubernetesMetadata } from './describe.js';
 
 const { fail } = runcvmErrors;
+
+/** runcvm's own bind mounts that are single files (the rest are folders). */
+const FILE_MOUNTS = new Set<string>([CONTAINER_PATHS.baseDisk, CONTAINER_PATHS.debugLog, CONTAINER_PATHS.customKernel, CONTAINER_PATHS.firecracker]);
 
 /** A failure runc itself would report at create: printed with runc's wording, exit 1 (as runc). */
 export class RuncStyleError extends Error {}
@@ -53,19 +62,22 @@ export interface VmCreatePlan {
   log: LogEntry[];
   /** the hand-off to the launcher (launch.json) */
   launchSpec: LaunchSpec;
-  /** config.json after the rewrite */
+  /** the launcher's config.json (written into runcvm's private bundle, never into the caller's) */
   config: OciSpec;
   /** every host change, in order (actions.ts) */
   actions: CreateAction[];
 }
 
-/** Why the debug log's path cannot be used (something already there that is not the runtime's plain file), if so. */
-export function debugLogProblem(path: string, f: DebugLogFacts, uid: number | undefined): string | undefined {
+/**
+ * Why the debug log's path cannot be used (something already there that is not the runtime's plain file), if so. A
+ * log of a container in a user namespace belongs to the namespace's root (`owner`), which the launcher writes as.
+ */
+export function debugLogProblem(path: string, f: DebugLogFacts, uid: number | undefined, owner?: HostIds): string | undefined {
   if (f.kind === 'missing') return undefined;
   if (f.kind === 'symlink') return `${path} is a symbolic link`;
   if (f.kind === 'other') return `${path} is ${f.what}`;
   if (f.nlink > 1) return `${path} has other hard links`;
-  if (uid !== undefined && f.uid !== uid) return `${path} belongs to uid ${f.uid}, not to the runtime (uid ${uid})`;
+  if (uid !== undefined && f.uid !== uid && f.uid !== owner?.uid) return `${path} belongs to uid ${f.uid}, not to the runtime (uid ${uid})`;
   return undefined;
 }
 
@@ -97,9 +109,8 @@ function guestApplicable<T>(build: () => T): T {
 
 export function planCreate(input: CreateInput, facts: CreateFacts | undefined): CreatePlan {
   const { spec, nodeEnv, id } = input;
-  const runc: CreateAction = { op: 'runc', ...input.runc };
   const reason = passThroughReason(spec);
-  if (reason) return { kind: 'pass-through', reason, actions: [runc] };
+  if (reason) return { kind: 'pass-through', reason, actions: [{ op: 'runc', ...input.runc }] };
   if (!facts) throw new Error('planCreate: no facts for a VM container');
 
   // settings: the container's allow-list over the node's defaults, judged against the node's limits
@@ -111,18 +122,25 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   const paths = containerPaths(dirs, id);
   const actions: CreateAction[] = [];
   const log: LogEntry[] = [{ level: 'info', msg: 'create', fields: { bundle: input.bundle, id } }];
+  // a user namespace: what the launcher (as the namespace's root) reaches and writes belongs to that root's host ids
+  const owner = userNamespaceRoot(spec);
+  const ownerField: { owner?: HostIds } = owner && (owner.uid !== 0 || owner.gid !== 0) ? { owner } : {};
+
+  // the VM's RAM is the memory limit: one too small to boot is refused before anything is made
+  const tooSmall = memoryBelowFloor(spec.linux?.resources?.memory);
+  if (tooSmall !== undefined) throw fail('MEMORY_TOO_SMALL', { limit: tooSmall, min: MIN_MEMORY_MIB });
 
   // the debug log: the runtime's own plain file, never something planted at its path (guide 8)
   let debugLog: string | undefined;
   if (requested.logLevel !== 'off') {
-    const problem = debugLogProblem(paths.debugLog, facts.debugLog, facts.runtimeUid);
+    const problem = debugLogProblem(paths.debugLog, facts.debugLog, facts.runtimeUid, owner);
     if (problem) {
       // a log problem ("Permission denied") must never stop the container: say so and run without the log
       actions.push({ op: 'warn', text: `runcvm: warning: no debug log for container ${id}: ${problem}; the container runs without it (fix: remove ${paths.debugLog}, or point RUNCVM_LOG_DIR at a folder only the runtime writes)` });
     } else {
       debugLog = paths.debugLog;
       // with RUNCVM_LOG_LEVEL=DEBUG a failed create keeps its debug log
-      actions.push({ op: 'open-log', path: debugLog, removeOnFailure: requested.logLevel !== 'debug' });
+      actions.push({ op: 'open-log', path: debugLog, removeOnFailure: requested.logLevel !== 'debug', ...ownerField });
     }
   }
   // which pod this id is (guide 8: find the log of a pod among many with `grep -l 'pod NS/NAME' runcvm-*.debug`)
@@ -177,10 +195,13 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   log.push({ level: entry.level, msg: entry.line });
 
   if (!facts.rootfs || !facts.base) throw fail('BAD_CONFIG', { bundle: input.bundle, problem: `the root filesystem ${spec.root?.path ?? 'rootfs'} does not exist` });
-  const base = { cacheDir: dirs.cacheDir, path: baseDiskPath(dirs.cacheDir, facts.base.key), source: facts.base };
+  const base = { cacheDir: dirs.cacheDir, path: baseDiskPath(dirs.cacheDir, facts.base.key), source: facts.base, bound: { maxBytes: node.cacheMaxBytes, stateRoot: dirs.stateRoot } };
 
+  // the launcher's config: runcvm's private bundle, its root a folder of runcvm's own
   const config = rewriteForVolumes(
     rewriteForVm(spec, {
+      launcherRoot: paths.launcherRoot,
+      callerBundle: input.bundle,
       guestDir: facts.assets.guestDir,
       kernelDir: facts.assets.kernelDir,
       stateDir: paths.state,
@@ -189,10 +210,18 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
       ...(customKernel ? { customKernel } : {}),
       binds: choice.binds,
       devices: facts.devices,
+      ...(node.guestPrivileges === 'userns' ? { podConfinementOnLauncher: true } : {}),
     }),
     volumes.plan,
     spec,
   );
+  // mount points that are files: binds of a file (volumes, the engine's /etc files, runcvm's disk, log, kernel, binaries)
+  const fileSources = new Set<string>([
+    ...Object.entries(facts.volumeSources).filter(([, k]) => k === 'file').map(([p]) => p),
+    ...copiedFilesFromSpec(spec).map((f) => f.source),
+    ...(config.mounts ?? []).filter((m) => FILE_MOUNTS.has(m.destination) || choice.binds.some((b) => b.destination === m.destination)).map((m) => m.source ?? ''),
+  ]);
+  const keepLog = requested.logLevel === 'debug' || !debugLog;
   const has = (f: string) => facts.assets.present.includes(f);
   actions.push(
     { op: 'mkdir', path: dirs.stateRoot, mode: 0o711, recursive: true },
@@ -200,7 +229,9 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
     { op: 'mkdir', path: paths.state, mode: 0o700, removeOnFailure: true },
     // keep-log tells the dispatcher's delete to leave the log alone: kept for DEBUG, and never ours to remove when
     // create did not make it (a foreign file or link at that path)
-    ...(requested.logLevel === 'debug' || !debugLog ? [{ op: 'write', path: paths.keepLog, content: '', mode: 0o644, what: 'marker: delete keeps the debug log' } as const] : []),
+    ...(keepLog ? [{ op: 'write', path: paths.keepLog, content: '', mode: 0o644, what: 'marker: delete keeps the debug log' } as const] : []),
+    // before the disk is built or reused: the cache's bound never evicts the disk of a container being created
+    { op: 'write', path: paths.baseDiskRef, content: base.path, mode: 0o644, what: 'the cached base disk this container uses (never evicted while it exists)' },
     ...planDisks({
       id,
       rootfs: facts.rootfs,
@@ -218,8 +249,16 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
       },
     }),
     { op: 'write', path: paths.launchSpec, content: JSON.stringify(launchSpec, null, 2) + '\n', mode: 0o600, atomic: true, what: 'the LaunchSpec' },
-    { op: 'write', path: `${input.bundle.replace(/\/+$/, '')}/config.json`, content: JSON.stringify(config), mode: 0o600, atomic: true, what: 'config.json rewritten for the launcher' },
-    runc,
+    { op: 'mkdir', path: paths.bundle, mode: 0o700 },
+    { op: 'launcher-root', path: paths.launcherRoot, ...launcherMountPoints(config, fileSources) },
+    { op: 'write', path: paths.launcherConfig, content: JSON.stringify(config), mode: 0o600, atomic: true, what: "the launcher's config.json (runcvm's private bundle)" },
+    ...(ownerField.owner ? [{ op: 'chown', path: paths.state, owner: ownerField.owner, what: "the user namespace's root: the launcher runs as it" } as const] : []),
   );
+  const foreground = isForegroundRun(input.runc.argv);
+  actions.push({ op: 'runc', file: input.runc.file, argv: withBundleArg(input.runc.argv, paths.bundle, input.bundle), passFds: input.runc.passFds, ...(foreground ? { foreground: true as const } : {}) });
+  if (foreground) {
+    // runc deleted the container when it ended; the dispatcher's delete will never run: do its part here
+    actions.push({ op: 'remove', path: paths.state }, ...(debugLog && !keepLog ? [{ op: 'remove', path: debugLog } as const] : []));
+  }
   return { kind: 'vm', id, hypervisor: { name: choice.hypervisor, reason: choice.reason }, guestPrivileges: node.guestPrivileges, ...(debugLog ? { debugLog } : {}), log, launchSpec, config, actions };
 }

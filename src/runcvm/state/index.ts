@@ -1,13 +1,19 @@
 /**
  * Per-container state on the host: `$RUNCVM_STATE_DIR/<id>/` (default /run/runcvm/<id>, mode 0700) holding
- * launch.json (0600), upper.ext4 (0600) and the launcher's sockets. Bind-mounted at /.runcvm/state. Removed by the
- * dispatcher on `delete` (sh, no Node) and by create itself when runc create fails.
+ * launch.json (0600), upper.ext4 (0600), the launcher's sockets, `base-disk` (the cached base disk this container
+ * uses: the cache never evicts it) and runcvm's private OCI bundle `bundle/` (the launcher's config.json and its root
+ * folder of mount points: runc gets `--bundle` there, the caller's bundle is never written). Bind-mounted at
+ * /.runcvm/state. Removed by the dispatcher on `delete` (sh, no Node), by create itself when runc create fails, and
+ * by create after a foreground `run`.
  */
 import { join } from 'node:path';
 
 export const DEFAULT_STATE_ROOT = '/run/runcvm';
 export const DEFAULT_CACHE_DIR = '/var/lib/runcvm/disks';
 export const DEFAULT_LOG_DIR = '/tmp';
+
+/** The file in a container's state folder that names the cached base disk it uses (the cache never evicts it). */
+export const BASE_DISK_REF = 'base-disk';
 
 export interface HostDirs {
   stateRoot: string;
@@ -31,6 +37,10 @@ export function containerPaths(dirs: HostDirs, id: string) {
     upperDisk: join(state, 'upper.ext4'),
     staging: join(state, 'staging'),
     keepLog: join(state, 'keep-log'),
+    baseDiskRef: join(state, BASE_DISK_REF),
+    bundle: join(state, 'bundle'),
+    launcherConfig: join(state, 'bundle', 'config.json'),
+    launcherRoot: join(state, 'bundle', 'root'),
     debugLog: join(dirs.logDir, `runcvm-${id}.debug`),
   };
 }

@@ -4,13 +4,14 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { chmod, chown, copyFile, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile, access } from 'node:fs/promises';
+import { chmod, chown, copyFile, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile, access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import { formatSize } from '../../core/config.js';
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
+import { BASE_DISK_REF } from '../state/index.js';
 import {
   baseDiskSize,
   layerCacheKeyMaterial,
@@ -20,7 +21,9 @@ import {
   upperDiskSize,
   baseDiskPath,
   BASE_RECIPE,
+  planEviction,
   type BaseDiskPlan,
+  type CacheEntry,
   type BaseSource,
   type StorageAction,
   type DiskSize,
@@ -176,23 +179,39 @@ function lastLine(text: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
+/** Mark a cached disk as just used (the eviction's clock); false when it is gone (evicted since the facts were read). */
+async function touchCached(path: string): Promise<boolean> {
+  const now = new Date();
+  try {
+    await utimes(path, now, now);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The cached base disk (storage/plan.ts BaseDiskPlan): reused when the cache holds it, else built once (temp file +
- * rename: concurrent builders are safe). Returns the measured content (the writable disk is sized from it).
+ * The cached base disk (storage/plan.ts BaseDiskPlan): reused when the cache holds it (and marked as just used), else
+ * built once (temp file + rename: concurrent builders are safe), after which the cache is brought back within its
+ * bound. Returns the measured content (the writable disk is sized from it). The cache folder is 0711: a container
+ * in a user namespace (runc's init as the mapped root) must reach its disk through it; the disks' names are not
+ * listed.
  */
 export async function ensureBaseDisk(plan: BaseDiskPlan, id: string, log: Logger): Promise<TreeUsage> {
-  await mkdir(plan.cacheDir, { recursive: true, mode: 0o700 });
+  await mkdir(plan.cacheDir, { recursive: true, mode: 0o711 });
+  await chmod(plan.cacheDir, 0o711);
   log.debug('base disk source', { how: plan.source.how, key: plan.source.key.slice(0, 32), extraLayers: plan.source.extraLayers });
   // the cache entry of the facts, or one a concurrent create finished since
   const usage = plan.source.cached ?? (await readCachedUsage(plan.path));
-  if (usage) {
+  if (usage && (await touchCached(plan.path))) {
     log.info('base disk cache hit', { path: plan.path });
     return usage;
   }
   const started = Date.now();
   const { dir, release } = await mountSource(plan.source.from, plan.cacheDir);
+  let measured: TreeUsage;
   try {
-    const measured = await measureTree(dir);
+    measured = await measureTree(dir);
     const size = baseDiskSize(measured);
     const tmp = `${plan.path}.${process.pid}.${Date.now()}.tmp`;
     await mkext4(dir, tmp, size, { journal: false, label: 'runcvm-base', which: 'base', id, usage: measured });
@@ -200,10 +219,50 @@ export async function ensureBaseDisk(plan: BaseDiskPlan, id: string, log: Logger
     await writeFile(`${plan.path}.json`, JSON.stringify(measured));
     await rename(tmp, plan.path);
     log.info('base disk built', { path: plan.path, content: formatSize(measured.bytes), files: measured.inodes, disk: formatSize(size.bytes), ms: Date.now() - started });
-    return measured;
   } finally {
     await release();
   }
+  await boundCache(plan, log);
+  return measured;
+}
+
+/** The cached disks and their last use. */
+async function cacheEntries(cacheDir: string): Promise<CacheEntry[]> {
+  const out: CacheEntry[] = [];
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    if (!name.endsWith('.ext4')) continue;
+    const path = join(cacheDir, name);
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    const usage = await stat(`${path}.json`).catch(() => undefined);
+    out.push({ path, bytes: st.size + (usage?.size ?? 0), usedMs: st.mtimeMs });
+  }
+  return out;
+}
+
+/** The disks the containers of this node's state folder use (each state folder's `base-disk` names one). */
+async function disksInUse(stateRoot: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const id of await readdir(stateRoot).catch(() => [] as string[])) {
+    const ref = await readFile(join(stateRoot, id, BASE_DISK_REF), 'utf8').catch(() => undefined);
+    if (ref) out.add(ref.trim());
+  }
+  return out;
+}
+
+/**
+ * RUNCVM_CACHE_MAX: remove least recently used disks beyond it (storage/plan.ts planEviction). A disk a running
+ * container has open stays usable by it either way (its bind mount holds the file); the in-use rule keeps the next
+ * container of the same image from rebuilding it.
+ */
+export async function boundCache(plan: BaseDiskPlan, log: Logger): Promise<void> {
+  const entries = await cacheEntries(plan.cacheDir);
+  const evict = planEviction(entries, plan.bound.maxBytes, plan.path, await disksInUse(plan.bound.stateRoot));
+  for (const path of evict) {
+    await rm(`${path}.json`, { force: true });
+    await rm(path, { force: true });
+  }
+  if (evict.length) log.info('base disk cache bounded', { max: formatSize(plan.bound.maxBytes), removed: evict.length });
 }
 
 /** Copy a file into the staging tree, creating parents with the image's own modes and owners. */

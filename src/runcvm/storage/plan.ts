@@ -147,6 +147,37 @@ export interface BaseDiskPlan {
   cacheDir: string;
   path: string;
   source: BaseSource;
+  /**
+   * The cache's bound (RUNCVM_CACHE_MAX): after a build, least recently used disks beyond it are removed, never the
+   * one just built and never one a container uses (named by a `base-disk` file in a state folder under `stateRoot`).
+   */
+  bound: { maxBytes: number; stateRoot: string };
+}
+
+/** A cached disk (the `.ext4` and its `.json`) as the eviction sees it. */
+export interface CacheEntry {
+  /** the disk's path */
+  path: string;
+  /** apparent bytes of the disk and its usage file */
+  bytes: number;
+  /** last use (the mtime: a hit touches it) */
+  usedMs: number;
+}
+
+/**
+ * Which cached disks to remove so the cache fits `maxBytes`: the least recently used first, never `keep` (the disk
+ * just built or hit) nor one in `inUse`. Disks that cannot go stay, even when the cache is then over its bound.
+ */
+export function planEviction(entries: readonly CacheEntry[], maxBytes: number, keep: string, inUse: ReadonlySet<string>): string[] {
+  let total = entries.reduce((n, e) => n + e.bytes, 0);
+  const out: string[] = [];
+  for (const e of [...entries].sort((a, b) => a.usedMs - b.usedMs || (a.path < b.path ? -1 : 1))) {
+    if (total <= maxBytes) break;
+    if (e.path === keep || inUse.has(e.path)) continue;
+    out.push(e.path);
+    total -= e.bytes;
+  }
+  return out;
 }
 
 /** The cache file of a base disk. */
@@ -236,8 +267,8 @@ export function describeStorageAction(a: StorageAction): string {
       return `chmod ${octal(a.mode)} ${a.path}`;
     case 'base-disk':
       return a.disk.source.cached
-        ? `base disk ${a.disk.path}: reuse the cached disk (${formatSize(a.disk.source.cached.bytes)} of content, ${a.disk.source.cached.inodes} files)`
-        : `base disk ${a.disk.path}: build it from the ${a.disk.source.how} (${a.disk.source.from.kind === 'dir' ? a.disk.source.from.dir : `overlay of ${a.disk.source.from.lowers.join(':')}`}), read-only ext4 sized from the content`;
+        ? `base disk ${a.disk.path}: reuse the cached disk (${formatSize(a.disk.source.cached.bytes)} of content, ${a.disk.source.cached.inodes} files), marked as just used`
+        : `base disk ${a.disk.path}: build it from the ${a.disk.source.how} (${a.disk.source.from.kind === 'dir' ? a.disk.source.from.dir : `overlay of ${a.disk.source.from.lowers.join(':')}`}), read-only ext4 sized from the content; then keep ${a.disk.cacheDir} within ${formatSize(a.disk.bound.maxBytes)} (RUNCVM_CACHE_MAX): the least recently used disks no container uses are removed`;
     case 'stage-tree':
       return `stage ${a.from}/. into ${a.into}`;
     case 'stage-file':

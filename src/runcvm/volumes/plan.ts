@@ -278,25 +278,12 @@ export function relocateVolumeMounts(spec: OciSpec, plan: Pick<VolumePlan, 'relo
   return { ...spec, mounts };
 }
 
-/** CLONE_FS: virtiofsd unshares its threads' filesystem attributes (umask, cwd) and nothing else. */
-export const CLONE_FS = 0x200;
-
 /**
- * Docker's default seccomp profile allows unshare(2) only with CAP_SYS_ADMIN; virtiofsd needs unshare(CLONE_FS)
- * (per-thread umask and cwd) and exits with EPERM without it. One rule allows exactly that flag value, nothing more
- * (no new namespaces). Specs without a seccomp profile (ctr's default) are left alone.
+ * Every change the launcher container needs for the volumes: the mounts moved. (The launcher carries no seccomp
+ * profile — the workload's is applied in the guest — so virtiofsd's unshare(CLONE_FS) needs no rule of its own.)
  */
-export function withUnshareFsAllowed(spec: OciSpec): OciSpec {
-  const seccomp = spec.linux?.seccomp;
-  if (!seccomp) return spec;
-  const rule = { names: ['unshare'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: CLONE_FS, op: 'SCMP_CMP_EQ' }] };
-  return { ...spec, linux: { ...spec.linux, seccomp: { ...seccomp, syscalls: [...(seccomp.syscalls ?? []), rule] } } };
-}
-
-/** Every change the launcher container needs for the volumes: mounts moved, virtiofsd's unshare(CLONE_FS). */
 export function rewriteForVolumes(spec: OciSpec, plan: Pick<VolumePlan, 'relocations' | 'volumes'>, original: OciSpec): OciSpec {
-  const moved = relocateVolumeMounts(spec, plan, original);
-  return sharedVolumes(plan.volumes).length > 0 ? withUnshareFsAllowed(moved) : moved;
+  return relocateVolumeMounts(spec, plan, original);
 }
 
 export function sharedVolumes(volumes: readonly Volume[]): SharedVolume[] {

@@ -59,6 +59,8 @@ export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixtu
   await requireAssets();
   await buildRuntime();
   const dir = await tempDir('runcvm-e2e', closers);
+  // a container in a user namespace (runc's init as the mapped root) reaches its state folder, disk and log through it
+  await chmod(dir, 0o711);
   const stateDir = join(dir, 'state');
   const cacheDir = join(dir, 'cache');
   const logDir = join(dir, 'log');

@@ -13,11 +13,15 @@ import type { CreateFacts, CreateInput } from '../../../src/runcvm/runtime/facts
 import { actionLines, renderCreatePlan } from '../../../src/runcvm/plan/main.js';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import { isToolError } from '../../../src/core/errors.js';
+import { withAbsoluteSources } from '../../../src/runcvm/bundle/transforms/index.js';
+import { renderGuestConfig } from '../../../src/runcvm/launch/guest-config.js';
 
 const DIR = new URL('../../fixtures/runcvm/bundles/', import.meta.url);
 
 interface Fixture {
   about: string;
+  /** the engine's command line (default: `runc --root /run/runc create --bundle /bundles/c1 --pid-file /run/c1.pid c1`) */
+  argv?: string[];
   config: OciSpec;
   nodeEnv?: Record<string, string>;
   facts?: Partial<CreateFacts>;
@@ -54,8 +58,9 @@ function inputFor(fx: Fixture): CreateInput {
   return {
     id: 'c1',
     bundle: '/bundles/c1',
-    spec: fx.config,
-    runc: { file: 'runc', argv: ['--root', '/run/runc', 'create', '--bundle', '/bundles/c1', '--pid-file', '/run/c1.pid', 'c1'], passFds: 0 },
+    // as runtime/main.ts reads it: relative bind sources are the bundle's
+    spec: withAbsoluteSources('/bundles/c1')(fx.config),
+    runc: { file: 'runc', argv: fx.argv ?? ['--root', '/run/runc', 'create', '--bundle', '/bundles/c1', '--pid-file', '/run/c1.pid', 'c1'], passFds: 0 },
     nodeEnv: { ...NODE_ENV, ...fx.nodeEnv },
   };
 }
@@ -83,14 +88,25 @@ describe('runcvm plan prints exactly what create does (every bundle fixture)', (
     expect(await applyCreate(p, rec, 'c1')).toBe(0);
     expect(rec.records).toEqual(actionLines(p));
     expect(printedActions(p)).toEqual(rec.records);
-    // the last thing create does is hand the engine's own command line to runc
-    expect(rec.records.at(-1)).toBe('run runc --root /run/runc create --bundle /bundles/c1 --pid-file /run/c1.pid c1');
+    if (p.kind === 'pass-through') {
+      expect(rec.records).toEqual(['run runc --root /run/runc create --bundle /bundles/c1 --pid-file /run/c1.pid c1']);
+      return;
+    }
+    // runc gets the engine's command line pointed at runcvm's private bundle; the caller's bundle is never written
+    expect(rec.records.filter((l) => l.startsWith('run '))).toEqual([fx.argv ? expect.any(String) : 'run runc --root /run/runc create --bundle /run/runcvm/c1/bundle --pid-file /run/c1.pid c1']);
+    expect(rec.records.filter((l) => /^(write|mkdir|remove|chown|launcher root|copy|chmod|open debug log|writable disk) \S*\/bundles\/c1/.test(l))).toEqual([]);
   });
 
   it.each(fixtures)('%s: when runc refuses the bundle, create undoes what it made, as planned', async (_name, fx) => {
     const p = plan(fx);
     const rec = recordingEffects(1);
     expect(await applyCreate(p, rec, 'c1')).toBe(1);
+    const runcAt = p.actions.findIndex((a) => a.op === 'runc');
+    if (runcAt < p.actions.length - 1) {
+      // a foreground run: runc has deleted the container either way; its clean-up runs instead of the undo
+      expect(rec.records).toEqual(actionLines(p));
+      return;
+    }
     const undo = p.actions.flatMap((a) => (a.op === 'open-log' && a.removeOnFailure) || (a.op === 'mkdir' && a.removeOnFailure) ? [`remove ${a.path}`] : []).reverse();
     expect(rec.records).toEqual([...actionLines(p), ...undo]);
   });
@@ -108,7 +124,15 @@ describe('what each fixture\'s plan decides', () => {
     const p = vm('docker');
     const lines = actionLines(p);
     expect(lines[0]).toBe('open debug log /var/log/runcvm/runcvm-c1.debug (0600, no symlink followed), kept on failure');
-    expect(lines).toContain('base disk /var/lib/runcvm/disks/1f2e3d4c5b6a79881f2e3d4c5b6a7988.ext4: reuse the cached disk (12 MiB of content, 480 files)');
+    expect(lines).toContain('base disk /var/lib/runcvm/disks/1f2e3d4c5b6a79881f2e3d4c5b6a7988.ext4: reuse the cached disk (12 MiB of content, 480 files), marked as just used');
+    expect(lines).toContain('write /run/runcvm/c1/base-disk 0644: the cached base disk this container uses (never evicted while it exists), 59 bytes');
+    // the launcher's root: runcvm's mount points, the engine's files as files, none of the image
+    expect(lines).toContain('launcher root /run/runcvm/c1/bundle/root 0755: mount points /.runcvm/guest/ /.runcvm/kernel/ /.runcvm/state/ /cache/ /dev/ /proc/ /run/ /sys/ /tmp/ /var/run/virtiofsd/ /.runcvm/debug.log /.runcvm/disks/base.ext4 /etc/hosts /etc/resolv.conf');
+    expect(lines.at(-1)).toBe('run runc --root /run/runc create --bundle /run/runcvm/c1/bundle --pid-file /run/c1.pid c1');
+    expect(p.config.root).toEqual({ path: '/run/runcvm/c1/bundle/root', readonly: false });
+    // the workload's rlimits go to the guest, not to the launcher
+    expect(p.config.process?.rlimits).toBeUndefined();
+    expect(p.launchSpec.process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 1048576 }]);
     expect(lines).toContain('stage /var/lib/docker/overlay2/abc-init/diff/. into /run/runcvm/c1/staging/upper');
     expect(lines).toContain('stage /etc/hosts 0644 into /run/runcvm/c1/staging/upper: copy of /var/lib/docker/containers/abc/hosts');
     expect(lines).toContain('write /run/runcvm/c1/keep-log 0644: marker: delete keeps the debug log, 0 bytes');
@@ -133,8 +157,10 @@ describe('what each fixture\'s plan decides', () => {
     expect(p.launchSpec.volumes?.map((v) => (v.kind === 'disk' ? `disk ${v.containerPath}` : `${v.destination}${v.file ? ` (${v.file})` : ''}`))).toEqual([
       '/tmp/scratch', '/etc/mysql/my.cnf (my.cnf)', '/var/lib/mysql', 'disk /.runcvm/vols/v2-pv-data/disk.img',
     ]);
-    // virtiofsd's unshare(CLONE_FS) is allowed by the (docker-style) seccomp profile, and nothing else
-    expect(JSON.stringify(p.config.linux?.seccomp)).toContain('"value":512');
+    // the workload's seccomp profile is not the launcher's (virtiofsd, QEMU and Node run without it)
+    expect(p.config.linux?.seccomp).toBeUndefined();
+    // a file volume's mount point is a file in the launcher's root
+    expect(actionLines(p).find((l) => l.startsWith('launcher root'))).toContain(' /.runcvm/vols/v1/my.cnf');
     expect(p.config.mounts?.some((m) => m.destination === '/.runcvm/vols/v2-pv-data')).toBe(true);
     expect(renderCreatePlan(p)).not.toContain('hunter2');
   });
@@ -190,6 +216,48 @@ describe('what each fixture\'s plan decides', () => {
     expect(podOnly.launchSpec.seccomp).toBeDefined();
   });
 
+  it('runc run of a runc-spec bundle: a root of its own, the fixed launcher capabilities, no seccomp or rlimits on the launcher, the user namespace\'s root owns what the launcher writes, clean-up after the foreground run', () => {
+    const p = vm('runc-run');
+    const lines = actionLines(p);
+    // the workload's read-only root is the guest's business; the launcher's root stays writable (virtiofsd's lock)
+    expect(p.config.root).toEqual({ path: '/run/runcvm/c1/bundle/root', readonly: false });
+    expect(p.launchSpec.root).toEqual({ readonly: true, readonlyRun: true });
+    expect(p.config.process?.capabilities?.bounding).toContain('CAP_SYS_CHROOT');
+    expect(p.config.process?.capabilities?.ambient).toEqual([]);
+    expect(p.launchSpec.process.capabilities?.bounding).toEqual(['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']);
+    expect(p.config.linux?.seccomp).toBeUndefined();
+    expect(p.config.process?.rlimits).toBeUndefined();
+    expect(p.launchSpec.process.rlimits.map((r) => r.type)).toEqual(['RLIMIT_NOFILE', 'RLIMIT_AS']);
+    // the relative bind source is the caller's bundle's
+    expect(p.launchSpec.volumes?.[0]).toMatchObject({ destination: '/data', hostSource: '/bundles/c1/shared' });
+    expect(p.config.mounts?.find((m) => m.destination === '/.runcvm/vols/v0')?.source).toBe('/bundles/c1/shared');
+    expect(p.config.annotations?.['io.runcvm.bundle']).toBe('/bundles/c1');
+    // user namespace: the log and the state folder (the launcher's root in it) belong to the mapped root
+    expect(lines[0]).toBe('open debug log /var/log/runcvm/runcvm-c1.debug (0600, no symlink followed, owned by 100000:100000)');
+    expect(lines).toContain("chown -R 100000:100000 /run/runcvm/c1: the user namespace's root: the launcher runs as it");
+    // runc gets the private bundle (the relative console socket still names the caller's bundle's), then, as runc
+    // deleted the container when it ended, the state folder and the log go
+    expect(lines.slice(-3)).toEqual([
+      'run runc --root /run/runc run --bundle /run/runcvm/c1/bundle --console-socket /bundles/c1/tty.sock c1 (foreground: signals passed on)',
+      'remove /run/runcvm/c1',
+      'remove /var/log/runcvm/runcvm-c1.debug',
+    ]);
+  });
+
+  it('seccomp: the workload\'s profile is applied once, in the guest (launch.json), never on the launcher; RUNCVM_GUEST_SECCOMP=off applies it nowhere and says so', () => {
+    const fx = byName['runc-run']!;
+    const on = vm('runc-run');
+    expect(on.config.linux?.seccomp).toBeUndefined();
+    expect(on.launchSpec.seccomp).toMatchObject({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] });
+    expect(renderGuestConfig(on.launchSpec).split('\n').filter((l) => l.startsWith('seccomp='))).toHaveLength(1);
+    const off = plan({ ...fx, nodeEnv: { ...fx.nodeEnv, RUNCVM_GUEST_SECCOMP: 'off' } });
+    if (off.kind !== 'vm') throw new Error('not a VM plan');
+    expect(off.config.linux?.seccomp).toBeUndefined();
+    expect(off.launchSpec.seccomp).toBeUndefined();
+    expect(renderGuestConfig(off.launchSpec)).not.toMatch(/^seccomp=/m);
+    expect(off.log.map((l) => l.msg)).toContain('the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)');
+  });
+
   it('sandbox: plain runc, even with a setting that would be refused for a VM', () => {
     const p = plan(byName.sandbox!);
     expect(p.kind).toBe('pass-through');
@@ -220,6 +288,12 @@ describe('every refusal comes from the plan, before any action', () => {
   it('a node value of RUNCVM_GUEST_PRIVILEGES that is not pod or userns', () => {
     const err = refuse((fx) => ({ ...fx, nodeEnv: { RUNCVM_GUEST_PRIVILEGES: 'root' } }));
     expect(err).toMatchObject({ setting: 'RUNCVM_GUEST_PRIVILEGES', value: 'root' });
+  });
+
+  it('a memory limit too small to boot: the minimum and the fix, before anything is made (issue 16 cause 7)', () => {
+    const err = refuse((fx) => ({ ...fx, config: { ...fx.config, linux: { ...fx.config.linux, resources: { memory: { limit: 32 * 1024 * 1024 } } } } }));
+    expect(isToolError(err) && err.code).toBe('MEMORY_TOO_SMALL');
+    expect(isToolError(err) && err.render()).toMatch(/^error: memory limit of 32 MiB is below the 128 MiB a runcvm microVM needs to boot\n[\s\S]*fix: give the container at least 128 MiB \(`docker run -m 128m`, `resources.limits.memory: 128Mi`\)/);
   });
   it('firecracker asked for on a node without it', () => {
     const err = refuse((fx) => ({ ...fx, config: { ...fx.config, process: { ...fx.config.process!, env: ['RUNCVM_HYPERVISOR=firecracker'] } } }));

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import { MS } from '../../../src/runcvm/launch/rootfs.js';
-import { buildLaunchSpec, copiedFilesFromSpec, countCpuset, guestMountsFromSpec, memoryFromResources, vcpusFromResources } from '../../../src/runcvm/launch/build.js';
+import { buildLaunchSpec, copiedFilesFromSpec, countCpuset, guestMountsFromSpec, memoryBelowFloor, memoryFromResources, vcpusFromResources } from '../../../src/runcvm/launch/build.js';
 import { parseSettings, mergeSettingEnv, SettingError } from '../../../src/runcvm/launch/settings.js';
 import { launchSpecSchema, parseLaunchSpec } from '../../../src/runcvm/launch/schema.js';
 import { escapeValue, parseEntrypoint, renderEntrypoint, renderGuestConfig, unescapeValue } from '../../../src/runcvm/launch/guest-config.js';
@@ -38,7 +38,13 @@ describe('resources', () => {
   it('memory from the limit, else 512 MiB', () => {
     expect(memoryFromResources({ limit: 536870912 })).toBe(512);
     expect(memoryFromResources(undefined)).toBe(512);
-    expect(memoryFromResources({ limit: 1048576 })).toBe(64);
+    expect(memoryFromResources({ limit: 1048576 })).toBe(128);
+    // create refuses such a limit before the LaunchSpec is built (issue 16 cause 7)
+    expect(memoryBelowFloor({ limit: 32 * 1048576 })).toBe(32);
+    expect(memoryBelowFloor({ limit: 100 * 1048576 + 5 })).toBe(100);
+    expect(memoryBelowFloor({ limit: 128 * 1048576 })).toBeUndefined();
+    expect(memoryBelowFloor({ limit: 0 })).toBeUndefined();
+    expect(memoryBelowFloor(undefined)).toBeUndefined();
   });
 });
 
@@ -66,6 +72,13 @@ describe('buildLaunchSpec', () => {
     const withVolume = fixture();
     withVolume.mounts = [...(withVolume.mounts ?? []), { destination: '/cache/data', type: 'bind', source: '/srv/data', options: ['rbind'] }];
     expect(guestMountsFromSpec(withVolume).map((m) => m.destination)).toEqual(['/cache']);
+  });
+  it('carries the workload\'s rlimits to the guest and refuses an unknown type, as runc does (the launcher carries none)', () => {
+    const withLimits = fixture();
+    withLimits.process!.rlimits = [{ type: 'RLIMIT_AS', soft: 1 << 30, hard: 1 << 30 }];
+    expect(buildLaunchSpec(withLimits, { containerId: 'c1', settings, debugLog: false }).process.rlimits).toEqual([{ type: 'RLIMIT_AS', soft: 1 << 30, hard: 1 << 30 }]);
+    withLimits.process!.rlimits = [{ type: 'RLIMIT_TEST', soft: 1, hard: 1 }];
+    expect(() => buildLaunchSpec(withLimits, { containerId: 'c1', settings, debugLog: false })).toThrow(/unknown rlimit type RLIMIT_TEST/);
   });
   it('rejects a launch spec of another version', () => {
     const l = buildLaunchSpec(fixture(), { containerId: 'c1', settings, debugLog: false });

@@ -4,6 +4,7 @@ import {
   layerCacheKeyMaterial,
   overlayLayersAt,
   parseMountinfo,
+  planEviction,
   splitVolatileLowers,
   upperDiskSize,
   unescapeMountinfo,
@@ -59,5 +60,18 @@ describe('mountinfo → overlay layers (cache key source)', () => {
     const a = layerCacheKeyMaterial([{ path: '/l/1', dev: 1, ino: 2, mtimeMs: 3.7 }]);
     expect(a).toBe(layerCacheKeyMaterial([{ path: '/l/1', dev: 1, ino: 2, mtimeMs: 3.2 }]));
     expect(a).not.toBe(layerCacheKeyMaterial([{ path: '/l/1', dev: 1, ino: 9, mtimeMs: 3 }]));
+  });
+});
+
+describe('planEviction: the base-disk cache within RUNCVM_CACHE_MAX (issue 16 cause 9)', () => {
+  const e = (name: string, mib: number, usedMs: number) => ({ path: `/c/${name}.ext4`, bytes: mib * MiB, usedMs });
+  const entries = [e('a', 40, 1), e('b', 40, 3), e('c', 40, 2), e('d', 40, 4)];
+  it('removes the least recently used first, only until the cache fits', () => {
+    expect(planEviction(entries, 100 * MiB, '/c/d.ext4', new Set())).toEqual(['/c/a.ext4', '/c/c.ext4']);
+    expect(planEviction(entries, 160 * MiB, '/c/d.ext4', new Set())).toEqual([]);
+  });
+  it('never the disk just built or hit, never one a container uses; over the bound when nothing else can go', () => {
+    expect(planEviction(entries, 100 * MiB, '/c/a.ext4', new Set(['/c/c.ext4']))).toEqual(['/c/b.ext4', '/c/d.ext4']);
+    expect(planEviction(entries, 0, '/c/d.ext4', new Set(['/c/a.ext4', '/c/b.ext4', '/c/c.ext4']))).toEqual([]);
   });
 });

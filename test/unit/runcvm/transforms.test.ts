@@ -3,9 +3,14 @@ import { describe, expect, it } from 'vitest';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import {
   LAUNCHER_ARGS,
+  LAUNCHER_CAPABILITIES,
+  CALLER_BUNDLE_ANNOTATION,
   passThroughReason,
   rewriteForVm,
-  withCaps,
+  withAbsoluteSources,
+  withLauncherCaps,
+  withoutWorkloadConfinement,
+  withLauncherMountNamespace,
   withKvmDevices,
   withLauncherEntrypoint,
   withMemoryOverhead,
@@ -39,15 +44,56 @@ describe('spec transforms', () => {
     const unlimited = { ...fixture(), linux: {} };
     expect(withMemoryOverhead(256)(unlimited)).toEqual(unlimited);
   });
-  it('withCaps adds without duplicates', () => {
-    const s = withCaps(['CAP_NET_ADMIN', 'CAP_CHOWN'])(fixture());
-    expect(s.process!.capabilities!.bounding).toEqual(['CAP_CHOWN', 'CAP_NET_ADMIN']);
+  it("withLauncherCaps: Docker's default set plus CAP_NET_ADMIN, whatever the workload asked; nothing inheritable or ambient (issue 16 cause 10)", () => {
+    const reduced = fixture();
+    reduced.process!.capabilities = { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'], inheritable: ['CAP_KILL'], ambient: ['CAP_KILL'] };
+    for (const input of [reduced, fixture()]) {
+      const caps = withLauncherCaps(input).process!.capabilities!;
+      expect(caps.bounding).toEqual([...LAUNCHER_CAPABILITIES]);
+      expect(caps.effective).toEqual([...LAUNCHER_CAPABILITIES]);
+      expect(caps.permitted).toEqual([...LAUNCHER_CAPABILITIES]);
+      expect(caps.inheritable).toEqual([]);
+      expect(caps.ambient).toEqual([]);
+    }
+    expect(LAUNCHER_CAPABILITIES).toEqual(expect.arrayContaining(['CAP_NET_ADMIN', 'CAP_SYS_CHROOT', 'CAP_DAC_OVERRIDE', 'CAP_SETUID', 'CAP_SETGID', 'CAP_FOWNER', 'CAP_CHOWN']));
+  });
+  it('withoutWorkloadConfinement: no seccomp profile and no rlimits on the launcher (issue 16 cause 1)', () => {
+    const input = fixture();
+    input.linux = { ...input.linux, seccomp: { defaultAction: 'SCMP_ACT_ERRNO' } };
+    input.process!.rlimits = [{ type: 'RLIMIT_AS', soft: 1 << 30, hard: 1 << 30 }];
+    const s = withoutWorkloadConfinement(input);
+    expect(s.linux!.seccomp).toBeUndefined();
+    expect(s.process!.rlimits).toBeUndefined();
+    expect(s.linux!.namespaces).toEqual(input.linux.namespaces);
+    expect(s.process!.args).toEqual(input.process!.args);
+  });
+  it('withLauncherMountNamespace: a spec without a mount namespace gets one for the launcher (its mounts never land in the node\'s namespace); one given, with or without a path, stays', () => {
+    const none = { ...fixture(), linux: { ...fixture().linux, namespaces: [{ type: 'network' }] } };
+    expect(withLauncherMountNamespace(none).linux!.namespaces).toEqual([{ type: 'network' }, { type: 'mount' }]);
+    expect(withLauncherMountNamespace({ ...fixture(), linux: {} }).linux!.namespaces).toEqual([{ type: 'mount' }]);
+    const joined = { ...fixture(), linux: { namespaces: [{ type: 'mount', path: '/proc/42/ns/mnt' }] } };
+    expect(withLauncherMountNamespace(joined)).toEqual(joined);
+  });
+  it('withAbsoluteSources: relative bind sources are the bundle\'s; absolute ones and non-binds stay', () => {
+    const spec = { ...fixture(), mounts: [
+      { destination: '/a', type: 'bind', source: 'data', options: ['rbind'] },
+      { destination: '/b', type: 'none', source: './x', options: ['bind'] },
+      { destination: '/c', type: 'bind', source: '/abs', options: ['rbind'] },
+      { destination: '/proc', type: 'proc', source: 'proc' },
+    ] };
+    expect(withAbsoluteSources('/bundles/c1/')(spec).mounts!.map((m) => m.source)).toEqual(['/bundles/c1/data', '/bundles/c1/x', '/abs', 'proc']);
+    const plain = { ...fixture(), mounts: [{ destination: '/c', type: 'bind', source: '/abs' }] };
+    expect(withAbsoluteSources('/b')(plain)).toBe(plain);
   });
   it('rewriteForVm composes all of them and does not mutate its input', () => {
     const input = fixture();
     const before = JSON.stringify(input);
-    const s = rewriteForVm(input, { guestDir: '/g', kernelDir: '/k', stateDir: '/s', baseDisk: '/d.ext4', debugLog: '/tmp/runcvm-x.debug', devices: [] });
+    const s = rewriteForVm(input, { launcherRoot: '/s/bundle/root', callerBundle: '/bundles/x', guestDir: '/g', kernelDir: '/k', stateDir: '/s', baseDisk: '/d.ext4', debugLog: '/tmp/runcvm-x.debug', devices: [] });
     expect(JSON.stringify(input)).toBe(before);
+    // the launcher's own root, writable whatever the workload's root.readonly; the caller's bundle recorded for hooks
+    expect(s.root).toEqual({ path: '/s/bundle/root', readonly: false });
+    expect(s.annotations![CALLER_BUNDLE_ANNOTATION]).toBe('/bundles/x');
+    expect(s.process!.capabilities!.bounding).toEqual([...LAUNCHER_CAPABILITIES]);
     expect(s.mounts!.map((m) => m.destination)).toEqual(expect.arrayContaining(['/.runcvm/guest', '/.runcvm/kernel', '/.runcvm/state', '/.runcvm/disks/base.ext4', '/.runcvm/debug.log']));
     expect(s.linux!.resources!.memory!.limit).toBeGreaterThan(536870912);
   });

@@ -33,9 +33,10 @@ describe('which settings a container may set', () => {
     expect(CONTAINER_SETTING_NAMES.filter((n) => (NODE_SETTING_NAMES as readonly string[]).includes(n))).toEqual([]);
   });
   it('a node-only setting in the container environment is never read', () => {
-    const containerEnv = { RUNCVM_MAX_ROOTFS_SIZE: '8T', RUNCVM_KERNELS_DIR: '/', RUNCVM_STATE_DIR: '/etc', RUNCVM_GUEST_PRIVILEGES: 'userns', RUNCVM_GUEST_SECCOMP: 'off', RUNCVM_ROOTFS_SIZE: '1G' };
+    const containerEnv = { RUNCVM_MAX_ROOTFS_SIZE: '8T', RUNCVM_KERNELS_DIR: '/', RUNCVM_STATE_DIR: '/etc', RUNCVM_CACHE_MAX: '1T', RUNCVM_GUEST_PRIVILEGES: 'userns', RUNCVM_GUEST_SECCOMP: 'off', RUNCVM_ROOTFS_SIZE: '1G' };
     expect(mergeSettingEnv({}, containerEnv)).toEqual({ RUNCVM_ROOTFS_SIZE: '1G' });
-    expect(parseNodeSettings({})).toEqual({ maxRootfsBytes: 16 * 1024 ** 3, maxDiskBytes: 64 * 1024 ** 3, kernelsDir: DIR, guestPrivileges: 'pod', guestSeccomp: true });
+    expect(parseNodeSettings({})).toEqual({ maxRootfsBytes: 16 * 1024 ** 3, maxDiskBytes: 64 * 1024 ** 3, cacheMaxBytes: 10 * 1024 ** 3, kernelsDir: DIR, guestPrivileges: 'pod', guestSeccomp: true });
+    expect(parseNodeSettings({ RUNCVM_CACHE_MAX: '100M' }).cacheMaxBytes).toBe(100 * 1024 ** 2);
     expect(parseNodeSettings({ RUNCVM_GUEST_SECCOMP: 'off' }).guestSeccomp).toBe(false);
   });
   it('the origin of each value: the container\'s wins over the node default', () => {
@@ -87,7 +88,7 @@ describe('RUNCVM_KERNEL', () => {
   });
   it('the chosen file is bound read-only, nosuid, nodev, as a file (bind, not rbind)', () => {
     const spec = { ociVersion: '1.0.2', process: { args: ['true'], cwd: '/', user: { uid: 0, gid: 0 } }, mounts: [] } as unknown as OciSpec;
-    const out = rewriteForVm(spec, { guestDir: '/g', kernelDir: '/k', stateDir: '/s', baseDisk: '/b', devices: [], customKernel: `${DIR}/v` });
+    const out = rewriteForVm(spec, { launcherRoot: '/s/bundle/root', callerBundle: '/b', guestDir: '/g', kernelDir: '/k', stateDir: '/s', baseDisk: '/b', devices: [], customKernel: `${DIR}/v` });
     expect(out.mounts?.find((m) => m.destination === '/.runcvm/kernel-custom/vmlinux')).toEqual({ destination: '/.runcvm/kernel-custom/vmlinux', type: 'bind', source: `${DIR}/v`, options: ['bind', 'ro', 'nosuid', 'nodev'] });
   });
 });

@@ -1,6 +1,12 @@
 /**
  * Pure config.json transforms (containerd SpecOpts style): each takes a spec and returns a new one; rewriteForVm
- * composes them in one place. The result is written once, atomically, by create (runtime/main.ts).
+ * composes them in one place. The result is the launcher's config.json, written once, atomically, into runcvm's
+ * private bundle under the container's state folder (runtime/plan-create.ts); the caller's bundle is never written.
+ *
+ * The launcher container is runcvm's, not the workload's: it gets a root of runcvm's own (writable, holding only
+ * the mount points), a fixed capability set, and none of the workload's seccomp profile or rlimits. The workload's
+ * own confinement goes to the guest through launch.json (root.readonly, capabilities, rlimits, seccomp), where the
+ * guest init applies it as runc would.
  */
 import type { OciDevice, OciMount, OciSpec } from '../../launch/oci.js';
 import { CONTAINER_PATHS } from '../../launch/schema.js';
@@ -72,17 +78,97 @@ export const withKvmDevices = (devices: readonly HostDevice[]): SpecTransform =>
   return { ...spec, linux: { ...linux, devices: [...existing, ...added], resources: { ...resources, devices: rules } } };
 };
 
-/** Capabilities added to the launcher (networking will need CAP_NET_ADMIN); sets stay duplicate-free. */
-export const withCaps =
-  (caps: readonly string[], sets: readonly ('bounding' | 'effective' | 'permitted' | 'inheritable' | 'ambient')[] = ['bounding', 'effective', 'permitted']): SpecTransform =>
-  (spec) => {
-    const proc = spec.process;
-    if (!proc || caps.length === 0) return spec;
-    const current = proc.capabilities ?? {};
-    const next = { ...current };
-    for (const set of sets) next[set] = [...new Set([...(current[set] ?? []), ...caps])];
-    return { ...spec, process: { ...proc, capabilities: next } };
+/** Docker's (and containerd's) default capability set: what a container gets when nobody drops anything. */
+export const DOCKER_DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+] as const;
+
+/**
+ * The launcher's capabilities, whatever the workload asked: Docker's default set (virtiofsd's chroot sandbox needs
+ * CHOWN, DAC_OVERRIDE, FOWNER, FSETID, SETUID, SETGID, MKNOD, SETFCAP, SYS_CHROOT; with fewer it dies and QEMU
+ * reports `vhost_backend_init failed: Protocol error`) plus CAP_NET_ADMIN (the launcher hands eth* to the VM's tap).
+ * Nothing inheritable or ambient: no program the launcher starts gains more. The workload's own sets are applied in
+ * the guest (launch.json capabilities → guest/caps.c).
+ */
+export const LAUNCHER_CAPABILITIES: readonly string[] = [...DOCKER_DEFAULT_CAPABILITIES, 'CAP_NET_ADMIN'];
+
+export const withLauncherCaps: SpecTransform = (spec) => {
+  const proc = spec.process;
+  if (!proc) return spec;
+  const caps = [...LAUNCHER_CAPABILITIES];
+  return { ...spec, process: { ...proc, capabilities: { bounding: caps, effective: [...caps], permitted: [...caps], inheritable: [], ambient: [] } } };
+};
+
+/**
+ * The workload's seccomp profile and rlimits are the workload's: they reach it in the guest (launch.json) and never
+ * confine the launcher (Node), QEMU or virtiofsd, which a profile without clone3 or an RLIMIT_AS of 1 GiB kills.
+ */
+export const withoutWorkloadConfinement: SpecTransform = (spec) => {
+  const { rlimits: _rlimits, ...proc } = spec.process ?? { user: { uid: 0, gid: 0 }, cwd: '/' };
+  const { seccomp: _seccomp, ...linux } = spec.linux ?? {};
+  return { ...spec, ...(spec.process ? { process: proc } : {}), ...(spec.linux ? { linux } : {}) };
+};
+
+/**
+ * RUNCVM_GUEST_PRIVILEGES=userns (the runcvm-userns handler for restricted pods): the guest loads no seccomp profile
+ * and widens the workload's bounding set, so the node-side processes keep the pod's own confinement instead of
+ * runcvm's fixed set: the pod's capability sets plus CAP_NET_ADMIN (for the pod's own network namespace), its
+ * no_new_privs and its seccomp profile (with unshare(CLONE_FS) allowed for virtiofsd). Rlimits stay the guest's.
+ */
+export const CLONE_FS = 0x200;
+
+export const withPodConfinementOnLauncher: SpecTransform = (spec) => {
+  const { rlimits: _rlimits, ...proc } = spec.process ?? { user: { uid: 0, gid: 0 }, cwd: '/' };
+  if (!spec.process) return spec;
+  const current = proc.capabilities ?? {};
+  const next = { ...current };
+  for (const set of ['bounding', 'effective', 'permitted'] as const) next[set] = [...new Set([...(current[set] ?? []), 'CAP_NET_ADMIN'])];
+  const seccomp = spec.linux?.seccomp;
+  const unshareFs = { names: ['unshare'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: CLONE_FS, op: 'SCMP_CMP_EQ' }] };
+  return {
+    ...spec,
+    process: { ...proc, capabilities: next },
+    ...(seccomp ? { linux: { ...spec.linux, seccomp: { ...seccomp, syscalls: [...(seccomp.syscalls ?? []), unshareFs] } } } : {}),
   };
+};
+
+/**
+ * The launcher always has a mount namespace: without one (a spec that lists no `mount` namespace, as runtime-tools'
+ * linux_ns_itype), runc makes every launcher mount — runcvm's state, guest package, /proc, /dev — in the node's own
+ * namespace, where they outlive the container. The workload's namespaces are the guest's either way.
+ */
+export const withLauncherMountNamespace: SpecTransform = (spec) => {
+  const namespaces = spec.linux?.namespaces ?? [];
+  if (namespaces.some((n) => n.type === 'mount')) return spec;
+  return { ...spec, linux: { ...spec.linux, namespaces: [...namespaces, { type: 'mount' }] } };
+};
+
+/**
+ * The launcher's root: a folder of runcvm's own (runtime/plan-create.ts makes it with the mount points), writable,
+ * so virtiofsd can write /var/run/virtiofsd; the workload's root.readonly is the guest's (launch.json root).
+ */
+export const withLauncherRoot = (rootPath: string): SpecTransform => (spec) => ({ ...spec, root: { path: rootPath, readonly: false } });
+
+/**
+ * Relative bind sources are relative to the bundle (runc resolves them after entering it): made absolute against the
+ * caller's bundle, so they mean the same from runcvm's private bundle and to the host-side checks.
+ */
+export const withAbsoluteSources = (bundle: string): SpecTransform => (spec) => {
+  if (!(spec.mounts ?? []).some((m) => m.source !== undefined && m.source !== '' && !m.source.startsWith('/') && isBind(m))) return spec;
+  const base = bundle.replace(/\/+$/, '');
+  return { ...spec, mounts: (spec.mounts ?? []).map((m) => (m.source && !m.source.startsWith('/') && isBind(m) ? { ...m, source: `${base}/${m.source.replace(/^\.\//, '')}` } : m)) };
+};
+
+function isBind(m: OciMount): boolean {
+  const opts = m.options ?? [];
+  return m.type === 'bind' || opts.includes('bind') || opts.includes('rbind');
+}
+
+/** Where runcvm records the caller's bundle in the launcher's config (OCI hooks see the private bundle's path). */
+export const CALLER_BUNDLE_ANNOTATION = 'io.runcvm.bundle';
+
+export const withCallerBundle = (bundle: string): SpecTransform => (spec) => ({ ...spec, annotations: { ...(spec.annotations ?? {}), [CALLER_BUNDLE_ANNOTATION]: bundle } });
 
 /** The container's memory limit keeps the guest's memory and adds room for the VMM (QEMU + launcher). */
 export const withMemoryOverhead = (mib: number): SpecTransform => (spec) => {
@@ -98,6 +184,9 @@ export const withMemoryOverhead = (mib: number): SpecTransform => (spec) => {
 /** Engines' /etc/hosts etc. bind mounts stay (the launcher sees them) — the VM gets copies; nothing to change. */
 
 export interface VmRewrite {
+  /** the launcher's root folder (runcvm's private bundle) and the caller's bundle, recorded in an annotation */
+  launcherRoot: string;
+  callerBundle: string;
   guestDir: string;
   kernelDir: string;
   stateDir: string;
@@ -109,6 +198,8 @@ export interface VmRewrite {
   binds?: readonly { source: string; destination: string }[];
   devices: readonly HostDevice[];
   memoryOverheadMiB?: number;
+  /** RUNCVM_GUEST_PRIVILEGES=userns: the launcher keeps the pod's confinement (withPodConfinementOnLauncher) */
+  podConfinementOnLauncher?: boolean;
 }
 
 export function compose(...transforms: SpecTransform[]): SpecTransform {
@@ -118,6 +209,10 @@ export function compose(...transforms: SpecTransform[]): SpecTransform {
 export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
   return compose(
     withLauncherEntrypoint,
+    withLauncherRoot(r.launcherRoot),
+    withCallerBundle(r.callerBundle),
+    r.podConfinementOnLauncher ? withPodConfinementOnLauncher : withoutWorkloadConfinement,
+    withLauncherMountNamespace,
     withGuestMount(r.guestDir),
     withKernelMount(r.kernelDir),
     withStateMount(r.stateDir),
@@ -126,8 +221,7 @@ export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
     ...(r.customKernel ? [withCustomKernelMount(r.customKernel)] : []),
     withHostBinds(r.binds ?? []),
     withKvmDevices(r.devices),
-    // networking: the launcher bridges eth0 to the VM's tap (network/apply.ts)
-    withCaps(['CAP_NET_ADMIN']),
+    ...(r.podConfinementOnLauncher ? [] : [withLauncherCaps]),
     withMemoryOverhead(r.memoryOverheadMiB ?? MEMORY_OVERHEAD_MIB),
   )(spec);
 }
