@@ -2,7 +2,8 @@
  * Probe the facts preflight judges, in one cheap pass: a few /proc and /etc reads, a statfs, a write test, and a
  * single `unshare` child that creates a real user namespace (and, for overlay, mounts an overlay inside it).
  */
-import { access, constants, mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { access, constants, readFile, readdir, rm, stat, statfs } from 'node:fs/promises';
+import { mkdirSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run } from '../../core/exec/index.js';
 import { parseSize } from '../../core/config.js';
@@ -54,12 +55,16 @@ export function hasSubIdRange(file: string | undefined, user: string, uid: numbe
   });
 }
 
-async function writable(dir: string): Promise<{ writable: boolean; error?: string }> {
+/**
+ * Synchronous on purpose (a few syscalls, microseconds): the namespace child waits for this answer, and async calls
+ * would queue behind the context hashing's reads in libuv's thread pool, which delayed the child by 30-190 ms.
+ */
+function writable(dir: string): { writable: boolean; error?: string } {
   try {
-    await mkdir(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true });
     const probe = join(dir, `.kimia-write-test-${process.pid}`);
-    await writeFile(probe, '');
-    await unlink(probe);
+    writeFileSync(probe, '');
+    unlinkSync(probe);
     return { writable: true };
   } catch (err) {
     return { writable: false, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
@@ -111,8 +116,9 @@ async function probeNamespace(overlayBase: string | undefined): Promise<{ userns
   let command = ['true'];
   if (overlayBase) {
     try {
-      scratch = await mkdtemp(join(overlayBase, '.kimia-overlay-probe-'));
-      await Promise.all(['l', 'u', 'w', 'm'].map((d) => mkdir(join(scratch!, d))));
+      // synchronous, like writable(): the child starts without waiting for the thread pool
+      scratch = mkdtempSync(join(overlayBase, '.kimia-overlay-probe-'));
+      for (const d of ['l', 'u', 'w', 'm']) mkdirSync(join(scratch, d));
       args.push('--mount');
       command = ['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${scratch}/l,upperdir=${scratch}/u,workdir=${scratch}/w`, `${scratch}/m`];
     } catch (err) {
@@ -143,10 +149,11 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const storage = storageFor(request);
-  // The namespace child is the slow part (tens of ms): it starts as soon as the storage folder exists, and every
-  // file read and the free-space check run while it does.
-  const storageWritable = writable(storage.root);
-  const namespace = storageWritable.then((w) => probeNamespace(request.storageDriver === 'overlay' && w.writable ? dirname(storage.root) : undefined));
+  // The namespace child is the slow part (tens of ms): it starts first, as soon as the storage folder exists, and
+  // every file read and the free-space check run while it does.
+  const storageW = writable(storage.root);
+  const storageWritable = Promise.resolve(storageW);
+  const namespace = probeNamespace(request.storageDriver === 'overlay' && storageW.writable ? dirname(storage.root) : undefined);
   const free = storageWritable.then(async () => {
     const dir = await existingAncestor(storage.root);
     const st = await statfs(dir).catch(() => undefined);
@@ -156,7 +163,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   const buildahFound = found.then((f) => f.path, () => undefined);
   // the engine's version: the log names it, and the Dockerfile check refuses features it is too old for
   const engine = found.then((f) => f.engine, () => undefined);
-  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, storageW, cacheW, ns, freeSpace, storageBlocked, engineVersion] = await Promise.all([
+  const [status, maxNs, passwd, subuid, subgid, newuidmap, newgidmap, buildahPath, dockerCfg, kanikoCfg, cacheW, ns, freeSpace, storageBlocked, engineVersion] = await Promise.all([
     readText('/proc/self/status'),
     readText('/proc/sys/user/max_user_namespaces'),
     readText('/etc/passwd'),
@@ -167,8 +174,7 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
     buildahFound,
     access(join(request.dockerConfigDir, 'config.json')).then(() => true, () => false),
     access(join(KANIKO_DOCKER_CONFIG, 'config.json')).then(() => true, () => false),
-    storageWritable,
-    request.cacheDir ? writable(request.cacheDir) : Promise.resolve(undefined),
+    request.cacheDir ? writable(request.cacheDir) : undefined,
     namespace,
     free,
     blocked,
