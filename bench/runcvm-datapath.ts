@@ -351,12 +351,14 @@ try {
     const drop = (t: Target) => t.vmPids
       ? `sync; p=/proc; [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || { mkdir -p /tmp/procfs && { mountpoint -q /tmp/procfs || mount -t proc proc /tmp/procfs; } && p=/tmp/procfs && echo 3 > /tmp/procfs/sys/vm/drop_caches; } || { echo 'drop_caches failed' >&2; exit 1; }; c=$(sed -n 's/^Cached: *\\([0-9]*\\) kB/\\1/p' $p/meminfo); [ "$c" -lt ${VOL_MIB * 1024} ] || { echo "page cache not dropped: Cached $c kB" >&2; exit 1; }`
       : 'sync';
-    const allOps: { key: 'data-write' | 'data-read' | 'disk-exec' | 'disk-write' | 'disk-read'; name: string; virtiofs: boolean; script: (i: number, t: Target) => string; notes: string }[] = [
+    const allOps: { key: 'data-write' | 'data-read' | 'disk-exec' | 'disk-idle' | 'disk-write' | 'disk-read'; name: string; virtiofs: boolean; script: (i: number, t: Target) => string; notes: string }[] = [
       { key: 'data-write', name: `write ${VOL_MIB} MiB to /data (virtiofs)`, virtiofs: true, script: (i) => `${timedDd('t', `dd if=/dev/zero of=/data/w${i} bs=1M count=${VOL_MIB} conv=fsync`)}; rm -f /data/w${i}`, notes: 'dd bs=1M conv=fsync; runc: bind mount; VMs: virtiofs (bare VM: Debian virtiofsd with its defaults)' },
       { key: 'data-read', name: `read ${VOL_MIB} MiB from /data (virtiofs)`, virtiofs: true, script: (i) => timedDd('t', `dd if=/data/r${i} of=/dev/null bs=1M`), notes: 'dd bs=1M of a file the host wrote (never in the guest\'s cache)' },
       // the host-CPU figures of each dd call include starting its shell (runcvm: ctr exec → agent → fork/exec in the
       // guest's namespaces; bare VM: one eval in its control shell): this case is that floor alone
       { key: 'disk-exec', name: 'an empty call (the floor of the own-disk CPU figures)', virtiofs: false, script: () => timedDd('t', 'true'), notes: 'busybox time true: the shell a dd call starts, without the dd' },
+      // and what the guest costs at rest over a write's duration (timers, runcvm's agent and init, the bare VM's shell)
+      { key: 'disk-idle', name: 'an idle guest for 2 s (background CPU)', virtiofs: false, script: () => timedDd('t', 'sleep 2'), notes: 'busybox time sleep 2: host CPU of QEMU while the guest does nothing, plus the call' },
       { key: 'disk-write', name: `write ${VOL_MIB} MiB to the own disk`, virtiofs: false, script: (i) => timedDd('t', `dd if=/dev/zero of=/root/w${i} bs=1M count=${VOL_MIB} conv=fsync`), notes: 'dd bs=1M conv=fsync to /root; runc: its overlay rootfs; bare VM: ext4 root (virtio-blk, QEMU default cache); runcvm: overlay on its upper disk' },
       { key: 'disk-read', name: `read ${VOL_MIB} MiB from the own disk`, virtiofs: false, script: (i, t) => `${drop(t)}; ${timedDd('t', `dd if=/root/w${i} of=/dev/null bs=1M`)}; rm -f /root/w${i}`, notes: 'dd bs=1M of the file just written, after drop_caches in the VMs, checked (runc cannot drop the host\'s cache: a page-cache read)' },
     ];
