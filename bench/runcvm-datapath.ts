@@ -177,14 +177,17 @@ async function bareTarget(work: string): Promise<{ target: Target; vm: BareVm }>
 }
 
 /**
- * The bare VM's processes into a cpu cgroup next to runcvm's container (cgroup v1 here). Left in the root group,
+ * The bare VM's processes into a cpu cgroup next to runcvm's container (cgroup v1 here, v2 elsewhere). Left in the root group,
  * each QEMU thread of the bare VM competes with every other task of the machine on its own, while runcvm's QEMU
  * shares its container group's one weight: on a loaded machine the bare VM got more CPU per wall second and the
  * wall-time ratios leaned against runcvm (the host-CPU ratios did not).
  */
 async function sameCpuGroup(runcvm: Target, bare: Target): Promise<void> {
-  const base = '/sys/fs/cgroup/cpu';
-  const line = readFileSync(`/proc/${runcvm.vmPids!().qemu[0]}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:cpu(,|:)/.test(l));
+  const lines = readFileSync(`/proc/${runcvm.vmPids!().qemu[0]}/cgroup`, 'utf8').split('\n');
+  // cgroup v1's cpu hierarchy (this machine), else the unified v2 one
+  const v1 = lines.find((l) => /^\d+:[^:]*\bcpu\b[^:]*:/.test(l));
+  const line = v1 ?? lines.find((l) => l.startsWith('0::'));
+  const base = v1 ? `/sys/fs/cgroup/${v1.split(':')[1]}` : '/sys/fs/cgroup';
   const own = line?.split(':')[2];
   if (!own || own === '/') throw new Error(`runcvm's QEMU is in no cpu cgroup of its own (${line ?? 'no cpu line'}): cannot place the bare VM alike`);
   const dir = join(base, own.replace(/\/[^/]+$/, ''), 'datapath-bare-vm');
