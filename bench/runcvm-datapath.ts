@@ -3,6 +3,7 @@
  * for runc, a bare VM and runcvm, every case interleaved (runc, bare VM, runcvm, runc, …).
  *
  *   npx vite-node bench/runcvm-datapath.ts        (as root; BENCH_REPS=5, BENCH_WARMUPS=1; ~5 min on a busy 2-core box)
+ *   BENCH_CASES=disk npx vite-node bench/runcvm-datapath.ts   (only some groups: exec, network, data, disk; comma-separated)
  *
  * The three targets, each in its own pod network namespace (eth0 = a veth to a peer namespace, pod 10.88.0.2/24,
  * peer 10.88.0.1) with a host folder shared at /data:
@@ -28,7 +29,7 @@
  */
 import { createConnection } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunResult } from '../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../src/core/fsx/index.js';
@@ -53,6 +54,11 @@ const VOL_MIB = Number(process.env.BENCH_VOL_MIB ?? 64);
 const VOL_REPS = repsAtMost(5);
 const SLOW_REPS = repsAtMost(3);
 const VM_PAIRS = [['runcvm', 'bare VM'], ['runcvm', 'runc']] as const;
+/** BENCH_CASES: the case groups to run (exec, network, data = /data over virtiofs, disk = the own disk); all by default */
+const GROUPS = ['exec', 'network', 'data', 'disk'] as const;
+const wanted = new Set((process.env.BENCH_CASES ?? GROUPS.join(',')).split(',').map((g) => g.trim()).filter(Boolean));
+for (const g of wanted) if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`BENCH_CASES: unknown group "${g}" (groups: ${GROUPS.join(', ')})`);
+const only = (group: (typeof GROUPS)[number]): boolean => wanted.has(group);
 
 type Name = 'runc' | 'bare VM' | 'runcvm';
 
@@ -116,7 +122,9 @@ async function ctrTarget(cd: StartedContainerd, name: 'runc' | 'runcvm', wrapper
   await mkdir(share);
   const id = `datapath-${name}`;
   const runtime = name === 'runcvm' ? ['--runc-binary', wrapper] : [];
-  await cd.ctr(['run', '-d', ...runtime, '--with-ns', `network:${net.nsPath}`, '--mount', `type=bind,src=${share},dst=/data,options=rbind:rw`, image, id, 'sh', '-c', `${SERVER}\nexec sleep 1000000`], { timeoutMs: 120_000 });
+  // CAP_SYS_ADMIN (both containers alike): the disk read case drops the VM guest's page cache through a procfs of
+  // its own, /proc/sys being read-only in a container (the VM's kernel is the container's: the host's cache is untouched)
+  await cd.ctr(['run', '-d', ...runtime, '--cap-add', 'CAP_SYS_ADMIN', '--with-ns', `network:${net.nsPath}`, '--mount', `type=bind,src=${share},dst=/data,options=rbind:rw`, image, id, 'sh', '-c', `${SERVER}\nexec sleep 1000000`], { timeoutMs: 120_000 });
   closers.push(`${name} container`, async () => {
     await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { reject: false });
     await waitFor(`${id} to stop`, async () => (await cd.ctr(['task', 'delete', id], { reject: false })).exitCode === 0, { timeoutMs: 60_000, intervalMs: 300 }).catch(() => undefined);
@@ -166,6 +174,32 @@ async function bareTarget(work: string): Promise<{ target: Target; vm: BareVm }>
     },
   };
   return { target, vm };
+}
+
+/**
+ * The bare VM's processes into a cpu cgroup next to runcvm's container (cgroup v1 here, v2 elsewhere). Left in the root group,
+ * each QEMU thread of the bare VM competes with every other task of the machine on its own, while runcvm's QEMU
+ * shares its container group's one weight: on a loaded machine the bare VM got more CPU per wall second and the
+ * wall-time ratios leaned against runcvm (the host-CPU ratios did not).
+ */
+async function sameCpuGroup(runcvm: Target, bare: Target): Promise<void> {
+  const lines = readFileSync(`/proc/${runcvm.vmPids!().qemu[0]}/cgroup`, 'utf8').split('\n');
+  // cgroup v1's cpu hierarchy (this machine), else the unified v2 one
+  const v1 = lines.find((l) => /^\d+:[^:]*\bcpu\b[^:]*:/.test(l));
+  const line = v1 ?? lines.find((l) => l.startsWith('0::'));
+  const base = v1 ? `/sys/fs/cgroup/${v1.split(':')[1]}` : '/sys/fs/cgroup';
+  const own = line?.split(':')[2];
+  if (!own || own === '/') throw new Error(`runcvm's QEMU is in no cpu cgroup of its own (${line ?? 'no cpu line'}): cannot place the bare VM alike`);
+  const dir = join(base, own.replace(/\/[^/]+$/, ''), 'datapath-bare-vm');
+  await mkdir(dir);
+  const p = bare.vmPids!();
+  const pids = [...p.qemu, ...p.virtiofsd];
+  closers.push('bare VM cpu cgroup', async () => {
+    for (const pid of pids) await writeFile(join(base, 'cgroup.procs'), String(pid)).catch(() => undefined);
+    await rmdir(dir);
+  });
+  for (const pid of pids) await writeFile(join(dir, 'cgroup.procs'), String(pid));
+  process.stdout.write(`bare VM (QEMU ${p.qemu.join(' ')}) in cpu cgroup ${dir.slice(base.length)}, next to runcvm's ${own}\n`);
 }
 
 async function fifo(work: string, name: string): Promise<string> {
@@ -225,6 +259,7 @@ try {
   const runc = await ctrTarget(cd, 'runc', fx.wrapper, image, work);
   const runcvm = await ctrTarget(cd, 'runcvm', fx.wrapper, image, work);
   const { target: bare, vm } = await bareTarget(work);
+  await sameCpuGroup(runcvm, bare);
   // the bare VM first: it is the baseline of every network and volume case (runc is for scale)
   const targets: Target[] = [bare, runcvm, runc];
   const vms = targets.filter((t) => t.vmPids);
@@ -242,6 +277,7 @@ try {
   process.stdout.write(`all three serving after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   // ---- exec ----
+  if (only('exec')) {
   const execSocket = join(fx.stateDir, 'datapath-runcvm', 'exec.sock');
   cases.push(await measureCase({ bench: BENCH, case: 'exec round trip in the guest (true)', repetitions: Math.max(REPS, 10), pairs: [['runcvm', 'bare VM']], notes: 'runcvm: OPEN true → EXIT on the launcher\'s exec socket (launcher mux → virtio-serial → runcvm-agent fork/exec); bare VM: the line /bin/true → @@EXIT over a virtio-serial port (busybox sh fork/exec); guest under TCG' }, [
     { name: 'bare VM', run: async () => void (await vm.roundTrip()) },
@@ -258,9 +294,10 @@ try {
     { name: 'runc exec', run: async () => void (await run('runc', ['--root', root, 'exec', 'datapath-runc', 'true'], { timeoutMs: 60_000 })) },
     { name: 'runcvm-runtime exec', run: async () => void (await run(fx.wrapper, ['--root', root, 'exec', 'datapath-runcvm', 'true'], { timeoutMs: 60_000 })) },
   ]));
+  }
 
   // ---- network ----
-  {
+  if (only('network')) {
     const load = loadMark();
     const rtts = new Map<Name, number[]>(targets.map((t) => [t.name, []]));
     for (let i = 0; i < REPS; i++) {
@@ -296,26 +333,47 @@ try {
     cases.push(derivedCase({ bench: BENCH, case: `${name}: host CPU of the VM`, unit: 'ms CPU', ...(c.load ? { load: c.load } : {}), pairs: [VM_PAIRS[0]], repetitions: reps, warmups: 0, notes: 'user + system CPU time of the QEMU process during each transfer (same rounds as the wall times; moves far less with the load)' },
       vms.map((t) => ({ name: t.name, values: cpu.get(t.name)!.slice(WARMUPS) }))));
   };
+  if (only('network')) {
   await netCase(`TCP upload ${MIB} MiB peer to target`, 'peer: dd | busybox nc; target: nc -l -e wc -c (wc reads the socket, 4 KiB reads); time to the byte count', () => `dd if=/dev/zero bs=64k count=${MIB * 16} 2>/dev/null | busybox nc ${POD_IP} 9000`);
   await netCase(`TCP download ${MIB} MiB target to peer`, 'target: nc -l -e dd bs=64k (dd writes 64 KiB to the socket itself); peer: busybox nc | wc -c to EOF', (t) => `busybox nc ${POD_IP} 9001 <>${t.fifo} | wc -c`);
   await netCase(`TCP download ${LOOP_MIB} MiB through busybox nc's copy loop`, `target: dd | nc -l (nc copies with poll + 1 KiB read + 1 KiB write: ${LOOP_MIB * 1024} rounds of three syscalls, CPU-bound in an emulated guest); the old bench's case, kept to show where its 9 s went; ${SLOW_REPS} repetitions (capped)`, (t) => `busybox nc ${POD_IP} 9003 <>${t.fifo} | wc -c`, { reps: SLOW_REPS, mib: LOOP_MIB });
   await netCase(`HTTP download ${MIB} MiB target to peer`, 'busybox httpd (sendfile) in the target; busybox wget in the peer', () => `busybox wget -q -O - http://${POD_IP}:9002/blob | wc -c`);
+  }
 
   // ---- volumes: /data (virtiofs in the VMs) and the target's own disk, one dd per call, rounds interleaved ----
-  {
+  if (only('data') || only('disk')) {
     const load = loadMark();
     const chunk = Buffer.alloc(1024 * 1024, 7);
     const file = Buffer.concat(Array.from({ length: VOL_MIB }, () => chunk));
-    for (const t of targets) for (let i = 1; i <= VOL_REPS; i++) await writeFile(join(t.share, `r${i}`), file);
-    // the read of the own disk must come from the disk, not the target's page cache: dropped first (runc cannot
-    // drop the host's cache: its figure is a page-cache read)
-    const drop = 'sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null';
-    const ops: { key: string; name: string; virtiofs: boolean; script: (i: number) => string; notes: string }[] = [
+    if (only('data')) for (const t of targets) for (let i = 1; i <= VOL_REPS; i++) await writeFile(join(t.share, `r${i}`), file);
+    // the read of the own disk must come from the disk, not the target's page cache: dropped first in the VMs, and
+    // checked (the guest's Cached falls below the file's size). runcvm's workload sees /proc/sys read-only, as under
+    // runc: it drops through a procfs mounted for it (CAP_SYS_ADMIN above). Before, the bench's drop failed
+    // silently in runcvm and its "disk" read was a page-cache read. runc's figure stays a page-cache read (dropping
+    // the host's cache would disturb the machine).
+    const drop = (t: Target) => t.vmPids
+      ? `sync; p=/proc; [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || { mkdir -p /tmp/procfs && { mountpoint -q /tmp/procfs || mount -t proc proc /tmp/procfs; } && p=/tmp/procfs && echo 3 > /tmp/procfs/sys/vm/drop_caches; } || { echo 'drop_caches failed' >&2; exit 1; }; c=$(sed -n 's/^Cached: *\\([0-9]*\\) kB/\\1/p' $p/meminfo); [ "$c" -lt ${VOL_MIB * 1024} ] || { echo "page cache not dropped: Cached $c kB" >&2; exit 1; }`
+      : 'sync';
+    const allOps: { key: 'data-write' | 'data-read' | 'disk-exec' | 'disk-idle' | 'disk-write' | 'disk-read'; name: string; virtiofs: boolean; script: (i: number, t: Target) => string; notes: string }[] = [
       { key: 'data-write', name: `write ${VOL_MIB} MiB to /data (virtiofs)`, virtiofs: true, script: (i) => `${timedDd('t', `dd if=/dev/zero of=/data/w${i} bs=1M count=${VOL_MIB} conv=fsync`)}; rm -f /data/w${i}`, notes: 'dd bs=1M conv=fsync; runc: bind mount; VMs: virtiofs (bare VM: Debian virtiofsd with its defaults)' },
       { key: 'data-read', name: `read ${VOL_MIB} MiB from /data (virtiofs)`, virtiofs: true, script: (i) => timedDd('t', `dd if=/data/r${i} of=/dev/null bs=1M`), notes: 'dd bs=1M of a file the host wrote (never in the guest\'s cache)' },
+      // the host-CPU figures of each dd call include starting its shell (runcvm: ctr exec → agent → fork/exec in the
+      // guest's namespaces; bare VM: one eval in its control shell): this case is that floor alone
+      { key: 'disk-exec', name: 'an empty call (the floor of the own-disk CPU figures)', virtiofs: false, script: () => timedDd('t', 'true'), notes: 'busybox time true: the shell a dd call starts, without the dd' },
+      // and what the guest costs at rest over a write's duration (timers, runcvm's agent and init, the bare VM's shell)
+      { key: 'disk-idle', name: 'an idle guest for 2 s (background CPU)', virtiofs: false, script: () => timedDd('t', 'sleep 2'), notes: 'busybox time sleep 2: host CPU of QEMU while the guest does nothing, plus the call' },
       { key: 'disk-write', name: `write ${VOL_MIB} MiB to the own disk`, virtiofs: false, script: (i) => timedDd('t', `dd if=/dev/zero of=/root/w${i} bs=1M count=${VOL_MIB} conv=fsync`), notes: 'dd bs=1M conv=fsync to /root; runc: its overlay rootfs; bare VM: ext4 root (virtio-blk, QEMU default cache); runcvm: overlay on its upper disk' },
-      { key: 'disk-read', name: `read ${VOL_MIB} MiB from the own disk`, virtiofs: false, script: (i) => `${drop}; ${timedDd('t', `dd if=/root/w${i} of=/dev/null bs=1M`)}; rm -f /root/w${i}`, notes: 'dd bs=1M of the file just written, after drop_caches (runc cannot drop the host\'s cache: a page-cache read)' },
+      { key: 'disk-read', name: `read ${VOL_MIB} MiB from the own disk`, virtiofs: false, script: (i, t) => `${drop(t)}; ${timedDd('t', `dd if=/root/w${i} of=/dev/null bs=1M`)}; rm -f /root/w${i}`, notes: 'dd bs=1M of the file just written, after drop_caches in the VMs, checked (runc cannot drop the host\'s cache: a page-cache read)' },
     ];
+    if (only('disk')) {
+      // what the own disk is in each VM (mounts, the block queue, memory) and where its QEMU runs on the host
+      const facts = "grep -E ' / | /run/| /root ' /proc/mounts; for q in /sys/block/vd*/queue; do echo \"$q: $(cat $q/scheduler) ra=$(cat $q/read_ahead_kb) wc=$(cat $q/write_cache)\"; done; grep -E 'MemTotal|MemFree|^Cached' /proc/meminfo; cat /proc/self/cgroup | head -3; ls /proc/sys/vm/drop_caches -l; ps | grep -c ext4lazyinit";
+      for (const t of vms) {
+        const pids = t.vmPids!().qemu;
+        process.stdout.write(`--- ${t.name}: host cgroup of QEMU: ${pids.map((p) => readFileSync(`/proc/${p}/cgroup`, 'utf8').split('\n').filter((l) => /cpu[,:]/.test(l)).join(' ')).join(' | ')}\n${await t.sh(facts).catch((e: Error) => e.message)}\n`);
+      }
+    }
+    const ops = allOps.filter((o) => only(o.key.startsWith('data') ? 'data' : 'disk'));
     const wall = new Map(ops.map((o) => [o.key, new Map<Name, number[]>(targets.map((t) => [t.name, []]))]));
     const cpu = new Map(ops.map((o) => [o.key, new Map<Name, number[]>(vms.map((t) => [t.name, []]))]));
     for (let i = 1; i <= VOL_REPS; i++) {
@@ -323,7 +381,7 @@ try {
         for (const t of targets) {
           const used = t.vmPids ? cpuOf(t, o.virtiofs) : undefined;
           const before = used?.() ?? 0;
-          const out = await t.sh(o.script(i));
+          const out = await t.sh(o.script(i, t));
           if (used) cpu.get(o.key)!.get(t.name)!.push(used() - before);
           wall.get(o.key)!.get(t.name)!.push(parseDd(out, 't'));
         }
@@ -339,7 +397,9 @@ try {
   }
   const medians = cases.map((c) => `${c.case}: ${c.pairs?.map((p) => `${p.of}/${p.to} ×${p.ratio.toFixed(2)}`).join(', ') ?? ''}`);
   process.stdout.write(`\n${medians.join('\n')}\n`);
-  process.stdout.write(`results: ${writeResults(BENCH, cases, 'tcg', ['QEMU under TCG (no usable KVM here): VM figures are emulated-CPU figures; runcvm / bare VM is the ratio that carries over'])}\n`);
+  // a filtered run writes its own file (runcvm-datapath-disk.json, …): the full run's results stay whole
+  const resultsName = wanted.size === GROUPS.length ? BENCH : `${BENCH}-${[...wanted].join('-')}`;
+  process.stdout.write(`results: ${writeResults(resultsName, cases, 'tcg', ['QEMU under TCG (no usable KVM here): VM figures are emulated-CPU figures; runcvm / bare VM is the ratio that carries over'])}\n`);
 } catch (err) {
   console.error(err);
   process.exitCode = 1;

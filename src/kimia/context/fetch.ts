@@ -105,11 +105,16 @@ async function download(url: string, file: string, signal?: AbortSignal): Promis
 async function extractTarball(file: string, dir: string, label: string): Promise<void> {
   const tar = await import('tar');
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Every entry tar would refuse in strict mode is collected and refused only once the whole archive is processed:
+  // strict mode rejects at the first bad entry while the stream keeps extracting, so the clean-up of the private
+  // folder could run before the last entries were written (a leftover folder per hostile archive).
+  const refused: string[] = [];
   try {
-    await tar.x({ file, cwd: dir, preservePaths: false, strict: true });
+    await tar.x({ file, cwd: dir, preservePaths: false, strict: false, onwarn: (code: string, message: string | Error) => { refused.push(`${code}: ${message instanceof Error ? message.message : message}`); } });
   } catch (err) {
     throw fail('CONTEXT_FETCH_FAILED', { url: label, detail: (err as Error).message }, err);
   }
+  if (refused.length) throw fail('CONTEXT_FETCH_FAILED', { url: label, detail: refused[0]! + (refused.length > 1 ? ` (and ${refused.length - 1} more)` : '') });
 }
 
 async function cloneGit(source: Extract<ContextSource, { kind: 'git' }>, request: BuildRequest, dir: string, log: Log, signal?: AbortSignal): Promise<void> {
