@@ -21,7 +21,7 @@ import { keepEvidence } from '../harness/evidence.js';
 import { clusterLeftovers, startCluster, type Cluster } from '../harness/k8s/cluster.js';
 import { buildProjectImages, IMAGE_PREFIX, PUBLISHED_PREFIX, type ProjectImages } from '../harness/k8s/project-images.js';
 import { kustomizeBuild } from '../harness/k8s/kustomize.js';
-import { validateObject, type Job, type Pod, type Secret, type Task, type TaskRun } from '../harness/k8s/objects.js';
+import { validateObject, withArgs, type Job, type Pod, type Secret, type Task, type TaskRun } from '../harness/k8s/objects.js';
 import { RESULTS_VOLUME, taskRunPod } from '../harness/k8s/tekton.js';
 import type { RunningPod } from '../harness/kubelet.js';
 
@@ -43,16 +43,6 @@ function example<T>(kind: string, name: string): T {
   const o = examples.find((x) => (x as { kind: string; metadata: { name: string } }).kind === kind && (x as { metadata: { name: string } }).metadata.name === name);
   if (!o) throw new Error(`no ${kind} ${name} in deploy/kubernetes/examples`);
   return structuredClone(o) as T;
-}
-
-/** The user's own values in the example's args: --context and --destination. */
-function withArgs(pod: Pod, values: Record<string, string>): Pod {
-  const c = pod.spec.containers[0]!;
-  c.args = (c.args ?? []).map((a) => {
-    const flag = a.split('=')[0]!;
-    return flag in values ? `${flag}=${values[flag]}` : a;
-  });
-  return pod;
 }
 
 /** The test registry's CA where containers/image looks for a registry's CA (the one test-only addition). */

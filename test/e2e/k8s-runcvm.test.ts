@@ -21,7 +21,7 @@ import { keepEvidence } from '../harness/evidence.js';
 import { clusterLeftovers, startCluster, type Cluster } from '../harness/k8s/cluster.js';
 import { buildProjectImages, IMAGE_PREFIX, PUBLISHED_PREFIX, type ProjectImages } from '../harness/k8s/project-images.js';
 import { kustomizeBuild, type ImageOverride } from '../harness/k8s/kustomize.js';
-import type { DaemonSet, Pod, RuntimeClass, Secret } from '../harness/k8s/objects.js';
+import { withArgs, type DaemonSet, type Pod, type RuntimeClass, type Secret } from '../harness/k8s/objects.js';
 import type { RunningPod } from '../harness/kubelet.js';
 import { waitFor } from '../harness/wait.js';
 import { restrictedViolations } from '../harness/k8s/pss.js';
@@ -56,15 +56,6 @@ function withRegistryCa(pod: Pod): Pod {
   const c = pod.spec.containers[0]!;
   pod.spec.volumes = [...(pod.spec.volumes ?? []), { name: 'test-registry-ca', secret: { secretName: 'test-registry-ca' } }];
   c.volumeMounts = [...(c.volumeMounts ?? []), { name: 'test-registry-ca', mountPath: `/home/kimia/.config/containers/certs.d/${cluster.registryHost}`, readOnly: true }];
-  return pod;
-}
-
-function withArgs(pod: Pod, values: Record<string, string>): Pod {
-  const c = pod.spec.containers[0]!;
-  c.args = (c.args ?? []).map((a) => {
-    const flag = a.split('=')[0]!;
-    return flag in values ? `${flag}=${values[flag]}` : a;
-  });
   return pod;
 }
 

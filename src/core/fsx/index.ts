@@ -2,7 +2,7 @@
  * Filesystem effects shared by both tools: atomic private writes, temp dirs that are always removed, and a stack
  * of closers that runs on success and on failure alike (so a failed step leaves no temp files, mounts or processes).
  */
-import { mkdtemp, rename, rm, writeFile, open, mkdir } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile, open, mkdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -66,4 +66,14 @@ export async function tempDir(prefix: string, closers?: CloserStack, base = tmpd
 
 export async function writePrivate(path: string, data: string): Promise<void> {
   await writeFile(path, data, { mode: 0o600 });
+}
+
+/** A file's text, or undefined when it does not exist (any other error is thrown). */
+export async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }

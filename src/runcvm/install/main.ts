@@ -3,9 +3,9 @@
  * read the config, ask `containerd --version` when the file does not say, back up, write atomically, print the
  * restart step. Every decision is in ./plan.ts.
  */
-import { access, constants, readFile, stat } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { atomicWrite } from '../../core/fsx/index.js';
+import { atomicWrite, readOptional } from '../../core/fsx/index.js';
 import { run } from '../../core/exec/index.js';
 import { projectPath } from '../../core/paths.js';
 import { InstallRefused, planContainerd, planDocker, planK3sTemplate, type InstallPlan, type InstallTarget } from './plan.js';
@@ -83,15 +83,6 @@ function parseArgs(argv: readonly string[]): Args | string {
   const target = targets[0]!;
   if (target === 'docker' && handler !== 'runcvm') return '--handler is for --containerd and --k3s (docker names the runtime in docker run --runtime)';
   return { target, config: config ?? DEFAULT_CONFIG[target], runtime: resolve(runtime ?? projectPath('bin', 'runcvm-runtime')), handler, containerdVersion, dryRun };
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -3,9 +3,9 @@
  * its hostPath mounts, copies the payload, writes the engine's config (backup, atomic write), restarts the engine
  * where it can, and prints what it did. A node it cannot install into gets the reason and the fix, exit 1.
  */
-import { cp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { cp, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { atomicWrite } from '../../core/fsx/index.js';
+import { atomicWrite, readOptional } from '../../core/fsx/index.js';
 import { run } from '../../core/exec/index.js';
 import { projectPath } from '../../core/paths.js';
 import { InstallRefused } from './plan.js';
@@ -32,15 +32,6 @@ environment: RUNCVM_INSTALL_RESTART=auto|never (default auto)
 
 exit status: 0 installed (or already installed) · 1 this node cannot be installed into (reason and fix printed) · 2 usage
 `;
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 

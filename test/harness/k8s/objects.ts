@@ -264,3 +264,13 @@ export function podOf(object: Pod | Job | DaemonSet): { name: string; namespace:
   const suffix = object.kind === 'Job' ? 'job0' : 'node0';
   return { name: `${object.metadata.name}-${suffix}`, namespace, labels: object.spec.template.metadata?.labels ?? {}, spec: object.spec.template.spec };
 }
+
+/** The user's own values in an example's args (e.g. --context, --destination): the first container's `--flag=value`. */
+export function withArgs(pod: Pod, values: Record<string, string>): Pod {
+  const c = pod.spec.containers[0]!;
+  c.args = (c.args ?? []).map((a) => {
+    const flag = a.split('=')[0]!;
+    return flag in values ? `${flag}=${values[flag]}` : a;
+  });
+  return pod;
+}
