@@ -31,6 +31,16 @@ export const FrameType = {
   READY: 7,
   /** guest→host: a log line from the guest init (UTF-8 text) */
   LOG: 8,
+  /**
+   * guest→host, io port, template build only (issue 17): the initramfs reached the template point (virtio transports
+   * and the io port up, no disk or NIC driver bound, no container data read); the builder saves the VM on it
+   */
+  PARKED: 9,
+  /**
+   * host→guest, io port: the parked guest continues; payload = NUL-terminated `ResumeKey=value` entries. Sent by the
+   * launcher right after a restored VM runs again (`cont`); the guest blocks in read() for it.
+   */
+  RESUME: 10,
   /** host→guest, agent port: start a command; payload = NUL-terminated `ExecKey=value` entries */
   OPEN: 16,
   /** host→guest, agent port: the exec client went away; the agent kills the command and forgets the session */
@@ -158,6 +168,26 @@ export const ExecKey = {
   env: 'env',
 } as const;
 
+/**
+ * The RESUME payload (issue 17): what a VM restored from a template must get that is its own and lives in kernel
+ * memory or on the command line (everything else comes from the container's own disk, read after the resume).
+ */
+export const ResumeKey = {
+  /** the host's CLOCK_REALTIME in decimal nanoseconds, read when the frame is sent (the template's clock is stale) */
+  clockNs: 'clock_ns',
+  /** 64 random bytes in lower-case hex: credited with RNDADDENTROPY, then RNDRESEEDCRNG (no shared random state) */
+  seed: 'seed',
+  /** repeated, in NIC (virtio) order: the MAC the guest sets on that NIC before it is brought up */
+  mac: 'mac',
+  /** repeated: one `runcvm.net.*=…` word each, as the cold boot's kernel command line carries them */
+  net: 'net',
+} as const;
+
+/** On the template's kernel command line: the initramfs parks (PARKED, then waits for RESUME) before loading disks/NICs. */
+export const TEMPLATE_CMDLINE_FLAG = 'runcvm.template=1';
+/** Where the resumed initramfs leaves the `net` words (one per line) for runcvm-init, instead of /proc/cmdline. */
+export const RESUME_NET_FILE = '/run/runcvm/net';
+
 /** The environment of the exec client's process (runc needs one; the command's own env travels in the request). */
 export const EXEC_CLIENT_ENV = ['PATH=/.runcvm/guest/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/'] as const;
 
@@ -251,6 +281,9 @@ export function renderContractHeader(): string {
     ...Object.entries(VolumeFs).map(([k, v]) => `#define VOLUME_FS_${macro(k)} ${cString(v)}`),
     '',
     ...Object.entries(ExecKey).map(([k, v]) => `#define EXEC_KEY_${macro(k)} ${cString(v)}`),
+    ...Object.entries(ResumeKey).map(([k, v]) => `#define RESUME_KEY_${macro(k)} ${cString(v)}`),
+    `#define TEMPLATE_CMDLINE_FLAG ${cString(TEMPLATE_CMDLINE_FLAG)}`,
+    `#define RESUME_NET_FILE ${cString(RESUME_NET_FILE)}`,
     `#define EXEC_CLIENT_ENV { ${EXEC_CLIENT_ENV.map(cString).join(', ')} }`,
     `#define CAPABILITY_COUNT ${Object.keys(CAPABILITY_NUMBERS).length}`,
     // index = the capability's number (the table is dense from 0)

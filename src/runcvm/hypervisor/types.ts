@@ -4,14 +4,24 @@
  *
  * A VM's life: `supports(facts)` (selection, at create) → `plan(vmPlan)` (pure: argv, files, sockets; what `runcvm
  * plan` prints) → `start(plan, io)` → RunningVm { exited, shutdown?, kill, cleanup }. VM templates (issue 17) extend
- * this, not the callers: `StartOptions.incoming` (start from a saved state instead of booting) and a `save` on
- * RunningVm, each backend answering with its own mechanism (QEMU migration to a file and `-incoming`; Firecracker's
- * snapshot API).
+ * this, not the callers: `VmPlan.template` (start from a saved state instead of booting; the plan carries it as
+ * `HypervisorPlan.restore`), `VmPlan.templateBuild` and a `save` on RunningVm, and `templateShape` (what must be equal
+ * for a template to fit), each backend answering with its own mechanism (QEMU migration to a file and `-incoming`;
+ * Firecracker's snapshot API). Design: docs/dev/notes/templates.md.
  */
 import type { ToolError } from '../../core/errors.js';
 import type { AccelFacts } from './accel.js';
 
 export type HypervisorName = 'qemu' | 'firecracker';
+
+/**
+ * A saved VM (issue 17): the hypervisor's device state and the guest RAM file. Both are written once and never
+ * changed in place (restored VMs map the RAM file privately): replace by rename, remove by unlink.
+ */
+export interface TemplateFiles {
+  state: string;
+  memory: string;
+}
 
 /** The backend-neutral description of one microVM (planVm in ./index.ts, from the LaunchSpec + the accel decision). */
 export interface VmPlan {
@@ -35,7 +45,14 @@ export interface VmPlan {
   nics?: { id: string; tap: string; mac: string }[];
   /** shared folders started by the launcher (volumes/apply.ts): tag + vhost-user socket */
   shares?: { tag: string; socket: string }[];
+  /** start from this template instead of booting; the launcher sends RESUME once the VM runs again */
+  template?: TemplateFiles;
+  /** template build: boot parked (TEMPLATE_CMDLINE_FLAG) with the guest RAM in this file, so `save` can keep it */
+  templateBuild?: { memory: string };
 }
+
+/** What must be equal for a template to fit a VM, or why this VM always boots cold (logged at info). */
+export type TemplateShape = { ok: true; shape: Record<string, unknown> } | { ok: false; reason: string };
 
 /** What a backend will run for one VmPlan. Pure data: `runcvm plan` prints it, the launcher starts it. */
 export interface HypervisorPlan {
@@ -55,6 +72,8 @@ export interface HypervisorPlan {
   listen: { io: string; agent?: string; console?: string };
   /** the hypervisor's control socket for requests after the start (Firecracker's API; QEMU's QMP later) */
   control?: string;
+  /** restore from these files (VmPlan.template): start() loads them and resumes the VM before it resolves */
+  restore?: TemplateFiles;
   /** what `runcvm plan` shows besides the command and the files: titled sections in the backend's own terms */
   notes: { title: string; lines: string[] }[];
 }
@@ -102,6 +121,8 @@ export interface RunningVm {
   kill(): void;
   /** why it ended, in runcvm's words, when the guest reported no exit status (undefined: nothing specific to say) */
   explainExit(exit: VmExit): ToolError | undefined;
+  /** template build only: pause the VM, write its state to `to` (the RAM stays in the memory file), end the process */
+  readonly save?: (to: TemplateFiles) => Promise<void>;
 }
 
 /** Host facts for the hypervisor choice, read at create (hypervisor/facts.ts). */
@@ -133,4 +154,6 @@ export interface Hypervisor {
   supports(facts: HostFacts, requested: boolean): Support;
   plan(vm: VmPlan): HypervisorPlan;
   start(plan: HypervisorPlan, opts: StartOptions): Promise<RunningVm>;
+  /** the template key's backend part (its version, its argv shape), or why this VM cannot use one (e.g. QEMU shares) */
+  templateShape?(vm: VmPlan): TemplateShape;
 }
