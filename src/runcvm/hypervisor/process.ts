@@ -4,6 +4,7 @@
  * once. A backend's `start` adds what is its own (Firecracker: wait for its API, shut down through it).
  */
 import { rm } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
 import { spawnChild } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import type { HypervisorPlan, StartOptions, VmExit } from './types.js';
@@ -13,6 +14,8 @@ const OUTPUT_TAIL = 4000;
 
 export interface VmProcess {
   pid: number | undefined;
+  /** the child's fd 3, 4, … as the parent sees them (a stream for each 'pipe' of inheritFds) */
+  extra: (Readable | Writable | null)[];
   exited: Promise<VmExit>;
   running(): boolean;
   kill(): void;
@@ -22,12 +25,13 @@ export async function removeStale(paths: readonly string[]): Promise<void> {
   for (const path of paths) await rm(path, { force: true });
 }
 
-export async function startProcess(plan: HypervisorPlan, opts: StartOptions): Promise<VmProcess> {
+/** `inheritFds`: what the hypervisor gets as fd 3, 4, … (QEMU's migration stream of a template restore or save) */
+export async function startProcess(plan: HypervisorPlan, opts: StartOptions, inheritFds?: readonly (number | 'pipe')[]): Promise<VmProcess> {
   await removeStale(plan.cleanup);
   for (const f of plan.files) await atomicWrite(f.path, f.content, 0o600);
   const [file, ...args] = plan.argv;
   if (!file) throw new Error(`${plan.hypervisor}: empty command line`);
-  const child = await spawnChild(file, args, { env: plan.env, extendEnv: false });
+  const child = await spawnChild(file, args, { env: plan.env, extendEnv: false, ...(inheritFds ? { inheritFds } : {}) });
   let output = '';
   let partial = '';
   let running = true;
@@ -60,6 +64,7 @@ export async function startProcess(plan: HypervisorPlan, opts: StartOptions): Pr
   });
   return {
     pid: child.pid,
+    extra: (child.stdio as unknown as (Readable | Writable | null)[]).slice(3),
     exited,
     running: () => running,
     kill: () => {

@@ -27,6 +27,8 @@ export const CONTAINER_PATHS = {
   firecracker: '/.runcvm/firecracker',
   /** RUNCVM_KERNEL's file (launch/kernel.ts), bound read-only, nosuid, nodev */
   customKernel: '/.runcvm/kernel-custom/vmlinux',
+  /** the VM template's folder (LaunchSpec.template): manifest.json, state, memory (issue 17) */
+  template: '/.runcvm/template',
 } as const;
 
 /** Paths inside the VM (the guest's view). */
@@ -158,6 +160,12 @@ export const launchSpecSchema = z.object({
   }),
   break: z.string().optional(),
   channel: z.object({ io: z.string(), console: z.string() }),
+  /**
+   * VM templates (issue 17): the template create found for this VM's key, its folder bound at
+   * CONTAINER_PATHS.template (state, memory, manifest.json). The launcher verifies it and restores from it; any
+   * problem is a cold boot (logged at info). Absent: a cold boot.
+   */
+  template: z.object({ key: z.string() }).optional(),
 });
 
 export type LaunchSpec = z.infer<typeof launchSpecSchema>;
