@@ -218,8 +218,8 @@ export interface SpawnOptions {
   detached?: boolean;
   /** 'pipe' (default): stdout/stderr for the caller to read; 'ignore'; or both appended to a file */
   output?: 'pipe' | 'ignore' | { file: string };
-  /** the child's fd 3, 4, …: an open descriptor it inherits, or 'pipe' (child.stdio[3…]; e.g. QEMU's migration stream) */
-  inheritFds?: readonly (number | 'pipe')[];
+  /** open descriptors the child inherits as its fd 3, 4, … (e.g. the file QEMU reads a migration stream from) */
+  inheritFds?: readonly number[];
 }
 
 /** A long-running child the caller supervises; stdin is closed. */

@@ -4,7 +4,6 @@
  * once. A backend's `start` adds what is its own (Firecracker: wait for its API, shut down through it).
  */
 import { rm } from 'node:fs/promises';
-import type { Readable, Writable } from 'node:stream';
 import { spawnChild } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import type { HypervisorPlan, StartOptions, VmExit } from './types.js';
@@ -14,8 +13,6 @@ const OUTPUT_TAIL = 4000;
 
 export interface VmProcess {
   pid: number | undefined;
-  /** the child's fd 3, 4, … as the parent sees them (a stream for each 'pipe' of inheritFds) */
-  extra: (Readable | Writable | null)[];
   exited: Promise<VmExit>;
   running(): boolean;
   kill(): void;
@@ -25,8 +22,8 @@ export async function removeStale(paths: readonly string[]): Promise<void> {
   for (const path of paths) await rm(path, { force: true });
 }
 
-/** `inheritFds`: what the hypervisor gets as fd 3, 4, … (QEMU's migration stream of a template restore or save) */
-export async function startProcess(plan: HypervisorPlan, opts: StartOptions, inheritFds?: readonly (number | 'pipe')[]): Promise<VmProcess> {
+/** `inheritFds`: what the hypervisor gets as fd 3, 4, … (the state file of a QEMU template restore) */
+export async function startProcess(plan: HypervisorPlan, opts: StartOptions, inheritFds?: readonly number[]): Promise<VmProcess> {
   await removeStale(plan.cleanup);
   for (const f of plan.files) await atomicWrite(f.path, f.content, 0o600);
   const [file, ...args] = plan.argv;
@@ -64,7 +61,6 @@ export async function startProcess(plan: HypervisorPlan, opts: StartOptions, inh
   });
   return {
     pid: child.pid,
-    extra: (child.stdio as unknown as (Readable | Writable | null)[]).slice(3),
     exited,
     running: () => running,
     kill: () => {

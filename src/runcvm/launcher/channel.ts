@@ -28,6 +28,8 @@ export interface GuestEvents {
   connected(): void;
   /** the console connected (only when it has a socket of its own) */
   consoleConnected(): void;
+  /** template restore: the guest's first frame after RESUME arrived (runcvm-init is up; held frames were sent) */
+  resumed?(): void;
 }
 
 async function listen(path: string): Promise<Server> {
@@ -149,8 +151,8 @@ export class GuestChannel {
 
   private release(): void {
     this.holding = false;
-    if (!this.io || this.io.destroyed) return;
-    for (const b of this.pending.splice(0)) this.io.write(b);
+    if (this.io && !this.io.destroyed) for (const b of this.pending.splice(0)) this.io.write(b);
+    this.events.resumed?.();
   }
 
   stdin(data: Buffer): void {

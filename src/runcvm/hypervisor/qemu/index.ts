@@ -12,7 +12,7 @@ import type { Hypervisor, HypervisorPlan, VmPlan } from '../types.js';
 import { netArgs } from './net.js';
 import { SHARED_MEMORY_ID, volumeArgs } from './volumes.js';
 import { describeCommand, restoreCommands, saveCommands } from './qmp.js';
-import { qemuStart, qemuTemplateShape } from './template.js';
+import { qemuStart, qemuTemplateShape, saveSocket } from './template.js';
 
 export const QEMU_BINARY = `${CONTAINER_PATHS.guest}/bin/qemu-system-x86_64`;
 /** QEMU's firmware and option ROMs (-L), in the guest package */
@@ -88,9 +88,12 @@ export function qmpSocket(vm: Pick<VmPlan, 'io'>): string {
   return `${i >= 0 ? vm.io.socket.slice(0, i) : '.'}/qmp.sock`;
 }
 
-/** The template build's NICs: user-mode, no traffic (the netdev backend is not migrated; only the device shape is). */
-export function templateNetArgs(nics: readonly { id: string; mac: string }[]): string[] {
-  return nics.flatMap((n) => ['-netdev', `user,id=${n.id},restrict=on`, '-device', `virtio-net-device,netdev=${n.id},mac=${n.mac}`]);
+/**
+ * The template build's NICs: each on a hub port of its own, no backend, no traffic (the netdev backend is not
+ * migrated, only the device is; user-mode networking would be: slirp has a migration section the restore lacks).
+ */
+export function templateNetArgs(nics: readonly { id: string; mac: string }[], first = 0): string[] {
+  return nics.flatMap((n, i) => ['-netdev', `hubport,id=${n.id},hubid=${first + i}`, '-device', `virtio-net-device,netdev=${n.id},mac=${n.mac}`]);
 }
 
 /** A template's command line: the one of its shape plus TEMPLATE_CMDLINE_FLAG (the initramfs parks on it). */
@@ -104,7 +107,8 @@ export function qemuArgs(plan: VmPlan): string[] {
   if (plan.template && plan.templateBuild) throw new Error('qemu: a VM is either restored from a template or builds one');
   const kernel = tmpl ? kernelArgs({ ...plan, cmdline: templateCmdline(plan.cmdline) }) : kernelArgs(plan);
   const memory = plan.template ? templateMemoryArgs(plan.memoryMiB, plan.template.memory, false) : plan.templateBuild ? templateMemoryArgs(plan.memoryMiB, plan.templateBuild.memory, true) : [];
-  const nics = plan.templateBuild ? templateNetArgs(plan.nics ?? []) : netArgs(plan.nics ?? []);
+  // a template build's NICs, and a NIC without a tap (a template check), carry no traffic
+  const nics = (plan.nics ?? []).flatMap((n, i) => (plan.templateBuild || !n.tap ? templateNetArgs([n], i) : netArgs([n])));
   const control = tmpl ? ['-qmp', `unix:${qmpSocket(plan)},server=on,wait=off`] : [];
   const incoming = plan.template ? ['-incoming', 'defer'] : [];
   return [...machineArgs(plan), ...memory, ...kernel, ...consoleArgs(plan.console), ...blockArgs(plan.disks), ...ioArgs(plan.io), ...agentArgs(plan.agent), ...nics, ...volumeArgs(plan.shares, plan.memoryMiB), ...control, ...incoming];
@@ -137,10 +141,10 @@ export function qemuPlan(vm: VmPlan): HypervisorPlan {
     });
   } else if (vm.templateBuild) {
     plan.control = qmpSocket(vm);
-    plan.cleanup.push(plan.control);
+    plan.cleanup.push(plan.control, saveSocket(plan.control));
     plan.notes.push({
       title: 'template build (QMP, once the guest sent PARKED)',
-      lines: [...saveCommands().map(describeCommand), 'query-migrate until "completed"', 'quit'],
+      lines: [...saveCommands(saveSocket(plan.control)).map(describeCommand), 'query-migrate until "completed" (the builder copies the stream into the state file)', 'quit'],
     });
   }
   return plan;

@@ -11,9 +11,8 @@ export interface QmpCommand {
 }
 
 /**
- * The migration stream travels over QEMU's fd 3, inherited at spawn (`fd:3`; QEMU takes a numeric fd as is): the
- * state file opened read-only for a restore, a pipe the builder copies into the state file for a save. `exec:`
- * would need /bin/sh, which the launcher's root does not have, and named fds (`getfd`) need SCM_RIGHTS.
+ * A restore reads the device state from QEMU's fd 3, the state file opened read-only and inherited at spawn (`fd:3`;
+ * incoming migration takes a numeric fd as is). `exec:` would need /bin/sh, which the launcher's root does not have.
  */
 export const STATE_FD = 3;
 
@@ -26,13 +25,17 @@ export function restoreCommands(): QmpCommand[] {
   ];
 }
 
-/** Save (template build): stopped first, so the saved guest is exactly the parked one; RAM stays in the shared file. */
-export function saveCommands(): QmpCommand[] {
+/**
+ * Save (template build): stopped first, so the saved guest is exactly the parked one; RAM stays in the shared file;
+ * the device state goes to a unix socket the builder listens on and copies into the state file (outgoing `fd:`
+ * takes only a descriptor passed with SCM_RIGHTS, which node:net cannot send).
+ */
+export function saveCommands(socket: string): QmpCommand[] {
   return [
     { execute: 'qmp_capabilities' },
     { execute: 'stop' },
     { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] } },
-    { execute: 'migrate', arguments: { uri: `fd:${STATE_FD}` } },
+    { execute: 'migrate', arguments: { uri: `unix:${socket}` } },
   ];
 }
 

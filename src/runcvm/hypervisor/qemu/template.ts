@@ -4,7 +4,8 @@
  * a pipe the builder copies into the state file, `quit`), and the backend's part of the template key.
  */
 import { closeSync, createWriteStream, openSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { runcvmErrors } from '../../errors.js';
 import { IO_PORT_NAME, TEMPLATE_CMDLINE_FLAG } from '../../guest/contract.js';
@@ -75,17 +76,29 @@ export async function qemuStart(plan: HypervisorPlan, opts: StartOptions): Promi
   if (!plan.control) throw new Error('qemu: a template plan needs its QMP socket');
   const control = plan.control;
   if (plan.restore) return restore(plan, control, plan.restore, opts);
-  // build: fd 3 is a pipe QEMU writes the device state to on `save`
-  const p = await startProcess(plan, opts, ['pipe']);
-  const stream = p.extra[0] as Readable | null;
+  // build: the state is saved over a unix socket next to the QMP one (qmp.ts saveCommands)
+  const p = await startProcess(plan, opts);
   const save = async (to: TemplateFiles): Promise<void> => {
-    if (!stream) throw new Error('qemu: no migration pipe');
+    const socket = saveSocket(control);
     let q: Qmp | undefined;
+    let server: Server | undefined;
     try {
-      const written = pipeline(stream, createWriteStream(to.state, { mode: 0o600 }));
+      await rm(socket, { force: true });
+      let written!: Promise<void>;
+      const connected = new Promise<void>((resolve) => {
+        server = createServer((c) => {
+          written = pipeline(c, createWriteStream(to.state, { mode: 0o600 }));
+          resolve();
+        });
+      });
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(socket, () => resolve());
+      });
       q = await Qmp.connect(control, QMP_CONNECT_MS);
-      await run(q, saveCommands(), opts);
+      await run(q, saveCommands(socket), opts);
       await waitMigration(q, SAVE_MS);
+      await connected;
       opts.onControl?.('{"execute":"quit"}');
       await q.execute({ execute: 'quit' }).catch(() => undefined); // QEMU may close before it answers
       await p.exited;
@@ -96,6 +109,8 @@ export async function qemuStart(plan: HypervisorPlan, opts: StartOptions): Promi
       throw err;
     } finally {
       q?.close();
+      server?.close();
+      await rm(socket, { force: true }).catch(() => undefined);
     }
   };
   return runningVm(p, { save });
@@ -134,6 +149,12 @@ async function restore(plan: HypervisorPlan, control: string, files: TemplateFil
   } finally {
     q?.close();
   }
+}
+
+/** the template build's migration socket, next to QMP's */
+export function saveSocket(control: string): string {
+  const i = control.lastIndexOf('/');
+  return `${i >= 0 ? control.slice(0, i) : '.'}/save.sock`;
 }
 
 function lastLine(text: string): string {
