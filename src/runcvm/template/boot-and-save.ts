@@ -10,6 +10,7 @@
  * RESUME); its paths (disks, sockets) are replaced here.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { rm, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -98,6 +99,9 @@ class Session {
   private constructor(private readonly opts: BootAndSaveOptions) {}
 
   static async open(vm: VmPlan, opts: BootAndSaveOptions): Promise<Session> {
+    if (!opts.guestDir && !existsSync(CONTAINER_PATHS.loader)) {
+      throw new TemplateBuildError(`no guest package at ${CONTAINER_PATHS.guest} (outside a launcher container): pass guestDir, the node's guest package folder`);
+    }
     const s = new Session(opts);
     s.parked = new Promise((r) => (s.markParked = r));
     s.wentOn = new Promise((r) => (s.markWentOn = r));
