@@ -13,22 +13,10 @@ import { TEMPLATE_CMDLINE_FLAG } from '../guest/contract.js';
 import { planVm } from '../hypervisor/index.js';
 import type { Hypervisor, HypervisorName, VmPlan } from '../hypervisor/types.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type LaunchSpec } from '../launch/schema.js';
+import type { TemplateSetting } from '../launch/settings.js';
 
 /** bumped whenever what a template holds changes without the shape showing it (old templates then never match) */
 export const TEMPLATE_SHAPE_VERSION = 1;
-
-/** RUNCVM_TEMPLATE: a node setting (the runtime's own environment; a container's value is ignored). Default off. */
-export type TemplateSetting = 'on' | 'off';
-export const DEFAULT_TEMPLATE_SETTING: TemplateSetting = 'off';
-
-/** Parse RUNCVM_TEMPLATE; undefined when the value is neither on nor off (the caller reports it). */
-export function parseTemplateSetting(value: string | undefined): TemplateSetting | undefined {
-  const v = (value ?? '').trim().toLowerCase();
-  if (v === '') return DEFAULT_TEMPLATE_SETTING;
-  if (v === 'on' || v === '1' || v === 'true') return 'on';
-  if (v === 'off' || v === '0' || v === 'false') return 'off';
-  return undefined;
-}
 
 /** The node's assets by hash (template/facts.ts reads them; the launcher reads the same files in its container). */
 export interface TemplateAssets {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, launchRefusal, parseTemplateSetting, templateKey, templateRequestFrom, templateVm, type TemplateKeyFacts, type TemplateRequest } from '../../../../src/runcvm/template/key.js';
+import { canonicalJson, launchRefusal, templateKey, templateRequestFrom, templateVm, type TemplateKeyFacts, type TemplateRequest } from '../../../../src/runcvm/template/key.js';
 import type { Hypervisor, VmPlan } from '../../../../src/runcvm/hypervisor/types.js';
 import { HYPERVISORS, planVm } from '../../../../src/runcvm/hypervisor/index.js';
+import { templateSetting } from '../../../../src/runcvm/launch/settings.js';
 import { CONTAINER_PATHS, type LaunchSpec } from '../../../../src/runcvm/launch/schema.js';
 
 /** a backend whose own part is its version and its machine (what QEMU's and Firecracker's templateShape give) */
@@ -104,11 +105,11 @@ describe('templateKey', () => {
     expect(launchRefusal({ ...spec, log: { level: 'debug' } })).toBe('debug logging (RUNCVM_LOG_LEVEL=DEBUG)');
   });
 
-  it('RUNCVM_TEMPLATE: on/off, default off, anything else undefined; canonical JSON sorts keys', () => {
-    expect(parseTemplateSetting(undefined)).toBe('off');
-    expect(parseTemplateSetting('ON')).toBe('on');
-    expect(parseTemplateSetting('0')).toBe('off');
-    expect(parseTemplateSetting('maybe')).toBeUndefined();
+  it('RUNCVM_TEMPLATE: on/off, default off, anything else refused; canonical JSON sorts keys', () => {
+    expect(templateSetting({})).toBe('off');
+    expect(templateSetting({ RUNCVM_TEMPLATE: 'ON' })).toBe('on');
+    expect(templateSetting({ RUNCVM_TEMPLATE: '0' })).toBe('off');
+    expect(() => templateSetting({ RUNCVM_TEMPLATE: 'maybe' })).toThrow('RUNCVM_TEMPLATE="maybe" is not valid: it is neither on nor off');
     expect(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"x":1,"y":2}]},"b":1}');
   });
 });
