@@ -27,7 +27,7 @@ export const CONTAINER_PATHS = {
   firecracker: '/.runcvm/firecracker',
   /** RUNCVM_KERNEL's file (launch/kernel.ts), bound read-only, nosuid, nodev */
   customKernel: '/.runcvm/kernel-custom/vmlinux',
-  /** the VM template's folder (LaunchSpec.template): manifest.json, state, memory (issue 17) */
+  /** the VM template create chose (issue 17: manifest.json, state, memory), bound read-only from the node's cache */
   template: '/.runcvm/template',
 } as const;
 
@@ -159,13 +159,13 @@ export const launchSpecSchema = z.object({
     hostPath: z.string().optional(),
   }),
   break: z.string().optional(),
-  channel: z.object({ io: z.string(), console: z.string() }),
   /**
-   * VM templates (issue 17): the template create found for this VM's key, its folder bound at
-   * CONTAINER_PATHS.template (state, memory, manifest.json). The launcher verifies it and restores from it; any
-   * problem is a cold boot (logged at info). Absent: a cold boot.
+   * VM templates (issue 17): create found the template of this VM's shape (template/key.ts) and bound its folder at
+   * CONTAINER_PATHS.template; the launcher checks it (template/store.ts verifyTemplate, and the key of its own VmPlan)
+   * and restores it, or boots cold with the reason. Absent: a cold boot (the reason is in the debug log).
    */
-  template: z.object({ key: z.string() }).optional(),
+  template: z.object({ key: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
+  channel: z.object({ io: z.string(), console: z.string() }),
 });
 
 export type LaunchSpec = z.infer<typeof launchSpecSchema>;

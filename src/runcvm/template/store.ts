@@ -288,3 +288,19 @@ function safeJson(text: string): unknown {
     return undefined;
   }
 }
+
+/** What create needs of the store, cheaply: keys with a manifest, keys a live builder holds the lock of. */
+export async function storeState(cacheDir: string): Promise<{ ready: string[]; building: string[] }> {
+  const root = templatesDir(cacheDir);
+  const ready: string[] = [];
+  const building: string[] = [];
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    if (KEY_PATTERN.test(name)) {
+      if (await stat(join(root, name, 'manifest.json')).then((s) => s.isFile(), () => false)) ready.push(name);
+    } else if (name.startsWith('.lock-') && KEY_PATTERN.test(name.slice(6))) {
+      const holder = Number((await readFile(join(root, name), 'utf8').catch(() => '')).trim());
+      if (pidAlive(holder)) building.push(name.slice(6));
+    }
+  }
+  return { ready, building };
+}
