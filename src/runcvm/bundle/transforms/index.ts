@@ -56,9 +56,17 @@ export const withDebugLogMount = (logPath: string): SpecTransform => withMount(b
 /** RUNCVM_KERNEL's file (launch/kernel.ts): one regular file, bound read-only, nosuid, nodev; never a folder tree */
 export const withCustomKernelMount = (hostFile: string): SpecTransform =>
   withMount({ destination: CONTAINER_PATHS.customKernel, type: 'bind', source: hostFile, options: ['bind', 'ro', 'nosuid', 'nodev'] });
-/** the VM template the launcher restores (template/store.ts): its folder of the node's cache, read-only */
+/**
+ * the VM template the launcher restores (template/store.ts): its folder of the node's cache, read-only; but the RAM
+ * file read-write on top: QEMU 7.2 opens a memory-backend-file O_RDWR even with share=off (it maps it MAP_PRIVATE
+ * and never writes it; `readonly=on` would make the guest's RAM a ROM, and the read-only open for a private mapping,
+ * `rom=off`, exists from QEMU 8.2). docs/dev/notes/templates.md constraint 11.
+ */
 export const withTemplateMount = (templateDir: string): SpecTransform =>
-  withMount({ destination: CONTAINER_PATHS.template, type: 'bind', source: templateDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  compose(
+    withMount({ destination: CONTAINER_PATHS.template, type: 'bind', source: templateDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] }),
+    withMount({ destination: `${CONTAINER_PATHS.template}/memory`, type: 'bind', source: `${templateDir}/memory`, options: ['bind', 'rw', 'nosuid', 'nodev', 'noexec'] }),
+  );
 /** node files a hypervisor backend needs in the container (Firecracker's binary), bound read-only */
 export const withHostBinds = (binds: readonly { source: string; destination: string }[]): SpecTransform =>
   compose(...binds.map((b) => withMount({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'ro', 'nosuid', 'nodev'] })));
