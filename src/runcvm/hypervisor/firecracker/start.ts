@@ -42,6 +42,8 @@ export async function startFirecracker(plan: HypervisorPlan, opts: StartOptions,
   } catch (err) {
     proc.kill();
     const failure = await startFailure(err, proc.exited, plan.control, readyTimeoutMs);
+    // its sockets are removed once its exit is seen: a fallback (cold boot) or a retry starts from a clean state dir
+    await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
     // any failure of a restore is the template's: the launcher answers TEMPLATE_LOAD with a cold boot
     if (!plan.restore) throw failure;
     const reason = err instanceof TemplateMismatch ? err.message : failure.message;
