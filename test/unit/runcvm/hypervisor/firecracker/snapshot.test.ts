@@ -15,6 +15,7 @@ import {
 import { restoreStepsOf } from '../../../../../src/runcvm/hypervisor/firecracker/start.js';
 import { parseFirecrackerVersion } from '../../../../../src/runcvm/hypervisor/firecracker/version.js';
 import { kernelCmdline, type VmPlan } from '../../../../../src/runcvm/hypervisor/index.js';
+import { hypervisorView, renderHypervisorView } from '../../../../../src/runcvm/plan/plan-hypervisor.js';
 import type { ApiCall, VmmConfigFile } from '../../../../../src/runcvm/hypervisor/firecracker/types.js';
 
 const valid = (c: ApiCall) => requestViolations(c.method, c.path, c.body);
@@ -132,6 +133,14 @@ describe('plan(): the template build boots parked, the restore loads the snapsho
     // what `runcvm plan` shows: the calls in the order start() sends them
     expect(p.notes[0]?.lines.map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['PUT /snapshot/load', 'GET /vm/config:', 'PATCH /vm', 'GET /']);
     expect(() => firecracker.plan(vmPlan({ template: files, templateBuild: { memory: '/m' } }))).toThrow(/either restored from a template or builds one/);
+  });
+
+  it('`runcvm plan` shows the restore as it runs: the command, the steps file and the calls', () => {
+    const text = renderHypervisorView(hypervisorView(firecracker, vmPlan({ template: files })), (argv) => argv.join(' ')).join('\n');
+    expect(text).toContain('/.runcvm/firecracker --id ctr-1 --log-path /.runcvm/state/firecracker.log --level Warning --api-sock /.runcvm/state/firecracker.sock');
+    expect(text).toContain(`# firecracker file /.runcvm/state/${RESTORE_FILE} (written 0600 by the launcher before the start)`);
+    expect(text).toContain('PUT /snapshot/load {"snapshot_path":"/.runcvm/template/state","mem_backend":{"backend_type":"File","backend_path":"/.runcvm/template/memory"},"resume_vm":false');
+    expect(text).toContain('PATCH /vm {"state":"Resumed"}');
   });
 
   it('drivesMismatch: the restored drives must be this container\'s (Firecracker has no drive override on load)', () => {
