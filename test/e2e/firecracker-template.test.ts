@@ -275,6 +275,25 @@ describe('a Firecracker template: build → save → load → resume, as the bui
     expect(firecracker.templateShape!(other)).not.toEqual(firecracker.templateShape!(built.vm));
   });
 
+  it('a save Firecracker refuses (its folder is gone): FIRECRACKER_API with Firecracker\'s words, and the process is ended anyway', async () => {
+    const { vm, work, log } = await vmIn();
+    const plan = withFake(firecracker.plan({ ...vm, templateBuild: { memory: join(work, 'memory') } }), log);
+    const io = await ioListener(plan.listen.io);
+    const running = await start(plan);
+    expect((await (await io.next()).frames.next()).value?.type).toBe(FrameType.PARKED);
+    const err = await running.save!({ state: join(work, 'gone', 'state'), memory: join(work, 'memory') }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isToolError(err) && err.code).toBe('FIRECRACKER_API');
+    expect((err as ToolError).message).toBe(
+      'firecracker rejected PUT /snapshot/create: Create snapshot error: Cannot perform open on the snapshot backing file: No such file or directory (os error 2)',
+    );
+    expect(running.running()).toBe(false);
+    expect(existsSync(join(work, 'memory'))).toBe(false);
+    for (const p of plan.cleanup) expect(existsSync(p), p).toBe(false);
+  });
+
   it('the version for the key: `firecracker --version` of the binary', async () => {
     expect(await readFirecrackerVersion(FAKE)).toBe('1.16.1');
   });
