@@ -37,7 +37,7 @@ export function firecrackerPlan(vm: VmPlan): HypervisorPlan {
   ];
   if (vm.templateBuild) {
     notes.push({
-      title: 'template build: the guest parks (runcvm.template=1); on PARKED, save(STATE) sends, then SIGKILLs firecracker',
+      title: 'template build (runcvm.template=1: the guest parks); on PARKED the builder calls save, which sends these, then ends firecracker (SIGKILL)',
       lines: [callLine(PAUSE_VM), callLine(snapshotCreate({ state: 'STATE', memory: vm.templateBuild.memory }))],
     });
   }
