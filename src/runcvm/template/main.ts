@@ -165,11 +165,11 @@ async function buildMain(argv: string[], env: Readonly<Record<string, string | u
     result = await writeTemplate(dirs.cacheDir, k.key, k.shape, {
       async build(files) {
         const workDir = await work();
-        await bootAndSave(builderVm(vm, kernelDir, workDir), hv, files, { workDir, log });
+        await bootAndSave(builderVm(vm, kernelDir, workDir), hv, files, { workDir, guestDir, log });
       },
       async verify(files) {
         const workDir = await work();
-        await checkRestore(builderVm({ ...vm, template: files }, kernelDir, workDir), hv, files, { workDir, log });
+        await checkRestore(builderVm(vm, kernelDir, workDir), hv, files, { workDir, guestDir, log });
       },
     });
   } catch (err) {
