@@ -163,7 +163,7 @@ describe('template store and CLI (runcvm template build|ls|rm, create binds the 
     const debug = await readFile(logFile, 'utf8').catch(() => '');
     expect(text, debug).toContain('restored-ok');
     expect(debug).toContain(`template: ${key} (restored from ${join(fx.cacheDir, 'templates', key!)})`);
-    expect(debug).toMatch(/template: restored/);
+    expect(debug, debug).toMatch(/template: restored/);
     expect(debug).not.toMatch(/template: cold boot/);
     expect((await lsJson())[0]).toMatchObject({ key, inUse: 1 });
     const rm1 = await cli(['template', 'rm', key!.slice(0, 12)]);
@@ -195,7 +195,7 @@ describe('template store and CLI (runcvm template build|ls|rm, create binds the 
     const tmpBefore = (await readdir(tmpdir())).filter((n) => n.startsWith('runcvm-template-'));
     const r = await cli(['template', 'build', '--nics', '0'], { RUNCVM_ASSETS: assets, RUNCVM_CACHE_DIR: cache });
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/^error: the template [0-9a-f]{64} could not be made: /);
+    expect(r.stderr).toMatch(/^error: the template [0-9a-f]{64} could not be made: /m);
     expect(r.stderr).toContain('fix: containers keep booting cold meanwhile.');
     expect(await templatesIn(cache)).toEqual([]);
     expect((await readdir(tmpdir())).filter((n) => n.startsWith('runcvm-template-'))).toEqual(tmpBefore);

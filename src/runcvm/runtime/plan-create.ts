@@ -225,6 +225,7 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   );
   // mount points that are files: binds of a file (volumes, the engine's /etc files, runcvm's disk, log, kernel, binaries)
   const fileSources = new Set<string>([
+    ...(template.use === 'template' ? [`${template.dir}/memory`] : []),
     ...Object.entries(facts.volumeSources).filter(([, k]) => k === 'file').map(([p]) => p),
     ...copiedFilesFromSpec(spec).map((f) => f.source),
     ...(config.mounts ?? []).filter((m) => FILE_MOUNTS.has(m.destination) || choice.binds.some((b) => b.destination === m.destination)).map((m) => m.source ?? ''),
