@@ -17,6 +17,7 @@ import { withAbsoluteSources } from '../../../../src/runcvm/bundle/transforms/in
 import type { OciSpec } from '../../../../src/runcvm/launch/oci.js';
 import { buildArgs, planTemplate, type TemplateFacts } from '../../../../src/runcvm/template/plan.js';
 import { launchSpecSchema } from '../../../../src/runcvm/launch/schema.js';
+import { dockerConnectsLater } from '../../../../src/runcvm/runtime/facts.js';
 
 const qemu = HYPERVISORS.qemu as Hypervisor;
 const ownShape = qemu.templateShape;
@@ -137,5 +138,13 @@ describe('create with VM templates', () => {
     const a = planTemplate(spec, qemu, TF, { stateRoot: '/a', cacheDir: '/a/cache', logDir: '/a' });
     const b = planTemplate(spec, qemu, TF, { stateRoot: '/b', cacheDir: '/b/cache', logDir: '/b' });
     expect(a.use === 'cold' && b.use === 'cold' && a.key === b.key).toBe(true);
+  });
+
+  it('Docker connects eth0 after create (its libnetwork-setkey hook): create counts it for the key', () => {
+    const hook = { path: '/proc/42/exe', args: ['libnetwork-setkey', '-exec-root=/var/run/docker', 'abc', 'def'] };
+    expect(dockerConnectsLater({ ociVersion: '1.0.2', hooks: { prestart: [hook] } })).toBe(true);
+    expect(dockerConnectsLater({ ociVersion: '1.0.2', hooks: { createRuntime: [hook] } })).toBe(true);
+    expect(dockerConnectsLater({ ociVersion: '1.0.2' })).toBe(false);
+    expect(dockerConnectsLater({ ociVersion: '1.0.2', hooks: { prestart: [{ path: '/bin/true', args: ['true'] }] } })).toBe(false);
   });
 });
