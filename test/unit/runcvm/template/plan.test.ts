@@ -80,7 +80,7 @@ describe('create with VM templates', () => {
     expect(p.log).toContainEqual({ level: 'info', msg: `template: cold boot (no template ${key.slice(0, 12)} yet; building it)` });
     const lines = actionLines(p);
     const spawn = lines.findIndex((l) => l.startsWith('start detached'));
-    expect(lines[spawn]).toBe(`start detached /usr/bin/node /opt/runcvm/bin/runcvm ${buildArgs({ hypervisor: 'qemu', accel: 'tcg', vcpus: 1, memoryMiB: 512, tscKhz: 2_400_000, nics: 1, dataDisks: 0 }, key).join(' ')} (output to /var/log/runcvm/runcvm-template-${key.slice(0, 12)}.log; not waited for): the VM template builder for key ${key.slice(0, 12)}`);
+    expect(lines[spawn]).toBe(`start detached /usr/bin/node /opt/runcvm/bin/runcvm ${buildArgs({ hypervisor: 'qemu', accel: 'tcg', vcpus: 1, memoryMiB: 512, tscKhz: 2_400_000, nics: 1, dataDisks: 0 }, key).join(' ')} (output to /var/log/runcvm/runcvm-template-${key.slice(0, 12)}.log, nice 10; not waited for): the VM template builder for key ${key.slice(0, 12)}`);
     expect(lines[spawn + 1]).toMatch(/^run runc create/);
     expect(p.launchSpec.template).toBeUndefined();
     expect(p.config.mounts?.some((m) => m.destination === '/.runcvm/template')).toBe(false);
