@@ -12,7 +12,7 @@
  * and a clock within 2 s of the host's. A corrupted template state is a cold boot with the reason logged.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ import { bootAndSave, checkRestore } from '../../src/runcvm/template/boot-and-sa
 import { isToolError } from '../../src/core/errors.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
-import { leftovers, requireAssets, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
+import { ctrRunIn, leftovers, requireAssets, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
 import { podNetwork, PEER_IP, type PodNetwork } from './network-helpers.js';
 
 const ASSETS = process.env.RUNCVM_ASSETS || projectPath('var', 'assets');
@@ -207,4 +207,119 @@ describe('containers restored from one template (ctr run, RUNCVM_TEMPLATE=on)', 
     expect(names.filter((n) => n.startsWith('.tmp-') || n.startsWith('.lock-'))).toEqual([]);
     expect(await qemuUnder(fx.dir)).toEqual([]);
   }, 60_000);
+});
+
+/**
+ * "template store and CLI" (tmplstore): the node's side, as a node admin and a user see it, through the real runtime
+ * and a harness containerd. With RUNCVM_TEMPLATE=on in the runtime's environment, the first container of a shape
+ * boots cold and starts one detached builder, which leaves a verified template in the cache (no tmp folder or lock);
+ * the next container of that shape is restored from it (its workload runs, the debug log says so, `ls` counts it as
+ * in use); `rm` while it runs only unlinks (the VM goes on); a build that fails leaves no QEMU, template, tmp folder,
+ * lock or work folder. `ctr run` makes a new, empty network namespace: the shape has no NIC (`--nics 0`).
+ */
+describe('template store and CLI (runcvm template build|ls|rm, create binds the template)', () => {
+  const closers = new CloserStack();
+  let cd: StartedContainerd;
+  let fx: RuntimeFixture;
+  let image: string;
+  let wrapper: string;
+  /** the runtime's environment (node settings) for the CLI */
+  let env: Record<string, string>;
+  const cli = (args: string[], more: Record<string, string> = {}) => run(process.execPath, [projectPath('bin', 'runcvm'), ...args], { env: { ...env, ...more }, reject: false, timeoutMs: 240_000 });
+  const templatesIn = async (cacheDir: string) => (await readdir(join(cacheDir, 'templates')).catch(() => [] as string[])).sort();
+  const lsJson = async () => JSON.parse((await cli(['template', 'ls', '--json'])).stdout) as { key: string; inUse: number; bytes: number; shape: string }[];
+
+  beforeAll(async () => {
+    ({ fx, cd, image } = await startRuncvmSuite(closers));
+    // INFO: the launcher's `template:` lines reach the debug log (DEBUG would rule templates out)
+    env = { RUNCVM_STATE_DIR: fx.stateDir, RUNCVM_CACHE_DIR: fx.cacheDir, RUNCVM_LOG_DIR: fx.logDir, RUNCVM_TEMPLATE: 'on', RUNCVM_LOG_LEVEL: 'INFO' };
+    wrapper = await fx.wrapperWith('runcvm-runtime-templates', { RUNCVM_TEMPLATE: 'on', RUNCVM_LOG_LEVEL: 'INFO' });
+  }, 300_000);
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  it('first need: the container boots cold now, one detached builder leaves a verified template, nothing else', async () => {
+    const r = await ctrRunIn(cd, { runtime: wrapper, image, id: 'tmpl-first', cmd: ['echo', 'cold-ok'], timeoutMs: 120_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toBe('cold-ok\n');
+    // the builder outlives the container: wait for its template (a TCG boot + save + one restore)
+    let keys: string[] = [];
+    for (let i = 0; i < 240 && keys.length === 0; i++) {
+      keys = (await templatesIn(fx.cacheDir)).filter((n) => /^[0-9a-f]{64}$/.test(n) && !n.startsWith('.'));
+      if (keys.length === 0) await new Promise((res) => setTimeout(res, 1000));
+    }
+    const builderLog = (await readdir(fx.logDir)).filter((n) => n.startsWith('runcvm-template-'));
+    expect(builderLog).toHaveLength(1);
+    expect(keys, await readFile(join(fx.logDir, builderLog[0]!), 'utf8')).toHaveLength(1);
+    // a lock and tmp folder exist only while the builder runs: wait for it to end
+    for (let i = 0; i < 30 && (await templatesIn(fx.cacheDir)).some((n) => n.startsWith('.')); i++) await new Promise((res) => setTimeout(res, 500));
+    expect(await templatesIn(fx.cacheDir)).toEqual(keys);
+    expect((await readFile(join(fx.logDir, builderLog[0]!), 'utf8'))).toContain('template built');
+    const ls = await lsJson();
+    expect(ls).toEqual([expect.objectContaining({ key: keys[0], inUse: 0, shape: 'qemu tcg 1 vCPU 512 MiB 0 NIC 2 disks' })]);
+    // `runcvm template build` of the same shape finds it: nothing built twice
+    const again = await cli(['template', 'build', '--nics', '0']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toBe(`${keys[0]} the template exists\n`);
+  }, 400_000);
+
+  it('the next container of the shape is restored from it; ls counts it; rm while it runs only unlinks', async () => {
+    const [key] = (await lsJson()).map((t) => t.key);
+    expect(key).toBeDefined();
+    const out = join(fx.dir, 'restored.out');
+    const run1 = await cd.ctr(['run', '-d', '--runc-binary', wrapper, '--log-uri', `file://${out}`, image, 'tmpl-restored', 'sh', '-c', 'echo restored-ok; sleep 120'], { reject: false, timeoutMs: 60_000 });
+    expect(run1.exitCode, run1.stderr).toBe(0);
+    const logFile = join(fx.logDir, 'runcvm-tmpl-restored.debug');
+    let text = '';
+    for (let i = 0; i < 120 && !(text.includes('restored-ok') && /template: (restored|cold boot)/.test(await readFile(logFile, 'utf8').catch(() => ''))); i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      text = await readFile(out, 'utf8').catch(() => '');
+    }
+    const debug = await readFile(logFile, 'utf8').catch(() => '');
+    expect(text, debug).toContain('restored-ok');
+    expect(debug).toContain(`template: ${key} (restored from ${join(fx.cacheDir, 'templates', key!)})`);
+    expect(debug, debug).toMatch(/template: restored/);
+    expect(debug).not.toMatch(/template: cold boot/);
+    expect((await lsJson())[0]).toMatchObject({ key, inUse: 1 });
+    const rm1 = await cli(['template', 'rm', key!.slice(0, 12)]);
+    expect(rm1.exitCode, rm1.stderr).toBe(0);
+    expect(rm1.stdout).toBe(`removed ${key} (1 running container keep their private mapping of it until they stop)\n`);
+    expect(await templatesIn(fx.cacheDir)).toEqual([]);
+    // the VM goes on: its task is still running
+    const tasks = await cd.ctr(['tasks', 'ls'], { reject: false });
+    expect(tasks.stdout).toMatch(/tmpl-restored\s+\d+\s+RUNNING/);
+    await cd.ctr(['tasks', 'kill', '-s', 'SIGKILL', 'tmpl-restored'], { reject: false });
+    for (let i = 0; i < 60 && !/tmpl-restored\s+\d+\s+STOPPED/.test((await cd.ctr(['tasks', 'ls'], { reject: false })).stdout); i++) await new Promise((res) => setTimeout(res, 500));
+    await cd.ctr(['tasks', 'rm', 'tmpl-restored'], { reject: false });
+    await cd.ctr(['containers', 'rm', 'tmpl-restored'], { reject: false });
+    const left = await leftovers(fx);
+    expect(left.qemu).toEqual([]);
+    expect(left.state).toEqual([]);
+  }, 300_000);
+
+  it('a failed build: TEMPLATE_BUILD_FAILED, and no QEMU, template, tmp folder, lock or work folder left', async () => {
+    // assets whose kernel is not a kernel: QEMU refuses it at once
+    const assets = join(fx.dir, 'bad-assets');
+    const real = process.env.RUNCVM_ASSETS || projectPath('var', 'assets');
+    await mkdir(join(assets, 'kernel'), { recursive: true });
+    await writeFile(join(assets, 'kernel', 'vmlinux'), randomBytes(4096));
+    await copyFile(join(real, 'kernel', 'initramfs.img'), join(assets, 'kernel', 'initramfs.img'));
+    await copyFile(join(real, 'kernel', 'manifest.json'), join(assets, 'kernel', 'manifest.json'));
+    await symlink(await realpath(join(real, 'guest')), join(assets, 'guest'));
+    const cache = join(fx.dir, 'bad-cache');
+    const tmpBefore = (await readdir(tmpdir())).filter((n) => n.startsWith('runcvm-template-'));
+    const r = await cli(['template', 'build', '--nics', '0'], { RUNCVM_ASSETS: assets, RUNCVM_CACHE_DIR: cache });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^error: the template [0-9a-f]{64} could not be made: /m);
+    expect(r.stderr).toContain('fix: containers keep booting cold meanwhile.');
+    expect(await templatesIn(cache)).toEqual([]);
+    expect((await readdir(tmpdir())).filter((n) => n.startsWith('runcvm-template-'))).toEqual(tmpBefore);
+    const ps = await run('ps', ['-eo', 'pid,args'], { reject: false });
+    expect(ps.stdout.split('\n').filter((l) => l.includes('qemu-system') && l.includes(assets))).toEqual([]);
+    // and a shape no template can cover is refused with its reason (exit 2), before anything is made
+    const dbg = await cli(['template', 'build', '--memory', '64M']);
+    expect(dbg.exitCode).toBe(2);
+    expect(dbg.stderr).toContain('--memory "64M" is below the 128 MiB a VM needs');
+  }, 300_000);
 });

@@ -27,7 +27,7 @@ export const CONTAINER_PATHS = {
   firecracker: '/.runcvm/firecracker',
   /** RUNCVM_KERNEL's file (launch/kernel.ts), bound read-only, nosuid, nodev */
   customKernel: '/.runcvm/kernel-custom/vmlinux',
-  /** the VM template create chose (issue 17: manifest.json, state, memory), bound read-only from the node's cache */
+  /** the VM template create chose (LaunchSpec.template; issue 17: manifest.json, state, memory), bound read-only */
   template: '/.runcvm/template',
 } as const;
 

@@ -33,7 +33,7 @@ export type CreateAction =
    * start a process that outlives create (its own session, stdin closed, output appended to `log`) and is not
    * waited for: the VM template builder (template/plan.ts), which the container never waits on
    */
-  | { op: 'spawn-detached'; file: string; argv: string[]; log: string; what: string };
+  | { op: 'spawn-detached'; file: string; argv: string[]; log: string; what: string; nice?: number };
 
 export function describeAction(a: CreateAction): string {
   switch (a.op) {
@@ -48,7 +48,7 @@ export function describeAction(a: CreateAction): string {
     case 'runc':
       return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}${a.foreground ? ' (foreground: signals passed on)' : ''}`;
     case 'spawn-detached':
-      return `start detached ${[a.file, ...a.argv].join(' ')} (output to ${a.log}; not waited for): ${a.what}`;
+      return `start detached ${[a.file, ...a.argv].join(' ')} (output to ${a.log}${a.nice ? `, nice ${a.nice}` : ''}; not waited for): ${a.what}`;
     default:
       return describeStorageAction(a);
   }

@@ -8,6 +8,7 @@
  */
 import { constants as fsc, appendFileSync } from 'node:fs';
 import { lchown, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isatty } from 'node:tty';
 import { isToolError } from '../../core/errors.js';
@@ -167,6 +168,12 @@ export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug
             }
             child.on('error', () => undefined);
             child.unref();
+            // below the containers it works for: its QEMU (which inherits this) must not slow their boots
+            try {
+              if (a.nice && child.pid) setPriority(child.pid, a.nice);
+            } catch {
+              /* it already ended, or the node forbids it: it runs at normal priority */
+            }
             log.info(`started: ${a.what}`, { pid: child.pid ?? 0, log: a.log });
           } catch (err) {
             log.info(`not started: ${a.what}`, { problem: (err as Error)?.message ?? String(err) });

@@ -178,10 +178,19 @@ export async function readCreateFacts(input: CreateInput): Promise<CreateFacts |
   };
 }
 
+/**
+ * Docker (20.10-25) connects a container's interfaces from its `libnetwork-setkey` prestart hook, after create: a new
+ * namespace with that hook gets one eth0 (bridge networks; an estimate the launcher checks against what it finds).
+ */
+export function dockerConnectsLater(spec: OciSpec): boolean {
+  const hooks = spec.hooks as Record<string, { args?: string[] }[] | undefined> | undefined;
+  return Object.values(hooks ?? {}).some((list) => (list ?? []).some((h) => (h.args ?? []).includes('libnetwork-setkey')));
+}
+
 /** The eth* interfaces of the network namespace the spec joins by path, now (0 for a new, empty namespace). */
 async function namespaceNics(spec: OciSpec): Promise<number> {
   const path = (spec.linux?.namespaces ?? []).find((n) => n.type === 'network')?.path;
-  if (!path) return 0;
+  if (!path) return dockerConnectsLater(spec) ? 1 : 0;
   // /proc/net/dev as a process in that namespace sees it (nsenter: the runtime is root on the node)
   const r = await run('nsenter', [`--net=${path}`, 'cat', '/proc/self/net/dev'], { reject: false, timeoutMs: 2_000 }).catch(() => undefined);
   if (!r || r.exitCode !== 0) return 0;

@@ -225,6 +225,7 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   );
   // mount points that are files: binds of a file (volumes, the engine's /etc files, runcvm's disk, log, kernel, binaries)
   const fileSources = new Set<string>([
+    ...(template.use === 'template' ? [`${template.dir}/memory`] : []),
     ...Object.entries(facts.volumeSources).filter(([, k]) => k === 'file').map(([p]) => p),
     ...copiedFilesFromSpec(spec).map((f) => f.source),
     ...(config.mounts ?? []).filter((m) => FILE_MOUNTS.has(m.destination) || choice.binds.some((b) => b.destination === m.destination)).map((m) => m.source ?? ''),
@@ -264,7 +265,7 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
     ...(ownerField.owner ? [{ op: 'chown', path: paths.state, owner: ownerField.owner, what: "the user namespace's root: the launcher runs as it" } as const] : []),
   );
   // the container boots cold now; the template of its shape is made beside it for the next one
-  if (template.use === 'cold' && template.build) actions.push({ op: 'spawn-detached', ...template.build, what: `the VM template builder for key ${template.key?.slice(0, 12) ?? ''}` });
+  if (template.use === 'cold' && template.build) actions.push({ op: 'spawn-detached', ...template.build, nice: 10, what: `the VM template builder for key ${template.key?.slice(0, 12) ?? ''}` });
   const foreground = isForegroundRun(input.runc.argv);
   actions.push({ op: 'runc', file: input.runc.file, argv: withBundleArg(input.runc.argv, paths.bundle, input.bundle), passFds: input.runc.passFds, ...(foreground ? { foreground: true as const } : {}) });
   if (foreground) {

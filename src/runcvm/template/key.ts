@@ -2,8 +2,10 @@
  * The template key (issue 17; docs/dev/notes/templates.md 3.2). Pure. A template fits a VM when everything that
  * shaped the saved VM is equal: the hypervisor and the backend's own part (`Hypervisor.templateShape`: its machine,
  * its device shape, its version), the kernel, initramfs and guest package (by hash), accel, vCPUs, memory,
- * `tsc_early_khz`, the disks (count, order, read-only, cache), the NIC count, the io and agent ports, and the template
- * command line (the cold boot's without the per-container words that travel in the RESUME frame). The key is the
+ * the disks (count, order, read-only, cache), the NIC count, the io and agent ports, and the template command line
+ * (the cold boot's without the per-container words that travel in the RESUME frame, and without `tsc_early_khz`: the
+ * host's `cpu MHz` it comes from moves with frequency scaling, and it only steers the early boot a restored VM has
+ * already done). The key is the
  * sha256 of the shape's canonical JSON. The same function serves create (which binds the template's folder), the
  * builder (`runcvm template build`) and the launcher (which checks the bound template is the one its VM needs).
  * A VM that cannot use a template gets the reason instead, logged at info as `template: cold boot (<reason>)`.
@@ -46,8 +48,11 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-/** Words of a cold boot's command line that are the container's own: they travel in RESUME, not in the template. */
-const PER_CONTAINER_WORD = /^runcvm\.net\./;
+/**
+ * Words of a cold boot's command line that do not shape a template: the container's own (they travel in RESUME) and
+ * the early-boot TSC hint (read from /proc/cpuinfo at each start; it may differ between two reads).
+ */
+const PER_CONTAINER_WORD = /^(runcvm\.net\.|tsc_early_khz=)/;
 
 export function templateCmdlineWords(cmdline: string): string[] {
   return cmdline.split(/\s+/).filter((w) => w && !PER_CONTAINER_WORD.test(w) && w !== TEMPLATE_CMDLINE_FLAG);
@@ -74,7 +79,6 @@ export function templateKey(vm: VmPlan, hv: Hypervisor, facts: TemplateKeyFacts)
   if (!facts.assets) return { ok: false, reason: 'the guest assets have no manifest with hashes (rebuild them: bash scripts/setup.sh)' };
   const backend = hv.templateShape(vm);
   if (!backend.ok) return { ok: false, reason: backend.reason };
-  const tsc = words.find((w) => w.startsWith('tsc_early_khz='));
   const shape: Record<string, unknown> = {
     version: TEMPLATE_SHAPE_VERSION,
     hypervisor: hv.name,
@@ -85,7 +89,6 @@ export function templateKey(vm: VmPlan, hv: Hypervisor, facts: TemplateKeyFacts)
     accel: vm.accel,
     vcpus: vm.vcpus,
     memoryMiB: vm.memoryMiB,
-    tscKhz: tsc ? Number(tsc.slice('tsc_early_khz='.length)) : null,
     disks: vm.disks.map((d) => ({ readOnly: d.readOnly, cache: d.readOnly ? null : (d.cache ?? null) })),
     nics: (vm.nics ?? []).length,
     io: vm.io.portName,

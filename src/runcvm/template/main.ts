@@ -169,7 +169,7 @@ async function buildMain(argv: string[], env: Readonly<Record<string, string | u
       },
       async verify(files) {
         const workDir = await work();
-        await checkRestore(builderVm({ ...vm, template: files }, kernelDir, workDir), hv, files, { workDir, guestDir, log });
+        await checkRestore(builderVm(vm, kernelDir, workDir), hv, files, { workDir, guestDir, log });
       },
     });
   } catch (err) {

@@ -57,10 +57,10 @@ export const withDebugLogMount = (logPath: string): SpecTransform => withMount(b
 export const withCustomKernelMount = (hostFile: string): SpecTransform =>
   withMount({ destination: CONTAINER_PATHS.customKernel, type: 'bind', source: hostFile, options: ['bind', 'ro', 'nosuid', 'nodev'] });
 /**
- * the VM template the launcher restores (template/store.ts): its folder of the node's cache, read-only; but the RAM
- * file read-write on top: QEMU 7.2 opens a memory-backend-file O_RDWR even with share=off (it maps it MAP_PRIVATE
- * and never writes it; `readonly=on` would make the guest's RAM a ROM, and the read-only open for a private mapping,
- * `rom=off`, exists from QEMU 8.2). docs/dev/notes/templates.md constraint 11.
+ * The VM template the launcher restores (template/store.ts): its folder of the node's cache, read-only, and over it its
+ * RAM file read-write. QEMU 7.2 opens a `memory-backend-file` read-write even for a private (`share=off`) mapping:
+ * the guest's writes stay in its private copy, but the open needs write access (QEMU 8.2's `readonly=on,rom=off`
+ * lifts that; docs/templates.md "Trust").
  */
 export const withTemplateMount = (templateDir: string): SpecTransform =>
   compose(

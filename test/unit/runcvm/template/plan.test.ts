@@ -17,6 +17,7 @@ import { withAbsoluteSources } from '../../../../src/runcvm/bundle/transforms/in
 import type { OciSpec } from '../../../../src/runcvm/launch/oci.js';
 import { buildArgs, planTemplate, type TemplateFacts } from '../../../../src/runcvm/template/plan.js';
 import { launchSpecSchema } from '../../../../src/runcvm/launch/schema.js';
+import { dockerConnectsLater } from '../../../../src/runcvm/runtime/facts.js';
 
 const qemu = HYPERVISORS.qemu as Hypervisor;
 const ownShape = qemu.templateShape;
@@ -79,7 +80,7 @@ describe('create with VM templates', () => {
     expect(p.log).toContainEqual({ level: 'info', msg: `template: cold boot (no template ${key.slice(0, 12)} yet; building it)` });
     const lines = actionLines(p);
     const spawn = lines.findIndex((l) => l.startsWith('start detached'));
-    expect(lines[spawn]).toBe(`start detached /usr/bin/node /opt/runcvm/bin/runcvm ${buildArgs({ hypervisor: 'qemu', accel: 'tcg', vcpus: 1, memoryMiB: 512, tscKhz: 2_400_000, nics: 1, dataDisks: 0 }, key).join(' ')} (output to /var/log/runcvm/runcvm-template-${key.slice(0, 12)}.log; not waited for): the VM template builder for key ${key.slice(0, 12)}`);
+    expect(lines[spawn]).toBe(`start detached /usr/bin/node /opt/runcvm/bin/runcvm ${buildArgs({ hypervisor: 'qemu', accel: 'tcg', vcpus: 1, memoryMiB: 512, tscKhz: 2_400_000, nics: 1, dataDisks: 0 }, key).join(' ')} (output to /var/log/runcvm/runcvm-template-${key.slice(0, 12)}.log, nice 10; not waited for): the VM template builder for key ${key.slice(0, 12)}`);
     expect(lines[spawn + 1]).toMatch(/^run runc create/);
     expect(p.launchSpec.template).toBeUndefined();
     expect(p.config.mounts?.some((m) => m.destination === '/.runcvm/template')).toBe(false);
@@ -92,18 +93,24 @@ describe('create with VM templates', () => {
     expect(actionLines(again).some((l) => l.startsWith('start detached'))).toBe(false);
   });
 
-  it('a template of this shape: bound read-only at /.runcvm/template, named in the LaunchSpec, pinned, no builder', async () => {
+  it('a template of this shape: bound at /.runcvm/template (read-only but its RAM file), named in the LaunchSpec, pinned, no builder', async () => {
     const key = (vmPlan(planCreate(input(), facts(TF))).template as { key: string }).key;
     const p = vmPlan(planCreate(input(), facts({ ...TF, ready: [key] })));
     const dir = `/var/lib/runcvm/disks/templates/${key}`;
     expect(p.template).toEqual({ use: 'template', key, dir });
     expect(p.launchSpec.template).toEqual({ key });
     expect(launchSpecSchema.parse(p.launchSpec).template).toEqual({ key });
-    expect(p.config.mounts).toContainEqual({ destination: '/.runcvm/template', type: 'bind', source: dir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+    const mounts = (p.config.mounts ?? []).filter((m) => m.destination.startsWith('/.runcvm/template'));
+    // the folder read-only, then its RAM file read-write over it (QEMU 7.2 opens it read-write for a private mapping)
+    expect(mounts).toEqual([
+      { destination: '/.runcvm/template', type: 'bind', source: dir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+      { destination: '/.runcvm/template/memory', type: 'bind', source: `${dir}/memory`, options: ['bind', 'rw', 'nosuid', 'nodev', 'noexec'] },
+    ]);
     const lines = actionLines(p);
     expect(lines).toContain(`write /run/runcvm/c1/template 0644: the VM template this container starts from (never evicted while it exists), ${dir.length} bytes`);
     expect(lines.some((l) => l.startsWith('start detached'))).toBe(false);
-    expect(lines.find((l) => l.startsWith('launcher root'))).toContain('/.runcvm/template/');
+    // its mount point: a file (its folder is made with it)
+    expect(lines.find((l) => l.startsWith('launcher root'))).toMatch(/ \/\.runcvm\/template\/memory$/);
     expect(renderCreatePlan(p)).toContain(`# template: ${key} (restored from ${dir})`);
     await printedIsApplied(p);
     // another shape (two NICs) does not fit it
@@ -131,5 +138,13 @@ describe('create with VM templates', () => {
     const a = planTemplate(spec, qemu, TF, { stateRoot: '/a', cacheDir: '/a/cache', logDir: '/a' });
     const b = planTemplate(spec, qemu, TF, { stateRoot: '/b', cacheDir: '/b/cache', logDir: '/b' });
     expect(a.use === 'cold' && b.use === 'cold' && a.key === b.key).toBe(true);
+  });
+
+  it('Docker connects eth0 after create (its libnetwork-setkey hook): create counts it for the key', () => {
+    const hook = { path: '/proc/42/exe', args: ['libnetwork-setkey', '-exec-root=/var/run/docker', 'abc', 'def'] };
+    expect(dockerConnectsLater({ ociVersion: '1.0.2', hooks: { prestart: [hook] } })).toBe(true);
+    expect(dockerConnectsLater({ ociVersion: '1.0.2', hooks: { createRuntime: [hook] } })).toBe(true);
+    expect(dockerConnectsLater({ ociVersion: '1.0.2' })).toBe(false);
+    expect(dockerConnectsLater({ ociVersion: '1.0.2', hooks: { prestart: [{ path: '/bin/true', args: ['true'] }] } })).toBe(false);
   });
 });

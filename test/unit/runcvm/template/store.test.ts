@@ -2,7 +2,10 @@ import { mkdtemp, mkdir, readdir, rm, truncate, writeFile, appendFile, stat } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { utimes } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Logger } from '../../../../src/core/log/index.js';
+import { boundNodeCache } from '../../../../src/runcvm/storage/apply.js';
 import {
   listTemplates,
   lockPath,
@@ -124,6 +127,29 @@ describe('template store', () => {
     expect(await removeTemplate(cache, KEY)).toBe(false);
     expect(await removeTemplate(cache, '../x')).toBe(false);
     expect((await listTemplates(cache)).map((e) => e.key)).toEqual([OTHER]);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it('templates count in RUNCVM_CACHE_MAX with the base disks: least recently used first, never one a container uses', async () => {
+    const C = 'c'.repeat(64);
+    for (const k of [KEY, OTHER, C]) {
+      await writeTemplate(cache, k, {}, steps({ async build(files) { await writeFile(files.state, 's'); await writeFile(files.memory, Buffer.alloc(256 * 1024, 1)); } }));
+    }
+    const disk = join(cache, 'd'.repeat(32) + '.ext4');
+    await writeFile(disk, Buffer.alloc(256 * 1024, 1));
+    // ages: disk oldest, then KEY (in use), OTHER, C newest
+    const t = Date.now() / 1000;
+    await utimes(disk, t - 400, t - 400);
+    await utimes(templateDir(cache, KEY), t - 300, t - 300);
+    await utimes(templateDir(cache, OTHER), t - 200, t - 200);
+    await utimes(templateDir(cache, C), t - 100, t - 100);
+    const state = join(cache, 'state');
+    await mkdir(join(state, 'ctr1'), { recursive: true });
+    await writeFile(join(state, 'ctr1', 'template'), templateDir(cache, KEY));
+    // room for two entries: the disk and OTHER go (oldest not in use), KEY (in use) and C stay
+    await boundNodeCache(cache, state, 600 * 1024, templateDir(cache, C), new Logger({ level: 'off', sinks: [] }));
+    expect((await listTemplates(cache)).map((e) => e.key)).toEqual([KEY, C].sort());
+    expect(await stat(disk).then(() => true, () => false)).toBe(false);
     expect(await leftovers()).toEqual([]);
   });
 });
