@@ -11,7 +11,7 @@
  * more restore the template and still get what is theirs: /dev/urandom output, MAC, IP, hostname, root disk size,
  * and a clock within 2 s of the host's. A corrupted template state is a cold boot with the reason logged.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,6 +196,20 @@ describe('containers restored from one template (ctr run, RUNCVM_TEMPLATE=on)', 
     const r = await runIn(await podAt('10.88.0.4'), 'gamma', []);
     expect(r.stderr).toMatch(/template: cold boot \([^)]*(sha256|corrupt)/);
     expect(r.ip).toBe('10.88.0.4/24');
+    expect(r.mac).toBe(nets.at(-1)!.podMac);
+  }, 300_000);
+
+  it('a state QEMU refuses (its manifest rewritten to match): the restored VM is killed, a cold boot with QEMU\'s reason', async () => {
+    const [key] = await templateDirs();
+    const dir = join(fx.cacheDir, 'templates', key!);
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { stateSha256: string };
+    const state = await readFile(join(dir, 'state'));
+    manifest.stateSha256 = createHash('sha256').update(state).digest('hex');
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+    const r = await runIn(await podAt('10.88.0.5'), 'delta', []);
+    expect(r.stderr).toMatch(/template: cold boot \(the VM template .* could not be loaded by qemu: .*migration/);
+    expect(r.stderr).not.toContain('template: restored');
+    expect(r.ip).toBe('10.88.0.5/24');
     expect(r.mac).toBe(nets.at(-1)!.podMac);
   }, 300_000);
 
