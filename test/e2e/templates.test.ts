@@ -5,6 +5,11 @@
  * saved (device state in a small stream, RAM in a sparse file), and restored: the guest takes RESUME and goes on to
  * probe its disks. A corrupted state file is refused by QEMU and reported as TEMPLATE_LOAD. Every path leaves no
  * QEMU, socket or placeholder file behind.
+ *
+ * "containers restored from one template": the whole runtime (`ctr run --runc-binary` with RUNCVM_TEMPLATE=on, each
+ * container in a pod network namespace of its own). The first container boots cold and starts the builder; two
+ * more restore the template and still get what is theirs: /dev/urandom output, MAC, IP, hostname, root disk size,
+ * and a clock within 2 s of the host's. A corrupted template state is a cold boot with the reason logged.
  */
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -23,6 +28,7 @@ import { isToolError } from '../../src/core/errors.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
 import { ctrRunIn, leftovers, requireAssets, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
+import { podNetwork, PEER_IP, type PodNetwork } from './network-helpers.js';
 
 const ASSETS = process.env.RUNCVM_ASSETS || projectPath('var', 'assets');
 
@@ -91,6 +97,116 @@ describe('template mechanics (QEMU: bootAndSave, checkRestore, a refused load)',
     expect(await readdir(join(dir, 'check'))).toEqual([]);
     expect(await qemuUnder(dir)).toEqual([]);
   }, 180_000);
+});
+
+describe('containers restored from one template (ctr run, RUNCVM_TEMPLATE=on)', () => {
+  const closers = new CloserStack();
+  let cd: StartedContainerd;
+  let fx: RuntimeFixture;
+  let busybox: string;
+  let wrapper: string;
+  let seq = 0;
+  const nets: PodNetwork[] = [];
+
+  /** a pod network whose eth0 holds `ip`/24 (the helper's namespaces all hold one address: swap it) */
+  async function podAt(ip: string): Promise<PodNetwork> {
+    const net = await podNetwork();
+    nets.push(net);
+    const cur = await net.ipJson<{ addr_info: { local: string; prefixlen: number }[] }>(net.pod, ['addr', 'show', 'eth0']);
+    const old = cur[0]!.addr_info.find((a) => a.local.includes('.'))!;
+    await net.ip(net.pod, ['addr', 'del', `${old.local}/${old.prefixlen}`, 'dev', 'eth0']);
+    await net.ip(net.pod, ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    await net.ip(net.pod, ['route', 'add', 'default', 'via', PEER_IP, 'dev', 'eth0']);
+    return net;
+  }
+
+  const probe = [
+    'head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo',
+    'cat /sys/class/net/eth0/address',
+    'ip -4 -o addr show eth0 | awk \'{print $4}\'',
+    'hostname',
+    'df -k / | awk \'NR==2 {print $2}\'',
+    'date +%s',
+  ].join('; ');
+
+  async function runIn(net: PodNetwork, name: string, env: string[]) {
+    const before = Date.now();
+    const r = await cd.ctr(['run', '--rm', '--runc-binary', wrapper, '--with-ns', `network:${net.nsPath}`, '--env', 'RUNCVM_LOG_LEVEL=INFO', ...env.flatMap((e) => ['--env', e]), busybox, `t${++seq}-${name}`, 'sh', '-c', probe], { reject: false, timeoutMs: 180_000 });
+    const after = Date.now();
+    expect(r.exitCode, r.stderr).toBe(0);
+    const [random, mac, ip, hostname, diskKiB, clock] = r.stdout.trim().split('\n');
+    return { random, mac, ip, hostname, diskKiB: Number(diskKiB), clock: Number(clock), before, after, stderr: r.stderr };
+  }
+
+  async function templateDirs(): Promise<string[]> {
+    const names = await readdir(join(fx.cacheDir, 'templates')).catch(() => [] as string[]);
+    const done: string[] = [];
+    for (const n of names) if (/^[0-9a-f]{64}$/.test(n) && (await stat(join(fx.cacheDir, 'templates', n, 'manifest.json')).then(() => true, () => false))) done.push(n);
+    return done;
+  }
+
+  beforeAll(async () => {
+    ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
+    // RUNCVM_TEMPLATE is a node setting: the runtime's own environment
+    wrapper = await fx.wrapperWith('runcvm-runtime-tmpl', { RUNCVM_TEMPLATE: 'on' });
+  }, 300_000);
+  afterAll(async () => {
+    for (const n of nets) await n.destroy();
+    await closers.close();
+  });
+
+  it('the first container boots cold and starts the build; the template appears', async () => {
+    const first = await runIn(await podAt('10.88.0.2'), 'first', []);
+    // no template yet: create boots it cold (no restore attempted) and starts one detached builder
+    expect(first.stderr).not.toContain('template: restored');
+    const deadline = Date.now() + 240_000;
+    while ((await templateDirs()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
+    expect(await templateDirs()).toHaveLength(1);
+  }, 300_000);
+
+  // the hostname is not in this list: ctr 1.6 sets none (both show "(none)", cold or restored); it comes from the
+  // container's own disk (/.runcvm/config) after the resume, as every other OCI setting does
+  it('two containers restored from it differ in random bytes, MAC, IP and disk size; their clocks are the host\'s', async () => {
+    const netA = await podAt('10.88.0.2');
+    const netB = await podAt('10.88.0.3');
+    const a = await runIn(netA, 'alpha', ['RUNCVM_ROOTFS_SIZE=300M']);
+    const b = await runIn(netB, 'beta', ['RUNCVM_ROOTFS_SIZE=500M']);
+    for (const r of [a, b]) {
+      expect(r.stderr).toContain('template: restored');
+      expect(r.stderr).not.toContain('template: cold boot');
+      // within 2 s of the host's clock while the container ran (the template's own clock is minutes old)
+      expect(r.clock).toBeGreaterThanOrEqual(Math.floor(r.before / 1000) - 2);
+      expect(r.clock).toBeLessThanOrEqual(Math.ceil(r.after / 1000) + 2);
+      expect(r.random).toMatch(/^[0-9a-f]{32}$/);
+    }
+    expect(a.random).not.toBe(b.random);
+    expect(a.mac).toBe(netA.podMac);
+    expect(b.mac).toBe(netB.podMac);
+    expect(a.mac).not.toBe(b.mac);
+    expect([a.ip, b.ip]).toEqual(['10.88.0.2/24', '10.88.0.3/24']);
+    expect(b.diskKiB - a.diskKiB).toBeGreaterThan(150 * 1024);
+  }, 400_000);
+
+  it('a corrupted template state: a cold boot with the reason logged, the container still runs', async () => {
+    const [key] = await templateDirs();
+    const state = join(fx.cacheDir, 'templates', key!, 'state');
+    const fh = await open(state, 'r+');
+    await fh.write(randomBytes(64), 0, 64, 100);
+    await fh.close();
+    const r = await runIn(await podAt('10.88.0.4'), 'gamma', []);
+    expect(r.stderr).toMatch(/template: cold boot \([^)]*(sha256|corrupt)/);
+    expect(r.ip).toBe('10.88.0.4/24');
+    expect(r.mac).toBe(nets.at(-1)!.podMac);
+  }, 300_000);
+
+  it('nothing is left behind: no QEMU, state folder, template build folder or lock', async () => {
+    const left = await leftovers(fx);
+    expect(left.qemu).toEqual([]);
+    expect(left.state).toEqual([]);
+    const names = await readdir(join(fx.cacheDir, 'templates'));
+    expect(names.filter((n) => n.startsWith('.tmp-') || n.startsWith('.lock-'))).toEqual([]);
+    expect(await qemuUnder(fx.dir)).toEqual([]);
+  }, 60_000);
 });
 
 /**

@@ -1,7 +1,7 @@
 /**
- * The launcher's side of VM templates (issue 17, docs/dev/notes/templates.md §3.5–3.6): check the template create
- * bound (template/store.ts verifyTemplate: manifest, key, sizes, state sha256) and that the hypervisor accepts this
- * VM's shape; restore it; send RESUME (the clock read at send time, 64 fresh random bytes, the MACs in NIC order,
+ * The launcher's side of VM templates (issue 17, docs/dev/notes/templates.md §3.5–3.6): check that the key of this
+ * VM (template/key.ts, from the launcher's own VmPlan) is the one create bound the template for, and the template
+ * itself (template/store.ts verifyTemplate: manifest, key, sizes, state sha256); restore it; send RESUME (the clock read at send time, 64 fresh random bytes, the MACs in NIC order,
  * the network words); wait, bounded, for the guest's first frame. Any failure is a reason for a cold boot, which the
  * caller logs as `template: cold boot (<reason>)`: the restored VM is killed and its sockets removed first, so no
  * partial state is left.
@@ -11,6 +11,8 @@ import type { Logger } from '../../core/log/index.js';
 import { isToolError } from '../../core/errors.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import type { Hypervisor, HypervisorPlan, RunningVm, StartOptions, VmPlan } from '../hypervisor/types.js';
+import { readTemplateAssets } from '../template/facts.js';
+import { templateKey } from '../template/key.js';
 import { verifyTemplate } from '../template/store.js';
 import { encodeResume, RESUME_SEED_BYTES } from '../template/resume.js';
 import type { GuestChannel } from './channel.js';
@@ -33,9 +35,11 @@ export async function planRestore(key: string, hv: Hypervisor, vm: VmPlan, net: 
     log.info(`template: cold boot (${reason})`);
     return undefined;
   };
-  if (!hv.templateShape) return cold(`${hv.name} has no template support yet`);
-  const shape = hv.templateShape(vm);
-  if (!shape.ok) return cold(shape.reason);
+  // the key of the VM this launcher really runs (its NICs are known only now: Docker, for one, joins the container
+  // to its network after create), against the key create bound the template for
+  const own = templateKey(vm, hv, { setting: 'on', assets: await readTemplateAssets(CONTAINER_PATHS.kernelDir, CONTAINER_PATHS.guest) });
+  if (!own.ok) return cold(own.reason);
+  if (own.key !== key) return cold(`this VM's shape (key ${own.key.slice(0, 12)}: ${(vm.nics ?? []).length} NIC(s), ${vm.disks.length} disk(s)) is not the bound template's (key ${key.slice(0, 12)})`);
   const verified = await verifyTemplate(CONTAINER_PATHS.template, key);
   if (!verified.ok) return cold(verified.reason);
   try {
