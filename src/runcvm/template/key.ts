@@ -169,3 +169,21 @@ export function templateVm(req: TemplateRequest): VmPlan {
   const nics = Array.from({ length: req.nics }, (_, n) => ({ id: `net${n}`, tap: `tap-eth${n}`, mac: `52:54:00:00:00:${(n + 1).toString(16).padStart(2, '0')}` }));
   return { ...vm, disks, ...(nics.length ? { nics } : {}) };
 }
+
+/** The top-level fields in which two shapes differ (for a cold-boot reason a person can act on). */
+export function shapeDifference(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
+}
+
+/**
+ * The launcher's check (tmplvm's planRestore should call it after verifyTemplate): does the template create bound
+ * (its manifest's key and shape) fit the VM the launcher is about to run? Create keyed the VM from what it could see
+ * (say, no NIC yet when the engine connects one after create); undefined when it fits, else the cold-boot reason.
+ */
+export function launchKeyMismatch(vm: VmPlan, hv: Hypervisor, facts: TemplateKeyFacts, bound: { key: string; shape: Record<string, unknown> }): string | undefined {
+  const k = templateKey(vm, hv, facts);
+  if (!k.ok) return k.reason;
+  if (k.key === bound.key) return undefined;
+  const fields = shapeDifference(k.shape, bound.shape);
+  return `the bound template does not fit this VM (differs in ${fields.length ? fields.join(', ') : 'its key'})`;
+}

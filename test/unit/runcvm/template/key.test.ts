@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, launchRefusal, templateKey, templateRequestFrom, templateVm, type TemplateKeyFacts, type TemplateRequest } from '../../../../src/runcvm/template/key.js';
+import { canonicalJson, launchKeyMismatch, launchRefusal, shapeDifference, templateKey, templateRequestFrom, templateVm, type TemplateKeyFacts, type TemplateRequest } from '../../../../src/runcvm/template/key.js';
 import type { Hypervisor, VmPlan } from '../../../../src/runcvm/hypervisor/types.js';
 import { HYPERVISORS, planVm } from '../../../../src/runcvm/hypervisor/index.js';
 import { templateSetting } from '../../../../src/runcvm/launch/settings.js';
@@ -112,5 +112,19 @@ describe('templateKey', () => {
     expect(templateSetting({ RUNCVM_TEMPLATE: '0' })).toBe('off');
     expect(() => templateSetting({ RUNCVM_TEMPLATE: 'maybe' })).toThrow('RUNCVM_TEMPLATE="maybe" is not valid: it is neither on nor off');
     expect(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"x":1,"y":2}]},"b":1}');
+  });
+});
+
+describe('launchKeyMismatch (the launcher\'s check of the bound template)', () => {
+  it('fits the VM create keyed; names the fields that differ otherwise', () => {
+    const vm = templateVm(REQ);
+    const made = templateKey(vm, backend(), FACTS);
+    if (!made.ok) throw new Error(made.reason);
+    expect(launchKeyMismatch(vm, backend(), FACTS, made)).toBeUndefined();
+    // the engine connected a second NIC after create
+    expect(launchKeyMismatch(templateVm({ ...REQ, nics: 2 }), backend(), FACTS, made)).toBe('the bound template does not fit this VM (differs in nics)');
+    expect(launchKeyMismatch(templateVm({ ...REQ, vcpus: 2 }), backend(), FACTS, made)).toBe('the bound template does not fit this VM (differs in backend, vcpus)');
+    expect(launchKeyMismatch(vm, backend(), { ...FACTS, setting: 'off' }, made)).toBe('RUNCVM_TEMPLATE=off');
+    expect(shapeDifference({ a: 1, b: [1] }, { b: [2], c: 0 })).toEqual(['a', 'b', 'c']);
   });
 });
