@@ -33,7 +33,9 @@ export type CreateAction =
    * start a process that outlives create (its own session, stdin closed, output appended to `log`) and is not
    * waited for: the VM template builder (template/plan.ts), which the container never waits on
    */
-  | { op: 'spawn-detached'; file: string; argv: string[]; log: string; what: string; nice?: number };
+  | { op: 'spawn-detached'; file: string; argv: string[]; log: string; what: string; nice?: number }
+  /** a stale VM template (its RAM file changed since the build): renamed away, then unlinked (running VMs keep their mapping) */
+  | { op: 'remove-template'; dir: string; reason: string };
 
 export function describeAction(a: CreateAction): string {
   switch (a.op) {
@@ -47,6 +49,8 @@ export function describeAction(a: CreateAction): string {
       return `chown -R ${a.owner.uid}:${a.owner.gid} ${a.path}: ${a.what}`;
     case 'runc':
       return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}${a.foreground ? ' (foreground: signals passed on)' : ''}`;
+    case 'remove-template':
+      return `remove the VM template ${a.dir} (rename away, then unlink): ${a.reason}`;
     case 'spawn-detached':
       return `start detached ${[a.file, ...a.argv].join(' ')} (output to ${a.log}${a.nice ? `, nice ${a.nice}` : ''}; not waited for): ${a.what}`;
     default:

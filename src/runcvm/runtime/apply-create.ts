@@ -154,6 +154,16 @@ export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug
         case 'warn':
           process.stderr.write(`${a.text}\n`);
           return;
+        case 'remove-template': {
+          // never fails the container: it boots cold either way, and the rebuild replaces the folder too
+          const { removeTemplateDir } = await import('../template/store.js');
+          try {
+            if (await removeTemplateDir(a.dir)) log.info('removed a stale VM template', { dir: a.dir, reason: a.reason });
+          } catch (err) {
+            log.info('could not remove a stale VM template', { dir: a.dir, problem: (err as Error)?.message ?? String(err) });
+          }
+          return;
+        }
         case 'spawn-detached': {
           // a failure to start it never fails the container: it boots cold either way
           try {

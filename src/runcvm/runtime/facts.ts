@@ -216,6 +216,7 @@ async function readTemplateFacts(spec: OciSpec, nodeEnv: Readonly<Record<string,
     ...(khz ? { tscKhz: khz } : {}),
     nics: await namespaceNics(spec),
     ready: store.ready,
+    stale: store.stale,
     building: store.building,
     ...(cli && hasCli ? { builder: { node: process.execPath, cli } } : {}),
   };

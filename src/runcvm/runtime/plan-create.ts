@@ -264,7 +264,8 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
     { op: 'write', path: paths.launcherConfig, content: JSON.stringify(config), mode: 0o600, atomic: true, what: "the launcher's config.json (runcvm's private bundle)" },
     ...(ownerField.owner ? [{ op: 'chown', path: paths.state, owner: ownerField.owner, what: "the user namespace's root: the launcher runs as it" } as const] : []),
   );
-  // the container boots cold now; the template of its shape is made beside it for the next one
+  // the container boots cold now; the template of its shape is made beside it for the next one (a stale one goes first)
+  if (template.use === 'cold' && template.remove) actions.push({ op: 'remove-template', dir: template.remove, reason: template.reason });
   if (template.use === 'cold' && template.build) actions.push({ op: 'spawn-detached', ...template.build, nice: 10, what: `the VM template builder for key ${template.key?.slice(0, 12) ?? ''}` });
   const foreground = isForegroundRun(input.runc.argv);
   actions.push({ op: 'runc', file: input.runc.file, argv: withBundleArg(input.runc.argv, paths.bundle, input.bundle), passFds: input.runc.passFds, ...(foreground ? { foreground: true as const } : {}) });

@@ -180,12 +180,26 @@ async function buildMain(argv: string[], env: Readonly<Record<string, string | u
   }
   if (!result.built) {
     process.stdout.write(`${k.key} ${result.reason}\n`);
+    if (result.reason === 'the template exists') await removeBuilderLog(dirs.logDir, k.key);
     return 0;
   }
   log.info('template built', { dir: result.dir, ms: Date.now() - started, state: result.manifest.stateBytes });
   await boundTemplates(dirs, node.cacheMaxBytes, result.dir, log);
   process.stdout.write(`${k.key}\n`);
+  await removeBuilderLog(dirs.logDir, k.key);
   return 0;
+}
+
+/**
+ * The log create gave a detached builder (`${RUNCVM_LOG_DIR}/runcvm-template-<key12>.log`, template/plan.ts) is kept
+ * only when the build fails (its error is what a node admin reads); a build that made the template (or found it)
+ * removes it, as a container that ends well leaves no debug log. Only when this process's stdout is that file: an
+ * admin's `runcvm template build` in a terminal, or with its output sent elsewhere, removes nothing.
+ */
+async function removeBuilderLog(logDir: string, key: string): Promise<void> {
+  const path = join(logDir, `runcvm-template-${key.slice(0, 12)}.log`);
+  const [mine, ours] = await Promise.all([realpath('/proc/self/fd/1').catch(() => ''), realpath(path).catch(() => undefined)]);
+  if (ours && mine === ours) await rm(path, { force: true }).catch(() => undefined);
 }
 
 async function lsMain(argv: string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {

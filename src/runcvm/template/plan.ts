@@ -28,13 +28,15 @@ export interface TemplateFacts {
   ready: readonly string[];
   /** keys a live builder holds the lock of */
   building: readonly string[];
+  /** keys whose template must go (its memory file changed since the build, or an older manifest): store.ts staleTemplate */
+  stale?: readonly { key: string; reason: string }[];
   /** how to start `runcvm template build` (node + the CLI), when this install has the CLI */
   builder?: { node: string; cli: string };
 }
 
 export type TemplateDecision =
   | { use: 'template'; key: string; dir: string }
-  | { use: 'cold'; reason: string; key?: string; build?: { file: string; argv: string[]; log: string } };
+  | { use: 'cold'; reason: string; key?: string; build?: { file: string; argv: string[]; log: string }; remove?: string };
 
 /** The builder's flags for a request (`runcvm template build` makes exactly templateVm(request) again). */
 export function buildArgs(req: TemplateRequest, key: string): string[] {
@@ -50,14 +52,18 @@ export function planTemplate(spec: LaunchSpec, hv: Hypervisor, facts: TemplateFa
   const k = templateKey(templateVm(request), hv, { setting: facts.setting, ...(facts.assets ? { assets: facts.assets } : {}) });
   if (!k.ok) return { use: 'cold', reason: k.reason };
   const dir = `${dirs.cacheDir.replace(/\/+$/, '')}/templates/${k.key}`;
-  if (facts.ready.includes(k.key)) return { use: 'template', key: k.key, dir };
-  if (facts.building.includes(k.key)) return { use: 'cold', key: k.key, reason: `the template ${k.key.slice(0, 12)} is being built` };
-  if (!facts.builder) return { use: 'cold', key: k.key, reason: `no template ${k.key.slice(0, 12)} yet, and no runcvm CLI to build it` };
+  // a stale template (its RAM file written since the build: a trust boundary, see store.ts) is removed, then rebuilt
+  const stale = facts.stale?.find((s) => s.key === k.key);
+  if (facts.ready.includes(k.key) && !stale) return { use: 'template', key: k.key, dir };
+  const remove = stale ? { remove: dir } : {};
+  if (facts.building.includes(k.key)) return { use: 'cold', key: k.key, reason: stale?.reason ?? `the template ${k.key.slice(0, 12)} is being built`, ...remove };
+  if (!facts.builder) return { use: 'cold', key: k.key, reason: stale ? `${stale.reason}; no runcvm CLI to rebuild it` : `no template ${k.key.slice(0, 12)} yet, and no runcvm CLI to build it`, ...remove };
   return {
     use: 'cold',
     key: k.key,
-    reason: `no template ${k.key.slice(0, 12)} yet; building it`,
+    reason: stale ? `${stale.reason}; removing it and building it again` : `no template ${k.key.slice(0, 12)} yet; building it`,
     build: { file: facts.builder.node, argv: [facts.builder.cli, ...buildArgs(request, k.key)], log: `${dirs.logDir.replace(/\/+$/, '')}/runcvm-template-${k.key.slice(0, 12)}.log` },
+    ...remove,
   };
 }
 

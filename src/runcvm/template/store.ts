@@ -6,15 +6,30 @@
  * dead pid is taken over). It is never changed in place (restored VMs map `memory` privately: they would see a
  * change of any page they have not touched yet): removal renames the folder away and unlinks, so running VMs keep
  * their mapping. `verifyTemplate` is what the launcher checks before a restore; any problem is a cold boot reason.
+ *
+ * The memory file is a trust boundary: QEMU 7.2 opens it O_RDWR even for a private mapping, so create binds it
+ * read-write into every launcher container of its shape, and a guest that took over its QEMU could write it and reach
+ * the later VMs of that shape. The manifest records the file's identity at build (device, inode, size, mtime and
+ * ctime in ns); a write(2), a truncate or a shared mapping's write-back moves mtime/ctime, writes through a private
+ * mapping (every restored VM) never do. A template whose memory file changed is refused (`TAMPERED_REASON`), and
+ * create removes it and starts a rebuild (`storeState` reports it as `stale`).
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc, createReadStream } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { TemplateFiles } from '../hypervisor/types.js';
 
-export const TEMPLATE_MANIFEST_VERSION = 1;
+/** 2: the memory file's identity (`memoryFile`); a version-1 template is stale (create removes and rebuilds it) */
+export const TEMPLATE_MANIFEST_VERSION = 2;
+/** why a template whose RAM file is not the one the builder wrote is refused (and removed by create) */
+export const TAMPERED_REASON = "the template's memory file changed since it was built";
+
+const decimal = z.string().regex(/^\d+$/);
+/** stat(2) of the memory file at build: any change of these is a write, a replacement or a truncation */
+export const fileIdentitySchema = z.object({ dev: decimal, ino: decimal, size: decimal, mtimeNs: decimal, ctimeNs: decimal }).strict();
+export type FileIdentity = z.infer<typeof fileIdentitySchema>;
 export const TEMPLATES_FOLDER = 'templates';
 /** A key is the sha256 of the shape's canonical JSON (template/key.ts). */
 export const KEY_PATTERN = /^[0-9a-f]{64}$/;
@@ -28,6 +43,8 @@ export const templateManifestSchema = z.object({
   stateBytes: z.number().int().nonnegative(),
   /** the RAM file's apparent size (it is sparse: only the pages the guest touched take room) */
   ramBytes: z.number().int().nonnegative(),
+  /** the memory file's identity when the builder had written it (decimal strings: bigint stat) */
+  memoryFile: fileIdentitySchema,
   /** ISO time of the build */
   created: z.string(),
 });
@@ -61,6 +78,33 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** The identity of `path` (not following a link: the template's files are regular files). */
+export async function fileIdentity(path: string): Promise<FileIdentity> {
+  const st = await lstat(path, { bigint: true });
+  return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
+}
+
+/** The fields of the memory file's identity that differ from the manifest's ([] when none). */
+export async function memoryFileChanges(memory: string, recorded: FileIdentity): Promise<string[] | undefined> {
+  const now = await fileIdentity(memory).catch(() => undefined);
+  if (!now) return undefined;
+  return (Object.keys(recorded) as (keyof FileIdentity)[]).filter((k) => now[k] !== recorded[k]);
+}
+
+/**
+ * Create's cheap check of a template folder (one read, one stat; no hashing): undefined when it may be bound, else
+ * the reason it is stale and must be removed (another manifest version, or the memory file changed). A missing
+ * memory file is not stale: the launcher's verifyTemplate reports it (a partial folder is never renamed into place).
+ */
+export async function staleTemplate(dir: string): Promise<string | undefined> {
+  const text = await readFile(join(dir, 'manifest.json'), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const parsed = templateManifestSchema.safeParse(safeJson(text));
+  if (!parsed.success) return 'the template manifest is not valid (an older version, or changed)';
+  const changed = await memoryFileChanges(templateFiles(dir).memory, parsed.data.memoryFile);
+  return changed?.length ? TAMPERED_REASON : undefined;
+}
+
 /**
  * Is the template in `dir` complete, the one for `key`, and unchanged since it was written? Checks the manifest
  * (present, parsable, this key), both files (present, regular, the recorded sizes) and the state's sha256 (small:
@@ -85,6 +129,9 @@ export async function verifyTemplate(dir: string, key: string): Promise<VerifyRe
   if (!memory?.isFile()) return { ok: false, reason: 'the template has no memory file (partial template)' };
   if (state.size !== manifest.stateBytes) return { ok: false, reason: `the template's state file has ${state.size} bytes, the manifest says ${manifest.stateBytes} (truncated or changed)` };
   if (memory.size !== manifest.ramBytes) return { ok: false, reason: `the template's memory file has ${memory.size} bytes, the manifest says ${manifest.ramBytes} (truncated or changed)` };
+  // written in place (a QEMU its guest took over: the file is bound read-write) or replaced since the build
+  const changed = await memoryFileChanges(files.memory, manifest.memoryFile);
+  if (changed === undefined || changed.length) return { ok: false, reason: TAMPERED_REASON };
   const sha = await sha256File(files.state).catch(() => undefined);
   if (sha !== manifest.stateSha256) return { ok: false, reason: "the template's state file does not match its sha256 (corrupt)" };
   return { ok: true, files, manifest };
@@ -197,6 +244,8 @@ export async function writeTemplate(cacheDir: string, key: string, shape: Record
       stateSha256: await sha256File(files.state),
       stateBytes: state.size,
       ramBytes: memory.size,
+      // after the chmod and fsync above: nothing changes the file from here on (the rename moves the folder only)
+      memoryFile: await fileIdentity(files.memory),
       created: new Date().toISOString(),
     };
     await writeFile(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o644 });
@@ -230,6 +279,12 @@ async function removeFolder(dir: string, pid: number): Promise<boolean> {
 export async function removeTemplate(cacheDir: string, key: string): Promise<boolean> {
   if (!KEY_PATTERN.test(key)) return false;
   return removeFolder(templateDir(cacheDir, key), process.pid);
+}
+
+/** Removes the template folder `dir` (a key-named folder under a templates folder), as `rm` does. */
+export async function removeTemplateDir(dir: string): Promise<boolean> {
+  if (!KEY_PATTERN.test(dir.replace(/^.*\//, '')) || !dir.replace(/\/[^/]*$/, '').endsWith(`/${TEMPLATES_FOLDER}`)) throw new Error(`not a template folder: ${dir}`);
+  return removeFolder(dir, process.pid);
 }
 
 /** Mark a template as just used (the cache bound's clock, as a base disk hit does). */
@@ -289,18 +344,25 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** What create needs of the store, cheaply: keys with a manifest, keys a live builder holds the lock of. */
-export async function storeState(cacheDir: string): Promise<{ ready: string[]; building: string[] }> {
+/**
+ * What create needs of the store, cheaply: keys with a manifest, keys a live builder holds the lock of, and keys whose
+ * template is stale (staleTemplate: create removes it and starts a rebuild).
+ */
+export async function storeState(cacheDir: string): Promise<{ ready: string[]; building: string[]; stale: { key: string; reason: string }[] }> {
   const root = templatesDir(cacheDir);
   const ready: string[] = [];
   const building: string[] = [];
+  const stale: { key: string; reason: string }[] = [];
   for (const name of await readdir(root).catch(() => [] as string[])) {
     if (KEY_PATTERN.test(name)) {
-      if (await stat(join(root, name, 'manifest.json')).then((s) => s.isFile(), () => false)) ready.push(name);
+      if (!(await stat(join(root, name, 'manifest.json')).then((s) => s.isFile(), () => false))) continue;
+      const reason = await staleTemplate(join(root, name));
+      if (reason) stale.push({ key: name, reason });
+      else ready.push(name);
     } else if (name.startsWith('.lock-') && KEY_PATTERN.test(name.slice(6))) {
       const holder = Number((await readFile(join(root, name), 'utf8').catch(() => '')).trim());
       if (pidAlive(holder)) building.push(name.slice(6));
     }
   }
-  return { ready, building };
+  return { ready, building, stale };
 }

@@ -118,6 +118,25 @@ describe('create with VM templates', () => {
     expect(two.template.use).toBe('cold');
   });
 
+  it('a stale template (its RAM file changed since the build): cold boot with the reason, removed, then built again', async () => {
+    const key = (vmPlan(planCreate(input(), facts(TF))).template as { key: string }).key;
+    const dir = `/var/lib/runcvm/disks/templates/${key}`;
+    const reason = "the template's memory file changed since it was built";
+    const p = vmPlan(planCreate(input(), facts({ ...TF, ready: [], stale: [{ key, reason }] })));
+    expect(p.template).toMatchObject({ use: 'cold', key, reason: `${reason}; removing it and building it again`, remove: dir });
+    expect(p.launchSpec.template).toBeUndefined();
+    expect(p.log).toContainEqual({ level: 'info', msg: `template: cold boot (${reason}; removing it and building it again)` });
+    const lines = actionLines(p);
+    const rm = lines.indexOf(`remove the VM template ${dir} (rename away, then unlink): ${reason}; removing it and building it again`);
+    expect(rm).toBeGreaterThanOrEqual(0);
+    expect(lines[rm + 1]).toMatch(/^start detached .* template build --key /);
+    await printedIsApplied(p);
+    // while its rebuild runs: removed (if still there), no second builder
+    const building = vmPlan(planCreate(input(), facts({ ...TF, building: [key], stale: [{ key, reason }] })));
+    expect(building.template).toEqual({ use: 'cold', key, reason, remove: dir });
+    expect(actionLines(building).some((l) => l.startsWith('start detached'))).toBe(false);
+  });
+
   it('off, refused shapes and a pod\'s own RUNCVM_TEMPLATE: cold boot with the reason, no builder', () => {
     const reason = (i: CreateInput, f: TemplateFacts | undefined) => {
       const p = vmPlan(planCreate(i, facts(f)));

@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, readdir, rm, truncate, writeFile, appendFile, stat } from 'node:fs/promises';
+import { mkdtemp, mkdir, open, readdir, readFile, rm, truncate, writeFile, appendFile, stat, chmod, copyFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -11,6 +11,9 @@ import {
   lockPath,
   lockTemplate,
   removeTemplate,
+  removeTemplateDir,
+  storeState,
+  TAMPERED_REASON,
   templateDir,
   templatesDir,
   tmpDirFor,
@@ -151,5 +154,48 @@ describe('template store', () => {
     expect((await listTemplates(cache)).map((e) => e.key)).toEqual([KEY, C].sort());
     expect(await stat(disk).then(() => true, () => false)).toBe(false);
     expect(await leftovers()).toEqual([]);
+  });
+
+  it('the memory file\'s identity is recorded at build; any write, replacement or chmod is refused as a change, create sees it stale', async () => {
+    await writeTemplate(cache, KEY, {}, steps());
+    const dir = templateDir(cache, KEY);
+    const ok = await verifyTemplate(dir, KEY);
+    expect(ok.ok).toBe(true);
+    if (ok.ok) expect(ok.manifest.memoryFile).toEqual({ dev: expect.stringMatching(/^\d+$/), ino: expect.stringMatching(/^\d+$/), size: String(8 * 1024 * 1024), mtimeNs: expect.stringMatching(/^\d+$/), ctimeNs: expect.stringMatching(/^\d+$/) });
+    // reading it (as QEMU's private mapping does) changes nothing
+    await readFile(join(dir, 'memory'));
+    expect(await storeState(cache)).toEqual({ ready: [KEY], building: [], stale: [] });
+    const refused = { ok: false, reason: TAMPERED_REASON };
+
+    // one byte written in place, same size and content length (what a QEMU taken over by its guest could do)
+    const fh = await open(join(dir, 'memory'), 'r+');
+    await fh.write(Buffer.from('R'), 0, 1, 0);
+    await fh.close();
+    expect(await verifyTemplate(dir, KEY)).toEqual(refused);
+    expect(await storeState(cache)).toEqual({ ready: [], building: [], stale: [{ key: KEY, reason: TAMPERED_REASON }] });
+    // create's removal: renamed away and unlinked, nothing left
+    expect(await removeTemplateDir(dir)).toBe(true);
+    expect(await readdir(templatesDir(cache))).toEqual([]);
+    await expect(removeTemplateDir(join(cache, 'elsewhere', KEY))).rejects.toThrow('not a template folder');
+
+    // replaced by another file of the same size and bytes (new inode)
+    await writeTemplate(cache, KEY, {}, steps());
+    await copyFile(join(dir, 'memory'), join(cache, 'copy'));
+    await rename(join(cache, 'copy'), join(dir, 'memory'));
+    expect(await verifyTemplate(dir, KEY)).toEqual(refused);
+    // a metadata change (ctime) alone: refused too
+    await removeTemplate(cache, KEY);
+    await writeTemplate(cache, KEY, {}, steps());
+    await chmod(join(dir, 'memory'), 0o600);
+    expect(await verifyTemplate(dir, KEY)).toEqual(refused);
+
+    // a template of the older manifest version (no identity): stale for create, not valid for the launcher
+    await removeTemplate(cache, KEY);
+    await writeTemplate(cache, KEY, {}, steps());
+    const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    delete m.memoryFile;
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify({ ...m, version: 1 }));
+    expect((await storeState(cache)).stale).toEqual([{ key: KEY, reason: expect.stringMatching(/manifest is not valid/) }]);
+    expect(await verifyTemplate(dir, KEY)).toEqual({ ok: false, reason: expect.stringMatching(/is not valid$/) });
   });
 });
