@@ -8,7 +8,7 @@
  *  3. the whole runtime: `ctr run --runc-binary bin/runcvm-runtime --with-ns network:<pod netns>` (and plain runc as
  *     the oracle), `--network none` (a namespace with only lo), and cleanup.
  */
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile, copyFile, chmod } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile, copyFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -390,7 +390,9 @@ describe('Docker mode: a user-defined bridge network and a published port (docke
     const tar = join(fx.dir, 'busybox.tar');
     await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${ref}`, `docker-archive:${tar}:rcvmnet/busybox:latest`]);
     await reg.stop();
-    d = await startDockerd({ netns: hostNs, runtimes: { runcvm: { path: fx.wrapper } }, extraConfig: { iptables: true, 'ip-forward': true, 'userland-proxy': true } });
+    // runcvm-tmpl: the same runtime with VM templates on (a node setting), for the template case below
+    const tmplWrapper = await fx.wrapperWith('runcvm-runtime-tmpl', { RUNCVM_TEMPLATE: 'on' });
+    d = await startDockerd({ netns: hostNs, runtimes: { runcvm: { path: fx.wrapper }, 'runcvm-tmpl': { path: tmplWrapper } }, extraConfig: { iptables: true, 'ip-forward': true, 'userland-proxy': true } });
     closers.push('dockerd', () => d.stop());
     await d.docker(['load', '-i', tar]);
     await d.docker(['network', 'create', '--subnet', '172.30.0.0/24', 'rcvmnet']);
@@ -481,6 +483,34 @@ describe('Docker mode: a user-defined bridge network and a published port (docke
     } finally {
       await d.docker(['rm', '-f', target], { reject: false });
     }
+  });
+
+  // Docker joins the container to its network after create (libnetwork-setkey prestart hook): create keys the one NIC
+  // the launcher will find, so a container on a network is restored from a template of that shape, not booted cold
+  it('VM templates on: the second `docker run --network` is restored from the template the first one built, with its own IP and MAC', async () => {
+    const script = 'ip -o -4 addr show dev eth0 | sed "s/ brd .*//"; cat /sys/class/net/eth0/address';
+    const runOne = async () => {
+      const r = await d.docker(['run', '--rm', '--runtime', 'runcvm-tmpl', '--network', 'rcvmnet', '-e', 'RUNCVM_LOG_LEVEL=INFO', 'rcvmnet/busybox', 'sh', '-c', script], { reject: false, timeoutMs: 180_000 });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return r;
+    };
+    const first = await runOne();
+    expect(first.stderr).not.toContain('template: restored');
+    expect(first.stdout).toMatch(/eth0\s+inet 172\.30\.0\.\d+\/24/);
+    // the detached builder of the first container's shape (1 NIC): wait for its template
+    const dir = join(fx.cacheDir, 'templates');
+    const ready = async () => (await readdir(dir).catch(() => [] as string[])).some((n) => /^[0-9a-f]{64}$/.test(n));
+    for (let i = 0; i < 240 && !(await ready()); i++) await new Promise((res) => setTimeout(res, 1000));
+    expect(await ready()).toBe(true);
+    const second = await runOne();
+    expect(second.stderr).toContain('template: restored');
+    expect(second.stderr).not.toContain('template: cold boot');
+    const [addr, mac] = second.stdout.trim().split('\n');
+    expect(addr).toMatch(/eth0\s+inet 172\.30\.0\.\d+\/24/);
+    // the MAC Docker 20.10 gave this container's eth0 (02:42 + its IP; the guest sets it from RESUME), not the
+    // template's placeholder 52:54:00:00:00:01
+    const last = Number(/inet 172\.30\.0\.(\d+)\//.exec(addr!)![1]);
+    expect(mac).toBe(`02:42:ac:1e:00:${last.toString(16).padStart(2, '0')}`);
   });
 
   it("embedded DNS: the launcher's relay on the identity IP answers nobody but its VM (another container that routes there gets nothing)", async () => {
