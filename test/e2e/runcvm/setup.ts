@@ -75,8 +75,50 @@ export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixtu
     await chmod(path, 0o755);
     return path;
   };
-  const wrapper = await wrapperWith('runcvm-runtime', {});
-  return { dir, wrapper, stateDir, cacheDir, logDir, wrapperWith, close: () => rm(dir, { recursive: true, force: true }) };
+  // `RUNCVM_TEMPLATE=on npx vitest run test/e2e/…` runs a file's runcvm containers with VM templates on (a node
+  // setting: the runtime's own environment, which the engines do not pass on)
+  const wrapper = await wrapperWith('runcvm-runtime', process.env.RUNCVM_TEMPLATE ? { RUNCVM_TEMPLATE: process.env.RUNCVM_TEMPLATE } : {});
+  const close = async () => {
+    await stopTemplateBuilders(cacheDir);
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { dir, wrapper, stateDir, cacheDir, logDir, wrapperWith, close };
+}
+
+/**
+ * A detached template builder (started by create with templates on) may outlive the test file: it is waited for (it
+ * cleans up its own work folder and QEMU), and after 120 s killed with its QEMU (its own session: one process group)
+ * before the fixture's folders go.
+ */
+export async function stopTemplateBuilders(cacheDir: string): Promise<void> {
+  const dir = join(cacheDir, 'templates');
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith('.lock-')) continue;
+    const pid = Number((await readFile(join(dir, name), 'utf8').catch(() => '')).trim());
+    if (!(pid > 1)) continue;
+    for (let i = 0; i < 240 && alive(pid); i++) await new Promise((r) => setTimeout(r, 500));
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    for (let i = 0; i < 50; i++) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 export interface RuncvmSuiteOptions<T extends [string, ...string[]]> {
