@@ -11,6 +11,10 @@
  * 4. host memory per idle microVM: RSS summed over the container's process tree (launcher + QEMU) ~5 s after the
  *    guest answered an exec, for -m 256M vs 512M (ctr --memory-limit), with an idle runc container for scale.
  * 5. the added cost of a pass-through verb (`list`) through bin/runcvm-runtime over runc itself (target < 5 ms).
+ * VM templates (issue 17): 1 and 3 also run `runcvm template` (RUNCVM_TEMPLATE=on, restored from the template of the
+ * same shape, built once before by an untimed container), and 4b compares host memory as PSS (smaps_rollup over the
+ * container's process tree: shared pages split between their mappers) of two idle containers of each kind side by
+ * side: runc, runcvm cold, runcvm template. BENCH_NO_SWEEP=1 skips 2 (and its image pushes) for a quicker run.
  * Variants are interleaved so load elsewhere on the machine hits them alike. Results: bench/results/runcvm-start.json.
  */
 import { mkdir, writeFile, statfs } from 'node:fs/promises';
@@ -26,6 +30,7 @@ import { startRegistry, type StartedRegistry } from '../test/harness/services/re
 import { buildahStore, pushBusyboxImage, pushDebootstrapImage, registryFlags } from '../test/harness/images.js';
 import { pushVariant, runtimeFixture } from '../test/e2e/runcvm/setup.js';
 import { waitFor } from '../test/harness/wait.js';
+import { readdir, readFile as readFileAsync, stat } from 'node:fs/promises';
 import { derivedCase, measureCase, repsAtMost, treeRssKiB, WARMUPS, REPS, type CaseResult } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 
@@ -38,6 +43,21 @@ const START_REPS = repsAtMost(3);
 const SWEEP_REPS = repsAtMost(2);
 const BURST_REPS = repsAtMost(1);
 const IDLE_REPS = repsAtMost(2);
+const NO_SWEEP = process.env.BENCH_NO_SWEEP === '1';
+
+/** PSS (KiB) summed over `pid` and its descendants (smaps_rollup: shared pages divided between their mappers). */
+async function treePssKiB(pid: number): Promise<number> {
+  const ps = await run('ps', ['-eo', 'pid,ppid'], { reject: false });
+  const rows = ps.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/).map(Number)).filter((r) => r.length === 2);
+  const tree = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, pp] of rows) if (tree.has(pp!) && !tree.has(p!)) { tree.add(p!); grew = true; }
+  }
+  let kib = 0;
+  for (const p of tree) kib += Number(/^Pss:\s+(\d+) kB/m.exec(await readFileAsync(`/proc/${p}/smaps_rollup`, 'utf8').catch(() => ''))?.[1] ?? 0);
+  return kib;
+}
 
 const TRIVIAL_INIT = `#include <fcntl.h>
 #include <unistd.h>
@@ -88,20 +108,22 @@ try {
   const cd = await startContainerd();
   closers.push('containerd', () => cd.stop());
   const busybox = await pushBusyboxImage(reg);
-  const ten = await pushVariant(reg, 'ten-mb', { bigFileMiB: 7 });
-  const hundred = await pushVariant(reg, 'hundred-mb', { bigFileMiB: 97 });
-  const debian = await pushDebootstrapImage(reg);
+  const ten = NO_SWEEP ? '' : await pushVariant(reg, 'ten-mb', { bigFileMiB: 7 });
+  const hundred = NO_SWEEP ? '' : await pushVariant(reg, 'hundred-mb', { bigFileMiB: 97 });
+  const debian = NO_SWEEP ? '' : await pushDebootstrapImage(reg);
   const fs = await statfs(dir);
   const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30;
   let gig: string | undefined;
-  if (freeGiB < 12) {
+  if (NO_SWEEP) {
+    notes.push('BENCH_NO_SWEEP=1: the image size sweep was skipped');
+  } else if (freeGiB < 12) {
     const why = `1 GB image skipped: ${freeGiB.toFixed(1)} GiB free under ${dir} (needs ~12 GiB: layer file, buildah store, registry, containerd content + snapshot, runcvm base disk)`;
     process.stdout.write(`${why}\n`);
     notes.push(why);
   } else {
     gig = await pushBigImage(reg, debian, 800, dir);
   }
-  for (const ref of [busybox, ten, hundred, debian, ...(gig ? [gig] : [])]) await cd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 900_000 });
+  for (const ref of [busybox, ten, hundred, debian, ...(gig ? [gig] : [])].filter(Boolean)) await cd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 900_000 });
   closers.push('stray containers', async () => {
     const ls = await cd.ctr(['task', 'ls', '-q'], { reject: false });
     for (const id of ls.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
@@ -126,37 +148,56 @@ try {
     '-drive', `id=root,file=${join(dir, 'trivial.ext4')},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=root', '-serial', 'stdio'];
 
   let n = 0;
-  const ctrRun = (image: string, vm: boolean, cmd: string[], extra: string[] = []) =>
-    ['--address', cd.socket, '-n', cd.namespace, 'run', '--rm', ...(vm ? ['--runc-binary', fx.wrapper] : []), ...extra, image, `b${++n}`, ...cmd];
+  // VM templates: the node setting in the runtime's environment; the same shape as the cold runs (no NIC: ctr's new
+  // network namespace holds only lo)
+  const tmplWrapper = await fx.wrapperWith('runcvm-runtime-tmpl', { RUNCVM_TEMPLATE: 'on' });
+  type Rt = boolean | 'template';
+  const rtFlags = (vm: Rt) => (vm ? ['--runc-binary', vm === 'template' ? tmplWrapper : fx.wrapper] : []);
+  const ctrRun = (image: string, vm: Rt, cmd: string[], extra: string[] = []) =>
+    ['--address', cd.socket, '-n', cd.namespace, 'run', '--rm', ...rtFlags(vm), ...extra, image, `b${++n}`, ...cmd];
   const echo = ['sh', '-c', 'echo ready'];
+  // the first container of the shape boots cold and starts the builder (untimed); every timed template run restores
+  await timed('ctr', ctrRun(busybox, 'template', echo));
+  const tdir = join(fx.cacheDir, 'templates');
+  await waitFor('the VM template to be built', async () => {
+    for (const name of await readdir(tdir).catch(() => [] as string[])) if (/^[0-9a-f]{64}$/.test(name) && (await stat(join(tdir, name, 'manifest.json')).then(() => true, () => false))) return true;
+    return false;
+  }, { timeoutMs: 300_000, intervalMs: 1000 });
+  const restored = async (args: string[]) => {
+    const r = await run('ctr', [...args.slice(0, args.indexOf('run') + 1), '--env', 'RUNCVM_LOG_LEVEL=INFO', ...args.slice(args.indexOf('run') + 1)], { reject: false, timeoutMs: 300_000 });
+    if (r.exitCode !== 0 || !r.stderr.includes('template: restored')) throw new Error(`not restored from the template: ${r.stderr.slice(-1500)}`);
+  };
+  await restored(ctrRun(busybox, 'template', echo));
 
   // 1. first output / exit
-  const firsts: Record<string, number[]> = { 'bare qemu': [], runcvm: [], runc: [] };
-  const startVariant = (name: 'runc' | 'runcvm') => ({
+  const firsts: Record<string, number[]> = { 'bare qemu': [], runcvm: [], 'runcvm template': [], runc: [] };
+  const startVariant = (name: 'runc' | 'runcvm' | 'runcvm template') => ({
     name,
-    run: async () => void firsts[name]!.push((await timed('ctr', ctrRun(busybox, name === 'runcvm', echo)))[0]),
+    run: async () => void firsts[name]!.push((await timed('ctr', ctrRun(busybox, name === 'runc' ? false : name === 'runcvm' ? true : 'template', echo)))[0]),
   });
   cases.push(await measureCase({ bench: BENCH, case: 'ctr run → exit (busybox, echo)', repetitions: START_REPS, notes: 'wall time from spawning ctr (or QEMU) to its exit; peak RSS only for bare QEMU (the runcvm VM runs under the containerd shim: see the idle-memory case)' }, [
     { name: 'bare qemu', run: async (sample) => void firsts['bare qemu']!.push((await timed('qemu-system-x86_64', bareArgs, 'ready', sample))[0]) },
     startVariant('runcvm'),
+    startVariant('runcvm template'),
     startVariant('runc'),
   ]));
-  cases.push(derivedCase({ bench: BENCH, case: 'ctr run → first output', warmups: WARMUPS, repetitions: START_REPS, notes: 'wall time from spawning ctr (or QEMU) to the first stdout line "ready"' },
+  cases.push(derivedCase({ bench: BENCH, case: 'ctr run → first output', warmups: WARMUPS, repetitions: START_REPS, pairs: [['runcvm', 'runcvm template'], ['runcvm template', 'runc']], notes: 'wall time from spawning ctr (or QEMU) to the first stdout line "ready"; runcvm template: restored from the VM template of the same shape (RUNCVM_TEMPLATE=on)' },
     Object.entries(firsts).map(([name, v]) => ({ name, values: v.slice(WARMUPS) }))));
 
   // 2. image size sweep, base disks cached (one untimed run of each first)
   const sizes: [string, string][] = [['10 MB', ten], ['100 MB', hundred], ['200 MB (debootstrap)', debian], ...(gig ? [['1 GB (debootstrap + 800 MB)', gig] as [string, string]] : [])];
-  for (const [, ref] of sizes) await timed('ctr', ctrRun(ref, true, echo));
-  cases.push(await measureCase({ bench: BENCH, case: 'runcvm start vs image size (cached base disk)', repetitions: SWEEP_REPS, warmups: 0, notes: `ctr run --rm IMAGE sh -c "echo ready" with the runcvm base disk already built (an untimed first run of each image builds it: that run is the warm-up); ${SWEEP_REPS} repetitions (capped: every run boots a VM under TCG)` },
+  if (!NO_SWEEP) for (const [, ref] of sizes) await timed('ctr', ctrRun(ref, true, echo));
+  if (!NO_SWEEP) cases.push(await measureCase({ bench: BENCH, case: 'runcvm start vs image size (cached base disk)', repetitions: SWEEP_REPS, warmups: 0, notes: `ctr run --rm IMAGE sh -c "echo ready" with the runcvm base disk already built (an untimed first run of each image builds it: that run is the warm-up); ${SWEEP_REPS} repetitions (capped: every run boots a VM under TCG)` },
     sizes.map(([label, ref]) => ({ name: `runcvm ${label}`, run: async () => void (await timed('ctr', ctrRun(ref, true, echo))) }))));
 
   // 3. ten at once
-  const burst = (vm: boolean) => async () => {
+  const burst = (vm: Rt) => async () => {
     await Promise.all(Array.from({ length: 10 }, () => timed('ctr', ctrRun(busybox, vm, echo))));
   };
-  cases.push(await measureCase({ bench: BENCH, case: '10 containers started at once', repetitions: BURST_REPS, warmups: 0, notes: `10 × ctr run --rm busybox sh -c "echo ready" in parallel, wall time until all exited; ${BURST_REPS} repetitions (capped); 2 host cores, TCG` }, [
+  cases.push(await measureCase({ bench: BENCH, case: '10 containers started at once', repetitions: BURST_REPS, warmups: 0, pairs: [['runcvm ×10', 'runcvm template ×10']], notes: `10 × ctr run --rm busybox sh -c "echo ready" in parallel, wall time until all exited; ${BURST_REPS} repetitions (capped); 2 host cores, TCG; runcvm template ×10: all restored from one template` }, [
     { name: 'runc ×10', run: burst(false) },
     { name: 'runcvm ×10', run: burst(true) },
+    { name: 'runcvm template ×10', run: burst('template') },
   ]));
 
   // 4. host memory per idle microVM
@@ -198,6 +239,30 @@ try {
   }
   cases.push(derivedCase({ bench: BENCH, case: 'host memory per idle container', unit: 'MiB', warmups: 0, repetitions: IDLE_REPS, notes: 'RSS summed over the container\'s process tree (runc: the sleep; runcvm: launcher + QEMU) 5 s after the guest answered an exec; the containerd shim (same for both) is not counted; ratios are against the runc container; guest RAM is touched lazily, so RSS hardly depends on -m' + (qemuMemory.size ? ` (checked: ${[...qemuMemory].join(', ')})` : '') },
     Object.entries(idle).map(([name, values]) => ({ name, values }))));
+
+  // 4b. PSS per idle container, two of each kind side by side (what templates share shows only between mappers)
+  const pss: Record<string, number[]> = { runc: [], 'runcvm cold': [], 'runcvm template': [] };
+  for (const [name, vm] of [['runc', false], ['runcvm cold', true], ['runcvm template', 'template']] as [string, Rt][]) {
+    const ids = [`pss${++n}`, `pss${++n}`];
+    try {
+      for (const id of ids) await cd.ctr(['run', '-d', ...rtFlags(vm), busybox, id, 'sleep', '100000'], { timeoutMs: 120_000 });
+      for (const id of ids) {
+        let e = 0;
+        await waitFor(`${id} to answer an exec`, async () => (await cd.ctr(['task', 'exec', '--exec-id', `w${++e}`, id, 'true'], { reject: false, timeoutMs: 60_000 })).exitCode === 0, { timeoutMs: 240_000, intervalMs: 500 });
+      }
+      await new Promise((r) => setTimeout(r, 5000));
+      const ls = await cd.ctr(['task', 'ls']);
+      for (const id of ids) pss[name]!.push((await treePssKiB(Number(ls.stdout.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1]))) / 1024);
+    } finally {
+      for (const id of ids) {
+        await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { reject: false });
+        await waitFor(`${id} to stop`, async () => !(await cd.ctr(['task', 'ls'], { reject: false })).stdout.includes(`${id} `) || (await cd.ctr(['task', 'delete', '-f', id], { reject: false, timeoutMs: 60_000 })).exitCode === 0, { timeoutMs: 60_000, intervalMs: 500 }).catch(() => undefined);
+        await cd.ctr(['containers', 'rm', id], { reject: false });
+      }
+    }
+  }
+  cases.push(derivedCase({ bench: BENCH, case: 'host memory (PSS) per idle container, cold vs template', unit: 'MiB', warmups: 0, repetitions: 2, notes: 'PSS (smaps_rollup) summed over the container\'s process tree (runc: the sleep; runcvm: launcher + QEMU) of two idle containers of each kind running side by side, 5 s after each answered an exec; pages shared between processes (the template\'s RAM file, mapped privately by each restored VM; libraries) are divided between their mappers; ratios against runc', pairs: [['runcvm template', 'runcvm cold']] },
+    Object.entries(pss).map(([name, values]) => ({ name, values }))));
 
   // 5. pass-through verb
   const root = join(dir, 'runc-root');

@@ -198,8 +198,17 @@ describe('containers restored from one template (ctr run, RUNCVM_TEMPLATE=on)', 
     const fh = await open(join(dir, 'memory'), 'r+');
     await fh.write(Buffer.from([0x90]), 0, 1, 4096);
     await fh.close();
-    const r = await runIn(await podAt('10.88.0.6'), 'tampered', []);
-    expect(r.stderr).toContain("template: cold boot (the template's memory file changed since it was built; removing it and building it again)");
+    // create's decision is in the container's debug log (removed when a --rm run ends): read it while the VM boots
+    const debugLog = join(fx.logDir, `runcvm-t${seq + 1}-tampered.debug`);
+    let created = '';
+    let done = false;
+    const running = runIn(await podAt('10.88.0.6'), 'tampered', []).finally(() => (done = true));
+    while (!done && !created.includes('template: ')) {
+      created = await readFile(debugLog, 'utf8').catch(() => created);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const r = await running;
+    expect(created).toContain("template: cold boot (the template's memory file changed since it was built; removing it and building it again)");
     expect(r.stderr).not.toContain('template: restored');
     expect(r.ip).toBe('10.88.0.6/24');
     // the rebuilt template: a new memory file, a new manifest, nothing of the old one left
