@@ -164,6 +164,27 @@ describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
     expect(logs).toMatch(/\[RunCVM-Runtime\] QEMU: PVC Redirect: \/data -> \/\.runcvm\/vols\/v0-pv-data/);
   });
 
+  // issue 17: virtiofs blocks saving a VM, so a container with a shared folder never uses a template
+  it('with VM templates on, a container with a virtiofs volume boots cold, saying why', async () => {
+    const host = join(tmp, 'tmpl-shared');
+    await mkdir(host);
+    await writeFile(join(host, 'f.txt'), 'shared\n');
+    const wrapper = await fx.wrapperWith('runcvm-runtime-tmpl', { RUNCVM_TEMPLATE: 'on' });
+    // create's decision is in the container's debug log, removed when a --rm run ends: read it while the VM boots
+    const debugLog = join(fx.logDir, `runcvm-vol${seq + 1}-runcvm.debug`);
+    let created = '';
+    let done = false;
+    const running = ctrRun('runcvm', ['cat', '/data/f.txt'], { flags: bind(host, '/data'), wrapper, env: ['RUNCVM_LOG_LEVEL=INFO'] }).finally(() => (done = true));
+    while (!done && !created.includes('template: ')) {
+      created = await readFile(debugLog, 'utf8').catch(() => created);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const r = await running;
+    expect(summary(r)).toMatchObject({ exit: 0, stdout: 'shared\n' });
+    expect(created).toContain('template: cold boot (virtiofs volume (virtiofs blocks saving the VM))');
+    expect(r.stderr).not.toContain('template: restored');
+  });
+
   it('leaves nothing behind (no QEMU, no virtiofsd, no state)', async () => {
     expect(await virtiofsdProcesses(fx)).toEqual([]);
     const left = await leftovers(fx);
