@@ -14,7 +14,7 @@ import { projectPath } from '../../src/core/paths.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
 import type { StartedDockerd } from '../harness/services/dockerd.js';
 import { waitFor } from '../harness/wait.js';
-import { leftovers, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { leftovers, prebuildTemplate, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
 
 const closers = new CloserStack();
 let cd: StartedContainerd;
@@ -48,7 +48,9 @@ describe('exec into a runcvm container (ctr task exec)', () => {
     const stub = join(watch, 'node');
     await writeFile(stub, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${nodeCalls}'\nexec '${process.execPath}' "$@"\n`);
     await chmod(stub, 0o755);
-    vmWrapper = await fx.wrapperWith('runcvm-runtime-node-watch', { RUNCVM_NODE: stub });
+    vmWrapper = await fx.wrapperWith('runcvm-runtime-node-watch', { RUNCVM_NODE: stub, ...(process.env.RUNCVM_TEMPLATE ? { RUNCVM_TEMPLATE: process.env.RUNCVM_TEMPLATE } : {}) });
+    // `RUNCVM_TEMPLATE=on npx vitest run test/e2e/exec.test.ts`: the VM execs go into is restored from a template
+    if (process.env.RUNCVM_TEMPLATE === 'on') await prebuildTemplate(cd, fx, fx.wrapper, busybox);
     await cd.ctr(['run', '-d', busybox, CTR_ID.runc, 'sleep', '100000']);
     await cd.ctr(['run', '-d', '--runc-binary', vmWrapper, busybox, CTR_ID.runcvm, 'sleep', '100000']);
     // the first exec waits for the guest agent (the VM boots under TCG here)

@@ -86,6 +86,24 @@ export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixtu
 }
 
 /**
+ * With VM templates on, the first VM of a shape boots cold and starts the builder: run one throwaway container of the
+ * shape (ctr run's own empty network namespace: no NIC) and wait for its template, so the VMs a test file runs next
+ * are restored from it.
+ */
+export async function prebuildTemplate(cd: StartedContainerd, fx: RuntimeFixture, runtime: string, image: string): Promise<void> {
+  const r = await ctrRunIn(cd, { runtime, image, id: `prebuild-${Date.now()}`, cmd: ['true'], timeoutMs: 180_000 });
+  if (r.exitCode !== 0) throw new Error(`the container that builds the template failed: ${r.stderr}`);
+  const dir = join(fx.cacheDir, 'templates');
+  for (let i = 0; i < 300; i++) {
+    for (const n of await readdir(dir).catch(() => [] as string[])) {
+      if (/^[0-9a-f]{64}$/.test(n) && (await stat(join(dir, n, 'manifest.json')).then(() => true, () => false))) return;
+    }
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  throw new Error(`no template appeared in ${dir} within 300 s`);
+}
+
+/**
  * A detached template builder (started by create with templates on) may outlive the test file: it is waited for (it
  * cleans up its own work folder and QEMU), and after 120 s killed with its QEMU (its own session: one process group)
  * before the fixture's folders go.
