@@ -14,6 +14,7 @@ import {
 import { describeStep, locateStep } from '../dockerfile/steps.js';
 import { versionAtLeast } from '../dockerfile/check.js';
 import { IMAGE_ENGINE } from './engine.js';
+import { mark } from '../timing.js';
 
 export interface BudResult {
   steps: number;
@@ -117,6 +118,7 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: Ab
       onStderrLine: onLine,
       ...(signal ? { signal } : {}),
     });
+    mark('bud-exit');
   } finally {
     stopHeartbeat();
     await removeLeftovers(plan, before, log);
@@ -262,6 +264,7 @@ export async function pushWithRetry(
     });
     let result: RunResult;
     try {
+      mark('push');
       result = await run(plan.buildah, step.argv, {
         env: plan.env,
         reject: false,
@@ -272,6 +275,7 @@ export async function pushWithRetry(
     } finally {
       stopHeartbeat();
     }
+    mark('push-exit');
     if (result.exitCode === 0) {
       const digest = (await readFile(step.digestFile, 'utf8')).trim();
       log.info(`pushed ${step.destination}@${digest} in ${formatDuration(result.durationMs)}`, { event: 'pushed', destination: step.destination, digest, durationMs: result.durationMs });

@@ -20,6 +20,7 @@ import { ignoreMatcher } from './ignore.js';
 import { buildKey, keyDisabled } from './key.js';
 import { keyDir, loadSalt, readRecord, readStatCache, storedImage, writeRecord, writeStatCache, type BuildRecord } from './record.js';
 import { manifestDigest, parseImageRef, type RegistryAccess } from './registry.js';
+import { mark } from '../timing.js';
 
 export interface KeyInput {
   request: BuildRequest;
@@ -126,6 +127,7 @@ export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | undef
     secretValues(request, input.env),
     Promise.all(inputs.images.map(async (ref) => [ref, await manifestDigest(ref, await accessFor(parseImageRef(ref).registry, 'pull', input))] as const)),
   ]);
+  mark('key-inputs');
   if (!buildah) return unusable('buildah or its version not found on PATH');
   const images: Record<string, string> = {};
   for (const [ref, answer] of resolved) {
@@ -135,6 +137,7 @@ export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | undef
   const matcher = ignoreMatcher(ignore.exclude ? ignore.text : undefined);
   for (const s of matcher.skipped) log.debug(`build key: ignore pattern not applied (${s})`, { event: 'build-key' });
   const context = await hashContext(input.contextDir, matcher, previous);
+  mark('key-context');
   const key = buildKey(request, {
     kimiaVersion: projectVersion(), engineVersion: buildah.version, buildah: buildah.identity, dockerfile: dockerfileDigest(input.dockerfile),
     format: plan.format, ignoreText: ignore.text, contextDigest: context.digest, images, secretValues: secrets, salt,

@@ -1,0 +1,21 @@
+/**
+ * Where kimia's own time goes in a build (Node start-up, preparation, preflight, build key, the gaps around
+ * Buildah's processes), for `-v debug`: marks are taken on every run (an array push each) and printed only at debug
+ * level, as one `timing:` line of milliseconds since the process started.
+ */
+const marks: { name: string; at: number }[] = [];
+
+/** Record that `name` happened now (performance.now() counts from process start). */
+export function mark(name: string): void {
+  marks.push({ name, at: performance.now() });
+}
+
+/** "main 52 · modules 61 · …": each mark in the order taken, in ms since the process started. */
+export function timingLine(list: readonly { name: string; at: number }[] = marks): string {
+  return list.map((m) => `${m.name} ${Math.round(m.at)}`).join(' · ');
+}
+
+/** The marks taken so far (tests). */
+export function timingMarks(): readonly { name: string; at: number }[] {
+  return marks;
+}
