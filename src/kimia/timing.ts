@@ -8,11 +8,21 @@ const marks: { name: string; at: number }[] = [];
 /** Record that `name` happened now (performance.now() counts from process start). */
 export function mark(name: string): void {
   marks.push({ name, at: performance.now() });
+  if (name === 'bud') cpuAtBud = ownCpuMs();
+}
+let cpuAtBud = 0;
+
+/**
+ * "main 52 · modules 61 · …": each mark in the order taken, in ms since the process started; `cpuMs`: kimia's own
+ * CPU time (user + system, its children not included).
+ */
+export function timingLine(list: readonly { name: string; at: number }[] = marks, cpuMs = ownCpuMs()): string {
+  return `${list.map((m) => `${m.name} ${Math.round(m.at)}`).join(' · ')}; kimia's own cpu ${Math.round(cpuMs)} ms (${Math.round(cpuAtBud)} ms before buildah)`;
 }
 
-/** "main 52 · modules 61 · …": each mark in the order taken, in ms since the process started. */
-export function timingLine(list: readonly { name: string; at: number }[] = marks): string {
-  return list.map((m) => `${m.name} ${Math.round(m.at)}`).join(' · ');
+function ownCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
 
 /** The marks taken so far (tests). */
