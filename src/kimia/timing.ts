@@ -13,11 +13,11 @@ export function mark(name: string): void {
 let cpuAtBud = 0;
 
 /**
- * "main 52 · modules 61 · …": each mark in the order taken, in ms since the process started; `cpuMs`: kimia's own
- * CPU time (user + system, its children not included).
+ * "main 52 · modules 61 · …": each mark in the order taken, in ms since the process started; then kimia's own CPU
+ * time (user + system, its children not included), in all and up to the buildah spawn.
  */
-export function timingLine(list: readonly { name: string; at: number }[] = marks, cpuMs = ownCpuMs()): string {
-  return `${list.map((m) => `${m.name} ${Math.round(m.at)}`).join(' · ')}; kimia's own cpu ${Math.round(cpuMs)} ms (${Math.round(cpuAtBud)} ms before buildah)`;
+export function timingLine(list: readonly { name: string; at: number }[] = marks, cpu = { totalMs: ownCpuMs(), beforeBudMs: cpuAtBud }): string {
+  return `${list.map((m) => `${m.name} ${Math.round(m.at)}`).join(' · ')}; kimia's own cpu ${Math.round(cpu.totalMs)} ms (${Math.round(cpu.beforeBudMs)} ms before buildah)`;
 }
 
 function ownCpuMs(): number {

@@ -3,7 +3,7 @@ import { mark, timingLine, timingMarks } from '../../../src/kimia/timing.js';
 
 describe('kimia phase timing', () => {
   it('prints each mark in order, in whole milliseconds since the process started', () => {
-    expect(timingLine([{ name: 'main', at: 41.6 }, { name: 'bud', at: 120.2 }], 88.4)).toBe("main 42 · bud 120; kimia's own cpu 88 ms");
+    expect(timingLine([{ name: 'main', at: 41.6 }, { name: 'bud', at: 120.2 }], { totalMs: 88.4, beforeBudMs: 61.2 })).toBe("main 42 · bud 120; kimia's own cpu 88 ms (61 ms before buildah)");
     const before = timingMarks().length;
     mark('a');
     mark('b');
