@@ -256,13 +256,16 @@ async function buildWith(request: BuildRequest, env: Env, log: Log): Promise<num
     ...(prepared.certDir ? { certDir: prepared.certDir } : {}),
     ...(classifyContext(request.context).kind === 'dir' ? { contextId: contextDir } : {}),
   };
-  const keyed = buildKey && keyInput
+  const checked = buildKey && keyInput
     ? await buildKey.checkBuildKey(keyInput).catch((err: unknown) => {
       log.debug(`build key not used: ${(err as Error).message}`, { event: 'build-key', used: false });
       return undefined;
     })
     : undefined;
   mark('key');
+  // `finish`: no recorded build can match; the key is finished once buildah runs, for the record written after it
+  const keyed = checked && !('finish' in checked) ? checked : undefined;
+  const finishKey = () => (checked && 'finish' in checked ? checked.finish() : Promise.resolve(keyed));
   if (buildKey && keyInput && keyed?.match) {
     const pushed = await buildKey.answerUnchanged(keyed, keyInput, { baseDelayMs, signal });
     log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, { event: 'done', unchanged: true });
@@ -297,7 +300,7 @@ async function buildWith(request: BuildRequest, env: Env, log: Log): Promise<num
     if (signal.aborted) return undefined;
     throw err;
   });
-  const bud = await stopped(runBud(plan, contextDir, log, signal)).catch(async (err: unknown) => {
+  const bud = await stopped(runBud(plan, contextDir, log, signal, () => void finishKey())).catch(async (err: unknown) => {
     // a failure that is not a RUN command's own exit status may be the environment: the next build probes it again
     if ((err as { code?: string }).code !== 'BUILD_STEP_FAILED') {
       const [{ cacheFile, forgetPass, readKeyInput }, { storageFor }] = await Promise.all([import('./preflight/cache.js'), import('./plan/plan.js')]);
@@ -337,7 +340,8 @@ async function buildWith(request: BuildRequest, env: Env, log: Log): Promise<num
   const { outputFiles, writeOutputs } = await import('./outputs/index.js');
   await writeOutputs(outputFiles(request, pushed));
   mark('outputs');
-  if (buildKey && keyed) await buildKey.recordBuild(keyed, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log);
+  const toRecord = await finishKey();
+  if (buildKey && toRecord) await buildKey.recordBuild(toRecord, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log);
   mark('recorded');
   log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, {
     event: 'done', cacheHits: bud.cacheHits, cacheMisses: bud.cacheMisses,

@@ -45,7 +45,8 @@ function every(ms: number, tick: () => void): () => void {
   return () => clearInterval(timer);
 }
 
-export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: AbortSignal): Promise<BudResult> {
+/** `onSpawn`: called once buildah has started (work that must not delay its start goes there). */
+export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: AbortSignal, onSpawn?: () => void): Promise<BudResult> {
   const counter = new CacheCounter();
   const clock = new StepClock(HEARTBEAT_MS);
   let steps = 0;
@@ -117,6 +118,7 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: Ab
       onStdoutLine: onLine,
       onStderrLine: onLine,
       ...(signal ? { signal } : {}),
+      ...(onSpawn ? { onSpawn: () => onSpawn() } : {}),
     });
     mark('bud-exit');
   } finally {
