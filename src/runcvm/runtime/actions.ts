@@ -28,7 +28,12 @@ export type CreateAction =
    * hand the engine's command line (pointed at runcvm's private bundle) to runc. `foreground`: a `run` that lasts as
    * long as the container; the runtime's signals are passed on to runc, as if the engine had started runc itself.
    */
-  | { op: 'runc'; file: string; argv: string[]; passFds: number; foreground?: true };
+  | { op: 'runc'; file: string; argv: string[]; passFds: number; foreground?: true }
+  /**
+   * start a process that outlives create (its own session, stdin closed, output appended to `log`) and is not
+   * waited for: the VM template builder (template/plan.ts), which the container never waits on
+   */
+  | { op: 'spawn-detached'; file: string; argv: string[]; log: string; what: string; nice?: number };
 
 export function describeAction(a: CreateAction): string {
   switch (a.op) {
@@ -42,6 +47,8 @@ export function describeAction(a: CreateAction): string {
       return `chown -R ${a.owner.uid}:${a.owner.gid} ${a.path}: ${a.what}`;
     case 'runc':
       return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}${a.foreground ? ' (foreground: signals passed on)' : ''}`;
+    case 'spawn-detached':
+      return `start detached ${[a.file, ...a.argv].join(' ')} (output to ${a.log}${a.nice ? `, nice ${a.nice}` : ''}; not waited for): ${a.what}`;
     default:
       return describeStorageAction(a);
   }
