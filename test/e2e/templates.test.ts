@@ -8,10 +8,11 @@
  *
  * "containers restored from one template": the whole runtime (`ctr run --runc-binary` with RUNCVM_TEMPLATE=on, each
  * container in a pod network namespace of its own). The first container boots cold and starts the builder; two
- * more restore the template and still get what is theirs: /dev/urandom output, MAC, IP, hostname, root disk size,
- * and a clock within 2 s of the host's. A corrupted template state is a cold boot with the reason logged.
+ * more restore the template and still get what is theirs: /dev/urandom output, MAC, IP, root disk size, and a clock
+ * within 2 s of the host's. A corrupted template state, and one QEMU refuses, are cold boots with the reason logged.
+ * "docker run --hostname": the hostname (ctr sets none) of VMs restored from one template under dockerd.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +28,8 @@ import { bootAndSave, checkRestore } from '../../src/runcvm/template/boot-and-sa
 import { isToolError } from '../../src/core/errors.js';
 import { CloserStack } from '../../src/core/fsx/index.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
-import { ctrRunIn, leftovers, requireAssets, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
+import { ctrRunIn, leftovers, requireAssets, startRuncvmDockerSuite, startRuncvmSuite, type RuntimeFixture } from './runcvm/setup.js';
+import type { StartedDockerd } from '../harness/services/dockerd.js';
 import { podNetwork, PEER_IP, type PodNetwork } from './network-helpers.js';
 
 const ASSETS = process.env.RUNCVM_ASSETS || projectPath('var', 'assets');
@@ -199,6 +201,20 @@ describe('containers restored from one template (ctr run, RUNCVM_TEMPLATE=on)', 
     expect(r.mac).toBe(nets.at(-1)!.podMac);
   }, 300_000);
 
+  it('a state QEMU refuses (its manifest rewritten to match): the restored VM is killed, a cold boot with QEMU\'s reason', async () => {
+    const [key] = await templateDirs();
+    const dir = join(fx.cacheDir, 'templates', key!);
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { stateSha256: string };
+    const state = await readFile(join(dir, 'state'));
+    manifest.stateSha256 = createHash('sha256').update(state).digest('hex');
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+    const r = await runIn(await podAt('10.88.0.5'), 'delta', []);
+    expect(r.stderr).toMatch(/template: cold boot \(the VM template .* could not be loaded by qemu: .*migration/);
+    expect(r.stderr).not.toContain('template: restored');
+    expect(r.ip).toBe('10.88.0.5/24');
+    expect(r.mac).toBe(nets.at(-1)!.podMac);
+  }, 300_000);
+
   it('nothing is left behind: no QEMU, state folder, template build folder or lock', async () => {
     const left = await leftovers(fx);
     expect(left.qemu).toEqual([]);
@@ -207,6 +223,42 @@ describe('containers restored from one template (ctr run, RUNCVM_TEMPLATE=on)', 
     expect(names.filter((n) => n.startsWith('.tmp-') || n.startsWith('.lock-'))).toEqual([]);
     expect(await qemuUnder(fx.dir)).toEqual([]);
   }, 60_000);
+});
+
+describe('docker run --hostname on VMs restored from one template', () => {
+  const closers = new CloserStack();
+  let fx: RuntimeFixture;
+  let dockerd: StartedDockerd;
+  let image: string;
+
+  beforeAll(async () => {
+    ({ fx, dockerd, image } = await startRuncvmDockerSuite(closers));
+    // the same wrapper file dockerd runs as the `runcvm` runtime, now with the node setting on
+    await fx.wrapperWith('runcvm-runtime', { RUNCVM_TEMPLATE: 'on' });
+  }, 300_000);
+  afterAll(async () => {
+    await closers.close();
+  });
+
+  const hostnameIn = async (name: string) => {
+    const r = await dockerd.docker(['run', '--rm', '--runtime', 'runcvm', '--hostname', name, '-e', 'RUNCVM_LOG_LEVEL=INFO', image, 'hostname'], { reject: false, timeoutMs: 180_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    return { hostname: r.stdout.trim(), stderr: r.stderr };
+  };
+
+  it('each restored VM has the hostname docker gave its container', async () => {
+    // the first of the shape boots cold and builds (Docker's default network here is none: no NIC, as create sees)
+    expect((await hostnameIn('first')).hostname).toBe('first');
+    const dir = join(fx.cacheDir, 'templates');
+    const deadline = Date.now() + 240_000;
+    const ready = async () => (await readdir(dir).catch(() => [] as string[])).some((n) => /^[0-9a-f]{64}$/.test(n));
+    while (!(await ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
+    const a = await hostnameIn('alpha');
+    const b = await hostnameIn('beta');
+    expect(a.stderr).toContain('template: restored');
+    expect(b.stderr).toContain('template: restored');
+    expect([a.hostname, b.hostname]).toEqual(['alpha', 'beta']);
+  }, 400_000);
 });
 
 /**

@@ -12,7 +12,7 @@ import { isToolError } from '../../core/errors.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import type { Hypervisor, HypervisorPlan, RunningVm, StartOptions, VmPlan } from '../hypervisor/types.js';
 import { readTemplateAssets } from '../template/facts.js';
-import { templateKey } from '../template/key.js';
+import { launchKeyMismatch } from '../template/key.js';
 import { verifyTemplate } from '../template/store.js';
 import { encodeResume, RESUME_SEED_BYTES } from '../template/resume.js';
 import type { GuestChannel } from './channel.js';
@@ -35,13 +35,14 @@ export async function planRestore(key: string, hv: Hypervisor, vm: VmPlan, net: 
     log.info(`template: cold boot (${reason})`);
     return undefined;
   };
-  // the key of the VM this launcher really runs (its NICs are known only now: Docker, for one, joins the container
-  // to its network after create), against the key create bound the template for
-  const own = templateKey(vm, hv, { setting: 'on', assets: await readTemplateAssets(CONTAINER_PATHS.kernelDir, CONTAINER_PATHS.guest) });
-  if (!own.ok) return cold(own.reason);
-  if (own.key !== key) return cold(`this VM's shape (key ${own.key.slice(0, 12)}: ${(vm.nics ?? []).length} NIC(s), ${vm.disks.length} disk(s)) is not the bound template's (key ${key.slice(0, 12)})`);
   const verified = await verifyTemplate(CONTAINER_PATHS.template, key);
   if (!verified.ok) return cold(verified.reason);
+  // the key of the VM this launcher really runs (its NICs are known only now: Docker, for one, joins the container
+  // to its network after create), against the template create bound (a device the template lacks would be accepted
+  // by QEMU silently and never seen by the guest)
+  const facts = { setting: 'on' as const, assets: await readTemplateAssets(CONTAINER_PATHS.kernelDir, CONTAINER_PATHS.guest) };
+  const mismatch = launchKeyMismatch(vm, hv, facts, { key: verified.manifest.key, shape: verified.manifest.shape });
+  if (mismatch) return cold(mismatch);
   try {
     return { plan: hv.plan({ ...vm, template: verified.files }), macs: (vm.nics ?? []).map((n) => n.mac), net };
   } catch (err) {
