@@ -51,6 +51,8 @@ enum runcvm_channel { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 #define KEY_OOM_SCORE_ADJ "oom_score_adj"
 #define KEY_SECCOMP "seccomp"
 #define KEY_SECCOMP_FLAGS "seccomp_flags"
+#define KEY_UIDMAP "uidmap"
+#define KEY_GIDMAP "gidmap"
 #define LOGLEVEL_DEBUG "debug"
 #define BREAK_PREINIT "preinit"
 #define BREAK_PRERUN "prerun"

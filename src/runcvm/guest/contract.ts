@@ -140,6 +140,13 @@ export const ConfigKey = {
    */
   seccomp: 'seccomp',
   seccompFlags: 'seccomp_flags',
+  /**
+   * OCI linux.uidMappings / gidMappings of a new user namespace (`<containerID> <hostID> <size>`, decimal, one line
+   * per mapping): the workload gets a user namespace of the guest with these maps (the guest's ids are the host's:
+   * the disk's files keep the rootfs's owners), and every exec joins it. No line: no user namespace.
+   */
+  uidmap: 'uidmap',
+  gidmap: 'gidmap',
 } as const;
 export type ConfigKeyName = keyof typeof ConfigKey;
 

@@ -76,6 +76,8 @@ export function renderGuestConfig(spec: LaunchSpec): string {
   for (const path of spec.rootfs?.readonlyPaths ?? []) lines.push(`${K.readonlyPath}=${escapeValue(path)}`);
   for (const [key, value] of Object.entries(spec.sysctl ?? {})) lines.push(`${K.sysctl}=${sp(key)} ${sp(value)}`);
   if (p.oomScoreAdj !== undefined) lines.push(`${K.oomScoreAdj}=${p.oomScoreAdj}`);
+  for (const m of spec.userns?.uidMappings ?? []) lines.push(`${K.uidmap}=${m.containerID} ${m.hostID} ${m.size}`);
+  for (const m of spec.userns?.gidMappings ?? []) lines.push(`${K.gidmap}=${m.containerID} ${m.hostID} ${m.size}`);
   const seccomp = spec.seccomp ? compileSeccomp(spec.seccomp) : undefined;
   if (seccomp) lines.push(`${K.seccomp}=${seccomp.program.toString('hex')}`, `${K.seccompFlags}=${seccomp.flags}`);
   for (const e of p.env) lines.push(`${K.env}=${escapeValue(e)}`);
