@@ -458,12 +458,19 @@ static void client_process_from_flags(const struct original *o, const char *rid,
   sb_putn(b, "}", 1);
 }
 
-/* 0600, complete or absent (temp file + rename, as core/fsx atomicWrite) */
-static int write_private(const char *path, const char *data, size_t len) {
+/* 0600, complete or absent (temp file + rename, as core/fsx atomicWrite); owner: the state folder's owner when it
+ * is not ours (a user namespace's root runs the launcher and its exec client: bundle/transforms/launcher-root.ts),
+ * NULL to keep ours */
+static int write_private(const char *path, const char *data, size_t len, const struct stat *owner) {
   char tmp[4300];
   snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return -1;
+  if (owner && (owner->st_uid != geteuid() || owner->st_gid != getegid()) && fchown(fd, owner->st_uid, owner->st_gid) != 0) {
+    close(fd);
+    unlink(tmp);
+    return -1;
+  }
   size_t off = 0;
   while (off < len) {
     ssize_t k = write(fd, data + off, len - off);
@@ -563,8 +570,11 @@ int exec_prep_main(int argc, char **argv) {
   char request_file[4400], process_file[4400];
   snprintf(request_file, sizeof request_file, "%s/exec-%s.req", state, rid);
   snprintf(process_file, sizeof process_file, "%s/exec-%s.process.json", state, rid);
-  if (write_private(request_file, request.p, request.len)) return fallback();
-  if (write_private(process_file, process.p, process.len)) {
+  /* the request is read by the exec client in the launcher container, as the launcher's user */
+  struct stat state_st;
+  if (stat(state, &state_st) != 0) return fallback();
+  if (write_private(request_file, request.p, request.len, &state_st)) return fallback();
+  if (write_private(process_file, process.p, process.len, NULL)) {
     unlink(request_file);
     return fallback();
   }
