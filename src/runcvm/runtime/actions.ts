@@ -28,7 +28,13 @@ export type CreateAction =
    * hand the engine's command line (pointed at runcvm's private bundle) to runc. `foreground`: a `run` that lasts as
    * long as the container; the runtime's signals are passed on to runc, as if the engine had started runc itself.
    */
-  | { op: 'runc'; file: string; argv: string[]; passFds: number; foreground?: true };
+  | { op: 'runc'; file: string; argv: string[]; passFds: number; foreground?: true }
+  /**
+   * runc's record of the container (`<root>/<id>/state.json`) names the bundle runc was given (runcvm's private
+   * one): put the caller's back in its `bundle=` label, which `runc state`, `runc list` and OCI hooks report. No
+   * record (runc failed): nothing to do.
+   */
+  | { op: 'runc-bundle-label'; stateFile: string; from: string; to: string };
 
 export function describeAction(a: CreateAction): string {
   switch (a.op) {
@@ -40,6 +46,8 @@ export function describeAction(a: CreateAction): string {
       return `launcher root ${a.path} 0755: mount points ${[...a.dirs.map((d) => `${d}/`), ...a.files].join(' ')}`;
     case 'chown':
       return `chown -R ${a.owner.uid}:${a.owner.gid} ${a.path}: ${a.what}`;
+    case 'runc-bundle-label':
+      return `runc's record ${a.stateFile}: label bundle=${a.from} → bundle=${a.to} (the caller's bundle, as runc state reports it)`;
     case 'runc':
       return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}${a.foreground ? ' (foreground: signals passed on)' : ''}`;
     default:

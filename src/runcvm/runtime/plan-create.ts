@@ -10,6 +10,7 @@
  * The caller's bundle is only read: its config.json and rootfs stay as they were (a second run, or plain runc, on the
  * same bundle behaves as the first). Every refusal happens here, before any host change.
  */
+import { join } from 'node:path';
 import type { LogEntry } from '../../core/log/index.js';
 import type { ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
@@ -256,6 +257,8 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   );
   const foreground = isForegroundRun(input.runc.argv);
   actions.push({ op: 'runc', file: input.runc.file, argv: withBundleArg(input.runc.argv, paths.bundle, input.bundle), passFds: input.runc.passFds, ...(foreground ? { foreground: true as const } : {}) });
+  // a foreground run's record lives only while runc runs (and runc rewrites it at start): left as it is
+  if (!foreground && input.runc.root) actions.push({ op: 'runc-bundle-label', stateFile: join(input.runc.root, id, 'state.json'), from: paths.bundle, to: input.bundle });
   if (foreground) {
     // runc deleted the container when it ended; the dispatcher's delete will never run: do its part here
     actions.push({ op: 'remove', path: paths.state }, ...(debugLog && !keepLog ? [{ op: 'remove', path: debugLog } as const] : []));

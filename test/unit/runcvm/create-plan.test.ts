@@ -60,7 +60,7 @@ function inputFor(fx: Fixture): CreateInput {
     bundle: '/bundles/c1',
     // as runtime/main.ts reads it: relative bind sources are the bundle's
     spec: withAbsoluteSources('/bundles/c1')(fx.config),
-    runc: { file: 'runc', argv: fx.argv ?? ['--root', '/run/runc', 'create', '--bundle', '/bundles/c1', '--pid-file', '/run/c1.pid', 'c1'], passFds: 0 },
+    runc: { file: 'runc', argv: fx.argv ?? ['--root', '/run/runc', 'create', '--bundle', '/bundles/c1', '--pid-file', '/run/c1.pid', 'c1'], passFds: 0, root: '/run/runc' },
     nodeEnv: { ...NODE_ENV, ...fx.nodeEnv },
   };
 }
@@ -101,14 +101,15 @@ describe('runcvm plan prints exactly what create does (every bundle fixture)', (
     const p = plan(fx);
     const rec = recordingEffects(1);
     expect(await applyCreate(p, rec, 'c1')).toBe(1);
-    const runcAt = p.actions.findIndex((a) => a.op === 'runc');
-    if (runcAt < p.actions.length - 1) {
+    if (p.actions.some((a) => a.op === 'runc' && a.foreground)) {
       // a foreground run: runc has deleted the container either way; its clean-up runs instead of the undo
       expect(rec.records).toEqual(actionLines(p));
       return;
     }
     const undo = p.actions.flatMap((a) => (a.op === 'open-log' && a.removeOnFailure) || (a.op === 'mkdir' && a.removeOnFailure) ? [`remove ${a.path}`] : []).reverse();
-    expect(rec.records).toEqual([...actionLines(p), ...undo]);
+    // runc's record is relabelled only when there is a container
+    const upToRunc = actionLines(p).slice(0, p.actions.findIndex((a) => a.op === 'runc') + 1);
+    expect(rec.records).toEqual([...upToRunc, ...undo]);
   });
 });
 
@@ -128,7 +129,7 @@ describe('what each fixture\'s plan decides', () => {
     expect(lines).toContain('write /run/runcvm/c1/base-disk 0644: the cached base disk this container uses (never evicted while it exists), 59 bytes');
     // the launcher's root: runcvm's mount points, the engine's files as files, none of the image
     expect(lines).toContain('launcher root /run/runcvm/c1/bundle/root 0755: mount points /.runcvm/guest/ /.runcvm/kernel/ /.runcvm/state/ /cache/ /dev/ /proc/ /run/ /sys/ /tmp/ /var/run/virtiofsd/ /.runcvm/debug.log /.runcvm/disks/base.ext4 /etc/hosts /etc/resolv.conf');
-    expect(lines.at(-1)).toBe('run runc --root /run/runc create --bundle /run/runcvm/c1/bundle --pid-file /run/c1.pid c1');
+    expect(lines.at(-2)).toBe('run runc --root /run/runc create --bundle /run/runcvm/c1/bundle --pid-file /run/c1.pid c1');
     expect(p.config.root).toEqual({ path: '/run/runcvm/c1/bundle/root', readonly: false });
     // the workload's rlimits go to the guest, not to the launcher
     expect(p.config.process?.rlimits).toBeUndefined();
@@ -242,6 +243,13 @@ describe('what each fixture\'s plan decides', () => {
       'remove /run/runcvm/c1',
       'remove /var/log/runcvm/runcvm-c1.debug',
     ]);
+  });
+
+  it('runc\'s record gets the caller\'s bundle back after create and run -d (runc state, list, hooks), never after a foreground run', () => {
+    const p = vm('docker');
+    expect(p.actions.at(-1)).toEqual({ op: 'runc-bundle-label', stateFile: '/run/runc/c1/state.json', from: '/run/runcvm/c1/bundle', to: '/bundles/c1' });
+    expect(actionLines(p).at(-2)).toMatch(/^run runc --root \/run\/runc create --bundle \/run\/runcvm\/c1\/bundle /);
+    expect(vm('runc-run').actions.some((a) => a.op === 'runc-bundle-label')).toBe(false);
   });
 
   it('seccomp: the workload\'s profile is applied once, in the guest (launch.json), never on the launcher; RUNCVM_GUEST_SECCOMP=off applies it nowhere and says so', () => {
