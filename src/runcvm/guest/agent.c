@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -165,6 +166,15 @@ static long outer_uid(uid_t id) {
 /* user_fd: the workload's user namespace when it is not the agent's (-1 otherwise), joined after the mount
  * namespace (owned by the guest's root), as runc's exec joins the container's */
 static void child_exec(struct exec_request *r, int mnt_fd, int user_fd, int in_fd, int out_fd, int err_fd, int slave) {
+  /* the process's rlimits, as runc sets them on an exec: first, from the guest's root (raising a hard limit needs
+   * CAP_SYS_RESOURCE there, which a user namespace does not give) */
+  for (int i = 0; i < r->nrlimits; i++) {
+    struct rlimit rl = {(rlim_t)r->rlimits[i].soft, (rlim_t)r->rlimits[i].hard};
+    if (setrlimit(r->rlimits[i].res, &rl) != 0) {
+      dprintf(err_fd >= 0 ? err_fd : slave, "exec failed: unable to start container process: error setting rlimit type %d: %s\n", r->rlimits[i].res, strerror(errno));
+      _exit(EXEC_FAILURE_STATUS);
+    }
+  }
   if (user_fd >= 0) {
     /* the exec's stdio belongs to its user as seen from outside (from inside, fchown cannot reach the owner) */
     long outer = outer_uid(r->uid);

@@ -175,6 +175,7 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       cols: 120,
       capabilities: { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], inheritable: [], permitted: ['CAP_KILL'], ambient: ['CAP_KILL'] },
       noNewPrivileges: true,
+      rlimits: [{ type: 'RLIMIT_NOFILE', soft: 100, hard: 200 }, { type: 'RLIMIT_AS', soft: 2 ** 64, hard: 2 ** 64 }],
     };
     await writeFile(join(dir, 'open'), encodeOpenRequest(request));
     const { stdout } = await execFileP(bin('request-dump'), [join(dir, 'open')]);
@@ -189,6 +190,7 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       cols: 120,
       cwd: '/tmp',
       caps: { present: 1, bounding: kill, effective: kill, inheritable: '0', permitted: kill, ambient: kill },
+      rlimits: [[7, '100', '200'], [9, '18446744073709551615', '18446744073709551615']],
       args: request.args,
       env: request.env,
     });
