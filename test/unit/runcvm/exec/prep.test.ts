@@ -35,7 +35,7 @@ const LAUNCH_PROCESS: LaunchProcess = {
   user: { uid: 1000, gid: 1000, additionalGids: [10, 20] },
   terminal: false,
   // the container's rlimits reach every exec (RLIM_INFINITY as JSON writes it, rounded up to 2^64; an unknown type is left out)
-  rlimits: [{ type: 'RLIMIT_NOFILE', soft: 777, hard: 888 }, { type: 'RLIMIT_CORE', soft: 18446744073709551615, hard: 18446744073709551615 }, { type: 'RLIMIT_NEW', soft: 1, hard: 1 }],
+  rlimits: [{ type: 'RLIMIT_NOFILE', soft: 777, hard: 888 }, { type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 }, { type: 'RLIMIT_NEW', soft: 1, hard: 1 }],
   noNewPrivileges: true,
   capabilities: { bounding: ['CAP_CHOWN', 'CAP_KILL'], effective: ['CAP_KILL'], inheritable: [], permitted: ['CAP_KILL', 'CAP_CHOWN'], ambient: [] },
 };
