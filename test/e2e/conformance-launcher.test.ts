@@ -9,7 +9,7 @@
  * on both sides: the launcher runs as the mapped root on the host, the guest init gives the workload (and every
  * exec) a user namespace with the spec's maps.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack } from '../../src/core/fsx/index.js';
@@ -123,6 +123,40 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
     }
     expectOracle(out.runc, { stdout: USERNS_EXPECTED });
     expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // the default handler's launcher runs under runcvm's own seccomp profile (bundle/transforms LAUNCHER_SECCOMP):
+  // the launcher (Node) and everything it starts (QEMU, virtiofsd) are filtered; the workload runs in the VM
+  it('the launcher and QEMU run under runcvm\'s own seccomp filter (Seccomp: 2), and the workload runs', async () => {
+    const b = await cf.bundle((s) => {
+      s.process!.args = ['sleep', '600'];
+      s.root!.readonly = false;
+      setCaps(s, DOCKER_DEFAULT_CAPS);
+      withBindMount(s, shared); // virtiofsd too
+    });
+    const id = cf.newId('launcher-seccomp');
+    expect(await cf.runDetached('runcvm', b, id)).toMatchObject({ exit: 0 });
+    try {
+      const hello = await cf.verb('runcvm', ['exec', id, 'cat', '/data/f'], { timeoutMs: 240_000 });
+      expect({ exit: hello.exitCode, stdout: hello.stdout }).toEqual({ exit: 0, stdout: 'shared content\n' });
+      const pid = (JSON.parse((await cf.verb('runcvm', ['state', id])).stdout) as { pid: number }).pid;
+      // the launcher's descendants on the host: QEMU and virtiofsd among them
+      const tree = [pid];
+      for (let i = 0; i < tree.length; i++) {
+        const kids = await readFile(`/proc/${tree[i]}/task/${tree[i]}/children`, 'utf8').catch(() => '');
+        tree.push(...kids.trim().split(/\s+/).filter(Boolean).map(Number));
+      }
+      const seen = await Promise.all(tree.map(async (p) => {
+        const status = await readFile(`/proc/${p}/status`, 'utf8').catch(() => '');
+        // the guest package's programs run through its loader (comm: ld): the command line names them
+        return { comm: (await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '?')).split('\0').join(' ').slice(0, 160), seccomp: /^Seccomp:\s+(\d+)/m.exec(status)?.[1] };
+      }));
+      const alive = seen.filter((p) => p.seccomp !== undefined);
+      expect(alive.map((p) => p.comm)).toEqual(expect.arrayContaining([expect.stringMatching(/launcher\.mjs/), expect.stringMatching(/qemu-system/), expect.stringMatching(/virtiofsd/)]));
+      for (const p of alive) expect(p, p.comm).toMatchObject({ seccomp: '2' });
+    } finally {
+      await cf.verb('runcvm', ['delete', '-f', id]);
+    }
   });
 
   // cause 7: create refuses a memory limit below what the guest needs to boot (MIN_MEMORY_MIB, MEMORY_TOO_SMALL)

@@ -13,7 +13,7 @@ import type { CreateFacts, CreateInput } from '../../../src/runcvm/runtime/facts
 import { actionLines, renderCreatePlan } from '../../../src/runcvm/plan/main.js';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import { isToolError } from '../../../src/core/errors.js';
-import { withAbsoluteSources } from '../../../src/runcvm/bundle/transforms/index.js';
+import { LAUNCHER_SECCOMP, withAbsoluteSources } from '../../../src/runcvm/bundle/transforms/index.js';
 import { renderGuestConfig } from '../../../src/runcvm/launch/guest-config.js';
 
 const DIR = new URL('../../fixtures/runcvm/bundles/', import.meta.url);
@@ -158,8 +158,8 @@ describe('what each fixture\'s plan decides', () => {
     expect(p.launchSpec.volumes?.map((v) => (v.kind === 'disk' ? `disk ${v.containerPath}` : `${v.destination}${v.file ? ` (${v.file})` : ''}`))).toEqual([
       '/tmp/scratch', '/etc/mysql/my.cnf (my.cnf)', '/var/lib/mysql', 'disk /.runcvm/vols/v2-pv-data/disk.img',
     ]);
-    // the workload's seccomp profile is not the launcher's (virtiofsd, QEMU and Node run without it)
-    expect(p.config.linux?.seccomp).toBeUndefined();
+    // the workload's seccomp profile is not the launcher's: virtiofsd, QEMU and Node run under runcvm's own
+    expect(p.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     // a file volume's mount point is a file in the launcher's root
     expect(actionLines(p).find((l) => l.startsWith('launcher root'))).toContain(' /.runcvm/vols/v1/my.cnf');
     expect(p.config.mounts?.some((m) => m.destination === '/.runcvm/vols/v2-pv-data')).toBe(true);
@@ -226,7 +226,7 @@ describe('what each fixture\'s plan decides', () => {
     expect(p.config.process?.capabilities?.bounding).toContain('CAP_SYS_CHROOT');
     expect(p.config.process?.capabilities?.ambient).toEqual([]);
     expect(p.launchSpec.process.capabilities?.bounding).toEqual(['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']);
-    expect(p.config.linux?.seccomp).toBeUndefined();
+    expect(p.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     expect(p.config.process?.rlimits).toBeUndefined();
     expect(p.launchSpec.process.rlimits.map((r) => r.type)).toEqual(['RLIMIT_NOFILE', 'RLIMIT_AS']);
     // the relative bind source is the caller's bundle's
@@ -255,12 +255,12 @@ describe('what each fixture\'s plan decides', () => {
   it('seccomp: the workload\'s profile is applied once, in the guest (launch.json), never on the launcher; RUNCVM_GUEST_SECCOMP=off applies it nowhere and says so', () => {
     const fx = byName['runc-run']!;
     const on = vm('runc-run');
-    expect(on.config.linux?.seccomp).toBeUndefined();
+    expect(on.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     expect(on.launchSpec.seccomp).toMatchObject({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] });
     expect(renderGuestConfig(on.launchSpec).split('\n').filter((l) => l.startsWith('seccomp='))).toHaveLength(1);
     const off = plan({ ...fx, nodeEnv: { ...fx.nodeEnv, RUNCVM_GUEST_SECCOMP: 'off' } });
     if (off.kind !== 'vm') throw new Error('not a VM plan');
-    expect(off.config.linux?.seccomp).toBeUndefined();
+    expect(off.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     expect(off.launchSpec.seccomp).toBeUndefined();
     expect(renderGuestConfig(off.launchSpec)).not.toMatch(/^seccomp=/m);
     expect(off.log.map((l) => l.msg)).toContain('the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)');
