@@ -104,6 +104,12 @@ export const runcvmErrors = defineErrors({
     cause: 'the microVM stopped without the guest init reporting how the workload ended (QEMU crash, kernel panic, or a guest boot failure).',
     fix: 'rerun with RUNCVM_LOG_LEVEL=DEBUG RUNCVM_KERNEL_DEBUG=1 to see the kernel console, and read {debugLog}.',
   },
+  TEMPLATE_LOAD: {
+    exit: RUNTIME_EXIT.hypervisor,
+    message: 'the VM template {template} could not be loaded by {name}: {reason}',
+    cause: 'a container restored from a pre-booted VM template (issue 17) did not come back: the saved state was refused, the load stalled, or the guest did not take its resume frame. The launcher then boots the VM cold and logs `template: cold boot (<reason>)`; `runcvm template build` sees this error when it checks a new template.',
+    fix: 'remove the template with `runcvm template rm` (the next container rebuilds it), or turn templates off with RUNCVM_TEMPLATE=off; {debugLog} has the hypervisor\'s last lines.',
+  },
   LAUNCH_SPEC: {
     exit: RUNTIME_EXIT.setup,
     message: 'cannot read the launch spec {path}: {problem}',

@@ -16,7 +16,9 @@ export const FIRECRACKER_API_SCHEMA = {
       "The top level of the --config-file document does not deny unknown keys in Firecracker; it is open here too (additionalProperties true), and runcvm's own tests pin the exact keys it writes.",
       "guest_mac carries a pattern that the YAML does not state: Firecracker's MAC address deserializer rejects anything but six colon-separated hex octets.",
       "mem_size_mib has minimum 1 and vsock guest_cid maximum 2^32-1, which the YAML does not state: Firecracker's machine-config validation rejects a zero memory size, and the CID is a u32.",
-      "Optional fields are never null in runcvm's output; serde would accept null for them, the schema does not (stricter, never looser)."
+      "Optional fields are never null in runcvm's output; serde would accept null for them, the schema does not (stricter, never looser).",
+      "SnapshotLoadParams requires mem_backend and does not list the deprecated mem_file_path and enable_diff_snapshots: the YAML makes exactly one of mem_file_path/mem_backend required, a rule this subset cannot state; runcvm always sends mem_backend.",
+      "NetworkOverride and VsockOverride deny unknown fields here; Firecracker's structs for them do not (stricter, never looser)."
     ]
   },
   "x-endpoints": {
@@ -25,6 +27,9 @@ export const FIRECRACKER_API_SCHEMA = {
     },
     "GET /version": {
       "response": "FirecrackerVersion"
+    },
+    "GET /vm/config": {
+      "response": "FullVmConfiguration"
     },
     "PUT /actions": {
       "body": "InstanceActionInfo"
@@ -57,6 +62,18 @@ export const FIRECRACKER_API_SCHEMA = {
     },
     "PUT /metrics": {
       "body": "Metrics",
+      "phase": "pre-boot"
+    },
+    "PATCH /vm": {
+      "body": "Vm",
+      "phase": "post-boot"
+    },
+    "PUT /snapshot/create": {
+      "body": "SnapshotCreateParams",
+      "phase": "post-boot"
+    },
+    "PUT /snapshot/load": {
+      "body": "SnapshotLoadParams",
       "phase": "pre-boot"
     }
   },
@@ -384,6 +401,38 @@ export const FIRECRACKER_API_SCHEMA = {
         }
       }
     },
+    "FullVmConfiguration": {
+      "type": "object",
+      "description": "GET /vm/config: the whole configuration (after a restore: the snapshot's devices, with null for unset optional fields). Only the part runcvm reads is described; the rest stays open.",
+      "properties": {
+        "drives": {
+          "type": "array",
+          "items": {
+            "type": "object",
+            "required": [
+              "drive_id"
+            ],
+            "properties": {
+              "drive_id": {
+                "type": "string"
+              },
+              "path_on_host": {
+                "type": [
+                  "string",
+                  "null"
+                ]
+              },
+              "is_read_only": {
+                "type": [
+                  "boolean",
+                  "null"
+                ]
+              }
+            }
+          }
+        }
+      }
+    },
     "Error": {
       "type": "object",
       "required": [
@@ -392,6 +441,141 @@ export const FIRECRACKER_API_SCHEMA = {
       "properties": {
         "fault_message": {
           "type": "string"
+        }
+      }
+    },
+    "Vm": {
+      "type": "object",
+      "description": "PATCH /vm (post-boot only): pause or resume the vCPUs; a snapshot is created while Paused",
+      "required": [
+        "state"
+      ],
+      "additionalProperties": false,
+      "properties": {
+        "state": {
+          "type": "string",
+          "enum": [
+            "Paused",
+            "Resumed"
+          ]
+        }
+      }
+    },
+    "SnapshotCreateParams": {
+      "type": "object",
+      "description": "PUT /snapshot/create (post-boot only, the microVM Paused): Firecracker creates or truncates both files",
+      "required": [
+        "mem_file_path",
+        "snapshot_path"
+      ],
+      "additionalProperties": false,
+      "properties": {
+        "mem_file_path": {
+          "type": "string",
+          "description": "the guest memory file"
+        },
+        "snapshot_path": {
+          "type": "string",
+          "description": "the microVM state file"
+        },
+        "snapshot_type": {
+          "type": "string",
+          "enum": [
+            "Full",
+            "Diff"
+          ],
+          "description": "Full when absent"
+        }
+      }
+    },
+    "MemoryBackend": {
+      "type": "object",
+      "required": [
+        "backend_type",
+        "backend_path"
+      ],
+      "additionalProperties": false,
+      "properties": {
+        "backend_type": {
+          "type": "string",
+          "enum": [
+            "File",
+            "Uffd"
+          ],
+          "description": "File: Firecracker maps the memory file MAP_PRIVATE (unchanged pages shared through the page cache, writes copy-on-write)"
+        },
+        "backend_path": {
+          "type": "string",
+          "description": "File: the memory file; Uffd: the page-fault handler's Unix socket"
+        }
+      }
+    },
+    "NetworkOverride": {
+      "type": "object",
+      "required": [
+        "iface_id",
+        "host_dev_name"
+      ],
+      "additionalProperties": false,
+      "properties": {
+        "iface_id": {
+          "type": "string",
+          "description": "a NIC of the snapshot (Firecracker fails the load on an unknown one)"
+        },
+        "host_dev_name": {
+          "type": "string",
+          "description": "the tap it uses from now on"
+        }
+      }
+    },
+    "VsockOverride": {
+      "type": "object",
+      "required": [
+        "uds_path"
+      ],
+      "additionalProperties": false,
+      "properties": {
+        "uds_path": {
+          "type": "string",
+          "description": "the vsock device's host Unix socket from now on (the snapshot recorded the builder's)"
+        }
+      }
+    },
+    "SnapshotLoadParams": {
+      "type": "object",
+      "description": "PUT /snapshot/load: only on a fresh process, before any resource other than the logger and metrics is configured; on failure Firecracker ends the process",
+      "required": [
+        "snapshot_path",
+        "mem_backend"
+      ],
+      "additionalProperties": false,
+      "properties": {
+        "snapshot_path": {
+          "type": "string",
+          "description": "the microVM state file"
+        },
+        "mem_backend": {
+          "$ref": "#/definitions/MemoryBackend"
+        },
+        "track_dirty_pages": {
+          "type": "boolean"
+        },
+        "resume_vm": {
+          "type": "boolean",
+          "description": "resume the vCPUs once loaded (otherwise the microVM stays Paused)"
+        },
+        "network_overrides": {
+          "type": "array",
+          "items": {
+            "$ref": "#/definitions/NetworkOverride"
+          }
+        },
+        "vsock_override": {
+          "$ref": "#/definitions/VsockOverride"
+        },
+        "clock_realtime": {
+          "type": "boolean",
+          "description": "x86_64: advance kvmclock by the wall-clock time since the snapshot (host Linux >= 5.16)"
         }
       }
     },

@@ -33,6 +33,11 @@ export function action(type: ActionBody['action_type']): ApiCall {
   return { method: 'PUT', path: '/actions', body };
 }
 
+/** one API call as `runcvm plan` and the debug log show it */
+export function callLine(c: ApiCall): string {
+  return c.body === undefined ? `${c.method} ${c.path}` : `${c.method} ${c.path} ${JSON.stringify(c.body)}`;
+}
+
 export const INSTANCE_START: ApiCall = action('InstanceStart');
 export const SEND_CTRL_ALT_DEL: ApiCall = action('SendCtrlAltDel');
 export const DESCRIBE_INSTANCE: ApiCall = { method: 'GET', path: '/' };

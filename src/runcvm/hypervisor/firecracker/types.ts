@@ -53,6 +53,29 @@ export interface ActionBody {
   action_type: 'InstanceStart' | 'SendCtrlAltDel' | 'FlushMetrics';
 }
 
+/** PATCH /vm */
+export interface VmStateBody {
+  state: 'Paused' | 'Resumed';
+}
+
+/** PUT /snapshot/create */
+export interface SnapshotCreateBody {
+  snapshot_type?: 'Full' | 'Diff';
+  snapshot_path: string;
+  mem_file_path: string;
+}
+
+/** PUT /snapshot/load (the subset runcvm sends: never the deprecated mem_file_path) */
+export interface SnapshotLoadBody {
+  snapshot_path: string;
+  mem_backend: { backend_type: 'File' | 'Uffd'; backend_path: string };
+  resume_vm?: boolean;
+  track_dirty_pages?: boolean;
+  network_overrides?: { iface_id: string; host_dev_name: string }[];
+  vsock_override?: { uds_path: string };
+  clock_realtime?: boolean;
+}
+
 /** The --config-file document (the keys runcvm writes). */
 export interface VmmConfigFile {
   'boot-source': BootSourceBody;
