@@ -133,6 +133,8 @@ export async function execMain(argv: string[]): Promise<number> {
     if (wrong) throw wrong;
     await prepared;
     await waitForExecSocket(inv.globals, args.id, paths.state);
+    // a VM boundary, said (guest/exec-prep.c says the same): runc moves only the exec client
+    if (args.cgroup) process.stderr.write(`runcvm: warning: exec --cgroup ${args.cgroup} moves only runcvm's exec client into that host cgroup; the command runs inside the microVM, whose cgroups are its own\n`);
     const r = await run(runcBinary(), runcExecArgv(inv.globals, args, processFile), INHERIT);
     if (r.exitCode !== 0) await rm(requestFile, { force: true });
     return r.exitCode;

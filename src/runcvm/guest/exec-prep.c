@@ -635,7 +635,11 @@ int exec_prep_main(int argc, char **argv) {
   if (a->detach) push(&rv, "--detach");
   if (a->pid_file) push(&rv, "--pid-file"), push(&rv, a->pid_file);
   if (a->console_socket) push(&rv, "--console-socket"), push(&rv, a->console_socket);
-  if (a->cgroup) push(&rv, "--cgroup"), push(&rv, a->cgroup);
+  if (a->cgroup) {
+    /* a VM boundary, said (exec/main.ts says the same): runc moves only the exec client */
+    dprintf(2, "runcvm: warning: exec --cgroup %s moves only runcvm's exec client into that host cgroup; the command runs inside the microVM, whose cgroups are its own\n", a->cgroup);
+    push(&rv, "--cgroup"), push(&rv, a->cgroup);
+  }
   if (a->ignore_paused) push(&rv, "--ignore-paused");
   push(&rv, "--process");
   push(&rv, process_file);

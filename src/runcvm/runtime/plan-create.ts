@@ -131,6 +131,12 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   const tooSmall = memoryBelowFloor(spec.linux?.resources?.memory);
   if (tooSmall !== undefined) throw fail('MEMORY_TOO_SMALL', { limit: tooSmall, min: MIN_MEMORY_MIB });
 
+  // a VM boundary, said rather than dropped silently: host descriptors reach the launcher, never the workload (not
+  // refused: podman passes its socket-activation descriptors this way, and the container still runs)
+  if (input.runc.passFds > 0) {
+    actions.push({ op: 'warn', text: `runcvm: warning: --preserve-fds ${input.runc.passFds}: host file descriptors 3-${2 + input.runc.passFds} reach only runcvm's launcher; the workload runs inside a microVM and cannot receive them (pass the data through stdin or a volume, or run this container with runc)` });
+  }
+
   // the debug log: the runtime's own plain file, never something planted at its path (guide 8)
   let debugLog: string | undefined;
   if (requested.logLevel !== 'off') {

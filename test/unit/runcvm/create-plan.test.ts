@@ -245,6 +245,13 @@ describe('what each fixture\'s plan decides', () => {
     ]);
   });
 
+  it('--preserve-fds on create/run: a warning that the descriptors reach only the launcher (podman\'s socket activation still runs)', () => {
+    const fx = byName['docker']!;
+    const p = planCreate({ ...inputFor(fx), runc: { ...inputFor(fx).runc, passFds: 2 } }, facts(fx.facts));
+    expect(actionLines(p)).toContain("warn on stderr: runcvm: warning: --preserve-fds 2: host file descriptors 3-4 reach only runcvm's launcher; the workload runs inside a microVM and cannot receive them (pass the data through stdin or a volume, or run this container with runc)");
+    expect(actionLines(plan(fx)).some((l) => l.includes('--preserve-fds'))).toBe(false);
+  });
+
   it('runc\'s record gets the caller\'s bundle back after create and run -d (runc state, list, hooks), never after a foreground run', () => {
     const p = vm('docker');
     expect(p.actions.at(-1)).toEqual({ op: 'runc-bundle-label', stateFile: '/run/runc/c1/state.json', from: '/run/runcvm/c1/bundle', to: '/bundles/c1' });

@@ -161,6 +161,14 @@ describe('runcvm-exec --runtime (the exec verb without Node)', () => {
     }
   });
 
+  it('exec --cgroup: runc gets it (it moves the client), and a warning says the command in the VM stays in its own cgroups', async () => {
+    const { r, runcArgv } = await prep(['--root', runcRoot(), 'exec', '--cgroup', 'sub', 'c1', 'true']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(runcArgv).toContain('--cgroup');
+    expect(r.stderr).toContain("runcvm: warning: exec --cgroup sub moves only runcvm's exec client into that host cgroup; the command runs inside the microVM, whose cgroups are its own");
+    for (const f of (await readdir(join(stateRoot(), 'c1'))).filter((n) => n.startsWith('exec-'))) await rm(join(stateRoot(), 'c1', f));
+  });
+
   it('runc\'s failure: its exit status, and neither file left', async () => {
     const { r, runcArgv } = await prep(['--root', runcRoot(), 'exec', 'c1', 'true'], { RUNC_EXIT: '3' });
     expect(r.exitCode).toBe(3);
