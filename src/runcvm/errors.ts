@@ -272,6 +272,32 @@ export const runcvmErrors = defineErrors({
     cause: 'the address is not assigned to an interface of this network namespace, or the port is taken.',
     fix: 'check `ip addr` for the address (the identity IP 169.254.1.254 lives on br-eth0) and `ss -ltnp` for the port; or pick another port.',
   },
+
+  // runcvm template build|ls|rm (src/runcvm/template/main.ts; issue 17)
+  TEMPLATE_USAGE: {
+    exit: RUNTIME_EXIT.usage,
+    message: 'runcvm template: {problem}',
+    cause: 'the command line is incomplete or has an option `runcvm template` does not know.',
+    fix: 'runcvm template build [--cpus N] [--memory SIZE] [--nics N] [--data-disks N] [--hypervisor qemu|firecracker] [--accel auto|kvm|tcg] | runcvm template ls [--json] | runcvm template rm KEY|--all',
+  },
+  TEMPLATE_REFUSED: {
+    exit: RUNTIME_EXIT.usage,
+    message: 'no template can be made for this VM shape: {reason}',
+    cause: 'a template is a VM saved in its initramfs; VMs the saved state cannot describe (virtiofs shares, RUNCVM_BREAK, debug logging, a kernel append, a backend without templates) always boot cold.',
+    fix: '{fix}',
+  },
+  TEMPLATE_BUILD_FAILED: {
+    exit: RUNTIME_EXIT.service,
+    message: 'the template {key} could not be made: {problem}',
+    cause: 'the template VM did not reach its parking point, could not be saved, or did not come back when restored once (every template is checked before it is kept); nothing of it was kept.',
+    fix: 'containers keep booting cold meanwhile. Rerun with RUNCVM_LOG_LEVEL=DEBUG (`RUNCVM_LOG_LEVEL=DEBUG runcvm template build …`) for the guest console; check the guest assets with `runcvm doctor`.',
+  },
+  TEMPLATE_NOT_FOUND: {
+    exit: RUNTIME_EXIT.service,
+    message: 'no template {key} in {dir}',
+    cause: 'the key names no template of this node\'s cache (RUNCVM_CACHE_DIR), or a prefix names more than one.',
+    fix: 'list them with `runcvm template ls` and give a whole key (or a unique prefix of at least 8 characters).',
+  },
 });
 
 export type RuncvmErrorCode = keyof typeof runcvmErrors.table;

@@ -218,6 +218,8 @@ export interface SpawnOptions {
   detached?: boolean;
   /** 'pipe' (default): stdout/stderr for the caller to read; 'ignore'; or both appended to a file */
   output?: 'pipe' | 'ignore' | { file: string };
+  /** open descriptors the child inherits as its fd 3, 4, … (e.g. the file QEMU reads a migration stream from) */
+  inheritFds?: readonly number[];
 }
 
 /** A long-running child the caller supervises; stdin is closed. */
@@ -234,7 +236,7 @@ export async function spawnChild(file: string, args: readonly string[], options:
     return spawn(file, [...args], {
       cwd: options.cwd,
       env: environment(options.env, options.extendEnv),
-      stdio: ['ignore', stream as 'pipe' | 'ignore' | number, stream as 'pipe' | 'ignore' | number],
+      stdio: ['ignore', stream as 'pipe' | 'ignore' | number, stream as 'pipe' | 'ignore' | number, ...(options.inheritFds ?? [])],
       detached: options.detached ?? false,
       uid: options.uid,
       gid: options.gid,

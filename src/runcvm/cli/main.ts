@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<SubMain> }
   install: { summary: 'register runcvm with containerd, k3s or Docker', load: async () => (await import('../install/main.js')).installMain },
   'node-install': { summary: 'install runcvm into a Kubernetes node from the node-installer pod (files, runtime entry, restart)', load: async () => (await import('../install/node.js')).nodeInstallMain },
   plan: { summary: 'print the LaunchSpec and hypervisor invocation for a bundle without starting anything', load: async () => (await import('../plan/main.js')).planMain },
+  template: { summary: 'build, list and remove VM templates (saved VMs containers start from: RUNCVM_TEMPLATE=on)', load: async () => (await import('../template/main.js')).templateMain },
   'nfs-serve': { summary: 'serve folders over NFSv3 (the volume path for Firecracker guests)', load: async () => (await import('../nfs/main.js')).nfsServeMain },
 };
 

@@ -91,6 +91,7 @@ int main(int argc, char **argv) {
   sigprocmask(SIG_BLOCK, &mask, NULL);
 
   mounts_setup(&cfg);
+  runcvm_net_resume_handoff(); /* a VM restored from a template: its network words, before the workload's /dev */
   if (cfg.hostname[0]) sethostname(cfg.hostname, strlen(cfg.hostname));
   loopback_up();
 

@@ -34,7 +34,10 @@
 
 #include "contract.h"
 #include "net.h"
+#include "resume.h"
 #include "util.h"
+
+#include <dirent.h>
 
 #define MAX_IFS 8
 #define MAX_ROUTES 64
@@ -53,6 +56,10 @@ static int nroutes;
 static char *dns, *search, *dnsopt, *dnsrelay, *resolvconf;
 static long wait_ms = 10000;
 static net_log_fn logf_;
+/* VM templates (issue 17): the MACs of the RESUME frame, in NIC (virtio) order; set → NICs are matched by order */
+#define MAX_MACS MAX_IFS
+static char macs[MAX_MACS][18];
+static int nmacs;
 
 static void nlog(int is_debug, const char *fmt, ...) {
   if (!logf_) return;
@@ -144,6 +151,69 @@ static void parse_cmdline(char *cmdline) {
 /* find the interface carrying mac; fills cur. Returns 1 when found. */
 static int find_by_mac(struct net_if *want) {
   return sysfs_find("net", "address", want->mac, 1, want->cur, sizeof want->cur);
+}
+
+/* The k-th virtio NIC in probe order (its virtioN device number), for a VM restored from a template: every NIC
+ * still has the template's MAC (docs/dev/notes/templates.md constraint 4). Fills name; 1 when found. */
+static int find_virtio_nic(int k, char *name, size_t namelen) {
+  DIR *d = opendir("/sys/class/net");
+  if (!d) return 0;
+  struct { long n; char name[16]; } nics[MAX_IFS];
+  int count = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && count < MAX_IFS) {
+    if (e->d_name[0] == '.') continue;
+    char link[512], target[256];
+    snprintf(link, sizeof link, "/sys/class/net/%s/device", e->d_name);
+    ssize_t t = readlink(link, target, sizeof target - 1);
+    if (t <= 0) continue;
+    target[t] = 0;
+    const char *base = strrchr(target, '/');
+    base = base ? base + 1 : target;
+    if (strncmp(base, "virtio", 6) != 0) continue;
+    nics[count].n = atol(base + 6);
+    snprintf(nics[count].name, sizeof nics[count].name, "%.15s", e->d_name);
+    count++;
+  }
+  closedir(d);
+  if (k >= count) return 0;
+  /* selection of the k-th smallest device number (a handful of NICs) */
+  for (int i = 0; i <= k; i++)
+    for (int j = i + 1; j < count; j++)
+      if (nics[j].n < nics[i].n) {
+        long tn = nics[i].n;
+        char tname[16];
+        memcpy(tname, nics[i].name, sizeof tname);
+        nics[i].n = nics[j].n;
+        memcpy(nics[i].name, nics[j].name, sizeof tname);
+        nics[j].n = tn;
+        memcpy(nics[j].name, tname, sizeof tname);
+      }
+  snprintf(name, namelen, "%s", nics[k].name);
+  return 1;
+}
+
+/* template: the NIC for ifs[i] is the one at the position of its MAC in the RESUME frame's list */
+static int find_nic(struct net_if *want) {
+  if (nmacs == 0) return find_by_mac(want);
+  for (int k = 0; k < nmacs; k++)
+    if (!strcasecmp(macs[k], want->mac)) return find_virtio_nic(k, want->cur, sizeof want->cur);
+  return 0;
+}
+
+void runcvm_net_resume_handoff(void) {
+  size_t len;
+  char *text = read_file(RESUME_HANDOFF_FILE, &len, 0);
+  if (!text) return; /* a cold boot */
+  mkdir_p("/run/runcvm", 0700);
+  int fd = open(RESUME_NET_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ssize_t w = write(fd, text, len);
+    (void)w;
+    close(fd);
+  }
+  free(text);
+  unlink(RESUME_HANDOFF_FILE);
 }
 
 static long now_ms(void) {
@@ -399,13 +469,22 @@ static int start_dns_relay(void) {
 
 int runcvm_net_setup(net_log_fn log) {
   logf_ = log;
-  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+  /* a VM restored from a template: the words came in its RESUME frame (/proc/cmdline is the template's) */
+  int resumed = access(RESUME_NET_FILE, F_OK) == 0;
+  int fd = open(resumed ? RESUME_NET_FILE : "/proc/cmdline", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  static char cmdline[4096];
+  static char cmdline[8192];
   ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
   close(fd);
   if (n <= 0) return 0;
   cmdline[n] = 0;
+  if (resumed) {
+    char *save = NULL;
+    static char copy[sizeof cmdline];
+    memcpy(copy, cmdline, (size_t)n + 1);
+    for (char *w = strtok_r(copy, "\n", &save); w; w = strtok_r(NULL, "\n", &save))
+      if (!strncmp(w, "mac=", 4) && nmacs < MAX_MACS) snprintf(macs[nmacs++], sizeof macs[0], "%.17s", w + 4);
+  }
   parse_cmdline(cmdline);
   if (nifs == 0) {
     DEBUG("no network interfaces for this VM (loopback only)");
@@ -419,7 +498,7 @@ int runcvm_net_setup(net_log_fn log) {
   for (;;) {
     missing = 0;
     for (int i = 0; i < nifs; i++)
-      if (!find_by_mac(&ifs[i])) missing++;
+      if (!find_nic(&ifs[i])) missing++;
     if (!missing || now_ms() - start >= wait_ms) break;
     usleep(100000);
   }
@@ -428,6 +507,11 @@ int runcvm_net_setup(net_log_fn log) {
       if (!ifs[i].cur[0]) ERROR("No ethernet interfaces found: none with MAC %s (%s) appeared within %ld ms (is virtio_net loaded?)", ifs[i].mac, ifs[i].name, wait_ms);
   }
   INFO("Found %d of %d interface(s) after %ld ms", nifs - missing, nifs, now_ms() - start);
+
+  /* 1b. template: each NIC still has the template's MAC; it gets its own before anything else (down, as probed) */
+  for (int i = 0; nmacs && i < nifs; i++)
+    if (ifs[i].cur[0] && ip("link", "set", "dev", ifs[i].cur, "address", ifs[i].mac, NULL) != 0)
+      ERROR("%s: cannot set mac %s", ifs[i].cur, ifs[i].mac);
 
   /* 2. names: through temporary names first, so eth0/eth1 can swap */
   for (int i = 0; i < nifs; i++) {

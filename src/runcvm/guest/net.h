@@ -9,4 +9,9 @@ typedef void (*net_log_fn)(int is_debug, const char *line);
    (already logged; the workload still starts, as under runc when a network is unreachable) */
 int runcvm_net_setup(net_log_fn log);
 
+/* VM templates (issue 17): move the resume hand-off (the RESUME frame's mac and net entries, left on /dev by the
+   initramfs's runcvm-resume) to RESUME_NET_FILE, where runcvm_net_setup reads them instead of /proc/cmdline. Call
+   once /run is mounted. No hand-off (a cold boot): nothing. */
+void runcvm_net_resume_handoff(void);
+
 #endif

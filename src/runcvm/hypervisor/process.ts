@@ -22,12 +22,13 @@ export async function removeStale(paths: readonly string[]): Promise<void> {
   for (const path of paths) await rm(path, { force: true });
 }
 
-export async function startProcess(plan: HypervisorPlan, opts: StartOptions): Promise<VmProcess> {
+/** `inheritFds`: what the hypervisor gets as fd 3, 4, … (the state file of a QEMU template restore) */
+export async function startProcess(plan: HypervisorPlan, opts: StartOptions, inheritFds?: readonly number[]): Promise<VmProcess> {
   await removeStale(plan.cleanup);
   for (const f of plan.files) await atomicWrite(f.path, f.content, 0o600);
   const [file, ...args] = plan.argv;
   if (!file) throw new Error(`${plan.hypervisor}: empty command line`);
-  const child = await spawnChild(file, args, { env: plan.env, extendEnv: false });
+  const child = await spawnChild(file, args, { env: plan.env, extendEnv: false, ...(inheritFds ? { inheritFds } : {}) });
   let output = '';
   let partial = '';
   let running = true;

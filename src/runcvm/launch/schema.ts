@@ -27,6 +27,8 @@ export const CONTAINER_PATHS = {
   firecracker: '/.runcvm/firecracker',
   /** RUNCVM_KERNEL's file (launch/kernel.ts), bound read-only, nosuid, nodev */
   customKernel: '/.runcvm/kernel-custom/vmlinux',
+  /** the VM template create chose (LaunchSpec.template; issue 17: manifest.json, state, memory), bound read-only */
+  template: '/.runcvm/template',
 } as const;
 
 /** Paths inside the VM (the guest's view). */
@@ -169,6 +171,12 @@ export const launchSpecSchema = z.object({
     hostPath: z.string().optional(),
   }),
   break: z.string().optional(),
+  /**
+   * VM templates (issue 17): create found the template of this VM's shape (template/key.ts) and bound its folder at
+   * CONTAINER_PATHS.template; the launcher checks it (template/store.ts verifyTemplate, and the key of its own VmPlan)
+   * and restores it, or boots cold with the reason. Absent: a cold boot (the reason is in the debug log).
+   */
+  template: z.object({ key: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
   channel: z.object({ io: z.string(), console: z.string() }),
 });
 

@@ -21,6 +21,13 @@ export const DEFAULT_MAX_DISK_SIZE = '64G';
 export const DEFAULT_CACHE_MAX = '10G';
 /** the folder of kernels a container may choose with RUNCVM_KERNEL, unless the node sets RUNCVM_KERNELS_DIR */
 export const DEFAULT_KERNELS_DIR = '/var/lib/runcvm/kernels';
+/** RUNCVM_TEMPLATE (issue 17): on = VMs start from a saved template when one fits (template/key.ts). */
+export type TemplateSetting = 'on' | 'off';
+/**
+ * Off unless the node turns it on: a template is built by a detached QEMU on first need, which a small node (or a CI
+ * machine running many VM shapes) pays for before any container gains (docs/runcvm/templates.md).
+ */
+export const DEFAULT_TEMPLATE_SETTING: TemplateSetting = 'off';
 
 /** What a container may set (its environment); the runtime's environment supplies the node's defaults. */
 export const CONTAINER_SETTING_NAMES = [
@@ -45,6 +52,7 @@ export const NODE_SETTING_NAMES = [
   'RUNCVM_STATE_DIR', 'RUNCVM_LOG_DIR', 'RUNCVM_CACHE_DIR', 'RUNCVM_ASSETS', 'RUNCVM_GUEST_DIR', 'RUNCVM_RUNC',
   'RUNCVM_NODE', 'RUNCVM_KUBELET_DIR', 'RUNCVM_FIRECRACKER', 'RUNCVM_KVM_DEVICE', 'RUNCVM_KERNELS_DIR',
   'RUNCVM_MAX_ROOTFS_SIZE', 'RUNCVM_MAX_DISK_SIZE', 'RUNCVM_CACHE_MAX', 'RUNCVM_GUEST_PRIVILEGES', 'RUNCVM_GUEST_SECCOMP',
+  'RUNCVM_TEMPLATE',
 ] as const;
 
 export type Origin = 'node' | 'container';
@@ -67,6 +75,8 @@ export interface NodeSettings {
   guestPrivileges: GuestPrivileges;
   /** false: RUNCVM_GUEST_SECCOMP=off, workloads run without their seccomp profile in the guest (guestSeccompSetting) */
   guestSeccomp: boolean;
+  /** RUNCVM_TEMPLATE: VMs start from a saved template when one fits (templateSetting) */
+  template: TemplateSetting;
 }
 
 export interface Settings {
@@ -178,6 +188,7 @@ export function parseNodeSettings(nodeEnv: Record<string, string | undefined>): 
     guestPrivileges: guard('RUNCVM_GUEST_PRIVILEGES', nodeEnv.RUNCVM_GUEST_PRIVILEGES, GUEST_PRIVILEGES_FIX, () =>
       parseEnum('RUNCVM_GUEST_PRIVILEGES', nodeEnv.RUNCVM_GUEST_PRIVILEGES, GUEST_PRIVILEGES, 'pod')),
     guestSeccomp: guestSeccompSetting(nodeEnv),
+    template: templateSetting(nodeEnv),
   };
 }
 
@@ -264,4 +275,16 @@ export function guestSeccompSetting(nodeEnv: Record<string, string | undefined>)
   if (v === undefined || v === '' || v === 'on') return true;
   if (v === 'off') return false;
   throw new SettingError('RUNCVM_GUEST_SECCOMP', v, 'it is neither on nor off', "set RUNCVM_GUEST_SECCOMP=off in the runtime's own environment (the engine's runtime entry or a wrapper) to run workloads without their seccomp profile in the guest, or leave it unset", 'BAD_NODE_SETTING');
+}
+
+/**
+ * RUNCVM_TEMPLATE=on|off, a node setting (the runtime's own environment only: a template is a file of the node's
+ * cache, and a pod must not choose which saved VM it starts from, nor make the node build ones).
+ */
+export function templateSetting(nodeEnv: Record<string, string | undefined>): TemplateSetting {
+  const v = (nodeEnv.RUNCVM_TEMPLATE ?? '').trim().toLowerCase();
+  if (v === '') return DEFAULT_TEMPLATE_SETTING;
+  if (v === 'on' || v === '1' || v === 'true') return 'on';
+  if (v === 'off' || v === '0' || v === 'false') return 'off';
+  throw new SettingError('RUNCVM_TEMPLATE', nodeEnv.RUNCVM_TEMPLATE ?? '', 'it is neither on nor off', "set RUNCVM_TEMPLATE=on (start VMs from saved templates) or off in the runtime's own environment, or leave it unset (off)", 'BAD_NODE_SETTING');
 }

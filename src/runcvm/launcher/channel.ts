@@ -28,6 +28,8 @@ export interface GuestEvents {
   connected(): void;
   /** the console connected (only when it has a socket of its own) */
   consoleConnected(): void;
+  /** template restore: the guest's first frame after RESUME arrived (runcvm-init is up; held frames were sent) */
+  resumed?(): void;
 }
 
 async function listen(path: string): Promise<Server> {
@@ -54,6 +56,13 @@ export class GuestChannel {
   private io: Socket | undefined;
   private consoleSock: Socket | undefined;
   private readonly pending: Buffer[] = [];
+  /**
+   * A VM restored from a template (issue 17): everything but RESUME waits until the guest's runcvm-init talks. The
+   * initramfs's runcvm-resume reads exactly the RESUME frame and closes the port; bytes sent before runcvm-init opens
+   * it again would be dropped by the guest's driver at that close.
+   */
+  private holding = false;
+  private resumeFrame: Buffer | undefined;
   private servers: Server[] = [];
   private done: Promise<void>[] = [];
   private mux: ExecMux | undefined;
@@ -86,7 +95,9 @@ export class GuestChannel {
 
   private attachIo(sock: Socket): void {
     this.io = sock;
-    for (const b of this.pending.splice(0)) sock.write(b);
+    if (this.resumeFrame) sock.write(this.resumeFrame);
+    this.resumeFrame = undefined;
+    if (!this.holding) for (const b of this.pending.splice(0)) sock.write(b);
     const dec = new FrameDecoder();
     sock.on('data', (chunk: Buffer) => {
       let frames;
@@ -98,6 +109,7 @@ export class GuestChannel {
         sock.destroy();
         return;
       }
+      if (frames.length > 0 && this.holding) this.release();
       for (const f of frames) {
         if (f.type === FrameType.DATA) {
           if (f.channel === Channel.stdout) this.events.output('stdout', f.payload);
@@ -122,8 +134,25 @@ export class GuestChannel {
   }
 
   private send(buf: Buffer): void {
-    if (this.io && !this.io.destroyed) this.io.write(buf);
+    if (this.io && !this.io.destroyed && !this.holding) this.io.write(buf);
     else this.pending.push(buf);
+  }
+
+  /** template restore: hold every frame from now until the guest's first frame after `resume` */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** template restore: the RESUME frame goes first, ahead of anything held */
+  resume(frame: Buffer): void {
+    if (this.io && !this.io.destroyed) this.io.write(frame);
+    else this.resumeFrame = frame;
+  }
+
+  private release(): void {
+    this.holding = false;
+    if (this.io && !this.io.destroyed) for (const b of this.pending.splice(0)) this.io.write(b);
+    this.events.resumed?.();
   }
 
   stdin(data: Buffer): void {

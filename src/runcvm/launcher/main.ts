@@ -23,7 +23,8 @@ import { CTRL_ALT_DEL_GRACE_MS, describeStop, signalAction, stopExitCode, VMM_EX
 import { guestAddresses } from '../network/plan.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
-import { GuestChannel } from './channel.js';
+import { GuestChannel, type GuestEvents } from './channel.js';
+import { planRestore, startRestored, type RestorePlan } from './template.js';
 import { launcherLogger } from './log.js';
 
 const { fail } = runcvmErrors;
@@ -77,9 +78,14 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
     // volumes (src/runcvm/volumes): virtiofsd per shared folder, NFS exports, RUNCVM_DISKS images
     const volumes = await setUpVolumes(spec.volumes ?? [], log, undefined, guestAddresses(network.plan));
     undo.push('volumes', () => volumes.undo());
-    const plan = hv.plan(withVolumes(withNetwork(vmPlan, network), volumes, spec.volumes ?? []));
-    log.debug('hypervisor command', { argv: plan.argv.join(' ') });
-    return await relayVm(spec, log, hv, plan, started);
+    const coldVm = withVolumes(withNetwork(vmPlan, network), volumes, spec.volumes ?? []);
+    const plan = hv.plan(coldVm);
+    // VM templates (issue 17): the same VM restored from the template, its network words in RESUME instead of on the
+    // command line (the template's is frozen); any problem here or later is a cold boot with one info line
+    const netWords = network.nics.length > 0 && network.cmdline ? network.cmdline.split(' ') : [];
+    const restore = spec.template ? await planRestore(spec.template.key, hv, { ...coldVm, cmdline: vmPlan.cmdline }, netWords, log) : undefined;
+    log.debug('hypervisor command', { argv: (restore?.plan ?? plan).argv.join(' ') });
+    return await relayVm(spec, log, hv, plan, started, restore);
   } finally {
     for (const e of await undo.close()) log.warn(e.message);
   }
@@ -158,34 +164,41 @@ class VmStopper {
   }
 }
 
-async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: HypervisorPlan, started: number): Promise<number> {
+async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: HypervisorPlan, started: number, restore?: RestorePlan): Promise<number> {
   let exit: { code: number; signal: number } | undefined;
   let exitWatch: NodeJS.Timeout | undefined;
   const stopper = new VmStopper(log);
   const stdin = new StdinRouter(() => channel, Boolean(spec.break));
-  const channel: GuestChannel = await GuestChannel.open(
-    plan.listen,
-    {
-      output: (stream, data) => (stream === 'stdout' ? process.stdout : process.stderr).write(data),
-      exit: (status) => {
-        exit = status;
-        log.info('workload exited', { code: status.code, signal: status.signal, ms: Date.now() - started });
-        // the guest resets the VM right after the ACK; a hypervisor still running later is stopped
-        if (stopper.possible && !exitWatch) {
-          exitWatch = setTimeout(() => void stopper.stop(`${hv.name} still running ${VMM_EXIT_AFTER_WORKLOAD_MS} ms after the workload's exit`), VMM_EXIT_AFTER_WORKLOAD_MS);
-        }
-      },
-      ready: () => {
-        log.info('guest init ready', { ms: Date.now() - started });
-        stdin.toWorkload();
-      },
-      log: (text) => log.info(`guest: ${text}`),
-      console: (data) => process.stdout.write(data),
-      connected: () => stdin.attachIf('io'),
-      consoleConnected: () => stdin.attachIf('console'),
+  // a restore in progress: stdin attaches only once the guest talks (a failed restore must not have consumed any)
+  let restoring = false;
+  let onResumed: (() => void) | undefined;
+  const events: GuestEvents = {
+    output: (stream, data) => (stream === 'stdout' ? process.stdout : process.stderr).write(data),
+    exit: (status) => {
+      exit = status;
+      log.info('workload exited', { code: status.code, signal: status.signal, ms: Date.now() - started });
+      // the guest resets the VM right after the ACK; a hypervisor still running later is stopped
+      if (stopper.possible && !exitWatch) {
+        exitWatch = setTimeout(() => void stopper.stop(`${hv.name} still running ${VMM_EXIT_AFTER_WORKLOAD_MS} ms after the workload's exit`), VMM_EXIT_AFTER_WORKLOAD_MS);
+      }
     },
-    log,
-  );
+    ready: () => {
+      log.info('guest init ready', { ms: Date.now() - started });
+      stdin.toWorkload();
+    },
+    log: (text) => log.info(`guest: ${text}`),
+    console: (data) => process.stdout.write(data),
+    connected: () => {
+      if (!restoring) stdin.attachIf('io');
+    },
+    consoleConnected: () => stdin.attachIf('console'),
+    resumed: () => {
+      restoring = false;
+      stdin.attachIf('io');
+      onResumed?.();
+    },
+  };
+  let channel: GuestChannel = await GuestChannel.open(plan.listen, events, log);
 
   // Signals go to the workload (PID 1 of its own PID namespace in the guest, so runc's rules apply); a stop signal
   // before the guest is connected shuts the VM down where the backend can (plan-stop.ts). Handlers are in place
@@ -209,13 +222,28 @@ async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: Hype
   };
   for (const name of FORWARDED_SIGNALS) process.on(name, () => onSignal(name, constants.signals[name]));
 
-  let vm: RunningVm;
+  const startOpts = {
+    onStdout: (d: Buffer) => process.stdout.write(d),
+    onStderrLine: (line: string) => log.debug(`${hv.name} stderr`, { text: line }),
+    onControl: (request: string) => log.debug(`${hv.name} control request`, { request }),
+  };
+  let vm: RunningVm | undefined;
+  if (restore) {
+    restoring = true;
+    const got = await startRestored(hv, restore, channel, startOpts, (cb) => (onResumed = cb));
+    if (got.ok) {
+      vm = got.vm;
+      log.info('template: restored', { ms: Date.now() - started });
+    } else {
+      restoring = false;
+      log.info(`template: cold boot (${got.reason})`);
+      // the restored VM is gone (killed, its sockets removed): a fresh channel for the cold boot's QEMU
+      await channel.close();
+      channel = await GuestChannel.open(plan.listen, events, log);
+    }
+  }
   try {
-    vm = await hv.start(plan, {
-      onStdout: (d) => process.stdout.write(d),
-      onStderrLine: (line) => log.debug(`${hv.name} stderr`, { text: line }),
-      onControl: (request) => log.debug(`${hv.name} control request`, { request }),
-    });
+    vm ??= await hv.start(plan, startOpts);
   } catch (err) {
     await channel.close();
     throw err;

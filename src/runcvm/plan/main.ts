@@ -16,6 +16,7 @@ import { withAbsoluteSources } from '../bundle/transforms/index.js';
 import { SettingError } from '../launch/settings.js';
 import { renderGuestConfig } from '../launch/guest-config.js';
 import { describeGuestPrivileges } from '../launch/guest-privileges.js';
+import { describeTemplate } from '../template/plan.js';
 import type { LaunchSpec } from '../launch/schema.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import { decideAccel } from '../hypervisor/accel.js';
@@ -54,7 +55,7 @@ export function renderCreatePlan(plan: CreatePlan): string {
   if (plan.kind === 'pass-through') return [`pass-through to runc: ${plan.reason}`, '', '# create\'s actions, in order', ...actionLines(plan), ''].join('\n');
   const masked = maskLaunchSpec(plan.launchSpec);
   const out: string[] = [];
-  out.push(`# hypervisor: ${plan.hypervisor.name} (${plan.hypervisor.reason})`, `# guest privileges: ${describeGuestPrivileges(plan.guestPrivileges)}`, '');
+  out.push(`# hypervisor: ${plan.hypervisor.name} (${plan.hypervisor.reason})`, `# guest privileges: ${describeGuestPrivileges(plan.guestPrivileges)}`, `# ${describeTemplate(plan.template)}`, '');
   out.push(`# create's actions, in order${plan.debugLog ? ` (logged to ${plan.debugLog})` : ''}`, ...actionLines(plan), '');
   out.push('# LaunchSpec (/.runcvm/state/launch.json)', JSON.stringify(masked, null, 2), '');
   out.push('# guest init config (/.runcvm/config in the writable disk)', renderGuestConfig(masked).trimEnd(), '');
@@ -117,6 +118,7 @@ export async function planMain(argv: string[]): Promise<number> {
     const doc = {
       hypervisor: plan.hypervisor,
       guestPrivileges: plan.guestPrivileges,
+      template: plan.template,
       actions: actionLines(plan),
       launchSpec: maskLaunchSpec(plan.launchSpec),
       config: { process: plan.config.process, mounts: plan.config.mounts },

@@ -34,7 +34,12 @@ export type CreateAction =
    * one): put the caller's back in its `bundle=` label, which `runc state`, `runc list` and OCI hooks report. No
    * record (runc failed): nothing to do.
    */
-  | { op: 'runc-bundle-label'; stateFile: string; from: string; to: string };
+  | { op: 'runc-bundle-label'; stateFile: string; from: string; to: string }
+  /**
+   * start a process that outlives create (its own session, stdin closed, output appended to `log`) and is not
+   * waited for: the VM template builder (template/plan.ts), which the container never waits on
+   */
+  | { op: 'spawn-detached'; file: string; argv: string[]; log: string; what: string; nice?: number };
 
 export function describeAction(a: CreateAction): string {
   switch (a.op) {
@@ -50,6 +55,8 @@ export function describeAction(a: CreateAction): string {
       return `runc's record ${a.stateFile}: label bundle=${a.from} → bundle=${a.to} (the caller's bundle, as runc state reports it)`;
     case 'runc':
       return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}${a.foreground ? ' (foreground: signals passed on)' : ''}`;
+    case 'spawn-detached':
+      return `start detached ${[a.file, ...a.argv].join(' ')} (output to ${a.log}${a.nice ? `, nice ${a.nice}` : ''}; not waited for): ${a.what}`;
     default:
       return describeStorageAction(a);
   }

@@ -8,12 +8,13 @@
  */
 import { constants as fsc, appendFileSync } from 'node:fs';
 import { lchown, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isatty } from 'node:tty';
 import { isToolError } from '../../core/errors.js';
 import { atomicWrite } from '../../core/fsx/index.js';
 import { Logger, type Sink } from '../../core/log/index.js';
-import { run } from '../../core/exec/index.js';
+import { run, spawnChild } from '../../core/exec/index.js';
 import { runcvmErrors } from '../errors.js';
 import { applyStorageAction, type StorageContext } from '../storage/apply.js';
 import { describeAction, type CreateAction, type Owner } from './actions.js';
@@ -179,6 +180,32 @@ export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug
           // the container exists: a record runcvm could not relabel is worth a line in the log, not a failed create
           await relabelBundle(a.stateFile, a.from, a.to).catch((err: Error) => log.warn("runc's record keeps runcvm's private bundle path", { stateFile: a.stateFile, problem: err.message }));
           return;
+        case 'spawn-detached': {
+          // a failure to start it never fails the container: it boots cold either way
+          try {
+            // the log folder may be /tmp: never follow a link planted at the log's path
+            const fh = await open(a.log, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, 0o600);
+            let child;
+            try {
+              if (!(await fh.stat()).isFile()) throw new Error(`${a.log} is not a regular file`);
+              child = await spawnChild(a.file, a.argv, { detached: true, output: { file: `/proc/self/fd/${fh.fd}` } });
+            } finally {
+              await fh.close();
+            }
+            child.on('error', () => undefined);
+            child.unref();
+            // below the containers it works for: its QEMU (which inherits this) must not slow their boots
+            try {
+              if (a.nice && child.pid) setPriority(child.pid, a.nice);
+            } catch {
+              /* it already ended, or the node forbids it: it runs at normal priority */
+            }
+            log.info(`started: ${a.what}`, { pid: child.pid ?? 0, log: a.log });
+          } catch (err) {
+            log.info(`not started: ${a.what}`, { problem: (err as Error)?.message ?? String(err) });
+          }
+          return;
+        }
         case 'runc': {
           if (!a.foreground) return (await run(a.file, a.argv, { stdio: 'inherit', reject: false, passFds: a.passFds })).exitCode;
           // a foreground run: the engine (or a shell) signals this process as it would signal runc

@@ -22,7 +22,9 @@ import { DEFAULT_KUBELET_DIR, type SourceKind } from '../volumes/plan.js';
 import { readVolumeSources } from '../volumes/host.js';
 import { readBaseSource } from '../storage/apply.js';
 import type { BaseSource } from '../storage/plan.js';
+import { run } from '../../core/exec/index.js';
 import { lookPathInRoot, type LookResult } from './lookpath.js';
+import type { TemplateFacts } from '../template/plan.js';
 
 /** What create was asked to do. */
 export interface CreateInput {
@@ -80,6 +82,8 @@ export interface CreateFacts {
   runtimeUid?: number;
   /** the base disk's source and cache state; undefined when the rootfs does not exist */
   base?: BaseSource;
+  /** what the template decision needs (template/plan.ts); undefined when RUNCVM_TEMPLATE is off */
+  template?: TemplateFacts;
 }
 
 export function assetFolders(env: Readonly<Record<string, string | undefined>>): { guestDir: string; kernelDir: string } {
@@ -173,5 +177,49 @@ export async function readCreateFacts(input: CreateInput): Promise<CreateFacts |
     debugLog: settings.logLevel === 'off' ? { kind: 'missing' } : await debugLogFacts(paths.debugLog),
     ...(uid !== undefined ? { runtimeUid: uid } : {}),
     ...(rootStat ? { base: await readBaseSource(rootfs, hostDirs(nodeEnv).cacheDir) } : {}),
+    ...(node.template === 'on' ? { template: await readTemplateFacts(spec, nodeEnv, settings.accel, kernelDir, guestDir) } : {}),
+  };
+}
+
+/**
+ * Docker (20.10-25) connects a container's interfaces from its `libnetwork-setkey` prestart hook, after create: a new
+ * namespace with that hook gets one eth0 (bridge networks; an estimate the launcher checks against what it finds).
+ */
+export function dockerConnectsLater(spec: OciSpec): boolean {
+  const hooks = spec.hooks as Record<string, { args?: string[] }[] | undefined> | undefined;
+  return Object.values(hooks ?? {}).some((list) => (list ?? []).some((h) => (h.args ?? []).includes('libnetwork-setkey')));
+}
+
+/** The eth* interfaces of the network namespace the spec joins by path, now (0 for a new, empty namespace). */
+async function namespaceNics(spec: OciSpec): Promise<number> {
+  const path = (spec.linux?.namespaces ?? []).find((n) => n.type === 'network')?.path;
+  if (!path) return dockerConnectsLater(spec) ? 1 : 0;
+  // /proc/net/dev as a process in that namespace sees it (nsenter: the runtime is root on the node)
+  const r = await run('nsenter', [`--net=${path}`, 'cat', '/proc/self/net/dev'], { reject: false, timeoutMs: 2_000 }).catch(() => undefined);
+  if (!r || r.exitCode !== 0) return 0;
+  return String(r.stdout).split('\n').filter((l) => /^\s*eth[^:]*:/.test(l)).length;
+}
+
+/** Facts for the template decision (template/plan.ts): assets by hash, accel, tsc, NICs, the store's state. */
+async function readTemplateFacts(spec: OciSpec, nodeEnv: Readonly<Record<string, string | undefined>>, accel: 'auto' | 'kvm' | 'tcg', kernelDir: string, guestDir: string): Promise<TemplateFacts> {
+  const { readTemplateAssets } = await import('../template/facts.js');
+  const { storeState } = await import('../template/store.js');
+  const { decideAccel } = await import('../hypervisor/accel.js');
+  const { gatherAccelFacts, tscKhz } = await import('../hypervisor/facts.js');
+  const decision = decideAccel(accel, gatherAccelFacts(undefined, kvmDevicePath(nodeEnv)));
+  const khz = tscKhz();
+  const assets = await readTemplateAssets(kernelDir, guestDir);
+  const store = await storeState(hostDirs(nodeEnv).cacheDir);
+  const cli = nodeEnv.RUNCVM_HOME ? join(nodeEnv.RUNCVM_HOME, 'bin', 'runcvm') : undefined;
+  const hasCli = cli ? await exists(cli) : false;
+  return {
+    setting: 'on',
+    ...(assets ? { assets } : {}),
+    ...(decision.ok ? { accel: decision.accel } : {}),
+    ...(khz ? { tscKhz: khz } : {}),
+    nics: await namespaceNics(spec),
+    ready: store.ready,
+    building: store.building,
+    ...(cli && hasCli ? { builder: { node: process.execPath, cli } } : {}),
   };
 }

@@ -28,7 +28,8 @@ import { launcherMountPoints, userNamespaceRoot, type HostIds } from '../bundle/
 import { isForegroundRun, withBundleArg } from './args.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
-import { selectHypervisor, type HypervisorName } from '../hypervisor/index.js';
+import { HYPERVISORS, selectHypervisor, type HypervisorName } from '../hypervisor/index.js';
+import { describeTemplate, planTemplate, type TemplateDecision } from '../template/plan.js';
 import { planContainerVolumes, rewriteForVolumes, withVolumesInLaunch } from '../volumes/plan.js';
 import { baseDiskPath, planDisks } from '../storage/plan.js';
 import type { CreateAction } from './actions.js';
@@ -63,6 +64,8 @@ export interface VmCreatePlan {
   log: LogEntry[];
   /** the hand-off to the launcher (launch.json) */
   launchSpec: LaunchSpec;
+  /** the VM template this container starts from, or why it boots cold (template/plan.ts) */
+  template: TemplateDecision;
   /** the launcher's config.json (written into runcvm's private bundle, never into the caller's) */
   config: OciSpec;
   /** every host change, in order (actions.ts) */
@@ -187,10 +190,14 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
 
   // the hand-off: network mode from the namespace fact (never the node's own), volumes, kernel, and what the
   // workload may do inside the VM (the node's choice: runtime env only, never the container's)
-  const launchSpec = withGuestPrivileges(withVolumesInLaunch(
+  const plainLaunchSpec = withGuestPrivileges(withVolumesInLaunch(
     guestApplicable(() => buildLaunchSpec(spec, { containerId: id, settings, debugLog: debugLog !== undefined, debugLogHostPath: paths.debugLog, hostNetwork: facts.hostNetwork, customKernel: customKernel !== undefined, guestSeccomp: node.guestSeccomp })),
     volumes.plan,
   ), node.guestPrivileges);
+  // VM templates (issue 17): the template of this VM's shape when the node's store has it; never the pod's choice
+  const template = planTemplate(plainLaunchSpec, HYPERVISORS[choice.hypervisor], facts.template, dirs);
+  const launchSpec: LaunchSpec = template.use === 'template' ? { ...plainLaunchSpec, template: { key: template.key } } : plainLaunchSpec;
+  log.push({ level: 'info', msg: describeTemplate(template) });
   log.push({ level: 'info', msg: `guest privileges: ${describeGuestPrivileges(node.guestPrivileges)}` });
   // RUNCVM_GUEST_SECCOMP=off is the node's choice (the runtime's own environment, never the container's)
   if (!node.guestSeccomp && spec.linux?.seccomp) log.push({ level: 'info', msg: 'the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)' });
@@ -215,6 +222,7 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
       baseDisk: base.path,
       ...(debugLog ? { debugLog } : {}),
       ...(customKernel ? { customKernel } : {}),
+      ...(template.use === 'template' ? { template: template.dir } : {}),
       binds: choice.binds,
       devices: facts.devices,
       ...(node.guestPrivileges === 'userns' ? { podConfinementOnLauncher: true } : {}),
@@ -224,6 +232,7 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   );
   // mount points that are files: binds of a file (volumes, the engine's /etc files, runcvm's disk, log, kernel, binaries)
   const fileSources = new Set<string>([
+    ...(template.use === 'template' ? [`${template.dir}/memory`] : []),
     ...Object.entries(facts.volumeSources).filter(([, k]) => k === 'file').map(([p]) => p),
     ...copiedFilesFromSpec(spec).map((f) => f.source),
     ...(config.mounts ?? []).filter((m) => FILE_MOUNTS.has(m.destination) || choice.binds.some((b) => b.destination === m.destination)).map((m) => m.source ?? ''),
@@ -239,6 +248,7 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
     ...(keepLog ? [{ op: 'write', path: paths.keepLog, content: '', mode: 0o644, what: 'marker: delete keeps the debug log' } as const] : []),
     // before the disk is built or reused: the cache's bound never evicts the disk of a container being created
     { op: 'write', path: paths.baseDiskRef, content: base.path, mode: 0o644, what: 'the cached base disk this container uses (never evicted while it exists)' },
+    ...(template.use === 'template' ? [{ op: 'write', path: paths.templateRef, content: template.dir, mode: 0o644, what: 'the VM template this container starts from (never evicted while it exists)' } as const] : []),
     ...planDisks({
       id,
       rootfs: facts.rootfs,
@@ -261,6 +271,8 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
     { op: 'write', path: paths.launcherConfig, content: JSON.stringify(config), mode: 0o600, atomic: true, what: "the launcher's config.json (runcvm's private bundle)" },
     ...(ownerField.owner ? [{ op: 'chown', path: paths.state, owner: ownerField.owner, what: "the user namespace's root: the launcher runs as it" } as const] : []),
   );
+  // the container boots cold now; the template of its shape is made beside it for the next one
+  if (template.use === 'cold' && template.build) actions.push({ op: 'spawn-detached', ...template.build, nice: 10, what: `the VM template builder for key ${template.key?.slice(0, 12) ?? ''}` });
   const foreground = isForegroundRun(input.runc.argv);
   actions.push({ op: 'runc', file: input.runc.file, argv: withBundleArg(input.runc.argv, paths.bundle, input.bundle), passFds: input.runc.passFds, ...(foreground ? { foreground: true as const } : {}) });
   // a foreground run's record lives only while runc runs (and runc rewrites it at start): left as it is
@@ -269,5 +281,5 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
     // runc deleted the container when it ended; the dispatcher's delete will never run: do its part here
     actions.push({ op: 'remove', path: paths.state }, ...(debugLog && !keepLog ? [{ op: 'remove', path: debugLog } as const] : []));
   }
-  return { kind: 'vm', id, hypervisor: { name: choice.hypervisor, reason: choice.reason }, guestPrivileges: node.guestPrivileges, ...(debugLog ? { debugLog } : {}), log, launchSpec, config, actions };
+  return { kind: 'vm', id, hypervisor: { name: choice.hypervisor, reason: choice.reason }, guestPrivileges: node.guestPrivileges, ...(debugLog ? { debugLog } : {}), log, launchSpec, template, config, actions };
 }

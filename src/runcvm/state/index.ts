@@ -14,6 +14,8 @@ export const DEFAULT_LOG_DIR = '/tmp';
 
 /** The file in a container's state folder that names the cached base disk it uses (the cache never evicts it). */
 export const BASE_DISK_REF = 'base-disk';
+/** The file in a container's state folder that names the template folder it starts from (the cache never evicts it). */
+export const TEMPLATE_REF = 'template';
 
 export interface HostDirs {
   stateRoot: string;
@@ -38,6 +40,7 @@ export function containerPaths(dirs: HostDirs, id: string) {
     staging: join(state, 'staging'),
     keepLog: join(state, 'keep-log'),
     baseDiskRef: join(state, BASE_DISK_REF),
+    templateRef: join(state, TEMPLATE_REF),
     bundle: join(state, 'bundle'),
     launcherConfig: join(state, 'bundle', 'config.json'),
     launcherRoot: join(state, 'bundle', 'root'),

@@ -11,7 +11,8 @@ import { atomicWrite } from '../../core/fsx/index.js';
 import { formatSize } from '../../core/config.js';
 import type { Logger } from '../../core/log/index.js';
 import { runcvmErrors } from '../errors.js';
-import { BASE_DISK_REF } from '../state/index.js';
+import { BASE_DISK_REF, TEMPLATE_REF } from '../state/index.js';
+import { listTemplates, removeTemplate } from '../template/store.js';
 import {
   baseDiskSize,
   layerCacheKeyMaterial,
@@ -240,29 +241,43 @@ async function cacheEntries(cacheDir: string): Promise<CacheEntry[]> {
   return out;
 }
 
-/** The disks the containers of this node's state folder use (each state folder's `base-disk` names one). */
-async function disksInUse(stateRoot: string): Promise<Set<string>> {
+/** What the containers of this node's state folder use: each state folder's `base-disk` and `template` name one. */
+async function cacheInUse(stateRoot: string): Promise<Set<string>> {
   const out = new Set<string>();
   for (const id of await readdir(stateRoot).catch(() => [] as string[])) {
-    const ref = await readFile(join(stateRoot, id, BASE_DISK_REF), 'utf8').catch(() => undefined);
-    if (ref) out.add(ref.trim());
+    for (const ref of [BASE_DISK_REF, TEMPLATE_REF]) {
+      const path = await readFile(join(stateRoot, id, ref), 'utf8').catch(() => undefined);
+      if (path) out.add(path.trim());
+    }
   }
   return out;
 }
 
 /**
- * RUNCVM_CACHE_MAX: remove least recently used disks beyond it (storage/plan.ts planEviction). A disk a running
- * container has open stays usable by it either way (its bind mount holds the file); the in-use rule keeps the next
- * container of the same image from rebuilding it.
+ * RUNCVM_CACHE_MAX: remove least recently used disks and VM templates beyond it (storage/plan.ts planEviction). A
+ * disk a running container has open stays usable by it either way (its bind mount holds the file), and so does a
+ * template's memory file (mapped privately, removed by unlink only); the in-use rule keeps the next container of the
+ * same image or shape from rebuilding it. `keep` is the entry just built or hit.
  */
-export async function boundCache(plan: BaseDiskPlan, log: Logger): Promise<void> {
-  const entries = await cacheEntries(plan.cacheDir);
-  const evict = planEviction(entries, plan.bound.maxBytes, plan.path, await disksInUse(plan.bound.stateRoot));
+export async function boundNodeCache(cacheDir: string, stateRoot: string, maxBytes: number, keep: string, log: Logger): Promise<void> {
+  const templates = await listTemplates(cacheDir);
+  const templateDirs = new Map(templates.map((t) => [t.dir, t.key]));
+  const entries: CacheEntry[] = [...(await cacheEntries(cacheDir)), ...templates.map((t) => ({ path: t.dir, bytes: t.bytes, usedMs: t.usedMs }))];
+  const evict = planEviction(entries, maxBytes, keep, await cacheInUse(stateRoot));
   for (const path of evict) {
+    const key = templateDirs.get(path);
+    if (key) {
+      await removeTemplate(cacheDir, key);
+      continue;
+    }
     await rm(`${path}.json`, { force: true });
     await rm(path, { force: true });
   }
-  if (evict.length) log.info('base disk cache bounded', { max: formatSize(plan.bound.maxBytes), removed: evict.length });
+  if (evict.length) log.info('cache bounded', { max: formatSize(maxBytes), removed: evict.length, templates: evict.filter((p) => templateDirs.has(p)).length });
+}
+
+export async function boundCache(plan: BaseDiskPlan, log: Logger): Promise<void> {
+  await boundNodeCache(plan.cacheDir, plan.bound.stateRoot, plan.bound.maxBytes, plan.path, log);
 }
 
 /** Copy a file into the staging tree, creating parents with the image's own modes and owners. */

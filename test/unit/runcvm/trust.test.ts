@@ -33,9 +33,12 @@ describe('which settings a container may set', () => {
     expect(CONTAINER_SETTING_NAMES.filter((n) => (NODE_SETTING_NAMES as readonly string[]).includes(n))).toEqual([]);
   });
   it('a node-only setting in the container environment is never read', () => {
-    const containerEnv = { RUNCVM_MAX_ROOTFS_SIZE: '8T', RUNCVM_KERNELS_DIR: '/', RUNCVM_STATE_DIR: '/etc', RUNCVM_CACHE_MAX: '1T', RUNCVM_GUEST_PRIVILEGES: 'userns', RUNCVM_GUEST_SECCOMP: 'off', RUNCVM_ROOTFS_SIZE: '1G' };
+    const containerEnv = { RUNCVM_MAX_ROOTFS_SIZE: '8T', RUNCVM_KERNELS_DIR: '/', RUNCVM_STATE_DIR: '/etc', RUNCVM_CACHE_MAX: '1T', RUNCVM_GUEST_PRIVILEGES: 'userns', RUNCVM_GUEST_SECCOMP: 'off', RUNCVM_TEMPLATE: 'on', RUNCVM_ROOTFS_SIZE: '1G' };
     expect(mergeSettingEnv({}, containerEnv)).toEqual({ RUNCVM_ROOTFS_SIZE: '1G' });
-    expect(parseNodeSettings({})).toEqual({ maxRootfsBytes: 16 * 1024 ** 3, maxDiskBytes: 64 * 1024 ** 3, cacheMaxBytes: 10 * 1024 ** 3, kernelsDir: DIR, guestPrivileges: 'pod', guestSeccomp: true });
+    expect(parseNodeSettings({})).toEqual({ maxRootfsBytes: 16 * 1024 ** 3, maxDiskBytes: 64 * 1024 ** 3, cacheMaxBytes: 10 * 1024 ** 3, kernelsDir: DIR, guestPrivileges: 'pod', guestSeccomp: true, template: 'off' });
+    // a pod can neither switch templates on nor make the node build them
+    expect(parseNodeSettings(mergeSettingEnv({}, containerEnv)).template).toBe('off');
+    expect(parseNodeSettings({ RUNCVM_TEMPLATE: 'on' }).template).toBe('on');
     expect(parseNodeSettings({ RUNCVM_CACHE_MAX: '100M' }).cacheMaxBytes).toBe(100 * 1024 ** 2);
     expect(parseNodeSettings({ RUNCVM_GUEST_SECCOMP: 'off' }).guestSeccomp).toBe(false);
   });

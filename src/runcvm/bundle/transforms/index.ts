@@ -57,6 +57,17 @@ export const withDebugLogMount = (logPath: string): SpecTransform => withMount(b
 /** RUNCVM_KERNEL's file (launch/kernel.ts): one regular file, bound read-only, nosuid, nodev; never a folder tree */
 export const withCustomKernelMount = (hostFile: string): SpecTransform =>
   withMount({ destination: CONTAINER_PATHS.customKernel, type: 'bind', source: hostFile, options: ['bind', 'ro', 'nosuid', 'nodev'] });
+/**
+ * The VM template the launcher restores (template/store.ts): its folder of the node's cache, read-only, and over it its
+ * RAM file read-write. QEMU 7.2 opens a `memory-backend-file` read-write even for a private (`share=off`) mapping:
+ * the guest's writes stay in its private copy, but the open needs write access (QEMU 8.2's `readonly=on,rom=off`
+ * lifts that; docs/templates.md "Trust").
+ */
+export const withTemplateMount = (templateDir: string): SpecTransform =>
+  compose(
+    withMount({ destination: CONTAINER_PATHS.template, type: 'bind', source: templateDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] }),
+    withMount({ destination: `${CONTAINER_PATHS.template}/memory`, type: 'bind', source: `${templateDir}/memory`, options: ['bind', 'rw', 'nosuid', 'nodev', 'noexec'] }),
+  );
 /** node files a hypervisor backend needs in the container (Firecracker's binary), bound read-only */
 export const withHostBinds = (binds: readonly { source: string; destination: string }[]): SpecTransform =>
   compose(...binds.map((b) => withMount({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'ro', 'nosuid', 'nodev'] })));
@@ -234,6 +245,8 @@ export interface VmRewrite {
   debugLog?: string;
   /** RUNCVM_KERNEL's host file, resolved and checked (launch/kernel.ts) */
   customKernel?: string;
+  /** the template folder the launcher restores from (template/plan.ts), chosen by create from the node's cache */
+  template?: string;
   /** node files the chosen hypervisor needs in the container (hypervisor selection: Firecracker's binary) */
   binds?: readonly { source: string; destination: string }[];
   devices: readonly HostDevice[];
@@ -259,6 +272,7 @@ export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
     withBaseDiskMount(r.baseDisk),
     ...(r.debugLog ? [withDebugLogMount(r.debugLog)] : []),
     ...(r.customKernel ? [withCustomKernelMount(r.customKernel)] : []),
+    ...(r.template ? [withTemplateMount(r.template)] : []),
     withHostBinds(r.binds ?? []),
     withKvmDevices(r.devices),
     ...(r.podConfinementOnLauncher ? [] : [withLauncherCaps]),

@@ -89,6 +89,10 @@ describe('runcvm lint: RUNCVM_* values judged by the runtime\'s own parsers', ()
     const [seccomp] = lint({ RUNCVM_GUEST_SECCOMP: 'off' });
     expect(seccomp).toMatchObject({ rule: 'runcvm/setting-unknown', level: 'warn' });
     expect(seccomp!.message).toContain('RUNCVM_GUEST_SECCOMP is a setting of the runtime on the node');
+    // nor choose (or make the node build) the saved VM it starts from: RUNCVM_TEMPLATE is the node's
+    const [template] = lint({ RUNCVM_TEMPLATE: 'on' });
+    expect(template).toMatchObject({ rule: 'runcvm/setting-unknown', level: 'warn' });
+    expect(template!.message).toContain('RUNCVM_TEMPLATE is a setting of the runtime on the node');
     // the node's KVM device cannot be chosen by a pod
     expect(judgeSetting('RUNCVM_KVM_DEVICE', '/dev/null')).toMatchObject({ kind: 'node-only' });
     // other variables are the workload's business
