@@ -56,7 +56,7 @@ export function processFromFlags(base: LaunchProcess, a: ExecArgs): OciProcess {
     noNewPrivileges: a.noNewPrivs || base.noNewPrivileges,
   };
   // runc's exec takes the container's rlimits
-  if (base.rlimits.length) p.rlimits = base.rlimits.map((r) => ({ type: r.type, soft: r.soft, hard: r.hard }));
+  if (base.rlimits?.length) p.rlimits = base.rlimits.map((r) => ({ type: r.type, soft: r.soft, hard: r.hard }));
   // runc 1.1 `exec --cap X`: the container's sets plus X in bounding, effective, permitted and ambient (not
   // inheritable, so the ambient raise fails, silently, unless X was inheritable already)
   const caps = base.capabilities;
