@@ -6,6 +6,7 @@ import type { BuildRequest, Command } from './cli/request.js';
 import type { Log } from './log.js';
 import type { ToolError } from '../core/errors.js';
 import type { EngineFound } from './buildah/engine.js';
+import { mark, timingLine } from './timing.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -22,6 +23,7 @@ function printError(err: ToolError, json: boolean): void {
 }
 
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
+  mark('main');
   const { globalRedactor } = await import('../core/redact.js');
   const { isToolError } = await import('../core/errors.js');
   const json = wantsJson(argv);
@@ -78,10 +80,12 @@ async function makeLog(request: BuildRequest): Promise<Log> {
   return createLog({ level: request.verbosity, format: request.logFormat, timestamps: request.logTimestamp });
 }
 
+/** `engine`: a build's own lookup of buildah; a build also reads and keeps passed namespace probes (preflight/cache.ts). */
 async function runPreflight(request: BuildRequest, env: Env, engine?: Promise<EngineFound>) {
-  const [{ probe }, { judge }] = await Promise.all([import('./preflight/probe.js'), import('./preflight/verdicts.js')]);
+  const [{ probe }, { judge }, { cacheFile }] = await Promise.all([import('./preflight/probe.js'), import('./preflight/verdicts.js'), import('./preflight/cache.js')]);
   const started = performance.now();
-  const facts = await probe(request, env, ...(engine ? [engine] : []));
+  const facts = engine ? await probe(request, env, engine, { namespaceCache: cacheFile(env, request.home) }) : await probe(request, env);
+  mark('preflight');
   const verdicts = judge(facts);
   return { facts, verdicts, durationMs: Math.round(performance.now() - started) };
 }
@@ -98,6 +102,17 @@ async function checkEnvironment(request: BuildRequest, env: Env): Promise<number
 }
 
 async function build(request: BuildRequest, env: Env): Promise<number> {
+  const log = await makeLog(request);
+  try {
+    return await buildWith(request, env, log);
+  } finally {
+    // after the private files are removed and the preflight's probes are done: what is left is the process exit
+    mark('closed');
+    log.debug(`timing (ms since start): ${timingLine()}`, { event: 'timing' });
+  }
+}
+
+async function buildWith(request: BuildRequest, env: Env, log: Log): Promise<number> {
   // Every module of the build path is requested at once: the loader reads them in parallel, and while the
   // preflight's user-namespace child runs, instead of one file after the other between the steps.
   const modules = Promise.all([
@@ -105,7 +120,6 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     import('./context/fetch.js'), import('./plan/plan.js'), import('./auth/index.js'), import('./certs.js'), import('./buildah/run.js'),
     import('./errors.js'), import('./dockerfile/parse.js'), import('./dockerfile/check.js'), import('./buildah/engine.js'),
   ]);
-  const log = await makeLog(request);
   // buildah's path and version, looked up once at start: the preflight, the build key and the plan read this answer.
   // With the build key on, the version of a binary seen before is read from beside the keys (no buildah process).
   const engineFound = Promise.all([import('./buildah/engine.js'), import('./buildkey/key.js'), import('./buildkey/record.js'), import('./plan/plan.js')])
@@ -129,11 +143,12 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     const started = startPreflight();
     if (!started || preflightChecked) return;
     preflightChecked = true;
-    const { verdicts, durationMs } = await started;
+    const { facts, verdicts, durationMs } = await started;
     for (const v of verdicts) if (v.status === 'warn') log.warn(`preflight: ${v.check}: ${v.detail}`, { event: 'preflight-warning', check: v.check });
     const failed = verdicts.find((v) => v.status === 'fail');
     if (failed?.error) throw failed.error;
-    log.info(`preflight passed in ${durationMs} ms`, { event: 'preflight', durationMs });
+    const cached = facts.userns.cached ? ' (its user namespace probe passed earlier this boot)' : '';
+    log.info(`preflight passed in ${durationMs} ms${cached}`, { event: 'preflight', durationMs, namespaceProbeCached: Boolean(facts.userns.cached) });
   };
 
   const [
@@ -141,14 +156,17 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     { prepareAuth }, { prepareCertDir }, { writePlanFiles, runBud, pushWithRetry, runExports, describeLayers }, { fail },
     { parseDockerfile }, { syntaxError, engineError }, { IMAGE_ENGINE },
   ] = await modules;
+  mark('modules');
   // secret values registered (and kimia's own argv rewritten) before anything can print
   await (await import('./secrets.js')).protectSecrets(request, env);
+  mark('secrets');
   for (const n of request.notes) log.info(n, { event: 'note' });
 
   await using closers = new CloserStack();
   // a build answered without waiting for the preflight still lets it finish: its probes remove what they create
   closers.push('preflight probes', () => preflight?.then(() => undefined, () => undefined));
   const privateDir = await tempDir('kimia', closers);
+  mark('private-dir');
 
   // SIGTERM (pod deletion) or SIGINT stops a clone, a download or buildah, and the private files are still removed
   const abort = new AbortController();
@@ -179,6 +197,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
       // a clone or a download is real work (and its own failures): only after the environment is known to be good
       if (source.kind !== 'dir') await passPreflight();
       const fetched = await fetchContext(request, privateDir, log, signal);
+      mark('context');
       const { resolve } = await import('node:path');
       contextDir = resolve(fetched.dir);
       if (fetched.source !== 'dir') log.info(`context ${fetched.description} fetched`, { event: 'context', source: fetched.source });
@@ -192,13 +211,16 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     }
     // one parse for the syntax check, the engine check, the format decision and the step → line map;
     // a Dockerfile error is reported before anything is pulled
+    mark('dockerfile-read');
     const dockerfile = dockerfileText === undefined ? undefined : parseDockerfile(dockerfileText, request.dockerfile);
+    mark('dockerfile-parsed');
     const syntax = dockerfile && syntaxError(dockerfile);
     if (syntax) throw syntax;
 
     const auth = request.dryRun
       ? { authFile: `${privateDir}/auth.json` }
       : await prepareAuth(request, env, privateDir);
+    mark('auth');
     const certDir = request.dryRun && (request.registryCertificates.length || request.registryClientCerts.length) ? `${privateDir}/certs` : await prepareCertDir(request, privateDir);
     const plan = planBuild(request, {
       contextDir,
@@ -218,6 +240,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     throw err;
   }
   if (signal.aborted) return 130;
+  mark('prepared');
   const { contextDir } = prepared;
   let { plan } = prepared;
   for (const s of plan.secrets) globalRedactor.add(s);
@@ -233,12 +256,16 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     ...(prepared.certDir ? { certDir: prepared.certDir } : {}),
     ...(classifyContext(request.context).kind === 'dir' ? { contextId: contextDir } : {}),
   };
-  const keyed = buildKey && keyInput
+  const checked = buildKey && keyInput
     ? await buildKey.checkBuildKey(keyInput).catch((err: unknown) => {
       log.debug(`build key not used: ${(err as Error).message}`, { event: 'build-key', used: false });
       return undefined;
     })
     : undefined;
+  mark('key');
+  // `finish`: no recorded build can match; the key is finished once buildah runs, for the record written after it
+  const keyed = checked && !('finish' in checked) ? checked : undefined;
+  const finishKey = () => (checked && 'finish' in checked ? checked.finish() : Promise.resolve(keyed));
   if (buildKey && keyInput && keyed?.match) {
     const pushed = await buildKey.answerUnchanged(keyed, keyInput, { baseDelayMs, signal });
     log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, { event: 'done', unchanged: true });
@@ -246,6 +273,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   }
 
   await passPreflight();
+  mark('preflight-passed');
   // buildah as found on PATH at start: no second PATH search at spawn time (a dry run prints the name, as typed)
   const found = await engineFound;
   if (found.path && !request.dryRun) plan = { ...plan, buildah: found.path };
@@ -264,6 +292,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   }
 
   await writePlanFiles(plan);
+  mark('bud');
   // performance.now() counts from process start: this is kimia's whole start-up cost before the engine runs
   const startupMs = Math.round(performance.now());
   log.debug(`starting buildah ${startupMs} ms after kimia started`, { event: 'startup', durationMs: startupMs });
@@ -271,8 +300,17 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
     if (signal.aborted) return undefined;
     throw err;
   });
-  const bud = await stopped(runBud(plan, contextDir, log, signal));
+  const bud = await stopped(runBud(plan, contextDir, log, signal, () => void finishKey())).catch(async (err: unknown) => {
+    // a failure that is not a RUN command's own exit status may be the environment: the next build probes it again
+    if ((err as { code?: string }).code !== 'BUILD_STEP_FAILED') {
+      const [{ cacheFile, forgetPass, readKeyInput }, { storageFor }] = await Promise.all([import('./preflight/cache.js'), import('./plan/plan.js')]);
+      const input = readKeyInput(storageFor(request));
+      if (input) forgetPass(cacheFile(env, request.home), input);
+    }
+    throw err;
+  });
   if (!bud || signal.aborted) return 130;
+  mark('bud-done');
   if (plan.historyMask && bud.imageId) {
     const { maskImageHistory } = await import('./history/index.js');
     bud.imageId = await maskImageHistory(plan, bud.imageId, { cache: request.cache, workDir: privateDir, log, signal });
@@ -292,6 +330,7 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
         const done = await stopped(pushWithRetry(plan, step, request.pushRetry, log, { baseDelayMs, signal }));
         if (!done) return 130;
         pushed.push(done);
+        mark('pushed');
       }
     } finally {
       await layersReported;
@@ -300,7 +339,10 @@ async function build(request: BuildRequest, env: Env): Promise<number> {
   await runExports(plan, log);
   const { outputFiles, writeOutputs } = await import('./outputs/index.js');
   await writeOutputs(outputFiles(request, pushed));
-  if (buildKey && keyed) await buildKey.recordBuild(keyed, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log);
+  mark('outputs');
+  const toRecord = await finishKey();
+  if (buildKey && toRecord) await buildKey.recordBuild(toRecord, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log);
+  mark('recorded');
   log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, {
     event: 'done', cacheHits: bud.cacheHits, cacheMisses: bud.cacheMisses,
   });

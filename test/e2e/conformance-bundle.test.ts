@@ -45,6 +45,28 @@ describe('conformance: the caller\'s bundle and the host stay clean (issue 16 ca
     expect(await cf.run('runc', b, cf.newId('twice-runc'))).toEqual({ exit: 0, stdout: `${release()}\n`, stderr: '' });
   });
 
+  // runc's record names the bundle runc was given (runcvm's private one): create puts the caller's back
+  // (runtime/apply-create.ts relabelBundle), so `state`, `list` and OCI hooks show what the caller gave
+  it('`state` after create reports the caller\'s bundle, as runc does', async () => {
+    const seen = {} as Record<'runc' | 'runcvm', string>;
+    const bundles = {} as Record<'runc' | 'runcvm', string>;
+    for (const rt of ['runc', 'runcvm'] as const) {
+      bundles[rt] = await cf.bundle((s) => {
+        s.process!.args = ['true'];
+      });
+      const id = cf.newId(`state-${rt}`);
+      expect(await cf.run(rt, bundles[rt], id, { verb: 'create' }), `${rt} create`).toMatchObject({ exit: 0 });
+      const st = await cf.verb(rt, ['state', id]);
+      expect(st.exitCode, st.stderr).toBe(0);
+      const state = JSON.parse(st.stdout) as { bundle: string; status: string };
+      expect(state.status).toBe('created');
+      seen[rt] = state.bundle;
+      await cf.verb(rt, ['delete', '-f', id]);
+    }
+    expect(seen.runc).toBe(bundles.runc);
+    expect(seen.runcvm).toBe(bundles.runcvm);
+  });
+
   // cause 9: a foreground `run` ends with runc's own delete, which never reaches the dispatcher: create removes the
   // state folder and the debug log once runc returns (the log stays with RUNCVM_LOG_LEVEL=DEBUG, as after delete)
   it('cause 9: a foreground run leaves no state folder and no debug log behind', async () => {

@@ -39,6 +39,9 @@ describe('conformance: exec (issue 16 causes 5 and 6)', { timeout: 300_000 }, ()
     for (const rt of ['runc', 'runcvm'] as const) {
       const b = await cf.bundle((s) => {
         s.process!.args = ['sleep', '600'];
+        // the container's rlimits reach every exec (runc's exec takes them): checked below. RLIMIT_CPU, not
+        // RLIMIT_NOFILE: runc 1.1's own exec races Go's start-up, which raises NOFILE's soft limit to the hard one
+        s.process!.rlimits = [...(s.process!.rlimits ?? []), { type: 'RLIMIT_CPU', soft: 777, hard: 888 }];
         s.root!.readonly = false;
         setCaps(s, DOCKER_DEFAULT_CAPS);
         s.mounts = [...(s.mounts ?? []), { destination: '/data', type: 'bind', source: shared, options: ['rbind', 'rw'] }];
@@ -113,6 +116,18 @@ describe('conformance: exec (issue 16 causes 5 and 6)', { timeout: 300_000 }, ()
       }
     }
     expectOracle(out.runc, { stdout: "Seccomp:\t2\n77\nmkdir: can't create directory '/tmp/x': Operation not permitted\nmkdir exit 1\n" });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // the agent sets the exec's process.rlimits (the container's, or the --process file's) before it runs
+  it('an exec gets the container\'s rlimits, or its --process file\'s, as under runc', async () => {
+    const out = {} as Record<RuntimeName, Outcome[]>;
+    const file = join(cf.dir, 'rlimit-process.json');
+    await writeFile(file, JSON.stringify({ args: ['sh', '-c', 'ulimit -t; ulimit -Ht'], cwd: '/', env: ['PATH=/bin:/usr/bin'], user: { uid: 0, gid: 0 }, rlimits: [{ type: 'RLIMIT_CPU', soft: 555, hard: 666 }] }));
+    for (const rt of ['runc', 'runcvm'] as const) {
+      out[rt] = [outcome(await cf.verb(rt, ['exec', id[rt], 'sh', '-c', 'ulimit -t; ulimit -Ht'])), outcome(await cf.verb(rt, ['exec', '--process', file, id[rt]]))];
+    }
+    expect(out.runc.map((o) => o.stdout)).toEqual(['777\n888\n', '555\n666\n']);
     expect(out.runcvm).toEqual(out.runc);
   });
 

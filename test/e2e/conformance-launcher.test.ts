@@ -5,11 +5,11 @@
  * under runc (the oracle) and runcvm.
  *
  * Causes 1, 2, 7 and 10 are fixed (the launcher runs from runcvm's private bundle with a fixed capability set and
- * none of the workload's seccomp profile or rlimits: bundle/transforms, runtime/plan-create.ts). Cause 3 is still
- * `it.fails`: the host side is done (the launcher runs as the mapped root), the guest does not yet give the workload
- * the user namespace's mapping (docs/conformance.md). When it lands, its `it.fails` becomes `it`.
+ * none of the workload's seccomp profile or rlimits: bundle/transforms, runtime/plan-create.ts). Cause 3 is fixed
+ * on both sides: the launcher runs as the mapped root on the host, the guest init gives the workload (and every
+ * exec) a user namespace with the spec's maps.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack } from '../../src/core/fsx/index.js';
@@ -85,18 +85,78 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
     expect(out.runcvm).toEqual(out.runc);
   });
 
-  // fixed in phase 2: cause 3 (the launcher runs in a root runcvm owns, mount points made as the mapped root; the
-  // guest init gives the workload the same user namespace mapping)
-  it.fails('cause 3: a user namespace (0 → 100000, 65536 ids): created, and the workload sees runc\'s mapping', async () => {
+  // cause 3: the launcher runs in a root runcvm owns, mount points made as the mapped root (host side); the guest
+  // init gives the workload a user namespace with the spec's maps (guest/workload.c child_userns), and every exec
+  // joins it (guest/agent.c)
+  const withUserns = (s: OciSpec) => {
+    s.linux!.namespaces = [...(s.linux!.namespaces ?? []), { type: 'user' }];
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  };
+  const USERNS_VIEW = 'cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox; touch /etc/x 2>/dev/null || echo ro';
+  // the overflow id (65534) for files owned by an id outside the mapping, and no write to root's files, in the VM too
+  const USERNS_EXPECTED = /^\s+0\s+100000\s+65536\n\s+0\s+100000\s+65536\n0\n65534\nro\n$/;
+
+  it('cause 3: a user namespace (0 → 100000, 65536 ids): created, and the workload sees runc\'s mapping', async () => {
     const out = await cf.both((s) => {
-      s.process!.args = ['sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox'];
-      s.linux!.namespaces = [...(s.linux!.namespaces ?? []), { type: 'user' }];
-      s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
-      s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      s.process!.args = ['sh', '-c', USERNS_VIEW];
+      s.root!.readonly = false;
+      withUserns(s);
     });
-    // files owned by a host id outside the mapping show as the overflow id (65534), in the VM too
-    expectOracle(out.runc, { stdout: /^\s+0\s+100000\s+65536\n\s+0\s+100000\s+65536\n0\n65534\n$/ });
+    expectOracle(out.runc, { stdout: USERNS_EXPECTED });
     expect(out.runcvm).toEqual(out.runc);
+  });
+
+  it('cause 3: an exec joins the container\'s user namespace, as under runc', async () => {
+    const out = {} as Record<'runc' | 'runcvm', { exit: number; stdout: string; stderr: string }>;
+    for (const rt of ['runc', 'runcvm'] as const) {
+      const b = await cf.bundle((s) => {
+        s.process!.args = ['sleep', '600'];
+        s.root!.readonly = false;
+        withUserns(s);
+      });
+      const id = cf.newId(`userns-exec-${rt}`);
+      expect(await cf.runDetached(rt, b, id), `${rt} run -d`).toMatchObject({ exit: 0 });
+      const r = await cf.verb(rt, ['exec', id, 'sh', '-c', USERNS_VIEW], { timeoutMs: 240_000 });
+      out[rt] = { exit: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+      await cf.verb(rt, ['delete', '-f', id]);
+    }
+    expectOracle(out.runc, { stdout: USERNS_EXPECTED });
+    expect(out.runcvm).toEqual(out.runc);
+  });
+
+  // the default handler's launcher runs under runcvm's own seccomp profile (bundle/transforms LAUNCHER_SECCOMP):
+  // the launcher (Node) and everything it starts (QEMU, virtiofsd) are filtered; the workload runs in the VM
+  it('the launcher and QEMU run under runcvm\'s own seccomp filter (Seccomp: 2), and the workload runs', async () => {
+    const b = await cf.bundle((s) => {
+      s.process!.args = ['sleep', '600'];
+      s.root!.readonly = false;
+      setCaps(s, DOCKER_DEFAULT_CAPS);
+      withBindMount(s, shared); // virtiofsd too
+    });
+    const id = cf.newId('launcher-seccomp');
+    expect(await cf.runDetached('runcvm', b, id)).toMatchObject({ exit: 0 });
+    try {
+      const hello = await cf.verb('runcvm', ['exec', id, 'cat', '/data/f'], { timeoutMs: 240_000 });
+      expect({ exit: hello.exitCode, stdout: hello.stdout }).toEqual({ exit: 0, stdout: 'shared content\n' });
+      const pid = (JSON.parse((await cf.verb('runcvm', ['state', id])).stdout) as { pid: number }).pid;
+      // the launcher's descendants on the host: QEMU and virtiofsd among them
+      const tree = [pid];
+      for (let i = 0; i < tree.length; i++) {
+        const kids = await readFile(`/proc/${tree[i]}/task/${tree[i]}/children`, 'utf8').catch(() => '');
+        tree.push(...kids.trim().split(/\s+/).filter(Boolean).map(Number));
+      }
+      const seen = await Promise.all(tree.map(async (p) => {
+        const status = await readFile(`/proc/${p}/status`, 'utf8').catch(() => '');
+        // the guest package's programs run through its loader (comm: ld): the command line names them
+        return { comm: (await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '?')).split('\0').join(' ').slice(0, 160), seccomp: /^Seccomp:\s+(\d+)/m.exec(status)?.[1] };
+      }));
+      const alive = seen.filter((p) => p.seccomp !== undefined);
+      expect(alive.map((p) => p.comm)).toEqual(expect.arrayContaining([expect.stringMatching(/launcher\.mjs/), expect.stringMatching(/qemu-system/), expect.stringMatching(/virtiofsd/)]));
+      for (const p of alive) expect(p, p.comm).toMatchObject({ seccomp: '2' });
+    } finally {
+      await cf.verb('runcvm', ['delete', '-f', id]);
+    }
   });
 
   // cause 7: create refuses a memory limit below what the guest needs to boot (MIN_MEMORY_MIB, MEMORY_TOO_SMALL)

@@ -127,9 +127,11 @@ describe('an unchanged build is answered without buildah bud', () => {
 
   it('the secret build arg is in no record, key or cache file (only its salted hash)', async () => {
     const dir = ws.path('home-app', '.local', 'share', 'containers', 'kimia-build-keys');
-    const files = [...(await readdir(dir)).map((f) => join(dir, f)), ...(await readdir(join(dir, 'records'))).map((f) => join(dir, 'records', f))];
+    const sub = async (name: string) => (await readdir(join(dir, name))).map((f) => join(dir, name, f));
+    const files = [...(await readdir(dir)).map((f) => join(dir, f)), ...(await sub('records')), ...(await sub('local'))];
     expect(files.some((f) => f.includes('records/'))).toBe(true);
-    for (const f of files.filter((x) => !x.endsWith('records'))) {
+    expect(files.some((f) => f.includes('local/'))).toBe(true);
+    for (const f of files.filter((x) => !x.endsWith('/records') && !x.endsWith('/local'))) {
       const text = await readFile(f, 'utf8');
       expect(text).not.toContain(SECRET);
       expect(text).not.toContain(Buffer.from(SECRET).toString('base64'));
@@ -223,6 +225,31 @@ describe('what the key cannot prove builds', () => {
     const rebuilt = await build('moving');
     expect(rebuilt.exitCode, rebuilt.all).toBe(0);
     expect(rebuilt.verbs).toContain('bud');
+  });
+
+  it('a changed build starts buildah without waiting for the registry; a revert to a recorded content is answered unchanged', async () => {
+    await context('revert', `FROM ${base}\nCOPY f.txt /f.txt\n`, { 'f.txt': 'A\n' });
+    const a = await build('revert', ['-v', 'debug']);
+    expect(a.exitCode, a.all).toBe(0);
+    expect(a.verbs).toContain('bud');
+    expect(a.stderr).toContain('Buildah starts without waiting for the registry');
+    await ws.write('revert/f.txt', 'B\n');
+    const b = await build('revert', ['-v', 'debug']);
+    expect(b.exitCode, b.all).toBe(0);
+    expect(b.verbs).toContain('bud');
+    expect(b.stderr).toContain('Buildah starts without waiting for the registry');
+    expect(b.digest).not.toBe(a.digest);
+    // the key finished beside the build was recorded: B again is unchanged
+    expect((await build('revert')).verbs).toEqual([]);
+    // back to A: its record (and the marker of its local key) is still there, so no bud; the destination gets A again
+    await ws.write('revert/f.txt', 'A\n');
+    const back = await build('revert', ['-v', 'debug']);
+    expect(back.exitCode, back.all).toBe(0);
+    expect(back.verbs).not.toContain('bud');
+    expect(back.stderr).not.toContain('without waiting for the registry');
+    expect(back.stderr).toContain('unchanged: build key');
+    expect(back.digest).toBe(a.digest);
+    expect((await reg.manifest('bk-revert', '1')).digest).toBe(a.digest);
   });
 
   it('ADD of a URL always builds, and says why with -v debug', async () => {

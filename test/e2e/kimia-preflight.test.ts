@@ -5,7 +5,8 @@
  * unknown flags, JSON errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, chmod } from 'node:fs/promises';
+import { mkdir, chmod, chown, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { run } from '../../src/core/exec/index.js';
 import { buildKimia, ensureSubIds, kimia, workspace, type Workspace } from './kimia-helpers.js';
 import { kimiaForBuildUser } from '../harness/build-user.js';
@@ -23,9 +24,9 @@ afterAll(async () => {
 });
 
 /** kimia as uid 1000 under extra setpriv restrictions (what a badly configured pod looks like). */
-async function kimiaRestricted(restrict: string[], args: string[]) {
+async function kimiaRestricted(restrict: string[], args: string[], home = ws.home) {
   const { Redactor } = await import('../../src/core/redact.js');
-  const r = await run('setpriv', ['--reuid', '1000', '--regid', '1000', '--init-groups', ...restrict, 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${ws.home}`,
+  const r = await run('setpriv', ['--reuid', '1000', '--regid', '1000', '--init-groups', ...restrict, 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${home}`,
     process.execPath, await kimiaForBuildUser(), ...args], { reject: false, redactor: new Redactor() });
   return { ...r, all: `${r.stdout}\n${r.stderr}` };
 }
@@ -59,6 +60,32 @@ describe('preflight stops bad pods before buildah runs (exit 6)', () => {
     expect(r.stderr).toContain('NoNewPrivs is set');
     expect(r.stderr).toContain('allowPrivilegeEscalation: true');
     expect(r.stderr).not.toMatch(/step 1/);
+  });
+
+  it('a passed user-namespace probe is remembered for the next build of this boot; check-environment and a restricted run still probe', async () => {
+    const home = ws.path('home-ns-cache');
+    await mkdir(home);
+    await chown(home, 1000, 1000);
+    const build = () => kimia(['-c', ws.path('ctx'), '--no-push', '--storage-driver=overlay'], { home });
+    const first = await build();
+    expect(first.exitCode, first.all).toBe(0);
+    expect(first.stderr).not.toContain('passed earlier this boot');
+    expect(first.stderr).not.toContain('timing'); // the phase timing is a -v debug line only
+    const second = await build();
+    expect(second.exitCode, second.all).toBe(0);
+    expect(second.stderr).toContain('(its user namespace probe passed earlier this boot)');
+    const cache = JSON.parse(await readFile(join(home, '.cache', 'kimia', 'preflight.json'), 'utf8')) as { bootId: string; entries: unknown[] };
+    expect(cache.bootId).toBe((await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim());
+    expect(cache.entries).toHaveLength(1);
+    const check = await kimia(['check-environment', '--storage-driver=overlay'], { home });
+    expect(check.exitCode, check.all).toBe(0);
+    expect(check.stdout).toContain('overlay mounts inside a user namespace\n');
+    expect(check.stdout).not.toContain('passed earlier this boot');
+    // the same HOME and storage, NoNewPrivs set: another key, and the pod is still refused
+    const restricted = await kimiaRestricted(['--no-new-privs'], ['-c', ws.path('ctx'), '--no-push', '--storage-driver=overlay'], home);
+    expect(restricted.exitCode, restricted.all).toBe(6);
+    expect(restricted.stderr).toContain('NoNewPrivs is set');
+    expect(restricted.stderr).not.toContain('passed earlier this boot');
   });
 
   it('SETUID/SETGID dropped from the bounding set', async () => {

@@ -14,6 +14,7 @@ import {
 import { describeStep, locateStep } from '../dockerfile/steps.js';
 import { versionAtLeast } from '../dockerfile/check.js';
 import { IMAGE_ENGINE } from './engine.js';
+import { mark } from '../timing.js';
 
 export interface BudResult {
   steps: number;
@@ -44,7 +45,8 @@ function every(ms: number, tick: () => void): () => void {
   return () => clearInterval(timer);
 }
 
-export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: AbortSignal): Promise<BudResult> {
+/** `onSpawn`: called once buildah has started (work that must not delay its start goes there). */
+export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: AbortSignal, onSpawn?: () => void): Promise<BudResult> {
   const counter = new CacheCounter();
   const clock = new StepClock(HEARTBEAT_MS);
   let steps = 0;
@@ -116,7 +118,9 @@ export async function runBud(plan: BuildPlan, cwd: string, log: Log, signal?: Ab
       onStdoutLine: onLine,
       onStderrLine: onLine,
       ...(signal ? { signal } : {}),
+      ...(onSpawn ? { onSpawn: () => onSpawn() } : {}),
     });
+    mark('bud-exit');
   } finally {
     stopHeartbeat();
     await removeLeftovers(plan, before, log);
@@ -262,6 +266,7 @@ export async function pushWithRetry(
     });
     let result: RunResult;
     try {
+      mark('push');
       result = await run(plan.buildah, step.argv, {
         env: plan.env,
         reject: false,
@@ -272,6 +277,7 @@ export async function pushWithRetry(
     } finally {
       stopHeartbeat();
     }
+    mark('push-exit');
     if (result.exitCode === 0) {
       const digest = (await readFile(step.digestFile, 'utf8')).trim();
       log.info(`pushed ${step.destination}@${digest} in ${formatDuration(result.durationMs)}`, { event: 'pushed', destination: step.destination, digest, durationMs: result.durationMs });

@@ -17,9 +17,10 @@ import { projectVersion } from '../../core/version.js';
 import { hashContext, type StatCache } from './context.js';
 import { dockerfileDigest, externalInputs } from './dockerfile.js';
 import { ignoreMatcher } from './ignore.js';
-import { buildKey, keyDisabled } from './key.js';
-import { keyDir, loadSalt, readRecord, readStatCache, storedImage, writeRecord, writeStatCache, type BuildRecord } from './record.js';
-import { manifestDigest, parseImageRef, type RegistryAccess } from './registry.js';
+import { buildKey, keyDisabled, localKey } from './key.js';
+import { keyDir, loadSalt, localKeyKnown, readRecord, readStatCache, storedImage, writeRecord, writeStatCache, type BuildRecord } from './record.js';
+import { manifestDigest, parseImageRef, type DigestAnswer, type RegistryAccess } from './registry.js';
+import { mark } from '../timing.js';
 
 export interface KeyInput {
   request: BuildRequest;
@@ -38,6 +39,8 @@ export interface KeyInput {
 
 export interface KeyedBuild {
   key: string;
+  /** the key without the registries' answers (key.ts localKey) */
+  local?: string;
   dir: string;
   /** the recorded build, when its image is still in the storage */
   match?: BuildRecord;
@@ -94,8 +97,16 @@ async function secretValues(request: BuildRequest, env: Record<string, string | 
   return out;
 }
 
-/** The build key, and the recorded build it matches; undefined when the key is off or cannot be computed. */
-export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | undefined> {
+/** The key of a build that no record can match: `finish` completes it (once Buildah runs), for the record after it. */
+export interface PendingKey {
+  finish(): Promise<KeyedBuild | undefined>;
+}
+
+/**
+ * The build key and the recorded build it matches; a PendingKey when no record can match (the local key is
+ * unknown); undefined when the key is off or cannot be computed.
+ */
+export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | PendingKey | undefined> {
   const started = performance.now();
   const { request, plan, log } = input;
   const off = keyDisabled(request);
@@ -119,34 +130,50 @@ export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | undef
   const inputs = externalInputs(input.dockerfile, args, { target: request.platforms[0] ?? hostPlatform(), build: hostPlatform() });
   if (inputs.kind === 'unprovable') return unusable(inputs.reason);
 
-  const [ignore, previous, buildah, secrets, resolved] = await Promise.all([
+  // the registries are asked only when a recorded build could match (see localKey), or once Buildah has started:
+  // a request costs ~10 ms of this thread and the registry's answer time, which a changed build need not wait for
+  let resolving: Promise<(readonly [string, DigestAnswer])[]> | undefined;
+  const resolveImages = () => (resolving ??= Promise.all(inputs.images.map(async (ref) => [ref, await manifestDigest(ref, await accessFor(parseImageRef(ref).registry, 'pull', input))] as const)));
+  const [ignore, previous, buildah, secrets] = await Promise.all([
     ignoreText(input.contextDir, plan.dockerfilePath),
     input.contextId ? readStatCache(dir, input.contextId) : Promise.resolve(undefined),
     buildahIdentity(input.engine),
     secretValues(request, input.env),
-    Promise.all(inputs.images.map(async (ref) => [ref, await manifestDigest(ref, await accessFor(parseImageRef(ref).registry, 'pull', input))] as const)),
   ]);
+  mark('key-inputs');
   if (!buildah) return unusable('buildah or its version not found on PATH');
-  const images: Record<string, string> = {};
-  for (const [ref, answer] of resolved) {
-    if (answer.kind !== 'digest') return unusable(`the digest of ${ref} is unknown (${answer.kind === 'error' ? answer.detail : 'not found'})`);
-    images[ref] = answer.digest;
-  }
   const matcher = ignoreMatcher(ignore.exclude ? ignore.text : undefined);
   for (const s of matcher.skipped) log.debug(`build key: ignore pattern not applied (${s})`, { event: 'build-key' });
   const context = await hashContext(input.contextDir, matcher, previous);
-  const key = buildKey(request, {
+  mark('key-context');
+  const facts = {
     kimiaVersion: projectVersion(), engineVersion: buildah.version, buildah: buildah.identity, dockerfile: dockerfileDigest(input.dockerfile),
-    format: plan.format, ignoreText: ignore.text, contextDigest: context.digest, images, secretValues: secrets, salt,
-  });
-  const durationMs = Math.round(performance.now() - started);
-  log.debug(`build key ${key.slice(0, 12)} in ${durationMs} ms (${context.files} files, ${context.bytes} bytes, ${context.reused} hashes reused; ${Object.keys(images).length} image digests)`, {
-    event: 'build-key', key, durationMs, files: context.files, reusedHashes: context.reused,
-  });
-  const record = await readRecord(dir, key);
-  const keyed: KeyedBuild = { key, dir, statCache: context.cache, durationMs, ...(input.contextId ? { contextId: input.contextId } : {}) };
+    format: plan.format, ignoreText: ignore.text, contextDigest: context.digest, secretValues: secrets, salt,
+  };
+  const local = localKey(request, facts, inputs.images);
+  const complete = async (): Promise<KeyedBuild | undefined> => {
+    const images: Record<string, string> = {};
+    for (const [ref, answer] of await resolveImages()) {
+      if (answer.kind !== 'digest') return unusable(`the digest of ${ref} is unknown (${answer.kind === 'error' ? answer.detail : 'not found'})`);
+      images[ref] = answer.digest;
+    }
+    const key = buildKey(request, { ...facts, images });
+    const durationMs = Math.round(performance.now() - started);
+    log.debug(`build key ${key.slice(0, 12)} in ${durationMs} ms (${context.files} files, ${context.bytes} bytes, ${context.reused} hashes reused; ${Object.keys(images).length} image digests)`, {
+      event: 'build-key', key, durationMs, files: context.files, reusedHashes: context.reused,
+    });
+    return { key, local, dir, statCache: context.cache, durationMs, ...(input.contextId ? { contextId: input.contextId } : {}) };
+  };
+  if (!(await localKeyKnown(dir, local))) {
+    log.debug(`build key: no recorded build has these files, flags and versions (local key ${local.slice(0, 12)}): Buildah starts without waiting for the registry`, { event: 'build-key', local });
+    let finishing: Promise<KeyedBuild | undefined> | undefined;
+    return { finish: () => (finishing ??= complete().catch(() => undefined)) };
+  }
+  const keyed = await complete();
+  if (!keyed) return undefined;
+  const record = await readRecord(dir, keyed.key);
   if (record && (await storedImage(plan.storage, record.imageId))) keyed.match = record;
-  else if (record) log.debug(`build key ${key.slice(0, 12)}: the recorded image ${record.imageId.slice(0, 12)} is no longer in the storage`, { event: 'build-key' });
+  else if (record) log.debug(`build key ${keyed.key.slice(0, 12)}: the recorded image ${record.imageId.slice(0, 12)} is no longer in the storage`, { event: 'build-key' });
   return keyed;
 }
 
@@ -160,7 +187,7 @@ export async function recordBuild(keyed: KeyedBuild, result: { imageId?: string;
     const pushed = { ...(old?.imageId === imageId ? old.pushed : {}) };
     for (const p of result.pushed) pushed[p.destination] = p.digest;
     const builtAt = keyed.match?.builtAt ?? (old?.imageId === imageId ? old.builtAt : new Date().toISOString());
-    await writeRecord(keyed.dir, { v: 1, key: keyed.key, imageId, builtAt, pushed });
+    await writeRecord(keyed.dir, { v: 1, key: keyed.key, imageId, builtAt, pushed }, keyed.local);
   } catch (err) {
     log.debug(`build key not recorded: ${(err as Error).message}`, { event: 'build-key' });
   }

@@ -75,6 +75,16 @@ export function buildKey(request: BuildRequest, facts: KeyFacts): string {
   return createHash('sha256').update(JSON.stringify(keyDocument(request, facts))).digest('hex');
 }
 
+/**
+ * The key without what the registries answer: the images' references in place of their digests. Every input of
+ * the key but those is local (files, flags, versions), so when no recorded build has this local key, none can
+ * match the full key either, and Buildah may start before the registries are asked.
+ */
+export function localKey(request: BuildRequest, facts: Omit<KeyFacts, 'images'>, imageRefs: readonly string[]): string {
+  const doc = keyDocument(request, { ...facts, images: {} });
+  return createHash('sha256').update(JSON.stringify({ ...doc, images: [...new Set(imageRefs)].sort(), local: true })).digest('hex');
+}
+
 /** Why a request never uses the build key (undefined: it may). */
 export function keyDisabled(request: BuildRequest): string | undefined {
   if (request.noBuildKey) return '--no-build-key';

@@ -70,9 +70,24 @@ async function pruneOldest(folder: string, keep: number, suffix: string): Promis
   await Promise.all(aged.slice(0, aged.length - keep).map((a) => unlink(join(folder, a.n)).catch(() => undefined)));
 }
 
-export async function writeRecord(dir: string, record: BuildRecord): Promise<void> {
+/**
+ * The record, and (`local`: its local key, key.ts) an empty marker `local/<local key>` that says a record with this
+ * local key may exist (at most MAX_RECORDS markers, like the records).
+ */
+export async function writeRecord(dir: string, record: BuildRecord, local?: string): Promise<void> {
   await writeAtomic(join(dir, 'records', `${record.key}.json`), JSON.stringify(record) + '\n');
+  if (local) {
+    await mkdir(join(dir, 'local'), { recursive: true, mode: 0o700 });
+    // rewritten, not only created: its mtime says how recently it was used, for the pruning
+    await writeFile(join(dir, 'local', local), '', { mode: 0o600 });
+    await pruneOldest(join(dir, 'local'), MAX_RECORDS, '');
+  }
   await pruneOldest(join(dir, 'records'), MAX_RECORDS, '.json');
+}
+
+/** Can a record with this local key exist? (false: certainly none; true: maybe, the full key decides) */
+export async function localKeyKnown(dir: string, local: string): Promise<boolean> {
+  return stat(join(dir, 'local', local)).then(() => true, () => false);
 }
 
 function statCachePath(dir: string, contextId: string): string {

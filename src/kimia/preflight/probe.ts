@@ -12,6 +12,8 @@ import { storageFor } from '../plan/plan.js';
 import { KANIKO_DOCKER_CONFIG } from '../auth/index.js';
 import type { PreflightFacts, ProbeResult } from './verdicts.js';
 import { findEngine, which, type EngineFound } from '../buildah/engine.js';
+import { mark } from '../timing.js';
+import { passedBefore, readKeyInput, rememberPass } from './cache.js';
 
 export const DEFAULT_MIN_FREE = 512 * 1024 * 1024;
 
@@ -127,7 +129,9 @@ async function probeNamespace(overlayBase: string | undefined): Promise<{ userns
     }
   }
   try {
+    mark('userns-start');
     const r = await run('unshare', [...args, ...command], { timeoutMs: 10_000, reject: false });
+    mark('userns-done');
     const err = (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}`;
     if (r.exitCode === 0) return overlayBase ? { userns: { ok: true }, overlay: { ok: true } } : { userns: { ok: true } };
     if (!overlayBase) return { userns: { ok: false, error: err } };
@@ -143,8 +147,14 @@ async function probeNamespace(overlayBase: string | undefined): Promise<{ userns
   }
 }
 
-/** `found`: buildah's path and version when the caller already looks them up (a build does, for its key). */
-export async function probe(request: BuildRequest, env: Record<string, string | undefined>, found: Promise<EngineFound> = findEngine(env)): Promise<PreflightFacts> {
+/**
+ * `found`: buildah's path and version when the caller already looks them up (a build does, for its key).
+ * `namespaceCache`: the file of namespace probes passed earlier in this boot (cache.ts); a build passes it,
+ * `check-environment` does not (it always probes).
+ */
+export async function probe(
+  request: BuildRequest, env: Record<string, string | undefined>, found: Promise<EngineFound> = findEngine(env), opts: { namespaceCache?: string } = {},
+): Promise<PreflightFacts> {
   const started = performance.now();
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
@@ -153,7 +163,16 @@ export async function probe(request: BuildRequest, env: Record<string, string | 
   // every file read and the free-space check run while it does.
   const storageW = writable(storage.root);
   const storageWritable = Promise.resolve(storageW);
-  const namespace = probeNamespace(request.storageDriver === 'overlay' && storageW.writable ? dirname(storage.root) : undefined);
+  const overlayBase = request.storageDriver === 'overlay' && storageW.writable ? dirname(storage.root) : undefined;
+  const keyInput = opts.namespaceCache && storageW.writable ? readKeyInput(storage) : undefined;
+  const cached = Boolean(opts.namespaceCache && keyInput && passedBefore(opts.namespaceCache, keyInput));
+  const namespace = cached
+    ? Promise.resolve({ userns: { ok: true, cached: true }, ...(overlayBase ? { overlay: { ok: true, cached: true } } : {}) })
+    : probeNamespace(overlayBase).then((ns) => {
+      // remembered only when everything the child tried worked
+      if (opts.namespaceCache && keyInput && ns.userns.ok && (!overlayBase || ns.overlay?.ok)) rememberPass(opts.namespaceCache, keyInput);
+      return ns;
+    });
   const free = storageWritable.then(async () => {
     const dir = await existingAncestor(storage.root);
     const st = await statfs(dir).catch(() => undefined);

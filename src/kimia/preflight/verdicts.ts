@@ -11,6 +11,8 @@ import type { EngineVersion } from '../dockerfile/check.js';
 export interface ProbeResult {
   ok: boolean;
   error?: string;
+  /** a pass remembered from an earlier build of this boot (preflight/cache.ts), not probed now */
+  cached?: boolean;
 }
 
 export interface PreflightFacts {
@@ -76,7 +78,7 @@ export function judge(f: PreflightFacts): Verdict[] {
   } else if (!f.userns.ok) {
     out.push(failed('user namespaces', 'USERNS_DENIED', { detail: f.userns.error ?? 'unshare failed' }, f.userns.error ?? 'creation failed'));
   } else {
-    out.push({ check: 'user namespaces', status: 'ok', detail: `max_user_namespaces=${f.maxUserNamespaces ?? '?'}, creation works` });
+    out.push({ check: 'user namespaces', status: 'ok', detail: `max_user_namespaces=${f.maxUserNamespaces ?? '?'}, creation works${f.userns.cached ? ' (passed earlier this boot)' : ''}` });
   }
 
   if (rootless) {
@@ -131,7 +133,7 @@ export function judge(f: PreflightFacts): Verdict[] {
     out.push({ check: 'storage driver', status: 'warn', detail: 'overlay not probed: the storage folder is not writable' });
   } else if (f.storageDriver === 'overlay') {
     out.push(f.overlay?.ok
-      ? { check: 'storage driver', status: 'ok', detail: 'overlay mounts inside a user namespace' }
+      ? { check: 'storage driver', status: 'ok', detail: `overlay mounts inside a user namespace${f.overlay.cached ? ' (passed earlier this boot)' : ''}` }
       : failed('storage driver', 'STORAGE_DRIVER_UNUSABLE', { driver: 'overlay', detail: f.overlay?.error ?? 'probe failed' }, f.overlay?.error ?? 'probe failed'));
   } else {
     out.push({ check: 'storage driver', status: 'ok', detail: 'vfs (works everywhere; --storage-driver=overlay is faster)' });

@@ -20,7 +20,7 @@
  * (src/runcvm/guest/contract.ts, contract.h for C).
  */
 import { encodeFrame, FrameType, MAX_PAYLOAD } from './codec.js';
-import { AGENT_PORT_NAME, ExecKey, GuestPath } from '../guest/contract.js';
+import { AGENT_PORT_NAME, ExecKey, GuestPath, RLIMIT_NUMBERS } from '../guest/contract.js';
 import { CAPABILITY_NUMBERS, CAPABILITY_SETS, capabilityConfigLines, emptyCapabilitySets, type CapabilitySet, type CapabilitySets } from '../launch/capabilities.js';
 
 export { AGENT_PORT_NAME };
@@ -65,6 +65,8 @@ export interface ExecRequest {
   capabilities?: CapabilitySets;
   /** OCI process.noNewPrivileges (the container's, or `exec --no-new-privs`) */
   noNewPrivileges?: boolean;
+  /** OCI process.rlimits (the container's, or the --process file's), set by the agent as runc sets them */
+  rlimits?: { type: string; soft: number; hard: number }[];
 }
 
 export class ExecProtocolError extends Error {}
@@ -74,6 +76,13 @@ export class ExecProtocolError extends Error {}
  * anyway, so they cannot hold NUL): uid, gid, groups (comma list), cwd, tty (0|1), rows, cols, then `arg=` and
  * `env=` repeated in order.
  */
+const U64_MAX = (1n << 64n) - 1n;
+/** an rlimit as a decimal u64: RLIM_INFINITY (2^64-1) arrives from JSON rounded up to 2^64, and is clamped back */
+function rlimitValue(n: number): string {
+  const v = BigInt(Math.max(0, Math.trunc(n)));
+  return String(v > U64_MAX ? U64_MAX : v);
+}
+
 export function encodeOpenRequest(r: ExecRequest): Buffer {
   if (r.args.length === 0) throw new ExecProtocolError('exec needs a command (process.args is empty)');
   const K = ExecKey;
@@ -88,6 +97,9 @@ export function encodeOpenRequest(r: ExecRequest): Buffer {
   if (r.noNewPrivileges) entries.push(`${K.nonewprivs}=1`);
   // `cap=<set> <n,n,…|->`: the guest init's format, parsed by the same C code (guest/caps.c)
   if (r.capabilities) entries.push(...capabilityConfigLines(r.capabilities));
+  // a type the guest does not know is left out (guest/exec-prep.c does the same); create refused it already for
+  // the container's own process
+  for (const l of r.rlimits ?? []) if (RLIMIT_NUMBERS[l.type] !== undefined) entries.push(`${K.rlimit}=${RLIMIT_NUMBERS[l.type]} ${rlimitValue(l.soft)} ${rlimitValue(l.hard)}`);
   for (const a of r.args) entries.push(`${K.arg}=${a}`);
   for (const e of r.env) entries.push(`${K.env}=${e}`);
   for (const e of entries) {

@@ -31,7 +31,11 @@ export class ExecRouter {
   private ready = false;
   private readonly queue: Buffer[] = [];
 
-  constructor(private readonly log: RouterLog = { debug: () => {} }) {}
+  /** onReady: called on each READY of the agent (startExecMux opens the clients' socket on the first) */
+  constructor(
+    private readonly log: RouterLog = { debug: () => {} },
+    private readonly onReady: () => void = () => {},
+  ) {}
 
   /** number of execs in flight */
   get active(): number {
@@ -72,6 +76,7 @@ export class ExecRouter {
       this.ready = true;
       this.log.debug('guest agent ready', { queued: this.queue.length });
       for (const b of this.queue.splice(0)) this.port?.write(b);
+      this.onReady();
       return;
     }
     if (!GUEST_TO_CLIENT.has(f.type)) return;
@@ -112,11 +117,24 @@ async function listenUnix(path: string, onConnection: (s: Socket) => void): Prom
 }
 
 /**
- * Listen for QEMU's agent-port chardev (portSocket; must be called before QEMU starts) and for exec clients
- * (clientSocket). close() stops both and ends every client.
+ * Listen for QEMU's agent-port chardev (portSocket; must be called before QEMU starts) and, once the agent in the
+ * guest says READY, for exec clients (clientSocket): its existence tells `runcvm-runtime exec` (exec-prep.c, exec/
+ * main.ts waitForExecSocket) that the VM can run a command now, so `exec -d` returns when the command is started, as
+ * under runc, not while the VM still boots (runc's `exec [tty consolesize]` allows 5 s for the whole command).
+ * close() stops both and ends every client.
  */
 export async function startExecMux(opts: { portSocket: string; clientSocket: string; log?: RouterLog }): Promise<ExecMux> {
-  const router = new ExecRouter(opts.log);
+  let clientServer: Server | undefined;
+  let closed = false;
+  const openClients = async () => {
+    if (clientServer || closed) return;
+    const srv = await listenUnix(opts.clientSocket, onClient);
+    if (closed) srv.close();
+    else clientServer = srv;
+  };
+  const router = new ExecRouter(opts.log, () => {
+    openClients().catch((err: Error) => opts.log?.debug(`exec socket ${opts.clientSocket}: ${err.message}`));
+  });
   const sockets = new Set<Socket>();
   const portServer = await listenUnix(opts.portSocket, (sock) => {
     sockets.add(sock);
@@ -138,7 +156,7 @@ export async function startExecMux(opts: { portSocket: string; clientSocket: str
     sock.on('close', gone);
     sock.on('error', () => sock.destroy());
   });
-  const clientServer = await listenUnix(opts.clientSocket, (sock) => {
+  function onClient(sock: Socket): void {
     sockets.add(sock);
     let session: number;
     try {
@@ -160,11 +178,12 @@ export async function startExecMux(opts: { portSocket: string; clientSocket: str
       router.clientGone(session);
     });
     sock.on('error', () => sock.destroy());
-  });
+  }
   return {
     close: async () => {
+      closed = true;
       for (const s of sockets) s.destroy();
-      await Promise.all([portServer, clientServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+      await Promise.all([portServer, ...(clientServer ? [clientServer] : [])].map((srv) => new Promise<void>((r) => srv.close(() => r()))));
       await rm(opts.clientSocket, { force: true });
     },
   };

@@ -8,7 +8,7 @@
  * would reject itself (bad flags, unknown container) goes to runc unchanged so the engine sees runc's own message.
  */
 import { randomBytes } from 'node:crypto';
-import { access, appendFile, readFile, rm, stat } from 'node:fs/promises';
+import { access, appendFile, chown, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../core/exec/index.js';
 import { atomicWrite } from '../../core/fsx/index.js';
@@ -122,6 +122,10 @@ export async function execMain(argv: string[]): Promise<number> {
       const original = await originalProcess(args, launch);
       const { request, process: client } = rewriteExecProcess(original, requestId);
       await atomicWrite(files.request, encodeOpenRequest(request), 0o600);
+      // read by the exec client in the launcher container as the launcher's user: a user namespace's root owns the
+      // state folder then (bundle/transforms/launcher-root.ts), and so must it own the request
+      const owner = await stat(paths.state);
+      if (owner.uid !== process.geteuid?.() || owner.gid !== process.getegid?.()) await chown(files.request, owner.uid, owner.gid);
       await atomicWrite(files.process, JSON.stringify(client), 0o600);
     })();
     const [status] = await Promise.all([statusP, prepared.catch(() => undefined)]);
@@ -129,6 +133,8 @@ export async function execMain(argv: string[]): Promise<number> {
     if (wrong) throw wrong;
     await prepared;
     await waitForExecSocket(inv.globals, args.id, paths.state);
+    // a VM boundary, said (guest/exec-prep.c says the same): runc moves only the exec client
+    if (args.cgroup) process.stderr.write(`runcvm: warning: exec --cgroup ${args.cgroup} moves only runcvm's exec client into that host cgroup; the command runs inside the microVM, whose cgroups are its own\n`);
     const r = await run(runcBinary(), runcExecArgv(inv.globals, args, processFile), INHERIT);
     if (r.exitCode !== 0) await rm(requestFile, { force: true });
     return r.exitCode;

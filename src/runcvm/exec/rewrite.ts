@@ -55,6 +55,8 @@ export function processFromFlags(base: LaunchProcess, a: ExecArgs): OciProcess {
     terminal: a.tty,
     noNewPrivileges: a.noNewPrivs || base.noNewPrivileges,
   };
+  // runc's exec takes the container's rlimits
+  if (base.rlimits?.length) p.rlimits = base.rlimits.map((r) => ({ type: r.type, soft: r.soft, hard: r.hard }));
   // runc 1.1 `exec --cap X`: the container's sets plus X in bounding, effective, permitted and ambient (not
   // inheritable, so the ambient raise fails, silently, unless X was inheritable already)
   const caps = base.capabilities;
@@ -94,10 +96,14 @@ export function rewriteExecProcess(original: OciProcess, requestId: string): Exe
   // runc sets no_new_privs for the exec as the process asks (the agent loads the container's seccomp filter
   // accordingly: early without it, last before exec with it)
   if (original.noNewPrivileges) request.noNewPrivileges = true;
-  // Everything else (capabilities, rlimits, apparmor, selinux label, no-new-privileges, consoleSize) stays: it is the
+  // runc sets the process's rlimits on the exec (the container's, or the --process file's): so does the agent
+  if (original.rlimits?.length) request.rlimits = original.rlimits.map((r) => ({ type: r.type, soft: r.soft, hard: r.hard }));
+  // Everything else (capabilities, apparmor, selinux label, no-new-privileges, consoleSize) stays: it is the
   // engine's policy for the process it believes it runs, and the client needs none of the dropped privileges.
   const process: OciProcess = { ...original, args: clientArgs(requestId), env: [...CLIENT_ENV], cwd: '/', user: { uid: 0, gid: 0 }, terminal: Boolean(original.terminal) };
   delete process.commandLine;
+  // the command's rlimits are set by the agent in the guest; the client in the launcher container keeps runcvm's own
+  delete process.rlimits;
   return { request, process };
 }
 

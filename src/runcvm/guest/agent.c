@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -148,9 +149,45 @@ static void exec_not_started(const char *name, int e) {
   EXEC_FAIL("exec %s: %s\n", name, strerror(e));
 }
 
-static void child_exec(struct exec_request *r, int mnt_fd, int in_fd, int out_fd, int err_fd, int slave) {
+/* the id outside the workload's user namespace that `id` inside maps to, from /proc/PID/uid_map; -1: unmapped */
+static long outer_uid(uid_t id) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/uid_map", (int)workload);
+  FILE *f = fopen(path, "re");
+  if (!f) return -1;
+  unsigned long in, out, size;
+  long found = -1;
+  while (found < 0 && fscanf(f, "%lu %lu %lu", &in, &out, &size) == 3)
+    if (id >= in && id - in < size) found = (long)(out + (id - in));
+  fclose(f);
+  return found;
+}
+
+/* user_fd: the workload's user namespace when it is not the agent's (-1 otherwise), joined after the mount
+ * namespace (owned by the guest's root), as runc's exec joins the container's */
+static void child_exec(struct exec_request *r, int mnt_fd, int user_fd, int in_fd, int out_fd, int err_fd, int slave) {
+  /* the process's rlimits, as runc sets them on an exec: first, from the guest's root (raising a hard limit needs
+   * CAP_SYS_RESOURCE there, which a user namespace does not give) */
+  for (int i = 0; i < r->nrlimits; i++) {
+    struct rlimit rl = {(rlim_t)r->rlimits[i].soft, (rlim_t)r->rlimits[i].hard};
+    if (setrlimit(r->rlimits[i].res, &rl) != 0) {
+      dprintf(err_fd >= 0 ? err_fd : slave, "exec failed: unable to start container process: error setting rlimit type %d: %s\n", r->rlimits[i].res, strerror(errno));
+      _exit(EXEC_FAILURE_STATUS);
+    }
+  }
+  if (user_fd >= 0) {
+    /* the exec's stdio belongs to its user as seen from outside (from inside, fchown cannot reach the owner) */
+    long outer = outer_uid(r->uid);
+    int fds[3] = {slave >= 0 ? slave : in_fd, out_fd, err_fd};
+    for (int i = 0; i < 3 && outer >= 0; i++)
+      if (fds[i] >= 0 && fchown(fds[i], (uid_t)outer, (gid_t)-1) != 0) continue; /* as fix_stdio_owner: best effort */
+  }
   if (mnt_fd >= 0 && setns(mnt_fd, CLONE_NEWNS) != 0) {
     dprintf(err_fd >= 0 ? err_fd : slave, "exec failed: unable to start container process: cannot join the container's mount namespace: %s\n", strerror(errno));
+    _exit(EXEC_FAILURE_STATUS);
+  }
+  if (user_fd >= 0 && setns(user_fd, CLONE_NEWUSER) != 0) {
+    dprintf(err_fd >= 0 ? err_fd : slave, "exec failed: unable to start container process: cannot join the container's user namespace: %s\n", strerror(errno));
     _exit(EXEC_FAILURE_STATUS);
   }
   become_session_leader_with_stdio(slave, in_fd, out_fd, err_fd);
@@ -263,8 +300,18 @@ static void open_session(uint16_t id, char *payload, size_t len) {
     close_fd(&po[0]); close_fd(&po[1]); close_fd(&pe[0]); close_fd(&pe[1]); close_fd(&mnt_fd);
     return;
   }
+  /* the workload's user namespace, when it has one of its own (guest/workload.c child_userns) */
+  int user_fd = -1;
+  if (workload > 0) {
+    char path[64];
+    struct stat mine, theirs;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)workload);
+    user_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (user_fd >= 0 && (fstat(user_fd, &theirs) != 0 || stat("/proc/self/ns/user", &mine) != 0 || mine.st_ino == theirs.st_ino)) close_fd(&user_fd);
+  }
   pid_t pid = fork();
-  if (pid == 0) child_exec(&r, mnt_fd, pi[0], po[1], pe[1], slave);
+  if (pid == 0) child_exec(&r, mnt_fd, user_fd, pi[0], po[1], pe[1], slave);
+  close_fd(&user_fd);
   close_fd(&mnt_fd);
   if (pid < 0) {
     int e = errno;

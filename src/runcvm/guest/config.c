@@ -67,6 +67,19 @@ static void parse_sysctl(char *v, struct guest_config *c) {
   c->nsysctls++;
 }
 
+static void parse_idmap(const char *v, struct guest_config *c, int uid) {
+  int *n = uid ? &c->nuidmaps : &c->ngidmaps;
+  if (*n >= MAX_IDMAPS) return;
+  unsigned long in, out, size;
+  if (sscanf(v, "%lu %lu %lu", &in, &out, &size) != 3) return;
+  if (uid) {
+    c->uidmaps[*n].inner = in; c->uidmaps[*n].outer = out; c->uidmaps[*n].size = size;
+  } else {
+    c->gidmaps[*n].inner = in; c->gidmaps[*n].outer = out; c->gidmaps[*n].size = size;
+  }
+  (*n)++;
+}
+
 void config_parse(char *text, struct guest_config *c) {
   char *save = NULL;
   for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -119,6 +132,8 @@ void config_parse(char *text, struct guest_config *c) {
       c->oom_score_adj = atoi(v);
     } else if (!strcmp(k, KEY_SECCOMP)) c->seccomp_hex = v;
     else if (!strcmp(k, KEY_SECCOMP_FLAGS)) c->seccomp_flags = (unsigned)strtoul(v, NULL, 10);
+    else if (!strcmp(k, KEY_UIDMAP)) parse_idmap(v, c, 1);
+    else if (!strcmp(k, KEY_GIDMAP)) parse_idmap(v, c, 0);
   }
   c->envs[c->nenvs] = NULL;
 }

@@ -140,6 +140,13 @@ export const ConfigKey = {
    */
   seccomp: 'seccomp',
   seccompFlags: 'seccomp_flags',
+  /**
+   * OCI linux.uidMappings / gidMappings of a new user namespace (`<containerID> <hostID> <size>`, decimal, one line
+   * per mapping): the workload gets a user namespace of the guest with these maps (the guest's ids are the host's:
+   * the disk's files keep the rootfs's owners), and every exec joins it. No line: no user namespace.
+   */
+  uidmap: 'uidmap',
+  gidmap: 'gidmap',
 } as const;
 export type ConfigKeyName = keyof typeof ConfigKey;
 
@@ -163,6 +170,8 @@ export const ExecKey = {
   cols: 'cols',
   /** as ConfigKey.cap */
   cap: 'cap',
+  /** as ConfigKey.rlimit (`<resource number> <soft> <hard>`), repeated: the process's OCI rlimits, set before it runs */
+  rlimit: 'rlimit',
   /** repeated, in order */
   arg: 'arg',
   env: 'env',
@@ -236,6 +245,13 @@ export const CAPABILITY_NUMBERS: Readonly<Record<string, number>> = {
   CAP_CHECKPOINT_RESTORE: 40,
 };
 
+/** RLIMIT names as the guest knows them (Linux numbering, x86-64): `rlimit=` lines of the config and the exec request. */
+export const RLIMIT_NUMBERS: Readonly<Record<string, number>> = {
+  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5, RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10, RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+};
+
 /** The status an init that cannot start the workload reports in its EXIT frame (runc's own failure status). */
 export const INIT_FAILURE_STATUS = 125;
 /** The status of an exec whose command could not start (cwd, user, capabilities, seccomp, not found): runc's 255. */
@@ -288,6 +304,9 @@ export function renderContractHeader(): string {
     `#define CAPABILITY_COUNT ${Object.keys(CAPABILITY_NUMBERS).length}`,
     // index = the capability's number (the table is dense from 0)
     `#define CAPABILITY_NAMES { ${Object.entries(CAPABILITY_NUMBERS).sort((a, b) => a[1] - b[1]).map(([k]) => cString(k)).join(', ')} }`,
+    `#define RLIMIT_COUNT ${Object.keys(RLIMIT_NUMBERS).length}`,
+    // index = the resource's number (the table is dense from 0)
+    `#define RLIMIT_NAMES { ${Object.entries(RLIMIT_NUMBERS).sort((a, b) => a[1] - b[1]).map(([k]) => cString(k)).join(', ')} }`,
     `#define INIT_FAILURE_STATUS ${INIT_FAILURE_STATUS}`,
     `#define EXEC_FAILURE_STATUS ${EXEC_FAILURE_STATUS}`,
     '',

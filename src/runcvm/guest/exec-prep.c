@@ -239,8 +239,13 @@ static void cap_masks(const struct strs sets[5], unsigned long long masks[5]) {
   }
 }
 
+#define MAX_RLIMITS 32
+
 struct original {
   struct strs args, env, gids, caps[5];
+  /* process.rlimits of a known type (the guest contract's RLIMIT_NAMES), in order */
+  struct { int res; unsigned long long soft, hard; } rlimits[MAX_RLIMITS];
+  int nrlimits;
   const char *cwd;
   unsigned long uid, gid;
   int terminal, has_caps, no_new_privs;
@@ -261,6 +266,40 @@ static int read_caps(const struct json *caps, struct original *o) {
   o->has_caps = 1;
   for (int s = 0; s < 5; s++)
     if (string_list(json_get(caps, CAP_SETS[s]), &o->caps[s])) return -1;
+  return 0;
+}
+
+/* a JSON integer from its text (a double would round it), clamped to 2^64-1 (RLIM_INFINITY): JavaScript writes
+ * that as 18446744073709552000 */
+static int u64(const struct json *v, unsigned long long *out) {
+  if (!v || v->type != J_NUM || v->raw_len == 0 || v->raw_len > 20) return -1;
+  char txt[24];
+  memcpy(txt, v->raw, v->raw_len);
+  txt[v->raw_len] = 0;
+  if (!all_digits(txt)) return -1;
+  *out = strtoull(txt, NULL, 10); /* ERANGE: ULLONG_MAX */
+  return 0;
+}
+
+/* process.rlimits: a type the guest does not know is left out (agent/exec.ts encodeOpenRequest does the same) */
+static int read_rlimits(const struct json *arr, struct original *o) {
+  static const char *const names[] = RLIMIT_NAMES;
+  if (!arr || arr->type == J_NULL) return 0;
+  if (arr->type != J_ARR) return -1;
+  for (const struct json *e = arr->child; e; e = e->next) {
+    if (e->type != J_OBJ) return -1;
+    const struct json *type = json_get(e, "type");
+    if (!type || type->type != J_STR) return -1;
+    unsigned long long soft, hard;
+    if (u64(json_get(e, "soft"), &soft) || u64(json_get(e, "hard"), &hard)) return -1;
+    for (int r = 0; r < RLIMIT_COUNT; r++) {
+      if (strcmp(type->str, names[r]) || o->nrlimits >= MAX_RLIMITS) continue;
+      o->rlimits[o->nrlimits].res = r;
+      o->rlimits[o->nrlimits].soft = soft;
+      o->rlimits[o->nrlimits].hard = hard;
+      o->nrlimits++;
+    }
+  }
   return 0;
 }
 
@@ -295,6 +334,7 @@ static int read_process(const struct json *p, struct original *o) {
     o->rows = (unsigned)h;
     o->cols = (unsigned)w;
   }
+  if (read_rlimits(json_get(p, "rlimits"), o)) return -1;
   return read_caps(json_get(p, "capabilities"), o);
 }
 
@@ -390,6 +430,11 @@ static int request_payload(const struct original *o, struct sbuf *b) {
     if (!any) sb_putn(&c, "-", 1);
     put_entry(b, EXEC_KEY_CAP, c.p);
   }
+  for (int i = 0; i < o->nrlimits; i++) {
+    char lim[80];
+    snprintf(lim, sizeof lim, "%d %llu %llu", o->rlimits[i].res, o->rlimits[i].soft, o->rlimits[i].hard);
+    put_entry(b, EXEC_KEY_RLIMIT, lim);
+  }
   if (o->args.n == 0) return -1;
   for (int i = 0; i < o->args.n; i++) put_entry(b, EXEC_KEY_ARG, o->args.v[i]);
   for (int i = 0; i < env.n; i++) put_entry(b, EXEC_KEY_ENV, env.v[i]);
@@ -422,7 +467,8 @@ static void client_fields(struct sbuf *b, const char *rid, int terminal) {
 
 /* rewriteExecProcess().process for a --process file: every member kept as the engine wrote it but the ones replaced */
 static void client_process_from_file(const struct json *p, const char *rid, int terminal, struct sbuf *b) {
-  static const char *const replaced[] = {"args", "env", "cwd", "user", "terminal", "commandLine"};
+  /* rlimits: the command's, set by the agent in the guest; the client in the launcher container keeps runcvm's own */
+  static const char *const replaced[] = {"args", "env", "cwd", "user", "terminal", "commandLine", "rlimits"};
   sb_putn(b, "{", 1);
   for (const struct json *m = p->child; m; m = m->next) {
     int skip = 0;
@@ -458,12 +504,19 @@ static void client_process_from_flags(const struct original *o, const char *rid,
   sb_putn(b, "}", 1);
 }
 
-/* 0600, complete or absent (temp file + rename, as core/fsx atomicWrite) */
-static int write_private(const char *path, const char *data, size_t len) {
+/* 0600, complete or absent (temp file + rename, as core/fsx atomicWrite); owner: the state folder's owner when it
+ * is not ours (a user namespace's root runs the launcher and its exec client: bundle/transforms/launcher-root.ts),
+ * NULL to keep ours */
+static int write_private(const char *path, const char *data, size_t len, const struct stat *owner) {
   char tmp[4300];
   snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return -1;
+  if (owner && (owner->st_uid != geteuid() || owner->st_gid != getegid()) && fchown(fd, owner->st_uid, owner->st_gid) != 0) {
+    close(fd);
+    unlink(tmp);
+    return -1;
+  }
   size_t off = 0;
   while (off < len) {
     ssize_t k = write(fd, data + off, len - off);
@@ -563,8 +616,11 @@ int exec_prep_main(int argc, char **argv) {
   char request_file[4400], process_file[4400];
   snprintf(request_file, sizeof request_file, "%s/exec-%s.req", state, rid);
   snprintf(process_file, sizeof process_file, "%s/exec-%s.process.json", state, rid);
-  if (write_private(request_file, request.p, request.len)) return fallback();
-  if (write_private(process_file, process.p, process.len)) {
+  /* the request is read by the exec client in the launcher container, as the launcher's user */
+  struct stat state_st;
+  if (stat(state, &state_st) != 0) return fallback();
+  if (write_private(request_file, request.p, request.len, &state_st)) return fallback();
+  if (write_private(process_file, process.p, process.len, NULL)) {
     unlink(request_file);
     return fallback();
   }
@@ -579,7 +635,11 @@ int exec_prep_main(int argc, char **argv) {
   if (a->detach) push(&rv, "--detach");
   if (a->pid_file) push(&rv, "--pid-file"), push(&rv, a->pid_file);
   if (a->console_socket) push(&rv, "--console-socket"), push(&rv, a->console_socket);
-  if (a->cgroup) push(&rv, "--cgroup"), push(&rv, a->cgroup);
+  if (a->cgroup) {
+    /* a VM boundary, said (exec/main.ts says the same): runc moves only the exec client */
+    dprintf(2, "runcvm: warning: exec --cgroup %s moves only runcvm's exec client into that host cgroup; the command runs inside the microVM, whose cgroups are its own\n", a->cgroup);
+    push(&rv, "--cgroup"), push(&rv, a->cgroup);
+  }
   if (a->ignore_paused) push(&rv, "--ignore-paused");
   push(&rv, "--process");
   push(&rv, process_file);

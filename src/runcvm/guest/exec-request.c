@@ -2,6 +2,7 @@
 #include "exec-request.h"
 #include "contract.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,9 @@ int exec_request_parse(char *p, size_t len, struct exec_request *r) {
       else if (!strcmp(p, EXEC_KEY_ROWS)) r->rows = (unsigned)strtoul(v, NULL, 10);
       else if (!strcmp(p, EXEC_KEY_COLS)) r->cols = (unsigned)strtoul(v, NULL, 10);
       else if (!strcmp(p, EXEC_KEY_CAP)) runcvm_caps_parse(&r->caps, v);
+      else if (!strcmp(p, EXEC_KEY_RLIMIT) && r->nrlimits < EXEC_MAX_RLIMITS) {
+        if (sscanf(v, "%d %llu %llu", &r->rlimits[r->nrlimits].res, &r->rlimits[r->nrlimits].soft, &r->rlimits[r->nrlimits].hard) == 3) r->nrlimits++;
+      }
       else if (!strcmp(p, EXEC_KEY_GROUPS)) {
         char *save = NULL;
         for (char *g = strtok_r(v, ",", &save); g && r->ngroups < EXEC_MAX_GROUPS; g = strtok_r(NULL, ",", &save)) r->groups[r->ngroups++] = (gid_t)strtoul(g, NULL, 10);

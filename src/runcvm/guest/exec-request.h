@@ -10,6 +10,7 @@
 
 #define EXEC_MAX_ITEMS 4096
 #define EXEC_MAX_GROUPS 256
+#define EXEC_MAX_RLIMITS 32
 
 struct exec_request {
   uid_t uid;
@@ -25,6 +26,8 @@ struct exec_request {
   char *envs[EXEC_MAX_ITEMS + 1]; /* NULL-terminated, with room for HOME */
   int nenvs;
   struct runcvm_caps caps; /* cap= entries; none: the command keeps the agent's (root's) set */
+  struct { int res; unsigned long long soft, hard; } rlimits[EXEC_MAX_RLIMITS]; /* rlimit= entries, in order */
+  int nrlimits;
 };
 
 /* Parse in place (strings point into p). 0, or -1 when an entry is not NUL-terminated or there is no argument. */

@@ -28,6 +28,7 @@
 #define MAX_DEVICES 1024
 #define MAX_PATHS 256
 #define MAX_SYSCTLS 256
+#define MAX_IDMAPS 340 /* the kernel's limit per map */
 
 /* Everything init reads from the hand-off (keys: contract.h KEY_*). Strings point into the parsed text. */
 struct guest_config {
@@ -68,6 +69,9 @@ struct guest_config {
   int nsysctls;
   int has_oom_score_adj;
   int oom_score_adj;
+  /* OCI linux.uidMappings / gidMappings of a new user namespace: none, no user namespace (workload.c child_userns) */
+  struct { unsigned long inner, outer, size; } uidmaps[MAX_IDMAPS], gidmaps[MAX_IDMAPS];
+  int nuidmaps, ngidmaps;
   char *seccomp_hex;        /* seccomp=: the compiled filter, hex (seccomp.c); NULL: none */
   unsigned seccomp_flags;
 };

@@ -90,6 +90,74 @@ static void child_seccomp(const struct guest_config *c) {
   if (seccomp_load(&prog, c->seccomp_flags) != 0) CHILD_FAIL("error loading seccomp filter into kernel: %s\n", strerror(errno));
 }
 
+/* A user namespace's maps, as /proc/PID/uid_map takes them: one write of every line. 0 or -1 (errno). */
+static int write_idmap(pid_t pid, const char *file, const struct guest_config *c, int uid) {
+  static char buf[MAX_IDMAPS * 64];
+  size_t len = 0;
+  int n = uid ? c->nuidmaps : c->ngidmaps;
+  for (int i = 0; i < n; i++) {
+    unsigned long in = uid ? c->uidmaps[i].inner : c->gidmaps[i].inner;
+    unsigned long out = uid ? c->uidmaps[i].outer : c->gidmaps[i].outer;
+    unsigned long size = uid ? c->uidmaps[i].size : c->gidmaps[i].size;
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "%lu %lu %lu\n", in, out, size);
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t w = write(fd, buf, len);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return w == (ssize_t)len ? 0 : -1;
+}
+
+/* the guest's id that a namespace id maps to (-1: unmapped) */
+static long outer_uid(const struct guest_config *c, uid_t id) {
+  for (int i = 0; i < c->nuidmaps; i++)
+    if (id >= c->uidmaps[i].inner && id - c->uidmaps[i].inner < c->uidmaps[i].size) return (long)(c->uidmaps[i].outer + (id - c->uidmaps[i].inner));
+  return -1;
+}
+
+/* OCI linux.uidMappings/gidMappings: the workload enters a user namespace of the guest with the spec's maps (the
+ * guest's ids are the host's: the disk keeps the rootfs's owners, so files show the owners runc shows). Done after
+ * the mounts, devices and sysctls (they need the guest's root; the mount namespace stays the guest root's, so the
+ * workload cannot mount, where under runc its root may mount in its own namespaces) and before no_new_privs and the
+ * seccomp filter (which may forbid unshare). Only a process outside may write arbitrary maps: a helper forked
+ * before the unshare writes them, as runc's parent does. */
+static void child_userns(const struct guest_config *c) {
+  if (!c->nuidmaps) return;
+  /* the workload's stdio belongs to its user as seen from outside (fchown from inside cannot reach an unmapped owner) */
+  long outer = outer_uid(c, c->uid);
+  if (outer >= 0) fix_stdio_owner((uid_t)outer);
+  int go[2];
+  if (pipe2(go, O_CLOEXEC) != 0) CHILD_FAIL("user namespace: pipe: %s\n", strerror(errno));
+  pid_t helper = fork();
+  if (helper < 0) CHILD_FAIL("user namespace: fork: %s\n", strerror(errno));
+  if (helper == 0) {
+    close(go[1]);
+    char b;
+    if (read(go[0], &b, 1) != 1) _exit(1);
+    pid_t target = getppid();
+    if (write_idmap(target, "uid_map", c, 1) != 0) {
+      dprintf(2, "runcvm-init: writing the user namespace's uid_map: %s\n", strerror(errno));
+      _exit(1);
+    }
+    if (write_idmap(target, "gid_map", c, 0) != 0) {
+      dprintf(2, "runcvm-init: writing the user namespace's gid_map: %s\n", strerror(errno));
+      _exit(1);
+    }
+    _exit(0);
+  }
+  close(go[0]);
+  if (unshare(CLONE_NEWUSER) != 0) CHILD_FAIL("unshare(CLONE_NEWUSER): %s\n", strerror(errno));
+  if (write(go[1], "x", 1) != 1) CHILD_FAIL("user namespace: cannot wake the map writer: %s\n", strerror(errno));
+  close(go[1]);
+  int st;
+  while (waitpid(helper, &st, 0) < 0 && errno == EINTR) {}
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) CHILD_FAIL("user namespace: the maps could not be written\n");
+}
+
 /* runc's order (finalizeNamespace): the cwd as root first (a folder only root may enter), the bounding set, the
  * terminal's owner, the user, the cwd again as the user if root was refused, then the other capability sets */
 static void child_user(const struct guest_config *c) {
@@ -98,6 +166,7 @@ static void child_user(const struct guest_config *c) {
     snprintf(v, sizeof v, "%d", c->oom_score_adj);
     if (write_text("/proc/self/oom_score_adj", v) != 0) CHILD_FAIL("write oom_score_adj %s: %s\n", v, strerror(errno));
   }
+  child_userns(c);
   if (c->nonewprivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) CHILD_FAIL("prctl(SET_NO_NEW_PRIVS): %s\n", strerror(errno));
   /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: before the capabilities go */
   if (!c->nonewprivs) child_seccomp(c);

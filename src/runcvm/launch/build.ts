@@ -2,7 +2,7 @@
  * config.json (as the engine wrote it) + settings + host facts → LaunchSpec. Pure: the host side reads the files and
  * passes them in, so the same function serves `create` and `runcvm plan`.
  */
-import { normalizeDestination, type OciRlimit, type OciSpec } from './oci.js';
+import { normalizeDestination, type OciIdMapping, type OciRlimit, type OciSpec } from './oci.js';
 import { CONTAINER_PATHS, LAUNCH_SPEC_VERSION, type GuestMount, type LaunchSpec } from './schema.js';
 import type { Settings } from './settings.js';
 import { capabilitiesFromSpec } from './capabilities.js';
@@ -162,6 +162,22 @@ export function rlimitsFromSpec(rlimits: readonly OciRlimit[] | undefined): Laun
   });
 }
 
+/**
+ * A new user namespace for the workload (a `user` entry without a path): its maps go to the guest init. Joining an
+ * existing one (a path) names a namespace of the node, which a process in the VM cannot join: the launcher joins it
+ * (runc does) and the workload keeps the guest's ids, as before.
+ */
+export function usernsFromSpec(spec: OciSpec): Pick<LaunchSpec, 'userns'> {
+  const linux = spec.linux;
+  if (!(linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path)) return {};
+  const maps = (m: readonly OciIdMapping[] | undefined) => (m ?? []).map((x) => ({ containerID: x.containerID, hostID: x.hostID, size: x.size }));
+  const userns = { uidMappings: maps(linux?.uidMappings), gidMappings: maps(linux?.gidMappings) };
+  // runc's own refusals (a user namespace without maps cannot be set up)
+  if (!userns.uidMappings.length) throw new GuestSpecError('user namespaces enabled, but no uid mappings found', 'add linux.uidMappings (e.g. containerID 0, hostID 100000, size 65536)');
+  if (!userns.gidMappings.length) throw new GuestSpecError('user namespaces enabled, but no gid mappings found', 'add linux.gidMappings (e.g. containerID 0, hostID 100000, size 65536)');
+  return { userns };
+}
+
 export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
   const proc = spec.process;
   if (!proc) throw new Error('config.json has no process');
@@ -190,6 +206,7 @@ export function buildLaunchSpec(spec: OciSpec, ctx: LaunchContext): LaunchSpec {
     root: rootFromSpec(spec),
     rootfs: rootfsFromSpec(spec),
     sysctl: sysctlFromSpec(spec),
+    ...usernsFromSpec(spec),
     vm: {
       hypervisor: settings.hypervisor,
       accel: settings.accel,

@@ -4,7 +4,7 @@
  * parses them without a JSON library, and `debugfs -R "cat /.runcvm/config" disk` stays readable. The keys are the
  * guest contract's (src/runcvm/guest/contract.ts ConfigKey; guest/config.c reads them through contract.h).
  */
-import { ConfigKey as K } from '../guest/contract.js';
+import { ConfigKey as K, RLIMIT_NUMBERS } from '../guest/contract.js';
 import type { LaunchSpec } from './schema.js';
 import { volumeConfigLines } from './guest-volumes.js';
 import { capabilityConfigLines } from './capabilities.js';
@@ -28,12 +28,8 @@ export function parseEntrypoint(text: string): string[] {
   return text.split('\n').filter((l, i, all) => !(l === '' && i === all.length - 1)).map(unescapeValue);
 }
 
-/** RLIMIT names as the guest init knows them (Linux numbering, x86-64). */
-export const RLIMIT_NUMBERS: Record<string, number> = {
-  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5, RLIMIT_NPROC: 6,
-  RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10, RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12,
-  RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
-};
+/** RLIMIT names as the guest init knows them (the guest contract's: guest/contract.ts). */
+export { RLIMIT_NUMBERS };
 
 export function renderGuestConfig(spec: LaunchSpec): string {
   const p = spec.process;
@@ -76,6 +72,8 @@ export function renderGuestConfig(spec: LaunchSpec): string {
   for (const path of spec.rootfs?.readonlyPaths ?? []) lines.push(`${K.readonlyPath}=${escapeValue(path)}`);
   for (const [key, value] of Object.entries(spec.sysctl ?? {})) lines.push(`${K.sysctl}=${sp(key)} ${sp(value)}`);
   if (p.oomScoreAdj !== undefined) lines.push(`${K.oomScoreAdj}=${p.oomScoreAdj}`);
+  for (const m of spec.userns?.uidMappings ?? []) lines.push(`${K.uidmap}=${m.containerID} ${m.hostID} ${m.size}`);
+  for (const m of spec.userns?.gidMappings ?? []) lines.push(`${K.gidmap}=${m.containerID} ${m.hostID} ${m.size}`);
   const seccomp = spec.seccomp ? compileSeccomp(spec.seccomp) : undefined;
   if (seccomp) lines.push(`${K.seccomp}=${seccomp.program.toString('hex')}`, `${K.seccompFlags}=${seccomp.flags}`);
   for (const e of p.env) lines.push(`${K.env}=${escapeValue(e)}`);

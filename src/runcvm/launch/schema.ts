@@ -47,6 +47,8 @@ const capabilitySets = z.object({
   ambient: z.array(z.string()),
 });
 
+const idMapping = z.object({ containerID: z.number().int().nonnegative(), hostID: z.number().int().nonnegative(), size: z.number().int().positive() });
+
 const rlimit = z.object({ type: z.string(), soft: z.number().int().nonnegative(), hard: z.number().int().nonnegative() });
 
 export const processSchema = z.object({
@@ -121,6 +123,16 @@ export const launchSpecSchema = z.object({
     .optional(),
   /** optional only so older launch.json files still parse: buildLaunchSpec always sets it */
   rootfs: rootfsSchema.optional(),
+  /**
+   * A new user namespace (OCI `linux.namespaces` entry `user` without a path) with linux.uidMappings/gidMappings: the
+   * guest init puts the workload in a user namespace of the guest with the same maps, and every exec joins it
+   */
+  userns: z
+    .object({
+      uidMappings: z.array(idMapping),
+      gidMappings: z.array(idMapping),
+    })
+    .optional(),
   /** OCI linux.sysctl, written to the guest's /proc/sys before the workload starts */
   sysctl: z.record(z.string()).optional(),
   /**

@@ -30,6 +30,12 @@ export type CreateAction =
    */
   | { op: 'runc'; file: string; argv: string[]; passFds: number; foreground?: true }
   /**
+   * runc's record of the container (`<root>/<id>/state.json`) names the bundle runc was given (runcvm's private
+   * one): put the caller's back in its `bundle=` label, which `runc state`, `runc list` and OCI hooks report. No
+   * record (runc failed): nothing to do.
+   */
+  | { op: 'runc-bundle-label'; stateFile: string; from: string; to: string }
+  /**
    * start a process that outlives create (its own session, stdin closed, output appended to `log`) and is not
    * waited for: the VM template builder (template/plan.ts), which the container never waits on
    */
@@ -47,6 +53,8 @@ export function describeAction(a: CreateAction): string {
       return `launcher root ${a.path} 0755: mount points ${[...a.dirs.map((d) => `${d}/`), ...a.files].join(' ')}`;
     case 'chown':
       return `chown -R ${a.owner.uid}:${a.owner.gid} ${a.path}: ${a.what}`;
+    case 'runc-bundle-label':
+      return `runc's record ${a.stateFile}: label bundle=${a.from} → bundle=${a.to} (the caller's bundle, as runc state reports it)`;
     case 'runc':
       return `run ${[a.file, ...a.argv].join(' ')}${a.passFds ? ` (passing ${a.passFds} extra descriptors)` : ''}${a.foreground ? ' (foreground: signals passed on)' : ''}`;
     case 'remove-template':

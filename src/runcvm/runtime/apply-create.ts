@@ -7,11 +7,12 @@
  * would be done, which the tests compare with the plan `runcvm plan` prints.
  */
 import { constants as fsc, appendFileSync } from 'node:fs';
-import { lchown, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isatty } from 'node:tty';
 import { isToolError } from '../../core/errors.js';
+import { atomicWrite } from '../../core/fsx/index.js';
 import { Logger, type Sink } from '../../core/log/index.js';
 import { run, spawnChild } from '../../core/exec/index.js';
 import { runcvmErrors } from '../errors.js';
@@ -56,10 +57,12 @@ export async function applyCreate(plan: CreatePlan, effects: CreateEffects, id: 
       } else if (action.op === 'runc') {
         const code = typeof result === 'number' ? result : 0;
         const after = plan.actions.slice(plan.actions.indexOf(action) + 1);
-        if (after.length === 0) {
-          if (code !== 0) await undoAll();
+        // create, run -d: a refusal undoes what create made; what follows (runc's record) is for a container only
+        if (!action.foreground && code !== 0) {
+          await undoAll();
           return code;
         }
+        // a foreground run: runc has deleted the container either way; its clean-up follows
         undo.length = 0;
         for (const a of after) await effects.perform(a);
         return code;
@@ -101,6 +104,25 @@ async function makeLauncherRoot(path: string, dirs: readonly string[], files: re
     await mkdir(dirname(join(path, f)), { recursive: true, mode: 0o755 });
     await writeFile(join(path, f), '', { mode: 0o644, flag: 'wx' });
   }
+}
+
+/** runc's state.json with its `bundle=` label changed from `from` to `to` (same mode, written whole: rename). */
+async function relabelBundle(stateFile: string, from: string, to: string): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(stateFile, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const state = JSON.parse(text) as { config?: { labels?: unknown } };
+  const labels = state.config?.labels;
+  if (!Array.isArray(labels)) return;
+  const i = labels.indexOf(`bundle=${from}`);
+  if (i < 0) return;
+  labels[i] = `bundle=${to}`;
+  const st = await stat(stateFile);
+  await atomicWrite(stateFile, JSON.stringify(state), st.mode & 0o777);
 }
 
 /** chown -R without following symlinks. */
@@ -164,6 +186,10 @@ export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug
           }
           return;
         }
+        case 'runc-bundle-label':
+          // the container exists: a record runcvm could not relabel is worth a line in the log, not a failed create
+          await relabelBundle(a.stateFile, a.from, a.to).catch((err: Error) => log.warn("runc's record keeps runcvm's private bundle path", { stateFile: a.stateFile, problem: err.message }));
+          return;
         case 'spawn-detached': {
           // a failure to start it never fails the container: it boots cold either way
           try {

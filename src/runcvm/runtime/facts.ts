@@ -32,8 +32,11 @@ export interface CreateInput {
   /** the bundle folder and its config.json as the engine wrote it */
   bundle: string;
   spec: OciSpec;
-  /** the engine's command line, handed to runc unchanged once the bundle is rewritten */
-  runc: { file: string; argv: string[]; passFds: number };
+  /**
+   * the engine's command line, handed to runc unchanged once the bundle is rewritten; root: runc's state root
+   * (`--root` or runc's default), where create puts the caller's bundle back into runc's record
+   */
+  runc: { file: string; argv: string[]; passFds: number; root?: string };
   /** the runtime's own environment: node settings and the node's defaults of the container settings */
   nodeEnv: Readonly<Record<string, string | undefined>>;
 }

@@ -4,7 +4,7 @@
  * applyCreate (apply-create.ts: the plan's actions and nothing else, undone on failure) → runc with the unchanged
  * command line. `runcvm plan` prints the same plan.
  */
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../core/exec/index.js';
 import { isToolError, type ToolError } from '../../core/errors.js';
@@ -14,6 +14,7 @@ import type { OciSpec } from '../launch/oci.js';
 import { withAbsoluteSources } from '../bundle/transforms/index.js';
 import { SettingError } from '../launch/settings.js';
 import { containerPaths, hostDirs } from '../state/index.js';
+import { runcRoot } from '../exec/locate.js';
 import { readCreateFacts, type CreateInput } from './facts.js';
 import { planCreate, RuncStyleError } from './plan-create.js';
 import { applyCreate, hostEffects } from './apply-create.js';
@@ -47,7 +48,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // relative bind sources mean the caller's bundle, from wherever the launcher's config is written
     const spec = withAbsoluteSources(args.bundle)(await readSpec(args.bundle));
-    const input: CreateInput = { id: args.id, bundle: args.bundle, spec, runc: { file: runcBinary(), argv, passFds: args.preserveFds }, nodeEnv: process.env };
+    // runc records its bundle as the kernel's cwd (symlinks resolved): so does runcvm, for the caller's
+    const bundle = await realpath(args.bundle).catch(() => args.bundle);
+    const root = runcRoot(inv.globalValues.root, process.env, process.geteuid?.());
+    const input: CreateInput = { id: args.id, bundle, spec, runc: { file: runcBinary(), argv, passFds: args.preserveFds, root }, nodeEnv: process.env };
     const plan = planCreate(input, await readCreateFacts(input));
     return await applyCreate(plan, hostEffects(args.id, plan.kind === 'vm' ? plan.launchSpec.log.level : 'off'), args.id);
   } catch (err) {

@@ -10,6 +10,7 @@
  * The caller's bundle is only read: its config.json and rootfs stay as they were (a second run, or plain runc, on the
  * same bundle behaves as the first). Every refusal happens here, before any host change.
  */
+import { join } from 'node:path';
 import type { LogEntry } from '../../core/log/index.js';
 import type { ToolError } from '../../core/errors.js';
 import { runcvmErrors } from '../errors.js';
@@ -132,6 +133,12 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   // the VM's RAM is the memory limit: one too small to boot is refused before anything is made
   const tooSmall = memoryBelowFloor(spec.linux?.resources?.memory);
   if (tooSmall !== undefined) throw fail('MEMORY_TOO_SMALL', { limit: tooSmall, min: MIN_MEMORY_MIB });
+
+  // a VM boundary, said rather than dropped silently: host descriptors reach the launcher, never the workload (not
+  // refused: podman passes its socket-activation descriptors this way, and the container still runs)
+  if (input.runc.passFds > 0) {
+    actions.push({ op: 'warn', text: `runcvm: warning: --preserve-fds ${input.runc.passFds}: host file descriptors 3-${2 + input.runc.passFds} reach only runcvm's launcher; the workload runs inside a microVM and cannot receive them (pass the data through stdin or a volume, or run this container with runc)` });
+  }
 
   // the debug log: the runtime's own plain file, never something planted at its path (guide 8)
   let debugLog: string | undefined;
@@ -269,6 +276,8 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
   if (template.use === 'cold' && template.build) actions.push({ op: 'spawn-detached', ...template.build, nice: 10, what: `the VM template builder for key ${template.key?.slice(0, 12) ?? ''}` });
   const foreground = isForegroundRun(input.runc.argv);
   actions.push({ op: 'runc', file: input.runc.file, argv: withBundleArg(input.runc.argv, paths.bundle, input.bundle), passFds: input.runc.passFds, ...(foreground ? { foreground: true as const } : {}) });
+  // a foreground run's record lives only while runc runs (and runc rewrites it at start): left as it is
+  if (!foreground && input.runc.root) actions.push({ op: 'runc-bundle-label', stateFile: join(input.runc.root, id, 'state.json'), from: paths.bundle, to: input.bundle });
   if (foreground) {
     // runc deleted the container when it ended; the dispatcher's delete will never run: do its part here
     actions.push({ op: 'remove', path: paths.state }, ...(debugLog && !keepLog ? [{ op: 'remove', path: debugLog } as const] : []));

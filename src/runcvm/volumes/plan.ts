@@ -279,8 +279,8 @@ export function relocateVolumeMounts(spec: OciSpec, plan: Pick<VolumePlan, 'relo
 }
 
 /**
- * Every change the launcher container needs for the volumes: the mounts moved. (The launcher carries no seccomp
- * profile — the workload's is applied in the guest — so virtiofsd's unshare(CLONE_FS) needs no rule of its own.)
+ * Every change the launcher container needs for the volumes: the mounts moved. (The launcher's seccomp profile is
+ * runcvm's own, which allows virtiofsd's unshare(CLONE_FS): bundle/transforms LAUNCHER_SECCOMP.)
  */
 export function rewriteForVolumes(spec: OciSpec, plan: Pick<VolumePlan, 'relocations' | 'volumes'>, original: OciSpec): OciSpec {
   return relocateVolumeMounts(spec, plan, original);

@@ -3,6 +3,7 @@
  * exec mux: what exec-agent.test.ts and caps-agent.test.ts talk to without booting a VM. The source lists come from
  * src/runcvm/guest/sources.txt, as scripts/assets/30-runtime.sh reads them: a new guest source file is added there once.
  */
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, spawnChild } from '../../../src/core/exec/index.js';
 import type { CloserStack } from '../../../src/core/fsx/index.js';
@@ -32,5 +33,7 @@ export async function startHostAgent(dir: string, closers: CloserStack): Promise
       /* gone */
     }
   });
+  // the mux opens the clients' socket once the agent said READY (as the launcher does for a booted VM)
+  for (let i = 0; i < 200 && !(await stat(clientSocket).then((st) => st.isSocket(), () => false)); i++) await new Promise((r) => setTimeout(r, 50));
   return { clientSocket };
 }

@@ -3,10 +3,10 @@ import { dockerfileDigest, expand, externalInputs } from '../../../src/kimia/bui
 import { parseDockerfile } from '../../../src/kimia/dockerfile/parse.js';
 import { decideFormat } from '../../../src/kimia/dockerfile/format.js';
 import { ignoreMatcher } from '../../../src/kimia/buildkey/ignore.js';
-import { buildKey, keyDisabled, keyDocument, type KeyFacts } from '../../../src/kimia/buildkey/key.js';
+import { buildKey, keyDisabled, keyDocument, localKey, type KeyFacts } from '../../../src/kimia/buildkey/key.js';
 import { parseChallenge, parseImageRef } from '../../../src/kimia/buildkey/registry.js';
 import { describeAge, storageName } from '../../../src/kimia/buildkey/index.js';
-import { keyDir } from '../../../src/kimia/buildkey/record.js';
+import { MAX_RECORDS, keyDir, localKeyKnown, writeRecord } from '../../../src/kimia/buildkey/record.js';
 import { parseCommand } from '../../../src/kimia/cli/parse.js';
 import type { BuildRequest } from '../../../src/kimia/cli/request.js';
 
@@ -121,6 +121,39 @@ describe('the build key', () => {
     expect(keyDisabled(request(['--no-build-key']))).toBe('--no-build-key');
     expect(keyDisabled(request(['--custom-platform', 'linux/amd64,linux/arm64']))).toMatch(/multi-platform/);
     expect(keyDisabled(request(['--registry-mirror', 'm:5000']))).toMatch(/mirrors/);
+  });
+  it('its local part: the same whatever the registries answer, another for any local input or another image reference', () => {
+    const r = request(['--label', 'a=1']);
+    const { images: _images, ...local } = facts;
+    const base = localKey(r, local, ['b']);
+    expect(localKey(r, local, ['b', 'b'])).toBe(base);
+    // two full keys that differ only by a base digest share it
+    expect(buildKey(r, facts)).not.toBe(buildKey(r, { ...facts, images: { b: 'sha256:bb' } }));
+    for (const changed of [localKey(r, { ...local, contextDigest: 'other' }, ['b']), localKey(r, { ...local, dockerfile: dockerfileDigest(parseDockerfile('FROM c\n')) }, ['b']),
+      localKey(r, { ...local, engineVersion: '1.39.3' }, ['b']), localKey(r, { ...local, secretValues: { npmrc: 'rotated' } }, ['b']),
+      localKey(request(['--label', 'a=2']), local, ['b']), localKey(r, local, ['c']), localKey(r, local, [])]) {
+      expect(changed).not.toBe(base);
+    }
+    expect(base).not.toBe(buildKey(r, facts));
+  });
+  it('a record leaves a marker of its local key, at most MAX_RECORDS of them', async () => {
+    const { mkdir, mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'kimia-keys-'));
+    await mkdir(join(dir, 'records')); // loadSalt makes it
+    try {
+      const record = (i: number) => ({ v: 1 as const, key: i.toString(16).padStart(64, '0'), imageId: 'e'.repeat(64), builtAt: '2026-01-01T00:00:00Z', pushed: {} });
+      expect(await localKeyKnown(dir, 'a'.repeat(64))).toBe(false);
+      await writeRecord(dir, record(1), 'a'.repeat(64));
+      expect(await localKeyKnown(dir, 'a'.repeat(64))).toBe(true);
+      expect(await localKeyKnown(dir, 'b'.repeat(64))).toBe(false);
+      for (let i = 0; i < MAX_RECORDS + 3; i++) await writeRecord(dir, record(i + 2), i.toString(16).padStart(64, '1'));
+      expect((await readdir(join(dir, 'local'))).length).toBeLessThanOrEqual(MAX_RECORDS);
+      expect((await readdir(join(dir, 'records'))).length).toBeLessThanOrEqual(MAX_RECORDS);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
   it('lives beside the storage it refers to', () => {
     expect(keyDir('/cache/storage')).toBe('/cache/kimia-build-keys');

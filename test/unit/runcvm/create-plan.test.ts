@@ -13,7 +13,7 @@ import type { CreateFacts, CreateInput } from '../../../src/runcvm/runtime/facts
 import { actionLines, renderCreatePlan } from '../../../src/runcvm/plan/main.js';
 import type { OciSpec } from '../../../src/runcvm/launch/oci.js';
 import { isToolError } from '../../../src/core/errors.js';
-import { withAbsoluteSources } from '../../../src/runcvm/bundle/transforms/index.js';
+import { LAUNCHER_SECCOMP, withAbsoluteSources } from '../../../src/runcvm/bundle/transforms/index.js';
 import { renderGuestConfig } from '../../../src/runcvm/launch/guest-config.js';
 
 const DIR = new URL('../../fixtures/runcvm/bundles/', import.meta.url);
@@ -60,7 +60,7 @@ function inputFor(fx: Fixture): CreateInput {
     bundle: '/bundles/c1',
     // as runtime/main.ts reads it: relative bind sources are the bundle's
     spec: withAbsoluteSources('/bundles/c1')(fx.config),
-    runc: { file: 'runc', argv: fx.argv ?? ['--root', '/run/runc', 'create', '--bundle', '/bundles/c1', '--pid-file', '/run/c1.pid', 'c1'], passFds: 0 },
+    runc: { file: 'runc', argv: fx.argv ?? ['--root', '/run/runc', 'create', '--bundle', '/bundles/c1', '--pid-file', '/run/c1.pid', 'c1'], passFds: 0, root: '/run/runc' },
     nodeEnv: { ...NODE_ENV, ...fx.nodeEnv },
   };
 }
@@ -101,14 +101,15 @@ describe('runcvm plan prints exactly what create does (every bundle fixture)', (
     const p = plan(fx);
     const rec = recordingEffects(1);
     expect(await applyCreate(p, rec, 'c1')).toBe(1);
-    const runcAt = p.actions.findIndex((a) => a.op === 'runc');
-    if (runcAt < p.actions.length - 1) {
+    if (p.actions.some((a) => a.op === 'runc' && a.foreground)) {
       // a foreground run: runc has deleted the container either way; its clean-up runs instead of the undo
       expect(rec.records).toEqual(actionLines(p));
       return;
     }
     const undo = p.actions.flatMap((a) => (a.op === 'open-log' && a.removeOnFailure) || (a.op === 'mkdir' && a.removeOnFailure) ? [`remove ${a.path}`] : []).reverse();
-    expect(rec.records).toEqual([...actionLines(p), ...undo]);
+    // runc's record is relabelled only when there is a container
+    const upToRunc = actionLines(p).slice(0, p.actions.findIndex((a) => a.op === 'runc') + 1);
+    expect(rec.records).toEqual([...upToRunc, ...undo]);
   });
 });
 
@@ -128,7 +129,7 @@ describe('what each fixture\'s plan decides', () => {
     expect(lines).toContain('write /run/runcvm/c1/base-disk 0644: the cached base disk this container uses (never evicted while it exists), 59 bytes');
     // the launcher's root: runcvm's mount points, the engine's files as files, none of the image
     expect(lines).toContain('launcher root /run/runcvm/c1/bundle/root 0755: mount points /.runcvm/guest/ /.runcvm/kernel/ /.runcvm/state/ /cache/ /dev/ /proc/ /run/ /sys/ /tmp/ /var/run/virtiofsd/ /.runcvm/debug.log /.runcvm/disks/base.ext4 /etc/hosts /etc/resolv.conf');
-    expect(lines.at(-1)).toBe('run runc --root /run/runc create --bundle /run/runcvm/c1/bundle --pid-file /run/c1.pid c1');
+    expect(lines.at(-2)).toBe('run runc --root /run/runc create --bundle /run/runcvm/c1/bundle --pid-file /run/c1.pid c1');
     expect(p.config.root).toEqual({ path: '/run/runcvm/c1/bundle/root', readonly: false });
     // the workload's rlimits go to the guest, not to the launcher
     expect(p.config.process?.rlimits).toBeUndefined();
@@ -157,8 +158,8 @@ describe('what each fixture\'s plan decides', () => {
     expect(p.launchSpec.volumes?.map((v) => (v.kind === 'disk' ? `disk ${v.containerPath}` : `${v.destination}${v.file ? ` (${v.file})` : ''}`))).toEqual([
       '/tmp/scratch', '/etc/mysql/my.cnf (my.cnf)', '/var/lib/mysql', 'disk /.runcvm/vols/v2-pv-data/disk.img',
     ]);
-    // the workload's seccomp profile is not the launcher's (virtiofsd, QEMU and Node run without it)
-    expect(p.config.linux?.seccomp).toBeUndefined();
+    // the workload's seccomp profile is not the launcher's: virtiofsd, QEMU and Node run under runcvm's own
+    expect(p.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     // a file volume's mount point is a file in the launcher's root
     expect(actionLines(p).find((l) => l.startsWith('launcher root'))).toContain(' /.runcvm/vols/v1/my.cnf');
     expect(p.config.mounts?.some((m) => m.destination === '/.runcvm/vols/v2-pv-data')).toBe(true);
@@ -225,7 +226,7 @@ describe('what each fixture\'s plan decides', () => {
     expect(p.config.process?.capabilities?.bounding).toContain('CAP_SYS_CHROOT');
     expect(p.config.process?.capabilities?.ambient).toEqual([]);
     expect(p.launchSpec.process.capabilities?.bounding).toEqual(['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']);
-    expect(p.config.linux?.seccomp).toBeUndefined();
+    expect(p.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     expect(p.config.process?.rlimits).toBeUndefined();
     expect(p.launchSpec.process.rlimits.map((r) => r.type)).toEqual(['RLIMIT_NOFILE', 'RLIMIT_AS']);
     // the relative bind source is the caller's bundle's
@@ -244,15 +245,29 @@ describe('what each fixture\'s plan decides', () => {
     ]);
   });
 
+  it('--preserve-fds on create/run: a warning that the descriptors reach only the launcher (podman\'s socket activation still runs)', () => {
+    const fx = byName['docker']!;
+    const p = planCreate({ ...inputFor(fx), runc: { ...inputFor(fx).runc, passFds: 2 } }, facts(fx.facts));
+    expect(actionLines(p)).toContain("warn on stderr: runcvm: warning: --preserve-fds 2: host file descriptors 3-4 reach only runcvm's launcher; the workload runs inside a microVM and cannot receive them (pass the data through stdin or a volume, or run this container with runc)");
+    expect(actionLines(plan(fx)).some((l) => l.includes('--preserve-fds'))).toBe(false);
+  });
+
+  it('runc\'s record gets the caller\'s bundle back after create and run -d (runc state, list, hooks), never after a foreground run', () => {
+    const p = vm('docker');
+    expect(p.actions.at(-1)).toEqual({ op: 'runc-bundle-label', stateFile: '/run/runc/c1/state.json', from: '/run/runcvm/c1/bundle', to: '/bundles/c1' });
+    expect(actionLines(p).at(-2)).toMatch(/^run runc --root \/run\/runc create --bundle \/run\/runcvm\/c1\/bundle /);
+    expect(vm('runc-run').actions.some((a) => a.op === 'runc-bundle-label')).toBe(false);
+  });
+
   it('seccomp: the workload\'s profile is applied once, in the guest (launch.json), never on the launcher; RUNCVM_GUEST_SECCOMP=off applies it nowhere and says so', () => {
     const fx = byName['runc-run']!;
     const on = vm('runc-run');
-    expect(on.config.linux?.seccomp).toBeUndefined();
+    expect(on.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     expect(on.launchSpec.seccomp).toMatchObject({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] });
     expect(renderGuestConfig(on.launchSpec).split('\n').filter((l) => l.startsWith('seccomp='))).toHaveLength(1);
     const off = plan({ ...fx, nodeEnv: { ...fx.nodeEnv, RUNCVM_GUEST_SECCOMP: 'off' } });
     if (off.kind !== 'vm') throw new Error('not a VM plan');
-    expect(off.config.linux?.seccomp).toBeUndefined();
+    expect(off.config.linux?.seccomp).toEqual(LAUNCHER_SECCOMP);
     expect(off.launchSpec.seccomp).toBeUndefined();
     expect(renderGuestConfig(off.launchSpec)).not.toMatch(/^seccomp=/m);
     expect(off.log.map((l) => l.msg)).toContain('the workload runs without its seccomp profile in the guest: the node set RUNCVM_GUEST_SECCOMP=off (the VM is the boundary)');

@@ -109,6 +109,10 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       },
       sysctl: { 'net.ipv4.ip_local_port_range': '1024 65000', 'kernel.shm_rmid_forced': '1', 'kernel.empty': '' },
       seccomp: { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_LOG'], syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] },
+      userns: {
+        uidMappings: [{ containerID: 0, hostID: 100000, size: 1000 }, { containerID: 1000, hostID: 1000, size: 1 }],
+        gidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
+      },
       volumes: [
         { kind: 'virtiofs', id: 'v1', tag: 'rcvm-v1', destination: '/data', containerPath: '/.runcvm/vols/v1', flags: { readOnly: true, nosuid: true, nodev: false, noexec: false }, hostSource: '/srv/data' },
         { kind: 'virtiofs', transport: 'nfs', id: 'v2', tag: 'rcvm-v2', destination: '/shared dir', containerPath: '/.runcvm/vols/v2', flags: { readOnly: false, nosuid: false, nodev: false, noexec: false }, hostSource: '/srv/shared' },
@@ -153,6 +157,9 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
     expect(got.oomScoreAdj).toBe(-17);
     expect(got.seccomp).toBe(compileSeccomp(spec.seccomp!)!.program.toString('hex'));
     expect(got.seccompFlags).toBe(2);
+    // the workload's user namespace (guest/workload.c child_userns)
+    expect(got.uidmaps).toEqual([[0, 100000, 1000], [1000, 1000, 1]]);
+    expect(got.gidmaps).toEqual([[0, 200000, 65536]]);
     // vol.c splits these raw values itself; the NFS one names the contract's server
     expect(got.volumes).toEqual([expect.stringMatching(/^virtiofs rcvm-v1 \/data ro,nosuid -$/), `nfs ${NFS_SERVER_IP}:/.runcvm/vols/v2 /shared%20dir rw -`]);
   });
@@ -168,6 +175,7 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       cols: 120,
       capabilities: { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], inheritable: [], permitted: ['CAP_KILL'], ambient: ['CAP_KILL'] },
       noNewPrivileges: true,
+      rlimits: [{ type: 'RLIMIT_NOFILE', soft: 100, hard: 200 }, { type: 'RLIMIT_AS', soft: 2 ** 64, hard: 2 ** 64 }],
     };
     await writeFile(join(dir, 'open'), encodeOpenRequest(request));
     const { stdout } = await execFileP(bin('request-dump'), [join(dir, 'open')]);
@@ -182,6 +190,7 @@ describe('guest contract: the C parsers read what the TypeScript writes', () => 
       cols: 120,
       cwd: '/tmp',
       caps: { present: 1, bounding: kill, effective: kill, inheritable: '0', permitted: kill, ambient: kill },
+      rlimits: [[7, '100', '200'], [9, '18446744073709551615', '18446744073709551615']],
       args: request.args,
       env: request.env,
     });

@@ -80,6 +80,19 @@ describe('buildLaunchSpec', () => {
     withLimits.process!.rlimits = [{ type: 'RLIMIT_TEST', soft: 1, hard: 1 }];
     expect(() => buildLaunchSpec(withLimits, { containerId: 'c1', settings, debugLog: false })).toThrow(/unknown rlimit type RLIMIT_TEST/);
   });
+  it('a new user namespace carries its maps to the guest; a joined one (a path) and none carry nothing; no maps is refused as runc does', () => {
+    const ctx = { containerId: 'c1', settings, debugLog: false };
+    const s = fixture();
+    expect(buildLaunchSpec(s, ctx).userns).toBeUndefined();
+    s.linux = { ...(s.linux ?? {}), namespaces: [...(s.linux?.namespaces ?? []), { type: 'user', path: '/proc/1/ns/user' }], uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+    expect(buildLaunchSpec(s, ctx).userns).toBeUndefined();
+    s.linux.namespaces = [{ type: 'user' }];
+    expect(() => buildLaunchSpec(s, ctx)).toThrow(/no gid mappings found/);
+    s.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 10 }];
+    const l = buildLaunchSpec(s, ctx);
+    expect(l.userns).toEqual({ uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 200000, size: 10 }] });
+    expect(renderGuestConfig(l)).toContain('\nuidmap=0 100000 65536\ngidmap=0 200000 10\n');
+  });
   it('rejects a launch spec of another version', () => {
     const l = buildLaunchSpec(fixture(), { containerId: 'c1', settings, debugLog: false });
     expect(() => parseLaunchSpec(JSON.stringify({ ...l, version: 2 }))).toThrow();

@@ -10,12 +10,18 @@ import {
   withAbsoluteSources,
   withLauncherCaps,
   withoutWorkloadConfinement,
+  LAUNCHER_DENIED_SYSCALLS,
+  LAUNCHER_SECCOMP,
   withLauncherMountNamespace,
   withKvmDevices,
   withLauncherEntrypoint,
   withMemoryOverhead,
   withGuestMount,
 } from '../../../src/runcvm/bundle/transforms/index.js';
+
+import { compileSeccomp } from '../../../src/runcvm/seccomp/index.js';
+import { AUDIT_ARCH, decide, planSeccomp, RET } from '../../../src/runcvm/seccomp/plan.js';
+import { SYSCALLS_X32, SYSCALLS_X86, SYSCALLS_X86_64 } from '../../../src/runcvm/seccomp/syscalls.js';
 
 const fixture = (): OciSpec => JSON.parse(readFileSync(new URL('../../fixtures/runcvm/config.docker.json', import.meta.url), 'utf8')) as OciSpec;
 
@@ -66,6 +72,30 @@ describe('spec transforms', () => {
     expect(s.process!.rlimits).toBeUndefined();
     expect(s.linux!.namespaces).toEqual(input.linux.namespaces);
     expect(s.process!.args).toEqual(input.process!.args);
+  });
+  it('the default handler\'s launcher gets runcvm\'s own seccomp profile (a deny-list), never the workload\'s; the userns handler keeps the pod\'s', () => {
+    const input = fixture();
+    input.linux = { ...input.linux, seccomp: { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] } };
+    const r = { launcherRoot: '/s/bundle/root', callerBundle: '/bundles/x', guestDir: '/g', kernelDir: '/k', stateDir: '/s', baseDisk: '/d.ext4', devices: [] };
+    expect(rewriteForVm(input, r).linux!.seccomp).toEqual(LAUNCHER_SECCOMP);
+    expect(rewriteForVm(input, { ...r, podConfinementOnLauncher: true }).linux!.seccomp!.defaultAction).toBe('SCMP_ACT_ERRNO');
+    // what the launcher side does itself stays allowed: chroot and unshare(CLONE_FS) (virtiofsd), clone3, io_uring
+    for (const needed of ['chroot', 'clone', 'clone3', 'execve', 'ioctl', 'io_uring_setup', 'memfd_create', 'socket', 'chown']) expect(LAUNCHER_DENIED_SYSCALLS).not.toContain(needed);
+    // every name is one the compiler knows on x86-64 (an unknown one would be skipped silently, as runc does)
+    const plan = planSeccomp(LAUNCHER_SECCOMP)!;
+    for (const a of plan.arches) {
+      const table = { x86_64: SYSCALLS_X86_64, x86: SYSCALLS_X86, x32: SYSCALLS_X32 }[a.arch];
+      for (const name of LAUNCHER_DENIED_SYSCALLS) if (name in table) expect(a.rules.has(table[name]!), `${a.arch} ${name}`).toBe(true);
+    }
+    const call = (nr: number, arg0 = 0n, arch: number = AUDIT_ARCH.x86_64) => decide(plan, { arch, nr, args: [arg0] });
+    const EPERM = (RET.ERRNO | 1) >>> 0;
+    expect(call(SYSCALLS_X86_64.mount!)).toBe(EPERM);
+    expect(call(SYSCALLS_X86.mount!, 0n, AUDIT_ARCH.x86)).toBe(EPERM); // the 32-bit ABI cannot go around the list
+    expect(call(SYSCALLS_X86_64.unshare!, 0x200n)).toBe(RET.ALLOW); // virtiofsd's unshare(CLONE_FS)
+    expect(call(SYSCALLS_X86_64.unshare!, 0x10000000n)).toBe(EPERM); // CLONE_NEWUSER
+    expect(call(SYSCALLS_X86_64.read!)).toBe(RET.ALLOW);
+    expect(call(SYSCALLS_X86_64.clone3!)).toBe(RET.ALLOW);
+    expect(compileSeccomp(LAUNCHER_SECCOMP)!.program.length).toBeGreaterThan(0);
   });
   it('withLauncherMountNamespace: a spec without a mount namespace gets one for the launcher (its mounts never land in the node\'s namespace); one given, with or without a path, stays', () => {
     const none = { ...fixture(), linux: { ...fixture().linux, namespaces: [{ type: 'network' }] } };

@@ -4,7 +4,8 @@
  * private bundle under the container's state folder (runtime/plan-create.ts); the caller's bundle is never written.
  *
  * The launcher container is runcvm's, not the workload's: it gets a root of runcvm's own (writable, holding only
- * the mount points), a fixed capability set, and none of the workload's seccomp profile or rlimits. The workload's
+ * the mount points), a fixed capability set, runcvm's own seccomp profile (LAUNCHER_SECCOMP) and none of the
+ * workload's seccomp profile or rlimits. The workload's
  * own confinement goes to the guest through launch.json (root.readonly, capabilities, rlimits, seccomp), where the
  * guest init applies it as runc would.
  */
@@ -121,14 +122,53 @@ export const withoutWorkloadConfinement: SpecTransform = (spec) => {
   return { ...spec, ...(spec.process ? { process: proc } : {}), ...(spec.linux ? { linux } : {}) };
 };
 
+/** unshare(2)'s CLONE_FS: virtiofsd gives each of its threads its own working directory with it */
+export const CLONE_FS = 0x200;
+
+/**
+ * runcvm's own seccomp profile for the launcher container under the default handler (Node, QEMU, virtiofsd, ip and
+ * the exec client; the workload's profile is the guest's): a deny-list of what none of them calls, so a flaw in
+ * those kernel interfaces is out of reach from a compromised QEMU. Everything else is allowed: the launcher's
+ * capability set (withLauncherCaps) already keeps it from most privileged calls; this narrows the kernel surface
+ * further. Checked against what they do: the launcher mounts nothing and joins no namespace (runc does both before
+ * the filter is loaded); virtiofsd (-o sandbox=chroot) calls chroot and unshare(CLONE_FS) only; QEMU saves and
+ * restores VMs through files (no userfaultfd). Every ABI is listed, so a 32-bit call cannot go around the list.
+ * docs/threat-model.md "The launcher's seccomp profile".
+ */
+export const LAUNCHER_DENIED_SYSCALLS: readonly string[] = [
+  // the kernel itself: modules, kexec, reboot, swap, accounting
+  'init_module', 'finit_module', 'delete_module', 'kexec_load', 'kexec_file_load', 'reboot', 'swapon', 'swapoff', 'acct',
+  // mounts and namespaces (the launcher's are made by runc before the filter; unshare below keeps CLONE_FS)
+  'mount', 'umount2', 'pivot_root', 'open_tree', 'move_mount', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'mount_setattr', 'setns',
+  // kernel programs, profiling and page-fault handling from user space
+  'bpf', 'perf_event_open', 'userfaultfd',
+  // the kernel keyrings
+  'keyctl', 'add_key', 'request_key',
+  // other processes' memory, file handles that bypass paths
+  'ptrace', 'process_vm_readv', 'process_vm_writev', 'open_by_handle_at', 'name_to_handle_at',
+  // old or host-wide interfaces nothing here needs
+  'uselib', 'lookup_dcookie', 'quotactl', 'syslog', 'vhangup', 'iopl', 'ioperm', 'settimeofday', 'clock_settime', 'adjtimex', 'clock_adjtime',
+];
+
+export const LAUNCHER_SECCOMP: NonNullable<NonNullable<OciSpec['linux']>['seccomp']> = {
+  defaultAction: 'SCMP_ACT_ALLOW',
+  architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+  syscalls: [
+    { names: [...LAUNCHER_DENIED_SYSCALLS], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+    // any unshare but virtiofsd's CLONE_FS: no new namespaces from the launcher side
+    { names: ['unshare'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 0, value: CLONE_FS, op: 'SCMP_CMP_NE' }] },
+  ],
+};
+
+/** The default handler's launcher: runcvm's own profile (LAUNCHER_SECCOMP), never the workload's. */
+export const withLauncherSeccomp: SpecTransform = (spec) => ({ ...spec, linux: { ...spec.linux, seccomp: LAUNCHER_SECCOMP } });
+
 /**
  * RUNCVM_GUEST_PRIVILEGES=userns (the runcvm-userns handler for restricted pods): the guest loads no seccomp profile
  * and widens the workload's bounding set, so the node-side processes keep the pod's own confinement instead of
  * runcvm's fixed set: the pod's capability sets plus CAP_NET_ADMIN (for the pod's own network namespace), its
  * no_new_privs and its seccomp profile (with unshare(CLONE_FS) allowed for virtiofsd). Rlimits stay the guest's.
  */
-export const CLONE_FS = 0x200;
-
 export const withPodConfinementOnLauncher: SpecTransform = (spec) => {
   const { rlimits: _rlimits, ...proc } = spec.process ?? { user: { uid: 0, gid: 0 }, cwd: '/' };
   if (!spec.process) return spec;
@@ -224,7 +264,7 @@ export function rewriteForVm(spec: OciSpec, r: VmRewrite): OciSpec {
     withLauncherEntrypoint,
     withLauncherRoot(r.launcherRoot),
     withCallerBundle(r.callerBundle),
-    r.podConfinementOnLauncher ? withPodConfinementOnLauncher : withoutWorkloadConfinement,
+    ...(r.podConfinementOnLauncher ? [withPodConfinementOnLauncher] : [withoutWorkloadConfinement, withLauncherSeccomp]),
     withLauncherMountNamespace,
     withGuestMount(r.guestDir),
     withKernelMount(r.kernelDir),

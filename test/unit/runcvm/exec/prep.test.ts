@@ -34,7 +34,8 @@ const LAUNCH_PROCESS: LaunchProcess = {
   cwd: '/srv',
   user: { uid: 1000, gid: 1000, additionalGids: [10, 20] },
   terminal: false,
-  rlimits: [],
+  // the container's rlimits reach every exec (RLIM_INFINITY as JSON writes it, rounded up to 2^64; an unknown type is left out)
+  rlimits: [{ type: 'RLIMIT_NOFILE', soft: 777, hard: 888 }, { type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 }, { type: 'RLIMIT_NEW', soft: 1, hard: 1 }],
   noNewPrivileges: true,
   capabilities: { bounding: ['CAP_CHOWN', 'CAP_KILL'], effective: ['CAP_KILL'], inheritable: [], permitted: ['CAP_KILL', 'CAP_CHOWN'], ambient: [] },
 };
@@ -142,6 +143,7 @@ describe('runcvm-exec --runtime (the exec verb without Node)', () => {
     expect(JSON.parse(proc!)).toEqual(JSON.parse(JSON.stringify(want.process)));
     const request = await readFile(join(stateRoot(), 'c1', `exec-${rid}.req`));
     expect(request.toString('utf8').split('\0')).toEqual(encodeOpenRequest(want.request).toString('utf8').split('\0'));
+    expect(request.toString('utf8').split('\0').filter((e) => e.startsWith('rlimit='))).toEqual(['rlimit=7 777 888', 'rlimit=4 18446744073709551615 18446744073709551615']);
     expect(runcArgv).toEqual(runcExecArgv([`--root=${runcRoot()}`], parsed, join(stateRoot(), 'c1', `exec-${rid}.process.json`)));
     await rm(join(stateRoot(), 'c1', `exec-${rid}.req`));
   });
@@ -157,6 +159,14 @@ describe('runcvm-exec --runtime (the exec verb without Node)', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('exec --cgroup: runc gets it (it moves the client), and a warning says the command in the VM stays in its own cgroups', async () => {
+    const { r, runcArgv } = await prep(['--root', runcRoot(), 'exec', '--cgroup', 'sub', 'c1', 'true']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(runcArgv).toContain('--cgroup');
+    expect(r.stderr).toContain("runcvm: warning: exec --cgroup sub moves only runcvm's exec client into that host cgroup; the command runs inside the microVM, whose cgroups are its own");
+    for (const f of (await readdir(join(stateRoot(), 'c1'))).filter((n) => n.startsWith('exec-'))) await rm(join(stateRoot(), 'c1', f));
   });
 
   it('runc\'s failure: its exit status, and neither file left', async () => {
