@@ -6,34 +6,27 @@
  * rules and writes/reads the files. What this proves and what it does not: docs/dev/notes/templates.md §3.7.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnChild } from '../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { isToolError, type ToolError } from '../../src/core/errors.js';
-import { projectPath } from '../../src/core/paths.js';
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/runcvm/agent/codec.js';
 import { FrameType, ResumeKey, TEMPLATE_CMDLINE_FLAG } from '../../src/runcvm/guest/contract.js';
 import { firecracker } from '../../src/runcvm/hypervisor/firecracker/index.js';
 import { requestViolations, type HttpMethod } from '../../src/runcvm/hypervisor/firecracker/schema.js';
 import { restoreStepsOf } from '../../src/runcvm/hypervisor/firecracker/start.js';
 import { readFirecrackerVersion } from '../../src/runcvm/hypervisor/firecracker/version.js';
-import { kernelCmdline, type HypervisorPlan, type RunningVm, type TemplateFiles, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
+import { kernelCmdline, type HypervisorPlan, type TemplateFiles, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
 import { waitFor } from '../harness/wait.js';
+import { FAKE_FIRECRACKER, firecrackerStarter, rawApi as raw, readFakeLog as readLog } from '../harness/fake-firecracker.js';
 
-const FAKE = projectPath('test', 'fixtures', 'fake-firecracker', 'fake-firecracker.mjs');
+const FAKE = FAKE_FIRECRACKER;
 
-interface LogEntry {
-  method: string;
-  path: string;
-  body?: unknown;
-  status: number;
-  fault?: string;
-}
 
 const closers = new CloserStack();
+const { start, startFails } = firecrackerStarter(closers);
 let dir: string;
 let n = 0;
 
@@ -77,10 +70,6 @@ function withFake(planned: HypervisorPlan, log: string, env: Record<string, stri
   };
 }
 
-function readLog(path: string): LogEntry[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry);
-}
 
 /** The launcher's side of the io channel: listens on plan.listen.io, hands out each connection's frames. */
 async function ioListener(path: string): Promise<{ next(): Promise<{ socket: Socket; frames: AsyncIterator<Frame> }> }> {
@@ -126,22 +115,7 @@ async function ioListener(path: string): Promise<{ next(): Promise<{ socket: Soc
   };
 }
 
-async function start(plan: HypervisorPlan): Promise<RunningVm> {
-  const vm = await firecracker.start(plan, { onStdout: () => undefined });
-  closers.push(`kill fake firecracker ${vm.pid}`, () => vm.kill());
-  return vm;
-}
 
-async function startFails(plan: HypervisorPlan): Promise<ToolError> {
-  try {
-    const vm = await start(plan);
-    vm.kill();
-  } catch (err) {
-    if (isToolError(err)) return err;
-    throw err;
-  }
-  throw new Error('start was expected to fail');
-}
 
 function resumePayload(macs: string[]): Buffer {
   const entries = [`${ResumeKey.clockNs}=${process.hrtime.bigint()}`, `${ResumeKey.seed}=${'ab'.repeat(64)}`, ...macs.map((m) => `${ResumeKey.mac}=${m}`), `${ResumeKey.net}=runcvm.net.if=eth0,${macs[0]},1500,172.17.0.2/16`];
@@ -298,21 +272,6 @@ describe('a Firecracker template: build → save → load → resume, as the bui
     expect(await readFirecrackerVersion(FAKE)).toBe('1.16.1');
   });
 });
-
-/** A raw request that bypasses our client's own schema check, to see what the fake (like Firecracker) answers. */
-function raw(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: { fault_message?: string; state?: string } | undefined }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath, method, path, headers: payload ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as { fault_message?: string }) : undefined }));
-    });
-    req.on('error', reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
-}
 
 describe("the fake enforces Firecracker's snapshot rules (so passing tests mean something)", () => {
   async function apiFake(): Promise<{ sock: string; exited: Promise<number | null> }> {

@@ -5,34 +5,26 @@
  * boot a guest. What this proves and what it does not: docs/firecracker.md.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../src/core/exec/index.js';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
-import { isToolError, type ToolError } from '../../src/core/errors.js';
-import { projectPath } from '../../src/core/paths.js';
 import { firecracker } from '../../src/runcvm/hypervisor/firecracker/index.js';
 import { FirecrackerClient } from '../../src/runcvm/hypervisor/firecracker/client.js';
 import { exitError } from '../../src/runcvm/hypervisor/firecracker/errors.js';
 import { fromVmPlan, planFirecracker } from '../../src/runcvm/hypervisor/firecracker/plan.js';
 import { requestViolations, violations, type HttpMethod } from '../../src/runcvm/hypervisor/firecracker/schema.js';
-import { kernelCmdline, type HypervisorPlan, type RunningVm, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
+import { kernelCmdline, type HypervisorPlan, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
 import { waitFor } from '../harness/wait.js';
+import { FAKE_FIRECRACKER, firecrackerStarter, rawApi as raw, readFakeLog as readLog } from '../harness/fake-firecracker.js';
 
-const FAKE = projectPath('test', 'fixtures', 'fake-firecracker', 'fake-firecracker.mjs');
+const FAKE = FAKE_FIRECRACKER;
 const GUIDE_ERROR = 'Error: RunWithoutApiError(BuildMicroVMFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))';
 
-interface LogEntry {
-  method: string;
-  path: string;
-  body?: unknown;
-  status: number;
-  fault?: string;
-}
 
 const closers = new CloserStack();
+const { start, startFails } = firecrackerStarter(closers);
 let dir: string;
 /** the node's KVM state is set by each test, never taken from the machine: a stand-in device the fake opens, a missing one */
 let kvmStandIn: string;
@@ -75,42 +67,8 @@ async function setup(env: Record<string, string> = {}): Promise<{ vm: VmPlan; pl
   return { vm, plan, log, work };
 }
 
-function readLog(path: string): LogEntry[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry);
-}
 
-async function start(plan: HypervisorPlan): Promise<RunningVm> {
-  const vm = await firecracker.start(plan, { onStdout: () => undefined });
-  closers.push(`kill fake firecracker ${vm.pid}`, () => vm.kill());
-  return vm;
-}
 
-async function startFails(plan: HypervisorPlan): Promise<ToolError> {
-  try {
-    const vm = await start(plan);
-    vm.kill();
-  } catch (err) {
-    if (isToolError(err)) return err;
-    throw err;
-  }
-  throw new Error('start was expected to fail');
-}
-
-/** A raw request that bypasses our client's own schema check, to see what the fake (like Firecracker) answers. */
-function raw(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: { fault_message?: string } | undefined }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath, method, path, headers: payload ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as { fault_message?: string }) : undefined }));
-    });
-    req.on('error', reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
-}
 
 describe('the Firecracker backend against the schema-checking fake', () => {
   it('boots from its --config-file (schema-valid, 0600), its API answers, and shutdown ends it gracefully', async () => {
