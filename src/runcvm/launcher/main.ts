@@ -24,7 +24,7 @@ import { guestAddresses } from '../network/plan.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
 import { GuestChannel, type GuestEvents } from './channel.js';
-import { planRestore, startRestored, type RestorePlan } from './template.js';
+import { checkTemplate, planRestore, startRestored, type RestorePlan } from './template.js';
 import { launcherLogger } from './log.js';
 
 const { fail } = runcvmErrors;
@@ -90,6 +90,8 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
   const tscKhz = cpuKhzFromCpuinfo(cpuinfo);
   const vmPlan = planVm(spec, decision.accel, tscKhz ? { tscKhz } : {});
 
+  // the template's file checks run while the network and volumes are set up (they need neither)
+  const checks = spec.template ? checkTemplate(spec.template.key) : undefined;
   const undo = new CloserStack();
   try {
     // networking (src/runcvm/network): the container's eth* go to the VM before it starts
@@ -103,7 +105,7 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
     // VM templates (issue 17): the same VM restored from the template, its network words in RESUME instead of on the
     // command line (the template's is frozen); any problem here or later is a cold boot with one info line
     const netWords = network.nics.length > 0 && network.cmdline ? network.cmdline.split(' ') : [];
-    const restore = spec.template ? await planRestore(spec.template.key, hv, { ...coldVm, cmdline: vmPlan.cmdline }, netWords, log) : undefined;
+    const restore = checks ? await planRestore(checks, hv, { ...coldVm, cmdline: vmPlan.cmdline }, netWords, log) : undefined;
     log.debug('hypervisor command', { argv: (restore?.plan ?? plan).argv.join(' ') });
     return await relayVm(spec, log, hv, plan, started, restore);
   } finally {
