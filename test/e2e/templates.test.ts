@@ -398,13 +398,15 @@ describe('template store and CLI (runcvm template build|ls|rm, create binds the 
     await copyFile(join(real, 'kernel', 'manifest.json'), join(assets, 'kernel', 'manifest.json'));
     await symlink(await realpath(join(real, 'guest')), join(assets, 'guest'));
     const cache = join(fx.dir, 'bad-cache');
-    const tmpBefore = (await readdir(tmpdir())).filter((n) => n.startsWith('runcvm-template-'));
-    const r = await cli(['template', 'build', '--nics', '0'], { RUNCVM_ASSETS: assets, RUNCVM_CACHE_DIR: cache });
+    // a private TMPDIR: other files' builders use /tmp at the same time, so /tmp itself proves nothing
+    const tmp = join(fx.dir, 'bad-tmp');
+    await mkdir(tmp);
+    const r = await cli(['template', 'build', '--nics', '0'], { RUNCVM_ASSETS: assets, RUNCVM_CACHE_DIR: cache, TMPDIR: tmp });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^error: the template [0-9a-f]{64} could not be made: /m);
     expect(r.stderr).toContain('fix: containers keep booting cold meanwhile.');
     expect(await templatesIn(cache)).toEqual([]);
-    expect((await readdir(tmpdir())).filter((n) => n.startsWith('runcvm-template-'))).toEqual(tmpBefore);
+    expect(await readdir(tmp)).toEqual([]);
     const ps = await run('ps', ['-eo', 'pid,args'], { reject: false });
     expect(ps.stdout.split('\n').filter((l) => l.includes('qemu-system') && l.includes(assets))).toEqual([]);
     // and a shape no template can cover is refused with its reason (exit 2), before anything is made
