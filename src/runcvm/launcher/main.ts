@@ -24,7 +24,7 @@ import { guestAddresses } from '../network/plan.js';
 import { setUpNetwork, withNetwork } from '../network/setup.js';
 import { setUpVolumes, withVolumes } from '../volumes/apply.js';
 import { GuestChannel, type GuestEvents } from './channel.js';
-import { planRestore, startRestored, type RestorePlan } from './template.js';
+import { checkTemplate, planRestore, startRestored, type RestorePlan } from './template.js';
 import { launcherLogger } from './log.js';
 
 const { fail } = runcvmErrors;
@@ -34,6 +34,25 @@ const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 
 
 /** how long the last output may take to arrive once the hypervisor has exited */
 const DRAIN_MS = 2000;
+
+/**
+ * Start-up phases, ms since this process started (performance.now()), logged once at info with the first output:
+ * where a start's time goes (docs/dev/notes/templates.md §4). `at` is the process start (epoch ms) so a caller can
+ * add the time before the launcher ran (ctr, the shim, create, runc).
+ */
+class Phases {
+  private readonly marks: Record<string, number> = {};
+  private logged = false;
+  mark(name: string): void {
+    this.marks[name] ??= Math.round(performance.now());
+  }
+  logOnce(log: Logger): void {
+    if (this.logged) return;
+    this.logged = true;
+    log.info('start-up phases', { at: Math.round(performance.timeOrigin), ...this.marks });
+  }
+}
+const phases = new Phases();
 
 export async function launch(): Promise<number> {
   let spec: LaunchSpec | undefined;
@@ -59,6 +78,7 @@ export async function launch(): Promise<number> {
 
 async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
   const started = Date.now();
+  phases.mark('main');
   const hv = HYPERVISORS[spec.vm.hypervisor];
   if (!existsSync(hv.binary)) throw fail('HYPERVISOR_NOT_INSTALLED', { name: hv.name, path: hv.binary });
   if (!existsSync(spec.kernel.path)) throw fail('NO_KERNEL', { path: spec.kernel.path, reason: 'the kernel is not visible inside the container.' });
@@ -70,6 +90,8 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
   const tscKhz = cpuKhzFromCpuinfo(cpuinfo);
   const vmPlan = planVm(spec, decision.accel, tscKhz ? { tscKhz } : {});
 
+  // the template's file checks run while the network and volumes are set up (they need neither)
+  const checks = spec.template ? checkTemplate(spec.template.key) : undefined;
   const undo = new CloserStack();
   try {
     // networking (src/runcvm/network): the container's eth* go to the VM before it starts
@@ -83,7 +105,7 @@ async function runVm(spec: LaunchSpec, log: Logger): Promise<number> {
     // VM templates (issue 17): the same VM restored from the template, its network words in RESUME instead of on the
     // command line (the template's is frozen); any problem here or later is a cold boot with one info line
     const netWords = network.nics.length > 0 && network.cmdline ? network.cmdline.split(' ') : [];
-    const restore = spec.template ? await planRestore(spec.template.key, hv, { ...coldVm, cmdline: vmPlan.cmdline }, netWords, log) : undefined;
+    const restore = checks ? await planRestore(checks, hv, { ...coldVm, cmdline: vmPlan.cmdline }, netWords, log) : undefined;
     log.debug('hypervisor command', { argv: (restore?.plan ?? plan).argv.join(' ') });
     return await relayVm(spec, log, hv, plan, started, restore);
   } finally {
@@ -173,7 +195,11 @@ async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: Hype
   let restoring = false;
   let onResumed: (() => void) | undefined;
   const events: GuestEvents = {
-    output: (stream, data) => (stream === 'stdout' ? process.stdout : process.stderr).write(data),
+    output: (stream, data) => {
+      (stream === 'stdout' ? process.stdout : process.stderr).write(data);
+      phases.mark('output');
+      phases.logOnce(log);
+    },
     exit: (status) => {
       exit = status;
       log.info('workload exited', { code: status.code, signal: status.signal, ms: Date.now() - started });
@@ -183,6 +209,7 @@ async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: Hype
       }
     },
     ready: () => {
+      phases.mark('ready');
       log.info('guest init ready', { ms: Date.now() - started });
       stdin.toWorkload();
     },
@@ -193,12 +220,14 @@ async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: Hype
     },
     consoleConnected: () => stdin.attachIf('console'),
     resumed: () => {
+      phases.mark('resumed');
       restoring = false;
       stdin.attachIf('io');
       onResumed?.();
     },
   };
   let channel: GuestChannel = await GuestChannel.open(plan.listen, events, log);
+  phases.mark('listening');
 
   // Signals go to the workload (PID 1 of its own PID namespace in the guest, so runc's rules apply); a stop signal
   // before the guest is connected shuts the VM down where the backend can (plan-stop.ts). Handlers are in place
@@ -225,14 +254,19 @@ async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: Hype
   const startOpts = {
     onStdout: (d: Buffer) => process.stdout.write(d),
     onStderrLine: (line: string) => log.debug(`${hv.name} stderr`, { text: line }),
-    onControl: (request: string) => log.debug(`${hv.name} control request`, { request }),
+    onControl: (request: string) => {
+      if (request.includes('"cont"')) phases.mark('cont');
+      log.debug(`${hv.name} control request`, { request });
+    },
   };
+  phases.mark('spawn');
   let vm: RunningVm | undefined;
   if (restore) {
     restoring = true;
     const got = await startRestored(hv, restore, channel, startOpts, (cb) => (onResumed = cb));
     if (got.ok) {
       vm = got.vm;
+      phases.mark('restored');
       log.info('template: restored', { ms: Date.now() - started });
     } else {
       restoring = false;
@@ -249,6 +283,7 @@ async function relayVm(spec: LaunchSpec, log: Logger, hv: Hypervisor, plan: Hype
     throw err;
   }
   stopper.vm = vm;
+  phases.mark('started');
   if (early) onSignal(early.name, early.signo);
 
   // Terminal: raw mode on the container's tty, window size to the guest's pty.

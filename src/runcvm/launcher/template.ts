@@ -12,8 +12,8 @@ import { isToolError } from '../../core/errors.js';
 import { CONTAINER_PATHS } from '../launch/schema.js';
 import type { Hypervisor, HypervisorPlan, RunningVm, StartOptions, VmPlan } from '../hypervisor/types.js';
 import { readTemplateAssets } from '../template/facts.js';
-import { launchKeyMismatch } from '../template/key.js';
-import { verifyTemplate } from '../template/store.js';
+import { launchKeyMismatch, type TemplateAssets } from '../template/key.js';
+import { verifyTemplate, type VerifyResult } from '../template/store.js';
 import { encodeResume, RESUME_SEED_BYTES } from '../template/resume.js';
 import type { GuestChannel } from './channel.js';
 
@@ -26,21 +26,37 @@ export interface RestorePlan {
   net: string[];
 }
 
+/** The bound template's checks (files, sha256) and the node's asset hashes: file reads only, no VM plan needed. */
+export interface TemplateChecks {
+  verified: VerifyResult;
+  assets: TemplateAssets | undefined;
+}
+
+/**
+ * Starts the checks of the template create bound for `key`; the launcher runs them while it sets up the network
+ * and volumes (they need neither) and awaits them in planRestore. Never rejects.
+ */
+export function checkTemplate(key: string): Promise<TemplateChecks> {
+  return Promise.all([verifyTemplate(CONTAINER_PATHS.template, key), readTemplateAssets(CONTAINER_PATHS.kernelDir, CONTAINER_PATHS.guest).catch(() => undefined)]).then(
+    ([verified, assets]) => ({ verified, assets }),
+  );
+}
+
 /**
  * The restore plan for `vm` (the launcher's VmPlan with NICs and volumes, the command line without the network
  * words), or undefined after logging why this VM boots cold.
  */
-export async function planRestore(key: string, hv: Hypervisor, vm: VmPlan, net: string[], log: Logger): Promise<RestorePlan | undefined> {
+export async function planRestore(checks: Promise<TemplateChecks>, hv: Hypervisor, vm: VmPlan, net: string[], log: Logger): Promise<RestorePlan | undefined> {
   const cold = (reason: string) => {
     log.info(`template: cold boot (${reason})`);
     return undefined;
   };
-  const verified = await verifyTemplate(CONTAINER_PATHS.template, key);
+  const { verified, assets } = await checks;
   if (!verified.ok) return cold(verified.reason);
   // the key of the VM this launcher really runs (its NICs are known only now: Docker, for one, joins the container
   // to its network after create), against the template create bound (a device the template lacks would be accepted
   // by QEMU silently and never seen by the guest)
-  const facts = { setting: 'on' as const, assets: await readTemplateAssets(CONTAINER_PATHS.kernelDir, CONTAINER_PATHS.guest) };
+  const facts = { setting: 'on' as const, assets };
   const mismatch = launchKeyMismatch(vm, hv, facts, { key: verified.manifest.key, shape: verified.manifest.shape });
   if (mismatch) return cold(mismatch);
   try {
