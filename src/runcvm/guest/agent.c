@@ -463,7 +463,10 @@ int main(int argc, char **argv) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)workload);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWPID) != 0) logmsg("cannot join the workload's PID namespace (%s): execs see the VM's", strerror(errno));
+    /* ENOENT: the workload already ended (a short command), so no exec will come; the console is the container's
+     * stdout, where a line about it would only corrupt the workload's output */
+    if (fd < 0 && errno != ENOENT) logmsg("cannot join the workload's PID namespace (%s): execs see the VM's", strerror(errno));
+    else if (fd >= 0 && setns(fd, CLONE_NEWPID) != 0) logmsg("cannot join the workload's PID namespace (%s): execs see the VM's", strerror(errno));
     if (fd >= 0) close(fd);
   }
 
