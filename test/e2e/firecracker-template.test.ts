@@ -18,9 +18,9 @@ import { firecracker } from '../../src/runcvm/hypervisor/firecracker/index.js';
 import { requestViolations, type HttpMethod } from '../../src/runcvm/hypervisor/firecracker/schema.js';
 import { restoreStepsOf } from '../../src/runcvm/hypervisor/firecracker/start.js';
 import { readFirecrackerVersion } from '../../src/runcvm/hypervisor/firecracker/version.js';
-import { kernelCmdline, type HypervisorPlan, type TemplateFiles, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
+import { type HypervisorPlan, type TemplateFiles, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
 import { waitFor } from '../harness/wait.js';
-import { FAKE_FIRECRACKER, firecrackerStarter, rawApi as raw, readFakeLog as readLog } from '../harness/fake-firecracker.js';
+import { FAKE_FIRECRACKER, fakeVmPlan, firecrackerStarter, rawApi as raw, readFakeLog as readLog } from '../harness/fake-firecracker.js';
 
 const FAKE = FAKE_FIRECRACKER;
 
@@ -41,23 +41,7 @@ afterAll(async () => {
 /** One container's VmPlan in its own state dir (its own io/vsock/API sockets); the disks are the shared test files. */
 async function vmIn(over: Partial<VmPlan> = {}): Promise<{ vm: VmPlan; work: string; log: string }> {
   const work = await tempDir(`vm${n++}`, undefined, dir);
-  const vm: VmPlan = {
-    containerId: `ctr-${n}`,
-    accel: 'kvm',
-    vcpus: 1,
-    memoryMiB: 64,
-    kernel: join(dir, 'vmlinux'),
-    initrd: join(dir, 'initramfs.img'),
-    cmdline: kernelCmdline({ rootDevice: '/dev/vda', upperDevice: '/dev/vdb', debug: false, kernelDebug: false, append: '' }),
-    disks: [
-      { id: 'base', path: join(dir, 'base.ext4'), readOnly: true },
-      { id: 'upper', path: join(dir, 'upper.ext4'), readOnly: false },
-    ],
-    console: { socket: join(work, 'console.sock') },
-    io: { socket: join(work, 'io.sock'), portName: 'runcvm.io' },
-    nics: [{ id: 'net0', tap: `tap-eth0-${n}`, mac: '02:42:ac:11:00:02' }],
-    ...over,
-  };
+  const vm = fakeVmPlan(dir, work, `ctr-${n}`, { nics: [{ id: 'net0', tap: `tap-eth0-${n}`, mac: '02:42:ac:11:00:02' }], ...over });
   return { vm, work, log: join(work, 'requests.jsonl') };
 }
 

@@ -15,9 +15,9 @@ import { FirecrackerClient } from '../../src/runcvm/hypervisor/firecracker/clien
 import { exitError } from '../../src/runcvm/hypervisor/firecracker/errors.js';
 import { fromVmPlan, planFirecracker } from '../../src/runcvm/hypervisor/firecracker/plan.js';
 import { requestViolations, violations, type HttpMethod } from '../../src/runcvm/hypervisor/firecracker/schema.js';
-import { kernelCmdline, type HypervisorPlan, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
+import { type HypervisorPlan, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
 import { waitFor } from '../harness/wait.js';
-import { FAKE_FIRECRACKER, firecrackerStarter, rawApi as raw, readFakeLog as readLog } from '../harness/fake-firecracker.js';
+import { FAKE_FIRECRACKER, fakeVmPlan, firecrackerStarter, rawApi as raw, readFakeLog as readLog } from '../harness/fake-firecracker.js';
 
 const FAKE = FAKE_FIRECRACKER;
 const GUIDE_ERROR = 'Error: RunWithoutApiError(BuildMicroVMFromJson(StartMicroVM(Kvm(Kvm(Error(19))))))';
@@ -45,22 +45,7 @@ afterAll(async () => {
 async function setup(env: Record<string, string> = {}): Promise<{ vm: VmPlan; plan: HypervisorPlan; log: string; work: string }> {
   const work = await tempDir(`vm${n++}`, undefined, dir);
   const log = join(work, 'requests.jsonl');
-  const vm: VmPlan = {
-    containerId: `ctr-${n}`,
-    accel: 'kvm',
-    vcpus: 2,
-    memoryMiB: 256,
-    kernel: join(dir, 'vmlinux'),
-    initrd: join(dir, 'initramfs.img'),
-    cmdline: kernelCmdline({ rootDevice: '/dev/vda', upperDevice: '/dev/vdb', debug: false, kernelDebug: false, append: '' }),
-    disks: [
-      { id: 'base', path: join(dir, 'base.ext4'), readOnly: true },
-      { id: 'upper', path: join(dir, 'upper.ext4'), readOnly: false },
-    ],
-    console: { socket: join(work, 'console.sock') },
-    io: { socket: join(work, 'io.sock'), portName: 'runcvm.io' },
-    nics: [{ id: 'net0', tap: 'tap-eth0', mac: '02:42:ac:11:00:02' }],
-  };
+  const vm = fakeVmPlan(dir, work, `ctr-${n}`, { vcpus: 2, memoryMiB: 256 });
   // the backend's own plan, with the fake in place of /.runcvm/firecracker
   const planned = firecracker.plan(vm);
   const plan: HypervisorPlan = { ...planned, argv: [FAKE, ...planned.argv.slice(1)], env: { ...process.env, FAKE_FC_LOG: log, FAKE_FC_REQUIRE_ROOT: '1', FAKE_FC_KVM_DEVICE: kvmStandIn, ...env } as Record<string, string> };

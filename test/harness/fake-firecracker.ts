@@ -4,11 +4,12 @@
  */
 import { request } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CloserStack } from '../../src/core/fsx/index.js';
 import { isToolError, type ToolError } from '../../src/core/errors.js';
 import { projectPath } from '../../src/core/paths.js';
 import { firecracker } from '../../src/runcvm/hypervisor/firecracker/index.js';
-import type { HypervisorPlan, RunningVm } from '../../src/runcvm/hypervisor/index.js';
+import { kernelCmdline, type HypervisorPlan, type RunningVm, type VmPlan } from '../../src/runcvm/hypervisor/index.js';
 
 export const FAKE_FIRECRACKER = projectPath('test', 'fixtures', 'fake-firecracker', 'fake-firecracker.mjs');
 
@@ -64,4 +65,28 @@ export function rawApi(socketPath: string, method: string, path: string, body?: 
     if (payload) req.write(payload);
     req.end();
   });
+}
+
+/**
+ * A container's VmPlan for the fake: the shared test disks and kernel files in `dir`, this container's sockets in its
+ * own `work` dir (Firecracker's sockets must not exist beforehand); `over` sets what a test cares about.
+ */
+export function fakeVmPlan(dir: string, work: string, containerId: string, over: Partial<VmPlan> = {}): VmPlan {
+  return {
+    containerId,
+    accel: 'kvm',
+    vcpus: 1,
+    memoryMiB: 64,
+    kernel: join(dir, 'vmlinux'),
+    initrd: join(dir, 'initramfs.img'),
+    cmdline: kernelCmdline({ rootDevice: '/dev/vda', upperDevice: '/dev/vdb', debug: false, kernelDebug: false, append: '' }),
+    disks: [
+      { id: 'base', path: join(dir, 'base.ext4'), readOnly: true },
+      { id: 'upper', path: join(dir, 'upper.ext4'), readOnly: false },
+    ],
+    console: { socket: join(work, 'console.sock') },
+    io: { socket: join(work, 'io.sock'), portName: 'runcvm.io' },
+    nics: [{ id: 'net0', tap: 'tap-eth0', mac: '02:42:ac:11:00:02' }],
+    ...over,
+  };
 }
