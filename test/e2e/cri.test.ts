@@ -226,7 +226,11 @@ async function appPodFlow(handler: Handler): Promise<AppRun> {
     const sandboxPid = podInfo.pid ?? 0;
     expect(sandboxPid).toBeGreaterThan(0);
     const sandboxTree = await processTree(sandboxPid);
-    const sandboxArgs = (await readFile(`/proc/${sandboxPid}/cmdline`, 'utf8')).replace(/\0$/, '').split('\0');
+    // `runc start` returns once runc init is released, possibly before its execve of /pause: until then cmdline is empty
+    const sandboxArgs = await waitFor('the sandbox process to exec its command', async () => {
+      const cmdline = await readFile(`/proc/${sandboxPid}/cmdline`, 'utf8');
+      return cmdline !== '' && cmdline.replace(/\0$/, '').split('\0');
+    }, { timeoutMs: 10_000 });
 
     const id = await startApp(pod, { name: 'app', image: busybox, command: ['sh', '-c', APP_SCRIPT] });
     step('CreateContainer+StartContainer');

@@ -37,7 +37,12 @@ function taskExec(rt: Runtime, cmd: string[], opts: { flags?: string[]; input?: 
 }
 
 async function both(cmd: string[], opts: { flags?: string[]; input?: string } = {}) {
-  return { runc: summary(await taskExec('runc', cmd, opts)), runcvm: summary(await taskExec('runcvm', cmd, opts)) };
+  let runc = summary(await taskExec('runc', cmd, opts));
+  const runcvm = summary(await taskExec('runcvm', cmd, opts));
+  // the oracle only: ctr now and then loses a stream of runc's exec (seen under load); runc is asked once more
+  // when it disagrees, runcvm never is
+  if (JSON.stringify(runc) !== JSON.stringify(runcvm)) runc = summary(await taskExec('runc', cmd, opts));
+  return { runc, runcvm };
 }
 
 describe('exec into a runcvm container (ctr task exec)', () => {
