@@ -4,8 +4,10 @@
  * through the guest agent, with -u / -e / -w / -i / -t, stdout and stderr apart, the command's exit code (0, 3, 255,
  * 128+N for death by signal), and several execs at once. runc is the oracle for output and exit codes wherever the
  * answer does not depend on being in a VM. Exec into a stopped container names the state. Nothing is left behind.
+ * Runs twice (vitest projects vm-cold and vm-template, issue 17 item 2): every VM booted cold, then every VM restored
+ * from a template made ahead (prebuildTemplates), which VmStarts proves from each container's debug log.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
@@ -14,7 +16,7 @@ import { projectPath } from '../../src/core/paths.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
 import type { StartedDockerd } from '../harness/services/dockerd.js';
 import { waitFor } from '../harness/wait.js';
-import { leftovers, prebuildTemplate, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { leftovers, prebuildTemplates, startRuncvmDockerSuite, startRuncvmSuite, summary, VmStarts, type RuntimeFixture } from './runcvm/setup.js';
 
 const closers = new CloserStack();
 let cd: StartedContainerd;
@@ -46,6 +48,8 @@ async function both(cmd: string[], opts: { flags?: string[]; input?: string } = 
 }
 
 describe('exec into a runcvm container (ctr task exec)', () => {
+  const starts = new VmStarts(() => fx);
+  afterEach(() => starts.verify());
   beforeAll(async () => {
     ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
     const watch = await tempDir('runcvm-exec-node', closers);
@@ -53,13 +57,14 @@ describe('exec into a runcvm container (ctr task exec)', () => {
     const stub = join(watch, 'node');
     await writeFile(stub, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${nodeCalls}'\nexec '${process.execPath}' "$@"\n`);
     await chmod(stub, 0o755);
-    vmWrapper = await fx.wrapperWith('runcvm-runtime-node-watch', { RUNCVM_NODE: stub, ...(process.env.RUNCVM_TEMPLATE ? { RUNCVM_TEMPLATE: process.env.RUNCVM_TEMPLATE } : {}) });
-    // `RUNCVM_TEMPLATE=on npx vitest run test/e2e/exec.test.ts`: the VM execs go into is restored from a template
-    if (process.env.RUNCVM_TEMPLATE === 'on') await prebuildTemplate(cd, fx, fx.wrapper, busybox);
+    vmWrapper = await fx.wrapperWith('runcvm-runtime-node-watch', { RUNCVM_NODE: stub });
+    // ctr run's own network namespace holds only lo: no NIC
+    await prebuildTemplates(fx, [{ nics: 0 }]);
     await cd.ctr(['run', '-d', busybox, CTR_ID.runc, 'sleep', '100000']);
     await cd.ctr(['run', '-d', '--runc-binary', vmWrapper, busybox, CTR_ID.runcvm, 'sleep', '100000']);
     // the first exec waits for the guest agent (the VM boots under TCG here)
     await waitFor('the VM to answer an exec', async () => (await taskExec('runcvm', ['true'])).exitCode === 0, { timeoutMs: 120_000, intervalMs: 500 });
+    await starts.verifyLive(CTR_ID.runcvm);
   });
   afterAll(async () => {
     await closers.close();
@@ -185,21 +190,29 @@ describe('exec into a runcvm container (ctr task exec)', () => {
       await cd.ctr(['container', 'delete', id], { reject: false });
     }
     expect(await leftovers(fx)).toEqual({ qemu: [], state: [], logs: [], configCopies: [] });
+    // the exec VM's start was read (and checked) from its kept debug log (ex-short's after its own case)
+    expect((await starts.verify()).map((s) => s.id)).toEqual(['ex-vm']);
   });
 });
 
 describe('exec into a runcvm container (docker exec)', () => {
   const dclosers = new CloserStack();
   let dockerd: StartedDockerd;
+  let dfx: RuntimeFixture;
+  const starts = new VmStarts(() => dfx);
+  afterEach(() => starts.verify());
   const NAME: Record<Runtime, string> = { runc: 'dx-runc', runcvm: 'dx-vm' };
   const dexec = async (rt: Runtime, flags: string[], cmd: string[], input?: string) =>
     summary(await dockerd.docker(['exec', ...flags, NAME[rt], ...cmd], { reject: false, timeoutMs: 90_000, ...(input !== undefined ? { input } : {}) }));
 
   beforeAll(async () => {
     let image: string;
-    ({ dockerd, image } = await startRuncvmDockerSuite(dclosers));
+    ({ dockerd, image, fx: dfx } = await startRuncvmDockerSuite(dclosers));
+    // the harness dockerd has no bridge (`bridge: none`): a container gets only lo, no NIC
+    await prebuildTemplates(dfx, [{ nics: 0 }]);
     for (const rt of ['runc', 'runcvm'] as const) await dockerd.docker(['run', '-d', '--runtime', rt, '--name', NAME[rt], image, 'sleep', '100000']);
     await waitFor('the VM to answer docker exec', async () => (await dexec('runcvm', [], ['true'])).exit === 0, { timeoutMs: 120_000, intervalMs: 500 });
+    await starts.verifyLive((await dockerd.docker(['inspect', '-f', '{{.Id}}', NAME.runcvm])).stdout.trim());
   });
   afterAll(async () => {
     await dockerd?.docker(['rm', '-f', NAME.runc, NAME.runcvm], { reject: false });

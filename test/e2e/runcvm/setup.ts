@@ -21,13 +21,28 @@ import { startRegistry, type StartedRegistry } from '../../harness/services/regi
 
 export const RUNTIME_BIN = projectPath('bin', 'runcvm-runtime');
 
+/**
+ * How this test run starts its VMs (issue 17 item 2): `template` when the worker runs with RUNCVM_TEMPLATE=on (the
+ * vitest project `vm-template` in vitest.config.ts, or a developer's shell), else `cold`. Every runtime wrapper of a
+ * fixture exports RUNCVM_TEMPLATE for its mode (a node setting: the runtime's own environment, which the engines do
+ * not pass on), so a file runs with templates on or off as a whole.
+ */
+export type VmMode = 'cold' | 'template';
+export const VM_MODE: VmMode = process.env.RUNCVM_TEMPLATE === 'on' ? 'template' : 'cold';
+
 export interface RuntimeFixture {
   dir: string;
   wrapper: string;
   stateDir: string;
   cacheDir: string;
   logDir: string;
-  /** a second wrapper with extra env (e.g. RUNCVM_ASSETS pointing elsewhere) */
+  mode: VmMode;
+  /**
+   * each container's debug log as it was when the runtime was asked to delete the container (which removes it):
+   * `<id>.log`, appended to on every delete of that id (a restarted container logs again). Read by VmStarts.
+   */
+  keptLogDir: string;
+  /** a second wrapper with extra env (e.g. RUNCVM_ASSETS pointing elsewhere); RUNCVM_TEMPLATE follows `mode` unless given */
   wrapperWith(name: string, env: Record<string, string>): Promise<string>;
   close(): Promise<void>;
 }
@@ -64,43 +79,174 @@ export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixtu
   const stateDir = join(dir, 'state');
   const cacheDir = join(dir, 'cache');
   const logDir = join(dir, 'log');
+  const keptLogDir = join(dir, 'kept-logs');
   await mkdir(stateDir);
   await mkdir(cacheDir);
   await mkdir(logDir);
+  await mkdir(keptLogDir);
+  const mode = VM_MODE;
+  const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
   const wrapperWith = async (name: string, env: Record<string, string>) => {
-    const all = { RUNCVM_STATE_DIR: stateDir, RUNCVM_CACHE_DIR: cacheDir, RUNCVM_LOG_DIR: logDir, ...env };
-    const exports = Object.entries(all).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'`).join('\n');
+    const all = { RUNCVM_STATE_DIR: stateDir, RUNCVM_CACHE_DIR: cacheDir, RUNCVM_LOG_DIR: logDir, RUNCVM_TEMPLATE: mode === 'template' ? 'on' : 'off', ...env };
+    const exports = Object.entries(all).map(([k, v]) => `export ${k}=${quote(v)}`).join('\n');
     const path = join(dir, name);
-    await writeFile(path, `#!/bin/sh\n${exports}\nexec '${RUNTIME_BIN}' "$@"\n`);
+    await writeFile(path, `#!/bin/sh\n${exports}\n${keepLogOnDelete(keptLogDir)}exec ${quote(RUNTIME_BIN)} "$@"\n`);
     await chmod(path, 0o755);
     return path;
   };
-  // `RUNCVM_TEMPLATE=on npx vitest run test/e2e/…` runs a file's runcvm containers with VM templates on (a node
-  // setting: the runtime's own environment, which the engines do not pass on)
-  const wrapper = await wrapperWith('runcvm-runtime', process.env.RUNCVM_TEMPLATE ? { RUNCVM_TEMPLATE: process.env.RUNCVM_TEMPLATE } : {});
+  const wrapper = await wrapperWith('runcvm-runtime', {});
   const close = async () => {
     await stopTemplateBuilders(cacheDir);
     await rm(dir, { recursive: true, force: true });
   };
-  return { dir, wrapper, stateDir, cacheDir, logDir, wrapperWith, close };
+  return { dir, wrapper, stateDir, cacheDir, logDir, mode, keptLogDir, wrapperWith, close };
 }
 
 /**
- * With VM templates on, the first VM of a shape boots cold and starts the builder: run one throwaway container of the
- * shape (ctr run's own empty network namespace: no NIC) and wait for its template, so the VMs a test file runs next
- * are restored from it.
+ * The wrapper's lines that copy a container's debug log aside before the runtime's `delete` removes it (its verb
+ * found as bin/runcvm-runtime finds it; the id is the last argument): the launcher's `template:` line of a `ctr run
+ * --rm` or `docker run --rm` container is otherwise gone by the time the test could read it.
  */
-export async function prebuildTemplate(cd: StartedContainerd, fx: RuntimeFixture, runtime: string, image: string): Promise<void> {
-  const r = await ctrRunIn(cd, { runtime, image, id: `prebuild-${Date.now()}`, cmd: ['true'], timeoutMs: 180_000 });
-  if (r.exitCode !== 0) throw new Error(`the container that builds the template failed: ${r.stderr}`);
-  const dir = join(fx.cacheDir, 'templates');
-  for (let i = 0; i < 300; i++) {
-    for (const n of await readdir(dir).catch(() => [] as string[])) {
-      if (/^[0-9a-f]{64}$/.test(n) && (await stat(join(dir, n, 'manifest.json')).then(() => true, () => false))) return;
-    }
-    await new Promise((res) => setTimeout(res, 1000));
+function keepLogOnDelete(keptLogDir: string): string {
+  return [
+    'verb=; skip=0',
+    'for a in "$@"; do',
+    '  if [ "$skip" = 1 ]; then skip=0; continue; fi',
+    '  case "$a" in --root|--log|--log-format|--rootless|--criu) skip=1 ;; -*) ;; *) verb=$a; break ;; esac',
+    'done',
+    'if [ "$verb" = delete ]; then',
+    '  for id in "$@"; do :; done',
+    '  case "$id" in',
+    "    ''|*/*|.|..|-*) ;;",
+    `    *) [ -f "$RUNCVM_LOG_DIR/runcvm-$id.debug" ] && cat "$RUNCVM_LOG_DIR/runcvm-$id.debug" >> '${keptLogDir}'/"$id.log" ;;`,
+    '  esac',
+    'fi',
+    '',
+  ].join('\n');
+}
+
+/** A VM shape a test file's containers have (template/key.ts keys it): `runcvm template build`'s flags. */
+export interface TemplateShape {
+  /** NICs: 0 for `ctr run` in its own empty network namespace, 1 in a pod namespace or a Docker network */
+  nics: number;
+  /** RUNCVM_DISKS entries */
+  dataDisks?: number;
+}
+
+/**
+ * With templates on, makes the template of each shape the file's containers have, ahead of need (`runcvm template
+ * build`, with the fixture's cache), so that every container of the file is restored from one and none boots cold
+ * only because it came first. Nothing to do in cold mode.
+ */
+export async function prebuildTemplates(fx: RuntimeFixture, shapes: TemplateShape[]): Promise<void> {
+  if (fx.mode !== 'template') return;
+  const env = { RUNCVM_STATE_DIR: fx.stateDir, RUNCVM_CACHE_DIR: fx.cacheDir, RUNCVM_LOG_DIR: fx.logDir, RUNCVM_TEMPLATE: 'on' };
+  for (const s of shapes) {
+    const argv = ['template', 'build', '--nics', String(s.nics), '--data-disks', String(s.dataDisks ?? 0)];
+    const r = await run(process.execPath, [projectPath('bin', 'runcvm'), ...argv], { env, reject: false, timeoutMs: 300_000 });
+    if (r.exitCode !== 0) throw new Error(`\`runcvm ${argv.join(' ')}\` failed (${r.exitCode}): ${r.stderr}${r.stdout}`);
   }
-  throw new Error(`no template appeared in ${dir} within 300 s`);
+}
+
+/** How one VM started, from its debug log: create's decision and, when create bound a template, the launcher's. */
+export interface VmStart {
+  id: string;
+  restored: boolean;
+  /** why it booted cold (create's or the launcher's `template: cold boot (<reason>)`) */
+  reason?: string;
+  /** the `template:` lines it was read from */
+  lines: string[];
+}
+
+/**
+ * The starts in a debug log, in order: each create logs `template: <key> (restored from …)` or `template: cold boot
+ * (<reason>)`; after the former the launcher logs `template: restored` or `template: cold boot (<reason>)`.
+ */
+export function parseVmStarts(id: string, text: string): VmStart[] {
+  const starts: VmStart[] = [];
+  let pending: string[] | undefined;
+  for (const line of text.split('\n')) {
+    const m = /template: (restored\b|cold boot \((.*)\)|[0-9a-f]{64} \(restored from )/.exec(line);
+    if (!m) continue;
+    const fromLauncher = line.includes('[launcher ');
+    if (!fromLauncher && m[1]!.startsWith('cold boot')) {
+      if (pending) starts.push({ id, restored: false, reason: 'create bound a template, the launcher logged no outcome', lines: pending });
+      starts.push({ id, restored: false, reason: m[2]!, lines: [line] });
+      pending = undefined;
+    } else if (!fromLauncher) {
+      if (pending) starts.push({ id, restored: false, reason: 'create bound a template, the launcher logged no outcome', lines: pending });
+      pending = [line];
+    } else {
+      const lines = [...(pending ?? []), line];
+      starts.push(m[1] === 'restored' ? { id, restored: true, lines } : { id, restored: false, reason: m[2]!, lines });
+      pending = undefined;
+    }
+  }
+  if (pending) starts.push({ id, restored: false, reason: 'create bound a template, the launcher logged no outcome', lines: pending });
+  return starts;
+}
+
+/** The starts of a running container (its live debug log). */
+export async function liveVmStarts(fx: RuntimeFixture, id: string): Promise<VmStart[]> {
+  return parseVmStarts(id, await readFile(join(fx.logDir, `runcvm-${id}.debug`), 'utf8').catch(() => ''));
+}
+
+/**
+ * Proof of how a file's VMs started (issue 17 item 2). `verify()` (an afterEach) reads the starts of the containers
+ * deleted since its last call: with templates on each must be restored from a template, never a silent cold boot,
+ * unless the test said why the design boots it cold (`coldBecause`, e.g. a virtiofs share: constraint 1 of
+ * docs/dev/notes/templates.md); with templates off each must be a cold boot for RUNCVM_TEMPLATE=off.
+ */
+export class VmStarts {
+  private seen = new Map<string, number>();
+  private cold: string | undefined;
+  /** every start verified so far */
+  readonly all: VmStart[] = [];
+
+  constructor(private readonly fixture: () => RuntimeFixture) {}
+
+  /** The VMs of the running test boot cold even with templates on, for this reason (a substring of the logged one). */
+  coldBecause(reason: string): void {
+    this.cold = reason;
+  }
+
+  /** The starts of containers deleted since the last call, checked as the class comment says; returns them. */
+  async verify(): Promise<VmStart[]> {
+    const fx = this.fixture();
+    const expectedCold = this.cold;
+    this.cold = undefined;
+    const fresh: VmStart[] = [];
+    for (const name of (await readdir(fx.keptLogDir).catch(() => [] as string[])).sort()) {
+      if (!name.endsWith('.log')) continue;
+      const id = name.slice(0, -'.log'.length);
+      const starts = parseVmStarts(id, await readFile(join(fx.keptLogDir, name), 'utf8'));
+      fresh.push(...starts.slice(this.seen.get(id) ?? 0));
+      this.seen.set(id, starts.length);
+    }
+    this.all.push(...fresh);
+    this.check(fx.mode, fresh, expectedCold);
+    return fresh;
+  }
+
+  /** A running container's starts so far (its live debug log), checked the same way; there must be one. */
+  async verifyLive(id: string): Promise<VmStart[]> {
+    const fx = this.fixture();
+    const starts = await liveVmStarts(fx, id);
+    if (starts.length === 0) throw new Error(`no \`template:\` line in the debug log of ${id} (${join(fx.logDir, `runcvm-${id}.debug`)})`);
+    this.check(fx.mode, starts, undefined);
+    return starts;
+  }
+
+  private check(mode: VmMode, starts: VmStart[], expectedCold: string | undefined): void {
+    const wrong = starts.filter((s) => {
+      if (mode === 'cold') return s.restored || s.reason !== 'RUNCVM_TEMPLATE=off';
+      if (expectedCold !== undefined) return s.restored || !s.reason?.includes(expectedCold);
+      return !s.restored;
+    });
+    if (wrong.length === 0) return;
+    const want = mode === 'cold' ? 'a cold boot (RUNCVM_TEMPLATE=off)' : expectedCold !== undefined ? `a cold boot (${expectedCold})` : 'restored from a template';
+    throw new Error(`VMs that did not start as expected (${want}): ${wrong.map((s) => `${s.id}: ${s.restored ? 'restored' : `cold boot (${s.reason})`}`).join('; ')}`);
+  }
 }
 
 /**
