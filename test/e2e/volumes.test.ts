@@ -6,15 +6,18 @@
  * RUNCVM_DISKS fails with a clear error; a Kubernetes network volume path (under a fake RUNCVM_KUBELET_DIR) is
  * redirected under /.runcvm/vols/<id> with the troubleshooting guide's log line. Ends with the leftovers check (no
  * QEMU, no virtiofsd, no state).
+ * Runs twice (vitest projects vm-cold and vm-template, issue 17 item 2). With templates on, a container with a shared
+ * folder (virtiofs) boots cold by design (virtiofs blocks saving a VM: docs/dev/notes/templates.md constraint 1): each
+ * such case asserts that logged reason (VmStarts.coldBecause); the others are restored from a template made ahead.
  */
 import { chmod, chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CloserStack, tempDir } from '../../src/core/fsx/index.js';
 import { run, type RunResult } from '../../src/core/exec/index.js';
 import type { StartedContainerd } from '../harness/services/containerd.js';
 import type { StartedDockerd } from '../harness/services/dockerd.js';
-import { ctrRunIn, leftovers, readDebugLogs, startRuncvmDockerSuite, startRuncvmSuite, summary, type RuntimeFixture } from './runcvm/setup.js';
+import { ctrRunIn, leftovers, prebuildTemplates, readDebugLogs, startRuncvmDockerSuite, startRuncvmSuite, summary, VmStarts, type RuntimeFixture } from './runcvm/setup.js';
 
 const closers = new CloserStack();
 let cd: StartedContainerd;
@@ -22,6 +25,8 @@ let fx: RuntimeFixture;
 let busybox: string;
 let tmp: string;
 let seq = 0;
+/** with templates on, a container with a shared folder boots cold with this reason (create's log line) */
+const VIRTIOFS_COLD = 'virtiofs volume (virtiofs blocks saving the VM)';
 
 type Runtime = 'runc' | 'runcvm';
 
@@ -47,15 +52,20 @@ async function virtiofsdProcesses(of: RuntimeFixture): Promise<string[]> {
 }
 
 describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
+  const starts = new VmStarts(() => fx);
+  afterEach(() => starts.verify());
   beforeAll(async () => {
     tmp = await tempDir('runcvm-vol', closers);
     ({ fx, cd, image: busybox } = await startRuncvmSuite(closers));
+    // the shape without a shared folder (the tmpfs case): ctr run's own network namespace, no NIC
+    await prebuildTemplates(fx, [{ nics: 0 }]);
   }, 300_000);
   afterAll(async () => {
     await closers.close();
   });
 
   it('a host folder is shared both ways, with owners and modes as under runc, and survives a second run', async () => {
+    starts.coldBecause(VIRTIOFS_COLD);
     const host = join(tmp, 'shared');
     await mkdir(host);
     await writeFile(join(host, 'from-host.txt'), 'hello from the host\n');
@@ -81,6 +91,7 @@ describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
   });
 
   it('live: the host sees a file the VM writes while it runs, and the VM sees a file the host writes', async () => {
+    starts.coldBecause(VIRTIOFS_COLD);
     const host = join(tmp, 'live');
     await mkdir(host);
     // the VM writes ping, then waits (up to ~60 s) for the host's pong
@@ -98,6 +109,7 @@ describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
   });
 
   it('read-only binds refuse writes with the same error as runc; single-file binds work', async () => {
+    starts.coldBecause(VIRTIOFS_COLD);
     const host = join(tmp, 'ro');
     await mkdir(host);
     await writeFile(join(host, 'keep.txt'), 'keep\n');
@@ -126,6 +138,7 @@ describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
   });
 
   it('RUNCVM_DISKS: created on the first run, reused with its data on the second', async () => {
+    starts.coldBecause(VIRTIOFS_COLD); // the disk image lives in a shared folder
     const host = join(tmp, 'disks');
     await mkdir(host);
     const env = ['RUNCVM_DISKS=/disks/data.img,/mnt/data,ext4,64M'];
@@ -151,6 +164,8 @@ describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
   });
 
   it('a Kubernetes network volume (PVC) is redirected under /.runcvm/vols/<id> and logged', async () => {
+    // DEBUG keeps the log after the run; a debug VM never uses a template (and a shared folder would not either)
+    starts.coldBecause('debug logging (RUNCVM_LOG_LEVEL=DEBUG)');
     const kubelet = join(tmp, 'kubelet');
     const pvc = join(kubelet, 'pods', '1f0e7b1c-0000-4000-8000-000000000001', 'volumes', 'kubernetes.io~nfs', 'pv-data');
     await mkdir(pvc, { recursive: true });
@@ -164,32 +179,14 @@ describe('runcvm volumes (containerd, ctr --runc-binary)', () => {
     expect(logs).toMatch(/\[RunCVM-Runtime\] QEMU: PVC Redirect: \/data -> \/\.runcvm\/vols\/v0-pv-data/);
   });
 
-  // issue 17: virtiofs blocks saving a VM, so a container with a shared folder never uses a template
-  it('with VM templates on, a container with a virtiofs volume boots cold, saying why', async () => {
-    const host = join(tmp, 'tmpl-shared');
-    await mkdir(host);
-    await writeFile(join(host, 'f.txt'), 'shared\n');
-    const wrapper = await fx.wrapperWith('runcvm-runtime-tmpl', { RUNCVM_TEMPLATE: 'on' });
-    // create's decision is in the container's debug log, removed when a --rm run ends: read it while the VM boots
-    const debugLog = join(fx.logDir, `runcvm-vol${seq + 1}-runcvm.debug`);
-    let created = '';
-    let done = false;
-    const running = ctrRun('runcvm', ['cat', '/data/f.txt'], { flags: bind(host, '/data'), wrapper, env: ['RUNCVM_LOG_LEVEL=INFO'] }).finally(() => (done = true));
-    while (!done && !created.includes('template: ')) {
-      created = await readFile(debugLog, 'utf8').catch(() => created);
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    const r = await running;
-    expect(summary(r)).toMatchObject({ exit: 0, stdout: 'shared\n' });
-    expect(created).toContain('template: cold boot (virtiofs volume (virtiofs blocks saving the VM))');
-    expect(r.stderr).not.toContain('template: restored');
-  });
-
   it('leaves nothing behind (no QEMU, no virtiofsd, no state)', async () => {
     expect(await virtiofsdProcesses(fx)).toEqual([]);
     const left = await leftovers(fx);
     expect(left.qemu).toEqual([]);
     expect(left.state).toEqual([]);
+    // not vacuous: the file's VMs were seen (the afterEach checks); with templates on, some were restored
+    expect(starts.all.length).toBeGreaterThanOrEqual(9);
+    if (fx.mode === 'template') expect(starts.all.filter((s) => s.restored)).toHaveLength(1); // the tmpfs case's VM
   });
 });
 
@@ -199,6 +196,8 @@ describe('runcvm volumes (dockerd, docker run --runtime runcvm)', () => {
   let dfx: RuntimeFixture;
   let image: string;
   let dtmp: string;
+  const starts = new VmStarts(() => dfx);
+  afterEach(() => starts.verify());
   beforeAll(async () => {
     dtmp = await tempDir('runcvm-vol-docker', dcl);
     ({ fx: dfx, dockerd: d, image } = await startRuncvmDockerSuite(dcl));
@@ -212,6 +211,7 @@ describe('runcvm volumes (dockerd, docker run --runtime runcvm)', () => {
   }
 
   it('-v host:/data, -v named:/vol, --tmpfs: owners, modes, permissions and sizes as under runc; named volumes persist', async () => {
+    starts.coldBecause(VIRTIOFS_COLD);
     const out: Record<Runtime, unknown> = {} as never;
     for (const rt of ['runc', 'runcvm'] as const) {
       const host = join(dtmp, rt);
@@ -239,6 +239,7 @@ describe('runcvm volumes (dockerd, docker run --runtime runcvm)', () => {
   });
 
   it('docker start of a stopped container (a new VM, same bundle) sees the volume data of the first run', async () => {
+    starts.coldBecause(VIRTIOFS_COLD);
     const host = join(dtmp, 'restart');
     await mkdir(host);
     const name = 'vol-restart';

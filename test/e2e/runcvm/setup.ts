@@ -105,9 +105,13 @@ export async function runtimeFixture(closers: CloserStack): Promise<RuntimeFixtu
 /**
  * The wrapper's lines that copy a container's debug log aside before the runtime's `delete` removes it (its verb
  * found as bin/runcvm-runtime finds it; the id is the last argument): the launcher's `template:` line of a `ctr run
- * --rm` or `docker run --rm` container is otherwise gone by the time the test could read it.
+ * --rm` or `docker run --rm` container is otherwise gone by the time the test could read it. Only what is new since
+ * the last copy is appended (`<id>.off`: bytes already copied), since a log the runtime keeps (RUNCVM_LOG_LEVEL=DEBUG)
+ * is seen by every later delete of the id (the shim deletes twice); the offset is dropped when the runtime removes
+ * the log (its state folder exists and holds no keep-log) or the log is shorter than it (a new one).
  */
 function keepLogOnDelete(keptLogDir: string): string {
+  const k = `'${keptLogDir}'`;
   return [
     'verb=; skip=0',
     'for a in "$@"; do',
@@ -116,9 +120,14 @@ function keepLogOnDelete(keptLogDir: string): string {
     'done',
     'if [ "$verb" = delete ]; then',
     '  for id in "$@"; do :; done',
+    '  f="$RUNCVM_LOG_DIR/runcvm-$id.debug"; s="$RUNCVM_STATE_DIR/$id"',
     '  case "$id" in',
     "    ''|*/*|.|..|-*) ;;",
-    `    *) [ -f "$RUNCVM_LOG_DIR/runcvm-$id.debug" ] && cat "$RUNCVM_LOG_DIR/runcvm-$id.debug" >> '${keptLogDir}'/"$id.log" ;;`,
+    '    *) if [ -f "$f" ]; then',
+    `         size=$(wc -c < "$f"); off=$(cat ${k}/"$id.off" 2>/dev/null); off=\${off:-0}; [ "$size" -lt "$off" ] && off=0`,
+    `         tail -c +$((off + 1)) "$f" >> ${k}/"$id.log"`,
+    `         if [ -d "$s" ] && [ ! -e "$s/keep-log" ]; then rm -f ${k}/"$id.off"; else echo "$size" > ${k}/"$id.off"; fi`,
+    '       fi ;;',
     '  esac',
     'fi',
     '',
@@ -217,7 +226,7 @@ export class VmStarts {
     this.cold = undefined;
     const fresh: VmStart[] = [];
     for (const name of (await readdir(fx.keptLogDir).catch(() => [] as string[])).sort()) {
-      if (!name.endsWith('.log')) continue;
+      if (!name.endsWith('.log')) continue; // not the `.off` files
       const id = name.slice(0, -'.log'.length);
       const starts = parseVmStarts(id, await readFile(join(fx.keptLogDir, name), 'utf8'));
       fresh.push(...starts.slice(this.seen.get(id) ?? 0));
