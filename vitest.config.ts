@@ -6,9 +6,10 @@ const common = { testTimeout: 120_000, hookTimeout: 300_000, pool: 'forks' } as 
 
 // Issue 17 item 2: these files run twice, as two projects, their VMs booted cold (RUNCVM_TEMPLATE=off) and restored
 // from VM templates (RUNCVM_TEMPLATE=on, a node setting the fixture's runtime wrappers export: test/e2e/runcvm/setup.ts
-// VM_MODE); each run proves how its VMs started (VmStarts). runtime-parity.test.ts runs its two modes itself.
+// VM_MODE); each run proves how its VMs started (VmStarts). The parity file holds the signal cases (SIGTERM, SIGKILL,
+// PID 1), exec.test.ts an exec's.
 // One mode: `npx vitest run --project vm-template test/e2e/exec.test.ts`.
-const VM_MODE_FILES = ['test/e2e/network.test.ts', 'test/e2e/volumes.test.ts', 'test/e2e/exec.test.ts'];
+const VM_MODE_FILES = ['test/e2e/runtime-parity.test.ts', 'test/e2e/network.test.ts', 'test/e2e/volumes.test.ts', 'test/e2e/exec.test.ts'];
 
 export default defineConfig({
   test: {
