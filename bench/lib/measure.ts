@@ -69,6 +69,10 @@ export interface PairRatio {
   ratio: number;
   /** median(of) / median(to) */
   ratioOfMedians: number;
+  /** the per-round ratios (interleaved rounds only), for their spread */
+  rounds?: number[];
+  /** spread of the per-round ratios: min, quartiles, max */
+  spread?: { min: number; q1: number; q3: number; max: number };
 }
 
 const roundLoad = () => loadavg().map((x) => Math.round(x * 100) / 100);
@@ -90,8 +94,21 @@ export function pairRatios(values: Map<string, number[]>, pairs: readonly (reado
     const ratioOfMedians = median(a) / median(b);
     const rounds = a.length === b.length ? a.map((x, i) => x / b[i]!).filter(Number.isFinite) : [];
     const paired = rounds.length ? median(rounds) : ratioOfMedians;
-    return [{ of, to, ratio: r3(paired), ratioOfMedians: r3(ratioOfMedians) }];
+    const out: PairRatio = { of, to, ratio: r3(paired), ratioOfMedians: r3(ratioOfMedians) };
+    if (rounds.length > 1) {
+      out.rounds = rounds.map(r3);
+      out.spread = { min: r3(Math.min(...rounds)), q1: r3(quantile(rounds, 0.25)), q3: r3(quantile(rounds, 0.75)), max: r3(Math.max(...rounds)) };
+    }
+    return [out];
   });
+}
+
+/** Linear-interpolated quantile (q in [0, 1]); median(v) === quantile(v, 0.5). */
+export function quantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (s.length - 1) * q;
+  const lo = Math.floor(at);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
 }
 
 export function median(values: number[]): number {
@@ -167,6 +184,13 @@ export interface CaseOptions {
   notes?: string;
   /** extra ratios [of, to] to report, from the same interleaved rounds */
   pairs?: readonly (readonly [string, string])[];
+  /**
+   * reverse the order of the variants every other round (A B, B A, A B, …): what runs first in a round (a cooler
+   * page cache, a load spike as the round starts) does not always favour the same variant
+   */
+  alternate?: boolean;
+  /** print each round's times and the load as it ends (long cases on a shared machine) */
+  roundLines?: boolean;
 }
 
 /** Runs the variants interleaved (A B C, A B C, …); the first variant is the baseline for the ratios. */
@@ -177,7 +201,9 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
   const peaks = new Map<string, number>();
   const load = loadMark();
   for (let i = 0; i < warmups + reps; i++) {
-    for (const v of variants) {
+    const order = options.alternate && i % 2 === 1 ? [...variants].reverse() : variants;
+    const round: string[] = [];
+    for (const v of order) {
       if (v.before) await v.before();
       const sampler = new PeakSampler();
       sampler.start();
@@ -189,7 +215,9 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
         times.get(v.name)!.push(dt);
         if (peak !== undefined) peaks.set(v.name, Math.max(peaks.get(v.name) ?? 0, peak));
       }
+      round.push(`${v.name} ${Math.round(dt)} ms`);
     }
+    if (options.roundLines) process.stdout.write(`  ${i < warmups ? 'warm-up' : `round ${i - warmups + 1}/${reps}`}: ${round.join(', ')}; load ${roundLoad()[0]}\n`);
   }
   const results: VariantResult[] = variants.map((v) => {
     const t = times.get(v.name)!;
@@ -238,13 +266,19 @@ export function derivedCase(
   return out;
 }
 
+/** ", min ×0.95, quartiles ×0.99-×1.04, max ×1.12" when the pair has rounds to spread */
+export function spreadText(p: PairRatio): string {
+  const s = p.spread;
+  return s ? `, min ×${s.min.toFixed(2)}, quartiles ×${s.q1.toFixed(2)}-×${s.q3.toFixed(2)}, max ×${s.max.toFixed(2)}` : '';
+}
+
 export function printCase(r: CaseResult): void {
   const lines = [`${r.bench} / ${r.case} (baseline: ${r.baseline})`];
   for (const v of r.variants) {
     const mem = v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '';
     lines.push(`  ${v.name.padEnd(28)} median ${String(v.medianMs).padStart(9)} ${r.unit ?? 'ms'}  ratio ${(r.ratios[v.name] ?? NaN).toFixed(3)}${mem}`);
   }
-  for (const p of r.pairs ?? []) lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (per round; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
+  for (const p of r.pairs ?? []) lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (median of ${p.rounds?.length ?? 1} per-round ratio(s)${spreadText(p)}; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
   if (r.load) lines.push(`  load ${r.load.start.join(' ')} → ${r.load.end.join(' ')}`);
   process.stdout.write(lines.join('\n') + '\n');
 }
