@@ -37,6 +37,11 @@ export interface VariantResult {
   minMs: number;
   maxMs: number;
   peakRssMiB?: number;
+  /**
+   * median CPU time (user + system, ms) of the run's child processes and their descendants as they were waited for
+   * (this process's cutime + cstime): what the variant cost the machine, far less noisy under load than wall time
+   */
+  cpuMs?: number;
 }
 
 export interface CaseResult {
@@ -115,6 +120,18 @@ export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** CPU time of this process's waited-for children, in ms (/proc/self/stat cutime + cstime; 10 ms ticks). */
+export function childrenCpuMs(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields 16 and 17 of stat(5), counted from 1 with pid and comm before the ')' cut
+    return (Number(f[13]) + Number(f[14])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 function childrenOf(pid: number): number[] {
@@ -198,6 +215,7 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
   const warmups = options.warmups ?? WARMUPS;
   const reps = options.repetitions ?? REPS;
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  const cpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const peaks = new Map<string, number>();
   const load = loadMark();
   for (let i = 0; i < warmups + reps; i++) {
@@ -207,15 +225,18 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
       if (v.before) await v.before();
       const sampler = new PeakSampler();
       sampler.start();
+      const c0 = childrenCpuMs();
       const t0 = performance.now();
       await v.run(sampler.add);
       const dt = performance.now() - t0;
+      const dc = childrenCpuMs() - c0;
       const peak = sampler.stop();
       if (i >= warmups) {
         times.get(v.name)!.push(dt);
+        cpu.get(v.name)!.push(dc);
         if (peak !== undefined) peaks.set(v.name, Math.max(peaks.get(v.name) ?? 0, peak));
       }
-      round.push(`${v.name} ${Math.round(dt)} ms`);
+      round.push(`${v.name} ${Math.round(dt)} ms (cpu ${dc})`);
     }
     if (options.roundLines) process.stdout.write(`  ${i < warmups ? 'warm-up' : `round ${i - warmups + 1}/${reps}`}: ${round.join(', ')}; load ${roundLoad()[0]}\n`);
   }
@@ -230,6 +251,8 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
     };
     const peak = peaks.get(v.name);
     if (peak !== undefined) r.peakRssMiB = peak;
+    const c = cpu.get(v.name)!.filter(Number.isFinite);
+    if (c.length) r.cpuMs = Math.round(median(c));
     return r;
   });
   const base = results[0]!.medianMs;
@@ -275,7 +298,7 @@ export function spreadText(p: PairRatio): string {
 export function printCase(r: CaseResult): void {
   const lines = [`${r.bench} / ${r.case} (baseline: ${r.baseline})`];
   for (const v of r.variants) {
-    const mem = v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '';
+    const mem = (v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '') + (v.cpuMs !== undefined ? `  cpu ${v.cpuMs} ms` : '');
     lines.push(`  ${v.name.padEnd(28)} median ${String(v.medianMs).padStart(9)} ${r.unit ?? 'ms'}  ratio ${(r.ratios[v.name] ?? NaN).toFixed(3)}${mem}`);
   }
   for (const p of r.pairs ?? []) lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (median of ${p.rounds?.length ?? 1} per-round ratio(s)${spreadText(p)}; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
