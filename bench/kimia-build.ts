@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     const dropHome = (h: string | undefined) => (h ? rm(h, { recursive: true, force: true }).catch(() => run('rm', ['-rf', h], { reject: false })) : Promise.resolve());
 
     if (!VARIANTS.includes('docker')) {
-      notes.push('docker build not measured: not in BENCH_VARIANTS');
+      notes.push('docker build not run in this invocation: not in BENCH_VARIANTS');
     } else if (await dockerdAvailable()) {
       dockerd = await startDockerd({ insecureRegistries: [reg.host] });
     } else {

@@ -78,6 +78,8 @@ export interface PairRatio {
   rounds?: number[];
   /** spread of the per-round ratios: min, quartiles, max */
   spread?: { min: number; q1: number; q3: number; max: number };
+  /** the same from the CPU time of each run's process tree (measureCase): load stretches it far less than wall time */
+  cpu?: { ratio: number; spread?: { min: number; q1: number; q3: number; max: number } };
 }
 
 const roundLoad = () => loadavg().map((x) => Math.round(x * 100) / 100);
@@ -259,7 +261,13 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
   const ratios = Object.fromEntries(results.map((r) => [r.name, Math.round((r.medianMs / base) * 1000) / 1000]));
   const out: CaseResult = { bench: options.bench, case: options.case, baseline: results[0]!.name, variants: results, ratios, warmups, repetitions: reps, load: load.end() };
   if (options.notes) out.notes = options.notes;
-  if (options.pairs) out.pairs = pairRatios(times, options.pairs);
+  if (options.pairs) {
+    const byCpu = new Map(pairRatios(cpu, options.pairs).map((p) => [`${p.of}\n${p.to}`, p]));
+    out.pairs = pairRatios(times, options.pairs).map((p) => {
+      const c = byCpu.get(`${p.of}\n${p.to}`);
+      return c ? { ...p, cpu: { ratio: c.ratio, ...(c.spread ? { spread: c.spread } : {}) } } : p;
+    });
+  }
   printCase(out);
   return out;
 }
@@ -301,7 +309,10 @@ export function printCase(r: CaseResult): void {
     const mem = (v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '') + (v.cpuMs !== undefined ? `  cpu ${v.cpuMs} ms` : '');
     lines.push(`  ${v.name.padEnd(28)} median ${String(v.medianMs).padStart(9)} ${r.unit ?? 'ms'}  ratio ${(r.ratios[v.name] ?? NaN).toFixed(3)}${mem}`);
   }
-  for (const p of r.pairs ?? []) lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (median of ${p.rounds?.length ?? 1} per-round ratio(s)${spreadText(p)}; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
+  for (const p of r.pairs ?? []) {
+    lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (median of ${p.rounds?.length ?? 1} per-round ratio(s)${spreadText(p)}; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
+    if (p.cpu) lines.push(`    cpu time: ×${p.cpu.ratio.toFixed(2)} per round${p.cpu.spread ? spreadText({ spread: p.cpu.spread } as PairRatio) : ''}`);
+  }
   if (r.load) lines.push(`  load ${r.load.start.join(' ')} → ${r.load.end.join(' ')}`);
   process.stdout.write(lines.join('\n') + '\n');
 }
