@@ -229,7 +229,11 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
       sampler.start();
       const c0 = childrenCpuMs();
       const t0 = performance.now();
-      await v.run(sampler.add);
+      // a failed run stops its sampler too: its interval timer would keep the bench process alive after the error
+      await v.run(sampler.add).catch((err: unknown) => {
+        sampler.stop();
+        throw err;
+      });
       const dt = performance.now() - t0;
       const dc = childrenCpuMs() - c0;
       const peak = sampler.stop();
