@@ -3,6 +3,8 @@
 #   - the launcher bundle   → $GUEST/lib/runcvm/launcher.mjs   (esbuild, runs on the package's node)
 #   - the guest init        → $GUEST/bin/runcvm-init            (gcc -static -Os, runs as PID 1 in the VM)
 #   - the runtime bundle    → dist/runcvm/runtime/runtime.mjs   (esbuild, one file: faster `create` start-up)
+#   - its start-up snapshot → $ASSETS/runtime/runtime.blob + .key (V8 snapshot of runtime.cjs, for the node that built
+#     it: bin/runcvm-runtime uses it only when its node's identity is the key's, else runtime.mjs)
 # Idempotent and cheap (~1 s); rerun after scripts/assets/20-guest.sh rebuilt the guest folder.
 #   RUNCVM_ASSETS=DIR (default var/assets)   RUNCVM_GUEST_DIR=DIR (default $RUNCVM_ASSETS/guest)
 set -euo pipefail
@@ -23,10 +25,12 @@ mkdir -p "$GUEST/lib/runcvm" "$GUEST/bin" "$ROOT/dist/runcvm/runtime"
 # Cached: rebuild only when a source, this script or the guest package build (20-guest.sh swaps its symlink)
 # changed, or an output is missing.
 OUTPUTS=("$GUEST/bin/runcvm-init" "$GUEST/bin/runcvm-agent" "$GUEST/bin/runcvm-exec" "$GUEST/lib/runcvm/launcher.mjs"
-  "$ASSETS/runtime/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs")
+  "$ASSETS/runtime/runtime.mjs" "$ASSETS/runtime/runtime.cjs" "$ROOT/dist/runcvm/runtime/runtime.mjs" "$ROOT/dist/runcvm/runtime/exec.mjs")
 STAMP=$ASSETS/runtime/.inputs
+# the identity bin/runcvm-runtime compares before using the snapshot: the node it runs by default (PATH), resolved
+node_key() { stat -L -c '%d:%i:%s:%Y' "$(command -v node)"; }
 inputs_key() {
-  { readlink -f "$GUEST"; find src/runcvm src/core scripts/assets/30-runtime.sh scripts/gen-guest-contract.ts -type f -printf '%p %s %T@\n' | LC_ALL=C sort; } | sha256sum | cut -d' ' -f1
+  { readlink -f "$GUEST"; node_key; find src/runcvm src/core scripts/assets/30-runtime.sh scripts/gen-guest-contract.ts -type f -printf '%p %s %T@\n' | LC_ALL=C sort; } | sha256sum | cut -d' ' -f1
 }
 KEY=$(inputs_key)
 fresh=1
@@ -61,6 +65,27 @@ install -D -m 0644 "$tmp/launcher.mjs" "$GUEST/lib/runcvm/launcher.mjs"
 "$ESBUILD" src/runcvm/runtime/entry.ts "${common[@]}" --outfile="$tmp/runtime.mjs"
 install -D -m 0644 "$tmp/runtime.mjs" "$ASSETS/runtime/runtime.mjs"
 install -D -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
+
+# The start-up snapshot (Node 20: `--build-snapshot` takes one CommonJS file using builtins only). Dynamic imports
+# become require() (a snapshot's scripts have no dynamic-import callback); import.meta.url becomes the file's URL,
+# computed at build time: so the snapshot is built from runtime.cjs in its final place, beside runtime.mjs. The
+# snapshot's key is written last (tmp + rename), after the blob: the dispatcher needs both, and the blob newer than
+# runtime.mjs. A node that cannot build or run it leaves none (runtime.mjs is used, only slower).
+rm -f "$ASSETS/runtime/runtime.blob.key"
+"$ESBUILD" src/runcvm/runtime/entry.ts --bundle --platform=node --target=node20 --format=cjs --log-level=warning \
+  --supported:dynamic-import=false --define:import.meta.url=__runcvm_url \
+  "--banner:js=var __runcvm_url = require('node:url').pathToFileURL(__filename).href;" --outfile="$tmp/runtime.cjs"
+install -D -m 0644 "$tmp/runtime.cjs" "$ASSETS/runtime/runtime.cjs"
+if (cd "$tmp" && node --snapshot-blob "$tmp/runtime.blob" --build-snapshot "$ASSETS/runtime/runtime.cjs" 2>"$tmp/snapshot.err") &&
+  # the snapshot must start and reach runc with runc's argv (a stub runc here)
+  [[ $(RUNCVM_RUNC=echo node --snapshot-blob "$tmp/runtime.blob" -- --root /probe state probe 2>&1) == "--root /probe state probe" ]]; then
+  mv -f "$tmp/runtime.blob" "$ASSETS/runtime/runtime.blob"
+  node_key > "$tmp/runtime.blob.key"
+  mv -f "$tmp/runtime.blob.key" "$ASSETS/runtime/runtime.blob.key"
+else
+  rm -f "$ASSETS/runtime/runtime.blob"
+  say "warning: no start-up snapshot for the runtime ($(grep -v 'not yet fully verified\|It may still work\|To request support\|trace-warnings' "$tmp/snapshot.err" | head -3 | tr '\n' ' ')); create starts from runtime.mjs"
+fi
 
 # exec (owner: exec, docs/dev/notes/exec.md): the guest agent (copied into each VM's writable disk by create), the
 # static exec client (run by runc in the launcher container) and the runtime's exec verb
