@@ -6,7 +6,9 @@
  * to split create into node start-up → runc spawn → runc exit → node exit. Lines it up with ctr's spawn and the
  * launcher's `start-up phases` line; prints medians (ms since ctr's spawn) and `uptime`. BENCH_BASELINE=/abs/dispatcher
  * (e.g. an older bin/runcvm-runtime saved beside it, `git show REV:bin/runcvm-runtime > bin/.runcvm-runtime-REV`)
- * interleaves its rounds with this tree's and prints both columns and their difference.
+ * interleaves its rounds with this tree's and prints both columns and their difference; BENCH_BASELINE_GUEST_DIR gives
+ * the baseline another guest package (e.g. `cp -al var/assets/guest DIR && rm DIR/lib/runcvm/launcher.blob.key`:
+ * the launcher without its snapshot).
  */
 import { readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -53,13 +55,13 @@ try {
   await chmod(nodeWrap, 0o755);
   const env: Record<string, string> = { RUNCVM_TEMPLATE: TEMPLATE ? 'on' : 'off', ...(STRACE ? { RUNCVM_NODE: nodeWrap } : {}) };
   const exports = Object.entries({ RUNCVM_STATE_DIR: fx.stateDir, RUNCVM_CACHE_DIR: fx.cacheDir, RUNCVM_LOG_DIR: fx.logDir, ...env }).map(([k, v]) => `export ${k}='${v}'`).join('\n');
-  const traced = async (name: string, bin: string) => {
+  const traced = async (name: string, bin: string, extra = '') => {
     const path = join(fx.dir, name);
-    await writeFile(path, `#!/bin/sh\n${exports}\nt0=$(date +%s%N)\nverb=\nfor a; do case "$a" in create|start|delete|kill|state) verb=$a; break ;; esac; done\n'${bin}' "$@"\nrc=$?\necho "$verb $t0 $(date +%s%N)" >> '${log}'\nexit $rc\n`);
+    await writeFile(path, `#!/bin/sh\n${exports}\n${extra}t0=$(date +%s%N)\nverb=\nfor a; do case "$a" in create|start|delete|kill|state) verb=$a; break ;; esac; done\n'${bin}' "$@"\nrc=$?\necho "$verb $t0 $(date +%s%N)" >> '${log}'\nexit $rc\n`);
     await chmod(path, 0o755);
     return path;
   };
-  const variants: Record<string, string> = { ...(process.env.BENCH_BASELINE ? { baseline: await traced('baseline', process.env.BENCH_BASELINE) } : {}), tree: await traced('traced', RUNTIME_BIN) };
+  const variants: Record<string, string> = { ...(process.env.BENCH_BASELINE ? { baseline: await traced('baseline', process.env.BENCH_BASELINE, process.env.BENCH_BASELINE_GUEST_DIR ? `export RUNCVM_GUEST_DIR='${process.env.BENCH_BASELINE_GUEST_DIR}'\n` : '') } : {}), tree: await traced('traced', RUNTIME_BIN) };
   let n = 0;
   const once = async (wrapper: string): Promise<Row> => {
     await rm(log, { force: true });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # runcvm runtime pieces built from this repository (owner: runcvm runtime core):
-#   - the launcher bundle   → $GUEST/lib/runcvm/launcher.mjs   (esbuild, runs on the package's node)
+#   - the launcher bundle   → $GUEST/lib/runcvm/launcher.mjs   (esbuild, runs on the package's node), and its
+#     start-up snapshot launcher.blob + .key (built by that node; create uses it when the key fits)
 #   - the guest init        → $GUEST/bin/runcvm-init            (gcc -static -Os, runs as PID 1 in the VM)
 #   - the runtime bundle    → dist/runcvm/runtime/runtime.mjs   (esbuild, one file: faster `create` start-up)
 #   - its start-up snapshot → $ASSETS/runtime/runtime.blob + .key (V8 snapshot of runtime.cjs, for the node that built
@@ -85,6 +86,28 @@ if (cd "$tmp" && node --snapshot-blob "$tmp/runtime.blob" --build-snapshot "$ASS
 else
   rm -f "$ASSETS/runtime/runtime.blob"
   say "warning: no start-up snapshot for the runtime ($(grep -v 'not yet fully verified\|It may still work\|To request support\|trace-warnings' "$tmp/snapshot.err" | head -3 | tr '\n' ' ')); create starts from runtime.mjs"
+fi
+
+# The launcher's start-up snapshot, the same way, built and probed by the guest package's own node (through its
+# loader): a snapshot loads only in the node that built it and under the same V8 options, so its key is that node's
+# identity and LAUNCHER_NODE_FLAGS, which must stay those of src/runcvm/bundle/transforms/index.ts (a unit test
+# checks). create compares the key (runtime/facts.ts launcherSnapshotFits) and otherwise runs launcher.mjs.
+LAUNCHER_NODE_FLAGS=()
+rm -f "$GUEST/lib/runcvm/launcher.blob.key"
+"$ESBUILD" src/runcvm/launcher/entry.ts --bundle --platform=node --target=node20 --format=cjs --log-level=warning \
+  --supported:dynamic-import=false --define:import.meta.url=__runcvm_url \
+  "--banner:js=var __runcvm_url = require('node:url').pathToFileURL(__filename).href;" --outfile="$tmp/launcher.cjs"
+install -D -m 0644 "$tmp/launcher.cjs" "$GUEST/lib/runcvm/launcher.cjs"
+gnode=("$GUEST/lib/ld" --library-path "$GUEST/lib" "$GUEST/bin/node" "${LAUNCHER_NODE_FLAGS[@]}")
+if (cd "$tmp" && "${gnode[@]}" --snapshot-blob "$tmp/launcher.blob" --build-snapshot "$GUEST/lib/runcvm/launcher.cjs" 2>"$tmp/snapshot.err") &&
+  # outside a container the launcher starts, then stops at its missing launch spec: main ran
+  [[ $(cd "$tmp" && "${gnode[@]}" --snapshot-blob "$tmp/launcher.blob" 2>&1) == *"cannot read the launch spec"* ]]; then
+  mv -f "$tmp/launcher.blob" "$GUEST/lib/runcvm/launcher.blob"
+  echo "$(stat -L -c '%d:%i:%s:%Y' "$GUEST/bin/node")${LAUNCHER_NODE_FLAGS[*]:+ ${LAUNCHER_NODE_FLAGS[*]}}" > "$tmp/launcher.blob.key"
+  mv -f "$tmp/launcher.blob.key" "$GUEST/lib/runcvm/launcher.blob.key"
+else
+  rm -f "$GUEST/lib/runcvm/launcher.blob"
+  say "warning: no start-up snapshot for the launcher ($(grep -v 'not yet fully verified\|It may still work\|To request support\|trace-warnings' "$tmp/snapshot.err" | head -3 | tr '\n' ' ')); VMs start from launcher.mjs"
 fi
 
 # exec (owner: exec, docs/dev/notes/exec.md): the guest agent (copied into each VM's writable disk by create), the
