@@ -8,7 +8,8 @@
  * (e.g. an older bin/runcvm-runtime saved beside it, `git show REV:bin/runcvm-runtime > bin/.runcvm-runtime-REV`)
  * interleaves its rounds with this tree's and prints both columns and their difference; BENCH_BASELINE_GUEST_DIR gives
  * the baseline another guest package (e.g. `cp -al var/assets/guest DIR && rm DIR/lib/runcvm/launcher.blob.key`:
- * the launcher without its snapshot).
+ * the launcher without its snapshot). BENCH_TREE_FIRST=1 runs this tree's variant first in each round; BENCH_BURST=N
+ * adds N containers started at once per variant and round.
  */
 import { readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -62,6 +63,8 @@ try {
     return path;
   };
   const variants: Record<string, string> = { ...(process.env.BENCH_BASELINE ? { baseline: await traced('baseline', process.env.BENCH_BASELINE, process.env.BENCH_BASELINE_GUEST_DIR ? `export RUNCVM_GUEST_DIR='${process.env.BENCH_BASELINE_GUEST_DIR}'\n` : '') } : {}), tree: await traced('traced', RUNTIME_BIN) };
+  // BENCH_TREE_FIRST=1: this tree's run first in each round (an order effect shows as a swapped difference)
+  const order = process.env.BENCH_TREE_FIRST ? Object.keys(variants).reverse() : Object.keys(variants);
   let n = 0;
   const once = async (wrapper: string): Promise<Row> => {
     await rm(log, { force: true });
@@ -107,7 +110,17 @@ try {
   }
   for (const w of Object.values(variants)) await once(w);
   const rows: Record<string, Row[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
-  for (let i = 0; i < ROUNDS; i++) for (const [k, w] of Object.entries(variants)) rows[k]!.push(await once(w));
+  for (let i = 0; i < ROUNDS; i++) for (const k of order) rows[k]!.push(await once(variants[k]!));
+  // BENCH_BURST=N: then N containers at once per variant and round (wall time until all exited)
+  const BURST = Number(process.env.BENCH_BURST ?? 0);
+  const bursts: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (let i = 0; BURST && i < ROUNDS; i++) {
+    for (const k of order) {
+      const t0 = Date.now();
+      await Promise.all(Array.from({ length: BURST }, () => run('ctr', ['--address', cd.socket, '-n', cd.namespace, 'run', '--rm', '--runc-binary', variants[k]!, busybox, `h${++n}`, 'sh', '-c', 'echo ready'], { timeoutMs: 600_000 })));
+      bursts[k]!.push(Date.now() - t0);
+    }
+  }
   process.stdout.write(`uptime before: ${up0}\nuptime after:  ${(await run('uptime', [])).stdout.trim()}\n`);
   const keys = ['create>', 'node.execve', 'node.spawn', 'node.wait4', 'node.exit', 'create<', 'start>', 'start<', 'launcher', 'launcherMain', 'first', 'delete>', 'end'];
   const med = (rs: Row[], k: string) => median(rs.map((r) => r[k]!).filter((v) => v !== undefined && !Number.isNaN(v)));
@@ -117,6 +130,7 @@ try {
     const v = Object.values(rows).map((rs) => med(rs, k));
     process.stdout.write(`${k.padEnd(13)}${v.map((x) => x.toFixed(0).padStart(9)).join('')}${rows.baseline ? (v[1]! - v[0]!).toFixed(0).padStart(9) : ''}\n`);
   }
+  if (BURST) process.stdout.write(`${BURST} at once, ms until all exited: ${Object.entries(bursts).map(([k, v]) => `${k} median ${median(v).toFixed(0)} [${v.join(', ')}]`).join('; ')}\n`);
   process.stdout.write(`raw: ${JSON.stringify(rows)}\n`);
 } catch (err) {
   console.error(err);
