@@ -57,6 +57,35 @@ build_guest() {
   install -D -m 0755 "$tmp/$name" "$GUEST/bin/$name"
 }
 
+# A V8 start-up snapshot of one bundle (Node 20 `--build-snapshot`: one CommonJS file using builtins only), its
+# modules already evaluated: NAME.cjs (dynamic imports lowered to require(): a snapshot's scripts have no dynamic-
+# import callback; import.meta.url is the file's URL at build time, so it is built in its final place beside
+# NAME.mjs), NAME.blob, and NAME.blob.key: the identity of the node that built it (device, inode, size, mtime) and
+# its node options. A snapshot loads only in that node under those options (a foreign or truncated one crashes
+# node), so its users check the key and that the blob is newer than NAME.mjs; the key is removed first and written
+# last (tmp + rename). The snapshot is run once: its output must match PROBE (a glob) for `-- --root /probe state
+# probe`. A node that cannot build or run it leaves none (the .mjs is used, only slower).
+#   start_up_snapshot NAME ENTRY DIR PROBE NODE_FILE NODE_OPTIONS COMMAND... (COMMAND: how to run that node)
+start_up_snapshot() {
+  local name=$1 entry=$2 dir=$3 probe=$4 node_file=$5 options=$6
+  shift 6
+  rm -f "$dir/$name.blob.key"
+  "$ESBUILD" "$entry" --bundle --platform=node --target=node20 --format=cjs --log-level=warning \
+    --supported:dynamic-import=false --define:import.meta.url=__runcvm_url \
+    "--banner:js=var __runcvm_url = require('node:url').pathToFileURL(__filename).href;" --outfile="$tmp/$name.cjs"
+  install -D -m 0644 "$tmp/$name.cjs" "$dir/$name.cjs"
+  # shellcheck disable=SC2053 # PROBE is a glob
+  if (cd "$tmp" && "$@" --snapshot-blob "$tmp/$name.blob" --build-snapshot "$dir/$name.cjs" 2>"$tmp/$name.err") &&
+    [[ $(cd "$tmp" && RUNCVM_RUNC=echo "$@" --snapshot-blob "$tmp/$name.blob" -- --root /probe state probe 2>&1) == $probe ]]; then
+    mv -f "$tmp/$name.blob" "$dir/$name.blob"
+    echo "$(stat -L -c '%d:%i:%s:%Y' "$node_file")${options:+ $options}" > "$tmp/$name.blob.key"
+    mv -f "$tmp/$name.blob.key" "$dir/$name.blob.key"
+  else
+    rm -f "$dir/$name.blob"
+    say "warning: no start-up snapshot for $name.mjs ($(grep -v 'not yet fully verified\|It may still work\|To request support\|trace-warnings' "$tmp/$name.err" 2>/dev/null | head -3 | tr '\n' ' ')); it starts from $name.mjs"
+  fi
+}
+
 build_guest runcvm-init
 
 common=(--bundle --platform=node --target=node20 --format=esm --log-level=warning
@@ -67,48 +96,17 @@ install -D -m 0644 "$tmp/launcher.mjs" "$GUEST/lib/runcvm/launcher.mjs"
 install -D -m 0644 "$tmp/runtime.mjs" "$ASSETS/runtime/runtime.mjs"
 install -D -m 0644 "$tmp/runtime.mjs" "$ROOT/dist/runcvm/runtime/runtime.mjs"
 
-# The start-up snapshot (Node 20: `--build-snapshot` takes one CommonJS file using builtins only). Dynamic imports
-# become require() (a snapshot's scripts have no dynamic-import callback); import.meta.url becomes the file's URL,
-# computed at build time: so the snapshot is built from runtime.cjs in its final place, beside runtime.mjs. The
-# snapshot's key is written last (tmp + rename), after the blob: the dispatcher needs both, and the blob newer than
-# runtime.mjs. A node that cannot build or run it leaves none (runtime.mjs is used, only slower).
-rm -f "$ASSETS/runtime/runtime.blob.key"
-"$ESBUILD" src/runcvm/runtime/entry.ts --bundle --platform=node --target=node20 --format=cjs --log-level=warning \
-  --supported:dynamic-import=false --define:import.meta.url=__runcvm_url \
-  "--banner:js=var __runcvm_url = require('node:url').pathToFileURL(__filename).href;" --outfile="$tmp/runtime.cjs"
-install -D -m 0644 "$tmp/runtime.cjs" "$ASSETS/runtime/runtime.cjs"
-if (cd "$tmp" && node --snapshot-blob "$tmp/runtime.blob" --build-snapshot "$ASSETS/runtime/runtime.cjs" 2>"$tmp/snapshot.err") &&
-  # the snapshot must start and reach runc with runc's argv (a stub runc here)
-  [[ $(RUNCVM_RUNC=echo node --snapshot-blob "$tmp/runtime.blob" -- --root /probe state probe 2>&1) == "--root /probe state probe" ]]; then
-  mv -f "$tmp/runtime.blob" "$ASSETS/runtime/runtime.blob"
-  node_key > "$tmp/runtime.blob.key"
-  mv -f "$tmp/runtime.blob.key" "$ASSETS/runtime/runtime.blob.key"
-else
-  rm -f "$ASSETS/runtime/runtime.blob"
-  say "warning: no start-up snapshot for the runtime ($(grep -v 'not yet fully verified\|It may still work\|To request support\|trace-warnings' "$tmp/snapshot.err" | head -3 | tr '\n' ' ')); create starts from runtime.mjs"
-fi
+# The start-up snapshot of the runtime bundle, for the node the dispatcher runs by default: it must start and reach
+# runc with runc's argv (a stub runc here)
+start_up_snapshot runtime src/runcvm/runtime/entry.ts "$ASSETS/runtime" "--root /probe state probe" "$(command -v node)" "" node
 
-# The launcher's start-up snapshot, the same way, built and probed by the guest package's own node (through its
-# loader): a snapshot loads only in the node that built it and under the same V8 options, so its key is that node's
-# identity and LAUNCHER_NODE_FLAGS, which must stay those of src/runcvm/bundle/transforms/index.ts (a unit test
-# checks). create compares the key (runtime/facts.ts launcherSnapshotFits) and otherwise runs launcher.mjs.
+# The launcher's, built and probed by the guest package's own node (through its loader) with the launcher's node
+# options, LAUNCHER_NODE_FLAGS, which must stay those of src/runcvm/bundle/transforms/index.ts (a unit test checks);
+# create compares the key (runtime/facts.ts launcherSnapshotFits). Outside a container the launcher starts, then
+# stops at its missing launch spec: main ran.
 LAUNCHER_NODE_FLAGS=()
-rm -f "$GUEST/lib/runcvm/launcher.blob.key"
-"$ESBUILD" src/runcvm/launcher/entry.ts --bundle --platform=node --target=node20 --format=cjs --log-level=warning \
-  --supported:dynamic-import=false --define:import.meta.url=__runcvm_url \
-  "--banner:js=var __runcvm_url = require('node:url').pathToFileURL(__filename).href;" --outfile="$tmp/launcher.cjs"
-install -D -m 0644 "$tmp/launcher.cjs" "$GUEST/lib/runcvm/launcher.cjs"
-gnode=("$GUEST/lib/ld" --library-path "$GUEST/lib" "$GUEST/bin/node" "${LAUNCHER_NODE_FLAGS[@]}")
-if (cd "$tmp" && "${gnode[@]}" --snapshot-blob "$tmp/launcher.blob" --build-snapshot "$GUEST/lib/runcvm/launcher.cjs" 2>"$tmp/snapshot.err") &&
-  # outside a container the launcher starts, then stops at its missing launch spec: main ran
-  [[ $(cd "$tmp" && "${gnode[@]}" --snapshot-blob "$tmp/launcher.blob" 2>&1) == *"cannot read the launch spec"* ]]; then
-  mv -f "$tmp/launcher.blob" "$GUEST/lib/runcvm/launcher.blob"
-  echo "$(stat -L -c '%d:%i:%s:%Y' "$GUEST/bin/node")${LAUNCHER_NODE_FLAGS[*]:+ ${LAUNCHER_NODE_FLAGS[*]}}" > "$tmp/launcher.blob.key"
-  mv -f "$tmp/launcher.blob.key" "$GUEST/lib/runcvm/launcher.blob.key"
-else
-  rm -f "$GUEST/lib/runcvm/launcher.blob"
-  say "warning: no start-up snapshot for the launcher ($(grep -v 'not yet fully verified\|It may still work\|To request support\|trace-warnings' "$tmp/snapshot.err" | head -3 | tr '\n' ' ')); VMs start from launcher.mjs"
-fi
+start_up_snapshot launcher src/runcvm/launcher/entry.ts "$GUEST/lib/runcvm" "*cannot read the launch spec*" "$GUEST/bin/node" "${LAUNCHER_NODE_FLAGS[*]}" \
+  "$GUEST/lib/ld" --library-path "$GUEST/lib" "$GUEST/bin/node" "${LAUNCHER_NODE_FLAGS[@]}"
 
 # exec (owner: exec, docs/dev/notes/exec.md): the guest agent (copied into each VM's writable disk by create), the
 # static exec client (run by runc in the launcher container) and the runtime's exec verb
