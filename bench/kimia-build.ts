@@ -19,7 +19,23 @@
  * workers) plus the CLI: that figure includes the idle daemon (~60-90 MiB).
  *
  * BENCH_REPS (default 5) and BENCH_WARMUPS (default 1) fix repetitions; the large Dockerfile is capped at 2
- * repetitions and no timed warm-up (an untimed priming build instead) to keep `npm run bench` near 20 minutes.
+ * repetitions and no timed warm-up (an untimed priming build instead) to keep `npm run bench` near 20 minutes; the
+ * small one-line change gets 9 (its gap to raw buildah is smaller than one run's noise).
+ * Every case runs its variants interleaved, reversing their order every other round, and reports kimia overlay /
+ * raw buildah as the median of the per-round ratios with their spread (and the load after each round).
+ *
+ *   BENCH_CASES=one-line,cold             only the cases whose name ("small: cold build", "large: one-line change,
+ *                                         rebuild + push", …) contains one of these; the others stay in the JSON from
+ *                                         the last run (a note says so)
+ *   BENCH_CASE_REPS=one-line=12,cold=5    repetitions per case (the first entry whose text the case name contains)
+ *   BENCH_VARIANTS=buildah,kimia-overlay  which variants run (raw buildah, the baseline, always does): buildah,
+ *                                         kimia-overlay, kimia-vfs, docker, and buildah-kimia-flags (raw buildah with
+ *                                         the flags kimia adds, --identity-label=false --iidfile --digestfile: not run
+ *                                         by default, it says what those flags cost)
+ *   BENCH_BUILDER_SIZES=small             only one Dockerfile
+ *
+ *   e.g. BENCH_CASES=one-line BENCH_VARIANTS=buildah,kimia-overlay BENCH_CASE_REPS=one-line=15 npx vite-node bench/kimia-build.ts
+ *
  * Results: bench/results/kimia-build.json and one SVG per case.
  */
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -30,18 +46,43 @@ import { startRegistry } from '../test/harness/services/registry.js';
 import { pushBusyboxImage, pushDebootstrapImage } from '../test/harness/images.js';
 import { dockerdAvailable, startDockerd, type StartedDockerd } from '../test/harness/services/dockerd.js';
 import { buildKimia, ensureSubIds, workspace } from '../test/e2e/kimia-helpers.js';
-import { derivedCase, measureCase, repsAtMost, WARMUPS, type CaseResult, type Variant } from './lib/measure.js';
+import { derivedCase, measureCase, REPS, repsAtMost, WARMUPS, type CaseResult, type Variant } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 
 const BENCH = 'kimia-build';
 const SMALL_REPS = repsAtMost(3);
 const LARGE_REPS = repsAtMost(2);
 const LARGE_COLD_REPS = repsAtMost(1);
+/** the small one-line change: ~4 s a round, and a gap to raw buildah smaller than one run's noise */
+const SMALL_ONE_LINE_REPS = process.env.BENCH_REPS ? REPS : 9;
 
-async function exec(argv: string[], sample?: (pid: number) => void, opts: RunOptions = {}): Promise<void> {
+/** BENCH_CASES: substrings of the case names to run (all when unset) */
+const CASE_FILTER = (process.env.BENCH_CASES ?? '').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+/** BENCH_VARIANTS: the variants to run besides raw buildah (the baseline) */
+const VARIANTS = process.env.BENCH_VARIANTS ? process.env.BENCH_VARIANTS.split(',').map((x) => x.trim()) : ['kimia-overlay', 'kimia-vfs', 'docker'];
+const wantCase = (name: string) => !CASE_FILTER.length || CASE_FILTER.some((f) => name.toLowerCase().includes(f));
+
+/** BENCH_CASE_REPS=one-line=12,large: cold=3: repetitions of the first entry whose text the case name contains */
+function caseReps(name: string, fallback: number): number {
+  for (const entry of (process.env.BENCH_CASE_REPS ?? '').split(',')) {
+    const eq = entry.lastIndexOf('=');
+    if (eq <= 0) continue;
+    const n = Number(entry.slice(eq + 1));
+    if (name.toLowerCase().includes(entry.slice(0, eq).trim().toLowerCase()) && Number.isInteger(n) && n > 0) return n;
+  }
+  return fallback;
+}
+
+async function exec(argv: string[], sample?: (pid: number) => void, opts: RunOptions = {}): Promise<string> {
   const r = await run(argv[0]!, argv.slice(1), { reject: false, timeoutMs: 900_000, ...opts, ...(sample ? { onSpawn: sample } : {}) });
   if (r.exitCode !== 0) throw new Error(`${r.command} failed (exit ${r.exitCode}): ${(r.stderr + r.stdout).slice(-2000)}`);
+  return r.stderr;
 }
+
+/** BENCH_KIMIA_TIMING=1: kimia runs with -v debug and its `timing` line (where its own time went) is printed */
+const KIMIA_TIMING = process.env.BENCH_KIMIA_TIMING === '1';
+/** BENCH_KIMIA_NODE_ARGS: node flags for kimia's runs (a diagnosis, e.g. --cpu-prof --cpu-prof-dir=DIR writable by uid 1000) */
+const NODE_ARGS = (process.env.BENCH_KIMIA_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 const smallDockerfile = (base: string) => `FROM ${base} AS deps
 RUN mkdir -p /deps && for i in 1 2 3 4 5; do echo dep$i > /deps/$i; done
@@ -107,7 +148,9 @@ async function main(): Promise<void> {
     // rootless storage holds files owned by subordinate ids: remove as root (rm -rf), never chown -R the workspace again
     const dropHome = (h: string | undefined) => (h ? rm(h, { recursive: true, force: true }).catch(() => run('rm', ['-rf', h], { reject: false })) : Promise.resolve());
 
-    if (await dockerdAvailable()) {
+    if (!VARIANTS.includes('docker')) {
+      notes.push('docker build not run in this invocation: not in BENCH_VARIANTS');
+    } else if (await dockerdAvailable()) {
       dockerd = await startDockerd({ insecureRegistries: [reg.host] });
     } else {
       notes.push('docker build not measured: dockerd/docker.io not installed or not root');
@@ -163,15 +206,18 @@ async function main(): Promise<void> {
         await chown(p, 1000, 1000);
       };
 
-      type Tool = 'buildah' | 'kimia-overlay' | 'kimia-vfs' | 'docker' | 'kimia-overlay-nokey';
+      type Tool = 'buildah' | 'buildah-kimia-flags' | 'kimia-overlay' | 'kimia-vfs' | 'docker' | 'kimia-overlay-nokey';
       const labels: Record<Tool, string> = {
         buildah: 'raw buildah (overlay)',
+        'buildah-kimia-flags': 'raw buildah + kimia\'s flags',
         'kimia-overlay': 'kimia overlay',
         'kimia-vfs': 'kimia vfs',
         docker: 'docker build (BuildKit)',
         'kimia-overlay-nokey': 'kimia overlay --no-build-key',
       };
-      const tools: Tool[] = dockerd ? ['buildah', 'kimia-overlay', 'kimia-vfs', 'docker'] : ['buildah', 'kimia-overlay', 'kimia-vfs'];
+      const chosen = VARIANTS;
+      const tools: Tool[] = (['buildah', 'buildah-kimia-flags', 'kimia-overlay', 'kimia-vfs', 'docker'] as const)
+        .filter((t) => t === 'buildah' || (chosen.includes(t) && (t !== 'docker' || dockerd)));
       const build = async (tool: Tool, home: string, push: boolean, sample?: (pid: number) => void) => {
         if (tool === 'docker') {
           if (sample) sample(await dockerPid());
@@ -179,15 +225,20 @@ async function main(): Promise<void> {
           if (push) await docker(['push', '-q', dest(tool)], sample);
           return;
         }
-        if (tool === 'buildah') {
-          await exec(asUser(home, ['buildah', ...storage(home), 'bud', '--isolation', 'chroot', '--format', 'oci', '-f', join(ctx, 'Dockerfile'), '-t', dest(tool), '--layers', '--retry', '3', ctx], buildahEnv), sample);
-          if (push) await exec(asUser(home, ['buildah', ...storage(home), 'push', '--tls-verify=false', '--retry', '0', dest(tool), `docker://${dest(tool)}`], buildahEnv), sample);
+        if (tool === 'buildah' || tool === 'buildah-kimia-flags') {
+          // the files kimia asks for, in the home (uid 1000 writes them); the same path every run, as kimia's are fresh
+          const kimiaFlags = tool === 'buildah-kimia-flags';
+          const bud = kimiaFlags ? ['--identity-label=false', '--iidfile', `${home}/image-id`] : [];
+          const pushFlags = kimiaFlags ? ['--digestfile', `${home}/digest`] : [];
+          await exec(asUser(home, ['buildah', ...storage(home), 'bud', '--isolation', 'chroot', '--format', 'oci', '-f', join(ctx, 'Dockerfile'), '-t', dest(tool), '--layers', '--retry', '3', ...bud, ctx], buildahEnv), sample);
+          if (push) await exec(asUser(home, ['buildah', ...storage(home), 'push', '--tls-verify=false', '--retry', '0', ...pushFlags, dest(tool), `docker://${dest(tool)}`], buildahEnv), sample);
           return;
         }
         const driver = tool === 'kimia-vfs' ? 'vfs' : 'overlay';
         const out = push ? ['--destination', dest(tool)] : ['--no-push'];
         const nokey = tool === 'kimia-overlay-nokey' ? ['--no-build-key'] : [];
-        await exec(asUser(home, [process.execPath, projectPath('bin', 'kimia'), '-c', ctx, ...out, '--cache', ...nokey, `--storage-driver=${driver}`, '--insecure-registry', reg.host]), sample);
+        const stderr = await exec(asUser(home, [process.execPath, ...NODE_ARGS, projectPath('bin', 'kimia'), '-c', ctx, ...out, '--cache', ...nokey, `--storage-driver=${driver}`, '--insecure-registry', reg.host, ...(KIMIA_TIMING ? ['-v', 'debug'] : [])]), sample);
+        if (KIMIA_TIMING) process.stdout.write(`    ${labels[tool]}: ${/timing \(ms since start\): .*/.exec(stderr)?.[0] ?? 'no timing line'}\n`);
       };
 
       // cold: a fresh, empty storage every run (docker: builder cache pruned, images removed)
@@ -201,7 +252,12 @@ async function main(): Promise<void> {
         },
         run: (sample) => build(tool, coldHomes[tool] ?? '', false, sample),
       });
-      cases.push(await measureCase({ bench: BENCH, case: `${df}: cold build`, warmups, repetitions: df === 'large' ? LARGE_COLD_REPS : reps, notes: 'empty storage each run (base image pulled from the local registry); docker: builder prune -af + image rm; peak RSS for docker = dockerd tree + CLI' }, tools.map(coldVariant)));
+      const kimiaPair = [[labels['kimia-overlay'], labels.buildah], [labels['buildah-kimia-flags'], labels.buildah]] as const;
+      const pairsOf = (ts: Tool[]) => kimiaPair.filter(([of]) => ts.some((t) => labels[t] === of));
+      const coldName = `${df}: cold build`;
+      if (wantCase(coldName)) {
+        cases.push(await measureCase({ bench: BENCH, case: coldName, warmups, repetitions: caseReps(coldName, df === 'large' ? LARGE_COLD_REPS : reps), pairs: pairsOf(tools), alternate: true, roundLines: true, notes: 'empty storage each run (base image pulled from the local registry); docker: builder prune -af + image rm; peak RSS for docker = dockerd tree + CLI' }, tools.map(coldVariant)));
+      }
 
       // unchanged rebuild and one-line change + push: the storage of each tool's last cold build (fully built, so
       // every step is cached); a priming build only if that is missing
@@ -217,20 +273,34 @@ async function main(): Promise<void> {
         primed.add(tool);
       };
       // kimia --no-build-key shares the storage (and the key records) of kimia overlay: the same cached layers
-      const unchangedTools: Tool[] = [...tools.slice(0, 2), 'kimia-overlay-nokey', ...tools.slice(2)];
+      const unchangedTools: Tool[] = tools.includes('kimia-overlay') ? [...tools.slice(0, tools.indexOf('kimia-overlay') + 1), 'kimia-overlay-nokey', ...tools.slice(tools.indexOf('kimia-overlay') + 1)] : tools;
       homes['kimia-overlay-nokey'] = homes['kimia-overlay'];
       primed.add('kimia-overlay-nokey');
-      cases.push(await measureCase({ bench: BENCH, case: `${df}: unchanged rebuild`, warmups, repetitions: reps, notes: 'same storage, every step a cache hit, no push; kimia answers from its build key (no buildah call), kimia --no-build-key runs buildah and its layer cache' },
-        unchangedTools.map((tool) => ({ name: labels[tool], before: () => prime(tool), run: (sample) => build(tool, homes[tool], false, sample) }))));
-      if (df === 'small') cases.push(await startupCase(ctx, homes['kimia-overlay'], reps + warmups));
-      cases.push(await measureCase({ bench: BENCH, case: `${df}: one-line change, rebuild + push`, warmups, repetitions: reps, notes: 'first line of the file copied by the last stage rewritten before every run; build then push to the local registry (plain HTTP); unchanged layers already in the registry' },
-        tools.map((tool) => ({ name: labels[tool], before: async () => { await prime(tool); await changeOneLine(); }, run: (sample) => build(tool, homes[tool], true, sample) }))));
+      const unchangedName = `${df}: unchanged rebuild`;
+      if (wantCase(unchangedName)) {
+        cases.push(await measureCase({ bench: BENCH, case: unchangedName, warmups, repetitions: caseReps(unchangedName, reps), pairs: pairsOf(unchangedTools), alternate: true, roundLines: true, notes: 'same storage, every step a cache hit, no push; kimia answers from its build key (no buildah call), kimia --no-build-key runs buildah and its layer cache' },
+          unchangedTools.map((tool) => ({ name: labels[tool], before: () => prime(tool), run: (sample) => build(tool, homes[tool], false, sample) }))));
+      }
+      const startupName = `${df}: kimia start-up before buildah`;
+      if (df === 'small' && tools.includes('kimia-overlay') && wantCase(startupName)) {
+        await prime('kimia-overlay');
+        cases.push(await startupCase(ctx, homes['kimia-overlay'], caseReps(startupName, reps + warmups)));
+      }
+      // every variant's storage holds the build of the last revision it saw and its destination that image's layers:
+      // each run rebuilds from one changed line and pushes one new layer, config and manifest
+      const oneLineName = `${df}: one-line change, rebuild + push`;
+      if (wantCase(oneLineName)) {
+        cases.push(await measureCase({ bench: BENCH, case: oneLineName, warmups, repetitions: caseReps(oneLineName, df === 'large' ? reps : SMALL_ONE_LINE_REPS), pairs: pairsOf(tools), alternate: true, roundLines: true, notes: 'first line of the file copied by the last stage rewritten before every run; build then push to the local registry (plain HTTP); unchanged layers already in the registry' },
+          tools.map((tool) => ({ name: labels[tool], before: async () => { await prime(tool); await changeOneLine(); }, run: (sample) => build(tool, homes[tool], true, sample) }))));
+      }
       for (const h of new Set(Object.values(homes))) await dropHome(h);
     }
-    notes.push(`repetitions capped to keep npm run bench short on a loaded 2-core machine: small Dockerfile ${SMALL_REPS} (+${WARMUPS} warm-up), large Dockerfile cold ${LARGE_COLD_REPS} and rebuilds ${LARGE_REPS} (no timed warm-up; the rebuilds reuse the storage of the last cold build)`);
+    notes.push(`repetitions capped to keep npm run bench short on a loaded 2-core machine: small Dockerfile ${SMALL_REPS} (one-line change ${SMALL_ONE_LINE_REPS}; +${WARMUPS} warm-up), large Dockerfile cold ${LARGE_COLD_REPS} and rebuilds ${LARGE_REPS} (no timed warm-up; the rebuilds reuse the storage of the last cold build)${process.env.BENCH_CASE_REPS ? `; BENCH_CASE_REPS=${process.env.BENCH_CASE_REPS}` : ''}`);
+    if (process.env.BENCH_VARIANTS) notes.push(`BENCH_VARIANTS=${process.env.BENCH_VARIANTS}`);
     notes.push('raw buildah = the `buildah bud` flags kimia passes (overlay, --isolation chroot, --format oci, --layers); no raw buildah vfs variant (time budget)');
     notes.push('docker build: BuildKit inside dockerd 20.10 (DOCKER_BUILDKIT=1, /usr/bin/docker 20.10, --network host like buildah\'s netns = "host"); its cache and its push path differ from buildah\'s');
-    process.stdout.write(`results: ${writeResults(BENCH, cases, 'n/a (no VM)', notes)}\n`);
+    const partial = CASE_FILTER.length > 0 || Boolean(process.env.BENCH_BUILDER_SIZES);
+    process.stdout.write(`results: ${writeResults(BENCH, cases, 'n/a (no VM)', notes, partial)}\n`);
   } finally {
     if (dockerd) await dockerd.stop().catch((e: unknown) => console.error(e));
     await ws.cleanup();

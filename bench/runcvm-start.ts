@@ -13,8 +13,10 @@
  * 5. the added cost of a pass-through verb (`list`) through bin/runcvm-runtime over runc itself (target < 5 ms).
  * VM templates (issue 17): 1 and 3 also run `runcvm template` (RUNCVM_TEMPLATE=on, restored from the template of the
  * same shape, built once before by an untimed container), and 4b compares host memory as PSS (smaps_rollup over the
- * container's process tree: shared pages split between their mappers) of two idle containers of each kind side by
- * side: runc, runcvm cold, runcvm template. BENCH_NO_SWEEP=1 skips 2 (and its image pushes) for a quicker run.
+ * container's process tree: shared pages split between their mappers) of idle containers of each kind side by side
+ * (runc, runcvm cold, runcvm template), for each count in BENCH_PSS_COUNT (default 2,4: started in steps, so 4 costs
+ * 2 more containers of each kind), BENCH_PSS_SETTLE_S (default 15) after the last answered an exec, in total and
+ * by process (launcher, QEMU). BENCH_NO_SWEEP=1 skips 2 (and its image pushes) for a quicker run.
  * BENCH_BASELINE=/abs/dispatcher (an older bin/runcvm-runtime saved in bin/, see bench/runcvm-host-phases.ts) adds
  * "runcvm template (baseline)" to 1 and 3, with BENCH_BASELINE_GUEST_DIR as its guest package when set.
  * Variants are interleaved so load elsewhere on the machine hits them alike. Results: bench/results/runcvm-start.json.
@@ -33,7 +35,7 @@ import { buildahStore, pushBusyboxImage, pushDebootstrapImage, registryFlags } f
 import { pushVariant, runtimeFixture } from '../test/e2e/runcvm/setup.js';
 import { waitFor } from '../test/harness/wait.js';
 import { readdir, readFile as readFileAsync, stat } from 'node:fs/promises';
-import { derivedCase, measureCase, repsAtMost, treeRssKiB, WARMUPS, REPS, type CaseResult } from './lib/measure.js';
+import { derivedCase, envInt, loadMark, measureCase, repsAtMost, treeRssKiB, WARMUPS, REPS, type CaseResult } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
 
 const BENCH = 'runcvm-start';
@@ -47,18 +49,24 @@ const BURST_REPS = repsAtMost(1);
 const IDLE_REPS = repsAtMost(2);
 const NO_SWEEP = process.env.BENCH_NO_SWEEP === '1';
 
-/** PSS (KiB) summed over `pid` and its descendants (smaps_rollup: shared pages divided between their mappers). */
-async function treePssKiB(pid: number): Promise<number> {
-  const ps = await run('ps', ['-eo', 'pid,ppid'], { reject: false });
-  const rows = ps.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/).map(Number)).filter((r) => r.length === 2);
+/**
+ * PSS (KiB) of `pid` and its descendants by role (smaps_rollup: shared pages divided between their mappers): QEMU, the
+ * launcher (node running launcher.mjs), anything else (runc's workload).
+ */
+async function treePssByRole(pid: number): Promise<Record<'QEMU' | 'launcher' | 'other', number>> {
+  const ps = await run('ps', ['-eo', 'pid,ppid,args'], { reject: false });
+  const rows = ps.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((r) => r.length > 2);
   const tree = new Set([pid]);
   for (let grew = true; grew; ) {
     grew = false;
-    for (const [p, pp] of rows) if (tree.has(pp!) && !tree.has(p!)) { tree.add(p!); grew = true; }
+    for (const r of rows) if (tree.has(Number(r[1])) && !tree.has(Number(r[0]))) { tree.add(Number(r[0])); grew = true; }
   }
-  let kib = 0;
-  for (const p of tree) kib += Number(/^Pss:\s+(\d+) kB/m.exec(await readFileAsync(`/proc/${p}/smaps_rollup`, 'utf8').catch(() => ''))?.[1] ?? 0);
-  return kib;
+  const out = { QEMU: 0, launcher: 0, other: 0 };
+  for (const r of rows.filter((row) => tree.has(Number(row[0])))) {
+    const role = r.some((a) => a.includes('qemu-system')) ? 'QEMU' : r.some((a) => a.endsWith('/launcher.mjs')) ? 'launcher' : 'other';
+    out[role] += Number(/^Pss:\s+(\d+) kB/m.exec(await readFileAsync(`/proc/${r[0]}/smaps_rollup`, 'utf8').catch(() => ''))?.[1] ?? 0);
+  }
+  return out;
 }
 
 const TRIVIAL_INIT = `#include <fcntl.h>
@@ -252,19 +260,35 @@ try {
   cases.push(derivedCase({ bench: BENCH, case: 'host memory per idle container', unit: 'MiB', warmups: 0, repetitions: IDLE_REPS, notes: 'RSS summed over the container\'s process tree (runc: the sleep; runcvm: launcher + QEMU) 5 s after the guest answered an exec; the containerd shim (same for both) is not counted; ratios are against the runc container; guest RAM is touched lazily, so RSS hardly depends on -m' + (qemuMemory.size ? ` (checked: ${[...qemuMemory].join(', ')})` : '') },
     Object.entries(idle).map(([name, values]) => ({ name, values }))));
 
-  // 4b. PSS per idle container, two of each kind side by side (what templates share shows only between mappers)
-  const pss: Record<string, number[]> = { runc: [], 'runcvm cold': [], 'runcvm template': [] };
-  for (const [name, vm] of [['runc', false], ['runcvm cold', true], ['runcvm template', 'template']] as [string, Rt][]) {
-    const ids = [`pss${++n}`, `pss${++n}`];
+  // 4b. PSS per idle container, BENCH_PSS_COUNT of each kind side by side (what templates share shows only between
+  // mappers, so the figure depends on how many there are): started in steps (2, then 2 more: the counts cost only the
+  // largest), each step measured once its new containers answered an exec and BENCH_PSS_SETTLE_S passed
+  const pssCounts = [...new Set((process.env.BENCH_PSS_COUNT ?? '2,4').split(',').map(Number).filter((c) => Number.isInteger(c) && c > 0))].sort((a, b) => a - b);
+  const settleMs = envInt('BENCH_PSS_SETTLE_S', 15) * 1000;
+  const kinds: [string, Rt][] = [['runc', false], ['runcvm cold', true], ['runcvm template', 'template']];
+  const pssLoad = loadMark();
+  // pss[count][kind]: the containers' totals; parts[count]['kind: process']: launcher / QEMU per container
+  const pss = new Map<number, Record<string, number[]>>(pssCounts.map((c) => [c, {}]));
+  const parts = new Map<number, Record<string, number[]>>(pssCounts.map((c) => [c, {}]));
+  for (const [name, vm] of kinds) {
+    const ids: string[] = [];
     try {
-      for (const id of ids) await cd.ctr(['run', '-d', ...rtFlags(vm), busybox, id, 'sleep', '100000'], { timeoutMs: 120_000 });
-      for (const id of ids) {
-        let e = 0;
-        await waitFor(`${id} to answer an exec`, async () => (await cd.ctr(['task', 'exec', '--exec-id', `w${++e}`, id, 'true'], { reject: false, timeoutMs: 60_000 })).exitCode === 0, { timeoutMs: 240_000, intervalMs: 500 });
+      for (const count of pssCounts) {
+        const fresh = Array.from({ length: count - ids.length }, () => `pss${++n}`);
+        ids.push(...fresh);
+        for (const id of fresh) await cd.ctr(['run', '-d', ...rtFlags(vm), busybox, id, 'sleep', '100000'], { timeoutMs: 120_000 });
+        for (const id of fresh) {
+          let e = 0;
+          await waitFor(`${id} to answer an exec`, async () => (await cd.ctr(['task', 'exec', '--exec-id', `w${++e}`, id, 'true'], { reject: false, timeoutMs: 60_000 })).exitCode === 0, { timeoutMs: 240_000, intervalMs: 500 });
+        }
+        await new Promise((r) => setTimeout(r, settleMs));
+        const ls = await cd.ctr(['task', 'ls']);
+        for (const id of ids) {
+          const byRole = await treePssByRole(Number(ls.stdout.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1]));
+          (pss.get(count)![name] ??= []).push(Object.values(byRole).reduce((a, b) => a + b, 0) / 1024);
+          if (vm) for (const role of ['launcher', 'QEMU'] as const) (parts.get(count)![`${name}: ${role}`] ??= []).push((byRole[role] ?? 0) / 1024);
+        }
       }
-      await new Promise((r) => setTimeout(r, 5000));
-      const ls = await cd.ctr(['task', 'ls']);
-      for (const id of ids) pss[name]!.push((await treePssKiB(Number(ls.stdout.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1]))) / 1024);
     } finally {
       for (const id of ids) {
         await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { reject: false });
@@ -273,8 +297,14 @@ try {
       }
     }
   }
-  cases.push(derivedCase({ bench: BENCH, case: 'host memory (PSS) per idle container, cold vs template', unit: 'MiB', warmups: 0, repetitions: 2, notes: 'PSS (smaps_rollup) summed over the container\'s process tree (runc: the sleep; runcvm: launcher + QEMU) of two idle containers of each kind running side by side, 5 s after each answered an exec; pages shared between processes (the template\'s RAM file, mapped privately by each restored VM; libraries) are divided between their mappers; ratios against runc', pairs: [['runcvm template', 'runcvm cold']] },
-    Object.entries(pss).map(([name, values]) => ({ name, values }))));
+  const pssNotes = (count: number) => `PSS (smaps_rollup) summed over the container's process tree (runc: the sleep; runcvm: launcher + QEMU; the containerd shim is not counted) of ${count} idle containers of one kind running side by side (the kinds one after the other), ${settleMs / 1000} s after the last of them answered an exec; pages shared between processes (the node and QEMU binaries and libraries, the template's RAM file mapped privately by each restored VM) are divided between their mappers, so the more containers, the less each pays; BENCH_PSS_COUNT=${pssCounts.join(',')}, BENCH_PSS_SETTLE_S=${settleMs / 1000}`;
+  const load = pssLoad.end();
+  for (const count of pssCounts) {
+    cases.push(derivedCase({ bench: BENCH, case: `host memory (PSS) per idle container, ${count} side by side, cold vs template`, unit: 'MiB', warmups: 0, repetitions: count, notes: `${pssNotes(count)}; ratios against runc`, load, pairs: [['runcvm template', 'runcvm cold']] },
+      kinds.map(([name]) => ({ name, values: pss.get(count)![name] ?? [] }))));
+    cases.push(derivedCase({ bench: BENCH, case: `host memory (PSS) per idle container by process, ${count} side by side`, unit: 'MiB', warmups: 0, repetitions: count, notes: `the same containers as "host memory (PSS) per idle container, ${count} side by side": the launcher (Node) and QEMU apart`, load, pairs: [['runcvm template: launcher', 'runcvm cold: launcher'], ['runcvm template: QEMU', 'runcvm cold: QEMU']] },
+      Object.entries(parts.get(count)!).map(([name, values]) => ({ name, values }))));
+  }
 
   // 5. pass-through verb
   const root = join(dir, 'runc-root');

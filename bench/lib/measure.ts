@@ -37,6 +37,11 @@ export interface VariantResult {
   minMs: number;
   maxMs: number;
   peakRssMiB?: number;
+  /**
+   * median CPU time (user + system, ms) of the run's child processes and their descendants as they were waited for
+   * (this process's cutime + cstime): what the variant cost the machine, far less noisy under load than wall time
+   */
+  cpuMs?: number;
 }
 
 export interface CaseResult {
@@ -69,6 +74,12 @@ export interface PairRatio {
   ratio: number;
   /** median(of) / median(to) */
   ratioOfMedians: number;
+  /** the per-round ratios (interleaved rounds only), for their spread */
+  rounds?: number[];
+  /** spread of the per-round ratios: min, quartiles, max */
+  spread?: { min: number; q1: number; q3: number; max: number };
+  /** the same from the CPU time of each run's process tree (measureCase): load stretches it far less than wall time */
+  cpu?: { ratio: number; spread?: { min: number; q1: number; q3: number; max: number } };
 }
 
 const roundLoad = () => loadavg().map((x) => Math.round(x * 100) / 100);
@@ -90,14 +101,39 @@ export function pairRatios(values: Map<string, number[]>, pairs: readonly (reado
     const ratioOfMedians = median(a) / median(b);
     const rounds = a.length === b.length ? a.map((x, i) => x / b[i]!).filter(Number.isFinite) : [];
     const paired = rounds.length ? median(rounds) : ratioOfMedians;
-    return [{ of, to, ratio: r3(paired), ratioOfMedians: r3(ratioOfMedians) }];
+    const out: PairRatio = { of, to, ratio: r3(paired), ratioOfMedians: r3(ratioOfMedians) };
+    if (rounds.length > 1) {
+      out.rounds = rounds.map(r3);
+      out.spread = { min: r3(Math.min(...rounds)), q1: r3(quantile(rounds, 0.25)), q3: r3(quantile(rounds, 0.75)), max: r3(Math.max(...rounds)) };
+    }
+    return [out];
   });
+}
+
+/** Linear-interpolated quantile (q in [0, 1]); median(v) === quantile(v, 0.5). */
+export function quantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (s.length - 1) * q;
+  const lo = Math.floor(at);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
 }
 
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** CPU time of this process's waited-for children, in ms (/proc/self/stat cutime + cstime; 10 ms ticks). */
+export function childrenCpuMs(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields 16 and 17 of stat(5), counted from 1 with pid and comm before the ')' cut
+    return (Number(f[13]) + Number(f[14])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 function childrenOf(pid: number): number[] {
@@ -167,6 +203,13 @@ export interface CaseOptions {
   notes?: string;
   /** extra ratios [of, to] to report, from the same interleaved rounds */
   pairs?: readonly (readonly [string, string])[];
+  /**
+   * reverse the order of the variants every other round (A B, B A, A B, …): what runs first in a round (a cooler
+   * page cache, a load spike as the round starts) does not always favour the same variant
+   */
+  alternate?: boolean;
+  /** print each round's times and the load as it ends (long cases on a shared machine) */
+  roundLines?: boolean;
 }
 
 /** Runs the variants interleaved (A B C, A B C, …); the first variant is the baseline for the ratios. */
@@ -174,22 +217,34 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
   const warmups = options.warmups ?? WARMUPS;
   const reps = options.repetitions ?? REPS;
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  const cpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const peaks = new Map<string, number>();
   const load = loadMark();
   for (let i = 0; i < warmups + reps; i++) {
-    for (const v of variants) {
+    const order = options.alternate && i % 2 === 1 ? [...variants].reverse() : variants;
+    const round: string[] = [];
+    for (const v of order) {
       if (v.before) await v.before();
       const sampler = new PeakSampler();
       sampler.start();
+      const c0 = childrenCpuMs();
       const t0 = performance.now();
-      await v.run(sampler.add);
+      // a failed run stops its sampler too: its interval timer would keep the bench process alive after the error
+      await v.run(sampler.add).catch((err: unknown) => {
+        sampler.stop();
+        throw err;
+      });
       const dt = performance.now() - t0;
+      const dc = childrenCpuMs() - c0;
       const peak = sampler.stop();
       if (i >= warmups) {
         times.get(v.name)!.push(dt);
+        cpu.get(v.name)!.push(dc);
         if (peak !== undefined) peaks.set(v.name, Math.max(peaks.get(v.name) ?? 0, peak));
       }
+      round.push(`${v.name} ${Math.round(dt)} ms (cpu ${dc})`);
     }
+    if (options.roundLines) process.stdout.write(`  ${i < warmups ? 'warm-up' : `round ${i - warmups + 1}/${reps}`}: ${round.join(', ')}; load ${roundLoad()[0]}\n`);
   }
   const results: VariantResult[] = variants.map((v) => {
     const t = times.get(v.name)!;
@@ -202,13 +257,21 @@ export async function measureCase(options: CaseOptions, variants: Variant[]): Pr
     };
     const peak = peaks.get(v.name);
     if (peak !== undefined) r.peakRssMiB = peak;
+    const c = cpu.get(v.name)!.filter(Number.isFinite);
+    if (c.length) r.cpuMs = Math.round(median(c));
     return r;
   });
   const base = results[0]!.medianMs;
   const ratios = Object.fromEntries(results.map((r) => [r.name, Math.round((r.medianMs / base) * 1000) / 1000]));
   const out: CaseResult = { bench: options.bench, case: options.case, baseline: results[0]!.name, variants: results, ratios, warmups, repetitions: reps, load: load.end() };
   if (options.notes) out.notes = options.notes;
-  if (options.pairs) out.pairs = pairRatios(times, options.pairs);
+  if (options.pairs) {
+    const byCpu = new Map(pairRatios(cpu, options.pairs).map((p) => [`${p.of}\n${p.to}`, p]));
+    out.pairs = pairRatios(times, options.pairs).map((p) => {
+      const c = byCpu.get(`${p.of}\n${p.to}`);
+      return c ? { ...p, cpu: { ratio: c.ratio, ...(c.spread ? { spread: c.spread } : {}) } } : p;
+    });
+  }
   printCase(out);
   return out;
 }
@@ -238,13 +301,22 @@ export function derivedCase(
   return out;
 }
 
+/** ", min ×0.95, quartiles ×0.99-×1.04, max ×1.12" when the pair has rounds to spread */
+export function spreadText(p: PairRatio): string {
+  const s = p.spread;
+  return s ? `, min ×${s.min.toFixed(2)}, quartiles ×${s.q1.toFixed(2)}-×${s.q3.toFixed(2)}, max ×${s.max.toFixed(2)}` : '';
+}
+
 export function printCase(r: CaseResult): void {
   const lines = [`${r.bench} / ${r.case} (baseline: ${r.baseline})`];
   for (const v of r.variants) {
-    const mem = v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '';
+    const mem = (v.peakRssMiB !== undefined ? `  peak ${v.peakRssMiB} MiB` : '') + (v.cpuMs !== undefined ? `  cpu ${v.cpuMs} ms` : '');
     lines.push(`  ${v.name.padEnd(28)} median ${String(v.medianMs).padStart(9)} ${r.unit ?? 'ms'}  ratio ${(r.ratios[v.name] ?? NaN).toFixed(3)}${mem}`);
   }
-  for (const p of r.pairs ?? []) lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (per round; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
+  for (const p of r.pairs ?? []) {
+    lines.push(`  ${p.of} / ${p.to}: ×${p.ratio.toFixed(2)} (median of ${p.rounds?.length ?? 1} per-round ratio(s)${spreadText(p)}; ratio of medians ×${p.ratioOfMedians.toFixed(2)})`);
+    if (p.cpu) lines.push(`    cpu time: ×${p.cpu.ratio.toFixed(2)} per round${p.cpu.spread ? spreadText({ spread: p.cpu.spread } as PairRatio) : ''}`);
+  }
   if (r.load) lines.push(`  load ${r.load.start.join(' ')} → ${r.load.end.join(' ')}`);
   process.stdout.write(lines.join('\n') + '\n');
 }

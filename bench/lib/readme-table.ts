@@ -27,7 +27,11 @@ const fmt = (x: number | null | undefined, unit: string) => {
 const ratio = (c: CaseResult, v: VariantResult) => `×${num(c.ratios[v.name], 2)}`;
 const load = (l: number[] | undefined) => (l?.length ? l.map((x) => x.toFixed(2)).join(' / ') : 'not recorded');
 /** `runcvm / bare VM ×1.05` for each pair ratio the case records (median of per-round ratios). */
-const pairs = (c: CaseResult) => (c.pairs ?? []).map((p) => `${p.of} / ${p.to} ×${num(p.ratio, 2)}`).join('; ');
+const pairs = (c: CaseResult) => (c.pairs ?? []).map((p) => {
+  const spread = p.spread ? `, ${p.rounds?.length ?? ''} rounds, quartiles ×${num(p.spread.q1, 2)}-×${num(p.spread.q3, 2)}` : '';
+  const cpu = p.cpu ? `, CPU time ×${num(p.cpu.ratio, 2)}` : '';
+  return `${p.of} / ${p.to} ×${num(p.ratio, 2)}${spread || cpu ? ` (${(spread + cpu).slice(2)})` : ''}`;
+}).join('; ');
 /** the 1-minute load average at the case's start and end */
 const caseLoad = (c: CaseResult) => (c.load ? `${c.load.start[0]?.toFixed(1)}→${c.load.end[0]?.toFixed(1)}` : '');
 

@@ -37,8 +37,28 @@ export function machineFacts(accel: string): BenchFile['machine'] {
   return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), accel, kernel };
 }
 
-export function writeResults(bench: string, cases: CaseResult[], accel = 'n/a', notes: string[] = []): string {
+/**
+ * `partial`: this run measured only some cases (a case filter): the other cases of the last file are kept as they
+ * were (each with its own load and repetitions) and a note says which ones and when they were taken.
+ */
+export function writeResults(bench: string, cases: CaseResult[], accel = 'n/a', notes: string[] = [], partial = false): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
+  if (partial) {
+    let old: BenchFile | undefined;
+    try {
+      old = JSON.parse(readFileSync(join(RESULTS_DIR, `${bench}.json`), 'utf8')) as BenchFile;
+    } catch {
+      old = undefined;
+    }
+    const now = new Set(cases.map((c) => c.case));
+    const kept = (old?.cases ?? []).filter((c) => !now.has(c.case));
+    if (kept.length) {
+      notes = [...notes, `only ${cases.map((c) => `"${c.case}"`).join(', ')} measured in this run; ${kept.map((c) => `"${c.case}"`).join(', ')} kept from the run of ${old!.takenAt}`];
+      // in the order of the last full run, the new cases where they were
+      const order = (old?.cases ?? []).map((c) => c.case);
+      cases = [...kept, ...cases].sort((a, b) => (order.indexOf(a.case) + 1 || Infinity) - (order.indexOf(b.case) + 1 || Infinity));
+    }
+  }
   const file: BenchFile = {
     bench,
     takenAt: new Date().toISOString(),

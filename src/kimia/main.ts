@@ -316,6 +316,9 @@ async function buildWith(request: BuildRequest, env: Env, log: Log): Promise<num
     bud.imageId = await maskImageHistory(plan, bud.imageId, { cache: request.cache, workDir: privateDir, log, signal });
   }
 
+  // the record's preparation (stat cache, pruning) runs beside the push; a failed build leaves no half-written file
+  const recordReady = buildKey ? finishKey().then((k) => (k ? buildKey.prepareRecord(k) : undefined)) : Promise.resolve(undefined);
+  closers.push('build key record', () => recordReady.then(() => undefined));
   const pushed: { destination: string; digest: string }[] = [];
   if (plan.pushes.length) {
     // the layer list is only for the log: read it beside the first push instead of before it
@@ -341,7 +344,8 @@ async function buildWith(request: BuildRequest, env: Env, log: Log): Promise<num
   await writeOutputs(outputFiles(request, pushed));
   mark('outputs');
   const toRecord = await finishKey();
-  if (buildKey && toRecord) await buildKey.recordBuild(toRecord, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log);
+  const recordPrep = await recordReady;
+  if (buildKey && toRecord) await buildKey.recordBuild(toRecord, { ...(bud.imageId ? { imageId: bud.imageId } : {}), pushed }, log, recordPrep);
   mark('recorded');
   log.info(`done: ${pushed.length ? pushed.map((p) => `${p.destination}@${p.digest}`).join(', ') : `${plan.localImage} kept in local storage`}`, {
     event: 'done', cacheHits: bud.cacheHits, cacheMisses: bud.cacheMisses,

@@ -18,7 +18,7 @@ import { hashContext, type StatCache } from './context.js';
 import { dockerfileDigest, externalInputs } from './dockerfile.js';
 import { ignoreMatcher } from './ignore.js';
 import { buildKey, keyDisabled, localKey } from './key.js';
-import { keyDir, loadSalt, localKeyKnown, readRecord, readStatCache, storedImage, writeRecord, writeStatCache, type BuildRecord } from './record.js';
+import { keyDir, loadSalt, localKeyKnown, prepareRecordDir, readRecord, readStatCache, storedImage, writeRecord, writeStatCache, type BuildRecord } from './record.js';
 import { manifestDigest, parseImageRef, type DigestAnswer, type RegistryAccess } from './registry.js';
 import { mark } from '../timing.js';
 
@@ -177,17 +177,36 @@ export async function checkBuildKey(input: KeyInput): Promise<KeyedBuild | Pendi
   return keyed;
 }
 
+/**
+ * What the record of a build needs that does not depend on its result: the stat cache of the context written, an
+ * earlier record of the same key read, room made in the folders. A build runs it while Buildah pushes (its own time
+ * then costs the build nothing) and hands it to recordBuild; failures only cost the next build its key.
+ */
+export interface RecordPrepared {
+  old?: BuildRecord;
+  ready: boolean;
+}
+
+export async function prepareRecord(keyed: KeyedBuild): Promise<RecordPrepared> {
+  const [, old, ready] = await Promise.all([
+    keyed.statCache && keyed.contextId ? writeStatCache(keyed.dir, keyed.contextId, keyed.statCache).catch(() => undefined) : undefined,
+    keyed.match ?? readRecord(keyed.dir, keyed.key),
+    prepareRecordDir(keyed.dir, keyed.key, keyed.local).then(() => true, () => false),
+  ]);
+  return { ...(old ? { old } : {}), ready };
+}
+
 /** After a successful build: the record for the next one (failures to write only cost the next build its key). */
-export async function recordBuild(keyed: KeyedBuild, result: { imageId?: string; pushed: { destination: string; digest: string }[] }, log: Log): Promise<void> {
+export async function recordBuild(keyed: KeyedBuild, result: { imageId?: string; pushed: { destination: string; digest: string }[] }, log: Log, prepared?: RecordPrepared): Promise<void> {
   const imageId = result.imageId?.replace(/^sha256:/, '');
   try {
-    if (keyed.statCache && keyed.contextId) await writeStatCache(keyed.dir, keyed.contextId, keyed.statCache);
+    const done = prepared ?? await prepareRecord(keyed);
     if (!imageId) return;
-    const old = keyed.match ?? await readRecord(keyed.dir, keyed.key);
+    const old = done.old;
     const pushed = { ...(old?.imageId === imageId ? old.pushed : {}) };
     for (const p of result.pushed) pushed[p.destination] = p.digest;
     const builtAt = keyed.match?.builtAt ?? (old?.imageId === imageId ? old.builtAt : new Date().toISOString());
-    await writeRecord(keyed.dir, { v: 1, key: keyed.key, imageId, builtAt, pushed }, keyed.local);
+    await writeRecord(keyed.dir, { v: 1, key: keyed.key, imageId, builtAt, pushed }, keyed.local, { prepared: done.ready });
   } catch (err) {
     log.debug(`build key not recorded: ${(err as Error).message}`, { event: 'build-key' });
   }

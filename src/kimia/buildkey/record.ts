@@ -62,8 +62,9 @@ export async function readRecord(dir: string, key: string): Promise<BuildRecord 
   }
 }
 
-async function pruneOldest(folder: string, keep: number, suffix: string): Promise<void> {
-  const names = (await readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith(suffix));
+/** `except`: a name neither counted nor removed (the one about to be written: pruning to keep - 1 leaves it room) */
+async function pruneOldest(folder: string, keep: number, suffix: string, except?: string): Promise<void> {
+  const names = (await readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith(suffix) && n !== except);
   if (names.length <= keep) return;
   const aged = await Promise.all(names.map(async (n) => ({ n, t: (await stat(join(folder, n)).catch(() => undefined))?.mtimeMs ?? 0 })));
   aged.sort((a, b) => a.t - b.t);
@@ -74,15 +75,24 @@ async function pruneOldest(folder: string, keep: number, suffix: string): Promis
  * The record, and (`local`: its local key, key.ts) an empty marker `local/<local key>` that says a record with this
  * local key may exist (at most MAX_RECORDS markers, like the records).
  */
-export async function writeRecord(dir: string, record: BuildRecord, local?: string): Promise<void> {
-  await writeAtomic(join(dir, 'records', `${record.key}.json`), JSON.stringify(record) + '\n');
-  if (local) {
-    await mkdir(join(dir, 'local'), { recursive: true, mode: 0o700 });
+export async function writeRecord(dir: string, record: BuildRecord, local?: string, opts: { prepared?: boolean } = {}): Promise<void> {
+  if (!opts.prepared) await prepareRecordDir(dir, record.key, local);
+  await Promise.all([
+    writeAtomic(join(dir, 'records', `${record.key}.json`), JSON.stringify(record) + '\n'),
     // rewritten, not only created: its mtime says how recently it was used, for the pruning
-    await writeFile(join(dir, 'local', local), '', { mode: 0o600 });
-    await pruneOldest(join(dir, 'local'), MAX_RECORDS, '');
-  }
-  await pruneOldest(join(dir, 'records'), MAX_RECORDS, '.json');
+    local ? writeFile(join(dir, 'local', local), '', { mode: 0o600 }) : undefined,
+  ]);
+}
+
+/**
+ * Room for the record of `key` (and the marker of `local`): the folders exist and hold at most MAX_RECORDS - 1
+ * others. Independent of the build's result, so a build does it while Buildah still runs (writeRecord `prepared`).
+ */
+export async function prepareRecordDir(dir: string, key: string, local?: string): Promise<void> {
+  await Promise.all([
+    pruneOldest(join(dir, 'records'), MAX_RECORDS - 1, '.json', `${key}.json`),
+    local ? mkdir(join(dir, 'local'), { recursive: true, mode: 0o700 }).then(() => pruneOldest(join(dir, 'local'), MAX_RECORDS - 1, '', local)) : undefined,
+  ]);
 }
 
 /** Can a record with this local key exist? (false: certainly none; true: maybe, the full key decides) */

@@ -5,8 +5,8 @@ import { decideFormat } from '../../../src/kimia/dockerfile/format.js';
 import { ignoreMatcher } from '../../../src/kimia/buildkey/ignore.js';
 import { buildKey, keyDisabled, keyDocument, localKey, type KeyFacts } from '../../../src/kimia/buildkey/key.js';
 import { parseChallenge, parseImageRef } from '../../../src/kimia/buildkey/registry.js';
-import { describeAge, storageName } from '../../../src/kimia/buildkey/index.js';
-import { MAX_RECORDS, keyDir, localKeyKnown, writeRecord } from '../../../src/kimia/buildkey/record.js';
+import { describeAge, prepareRecord, recordBuild, storageName } from '../../../src/kimia/buildkey/index.js';
+import { MAX_RECORDS, keyDir, localKeyKnown, prepareRecordDir, readRecord, writeRecord } from '../../../src/kimia/buildkey/record.js';
 import { parseCommand } from '../../../src/kimia/cli/parse.js';
 import type { BuildRequest } from '../../../src/kimia/cli/request.js';
 
@@ -153,6 +153,59 @@ describe('the build key', () => {
       expect((await readdir(join(dir, 'records'))).length).toBeLessThanOrEqual(MAX_RECORDS);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('the room for a record made beforehand (beside the push): the record written after it survives, still at most MAX_RECORDS', async () => {
+    const { mkdir, mkdtemp, readdir, rm, utimes } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'kimia-keys-'));
+    await mkdir(join(dir, 'records'));
+    try {
+      const record = (i: number) => ({ v: 1 as const, key: i.toString(16).padStart(64, '0'), imageId: 'e'.repeat(64), builtAt: '2026-01-01T00:00:00Z', pushed: {} });
+      for (let i = 0; i < MAX_RECORDS; i++) {
+        await writeRecord(dir, record(i), i.toString(16).padStart(64, '1'));
+        // distinct ages: the first written is the oldest
+        const at = new Date(Date.UTC(2026, 0, 1) + i * 1000);
+        await utimes(join(dir, 'records', `${record(i).key}.json`), at, at);
+        await utimes(join(dir, 'local', i.toString(16).padStart(64, '1')), at, at);
+      }
+      // the oldest key built again: its own record is not pruned to make room for itself
+      await prepareRecordDir(dir, record(0).key, '0'.padStart(64, '1'));
+      expect(await readRecord(dir, record(0).key)).toBeDefined();
+      const fresh = record(MAX_RECORDS + 1);
+      await prepareRecordDir(dir, fresh.key, 'f'.repeat(64));
+      await writeRecord(dir, fresh, 'f'.repeat(64), { prepared: true });
+      expect(await readRecord(dir, fresh.key)).toEqual(fresh);
+      expect(await localKeyKnown(dir, 'f'.repeat(64))).toBe(true);
+      expect((await readdir(join(dir, 'records'))).length).toBeLessThanOrEqual(MAX_RECORDS);
+      expect((await readdir(join(dir, 'local'))).length).toBeLessThanOrEqual(MAX_RECORDS);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('recordBuild with the preparation done beside the push writes the same record as without it', async () => {
+    const { mkdir, mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createLog } = await import('../../../src/kimia/log.js');
+    const log = createLog({ level: 'error', format: 'text', timestamps: false });
+    const dirs = [await mkdtemp(join(tmpdir(), 'kimia-keys-')), await mkdtemp(join(tmpdir(), 'kimia-keys-'))];
+    try {
+      for (const [n, dir] of dirs.entries()) {
+        await mkdir(join(dir, 'records'));
+        const keyed = { key: 'a'.repeat(64), local: 'b'.repeat(64), dir, statCache: { writtenNs: '1', files: {} }, contextId: '/ctx', durationMs: 1 };
+        const result = { imageId: `sha256:${'c'.repeat(64)}`, pushed: [{ destination: 'reg:5000/a:1', digest: `sha256:${'d'.repeat(64)}` }] };
+        if (n === 0) await recordBuild(keyed, result, log);
+        else await recordBuild(keyed, result, log, await prepareRecord(keyed));
+        expect(await readRecord(dir, keyed.key)).toMatchObject({ key: keyed.key, imageId: 'c'.repeat(64), pushed: { 'reg:5000/a:1': `sha256:${'d'.repeat(64)}` } });
+        expect(await localKeyKnown(dir, keyed.local)).toBe(true);
+        const stat = (await import('node:fs/promises')).readdir(dir).then((names) => names.filter((x) => x.startsWith('stat-')));
+        expect(await stat).toHaveLength(1);
+        expect(JSON.parse(await readFile(join(dir, (await stat)[0]!), 'utf8'))).toEqual({ writtenNs: '1', files: {} });
+      }
+    } finally {
+      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
     }
   });
   it('lives beside the storage it refers to', () => {
