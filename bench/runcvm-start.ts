@@ -17,6 +17,8 @@
  * (runc, runcvm cold, runcvm template), for each count in BENCH_PSS_COUNT (default 2,4: started in steps, so 4 costs
  * 2 more containers of each kind), BENCH_PSS_SETTLE_S (default 15) after the last answered an exec, in total and
  * by process (launcher, QEMU). BENCH_NO_SWEEP=1 skips 2 (and its image pushes) for a quicker run.
+ * BENCH_BASELINE=/abs/dispatcher (an older bin/runcvm-runtime saved in bin/, see bench/runcvm-host-phases.ts) adds
+ * "runcvm template (baseline)" to 1 and 3, with BENCH_BASELINE_GUEST_DIR as its guest package when set.
  * Variants are interleaved so load elsewhere on the machine hits them alike. Results: bench/results/runcvm-start.json.
  */
 import { mkdir, writeFile, statfs } from 'node:fs/promises';
@@ -159,8 +161,15 @@ try {
   // VM templates: the node setting in the runtime's environment; the same shape as the cold runs (no NIC: ctr's new
   // network namespace holds only lo)
   const tmplWrapper = await fx.wrapperWith('runcvm-runtime-tmpl', { RUNCVM_TEMPLATE: 'on' });
-  type Rt = boolean | 'template';
-  const rtFlags = (vm: Rt) => (vm ? ['--runc-binary', vm === 'template' ? tmplWrapper : fx.wrapper] : []);
+  const baseline = process.env.BENCH_BASELINE;
+  let baseWrapper = '';
+  if (baseline) {
+    baseWrapper = join(fx.dir, 'runcvm-runtime-baseline');
+    const env = { RUNCVM_STATE_DIR: fx.stateDir, RUNCVM_CACHE_DIR: fx.cacheDir, RUNCVM_LOG_DIR: fx.logDir, RUNCVM_TEMPLATE: 'on', ...(process.env.BENCH_BASELINE_GUEST_DIR ? { RUNCVM_GUEST_DIR: process.env.BENCH_BASELINE_GUEST_DIR } : {}) };
+    await writeFile(baseWrapper, `#!/bin/sh\n${Object.entries(env).map(([k, v]) => `export ${k}='${v}'`).join('\n')}\nexec '${baseline}' "$@"\n`, { mode: 0o755 });
+  }
+  type Rt = boolean | 'template' | 'baseline';
+  const rtFlags = (vm: Rt) => (vm ? ['--runc-binary', vm === 'baseline' ? baseWrapper : vm === 'template' ? tmplWrapper : fx.wrapper] : []);
   const ctrRun = (image: string, vm: Rt, cmd: string[], extra: string[] = []) =>
     ['--address', cd.socket, '-n', cd.namespace, 'run', '--rm', ...rtFlags(vm), ...extra, image, `b${++n}`, ...cmd];
   const echo = ['sh', '-c', 'echo ready'];
@@ -176,20 +185,22 @@ try {
     if (r.exitCode !== 0 || !r.stderr.includes('template: restored')) throw new Error(`not restored from the template: ${r.stderr.slice(-1500)}`);
   };
   await restored(ctrRun(busybox, 'template', echo));
+  if (baseline) await restored(ctrRun(busybox, 'baseline', echo));
 
   // 1. first output / exit
-  const firsts: Record<string, number[]> = { 'bare qemu': [], runcvm: [], 'runcvm template': [], runc: [] };
-  const startVariant = (name: 'runc' | 'runcvm' | 'runcvm template') => ({
+  const firsts: Record<string, number[]> = { 'bare qemu': [], runcvm: [], 'runcvm template': [], ...(baseline ? { 'runcvm template (baseline)': [] } : {}), runc: [] };
+  const startVariant = (name: 'runc' | 'runcvm' | 'runcvm template' | 'runcvm template (baseline)') => ({
     name,
-    run: async () => void firsts[name]!.push((await timed('ctr', ctrRun(busybox, name === 'runc' ? false : name === 'runcvm' ? true : 'template', echo)))[0]),
+    run: async () => void firsts[name]!.push((await timed('ctr', ctrRun(busybox, name === 'runc' ? false : name === 'runcvm' ? true : name === 'runcvm template' ? 'template' : 'baseline', echo)))[0]),
   });
   cases.push(await measureCase({ bench: BENCH, case: 'ctr run → exit (busybox, echo)', repetitions: START_REPS, notes: 'wall time from spawning ctr (or QEMU) to its exit; peak RSS only for bare QEMU (the runcvm VM runs under the containerd shim: see the idle-memory case)' }, [
     { name: 'bare qemu', run: async (sample) => void firsts['bare qemu']!.push((await timed('qemu-system-x86_64', bareArgs, 'ready', sample))[0]) },
     startVariant('runcvm'),
     startVariant('runcvm template'),
+    ...(baseline ? [startVariant('runcvm template (baseline)')] : []),
     startVariant('runc'),
   ]));
-  cases.push(derivedCase({ bench: BENCH, case: 'ctr run → first output', warmups: WARMUPS, repetitions: START_REPS, pairs: [['runcvm', 'runcvm template'], ['runcvm template', 'runc']], notes: 'wall time from spawning ctr (or QEMU) to the first stdout line "ready"; runcvm template: restored from the VM template of the same shape (RUNCVM_TEMPLATE=on)' },
+  cases.push(derivedCase({ bench: BENCH, case: 'ctr run → first output', warmups: WARMUPS, repetitions: START_REPS, pairs: [['runcvm', 'runcvm template'], ['runcvm template', 'runc'], ...(baseline ? [['runcvm template (baseline)', 'runcvm template'] as [string, string]] : [])], notes: 'wall time from spawning ctr (or QEMU) to the first stdout line "ready"; runcvm template: restored from the VM template of the same shape (RUNCVM_TEMPLATE=on)' },
     Object.entries(firsts).map(([name, v]) => ({ name, values: v.slice(WARMUPS) }))));
 
   // 2. image size sweep, base disks cached (one untimed run of each first)
@@ -202,10 +213,11 @@ try {
   const burst = (vm: Rt) => async () => {
     await Promise.all(Array.from({ length: 10 }, () => timed('ctr', ctrRun(busybox, vm, echo))));
   };
-  cases.push(await measureCase({ bench: BENCH, case: '10 containers started at once', repetitions: BURST_REPS, warmups: 0, pairs: [['runcvm ×10', 'runcvm template ×10']], notes: `10 × ctr run --rm busybox sh -c "echo ready" in parallel, wall time until all exited; ${BURST_REPS} repetitions (capped); 2 host cores, TCG; runcvm template ×10: all restored from one template` }, [
+  cases.push(await measureCase({ bench: BENCH, case: '10 containers started at once', repetitions: BURST_REPS, warmups: 0, pairs: [['runcvm ×10', 'runcvm template ×10'], ...(baseline ? [['runcvm template (baseline) ×10', 'runcvm template ×10'] as [string, string]] : [])], notes: `10 × ctr run --rm busybox sh -c "echo ready" in parallel, wall time until all exited; ${BURST_REPS} repetitions (capped); 2 host cores, TCG; runcvm template ×10: all restored from one template` }, [
     { name: 'runc ×10', run: burst(false) },
     { name: 'runcvm ×10', run: burst(true) },
     { name: 'runcvm template ×10', run: burst('template') },
+    ...(baseline ? [{ name: 'runcvm template (baseline) ×10', run: burst('baseline') }] : []),
   ]));
 
   // 4. host memory per idle microVM

@@ -254,7 +254,7 @@ describe('RUNCVM_HYPERVISOR=firecracker through containerd (fake Firecracker, no
 
       // the leftover check below can see this suite's processes (so its empty answer means something)
       expect(await mine('fake-firecracker.mjs')).toHaveLength(1);
-      expect(await mine('launcher.mjs')).toHaveLength(1);
+      expect(await mine('/lib/runcvm/launcher.')).toHaveLength(1); // launcher.mjs, or launcher.blob (its start-up snapshot)
 
       const stop = await killAndCollect(id, log, debugLog);
       const entries = stop.entries;
@@ -301,7 +301,7 @@ describe('RUNCVM_HYPERVISOR=firecracker through containerd (fake Firecracker, no
     const left = await leftovers(fx);
     expect(left.state, JSON.stringify(left.state)).toEqual([]);
     expect(await mine('fake-firecracker.mjs')).toEqual([]);
-    expect(await mine('launcher.mjs')).toEqual([]);
+    expect(await mine('/lib/runcvm/launcher.')).toEqual([]);
   });
 });
 

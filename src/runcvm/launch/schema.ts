@@ -21,6 +21,8 @@ export const CONTAINER_PATHS = {
   consoleSocket: '/.runcvm/state/console.sock',
   debugLog: '/.runcvm/debug.log',
   launcher: '/.runcvm/guest/lib/runcvm/launcher.mjs',
+  /** the V8 start-up snapshot of the same launcher (30-runtime.sh), used when create finds it fits (facts.ts) */
+  launcherSnapshot: '/.runcvm/guest/lib/runcvm/launcher.blob',
   loader: '/.runcvm/guest/lib/ld',
   node: '/.runcvm/guest/bin/node',
   /** the firecracker binary the runtime chose on the node (package, RUNCVM_FIRECRACKER or PATH), bound read-only */

@@ -5,7 +5,7 @@
  * here changes the host, so `runcvm plan` can run it anywhere. planCreate (plan-create.ts) turns these into the plan.
  */
 import { constants as fsc } from 'node:fs';
-import { access, lstat, realpath, stat } from 'node:fs/promises';
+import { access, lstat, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assetsDir } from '../../core/paths.js';
 import { envMap, type OciSpec } from '../launch/oci.js';
@@ -13,7 +13,7 @@ import { kernelCandidate, type KernelFacts } from '../launch/kernel.js';
 import { parseNodeSettings, readSettings } from '../launch/settings.js';
 import { copiedFilesFromSpec } from '../launch/build.js';
 import type { HostDevice } from '../bundle/transforms/index.js';
-import { passThroughReason } from '../bundle/transforms/index.js';
+import { LAUNCHER_NODE_FLAGS, passThroughReason } from '../bundle/transforms/index.js';
 import { containerPaths, hostDirs } from '../state/index.js';
 import { KVM_DEVICE, kvmDevicePath, readHostFacts } from '../hypervisor/facts.js';
 import type { HostFacts } from '../hypervisor/types.js';
@@ -84,6 +84,8 @@ export interface CreateFacts {
   base?: BaseSource;
   /** what the template decision needs (template/plan.ts); undefined when RUNCVM_TEMPLATE is off */
   template?: TemplateFacts;
+  /** the guest package has a launcher snapshot built by its node with LAUNCHER_NODE_FLAGS (launcherSnapshotFits) */
+  launcherSnapshot?: boolean;
 }
 
 export function assetFolders(env: Readonly<Record<string, string | undefined>>): { guestDir: string; kernelDir: string } {
@@ -120,6 +122,32 @@ async function debugLogFacts(path: string): Promise<DebugLogFacts> {
   if (st.isSymbolicLink()) return { kind: 'symlink' };
   if (st.isFile()) return { kind: 'file', uid: st.uid, nlink: st.nlink };
   return { kind: 'other', what: 'not a regular file' };
+}
+
+/** A file's identity as 30-runtime.sh records it (`stat -L -c '%d:%i:%s:%Y'`): a rebuilt or replaced node differs. */
+export function fileIdentity(st: { dev: number; ino: number; size: number; mtimeMs: number }): string {
+  return `${st.dev}:${st.ino}:${st.size}:${Math.floor(st.mtimeMs / 1000)}`;
+}
+
+/**
+ * Whether guest/lib/runcvm/launcher.blob may be used: its key (launcher.blob.key: the identity of the node that built
+ * it, then the node options it was built with) is the guest node's identity and LAUNCHER_NODE_FLAGS, and it is newer
+ * than launcher.mjs (a rebuilt launcher without a new snapshot). Node exits on a snapshot that does not fit, so
+ * anything else, or any error reading, runs launcher.mjs.
+ */
+export async function launcherSnapshotFits(guestDir: string): Promise<boolean> {
+  const dir = join(guestDir, 'lib', 'runcvm');
+  try {
+    const [key, blob, mjs, node] = await Promise.all([
+      readFile(join(dir, 'launcher.blob.key'), 'utf8'),
+      stat(join(dir, 'launcher.blob')),
+      stat(join(dir, 'launcher.mjs')),
+      stat(join(guestDir, 'bin', 'node')),
+    ]);
+    return blob.isFile() && blob.mtimeMs > mjs.mtimeMs && key.trim() === [fileIdentity(node), ...LAUNCHER_NODE_FLAGS].join(' ');
+  } catch {
+    return false;
+  }
 }
 
 /** Read every fact planCreate needs; undefined for a container that stays plain runc (nothing to read). */
@@ -178,6 +206,7 @@ export async function readCreateFacts(input: CreateInput): Promise<CreateFacts |
     ...(uid !== undefined ? { runtimeUid: uid } : {}),
     ...(rootStat ? { base: await readBaseSource(rootfs, hostDirs(nodeEnv).cacheDir) } : {}),
     ...(node.template === 'on' ? { template: await readTemplateFacts(spec, nodeEnv, settings.accel, kernelDir, guestDir) } : {}),
+    ...((await launcherSnapshotFits(guestDir)) ? { launcherSnapshot: true } : {}),
   };
 }
 

@@ -226,6 +226,7 @@ export function planCreate(input: CreateInput, facts: CreateFacts | undefined): 
       binds: choice.binds,
       devices: facts.devices,
       ...(node.guestPrivileges === 'userns' ? { podConfinementOnLauncher: true } : {}),
+      ...(facts.launcherSnapshot ? { launcherSnapshot: true } : {}),
     }),
     volumes.plan,
     spec,

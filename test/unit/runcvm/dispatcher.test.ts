@@ -1,8 +1,10 @@
 /**
  * bin/runcvm-runtime (POSIX sh): pass-through verbs reach runc with exactly the same argv; `delete` removes runcvm's
  * state dir and debug log only after runc succeeded, and keeps a DEBUG container's log. runc is a stub script here.
+ * `create` starts node from the runtime's V8 start-up snapshot only when that node built it (a stub node here; the
+ * real snapshot is run at the end).
  */
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,5 +117,70 @@ describe('runcvm-runtime dispatcher', () => {
     await mkdir(join(dir, 'state', 'keep'), { recursive: true });
     await dispatch(['delete', '..']);
     expect(await exists(join(dir, 'state', 'keep'))).toBe(true);
+  });
+});
+
+describe('runcvm-runtime create: the start-up snapshot or runtime.mjs', () => {
+  let assets: string;
+  let nodeStub: string;
+  const blob = () => join(assets, 'runtime', 'runtime.blob');
+  const mjs = () => join(assets, 'runtime', 'runtime.mjs');
+  const argv = ['--root', '/run/x', '--log', '/l.json', 'create', '--bundle', '/b', 'c9'];
+  const keyOf = async (file: string) => (await run('stat', ['-L', '-c', '%d:%i:%s:%Y', file])).stdout.trim();
+  /** how the dispatcher started the stub node: its argv, and whether NODE_EXTRA_CA_CERTS reached it */
+  async function create(): Promise<{ args: string[]; ca: string }> {
+    const out = join(dir, 'node-argv');
+    await rm(out, { force: true });
+    const r = await run(projectPath('bin', 'runcvm-runtime'), argv, {
+      reject: false,
+      env: { RUNCVM_ASSETS: assets, RUNCVM_NODE: nodeStub, STUB_OUT: out, NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt' },
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const lines = (await readFile(out, 'utf8')).split('\n').slice(0, -1);
+    return { ca: lines[0]!, args: lines.slice(1) };
+  }
+  /** a snapshot written after runtime.mjs, keyed by `keyFile`'s identity */
+  async function snapshot(keyFile: string, blobAge = 10): Promise<void> {
+    await writeFile(mjs(), '');
+    await writeFile(blob(), 'blob');
+    await writeFile(`${blob()}.key`, `${await keyOf(keyFile)}\n`);
+    const now = Date.now() / 1000;
+    await utimes(mjs(), now - 20, now - 20);
+    await utimes(blob(), now - 20 + blobAge, now - 20 + blobAge);
+  }
+
+  beforeAll(async () => {
+    assets = join(dir, 'assets');
+    await mkdir(join(assets, 'runtime'), { recursive: true });
+    nodeStub = join(dir, 'node-stub');
+    await writeFile(nodeStub, '#!/bin/sh\n{ echo "ca=${NODE_EXTRA_CA_CERTS:-unset}"; printf "%s\\n" "$@"; } > "$STUB_OUT"\n');
+    await chmod(nodeStub, 0o755);
+  });
+
+  it("uses the snapshot built by this very node, runc's argv after `--` (node must not read runc's flags as its own)", async () => {
+    await snapshot(nodeStub);
+    expect(await create()).toEqual({ ca: 'ca=unset', args: ['--snapshot-blob', blob(), '--', ...argv] });
+  });
+
+  it.each([
+    ['no key', async () => { await snapshot(nodeStub); await rm(`${blob()}.key`); }],
+    ['no blob', async () => { await snapshot(nodeStub); await rm(blob()); }],
+    ['a key of another node (a different or upgraded binary)', () => snapshot(stub)],
+    ['a blob older than runtime.mjs (a rebuilt bundle)', () => snapshot(nodeStub, -10)],
+  ])('runs runtime.mjs when the snapshot has %s', async (_what, arrange) => {
+    await arrange();
+    expect(await create()).toEqual({ ca: 'ca=unset', args: [mjs(), ...argv] });
+  });
+
+  it("the built snapshot (scripts/assets/30-runtime.sh) starts on this node and hands runc's argv to runc", async () => {
+    const built = join(process.env.RUNCVM_ASSETS || projectPath('var', 'assets'), 'runtime', 'runtime.blob');
+    // npm test's global set-up builds it; a node that cannot build one leaves none, and create runs runtime.mjs
+    expect(await exists(built), `${built} (bash scripts/assets/30-runtime.sh)`).toBe(true);
+    const out = join(dir, 'argv');
+    await rm(out, { force: true });
+    const args = ['--root', '/run/x', '--log-format', 'json', 'state', 'c1'];
+    const r = await run('node', ['--snapshot-blob', built, '--', ...args], { reject: false, env: { RUNCVM_RUNC: stub, STUB_EXIT: '0', STUB_OUT: out } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await readFile(out, 'utf8')).split('\n').slice(0, -1)).toEqual(args);
   });
 });

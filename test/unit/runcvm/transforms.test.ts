@@ -27,8 +27,9 @@ const fixture = (): OciSpec => JSON.parse(readFileSync(new URL('../../fixtures/r
 
 describe('spec transforms', () => {
   it('withLauncherEntrypoint runs the launcher as root with no workload env (no secrets in config.json)', () => {
-    const s = withLauncherEntrypoint(fixture());
+    const s = withLauncherEntrypoint()(fixture());
     expect(s.process!.args).toEqual(LAUNCHER_ARGS);
+    expect(LAUNCHER_ARGS.at(-1)).toBe('/.runcvm/guest/lib/runcvm/launcher.mjs');
     expect(s.process!.user).toEqual({ uid: 0, gid: 0 });
     expect(JSON.stringify(s)).not.toContain('s3cr3t-value');
     expect(s.process!.rlimits).toEqual(fixture().process!.rlimits);

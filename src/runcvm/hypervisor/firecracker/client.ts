@@ -2,7 +2,6 @@
  * A minimal client for Firecracker's API: HTTP/1.1 over its Unix socket (node:http with socketPath). Requests are
  * schema-checked before they leave; responses are parsed, and errors carry Firecracker's fault_message.
  */
-import { request as httpRequest } from 'node:http';
 import { requestViolations, SchemaError, violations, type DefinitionName } from './schema.js';
 import type { ApiCall } from './types.js';
 
@@ -37,9 +36,12 @@ export class FirecrackerClient {
   ) {}
 
   /** One request, no retry. Rejects on transport errors; any HTTP status resolves. */
-  send(call: ApiCall): Promise<ApiResponse> {
+  async send(call: ApiCall): Promise<ApiResponse> {
     const vs = requestViolations(call.method, call.path, call.body);
-    if (vs.length) return Promise.reject(new SchemaError(`${call.method} ${call.path}`, vs));
+    if (vs.length) throw new SchemaError(`${call.method} ${call.path}`, vs);
+    // loaded on first use: runtime create and the QEMU launcher never need it, and node:http cannot be in a V8
+    // start-up snapshot on Node 20 (scripts/assets/30-runtime.sh builds one for the runtime bundle)
+    const { request: httpRequest } = await import('node:http');
     const payload = call.body === undefined ? undefined : JSON.stringify(call.body);
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { Accept: 'application/json' };
