@@ -71,14 +71,10 @@ export function firecrackerLookedFor(candidates: readonly string[], nodeEnv: Rec
  * reads, from the node's device: RUNCVM_KVM_DEVICE) and a firecracker binary, looked up in the node's configuration only (`nodeEnv`: the runtime's own
  * environment, never the container's, so a container cannot make the runtime bind an arbitrary host file).
  */
-export async function readHostFacts(guestBinDir: string, nodeEnv: Record<string, string | undefined>): Promise<HostFacts> {
+export async function readHostFacts(guestBinDir: string, nodeEnv: Record<string, string | undefined>, kvm?: AccelFacts): Promise<HostFacts> {
   const candidates = firecrackerCandidates(nodeEnv, guestBinDir);
-  let firecrackerPath: string | undefined;
-  for (const c of candidates) {
-    if (await access(c, fsc.X_OK).then(() => true, () => false)) {
-      firecrackerPath = c;
-      break;
-    }
-  }
-  return { kvm: gatherAccelFacts(undefined, kvmDevicePath(nodeEnv)), firecrackerLookedFor: firecrackerLookedFor(candidates, nodeEnv), ...(firecrackerPath ? { firecrackerPath } : {}) };
+  // all looked at at once, the first in lookup order wins
+  const usable = await Promise.all(candidates.map((c) => access(c, fsc.X_OK).then(() => true, () => false)));
+  const firecrackerPath = candidates.find((_, i) => usable[i]);
+  return { kvm: kvm ?? gatherAccelFacts(undefined, kvmDevicePath(nodeEnv)), firecrackerLookedFor: firecrackerLookedFor(candidates, nodeEnv), ...(firecrackerPath ? { firecrackerPath } : {}) };
 }

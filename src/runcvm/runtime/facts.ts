@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { assetsDir } from '../../core/paths.js';
 import { envMap, type OciSpec } from '../launch/oci.js';
 import { kernelCandidate, type KernelFacts } from '../launch/kernel.js';
-import { parseNodeSettings, readSettings } from '../launch/settings.js';
+import { parseNodeSettings, readSettings, type KernelRequest } from '../launch/settings.js';
 import { copiedFilesFromSpec } from '../launch/build.js';
 import type { HostDevice } from '../bundle/transforms/index.js';
 import { LAUNCHER_NODE_FLAGS, passThroughReason } from '../bundle/transforms/index.js';
 import { containerPaths, hostDirs } from '../state/index.js';
-import { KVM_DEVICE, kvmDevicePath, readHostFacts } from '../hypervisor/facts.js';
+import { KVM_DEVICE, gatherAccelFacts, kvmDevicePath, readCpuinfo, readHostFacts, tscKhz } from '../hypervisor/facts.js';
+import type { AccelFacts } from '../hypervisor/accel.js';
 import type { HostFacts } from '../hypervisor/types.js';
 import { joinsHostNetwork } from '../network/host.js';
 import { DEFAULT_KUBELET_DIR, type SourceKind } from '../volumes/plan.js';
@@ -150,6 +151,39 @@ export async function launcherSnapshotFits(guestDir: string): Promise<boolean> {
   }
 }
 
+/**
+ * Settle every promise, then answer their values in order, or throw the first failure in the listed order (not in
+ * time): the facts are read concurrently, and the error a create reports stays the one the sequential reads gave.
+ */
+async function allInOrder<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+async function readKernelFacts(setting: KernelRequest, kernelsDir: string): Promise<KernelFacts | undefined> {
+  const c = kernelCandidate(setting, kernelsDir);
+  // a value refused on its text is never looked up on the host (no existence oracle)
+  if (!c.ok) return undefined;
+  const [realPath, realKernelsDir] = await Promise.all([realpath(c.path).catch(() => undefined), realpath(kernelsDir).catch(() => undefined)]);
+  const st = realPath ? await lstat(realPath).catch(() => undefined) : undefined;
+  return { kind: !st ? 'missing' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', ...(realPath ? { realPath } : {}), ...(realKernelsDir ? { realKernelsDir } : {}) };
+}
+
+async function readableFile(path: string): Promise<boolean> {
+  return Boolean((await stat(path).catch(() => undefined))?.isFile()) && (await access(path, fsc.R_OK).then(() => true, () => false));
+}
+
+/**
+ * The host's CPU and KVM facts, read once per create: /proc/cpuinfo (the accelerator's flags and the TSC frequency)
+ * and the KVM device's open test serve both the hypervisor choice and the template decision.
+ */
+function accelHostFacts(nodeEnv: Readonly<Record<string, string | undefined>>): { accel: AccelFacts; cpuinfo: string } {
+  const cpuinfo = readCpuinfo();
+  return { accel: gatherAccelFacts(cpuinfo, kvmDevicePath(nodeEnv)), cpuinfo };
+}
+
 /** Read every fact planCreate needs; undefined for a container that stays plain runc (nothing to read). */
 export async function readCreateFacts(input: CreateInput): Promise<CreateFacts | undefined> {
   const { spec, nodeEnv } = input;
@@ -161,52 +195,49 @@ export async function readCreateFacts(input: CreateInput): Promise<CreateFacts |
   const paths = containerPaths(hostDirs(nodeEnv), input.id);
 
   const folders = assetFolders(nodeEnv);
-  const guestDir = await realpath(folders.guestDir).catch(() => folders.guestDir);
-  const kernelDir = await realpath(folders.kernelDir).catch(() => folders.kernelDir);
-  const present: string[] = [];
-  for (const f of ASSET_FILES) {
-    const [top, ...rest] = f.split('/');
-    if (await exists(join(top === 'kernel' ? kernelDir : guestDir, ...rest))) present.push(f);
-  }
-
+  const [guestDir, kernelDir] = await Promise.all([realpath(folders.guestDir).catch(() => folders.guestDir), realpath(folders.kernelDir).catch(() => folders.kernelDir)]);
   const rootfs = rootfsPath(spec, input.bundle);
-  const rootStat = await stat(rootfs).catch(() => undefined);
   const proc = spec.process;
-  const lookPath = await lookPathInRoot(rootfs, proc?.args?.[0], proc?.env ?? [], proc?.cwd || '/');
+  // a promise, not a value: a bad RUNCVM_KVM_DEVICE fails where the sequential reads failed (after the ones before it)
+  const host = Promise.resolve().then(() => accelHostFacts(nodeEnv));
+  const rootStatP = stat(rootfs).catch(() => undefined);
 
-  let kernel: KernelFacts | undefined;
-  if (settings.kernel) {
-    const c = kernelCandidate(settings.kernel, node.kernelsDir);
-    // a value refused on its text is never looked up on the host (no existence oracle)
-    if (c.ok) {
-      const realPath = await realpath(c.path).catch(() => undefined);
-      const realKernelsDir = await realpath(node.kernelsDir).catch(() => undefined);
-      const st = realPath ? await lstat(realPath).catch(() => undefined) : undefined;
-      kernel = { kind: !st ? 'missing' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', ...(realPath ? { realPath } : {}), ...(realKernelsDir ? { realKernelsDir } : {}) };
-    }
-  }
-
-  const engineFiles: string[] = [];
-  for (const f of copiedFilesFromSpec(spec)) {
-    if ((await stat(f.source).catch(() => undefined))?.isFile() && (await access(f.source, fsc.R_OK).then(() => true, () => false))) engineFiles.push(f.source);
-  }
+  // independent reads, concurrently (each is a few syscalls, or a child process: nsenter)
+  const [present, rootStat, lookPath, kernel, engineFiles, hypervisor, volumeSources, hostNetwork, devices, debugLog, base, template, snapshotFits] = await allInOrder([
+    Promise.all(ASSET_FILES.map((f) => {
+      const [top, ...rest] = f.split('/');
+      return exists(join(top === 'kernel' ? kernelDir : guestDir, ...rest));
+    })).then((found) => ASSET_FILES.filter((_, i) => found[i])),
+    rootStatP,
+    lookPathInRoot(rootfs, proc?.args?.[0], proc?.env ?? [], proc?.cwd || '/'),
+    settings.kernel ? readKernelFacts(settings.kernel, node.kernelsDir) : Promise.resolve(undefined),
+    Promise.all(copiedFilesFromSpec(spec).map((f) => readableFile(f.source).then((ok) => (ok ? f.source : undefined)))).then((l) => l.filter((f): f is string => f !== undefined)),
+    host.then((h) => readHostFacts(join(guestDir, 'bin'), nodeEnv, h.accel)),
+    readVolumeSources(spec, nodeEnv.RUNCVM_KUBELET_DIR || DEFAULT_KUBELET_DIR),
+    joinsHostNetwork(spec),
+    hostDevices(nodeEnv),
+    settings.logLevel === 'off' ? Promise.resolve<DebugLogFacts>({ kind: 'missing' }) : debugLogFacts(paths.debugLog),
+    rootStatP.then((st) => (st ? readBaseSource(rootfs, hostDirs(nodeEnv).cacheDir) : undefined)),
+    node.template === 'on' ? host.then((h) => readTemplateFacts(spec, nodeEnv, settings.accel, kernelDir, guestDir, h)) : Promise.resolve(undefined),
+    launcherSnapshotFits(guestDir),
+  ] as const);
 
   const uid = process.getuid?.();
   return {
     assets: { guestDir, kernelDir, present },
     ...(rootStat ? { rootfs: { path: rootfs, mode: rootStat.mode } } : {}),
     lookPath,
-    hypervisor: await readHostFacts(join(guestDir, 'bin'), nodeEnv),
+    hypervisor,
     ...(kernel ? { kernel } : {}),
-    volumeSources: await readVolumeSources(spec, nodeEnv.RUNCVM_KUBELET_DIR || DEFAULT_KUBELET_DIR),
-    hostNetwork: await joinsHostNetwork(spec),
-    devices: await hostDevices(nodeEnv),
+    volumeSources,
+    hostNetwork,
+    devices,
     engineFiles,
-    debugLog: settings.logLevel === 'off' ? { kind: 'missing' } : await debugLogFacts(paths.debugLog),
+    debugLog,
     ...(uid !== undefined ? { runtimeUid: uid } : {}),
-    ...(rootStat ? { base: await readBaseSource(rootfs, hostDirs(nodeEnv).cacheDir) } : {}),
-    ...(node.template === 'on' ? { template: await readTemplateFacts(spec, nodeEnv, settings.accel, kernelDir, guestDir) } : {}),
-    ...((await launcherSnapshotFits(guestDir)) ? { launcherSnapshot: true } : {}),
+    ...(base ? { base } : {}),
+    ...(template ? { template } : {}),
+    ...(snapshotFits ? { launcherSnapshot: true } : {}),
   };
 }
 
@@ -230,23 +261,18 @@ async function namespaceNics(spec: OciSpec): Promise<number> {
 }
 
 /** Facts for the template decision (template/plan.ts): assets by hash, accel, tsc, NICs, the store's state. */
-async function readTemplateFacts(spec: OciSpec, nodeEnv: Readonly<Record<string, string | undefined>>, accel: 'auto' | 'kvm' | 'tcg', kernelDir: string, guestDir: string): Promise<TemplateFacts> {
-  const { readTemplateAssets } = await import('../template/facts.js');
-  const { storeState } = await import('../template/store.js');
-  const { decideAccel } = await import('../hypervisor/accel.js');
-  const { gatherAccelFacts, tscKhz } = await import('../hypervisor/facts.js');
-  const decision = decideAccel(accel, gatherAccelFacts(undefined, kvmDevicePath(nodeEnv)));
-  const khz = tscKhz();
-  const assets = await readTemplateAssets(kernelDir, guestDir);
-  const store = await storeState(hostDirs(nodeEnv).cacheDir);
+async function readTemplateFacts(spec: OciSpec, nodeEnv: Readonly<Record<string, string | undefined>>, accel: 'auto' | 'kvm' | 'tcg', kernelDir: string, guestDir: string, host: { accel: AccelFacts; cpuinfo: string }): Promise<TemplateFacts> {
+  const [{ readTemplateAssets }, { storeState }, { decideAccel }] = await Promise.all([import('../template/facts.js'), import('../template/store.js'), import('../hypervisor/accel.js')]);
+  const decision = decideAccel(accel, host.accel);
+  const khz = tscKhz(host.cpuinfo);
   const cli = nodeEnv.RUNCVM_HOME ? join(nodeEnv.RUNCVM_HOME, 'bin', 'runcvm') : undefined;
-  const hasCli = cli ? await exists(cli) : false;
+  const [assets, store, hasCli, nics] = await Promise.all([readTemplateAssets(kernelDir, guestDir), storeState(hostDirs(nodeEnv).cacheDir), cli ? exists(cli) : false, namespaceNics(spec)]);
   return {
     setting: 'on',
     ...(assets ? { assets } : {}),
     ...(decision.ok ? { accel: decision.accel } : {}),
     ...(khz ? { tscKhz: khz } : {}),
-    nics: await namespaceNics(spec),
+    nics,
     ready: store.ready,
     stale: store.stale,
     building: store.building,
