@@ -92,7 +92,8 @@ try {
     if (STRACE) {
       if (process.env.BENCH_KEEP) await writeFile(join(process.env.BENCH_KEEP, `create-${n}.strace`), await readFile(straceOut));
       const st = (await readFile(straceOut, 'utf8')).trim().split('\n');
-      const at = (re: RegExp) => { const l = st.find((x) => re.test(x)); return l ? straceMs(l.split(' ')[0]!, t0) - t0 : NaN; };
+      // `strace -f -o` prefixes each line with its pid: the time is the first HH:MM:SS.micro field
+      const at = (re: RegExp) => { const l = st.find((x) => re.test(x)); const t = l?.match(/\d+:\d+:\d+\.\d+/)?.[0]; return t ? straceMs(t, t0) - t0 : NaN; };
       row['node.execve'] = at(/ execve\(/);
       row['node.spawn'] = at(/ clone3?\(|vfork\(/);
       row['node.wait4'] = at(/ wait4\(/);

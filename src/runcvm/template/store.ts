@@ -353,16 +353,22 @@ export async function storeState(cacheDir: string): Promise<{ ready: string[]; b
   const ready: string[] = [];
   const building: string[] = [];
   const stale: { key: string; reason: string }[] = [];
-  for (const name of await readdir(root).catch(() => [] as string[])) {
+  // each entry looked at concurrently (create waits for this), the lists in the folder's order
+  const seen = await Promise.all((await readdir(root).catch(() => [] as string[])).map(async (name) => {
     if (KEY_PATTERN.test(name)) {
-      if (!(await stat(join(root, name, 'manifest.json')).then((s) => s.isFile(), () => false))) continue;
+      if (!(await stat(join(root, name, 'manifest.json')).then((s) => s.isFile(), () => false))) return undefined;
       const reason = await staleTemplate(join(root, name));
-      if (reason) stale.push({ key: name, reason });
-      else ready.push(name);
+      return reason ? { stale: { key: name, reason } } : { ready: name };
     } else if (name.startsWith('.lock-') && KEY_PATTERN.test(name.slice(6))) {
       const holder = Number((await readFile(join(root, name), 'utf8').catch(() => '')).trim());
-      if (pidAlive(holder)) building.push(name.slice(6));
+      if (pidAlive(holder)) return { building: name.slice(6) };
     }
+    return undefined;
+  }));
+  for (const e of seen) {
+    if (e?.ready) ready.push(e.ready);
+    if (e?.stale) stale.push(e.stale);
+    if (e?.building) building.push(e.building);
   }
   return { ready, building, stale };
 }
