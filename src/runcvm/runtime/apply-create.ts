@@ -6,7 +6,7 @@
  * effects themselves are behind CreateEffects: the real ones here, and a recorder (dry mode) that only notes what
  * would be done, which the tests compare with the plan `runcvm plan` prints.
  */
-import { constants as fsc, appendFileSync } from 'node:fs';
+import { constants as fsc, appendFileSync, closeSync, fchmodSync, fchownSync, fstatSync, openSync } from 'node:fs';
 import { lchown, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -77,22 +77,29 @@ export async function applyCreate(plan: CreatePlan, effects: CreateEffects, id: 
 
 /**
  * Open (or create) the debug log without trusting what is at its path: no symlink, no FIFO, a plain own file (or one
- * of `owner`, the user namespace's root, which it is then given to).
+ * of `owner`, the user namespace's root, which it is then given to). Answers the open file: create's log lines go
+ * there (one open, not one per line, and never to whatever replaced the path since).
  */
-async function openDebugLog(path: string, owner: Owner | undefined): Promise<void> {
-  const fh = await open(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, 0o600).catch((err: NodeJS.ErrnoException) => {
-    throw fail('UNEXPECTED', { step: 'create', problem: err.code === 'ELOOP' ? `${path} became a symbolic link` : err.message }, err);
-  });
+function openDebugLog(path: string, owner: Owner | undefined): number {
+  // a plain descriptor (sync calls: nothing else runs during create's actions), never closed behind create's back
+  let fd: number;
   try {
-    const st = await fh.stat();
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, 0o600);
+  } catch (err) {
+    throw fail('UNEXPECTED', { step: 'create', problem: (err as NodeJS.ErrnoException).code === 'ELOOP' ? `${path} became a symbolic link` : (err as Error).message }, err);
+  }
+  try {
+    const st = fstatSync(fd);
     const uid = process.getuid?.();
     const problem = !st.isFile() ? 'is not a regular file' : st.nlink > 1 ? 'has other hard links' : uid !== undefined && st.uid !== uid && st.uid !== owner?.uid ? `belongs to uid ${st.uid}` : undefined;
     // the facts said the path was free or ours: something changed it since
     if (problem) throw fail('UNEXPECTED', { step: 'create', problem: `${path} ${problem} (it changed while create ran)` });
-    await fh.chmod(0o600);
-    if (owner) await fh.chown(owner.uid, owner.gid);
-  } finally {
-    await fh.close();
+    fchmodSync(fd, 0o600);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
   }
 }
 
@@ -145,12 +152,12 @@ const FROM_TERMINAL = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGWINCH'] as const;
 
 /** The real effects: the host changes, a logger that writes the debug log once it is open. */
 export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug'): CreateEffects {
-  let logFile: string | undefined;
+  let logFile: { path: string; fd: number } | undefined;
   const sinks: Sink[] = [
     (line) => {
       if (!logFile) return;
       try {
-        appendFileSync(logFile, line + '\n');
+        appendFileSync(logFile.fd, line + '\n');
       } catch {
         /* logging never fails a create */
       }
@@ -164,8 +171,7 @@ export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug
     async perform(a) {
       switch (a.op) {
         case 'open-log':
-          await openDebugLog(a.path, a.owner);
-          logFile = a.path;
+          logFile = { path: a.path, fd: openDebugLog(a.path, a.owner) };
           return;
         case 'launcher-root':
           await makeLauncherRoot(a.path, a.dirs, a.files);
@@ -238,7 +244,15 @@ export function hostEffects(id: string, level: 'off' | 'error' | 'info' | 'debug
         }
         case 'remove':
           // the undo of open-log (a file), of the state folder, and the plan's own removals
-          if (a.path === logFile) logFile = undefined; // a later log line must not make it again
+          if (a.path === logFile?.path) {
+            // a later log line must not go to a removed file
+            try {
+              closeSync(logFile.fd);
+            } catch {
+              /* already closed */
+            }
+            logFile = undefined;
+          }
           await rm(a.path, { recursive: true, force: true });
           return;
         default:
