@@ -152,7 +152,7 @@ describe('conformance: the workload\'s limits belong to the workload (issue 16 c
         return { comm: (await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '?')).split('\0').join(' ').slice(0, 160), seccomp: /^Seccomp:\s+(\d+)/m.exec(status)?.[1] };
       }));
       const alive = seen.filter((p) => p.seccomp !== undefined);
-      expect(alive.map((p) => p.comm)).toEqual(expect.arrayContaining([expect.stringMatching(/launcher\.mjs/), expect.stringMatching(/qemu-system/), expect.stringMatching(/virtiofsd/)]));
+      expect(alive.map((p) => p.comm)).toEqual(expect.arrayContaining([expect.stringMatching(/lib\/runcvm\/launcher\.(mjs|blob)/), expect.stringMatching(/qemu-system/), expect.stringMatching(/virtiofsd/)]));
       for (const p of alive) expect(p, p.comm).toMatchObject({ seccomp: '2' });
     } finally {
       await cf.verb('runcvm', ['delete', '-f', id]);
