@@ -51,7 +51,7 @@ const NO_SWEEP = process.env.BENCH_NO_SWEEP === '1';
 
 /**
  * PSS (KiB) of `pid` and its descendants by role (smaps_rollup: shared pages divided between their mappers): QEMU, the
- * launcher (node running launcher.mjs), anything else (runc's workload).
+ * launcher (node running launcher.mjs or its start-up snapshot launcher.blob), anything else (runc's workload).
  */
 async function treePssByRole(pid: number): Promise<Record<'QEMU' | 'launcher' | 'other', number>> {
   const ps = await run('ps', ['-eo', 'pid,ppid,args'], { reject: false });
@@ -63,7 +63,7 @@ async function treePssByRole(pid: number): Promise<Record<'QEMU' | 'launcher' | 
   }
   const out = { QEMU: 0, launcher: 0, other: 0 };
   for (const r of rows.filter((row) => tree.has(Number(row[0])))) {
-    const role = r.some((a) => a.includes('qemu-system')) ? 'QEMU' : r.some((a) => a.endsWith('/launcher.mjs')) ? 'launcher' : 'other';
+    const role = r.some((a) => a.includes('qemu-system')) ? 'QEMU' : r.some((a) => /\/launcher\.(mjs|blob)$/.test(a)) ? 'launcher' : 'other';
     out[role] += Number(/^Pss:\s+(\d+) kB/m.exec(await readFileAsync(`/proc/${r[0]}/smaps_rollup`, 'utf8').catch(() => ''))?.[1] ?? 0);
   }
   return out;
