@@ -15,10 +15,8 @@ import { readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises'
 import { join } from 'node:path';
 import { run } from '../src/core/exec/index.js';
 import { CloserStack } from '../src/core/fsx/index.js';
-import { startContainerd } from '../test/harness/services/containerd.js';
-import { startRegistry } from '../test/harness/services/registry.js';
-import { pushBusyboxImage } from '../test/harness/images.js';
-import { runtimeFixture, RUNTIME_BIN } from '../test/e2e/runcvm/setup.js';
+import { busyboxRuntime } from './lib/busybox-runtime.js';
+import { RUNTIME_BIN } from '../test/e2e/runcvm/setup.js';
 import { waitFor } from '../test/harness/wait.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -41,14 +39,7 @@ function straceMs(t: string, ref: number): number {
 }
 
 try {
-  const up0 = (await run('uptime', [])).stdout.trim();
-  const fx = await runtimeFixture(closers);
-  const reg = await startRegistry();
-  closers.push('registry', () => reg.stop());
-  const cd = await startContainerd();
-  closers.push('containerd', () => cd.stop());
-  const busybox = await pushBusyboxImage(reg);
-  await cd.ctr(['images', 'pull', '--plain-http', busybox], { timeoutMs: 900_000 });
+  const { up0, fx, cd, busybox } = await busyboxRuntime(closers);
   const log = join(fx.dir, 'verbs.log');
   const straceOut = join(fx.dir, 'create.strace');
   const nodeWrap = join(fx.dir, 'node-traced');

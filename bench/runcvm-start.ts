@@ -49,11 +49,8 @@ const BURST_REPS = repsAtMost(1);
 const IDLE_REPS = repsAtMost(2);
 const NO_SWEEP = process.env.BENCH_NO_SWEEP === '1';
 
-/**
- * PSS (KiB) of `pid` and its descendants by role (smaps_rollup: shared pages divided between their mappers): QEMU, the
- * launcher (node running launcher.mjs or its start-up snapshot launcher.blob), anything else (runc's workload).
- */
-async function treePssByRole(pid: number): Promise<Record<'QEMU' | 'launcher' | 'other', number>> {
+/** `ps` rows (pid, ppid, args…) of `pid` and its descendants. */
+async function treeRows(pid: number): Promise<string[][]> {
   const ps = await run('ps', ['-eo', 'pid,ppid,args'], { reject: false });
   const rows = ps.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((r) => r.length > 2);
   const tree = new Set([pid]);
@@ -61,8 +58,16 @@ async function treePssByRole(pid: number): Promise<Record<'QEMU' | 'launcher' | 
     grew = false;
     for (const r of rows) if (tree.has(Number(r[1])) && !tree.has(Number(r[0]))) { tree.add(Number(r[0])); grew = true; }
   }
+  return rows.filter((r) => tree.has(Number(r[0])));
+}
+
+/**
+ * PSS (KiB) of `pid` and its descendants by role (smaps_rollup: shared pages divided between their mappers): QEMU, the
+ * launcher (node running launcher.mjs or its start-up snapshot launcher.blob), anything else (runc's workload).
+ */
+async function treePssByRole(pid: number): Promise<Record<'QEMU' | 'launcher' | 'other', number>> {
   const out = { QEMU: 0, launcher: 0, other: 0 };
-  for (const r of rows.filter((row) => tree.has(Number(row[0])))) {
+  for (const r of await treeRows(pid)) {
     const role = r.some((a) => a.includes('qemu-system')) ? 'QEMU' : r.some((a) => /\/launcher\.(mjs|blob)$/.test(a)) ? 'launcher' : 'other';
     out[role] += Number(/^Pss:\s+(\d+) kB/m.exec(await readFileAsync(`/proc/${r[0]}/smaps_rollup`, 'utf8').catch(() => ''))?.[1] ?? 0);
   }
@@ -235,14 +240,7 @@ try {
       idle[name]!.push(treeRssKiB(pid) / 1024);
       if (vm) {
         // check that the VM really got the size asked for: the -m of the QEMU process in the container's tree
-        const ps = await run('ps', ['-eo', 'pid,ppid,args'], { reject: false });
-        const rows = ps.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((r) => r.length > 2);
-        const tree = new Set([pid]);
-        for (let grew = true; grew; ) {
-          grew = false;
-          for (const r of rows) if (tree.has(Number(r[1])) && !tree.has(Number(r[0]))) { tree.add(Number(r[0])); grew = true; }
-        }
-        const qemu = rows.find((r) => tree.has(Number(r[0])) && r.some((a) => a.includes('qemu-system')));
+        const qemu = (await treeRows(pid)).find((r) => r.some((a) => a.includes('qemu-system')));
         const m = qemu ? qemu[qemu.indexOf('-m') + 1] : undefined;
         qemuMemory.add(`${name}: QEMU -m ${m ?? 'not found'}`);
       }

@@ -15,10 +15,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../src/core/exec/index.js';
 import { CloserStack } from '../src/core/fsx/index.js';
-import { startContainerd } from '../test/harness/services/containerd.js';
-import { startRegistry } from '../test/harness/services/registry.js';
-import { pushBusyboxImage } from '../test/harness/images.js';
-import { runtimeFixture } from '../test/e2e/runcvm/setup.js';
+import { busyboxRuntime } from './lib/busybox-runtime.js';
 import { waitFor } from '../test/harness/wait.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -58,14 +55,7 @@ async function once(args: string[]): Promise<Row> {
 }
 
 try {
-  const up0 = (await run('uptime', [])).stdout.trim();
-  const fx = await runtimeFixture(closers);
-  const reg = await startRegistry();
-  closers.push('registry', () => reg.stop());
-  const cd = await startContainerd();
-  closers.push('containerd', () => cd.stop());
-  const busybox = await pushBusyboxImage(reg);
-  await cd.ctr(['images', 'pull', '--plain-http', busybox], { timeoutMs: 900_000 });
+  const { up0, fx, cd, busybox } = await busyboxRuntime(closers);
   const tmpl = await fx.wrapperWith('runcvm-runtime-tmpl', { RUNCVM_TEMPLATE: 'on' });
   let n = 0;
   const args = (wrapper: string) => ['--address', cd.socket, '-n', cd.namespace, 'run', '--rm', '--runc-binary', wrapper, '--env', 'RUNCVM_LOG_LEVEL=INFO', busybox, `p${++n}`, 'sh', '-c', 'echo ready'];
